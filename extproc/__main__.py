@@ -1,0 +1,71 @@
+"""Command line: serve | run | check | schema | render."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# Envoy runs as our child; gRPC fork handlers only add noise.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from extproc.config.load import ConfigError, load_file
+from extproc.config.schema import GATEWAY_SCHEMA
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="extproc", description="LLM gateway: Envoy ext_proc service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("serve", "serve the ext_proc gRPC service and the admin HTTP server"),
+        ("run", "run the whole local stack: Envoy plus the ext_proc service"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--config", "-c", help="gateway.yaml (default: the embedded config)")
+    check = commands.add_parser("check", help="validate a gateway.yaml and exit non-zero on errors")
+    check.add_argument("file")
+    check.add_argument("--envoy", action="store_true", help="also check the rendered Envoy config")
+    commands.add_parser("schema", help="print the JSON Schema of gateway.yaml")
+    rendered = commands.add_parser("render", help="write Envoy's bootstrap and xDS files")
+    rendered.add_argument("--config", "-c")
+    rendered.add_argument("--out", help="xDS directory (default: envoy.xds_dir)")
+    args = parser.parse_args(argv)
+
+    if args.command == "schema":
+        print(json.dumps(GATEWAY_SCHEMA, indent=2))
+        return 0
+    path = getattr(args, "file", None) or getattr(args, "config", None)
+    try:
+        config = load_file(path)
+    except ConfigError as error:
+        print(f"{path or '<embedded default>'}: invalid configuration", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"cannot read config: {error}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        if args.envoy:
+            from extproc.config.render import validate
+
+            validate(config)
+        print(f"{path}: ok")
+        return 0
+    if args.command == "render":
+        from extproc.config import render
+
+        xds_dir = Path(args.out or config.envoy.xds_dir)
+        render.write_xds(config, xds_dir)
+        print(render.write_bootstrap(config, xds_dir))
+        return 0
+    from extproc.app import run
+
+    run(config, with_envoy=args.command == "run")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

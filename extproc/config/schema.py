@@ -1,0 +1,137 @@
+"""JSON Schema of gateway.yaml: the one description of what the file may hold.
+
+Used to validate (every error at once, with its path) and printed by
+`extproc schema` for editors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
+
+_port = {"type": "integer", "minimum": 1, "maximum": 65535}
+_positive = {"type": "integer", "minimum": 1}
+_name = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 60}
+
+_capabilities = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "What the provider supports; requests using more are adapted, dropped or rejected.",
+    "properties": {
+        "streaming": {"type": "boolean"},
+        "tools": {"type": "boolean"},
+        "images": {"type": "boolean"},
+        "json_schema": {"type": "boolean"},
+        "embeddings": {"type": "boolean"},
+        "max_tokens": _positive,
+    },
+}
+
+_provider = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "kind"],
+    "properties": {
+        "name": _name,
+        "kind": {"enum": PROVIDER_KINDS},
+        "base_url": {
+            "type": "string",
+            "pattern": "^https?://[^/?#@\\s]+",
+            "description": "http(s) URL of the provider's API root",
+        },
+        "api_key_env": {"type": "string", "description": "environment variable holding the key"},
+        "api_key_file": {"type": "string", "description": "file holding the key (k8s secret mount)"},
+        "models": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "timeout_ms": _positive,
+        "idle_timeout_ms": _positive,
+        "capabilities": _capabilities,
+        "unsupported": {"enum": ["drop", "reject"], "description": "what to do with features the provider lacks"},
+        "default_max_tokens": _positive,
+        "azure": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["api_version"],
+            "properties": {"api_version": {"type": "string"}},
+            "description": "Azure OpenAI: deployment paths, api-version and the api-key header",
+        },
+        "mock": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "latency_ms": {"type": "integer", "minimum": 0},
+                "text": {"type": "string"},
+            },
+        },
+    },
+}
+
+_route = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["model", "provider"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "model name or glob (gpt-*)"},
+        "provider": {"type": "string"},
+        "upstream_model": {"type": "string", "description": "model name sent to the provider"},
+    },
+}
+
+_listener = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["port"],
+    "properties": {
+        "name": _name,
+        "address": {"type": "string"},
+        "port": _port,
+        "tls": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["cert_file", "key_file"],
+            "properties": {"cert_file": {"type": "string"}, "key_file": {"type": "string"}},
+        },
+    },
+}
+
+_reserved = {"type": "object", "additionalProperties": False, "properties": {}}
+
+GATEWAY_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "gateway.yaml",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["providers"],
+    "properties": {
+        "log_level": {"enum": ["debug", "info", "warning", "error"]},
+        "listeners": {"type": "array", "minItems": 1, "items": _listener},
+        "extproc": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "address": {"type": "string"},
+                "port": _port,
+                "unix_socket": {"type": "string"},
+                "admin_address": {"type": "string"},
+                "admin_port": _port,
+                "message_timeout_ms": _positive,
+                "grace_period_s": {"type": "number", "minimum": 0},
+            },
+        },
+        "envoy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "admin_port": _port,
+                "xds_dir": {"type": "string"},
+                "max_request_bytes": _positive,
+                "base_id": {"type": "integer", "minimum": 0},
+            },
+        },
+        "providers": {"type": "array", "minItems": 1, "items": _provider},
+        "routes": {"type": "array", "items": _route},
+        "clients": {"type": "array", "items": _reserved, "description": "reserved: client identities"},
+        "limits": _reserved,
+        "cache": _reserved,
+    },
+}

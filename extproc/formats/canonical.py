@@ -1,0 +1,232 @@
+"""The canonical model: every wire format parses into it and renders from it.
+
+N formats need 2N converters, not N squared. Field names follow OpenAI's
+meaning where the three APIs agree; the docstrings say where they differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image given inline (base64 `data` + `media_type`) or by `url`."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class ThinkingPart:
+    """Reasoning content; `signature` lets Anthropic/Gemini verify it on the next turn."""
+
+    text: str
+    signature: str | None = None
+    redacted: bool = False
+
+
+Part = TextPart | ImagePart | ThinkingPart
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, kept as text so it passes through unchanged
+    signature: str | None = None  # Gemini thoughtSignature attached to the call
+
+
+@dataclass(slots=True)
+class Message:
+    """One turn. `system` covers OpenAI system/developer, Anthropic `system`,
+    Gemini `systemInstruction`. A `tool` message is one tool result; `name`
+    is the called function's name (Gemini needs it, parsers look it up)."""
+
+    role: Role
+    content: list[Part] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # plain JSON Schema
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    mode: Literal["auto", "none", "required", "function"]
+    name: str | None = None  # set when mode == "function"
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    type: Literal["text", "json_object", "json_schema"]
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    stream: bool = False
+    include_usage: bool = False  # OpenAI stream_options.include_usage
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    n: int | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+    reasoning_effort: str | None = None  # "minimal" | "low" | "medium" | "high"
+    thinking_budget: int | None = None  # tokens; Anthropic budget_tokens, Gemini thinkingBudget
+
+
+@dataclass(slots=True)
+class Usage:
+    """`input_tokens` counts every prompt token, cached ones included (OpenAI's
+    prompt_tokens); `output_tokens` includes reasoning tokens."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Choice:
+    index: int = 0
+    text: str = ""
+    thinking: list[ThinkingPart] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    refusal: str | None = None
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    id: str
+    model: str
+    created: int
+    choices: list[Choice]
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    model: str
+    inputs: list[str]
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    task_type: str | None = None  # Gemini taskType
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    vectors: list[list[float]]
+    usage: Usage | None = None
+
+
+# ---- streaming: a provider stream decodes into these, a client stream encodes from them
+
+
+@dataclass(slots=True)
+class StreamStart:
+    id: str
+    model: str
+    created: int
+    input_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class TextDelta:
+    text: str
+    index: int = 0  # choice index
+
+
+@dataclass(slots=True)
+class ThinkingDelta:
+    text: str = ""
+    signature: str | None = None
+    index: int = 0
+
+
+@dataclass(slots=True)
+class ToolCallStart:
+    """A new tool call in choice `index`; `call_index` counts calls within the choice."""
+
+    call_index: int
+    id: str
+    name: str
+    index: int = 0
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    call_index: int
+    arguments: str  # a fragment of the JSON text
+    index: int = 0
+
+
+@dataclass(slots=True)
+class Finish:
+    reason: FinishReason
+    index: int = 0
+
+
+@dataclass(slots=True)
+class UsageUpdate:
+    """Cumulative usage so far; the last one seen is the final count."""
+
+    usage: Usage
+
+
+@dataclass(slots=True)
+class StreamFailure:
+    """The provider failed after the stream started: an in-band error for the client."""
+
+    error: Any  # extproc.errors.GatewayError
+
+
+StreamEvent = (
+    StreamStart
+    | TextDelta
+    | ThinkingDelta
+    | ToolCallStart
+    | ToolCallDelta
+    | Finish
+    | UsageUpdate
+    | StreamFailure
+)

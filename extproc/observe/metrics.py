@@ -1,0 +1,24 @@
+"""Prometheus metrics of the ext_proc service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "gateway_requests_total",
+    "Requests handled, by client API route, provider and final status.",
+    ["route", "provider", "status"],
+)
+LATENCY = Histogram(
+    "gateway_request_duration_seconds",
+    "Time from request headers to response headers, by route and provider.",
+    ["route", "provider", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+FEATURES_DROPPED = Counter(
+    "gateway_features_dropped_total",
+    "Request features left out because the provider lacks them.",
+    ["provider", "feature"],
+)
+ACTIVE_STREAMS = Gauge("gateway_active_streams", "ext_proc gRPC streams in progress.", ["pass_"])
+CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reload attempts.", ["result"])

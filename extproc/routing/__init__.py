@@ -1,0 +1,50 @@
+"""Pick the provider for a model: route rules first (exact or glob), then a provider listing the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from extproc.config.model import GatewayConfig, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: Provider
+    upstream_model: str
+
+
+class Router:
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self._exact: dict[str, Target] = {}
+        self._globs: list[tuple[str, Provider, str | None]] = []
+        for route in config.routes:
+            provider = config.provider(route.provider)
+            assert provider is not None  # checked by config validation
+            if any(ch in route.model for ch in "*?["):
+                self._globs.append((route.model, provider, route.upstream_model))
+            else:
+                self._exact.setdefault(route.model, Target(provider, route.upstream_model or route.model))
+        for provider in config.providers:
+            for model in provider.models:
+                self._exact.setdefault(model, Target(provider, model))
+        self._cache: dict[str, Target | None] = {}
+
+    def resolve(self, model: str) -> Target | None:
+        if (target := self._exact.get(model)) is not None:
+            return target
+        if model in self._cache:
+            return self._cache[model]
+        target = None
+        for pattern, provider, upstream_model in self._globs:
+            if fnmatchcase(model, pattern):
+                target = Target(provider, upstream_model or model)
+                break
+        if len(self._cache) < 10_000:  # bounded: model names come from clients
+            self._cache[model] = target
+        return target
+
+    def models(self) -> list[str]:
+        """Every concrete model name the gateway serves (globs are not listable)."""
+        return sorted(self._exact)

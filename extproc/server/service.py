@@ -1,0 +1,53 @@
+"""The gRPC ext_proc service: one servicer, two passes told apart by stream metadata."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
+
+from extproc.observe.metrics import ACTIVE_STREAMS
+from extproc.server.router_pass import RouterPass
+from extproc.server.state import GatewayState
+from extproc.server.upstream_pass import UpstreamPass
+
+log = logging.getLogger(__name__)
+PASS_METADATA_KEY = "x-gw-pass"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 10+ MB body (base64 images) in one buffered message
+
+
+class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):
+    def __init__(self, state: GatewayState) -> None:
+        self._router = RouterPass(state)
+        self._upstream = UpstreamPass(state)
+        self._router_streams = ACTIVE_STREAMS.labels("router")
+        self._upstream_streams = ACTIVE_STREAMS.labels("upstream")
+
+    async def Process(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ProcessingResponse]:
+        upstream = any(k == PASS_METADATA_KEY and v == "upstream" for k, v in context.invocation_metadata() or ())
+        gauge = self._upstream_streams if upstream else self._router_streams
+        handler = self._upstream if upstream else self._router
+        gauge.inc()
+        try:
+            async for response in handler.process(request_iterator):
+                yield response
+        finally:
+            gauge.dec()
+
+
+def build_server(state: GatewayState, address: str) -> grpc.aio.Server:
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessor(state), server)
+    server.add_insecure_port(address)
+    return server

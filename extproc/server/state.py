@@ -1,0 +1,28 @@
+"""What a request needs from the current configuration, swapped whole on reload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from extproc.config.model import GatewayConfig
+from extproc.routing import Router
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    config: GatewayConfig
+    router: Router
+
+    @classmethod
+    def of(cls, config: GatewayConfig) -> Snapshot:
+        return cls(config, Router(config))
+
+
+class GatewayState:
+    """Holds the live snapshot; a request keeps the one it started with."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.snapshot = Snapshot.of(config)
+
+    def swap(self, config: GatewayConfig) -> None:
+        self.snapshot = Snapshot.of(config)

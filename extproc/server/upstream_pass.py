@@ -1,0 +1,80 @@
+"""The upstream pass: an upstream HTTP filter of each provider cluster, run once per attempt.
+
+It learns which provider Envoy picked from the endpoint's metadata (an
+ext_proc attribute), then sets the provider's path, host and credential and
+removes every internal header. The body was already rewritten into the
+provider's format by the router pass (named by `x-gw-body-format`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    HeadersResponse,
+    ProcessingRequest,
+    ProcessingResponse,
+)
+
+from extproc.config.render import PROVIDER_ATTRIBUTE
+from extproc.errors import GatewayError
+from extproc.providers import credential_headers, provider_format, upstream_path
+from extproc.server import messages as m
+from extproc.server.endpoints import classify
+from extproc.server.router_pass import (
+    BODY_FORMAT_HEADER,
+    INTERNAL_PREFIX,
+    MODEL_HEADER,
+    STREAM_HEADER,
+    API_HEADER,
+)
+from extproc.server.state import GatewayState
+from extproc.formats import FORMATS
+
+log = logging.getLogger(__name__)
+_ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
+
+
+class UpstreamPass:
+    def __init__(self, state: GatewayState) -> None:
+        self._state = state
+
+    async def process(self, requests: AsyncIterator[ProcessingRequest]) -> AsyncIterator[ProcessingResponse]:
+        async for message in requests:
+            if message.WhichOneof("request") == "request_headers":
+                try:
+                    yield self.on_request_headers(message)
+                except GatewayError as error:
+                    yield _error(error)
+                except Exception:
+                    log.exception("upstream pass failed")
+                    yield _error(GatewayError("internal", "the gateway failed to prepare the provider request"))
+            else:
+                yield ProcessingResponse()
+
+    def on_request_headers(self, message: ProcessingRequest) -> ProcessingResponse:
+        headers = m.headers_of(message.request_headers)
+        attributes = message.attributes.get(_ATTRIBUTES_KEY)
+        name = attributes.fields[PROVIDER_ATTRIBUTE].string_value if attributes else ""
+        provider = self._state.snapshot.config.provider(name)
+        if provider is None:
+            raise GatewayError("internal", f"no provider named {name!r} for this endpoint")
+        if headers.get(BODY_FORMAT_HEADER) != provider_format(provider):
+            # Only a cross-format failover gets here; pools that mix formats are not built yet.
+            raise GatewayError("internal", f"request body is not in {provider.name}'s format")
+        api = headers.get(API_HEADER, "openai.chat")
+        operation = "embeddings" if api.endswith(".embeddings") else "chat"
+        path = upstream_path(provider, operation, headers.get(MODEL_HEADER, ""), headers.get(STREAM_HEADER) == "1")
+        set_headers = [(":path", path), (":authority", provider.authority), *credential_headers(provider)]
+        remove = [k for k in headers if k.startswith(INTERNAL_PREFIX)]
+        common = m.common(set_headers=set_headers, remove=remove)
+        return ProcessingResponse(request_headers=HeadersResponse(response=common))
+
+
+def _error(error: GatewayError) -> ProcessingResponse:
+    body = FORMATS["openai"].render_error(error, "")
+    return m.immediate(error.status, body, [("content-type", "application/json")])
+
+
+__all__ = ["UpstreamPass", "classify"]

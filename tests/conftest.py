@@ -1,0 +1,99 @@
+"""Shared fixtures: fake providers and the real gateway (Envoy + ext_proc) on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.stack import GatewayStack, free_port
+
+OPENAI_KEY = "sk-provider-openai-secret"
+ANTHROPIC_KEY = "sk-ant-provider-secret"
+GEMINI_KEY = "gemini-provider-secret"
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(api_key=ANTHROPIC_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def fake_gemini() -> Iterator[FakeGemini]:
+    with FakeGemini(api_key=GEMINI_KEY) as fake:
+        yield fake
+
+
+def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dict[str, Any]:
+    """Every provider kind, each routed by a model prefix; `down` points at a closed port."""
+    return {
+        "log_level": "info",
+        "listeners": [{"name": "main"}],
+        "providers": [
+            {"name": "mock", "kind": "mock", "models": ["mock-1"]},
+            {"name": "openai", "kind": "openai", "base_url": openai_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"},
+            {
+                "name": "anthropic",
+                "kind": "anthropic",
+                "base_url": anthropic_url,
+                "api_key_env": "TEST_ANTHROPIC_KEY",
+            },
+            {"name": "gemini", "kind": "gemini", "base_url": gemini_url, "api_key_env": "TEST_GEMINI_KEY"},
+            {
+                "name": "down",
+                "kind": "openai-compatible",
+                "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                "timeout_ms": 5000,
+            },
+            {
+                "name": "slow",
+                "kind": "openai",
+                "base_url": openai_url + "/v1",
+                "api_key_env": "TEST_OPENAI_KEY",
+                "timeout_ms": 1500,
+            },
+        ],
+        "routes": [
+            {"model": "gpt-*", "provider": "openai"},
+            {"model": "claude-*", "provider": "anthropic"},
+            {"model": "gemini-*", "provider": "gemini"},
+            {"model": "down-*", "provider": "down"},
+            {"model": "mock-*", "provider": "mock"},
+            {"model": "slow-*", "provider": "slow"},
+        ],
+    }
+
+
+PROVIDER_ENV = {"TEST_OPENAI_KEY": OPENAI_KEY, "TEST_ANTHROPIC_KEY": ANTHROPIC_KEY, "TEST_GEMINI_KEY": GEMINI_KEY}
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+) -> Iterator[GatewayStack]:
+    """One gateway for the session, routing to all fake providers."""
+    config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
+    stack = GatewayStack(Path(tmp_path_factory.mktemp("gateway")), config, PROVIDER_ENV).start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_fakes(request: pytest.FixtureRequest) -> None:
+    """Each test starts with empty reply queues and request records on the session fakes."""
+    for name in ("fake_openai", "fake_anthropic", "fake_gemini"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()

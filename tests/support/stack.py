@@ -1,0 +1,172 @@
+"""Start the real gateway for tests: the ext_proc service and the real Envoy binary.
+
+Both run as local processes by default, on free loopback ports. With
+GATEWAY_TEST_DOCKER=1 and a Docker engine, Envoy runs in a container via
+testcontainers instead (host networking), so Docker-based CI runs the same suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from extproc.config.load import load_file
+from extproc.config.render import envoy_binary, write_bootstrap, write_xds
+
+_BASE_IDS = itertools.count(1000 + os.getpid() % 1000 * 10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except Exception as error:  # not up yet
+            last = error
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready after {timeout}s: {last}")
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} not listening after {timeout}s")
+
+
+class GatewayStack:
+    """The gateway under test. `config` is a gateway.yaml mapping; ports are filled in."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], env: Mapping[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.admin_port = free_port()
+        self.envoy_admin_port = free_port()
+        self.extra_listener_ports: list[int] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._container: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def envoy_admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.envoy_admin_port}"
+
+    def write_config(self) -> Path:
+        config = dict(self.config)
+        listeners = [dict(item) for item in config.get("listeners", [{"name": "main"}])]
+        listeners[0].update(port=self.port, address="127.0.0.1")
+        for listener in listeners[1:]:
+            listener.setdefault("port", free_port())
+            listener.setdefault("address", "127.0.0.1")
+            self.extra_listener_ports.append(listener["port"])
+        config["listeners"] = listeners
+        config["extproc"] = {
+            **config.get("extproc", {}),
+            "address": "127.0.0.1",
+            "port": self.grpc_port,
+            "admin_port": self.admin_port,
+            "grace_period_s": 2,
+        }
+        config["envoy"] = {
+            **config.get("envoy", {}),
+            "admin_port": self.envoy_admin_port,
+            "xds_dir": str(self.workdir / "xds"),
+        }
+        path = self.workdir / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def start(self) -> GatewayStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_path = self.write_config()
+        loaded = load_file(config_path, self.env)
+        xds_dir = self.workdir / "xds"
+        write_xds(loaded, xds_dir)
+        bootstrap = write_bootstrap(loaded, xds_dir)
+        log = open(self.workdir / "extproc.log", "wb")  # noqa: SIM115 - lives as long as the process
+        self._procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "extproc", "serve", "--config", str(config_path)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        if os.environ.get("GATEWAY_TEST_DOCKER") == "1":
+            self._start_envoy_container(bootstrap)
+        else:
+            envoy_log = open(self.workdir / "envoy.log", "wb")  # noqa: SIM115
+            args = [envoy_binary(), "-c", str(bootstrap), "--base-id", str(next(_BASE_IDS)), "-l", "warning"]
+            self._procs.append(subprocess.Popen(args, stdout=envoy_log, stderr=subprocess.STDOUT))
+        try:
+            wait_http(f"{self.admin_url}/readyz")
+            wait_http(f"{self.envoy_admin_url}/ready")
+            wait_port(self.port)
+            for port in self.extra_listener_ports:
+                wait_port(port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"gateway did not start:\n{self.logs()}") from None
+        return self
+
+    def _start_envoy_container(self, bootstrap: Path) -> None:
+        from testcontainers.core.container import DockerContainer
+
+        image = os.environ.get("GATEWAY_TEST_ENVOY_IMAGE", "envoyproxy/envoy:v1.40-latest")
+        container = DockerContainer(image).with_kwargs(network_mode="host")
+        container = container.with_volume_mapping(str(self.workdir), str(self.workdir), "rw")
+        self._container = container.with_command(f"-c {bootstrap} --disable-hot-restart -l warning").start()
+
+    def logs(self) -> str:
+        out = []
+        for name in ("extproc.log", "envoy.log"):
+            path = self.workdir / name
+            if path.exists():
+                out.append(f"--- {name}\n{path.read_text(errors='replace')[-6000:]}")
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self._procs.clear()
+        if self._container is not None:
+            self._container.stop()
+            self._container = None
