@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import uvloop
 
 from extproc.config import render
@@ -52,6 +53,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     ready = False
     log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
     if envoy and envoy.returncode is None:
+        await drain_envoy(config, config.extproc.grace_period_s)
         envoy.terminate()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(envoy.wait(), 10)
@@ -62,6 +64,24 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     stopper.cancel()
     if envoy_exit:
         envoy_exit.cancel()
+
+
+async def drain_envoy(config: GatewayConfig, grace_s: float) -> None:
+    """Stop accepting connections, then wait (up to `grace_s`) for requests in flight to finish."""
+    admin = f"http://127.0.0.1:{config.envoy.admin_port}"
+    deadline = asyncio.get_running_loop().time() + grace_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        try:
+            await (await session.post(f"{admin}/drain_listeners")).read()
+            while asyncio.get_running_loop().time() < deadline:
+                async with session.get(f"{admin}/stats", params={"filter": "downstream_rq_active$"}) as response:
+                    text = await response.text()
+                active = sum(int(line.rpartition(" ")[2]) for line in text.splitlines() if "gateway_" in line)
+                if active == 0:
+                    return
+                await asyncio.sleep(0.1)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            log.warning("could not drain envoy", extra={"error": str(error)})
 
 
 async def start_envoy(config: GatewayConfig) -> asyncio.subprocess.Process:

@@ -1,0 +1,163 @@
+"""gateway.yaml validation: every error at once with its path, unknown keys rejected, env overrides."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from extproc.config.load import ConfigError, load_file, load_text
+from extproc.config.render import render_clusters, render_listeners, validate
+
+VALID = """
+providers:
+  - name: openai
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_KEY
+  - name: mock
+    kind: mock
+routes:
+  - model: "gpt-*"
+    provider: openai
+"""
+
+
+def problems_of(text: str, env: dict[str, str] | None = None, base: Path = Path(".")) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load_text(text, env or {}, base)
+    return raised.value.problems
+
+
+def test_embedded_default_routes_every_model_to_the_mock_provider() -> None:
+    config = load_file(None, env={})
+    assert [p.kind for p in config.providers] == ["mock"]
+    assert config.routes[0].model == "*"
+    assert config.listeners[0].port == 10000
+
+
+def test_valid_file_loads_with_secret_from_environment() -> None:
+    config = load_text(VALID, {"OPENAI_KEY": "sk-1"}, Path("."))
+    openai = config.provider("openai")
+    assert openai is not None and openai.api_key == "sk-1"
+    assert "sk-1" not in repr(config)
+
+
+def test_every_schema_error_is_reported_at_once_with_its_path() -> None:
+    problems = problems_of(
+        """
+providers:
+  - {name: a, kind: openai, base_url: "ftp://x", api_key_env: K}
+  - {name: b, kind: bogus, colour: red}
+listeners:
+  - {port: 99999}
+"""
+    )
+    assert "providers[0].base_url: not an http(s) URL" in problems
+    assert any(p.startswith("providers[1].kind:") for p in problems)
+    assert any(p.startswith("providers[1]:") and "colour" in p for p in problems)
+    assert any(p.startswith("listeners[0].port:") for p in problems)
+
+
+def test_unknown_top_level_key_is_rejected() -> None:
+    problems = problems_of(VALID + "\nextra_section: {}\n", {"OPENAI_KEY": "k"})
+    assert any("extra_section" in p for p in problems)
+
+
+def test_semantic_errors_are_reported_together() -> None:
+    problems = problems_of(
+        """
+providers:
+  - {name: a, kind: anthropic, base_url: "https://api.anthropic.com"}
+  - {name: a, kind: openai, base_url: "https://x.test/v1", api_key_env: MISSING}
+  - {name: m, kind: mock, base_url: "https://x.test"}
+routes:
+  - {model: x, provider: nowhere}
+"""
+    )
+    assert "providers[0]: kind 'anthropic' needs a credential (api_key_env or api_key_file)" in problems
+    assert "providers[1].api_key_env: environment variable MISSING is not set" in problems
+    assert "providers[1].name: duplicate provider name 'a'" in problems
+    assert "providers[2].base_url: not used by the mock provider" in problems
+    assert "routes[0].provider: no provider named 'nowhere'" in problems
+
+
+def test_credential_from_file_is_read_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk-from-file\n")
+    text = VALID.replace("api_key_env: OPENAI_KEY", "api_key_file: key")
+    config = load_text(text, {}, tmp_path)
+    assert config.provider("openai").api_key == "sk-from-file"  # type: ignore[union-attr]
+
+
+def test_environment_overrides_ports_and_provider_secrets() -> None:
+    env = {
+        "GATEWAY_LISTEN_PORT": "18000",
+        "GATEWAY_ADMIN_PORT": "19090",
+        "GATEWAY_EXTPROC_PORT": "15051",
+        "GATEWAY_PROVIDER_OPENAI_API_KEY": "sk-env",
+    }
+    config = load_text(VALID.replace("api_key_env: OPENAI_KEY", "api_key_file: /nonexistent"), env, Path("."))
+    assert config.listeners[0].port == 18000
+    assert config.extproc.admin_port == 19090
+    assert config.extproc.port == 15051
+    assert config.provider("openai").api_key == "sk-env"  # type: ignore[union-attr]
+
+
+def test_non_numeric_port_override_is_reported_not_crashed() -> None:
+    problems = problems_of(VALID, {"OPENAI_KEY": "k", "GATEWAY_LISTEN_PORT": "abc"})
+    assert any(p.startswith("listeners[0].port:") for p in problems)
+
+
+def test_invalid_yaml_is_a_config_error() -> None:
+    problems = problems_of("providers: [unclosed")
+    assert problems[0].startswith("<file>: not valid YAML")
+
+
+def test_rendered_envoy_config_passes_envoy_validate_mode() -> None:
+    config = load_text(VALID, {"OPENAI_KEY": "k"}, Path("."))
+    validate(config)  # raises if the real binary rejects it
+    clusters = {c["name"]: c for c in render_clusters(config)}
+    assert set(clusters) == {"extproc", "provider_openai"}
+    endpoint = clusters["provider_openai"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert endpoint["metadata"]["filter_metadata"]["llm_gateway"]["provider"] == "openai"
+    assert "sk" not in json.dumps(render_listeners(config)) + json.dumps(render_clusters(config))
+
+
+def test_broken_rendered_config_is_rejected_by_envoy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from extproc.config import render
+
+    config = load_text(VALID, {"OPENAI_KEY": "k"}, Path("."))
+    original = render._extproc_cluster
+    monkeypatch.setattr(render, "_extproc_cluster", lambda c: {**original(c), "connect_timeout": "-1s"})
+    with pytest.raises(RuntimeError, match="envoy rejected"):
+        validate(config)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "extproc", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_check_command_exits_non_zero_and_lists_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers:\n  - {name: x, kind: openai, base_url: nope}\nbogus: 1\n")
+    result = run_cli("check", str(bad))
+    assert result.returncode == 2
+    assert "providers[0].base_url: not an http(s) URL" in result.stderr
+    assert "bogus" in result.stderr
+
+
+def test_check_command_accepts_a_valid_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("providers:\n  - {name: m, kind: mock}\nroutes:\n  - {model: '*', provider: m}\n")
+    result = run_cli("check", str(good), "--envoy")
+    assert result.returncode == 0, result.stderr
+
+
+def test_schema_command_prints_json_schema() -> None:
+    result = run_cli("schema")
+    schema = json.loads(result.stdout)
+    assert schema["additionalProperties"] is False
+    assert "providers" in schema["properties"]
