@@ -39,9 +39,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     ready = False
     server = build_server(state, grpc_address(config))
     await server.start()
-    admin = await start_admin(
-        build_admin_app(lambda: ready), config.extproc.admin_address, config.extproc.admin_port
-    )
+    admin = await start_admin(build_admin_app(lambda: ready), config.extproc.admin_address, config.extproc.admin_port)
     envoy: asyncio.subprocess.Process | None = None
     if with_envoy:
         envoy = await start_envoy(config)
@@ -80,7 +78,7 @@ async def drain_envoy(config: GatewayConfig, grace_s: float) -> None:
                 if active == 0:
                     return
                 await asyncio.sleep(0.1)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             log.warning("could not drain envoy", extra={"error": str(error)})
 
 

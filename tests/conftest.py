@@ -34,6 +34,15 @@ def fake_gemini() -> Iterator[FakeGemini]:
         yield fake
 
 
+AZURE_API_VERSION = "2024-10-21"
+# An OpenAI-compatible server that can do little: no tools, images, schemas or streaming.
+LIMITED = {
+    "kind": "openai-compatible",
+    "api_key_env": "TEST_OPENAI_KEY",
+    "capabilities": {"tools": False, "images": False, "json_schema": False, "streaming": False, "max_tokens": 50},
+}
+
+
 def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dict[str, Any]:
     """Every provider kind, each routed by a model prefix; `down` points at a closed port."""
     return {
@@ -62,6 +71,15 @@ def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dic
                 "api_key_env": "TEST_OPENAI_KEY",
                 "timeout_ms": 1500,
             },
+            {**LIMITED, "name": "basic", "base_url": openai_url + "/v1", "unsupported": "drop"},
+            {**LIMITED, "name": "strict", "base_url": openai_url + "/v1", "unsupported": "reject"},
+            {
+                "name": "azure",
+                "kind": "openai-compatible",
+                "base_url": openai_url,
+                "api_key_env": "TEST_OPENAI_KEY",
+                "azure": {"api_version": AZURE_API_VERSION},
+            },
         ],
         "routes": [
             {"model": "gpt-*", "provider": "openai"},
@@ -70,6 +88,9 @@ def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dic
             {"model": "down-*", "provider": "down"},
             {"model": "mock-*", "provider": "mock"},
             {"model": "slow-*", "provider": "slow"},
+            {"model": "basic-*", "provider": "basic"},
+            {"model": "strict-*", "provider": "strict"},
+            {"model": "azure-*", "provider": "azure"},
         ],
     }
 

@@ -160,9 +160,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
     )
 
 
-def _provider(
-    i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]
-) -> Provider:
+def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> Provider:
     where = f"providers[{i}]"
     kind = raw["kind"]
     base_url = raw.get("base_url", "")
@@ -194,9 +192,7 @@ def _provider(
         problems.append(f"{where}: kind {kind!r} needs a credential (api_key_env or api_key_file)")
     mock = raw.get("mock") or {}
     optional = {
-        key: raw[key]
-        for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens")
-        if key in raw
+        key: raw[key] for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens") if key in raw
     }
     if "text" in mock:
         optional["mock_text"] = mock["text"]

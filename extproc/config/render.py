@@ -102,7 +102,7 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
                     {
                         "header": {
                             "key": PROVIDER_HEADER,
-                            "value": f'%UPSTREAM_METADATA(["{METADATA_NAMESPACE}", "provider"])%',
+                            "value": f"%UPSTREAM_METADATA({METADATA_NAMESPACE}:provider)%",
                         },
                         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                     }
@@ -235,9 +235,7 @@ def _provider_cluster(config: GatewayConfig, provider: Provider) -> dict[str, An
                     "lb_endpoints": [
                         {
                             "endpoint": {
-                                "address": {
-                                    "socket_address": {"address": provider.host, "port_value": provider.port}
-                                },
+                                "address": {"socket_address": {"address": provider.host, "port_value": provider.port}},
                                 "hostname": provider.host,
                             },
                             "metadata": {"filter_metadata": {METADATA_NAMESPACE: {"provider": provider.name}}},

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from extproc.formats import openai
-
-try:  # TEMP while modules are written
-    from extproc.formats import anthropic, gemini
-except ImportError:
-    anthropic = gemini = openai
+from extproc.formats import anthropic, gemini, openai
 
 FORMATS: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
 

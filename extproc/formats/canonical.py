@@ -221,12 +221,13 @@ class StreamFailure:
 
 
 StreamEvent = (
-    StreamStart
-    | TextDelta
-    | ThinkingDelta
-    | ToolCallStart
-    | ToolCallDelta
-    | Finish
-    | UsageUpdate
-    | StreamFailure
+    StreamStart | TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | Finish | UsageUpdate | StreamFailure
 )
+
+
+def with_user_turn(messages: list[Message]) -> list[Message]:
+    """Anthropic and Gemini need one non-system turn; OpenAI accepts a conversation of
+    system/developer messages only. Such a conversation is sent as one user turn."""
+    if not messages or any(message.role != "system" for message in messages):
+        return messages
+    return [Message("user", [part for message in messages for part in message.content])]

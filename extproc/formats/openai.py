@@ -68,6 +68,7 @@ MODELS_CREATED = 0  # /v1/models "created": the gateway does not know the real d
 
 _ALNUM = string.ascii_letters + string.digits
 _DONE = b"data: [DONE]\n\n"
+_MAX_CHOICES = 128  # OpenAI's limit on n
 _FINISH_IN = {
     "stop": "stop",
     "length": "length",
@@ -601,8 +602,9 @@ class StreamEncoder:
             return
         if not self._prefix:
             self._start("", "", int(time.time()))
-        # choices must appear in index order for the SDK's snapshot accumulator
-        for i in range(index + 1):
+        # choices must appear in index order for the SDK's snapshot accumulator;
+        # an absurd index from a broken upstream is opened alone, not backfilled
+        for i in range(index + 1) if 0 <= index < _MAX_CHOICES else (index,):
             if i not in self._opened:
                 self._opened.add(i)
                 out.append(
@@ -700,8 +702,7 @@ class StreamEncoder:
             elif isinstance(ev, StreamStart):
                 if not self._prefix:
                     self._start(ev.id, ev.model, ev.created)
-                    for i in range(max(self._request.n or 1, 1)):
-                        self._open(i, out)
+                    self._open(0, out)  # other choices open on their first event
             elif isinstance(ev, StreamFailure):
                 self._failed = True
                 err = ev.error
@@ -740,10 +741,7 @@ def _parts_content(parts: list[Part], allow_images: bool) -> str | list[dict[str
         if isinstance(p, TextPart):
             out.append({"type": "text", "text": p.text})
         elif isinstance(p, ImagePart) and allow_images:
-            if p.data is not None:
-                url = f"data:{p.media_type or 'image/png'};base64,{p.data}"
-            else:
-                url = p.url or ""
+            url = f"data:{p.media_type or 'image/png'};base64,{p.data}" if p.data is not None else p.url or ""
             image: dict[str, Any] = {"url": url}
             if p.detail:
                 image["detail"] = p.detail

@@ -19,7 +19,7 @@ class SSEEvent:
 
 
 class SSEParser:
-    __slots__ = ("_buffer", "_event", "_data", "_raw", "_has_data", "_pending_cr")
+    __slots__ = ("_buffer", "_data", "_event", "_has_data", "_pending_cr", "_raw")
 
     def __init__(self) -> None:
         self._buffer = b""

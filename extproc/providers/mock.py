@@ -18,8 +18,8 @@ from extproc.formats.canonical import (
     StreamStart,
     TextDelta,
     TextPart,
-    UsageUpdate,
     Usage,
+    UsageUpdate,
 )
 
 

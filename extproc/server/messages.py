@@ -63,9 +63,7 @@ def immediate(status: int, body: bytes, headers: Headers = (), details: str = ""
     )
 
 
-def mode(
-    request_body: int | None = None, response_body: int | None = None
-) -> ProcessingMode:
+def mode(request_body: int | None = None, response_body: int | None = None) -> ProcessingMode:
     """A per-request processing mode; unset fields keep the filter's default."""
     override = ProcessingMode()
     if request_body is not None:
@@ -75,6 +73,6 @@ def mode(
     return override
 
 
-def headers_of(http_headers) -> dict[str, str]:  # noqa: ANN001 - upb HttpHeaders
+def headers_of(http_headers) -> dict[str, str]:
     """Envoy sends values in raw_value (bytes); `value` stays empty."""
     return {h.key: h.raw_value.decode("latin-1") or h.value for h in http_headers.headers.headers}

@@ -25,13 +25,14 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 from extproc.config.model import Provider
-from extproc.config.render import PROVIDER_HEADER, ROUTE_HEADER
+from extproc.config.render import ROUTE_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, make_encoder, stream_content_type
 from extproc.formats.base import RenderOptions
 from extproc.observe.logs import log_access, monotonic
 from extproc.observe.metrics import FEATURES_DROPPED, LATENCY, REQUESTS
 from extproc.providers import mock, provider_format
+from extproc.providers.capabilities import fit_to_provider, response_events
 from extproc.server import messages as m
 from extproc.server.endpoints import Endpoint, classify, guess_format
 from extproc.server.state import GatewayState, Snapshot
@@ -70,6 +71,7 @@ class Exchange:
     decoder: Any = None
     encoder: Any = None
     error_body: bool = False
+    stream_from_whole: bool = False  # the client streams, the provider cannot
 
     @property
     def route(self) -> str:
@@ -159,16 +161,20 @@ class RouterPass:
         ex.provider, ex.provider_name = provider, provider.name
         if provider.kind == "mock":
             return await self._mock(ex, provider, request)
-        if stream and not provider.capabilities.streaming:
-            raise GatewayError("invalid_request", f"provider {provider.name} does not stream", param="stream")
         ex.request = request
         upstream = FORMATS[provider_format(provider)]
         options = RenderOptions(target.upstream_model, provider.unsupported, provider.default_max_tokens)
         if endpoint.operation == "embeddings":
+            if not provider.capabilities.embeddings:
+                raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings", param="model")
             rendered = upstream.render_embedding_request(request, options)
         else:
+            ex.dropped = fit_to_provider(request, provider)
+            if stream and not provider.capabilities.streaming:
+                ex.stream_from_whole = True  # ask for the whole answer, stream it to the client
+                request.stream = stream = False
             rendered = upstream.render_request(request, options)
-        ex.dropped = rendered.dropped
+        ex.dropped += rendered.dropped
         for feature in rendered.dropped:
             FEATURES_DROPPED.labels(provider.name, feature).inc()
         ex.passthrough = provider_format(provider) == endpoint.format
@@ -216,11 +222,12 @@ class RouterPass:
         ex.status = ex.response_status = status
         remove = [k for k in headers if k.startswith(INTERNAL_PREFIX)]
         set_headers = [(DROPPED_HEADER, ",".join(ex.dropped))] if ex.dropped else []
-        json_answer = headers.get("content-type", "").startswith("application/json")
         if status >= 400:
-            if ex.passthrough and json_answer and status not in (401, 403):
-                return _headers_response(set_headers, remove)  # already in the client's format
+            # Errors are small and rare: always read them, to map them (or our refused key) for the client.
             ex.error_body = True
+            return _headers_response(set_headers, remove, response_body=m.BUFFERED)
+        if ex.stream_from_whole:
+            set_headers.append(("content-type", stream_content_type(ex.endpoint.format, ex.endpoint.sse)))
             return _headers_response(set_headers, remove, response_body=m.BUFFERED)
         if ex.passthrough or ex.endpoint is None:
             return _headers_response(set_headers, remove)
@@ -255,14 +262,22 @@ class RouterPass:
                 out = client.render_embedding_response(answer, batch=ex.endpoint.batch)
             else:
                 out = client.render_embedding_response(answer)
+        elif ex.stream_from_whole:
+            encoder: Any = make_encoder(ex.endpoint.format, ex.request, ex.endpoint.sse)
+            out = encoder.encode(response_events(upstream.parse_response(body))) + encoder.close()
         else:
             out = client.render_response(upstream.parse_response(body))
-        return _body_response(out, [("content-length", str(len(out))), ("content-type", "application/json")])
+        content_type = "application/json"
+        if ex.stream_from_whole:
+            content_type = stream_content_type(ex.endpoint.format, ex.endpoint.sse)
+        return _body_response(out, [("content-length", str(len(out))), ("content-type", content_type)])
 
     def _translate_error(self, ex: Exchange, body: bytes) -> ProcessingResponse:
         status = ex.response_status
-        if ex.provider is not None and ex.provider_name != "-" and _looks_like_json(body):
+        if ex.provider is not None and _looks_like_json(body):
             error = FORMATS[provider_format(ex.provider)].parse_error(status, body)
+            if ex.passthrough and error.kind != "provider_auth":
+                return m.CONTINUE_RESPONSE_BODY  # already in the client's own format
         else:
             error = _envoy_error(status, body)
         ex.status = client_status(error)

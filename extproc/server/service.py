@@ -26,7 +26,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):
         self._router_streams = ACTIVE_STREAMS.labels("router")
         self._upstream_streams = ACTIVE_STREAMS.labels("upstream")
 
-    async def Process(  # noqa: N802 - gRPC method name
+    async def Process(
         self, request_iterator: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ProcessingResponse]:
         upstream = any(k == PASS_METADATA_KEY and v == "upstream" for k, v in context.invocation_metadata() or ())

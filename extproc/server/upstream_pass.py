@@ -19,18 +19,18 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 
 from extproc.config.render import PROVIDER_ATTRIBUTE
 from extproc.errors import GatewayError
+from extproc.formats import FORMATS
 from extproc.providers import credential_headers, provider_format, upstream_path
 from extproc.server import messages as m
 from extproc.server.endpoints import classify
 from extproc.server.router_pass import (
+    API_HEADER,
     BODY_FORMAT_HEADER,
     INTERNAL_PREFIX,
     MODEL_HEADER,
     STREAM_HEADER,
-    API_HEADER,
 )
 from extproc.server.state import GatewayState
-from extproc.formats import FORMATS
 
 log = logging.getLogger(__name__)
 _ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"

@@ -10,12 +10,4 @@ from tests.fakes.providers import (
     wait_until,
 )
 
-__all__ = [
-    "FakeAnthropic",
-    "FakeGemini",
-    "FakeOpenAI",
-    "FakeProvider",
-    "RecordedRequest",
-    "Reply",
-    "wait_until",
-]
+__all__ = ["FakeAnthropic", "FakeGemini", "FakeOpenAI", "FakeProvider", "RecordedRequest", "Reply", "wait_until"]

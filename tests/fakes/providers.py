@@ -159,15 +159,8 @@ def split_sizes(body: bytes, sizes: list[int]) -> list[bytes]:
     return chunks
 
 
-def json_reply(
-    obj: Any,
-    status: int = 200,
-    content_type: str = JSON,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    return Reply(
-        status=status, body=dumps(obj), content_type=content_type, headers=headers or {}
-    )
+def json_reply(obj: Any, status: int = 200, content_type: str = JSON, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status=status, body=dumps(obj), content_type=content_type, headers=headers or {})
 
 
 def mask_key(key: str) -> str:
@@ -187,9 +180,7 @@ def example_value(schema: Any, fallback_text: str) -> Any:
         return example_arguments(schema, fallback_text)
     if kind == "array":
         return [example_value(schema.get("items", {}), fallback_text)]
-    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(
-        kind, fallback_text
-    )
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, fallback_text)
 
 
 def example_arguments(schema: Any, fallback_text: str) -> dict[str, Any]:
@@ -273,13 +264,7 @@ class Plan:
 
 
 def make_plan(
-    *,
-    prefix: str,
-    last_text: str,
-    prompt_text: str,
-    message_count: int,
-    tool: ToolSpec | None,
-    max_tokens: int | None,
+    *, prefix: str, last_text: str, prompt_text: str, message_count: int, tool: ToolSpec | None, max_tokens: Any
 ) -> Plan:
     prompt_tokens = count_tokens(prompt_text) + 3 * max(message_count, 1)
     if tool is not None:
@@ -287,7 +272,7 @@ def make_plan(
         return Plan("", [], "tool", prompt_tokens, tool, arguments)
     pieces = split_pieces(f"{prefix} says: {last_text}")
     finish: Finish = "stop"
-    if max_tokens is not None and 0 < max_tokens < len(pieces):
+    if isinstance(max_tokens, int) and 0 < max_tokens < len(pieces):
         pieces, finish = pieces[:max_tokens], "length"
     return Plan("".join(pieces), pieces, finish, prompt_tokens)
 
@@ -308,9 +293,7 @@ class FakeProvider:
     default_api_key = "test-key"
     default_models: tuple[str, ...] = ()
 
-    def __init__(
-        self, api_key: str | None = None, models: Iterable[str] | None = None
-    ) -> None:
+    def __init__(self, api_key: str | None = None, models: Iterable[str] | None = None) -> None:
         self.api_key = api_key if api_key is not None else self.default_api_key
         # None: every model name is known (the listing shows default_models).
         self.models = list(models) if models is not None else None
@@ -324,6 +307,7 @@ class FakeProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -338,14 +322,11 @@ class FakeProvider:
         self.base_url = f"http://127.0.0.1:{self.port}"
         ready = threading.Event()
         self._thread = threading.Thread(
-            target=self._run,
-            args=(sock, ready),
-            name=f"{type(self).__name__}:{self.port}",
-            daemon=True,
+            target=self._run, args=(sock, ready), name=f"{type(self).__name__}:{self.port}", daemon=True
         )
         self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError(f"{type(self).__name__} did not start")
+        if not ready.wait(10) or self._startup_error is not None:
+            raise RuntimeError(f"{type(self).__name__} did not start") from self._startup_error
         return self
 
     def stop(self) -> None:
@@ -367,8 +348,14 @@ class FakeProvider:
     def _run(self, sock: socket.socket, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(sock))
+        except BaseException as error:  # reported by start()
+            self._startup_error = error
+            ready.set()
+            loop.close()
+            return
         self._loop = loop
-        loop.run_until_complete(self._serve(sock))
         ready.set()
         loop.run_forever()
         loop.close()
@@ -379,9 +366,7 @@ class FakeProvider:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # handler_cancellation: a client that goes away cancels its handler,
         # which is how mid-stream disconnects are noticed while sleeping.
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
-        )
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
 
@@ -396,9 +381,7 @@ class FakeProvider:
         with self._lock:
             self._queue.append(reply)
 
-    def enqueue_fixture(
-        self, rel: str, *, chunk_sizes: list[int] | None = None, delay: float = 0.0
-    ) -> None:
+    def enqueue_fixture(self, rel: str, *, chunk_sizes: list[int] | None = None, delay: float = 0.0) -> None:
         """Queue a recorded response: exact bytes, status and content type.
         SSE bodies are sent one event per chunk unless ``chunk_sizes`` says
         how to cut the bytes."""
@@ -409,13 +392,7 @@ class FakeProvider:
             chunks = split_sizes(body, chunk_sizes)
         elif content_type.startswith("text/event-stream"):
             chunks = split_sse_events(body)
-        reply = Reply(
-            status=fixture_status(rel),
-            body=body,
-            content_type=content_type,
-            chunks=chunks,
-            delay=delay,
-        )
+        reply = Reply(status=fixture_status(rel), body=body, content_type=content_type, chunks=chunks, delay=delay)
         self.enqueue(reply)
 
     def reset(self) -> None:
@@ -445,9 +422,7 @@ class FakeProvider:
         return self.models is None or model in self.models
 
     def listed_models(self) -> list[str]:
-        return (
-            list(self.models) if self.models is not None else list(self.default_models)
-        )
+        return list(self.models) if self.models is not None else list(self.default_models)
 
     # -- request handling --------------------------------------------------
 
@@ -489,9 +464,7 @@ class FakeProvider:
         self._abort(request)  # the server goes away without answering
         return web.Response(status=503)
 
-    async def _stream(
-        self, request: web.Request, reply: Reply, headers: dict[str, str]
-    ) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, reply: Reply, headers: dict[str, str]) -> web.StreamResponse:
         response = web.StreamResponse(status=reply.status, headers=headers)
         chunks = reply.chunks or []
         try:
@@ -499,10 +472,7 @@ class FakeProvider:
                 await asyncio.sleep(reply.delay)
             await response.prepare(request)
             for index, chunk in enumerate(chunks):
-                if (
-                    reply.abort_after_chunks is not None
-                    and index >= reply.abort_after_chunks
-                ):
+                if reply.abort_after_chunks is not None and index >= reply.abort_after_chunks:
                     break
                 if index and reply.chunk_delay:
                     await asyncio.sleep(reply.chunk_delay)
@@ -529,9 +499,7 @@ class FakeProvider:
 # OpenAI (and Azure OpenAI)
 # --------------------------------------------------------------------------
 
-_AZURE_PATH = re.compile(
-    r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|embeddings)$"
-)
+_AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|embeddings)$")
 
 _OPENAI_NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -578,12 +546,8 @@ class FakeOpenAI(FakeProvider):
     def decorate(self, reply: Reply, request: RecordedRequest) -> Reply:
         if "x-request-id" in {key.lower() for key in reply.headers}:
             return reply
-        request_id = (
-            "req_" + stable_id(request.body + request.path.encode(), 32).lower()
-        )
-        return dataclasses.replace(
-            reply, headers={"x-request-id": request_id, **reply.headers}
-        )
+        request_id = "req_" + stable_id(request.body + request.path.encode(), 32).lower()
+        return dataclasses.replace(reply, headers={"x-request-id": request_id, **reply.headers})
 
     def answer(self, request: RecordedRequest) -> Reply:
         azure = _AZURE_PATH.match(request.path)
@@ -597,12 +561,7 @@ class FakeOpenAI(FakeProvider):
         if route == ("POST", "/v1/embeddings"):
             return self._embeddings(request, None)
         if route == ("GET", "/v1/models"):
-            return json_reply(
-                {
-                    "object": "list",
-                    "data": [self._model(m) for m in self.listed_models()],
-                }
-            )
+            return json_reply({"object": "list", "data": [self._model(m) for m in self.listed_models()]})
         if request.method == "GET" and request.path.startswith("/v1/models/"):
             return self._get_model(request.path.removeprefix("/v1/models/"))
         return openai_error(404, f"Invalid URL ({request.method} {request.path})")
@@ -626,9 +585,7 @@ class FakeOpenAI(FakeProvider):
         if "api-version" not in request.query:
             return azure_error(404, "404", "Resource not found")
         auth = request.headers.get("Authorization", "")
-        key = request.headers.get("api-key") or (
-            auth[7:].strip() if auth.startswith("Bearer ") else ""
-        )
+        key = request.headers.get("api-key") or (auth[7:].strip() if auth.startswith("Bearer ") else "")
         if key != self.api_key:
             return azure_error(401, "401", _AZURE_BAD_KEY)
         if not self.known_model(deployment):
@@ -661,27 +618,18 @@ class FakeOpenAI(FakeProvider):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return openai_error(
-                400,
-                "Missing required parameter: 'messages'.",
-                param="messages",
-                code="missing_required_parameter",
+                400, "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
             )
         if deployment is None and not self.known_model(model):
             return openai_error(
-                404,
-                f"The model `{model}` does not exist or you do not have access to it.",
-                code="model_not_found",
+                404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
             )
         plan = self._plan(body, messages)
         completion_id = "chatcmpl-" + stable_id(request.body, 29)
         azure = deployment is not None
         if body.get("stream"):
-            include_usage = bool(
-                (body.get("stream_options") or {}).get("include_usage")
-            )
-            frames = self._stream_frames(
-                plan, model, completion_id, include_usage, azure
-            )
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            frames = self._stream_frames(plan, model, completion_id, include_usage, azure)
             return Reply(content_type=SSE_UTF8, chunks=frames)
         return json_reply(self._completion(plan, model, completion_id, azure))
 
@@ -690,9 +638,7 @@ class FakeOpenAI(FakeProvider):
         return make_plan(
             prefix="fake-openai",
             last_text=text_of(last.get("content")),
-            prompt_text=" ".join(
-                text_of(m.get("content")) for m in messages if isinstance(m, dict)
-            ),
+            prompt_text=" ".join(text_of(m.get("content")) for m in messages if isinstance(m, dict)),
             message_count=len(messages),
             tool=self._tool_to_call(body, last),
             max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
@@ -700,17 +646,11 @@ class FakeOpenAI(FakeProvider):
 
     @staticmethod
     def _tool_to_call(body: dict[str, Any], last: dict[str, Any]) -> ToolSpec | None:
-        tools = [
-            t.get("function") or {}
-            for t in body.get("tools") or []
-            if isinstance(t, dict)
-        ]
+        tools = [t.get("function") or {} for t in body.get("tools") or [] if isinstance(t, dict)]
         choice = body.get("tool_choice")
         if not tools or last.get("role") != "user" or choice == "none":
             return None
-        wanted = (
-            choice.get("function", {}).get("name") if isinstance(choice, dict) else None
-        )
+        wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
         chosen = next((t for t in tools if t.get("name") == wanted), tools[0])
         return ToolSpec(chosen.get("name", "tool"), chosen.get("parameters"))
 
@@ -735,13 +675,9 @@ class FakeOpenAI(FakeProvider):
 
     @staticmethod
     def _call_id(plan: Plan) -> str:
-        return "call_" + stable_id(
-            f"{plan.tool.name if plan.tool else ''}{plan.arguments_json}", 24
-        )
+        return "call_" + stable_id(f"{plan.tool.name if plan.tool else ''}{plan.arguments_json}", 24)
 
-    def _completion(
-        self, plan: Plan, model: str, completion_id: str, azure: bool
-    ) -> dict[str, Any]:
+    def _completion(self, plan: Plan, model: str, completion_id: str, azure: bool) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": plan.text if plan.tool is None else None,
@@ -750,14 +686,8 @@ class FakeOpenAI(FakeProvider):
         }
         if plan.tool is not None:
             function = {"name": plan.tool.name, "arguments": plan.arguments_json}
-            message["tool_calls"] = [
-                {"id": self._call_id(plan), "type": "function", "function": function}
-            ]
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": message,
-            "finish_reason": self._finish_reason(plan),
-        }
+            message["tool_calls"] = [{"id": self._call_id(plan), "type": "function", "function": function}]
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": self._finish_reason(plan)}
         completion: dict[str, Any] = {
             "id": completion_id,
             "object": "chat.completion",
@@ -770,18 +700,11 @@ class FakeOpenAI(FakeProvider):
         }
         if azure:  # Azure adds content-filter verdicts to every answer
             choice["content_filter_results"] = _AZURE_FILTERS
-            completion["prompt_filter_results"] = [
-                {"prompt_index": 0, "content_filter_results": _AZURE_FILTERS}
-            ]
+            completion["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": _AZURE_FILTERS}]
         return completion
 
     def _stream_frames(
-        self,
-        plan: Plan,
-        model: str,
-        completion_id: str,
-        include_usage: bool,
-        azure: bool,
+        self, plan: Plan, model: str, completion_id: str, include_usage: bool, azure: bool
     ) -> list[bytes]:
         def chunk(choices: list[Any], usage: Any = None) -> bytes:
             obj: dict[str, Any] = {
@@ -793,9 +716,7 @@ class FakeOpenAI(FakeProvider):
                 "system_fingerprint": None,
                 "choices": choices,
             }
-            if (
-                include_usage
-            ):  # real chunks carry "usage": null only when asked for usage
+            if include_usage:  # real chunks carry "usage": null only when asked for usage
                 obj["usage"] = usage
             # Real chunks pad themselves with random characters; ours are fixed.
             obj["obfuscation"] = stable_id(repr(choices), 1 + len(repr(choices)) % 14)
@@ -812,15 +733,11 @@ class FakeOpenAI(FakeProvider):
                 "id": "",
                 "model": "",
                 "object": "",
-                "prompt_filter_results": [
-                    {"prompt_index": 0, "content_filter_results": _AZURE_FILTERS}
-                ],
+                "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _AZURE_FILTERS}],
             }
             frames.append(b"data: " + dumps(first) + b"\n\n")
         if plan.tool is None:
-            frames.append(
-                chunk(delta({"role": "assistant", "content": "", "refusal": None}))
-            )
+            frames.append(chunk(delta({"role": "assistant", "content": "", "refusal": None})))
             frames += [chunk(delta({"content": piece})) for piece in plan.pieces]
         else:
             call = {
@@ -829,30 +746,9 @@ class FakeOpenAI(FakeProvider):
                 "type": "function",
                 "function": {"name": plan.tool.name, "arguments": ""},
             }
-            frames.append(
-                chunk(
-                    delta(
-                        {
-                            "role": "assistant",
-                            "content": None,
-                            "tool_calls": [call],
-                            "refusal": None,
-                        }
-                    )
-                )
-            )
+            frames.append(chunk(delta({"role": "assistant", "content": None, "tool_calls": [call], "refusal": None})))
             for fragment in split_fragments(plan.arguments_json):
-                frames.append(
-                    chunk(
-                        delta(
-                            {
-                                "tool_calls": [
-                                    {"index": 0, "function": {"arguments": fragment}}
-                                ]
-                            }
-                        )
-                    )
-                )
+                frames.append(chunk(delta({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})))
         frames.append(chunk(delta({}, self._finish_reason(plan))))
         if include_usage:
             frames.append(chunk([], self._usage(plan)))
@@ -872,14 +768,11 @@ class FakeOpenAI(FakeProvider):
         if not inputs:
             return openai_error(
                 400,
-                "'$.input' is invalid. Please check the API reference: "
-                "https://platform.openai.com/docs/api-reference.",
+                "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
             )
         if deployment is None and not self.known_model(model):
             return openai_error(
-                404,
-                f"The model `{model}` does not exist or you do not have access to it.",
-                code="model_not_found",
+                404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
             )
         dimensions = int(body.get("dimensions") or self.embedding_dimensions)
         as_base64 = body.get("encoding_format") == "base64"
@@ -887,17 +780,11 @@ class FakeOpenAI(FakeProvider):
         for index, text in enumerate(inputs):
             vector = fake_vector(text, dimensions)
             data.append(
-                {
-                    "object": "embedding",
-                    "index": index,
-                    "embedding": vector_base64(vector) if as_base64 else vector,
-                }
+                {"object": "embedding", "index": index, "embedding": vector_base64(vector) if as_base64 else vector}
             )
         tokens = sum(count_tokens(text) for text in inputs)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return json_reply(
-            {"object": "list", "data": data, "model": model, "usage": usage}
-        )
+        return json_reply({"object": "list", "data": data, "model": model, "usage": usage})
 
     @staticmethod
     def _embedding_inputs(raw: Any) -> list[str]:
@@ -907,33 +794,20 @@ class FakeOpenAI(FakeProvider):
             return []
         if all(isinstance(item, int) for item in raw):  # one pre-tokenized input
             return [" ".join(map(str, raw))]
-        return [
-            item if isinstance(item, str) else " ".join(map(str, item)) for item in raw
-        ]
+        return [item if isinstance(item, str) else " ".join(map(str, item)) for item in raw]
 
     @staticmethod
     def _model(model_id: str) -> dict[str, Any]:
-        return {
-            "id": model_id,
-            "object": "model",
-            "created": CREATED,
-            "owned_by": "system",
-        }
+        return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "system"}
 
     def _get_model(self, model_id: str) -> Reply:
         if not self.known_model(model_id):
-            return openai_error(
-                404,
-                f"The model '{model_id}' does not exist",
-                param="model",
-                code="model_not_found",
-            )
+            return openai_error(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
         return json_reply(self._model(model_id))
 
 
 _AZURE_FILTERS = {
-    category: {"filtered": False, "severity": "safe"}
-    for category in ("hate", "self_harm", "sexual", "violence")
+    category: {"filtered": False, "severity": "safe"} for category in ("hate", "self_harm", "sexual", "violence")
 }
 
 
@@ -943,11 +817,7 @@ _AZURE_FILTERS = {
 
 
 def anthropic_error(status: int, type_: str, message: str, request_id: str) -> Reply:
-    body = {
-        "type": "error",
-        "error": {"type": type_, "message": message},
-        "request_id": request_id,
-    }
+    body = {"type": "error", "error": {"type": type_, "message": message}, "request_id": request_id}
     return json_reply(body, status, JSON, {"request-id": request_id})
 
 
@@ -965,9 +835,7 @@ class FakeAnthropic(FakeProvider):
         if "request-id" in {key.lower() for key in reply.headers}:
             return reply
         request_id = self._body_request_id(reply.body) or self._request_id(request)
-        return dataclasses.replace(
-            reply, headers={"request-id": request_id, **reply.headers}
-        )
+        return dataclasses.replace(reply, headers={"request-id": request_id, **reply.headers})
 
     @staticmethod
     def _body_request_id(body: bytes) -> str | None:
@@ -989,25 +857,14 @@ class FakeAnthropic(FakeProvider):
         route = (request.method, request.path)
         if route == ("GET", "/v1/models"):
             return json_reply(self._model_list())
-        if route not in {
-            ("POST", "/v1/messages"),
-            ("POST", "/v1/messages/count_tokens"),
-        }:
+        if route not in {("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens")}:
             return anthropic_error(404, "not_found_error", "Not Found", request_id)
         if not request.headers.get("anthropic-version"):
-            return anthropic_error(
-                400,
-                "invalid_request_error",
-                "anthropic-version: header is required",
-                request_id,
-            )
+            return anthropic_error(400, "invalid_request_error", "anthropic-version: header is required", request_id)
         body = request.json
         if not isinstance(body, dict):
             return anthropic_error(
-                400,
-                "invalid_request_error",
-                "There was an issue with the JSON body of your request.",
-                request_id,
+                400, "invalid_request_error", "There was an issue with the JSON body of your request.", request_id
             )
         if (error := self._validate(body, request.path, request_id)) is not None:
             return error
@@ -1016,53 +873,31 @@ class FakeAnthropic(FakeProvider):
             return json_reply({"input_tokens": plan.prompt_tokens})
         message_id = "msg_01" + stable_id(request.body, 22)
         if body.get("stream"):
-            return Reply(
-                content_type=SSE_UTF8,
-                chunks=self._stream_frames(plan, body["model"], message_id),
-            )
+            return Reply(content_type=SSE_UTF8, chunks=self._stream_frames(plan, body["model"], message_id))
         return json_reply(self._message(plan, body["model"], message_id))
 
     def _check_auth(self, request: RecordedRequest, request_id: str) -> Reply | None:
         auth = request.headers.get("Authorization", "")
-        key = request.headers.get("x-api-key") or (
-            auth[7:].strip() if auth.startswith("Bearer ") else ""
-        )
+        key = request.headers.get("x-api-key") or (auth[7:].strip() if auth.startswith("Bearer ") else "")
         if not key:
-            return anthropic_error(
-                401, "authentication_error", "x-api-key header is required", request_id
-            )
+            return anthropic_error(401, "authentication_error", "x-api-key header is required", request_id)
         if key != self.api_key:
-            return anthropic_error(
-                401, "authentication_error", "invalid x-api-key", request_id
-            )
+            return anthropic_error(401, "authentication_error", "invalid x-api-key", request_id)
         return None
 
-    def _validate(
-        self, body: dict[str, Any], path: str, request_id: str
-    ) -> Reply | None:
-        required = (
-            ["model", "messages"]
-            if path.endswith("/count_tokens")
-            else ["max_tokens", "messages", "model"]
-        )
+    def _validate(self, body: dict[str, Any], path: str, request_id: str) -> Reply | None:
+        required = ["model", "messages"] if path.endswith("/count_tokens") else ["max_tokens", "messages", "model"]
         for name in required:
             if body.get(name) in (None, []):
-                return anthropic_error(
-                    400, "invalid_request_error", f"{name}: Field required", request_id
-                )
+                return anthropic_error(400, "invalid_request_error", f"{name}: Field required", request_id)
         if not self.known_model(str(body["model"])):
-            return anthropic_error(
-                404, "not_found_error", f"model: {body['model']}", request_id
-            )
+            return anthropic_error(404, "not_found_error", f"model: {body['model']}", request_id)
         return None
 
     def _plan(self, body: dict[str, Any]) -> Plan:
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         last = messages[-1] if messages else {}
-        prompt = " ".join(
-            [text_of(body.get("system"))]
-            + [text_of(m.get("content")) for m in messages]
-        )
+        prompt = " ".join([text_of(body.get("system"))] + [text_of(m.get("content")) for m in messages])
         return make_plan(
             prefix="fake-anthropic",
             last_text=text_of(last.get("content")),
@@ -1074,23 +909,13 @@ class FakeAnthropic(FakeProvider):
 
     @staticmethod
     def _tool_to_call(body: dict[str, Any], last: dict[str, Any]) -> ToolSpec | None:
-        tools = [
-            t
-            for t in body.get("tools") or []
-            if isinstance(t, dict) and "input_schema" in t
-        ]
+        tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "input_schema" in t]
         choice = body.get("tool_choice") or {}
         content = last.get("content")
         has_result = isinstance(content, list) and any(
-            isinstance(block, dict) and block.get("type") == "tool_result"
-            for block in content
+            isinstance(block, dict) and block.get("type") == "tool_result" for block in content
         )
-        if (
-            not tools
-            or last.get("role") != "user"
-            or has_result
-            or choice.get("type") == "none"
-        ):
+        if not tools or last.get("role") != "user" or has_result or choice.get("type") == "none":
             return None
         wanted = choice.get("name") if choice.get("type") == "tool" else None
         chosen = next((t for t in tools if t.get("name") == wanted), tools[0])
@@ -1098,27 +923,16 @@ class FakeAnthropic(FakeProvider):
 
     @staticmethod
     def _stop_reason(plan: Plan) -> str:
-        return {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use"}[
-            plan.finish
-        ]
+        return {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use"}[plan.finish]
 
     @staticmethod
     def _tool_id(plan: Plan) -> str:
-        return "toolu_01" + stable_id(
-            f"{plan.tool.name if plan.tool else ''}{plan.arguments_json}", 22
-        )
+        return "toolu_01" + stable_id(f"{plan.tool.name if plan.tool else ''}{plan.arguments_json}", 22)
 
     def _content(self, plan: Plan) -> list[dict[str, Any]]:
         if plan.tool is None:
             return [{"type": "text", "text": plan.text}]
-        return [
-            {
-                "type": "tool_use",
-                "id": self._tool_id(plan),
-                "name": plan.tool.name,
-                "input": plan.arguments,
-            }
-        ]
+        return [{"type": "tool_use", "id": self._tool_id(plan), "name": plan.tool.name, "input": plan.arguments}]
 
     @staticmethod
     def _usage(plan: Plan, output_tokens: int) -> dict[str, Any]:
@@ -1126,10 +940,7 @@ class FakeAnthropic(FakeProvider):
             "input_tokens": plan.prompt_tokens,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": 0,
-                "ephemeral_1h_input_tokens": 0,
-            },
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
@@ -1148,9 +959,7 @@ class FakeAnthropic(FakeProvider):
 
     def _stream_frames(self, plan: Plan, model: str, message_id: str) -> list[bytes]:
         def event(obj: dict[str, Any]) -> bytes:
-            return (
-                b"event: " + obj["type"].encode() + b"\ndata: " + dumps(obj) + b"\n\n"
-            )
+            return b"event: " + obj["type"].encode() + b"\ndata: " + dumps(obj) + b"\n\n"
 
         start = self._message(plan, model, message_id)
         start.update(content=[], stop_reason=None, usage=self._usage(plan, 1))
@@ -1159,28 +968,13 @@ class FakeAnthropic(FakeProvider):
             block: dict[str, Any] = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": piece} for piece in plan.pieces]
         else:
-            block = {
-                "type": "tool_use",
-                "id": self._tool_id(plan),
-                "name": plan.tool.name,
-                "input": {},
-            }
+            block = {"type": "tool_use", "id": self._tool_id(plan), "name": plan.tool.name, "input": {}}
             # The real API's first input_json_delta is an empty string.
-            fragments = [""] + split_fragments(plan.arguments_json)
-            deltas = [
-                {"type": "input_json_delta", "partial_json": fragment}
-                for fragment in fragments
-            ]
-        frames.append(
-            event({"type": "content_block_start", "index": 0, "content_block": block})
-        )
-        frames.append(
-            b'event: ping\ndata: {"type": "ping"}\n\n'
-        )  # spelled like the real API
-        frames += [
-            event({"type": "content_block_delta", "index": 0, "delta": d})
-            for d in deltas
-        ]
+            fragments = ["", *split_fragments(plan.arguments_json)]
+            deltas = [{"type": "input_json_delta", "partial_json": fragment} for fragment in fragments]
+        frames.append(event({"type": "content_block_start", "index": 0, "content_block": block}))
+        frames.append(b'event: ping\ndata: {"type": "ping"}\n\n')  # spelled like the real API
+        frames += [event({"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas]
         frames.append(event({"type": "content_block_stop", "index": 0}))
         usage = {
             "input_tokens": plan.prompt_tokens,
@@ -1212,9 +1006,7 @@ class FakeAnthropic(FakeProvider):
 # Gemini (Developer API)
 # --------------------------------------------------------------------------
 
-_GEMINI_PATH = re.compile(
-    r"^/(?P<version>v1beta|v1|v1alpha)/models(?:/(?P<model>[^:/]+)(?::(?P<method>\w+))?)?$"
-)
+_GEMINI_PATH = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models(?:/(?P<model>[^:/]+)(?::(?P<method>\w+))?)?$")
 
 _GEMINI_NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
@@ -1223,9 +1015,7 @@ _GEMINI_NO_KEY = (
 _GEMINI_BAD_KEY = "API key not valid. Please pass a valid API key."
 
 
-def gemini_error(
-    code: int, status: str, message: str, details: list[Any] | None = None
-) -> Reply:
+def gemini_error(code: int, status: str, message: str, details: list[Any] | None = None) -> Reply:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details is not None:
         error["details"] = details
@@ -1240,11 +1030,7 @@ def gemini_bad_key() -> Reply:
             "domain": "googleapis.com",
             "metadata": {"service": "generativelanguage.googleapis.com"},
         },
-        {
-            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
-            "locale": "en-US",
-            "message": _GEMINI_BAD_KEY,
-        },
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": _GEMINI_BAD_KEY},
     ]
     return gemini_error(400, "INVALID_ARGUMENT", _GEMINI_BAD_KEY, details)
 
@@ -1271,13 +1057,8 @@ class FakeGemini(FakeProvider):
 
     def decorate(self, reply: Reply, request: RecordedRequest) -> Reply:
         # The real SSE answer is served as a download.
-        if (
-            reply.content_type.startswith("text/event-stream")
-            and "Content-Disposition" not in reply.headers
-        ):
-            return dataclasses.replace(
-                reply, headers={"Content-Disposition": "attachment", **reply.headers}
-            )
+        if reply.content_type.startswith("text/event-stream") and "Content-Disposition" not in reply.headers:
+            return dataclasses.replace(reply, headers={"Content-Disposition": "attachment", **reply.headers})
         return reply
 
     def answer(self, request: RecordedRequest) -> Reply:
@@ -1296,9 +1077,7 @@ class FakeGemini(FakeProvider):
             return gemini_error(404, "NOT_FOUND", "Requested entity was not found.")
         return self._call(request, version, model, method)
 
-    def _call(
-        self, request: RecordedRequest, version: str, model: str, method: str
-    ) -> Reply:
+    def _call(self, request: RecordedRequest, version: str, model: str, method: str) -> Reply:
         handlers = {
             "generateContent": self._generate,
             "streamGenerateContent": self._generate,
@@ -1310,19 +1089,13 @@ class FakeGemini(FakeProvider):
         if handler is None:
             return gemini_error(404, "NOT_FOUND", "Requested entity was not found.")
         if not isinstance(request.json, dict):
-            return gemini_error(
-                400,
-                "INVALID_ARGUMENT",
-                "Invalid JSON payload received. Unexpected token.",
-            )
+            return gemini_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Unexpected token.")
         if not self.known_model(model):
             message = (
                 f"models/{model} is not found for API version {version}, or is not supported for "
                 f"{method}. Call ListModels to see the list of available models and their supported methods."
             )
-            details = [
-                {"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": message}
-            ]
+            details = [{"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": message}]
             return gemini_error(404, "NOT_FOUND", message, details)
         return handler(request, model, method)
 
@@ -1333,47 +1106,28 @@ class FakeGemini(FakeProvider):
         contents = [c for c in field_of(body, "contents") or [] if isinstance(c, dict)]
         if not contents:
             return gemini_error(
-                400,
-                "INVALID_ARGUMENT",
-                "* GenerateContentRequest.contents: contents is not specified\n",
+                400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified\n"
             )
         plan = self._plan(body, contents)
         response_id = stable_id(request.body, 23)
         if method == "generateContent":
-            return json_reply(
-                self._response(plan, model, response_id, plan.pieces, final=True),
-                200,
-                GEMINI_JSON,
-            )
+            return json_reply(self._response(plan, model, response_id, plan.pieces, final=True), 200, GEMINI_JSON)
         chunks = self._stream_chunks(plan, model, response_id)
         if request.query.get("alt") == "sse":
-            return Reply(
-                content_type=GEMINI_SSE,
-                chunks=[b"data: " + dumps(c) + b"\r\n\r\n" for c in chunks],
-            )
+            return Reply(content_type=GEMINI_SSE, chunks=[b"data: " + dumps(c) + b"\r\n\r\n" for c in chunks])
         return Reply(content_type=GEMINI_JSON, chunks=self._json_array_frames(chunks))
 
     def _plan(self, body: dict[str, Any], contents: list[dict[str, Any]]) -> Plan:
         last = contents[-1]
         parts = [p for p in field_of(last, "parts") or [] if isinstance(p, dict)]
-        responses = [
-            field_of(p, "functionResponse")
-            for p in parts
-            if field_of(p, "functionResponse")
-        ]
+        responses = [field_of(p, "functionResponse") for p in parts if field_of(p, "functionResponse")]
         if responses:
-            last_text = " ".join(
-                response_text(field_of(r, "response")) for r in responses
-            )
+            last_text = " ".join(response_text(field_of(r, "response")) for r in responses)
         else:
-            last_text = "".join(
-                p["text"] for p in parts if isinstance(p.get("text"), str)
-            )
+            last_text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
         system = field_of(body, "systemInstruction") or {}
         prompt = " ".join(
-            text_of(field_of(content, "parts"))
-            for content in [system, *contents]
-            if isinstance(content, dict)
+            text_of(field_of(content, "parts")) for content in [system, *contents] if isinstance(content, dict)
         )
         tool = None
         if not responses and field_of(last, "role", "user") == "user":
@@ -1396,18 +1150,12 @@ class FakeGemini(FakeProvider):
             for declaration in field_of(tool, "functionDeclarations") or []
             if isinstance(declaration, dict)
         ]
-        calling = (
-            field_of(field_of(body, "toolConfig") or {}, "functionCallingConfig") or {}
-        )
+        calling = field_of(field_of(body, "toolConfig") or {}, "functionCallingConfig") or {}
         if not declarations or str(field_of(calling, "mode", "AUTO")).upper() == "NONE":
             return None
         allowed = field_of(calling, "allowedFunctionNames") or []
-        chosen = next(
-            (d for d in declarations if d.get("name") in allowed), declarations[0]
-        )
-        schema = field_of(chosen, "parameters") or field_of(
-            chosen, "parametersJsonSchema"
-        )
+        chosen = next((d for d in declarations if d.get("name") in allowed), declarations[0])
+        schema = field_of(chosen, "parameters") or field_of(chosen, "parametersJsonSchema")
         return ToolSpec(chosen.get("name", "tool"), schema)
 
     @staticmethod
@@ -1416,34 +1164,21 @@ class FakeGemini(FakeProvider):
             "promptTokenCount": plan.prompt_tokens,
             "candidatesTokenCount": candidates_tokens,
             "totalTokenCount": plan.prompt_tokens + candidates_tokens,
-            "promptTokensDetails": [
-                {"modality": "TEXT", "tokenCount": plan.prompt_tokens}
-            ],
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": plan.prompt_tokens}],
         }
 
     def _response(
-        self,
-        plan: Plan,
-        model: str,
-        response_id: str,
-        pieces: list[str],
-        *,
-        final: bool,
-        sent: int | None = None,
+        self, plan: Plan, model: str, response_id: str, pieces: list[str], *, final: bool, sent: int | None = None
     ) -> dict[str, Any]:
         """One GenerateContentResponse; a stream chunk when ``final`` is false
         (no finishReason) or is the last chunk. Usage is cumulative."""
         if plan.tool is not None:
-            parts: list[dict[str, Any]] = [
-                {"functionCall": {"name": plan.tool.name, "args": plan.arguments}}
-            ]
+            parts: list[dict[str, Any]] = [{"functionCall": {"name": plan.tool.name, "args": plan.arguments}}]
         else:
             parts = [{"text": "".join(pieces)}]
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if final:
-            candidate["finishReason"] = (
-                "MAX_TOKENS" if plan.finish == "length" else "STOP"
-            )
+            candidate["finishReason"] = "MAX_TOKENS" if plan.finish == "length" else "STOP"
         candidate["index"] = 0
         tokens = plan.completion_tokens if sent is None else sent
         return {
@@ -1453,16 +1188,12 @@ class FakeGemini(FakeProvider):
             "responseId": response_id,
         }
 
-    def _stream_chunks(
-        self, plan: Plan, model: str, response_id: str
-    ) -> list[dict[str, Any]]:
+    def _stream_chunks(self, plan: Plan, model: str, response_id: str) -> list[dict[str, Any]]:
         if plan.tool is not None:  # a whole functionCall arrives in one chunk
             return [self._response(plan, model, response_id, [], final=True)]
         last = len(plan.pieces) - 1
         return [
-            self._response(
-                plan, model, response_id, [piece], final=index == last, sent=index + 1
-            )
+            self._response(plan, model, response_id, [piece], final=index == last, sent=index + 1)
             for index, piece in enumerate(plan.pieces)
         ]
 
@@ -1483,15 +1214,9 @@ class FakeGemini(FakeProvider):
         body = request.json
         inner = field_of(body, "generateContentRequest") or body
         contents = field_of(inner, "contents") or []
-        tokens = sum(
-            count_tokens(text_of(field_of(c, "parts")))
-            for c in contents
-            if isinstance(c, dict)
-        )
+        tokens = sum(count_tokens(text_of(field_of(c, "parts"))) for c in contents if isinstance(c, dict))
         details = [{"modality": "TEXT", "tokenCount": tokens}]
-        return json_reply(
-            {"totalTokens": tokens, "promptTokensDetails": details}, 200, GEMINI_JSON
-        )
+        return json_reply({"totalTokens": tokens, "promptTokensDetails": details}, 200, GEMINI_JSON)
 
     def _embed(self, request: RecordedRequest, model: str, method: str) -> Reply:
         body = request.json
@@ -1500,36 +1225,22 @@ class FakeGemini(FakeProvider):
         requests = [r for r in field_of(body, "requests") or [] if isinstance(r, dict)]
         if not requests:
             return gemini_error(
-                400,
-                "INVALID_ARGUMENT",
-                "* BatchEmbedContentsRequest.requests: requests is not specified\n",
+                400, "INVALID_ARGUMENT", "* BatchEmbedContentsRequest.requests: requests is not specified\n"
             )
-        return json_reply(
-            {"embeddings": [self._embedding(r) for r in requests]}, 200, GEMINI_JSON
-        )
+        return json_reply({"embeddings": [self._embedding(r) for r in requests]}, 200, GEMINI_JSON)
 
     def _embedding(self, embed_request: dict[str, Any]) -> dict[str, Any]:
         text = text_of(field_of(field_of(embed_request, "content") or {}, "parts"))
-        dimensions = int(
-            field_of(embed_request, "outputDimensionality") or self.embedding_dimensions
-        )
+        dimensions = int(field_of(embed_request, "outputDimensionality") or self.embedding_dimensions)
         return {"values": fake_vector(text, dimensions)}
 
     # -- models ------------------------------------------------------------
 
     def _get_models(self, model: str | None, version: str) -> Reply:
         if model is None:
-            return json_reply(
-                {"models": [self._model(m) for m in self.listed_models()]},
-                200,
-                GEMINI_JSON,
-            )
+            return json_reply({"models": [self._model(m) for m in self.listed_models()]}, 200, GEMINI_JSON)
         if not self.known_model(model):
-            return gemini_error(
-                404,
-                "NOT_FOUND",
-                f"models/{model} is not found for API version {version}.",
-            )
+            return gemini_error(404, "NOT_FOUND", f"models/{model} is not found for API version {version}.")
         return json_reply(self._model(model), 200, GEMINI_JSON)
 
     @staticmethod
@@ -1537,12 +1248,7 @@ class FakeGemini(FakeProvider):
         if "embedding" in model:
             methods = ["embedContent", "countTextTokens", "countTokens"]
         else:
-            methods = [
-                "generateContent",
-                "countTokens",
-                "createCachedContent",
-                "batchGenerateContent",
-            ]
+            methods = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
         return {
             "name": f"models/{model}",
             "version": "001",

@@ -204,7 +204,7 @@ def test_health_readiness_and_metrics(gateway: GatewayStack, client: openai.Open
     assert "gateway_request_duration_seconds_bucket" in metrics
 
 
-def test_tls_listener_serves_with_generated_certificate(tmp_path, fake_openai: FakeOpenAI) -> None:  # noqa: ANN001
+def test_tls_listener_serves_with_generated_certificate(tmp_path, fake_openai: FakeOpenAI) -> None:
     authority = trustme.CA()
     cert = authority.issue_cert("127.0.0.1", "localhost")
     cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"

@@ -39,6 +39,12 @@ def fixtures_available() -> bool:
     return (FIXTURES_DIR / "index.json").is_file()
 
 
+def require_fixtures() -> None:
+    """Skip the calling test when the fixture directory is missing."""
+    if not fixtures_available():
+        pytest.skip(SKIP_MESSAGE)
+
+
 def fixture_path(rel: str) -> Path:
     path = FIXTURES_DIR / rel
     if not path.is_file():
@@ -70,9 +76,7 @@ def fixture_entry(rel: str) -> dict[str, Any]:
 def response_fixtures(provider: str) -> list[str]:
     """Relative paths of every recorded response body of one provider."""
     return sorted(
-        rel
-        for rel, entry in _index().items()
-        if entry.get("kind") == "response" and rel.startswith(f"{provider}/")
+        rel for rel, entry in _index().items() if entry.get("kind") == "response" and rel.startswith(f"{provider}/")
     )
 
 

@@ -1,0 +1,1 @@
+"""Load benchmarks of the gateway against a plain Envoy hop (`make bench`)."""

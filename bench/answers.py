@@ -1,0 +1,157 @@
+"""Canned provider answers for the fake upstream, written for the benchmark.
+
+Small, realistic bodies in each provider's wire format: one JSON answer and
+one SSE stream per format, all carrying the same text so a check can find
+it after the gateway has translated the answer into another format.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ANSWER_TEXT = "Benchmark reply: the fake provider answers at once, so only the gateway costs time."
+_WORDS = ANSWER_TEXT.split(" ")
+_PIECES = [word if i == 0 else " " + word for i, word in enumerate(_WORDS)]
+_PROMPT_TOKENS = 12
+_OUTPUT_TOKENS = len(_WORDS)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _sse(events: list[tuple[str | None, str]]) -> str:
+    frames = []
+    for name, data in events:
+        frames.append((f"event: {name}\n" if name else "") + f"data: {data}\n\n")
+    return "".join(frames)
+
+
+def openai_json() -> str:
+    return _dumps(
+        {
+            "id": "chatcmpl-bench0001",
+            "object": "chat.completion",
+            "created": 1760000000,
+            "model": "gpt-bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": ANSWER_TEXT, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": _PROMPT_TOKENS,
+                "completion_tokens": _OUTPUT_TOKENS,
+                "total_tokens": _PROMPT_TOKENS + _OUTPUT_TOKENS,
+            },
+            "service_tier": "default",
+            "system_fingerprint": None,
+        }
+    )
+
+
+def openai_sse() -> str:
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
+        body: dict[str, Any] = {
+            "id": "chatcmpl-bench0002",
+            "object": "chat.completion.chunk",
+            "created": 1760000000,
+            "model": "gpt-bench-stream",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage is not None:
+            body["usage"] = usage
+        return _dumps(body)
+
+    events: list[tuple[str | None, str]] = [(None, chunk({"role": "assistant", "content": ""}))]
+    events += [(None, chunk({"content": piece})) for piece in _PIECES]
+    usage = {
+        "prompt_tokens": _PROMPT_TOKENS,
+        "completion_tokens": _OUTPUT_TOKENS,
+        "total_tokens": _PROMPT_TOKENS + _OUTPUT_TOKENS,
+    }
+    events.append((None, chunk({}, finish="stop", usage=usage)))
+    events.append((None, "[DONE]"))
+    return _sse(events)
+
+
+def anthropic_json() -> str:
+    return _dumps(
+        {
+            "id": "msg_bench0001",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-bench",
+            "content": [{"type": "text", "text": ANSWER_TEXT}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": _PROMPT_TOKENS, "output_tokens": _OUTPUT_TOKENS},
+        }
+    )
+
+
+def anthropic_sse() -> str:
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_bench0002",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-bench-stream",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": _PROMPT_TOKENS, "output_tokens": 1},
+        },
+    }
+    events: list[tuple[str | None, str]] = [
+        ("message_start", _dumps(start)),
+        (
+            "content_block_start",
+            _dumps({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ]
+    for piece in _PIECES:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        events.append(("content_block_delta", _dumps(delta)))
+    events.append(("content_block_stop", _dumps({"type": "content_block_stop", "index": 0})))
+    end = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": _OUTPUT_TOKENS},
+    }
+    events.append(("message_delta", _dumps(end)))
+    events.append(("message_stop", _dumps({"type": "message_stop"})))
+    return _sse(events)
+
+
+def _gemini_chunk(text: str, finish: bool, model: str) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+    usage: dict[str, Any] = {"promptTokenCount": _PROMPT_TOKENS, "totalTokenCount": _PROMPT_TOKENS}
+    if finish:
+        candidate["finishReason"] = "STOP"
+        usage = {
+            "promptTokenCount": _PROMPT_TOKENS,
+            "candidatesTokenCount": _OUTPUT_TOKENS,
+            "totalTokenCount": _PROMPT_TOKENS + _OUTPUT_TOKENS,
+        }
+    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": "bench0001"}
+
+
+def gemini_json() -> str:
+    return _dumps(_gemini_chunk(ANSWER_TEXT, True, "gemini-bench"))
+
+
+def gemini_sse() -> str:
+    # Gemini streams larger pieces than the others: three chunks of words.
+    third = max(len(_WORDS) // 3, 1)
+    pieces = [" ".join(_WORDS[:third]), " " + " ".join(_WORDS[third : 2 * third]), " " + " ".join(_WORDS[2 * third :])]
+    events: list[tuple[str | None, str]] = [
+        (None, _dumps(_gemini_chunk(piece, i == len(pieces) - 1, "gemini-bench-stream")))
+        for i, piece in enumerate(pieces)
+    ]
+    return _sse(events)

@@ -1,0 +1,70 @@
+"""Fit a request to what its provider declares it can do.
+
+A feature the provider lacks is adapted where a faithful adaptation exists
+(a stream is served from a whole answer, `max_tokens` is capped), otherwise
+dropped (and named in a response header) or rejected with a 400, per the
+provider's `unsupported` policy.
+"""
+
+from __future__ import annotations
+
+from extproc.config.model import Provider
+from extproc.errors import GatewayError
+from extproc.formats.canonical import (
+    ChatRequest,
+    ChatResponse,
+    Finish,
+    ImagePart,
+    ResponseFormat,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    UsageUpdate,
+)
+
+
+def fit_to_provider(request: ChatRequest, provider: Provider) -> list[str]:
+    """Change `request` in place; return the features dropped."""
+    caps = provider.capabilities
+    dropped: list[str] = []
+
+    def lacks(feature: str) -> None:
+        if provider.unsupported == "reject":
+            raise GatewayError(
+                "invalid_request", f"{feature} is not supported by provider {provider.name}", param=feature
+            )
+        dropped.append(feature)
+
+    if request.tools and not caps.tools:
+        lacks("tools")
+        request.tools, request.tool_choice, request.parallel_tool_calls = [], None, None
+    if not caps.images and any(isinstance(p, ImagePart) for m in request.messages for p in m.content):
+        lacks("images")
+        for message in request.messages:
+            message.content = [p for p in message.content if not isinstance(p, ImagePart)]
+    if request.response_format and request.response_format.type == "json_schema" and not caps.json_schema:
+        lacks("json_schema")
+        request.response_format = ResponseFormat("json_object")  # still JSON, without the schema
+    if caps.max_tokens and request.max_tokens and request.max_tokens > caps.max_tokens:
+        request.max_tokens = caps.max_tokens
+    return dropped
+
+
+def response_events(response: ChatResponse) -> list[StreamEvent]:
+    """A whole answer as stream events: how a client stream is served by a provider that cannot stream."""
+    events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
+    for choice in response.choices:
+        for thinking in choice.thinking:
+            events.append(ThinkingDelta(thinking.text, thinking.signature, choice.index))
+        if choice.text:
+            events.append(TextDelta(choice.text, choice.index))
+        for i, call in enumerate(choice.tool_calls):
+            events.append(ToolCallStart(i, call.id, call.name, choice.index))
+            events.append(ToolCallDelta(i, call.arguments, choice.index))
+        events.append(Finish(choice.finish_reason or "stop", choice.index))
+    if response.usage is not None:
+        events.append(UsageUpdate(response.usage))
+    return events
