@@ -57,11 +57,16 @@ def classify(method: str, path: str, headers: dict[str, str]) -> Endpoint | None
                     return Endpoint("gemini", operation, model, stream, sse, batch)  # type: ignore[arg-type]
         return None
     if method == "GET":
+        if route == "/v1beta/models" or (route == "/v1/models" and _speaks_gemini(query, headers)):
+            return GEMINI_MODELS
         if route == "/v1/models":
             return ANTHROPIC_MODELS if "anthropic-version" in headers else OPENAI_MODELS
-        if route == "/v1beta/models":
-            return GEMINI_MODELS
     return None
+
+
+def _speaks_gemini(query: str, headers: dict[str, str]) -> bool:
+    """Gemini shares `/v1/models` with OpenAI; its clients send their key their own way."""
+    return "x-goog-api-key" in headers or "key" in parse_qs(query)
 
 
 def guess_format(path: str, headers: dict[str, str]) -> Format:

@@ -1,0 +1,119 @@
+"""Each API's own surface through the gateway: model listings, embeddings, Gemini's JSON-array
+stream, streams cut by the client, and errors written mid-stream."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from google.genai import types
+
+from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI, Reply, wait_until
+from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
+from tests.support.stack import GatewayStack
+
+pytestmark = pytest.mark.integration
+
+
+def test_model_listing_in_each_apis_own_shape(gateway: GatewayStack) -> None:
+    assert "mock-1" in [m.id for m in openai_client(gateway.base_url).models.list()]
+    assert "mock-1" in [m.id for m in anthropic_client(gateway.base_url).models.list()]
+    gemini = gemini_client(gateway.base_url)  # keep a reference: the SDK closes an unreferenced client
+    gemini_names = [m.name for m in gemini.models.list()]
+    assert "models/mock-1" in gemini_names
+
+
+@pytest.mark.parametrize("model", ["gpt-embed", "gemini-embed", "mock-1"])
+def test_openai_embeddings_from_every_provider_kind(gateway: GatewayStack, model: str) -> None:
+    answer = openai_client(gateway.base_url).embeddings.create(model=model, input=["alpha", "beta"])
+    assert len(answer.data) == 2
+    assert len(answer.data[0].embedding) > 0
+    assert answer.data[0].embedding != answer.data[1].embedding
+
+
+def test_gemini_embed_content_served_by_openai_provider(gateway: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    client = gemini_client(gateway.base_url)
+    answer = client.models.embed_content(model="gpt-embed", contents=["hello world"])
+    assert answer.embeddings and len(answer.embeddings[0].values) > 0
+    assert fake_openai.requests[-1].path == "/v1/embeddings"
+    assert fake_openai.requests[-1].json["input"] == ["hello world"]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-test-1", "mock-1"])
+def test_gemini_stream_without_alt_sse_is_a_json_array(gateway: GatewayStack, model: str) -> None:
+    response = httpx.post(
+        f"{gateway.base_url}/v1beta/models/{model}:streamGenerateContent",
+        json={"contents": [{"role": "user", "parts": [{"text": "array please"}]}]},
+        timeout=20,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    chunks = json.loads(response.content)
+    assert isinstance(chunks, list) and chunks
+    text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
+    assert text
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_client_disconnect_closes_the_provider_stream(gateway: GatewayStack, fake_anthropic: FakeAnthropic) -> None:
+    """An OpenAI client streaming from Anthropic (translated chunk by chunk) hangs up early."""
+    start = b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-test-1","content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
+    block = b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
+    delta = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word "}}\n\n'
+    fake_anthropic.enqueue(
+        Reply(content_type="text/event-stream; charset=utf-8", chunks=[start, block] + [delta] * 60, chunk_delay=0.1)
+    )
+    body = {"model": "claude-test-1", "stream": True, "messages": [{"role": "user", "content": "long story"}]}
+    with (
+        httpx.Client(timeout=20) as http,
+        http.stream("POST", gateway.base_url + "/v1/chat/completions", json=body) as response,
+    ):
+        assert response.status_code == 200
+        first = next(response.iter_bytes())
+        assert first.startswith(b"data: ")
+    assert wait_until(lambda: fake_anthropic.stream_disconnects >= 1, timeout=10)
+
+
+def test_provider_error_mid_stream_becomes_an_in_band_error_and_a_clean_end(
+    gateway: GatewayStack, fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.enqueue_fixture("gemini/stream-error-mid-stream.response.sse")
+    body = {"model": "gemini-2.5-flash", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    response = httpx.post(gateway.base_url + "/v1/chat/completions", json=body, timeout=20)
+    assert response.status_code == 200
+    frames = [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
+    assert frames[-1] == "[DONE]"
+    errors = [json.loads(f)["error"] for f in frames[:-1] if '"error"' in f and f.startswith('{"error"')]
+    assert errors and errors[0]["message"]
+    text = "".join(
+        c["choices"][0]["delta"].get("content") or ""
+        for f in frames[:-1]
+        if not f.startswith('{"error"')
+        for c in [json.loads(f)]
+        if c.get("choices")
+    )
+    assert text == "First Second "
+
+
+def test_anthropic_client_may_send_its_key_as_x_api_key_or_bearer(
+    gateway: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    body = {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    for headers in ({"x-api-key": "client-k"}, {"authorization": "Bearer client-k"}):
+        response = httpx.post(
+            gateway.base_url + "/v1/messages", json=body, headers={**headers, "anthropic-version": "2023-06-01"}
+        )
+        assert response.status_code == 200
+        assert response.json()["type"] == "message"
+        assert "client-k" not in str(dict(fake_openai.requests[-1].headers))
+
+
+def test_gemini_config_options_reach_an_openai_provider(gateway: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    client = gemini_client(gateway.base_url)
+    config = types.GenerateContentConfig(temperature=0.3, max_output_tokens=40, stop_sequences=["END"])
+    answer = client.models.generate_content(model="gpt-4o-mini", contents="configured", config=config)
+    assert answer.text
+    sent = fake_openai.requests[-1].json
+    assert sent["temperature"] == 0.3
+    assert sent["stop"] == ["END"]
