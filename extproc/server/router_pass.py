@@ -29,6 +29,7 @@ from extproc.config.render import ROUTE_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, make_encoder, stream_content_type
 from extproc.formats.base import RenderOptions
+from extproc.formats.canonical import StreamFailure
 from extproc.observe.logs import log_access, monotonic
 from extproc.observe.metrics import FEATURES_DROPPED, LATENCY, REQUESTS
 from extproc.providers import mock, provider_format
@@ -72,6 +73,7 @@ class Exchange:
     encoder: Any = None
     error_body: bool = False
     stream_from_whole: bool = False  # the client streams, the provider cannot
+    stream_ended: bool = False  # an in-band error closed the client's stream early
 
     @property
     def route(self) -> str:
@@ -245,6 +247,8 @@ class RouterPass:
         end = message.response_body.end_of_stream
         if ex.error_body:
             return self._translate_error(ex, chunk)
+        if ex.stream_ended:
+            return _body_response(b"")  # the client already got its in-band error and the end
         if ex.decoder is not None:
             out = ex.encoder.encode(ex.decoder.feed(chunk)) if chunk else b""
             if end:
@@ -290,16 +294,12 @@ class RouterPass:
         return _body_response(out, headers)
 
     def _late_error(self, ex: Exchange, kind: str | None, error: GatewayError) -> ProcessingResponse:
-        """An error while handling one phase: before the answer started, a whole error response;
-        inside a stream, an in-band error event and a clean end."""
+        """An error while handling one phase: inside a stream that already started, an in-band
+        error event and a clean end; before that, a whole error response in the client's format."""
         if kind == "response_body" and ex.encoder is not None:
-            from extproc.formats.canonical import StreamFailure
-
             out = ex.encoder.encode([StreamFailure(error)]) + ex.encoder.close()
-            ex.decoder = None
+            ex.stream_ended = True
             return _body_response(out)
-        if kind in ("response_headers", "response_body"):
-            return error_response(ex, error)
         return error_response(ex, error)
 
     def _finish(self, ex: Exchange) -> None:

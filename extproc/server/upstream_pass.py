@@ -22,7 +22,6 @@ from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.providers import credential_headers, provider_format, upstream_path
 from extproc.server import messages as m
-from extproc.server.endpoints import classify
 from extproc.server.router_pass import (
     API_HEADER,
     BODY_FORMAT_HEADER,
@@ -75,6 +74,3 @@ class UpstreamPass:
 def _error(error: GatewayError) -> ProcessingResponse:
     body = FORMATS["openai"].render_error(error, "")
     return m.immediate(error.status, body, [("content-type", "application/json")])
-
-
-__all__ = ["UpstreamPass", "classify"]

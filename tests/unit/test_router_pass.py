@@ -1,0 +1,134 @@
+"""The router pass driven alone with ext_proc messages, no Envoy: the phases a request goes through."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
+from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeaders, ProcessingRequest
+
+from extproc.config.load import load_text
+from extproc.formats import openai as openai_format
+from extproc.server.router_pass import RouterPass
+from extproc.server.state import GatewayState
+
+CONFIG = """
+providers:
+  - {name: mock, kind: mock}
+  - {name: claude, kind: anthropic, base_url: "https://api.anthropic.com", api_key_env: K}
+routes:
+  - {model: "claude-*", provider: claude}
+  - {model: "*", provider: mock}
+"""
+
+
+def headers(pairs: dict[str, str], end: bool = False) -> HttpHeaders:
+    values = [HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
+    return HttpHeaders(headers=HeaderMap(headers=values), end_of_stream=end)
+
+
+def run(messages: list[ProcessingRequest]) -> list:
+    state = GatewayState(load_text(CONFIG, {"K": "secret"}, Path(".")))
+
+    async def feed() -> AsyncIterator[ProcessingRequest]:
+        for message in messages:
+            yield message
+
+    async def collect() -> list:
+        return [response async for response in RouterPass(state).process(feed())]
+
+    return asyncio.run(collect())
+
+
+REQUEST_HEADERS = ProcessingRequest(
+    request_headers=headers(
+        {":method": "POST", ":path": "/v1/chat/completions", "x-request-id": "rid-1", "authorization": "Bearer c"}
+    )
+)
+
+
+def body(payload: dict) -> ProcessingRequest:
+    return ProcessingRequest(request_body=HttpBody(body=orjson.dumps(payload), end_of_stream=True))
+
+
+def test_client_credentials_and_internal_headers_are_removed() -> None:
+    message = ProcessingRequest(
+        request_headers=headers(
+            {":method": "POST", ":path": "/v1/chat/completions", "x-gw-cluster": "evil", "authorization": "x"}
+        )
+    )
+    (response,) = run([message])
+    removed = set(response.request_headers.response.header_mutation.remove_headers)
+    assert removed == {"x-gw-cluster", "authorization"}
+
+
+def test_request_body_is_rewritten_for_the_provider_and_routed() -> None:
+    payload = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
+    _, routed = run([REQUEST_HEADERS, body(payload)])
+    common = routed.request_body.response
+    assert common.clear_route_cache
+    set_headers = {h.header.key: h.header.raw_value.decode() for h in common.header_mutation.set_headers}
+    assert set_headers["x-gw-cluster"] == "provider_claude"
+    sent = orjson.loads(common.body_mutation.body)
+    assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert int(set_headers["content-length"]) == len(common.body_mutation.body)
+
+
+STREAM_PAYLOAD = {"model": "claude-x", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+STREAM_HEADERS = ProcessingRequest(
+    response_headers=headers({":status": "200", "content-type": "text/event-stream", "x-gw-provider": "claude"})
+)
+
+
+def chunk(data: bytes, end: bool) -> ProcessingRequest:
+    return ProcessingRequest(response_body=HttpBody(body=data, end_of_stream=end))
+
+
+def test_a_malformed_provider_event_becomes_an_in_band_error_before_one_clean_end() -> None:
+    responses = run(
+        [
+            REQUEST_HEADERS,
+            body(STREAM_PAYLOAD),
+            STREAM_HEADERS,
+            chunk(b"event: message_start\ndata: {\n\n", False),
+            chunk(b"event: ping\ndata: {}\n\n", True),
+        ]
+    )
+    out = b"".join(r.response_body.response.body_mutation.body for r in responses[3:])
+    assert out.index(b'"error"') < out.index(b"data: [DONE]")
+    assert out.count(b"data: [DONE]") == 1
+
+
+def test_a_gateway_failure_inside_a_stream_ends_it_at_once_and_swallows_the_rest(monkeypatch) -> None:  # noqa: ANN001
+    from extproc.formats import anthropic
+
+    def explode(self, data: bytes) -> list:  # noqa: ANN001
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setattr(anthropic.StreamDecoder, "feed", explode)
+    responses = run([REQUEST_HEADERS, body(STREAM_PAYLOAD), STREAM_HEADERS, chunk(b"x", False), chunk(b"y", True)])
+    first = responses[3].response_body.response.body_mutation.body
+    assert b'"error"' in first and first.rstrip().endswith(b"data: [DONE]")
+    assert responses[4].response_body.response.body_mutation.body == b""
+
+
+def test_unknown_model_answers_immediately_in_openai_format() -> None:
+    state_config = CONFIG.replace('  - {model: "*", provider: mock}\n', "")
+    state = GatewayState(load_text(state_config, {"K": "s"}, Path(".")))
+
+    async def feed() -> AsyncIterator[ProcessingRequest]:
+        yield REQUEST_HEADERS
+        yield body({"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+
+    async def collect() -> list:
+        return [r async for r in RouterPass(state).process(feed())]
+
+    _, answer = asyncio.run(collect())
+    assert answer.immediate_response.status.code == 404
+    error = orjson.loads(answer.immediate_response.body)["error"]
+    assert error["code"] == "model_not_found"
+    assert "rid-1" in error["message"]
+    assert openai_format.parse_error(404, answer.immediate_response.body).kind == "not_found"
