@@ -139,6 +139,8 @@ def gateway_config(fake_url: str) -> dict[str, Any]:
     return {
         "log_level": "info",
         "listeners": [{"name": "main"}],
+        # One ext_proc process per core by default: each is an endpoint of Envoy's ext_proc cluster.
+        "extproc": {"workers": int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1))},
         "providers": [
             {"name": "mock", "kind": "mock", "models": ["mock-1"]},
             {"name": "bench-openai", "kind": "openai", "base_url": f"{fake_url}/v1", **key},
@@ -202,14 +204,20 @@ class Bench:
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU of one process, from /proc (Linux only)."""
+    """User + system CPU of a process and its direct children (ext_proc workers), from /proc."""
     if pid is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    found = False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            found = True
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if found else None
 
 
 def _progress(text: str) -> None:

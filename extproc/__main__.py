@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         render.write_xds(config, xds_dir)
         print(render.write_bootstrap(config, xds_dir))
         return 0
+    from extproc.workers import prepare_multiprocess_metrics
+
+    prepare_multiprocess_metrics(config)  # before any import of prometheus_client
     from extproc.app import run
 
     run(config, with_envoy=args.command == "run")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import grpc
 import uvloop
 
 from extproc.config import render
@@ -18,14 +19,9 @@ from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
 from extproc.server.state import GatewayState
+from extproc.workers import start_workers, stop_workers
 
 log = logging.getLogger("extproc")
-
-
-def grpc_address(config: GatewayConfig) -> str:
-    if config.extproc.unix_socket:
-        return f"unix:{config.extproc.unix_socket}"
-    return f"{config.extproc.address}:{config.extproc.port}"
 
 
 async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_envoy: bool = False) -> None:
@@ -37,8 +33,11 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
         loop.add_signal_handler(sig, stop.set)
     state = GatewayState(config)
     ready = False
-    server = build_server(state, grpc_address(config))
+    addresses = config.extproc.grpc_addresses()
+    server = build_server(state, addresses[0])
     await server.start()
+    workers = start_workers(config)
+    await _wait_serving(addresses[1:])
     admin = await start_admin(build_admin_app(lambda: ready), config.extproc.admin_address, config.extproc.admin_port)
     envoy: asyncio.subprocess.Process | None = None
     if with_envoy:
@@ -57,11 +56,20 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
             await asyncio.wait_for(envoy.wait(), 10)
         if envoy.returncode is None:
             envoy.kill()
-    await server.stop(config.extproc.grace_period_s)
+    await asyncio.gather(
+        stop_workers(workers, config.extproc.grace_period_s), server.stop(config.extproc.grace_period_s)
+    )
     await admin.cleanup()
     stopper.cancel()
     if envoy_exit:
         envoy_exit.cancel()
+
+
+async def _wait_serving(addresses: list[str], timeout_s: float = 30) -> None:
+    """Worker processes are ready once their gRPC address answers."""
+    for address in addresses:
+        async with grpc.aio.insecure_channel(address) as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout_s)
 
 
 async def drain_envoy(config: GatewayConfig, grace_s: float) -> None:
@@ -98,7 +106,7 @@ def _announce(config: GatewayConfig, with_envoy: bool) -> None:
             scheme = "https" if listener.tls_cert_file else "http"
             lines.append(f"  gateway ({listener.name})  {scheme}://{listener.address}:{listener.port}")
         lines.append(f"  envoy admin         http://127.0.0.1:{config.envoy.admin_port}")
-    lines.append(f"  ext_proc gRPC       {grpc_address(config)}")
+    lines.append(f"  ext_proc gRPC       {', '.join(config.extproc.grpc_addresses())}")
     admin = f"http://{config.extproc.admin_address}:{config.extproc.admin_port}"
     lines.append(f"  health / metrics    {admin}/healthz  {admin}/readyz  {admin}/metrics")
     print("LLM gateway is up:\n" + "\n".join(lines), file=sys.stderr, flush=True)

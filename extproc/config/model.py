@@ -82,10 +82,17 @@ class ExtprocSettings:
     address: str = "127.0.0.1"
     port: int = 50051
     unix_socket: str | None = None
+    workers: int = 1
     admin_address: str = "127.0.0.1"
     admin_port: int = 9090
     message_timeout_ms: int = 30_000
     grace_period_s: float = 10.0
+
+    def grpc_addresses(self) -> list[str]:
+        """One listening address per worker process: consecutive ports, or numbered sockets."""
+        if self.unix_socket:
+            return [f"unix:{self.unix_socket}" + (f".{i}" if i else "") for i in range(self.workers)]
+        return [f"{self.address}:{self.port + i}" for i in range(self.workers)]
 
 
 @dataclass(frozen=True, slots=True)

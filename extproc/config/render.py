@@ -176,10 +176,14 @@ def _listener(config: GatewayConfig, index: int) -> dict[str, Any]:
 
 
 def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
-    if config.extproc.unix_socket:
-        address: dict[str, Any] = {"pipe": {"path": config.extproc.unix_socket}}
-    else:
-        address = {"socket_address": {"address": config.extproc.address, "port_value": config.extproc.port}}
+    endpoints = []
+    for grpc_address in config.extproc.grpc_addresses():
+        if grpc_address.startswith("unix:"):
+            address: dict[str, Any] = {"pipe": {"path": grpc_address.removeprefix("unix:")}}
+        else:
+            host, _, port = grpc_address.rpartition(":")
+            address = {"socket_address": {"address": host, "port_value": int(port)}}
+        endpoints.append({"endpoint": {"address": address}})
     return {
         "@type": _CLUSTER_TYPE,
         "name": EXTPROC_CLUSTER,
@@ -199,7 +203,7 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
         },
         "load_assignment": {
             "cluster_name": EXTPROC_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+            "endpoints": [{"lb_endpoints": endpoints}],
         },
     }
 

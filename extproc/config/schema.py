@@ -112,6 +112,12 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 "address": {"type": "string"},
                 "port": _port,
                 "unix_socket": {"type": "string"},
+                "workers": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 64,
+                    "description": "ext_proc processes; each is one endpoint of Envoy's ext_proc cluster",
+                },
                 "admin_address": {"type": "string"},
                 "admin_port": _port,
                 "message_timeout_ms": _positive,

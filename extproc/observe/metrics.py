@@ -20,5 +20,7 @@ FEATURES_DROPPED = Counter(
     "Request features left out because the provider lacks them.",
     ["provider", "feature"],
 )
-ACTIVE_STREAMS = Gauge("gateway_active_streams", "ext_proc gRPC streams in progress.", ["pass_"])
+ACTIVE_STREAMS = Gauge(
+    "gateway_active_streams", "ext_proc gRPC streams in progress.", ["pass_"], multiprocess_mode="livesum"
+)
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reload attempts.", ["result"])

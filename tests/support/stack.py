@@ -32,6 +32,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports (ext_proc workers listen on port, port+1, ...)."""
+    for _ in range(50):
+        first = free_port()
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def wait_http(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -64,7 +83,7 @@ class GatewayStack:
         self.config = config
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
-        self.grpc_port = free_port()
+        self.grpc_port = free_port_run(config.get("extproc", {}).get("workers", 1))
         self.admin_port = free_port()
         self.envoy_admin_port = free_port()
         self.extra_listener_ports: list[int] = []

@@ -1,0 +1,39 @@
+"""Several ext_proc processes, each an endpoint of Envoy's ext_proc cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.sdk_outcomes import openai_client
+from tests.support.stack import GatewayStack
+
+pytestmark = pytest.mark.integration
+
+
+def test_requests_spread_over_worker_processes_and_metrics_merge(tmp_path: Path) -> None:
+    config = {
+        "extproc": {"workers": 2},
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        client = openai_client(stack.base_url)
+        for _ in range(40):
+            assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices
+        clusters = httpx.get(stack.envoy_admin_url + "/clusters", params={"format": "json"}).json()
+        extproc = next(c for c in clusters["cluster_statuses"] if c["name"] == "extproc")
+        served = []
+        for host in extproc["host_statuses"]:
+            stats = {s["name"]: int(s.get("value", 0)) for s in host["stats"]}
+            served.append(stats.get("rq_total", 0))
+        assert len(served) == 2
+        assert all(count > 0 for count in served), served
+        metrics = httpx.get(stack.admin_url + "/metrics").text
+        line = next(line for line in metrics.splitlines() if line.startswith("gateway_requests_total{"))
+        assert float(line.rsplit(" ", 1)[1]) == 40
+    finally:
+        stack.stop()
