@@ -26,7 +26,10 @@ METADATA_NAMESPACE = "llm_gateway"
 ROUTE_HEADER = "x-gw-cluster"
 PROVIDER_HEADER = "x-gw-provider"
 PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"
-BOOTSTRAP_TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
+# The repository's envoy/bootstrap.yaml; an installed package (container image) names it by env.
+BOOTSTRAP_TEMPLATE = Path(
+    os.environ.get("GATEWAY_ENVOY_TEMPLATE") or Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
+)
 
 _LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"

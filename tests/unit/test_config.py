@@ -161,3 +161,26 @@ def test_schema_command_prints_json_schema() -> None:
     schema = json.loads(result.stdout)
     assert schema["additionalProperties"] is False
     assert "providers" in schema["properties"]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_container_config_is_valid_and_listens_beyond_loopback() -> None:
+    config = load_file(REPO / "deploy" / "gateway.yaml", env={})
+    assert config.listeners[0].address == "0.0.0.0"
+    validate(config)
+
+
+def test_compose_and_sidecar_manifests_are_well_formed_and_use_the_shipped_commands() -> None:
+    import yaml
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert compose["services"]["gateway"]["command"][0] == "run"
+    documents = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "sidecar.yaml").read_text()))
+    embedded = yaml.safe_load(documents[0]["data"]["gateway.yaml"])
+    assert embedded["envoy"]["xds_dir"] == "/run/gateway/xds"
+    pod = documents[1]["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["args"][0] == "render"
+    envoy = next(c for c in pod["containers"] if c["name"] == "llm-gateway-envoy")
+    assert envoy["args"][1] == "/run/gateway/envoy-bootstrap.yaml"
