@@ -102,10 +102,10 @@ def test_a_malformed_provider_event_becomes_an_in_band_error_before_one_clean_en
     assert out.count(b"data: [DONE]") == 1
 
 
-def test_a_gateway_failure_inside_a_stream_ends_it_at_once_and_swallows_the_rest(monkeypatch) -> None:  # noqa: ANN001
+def test_a_gateway_failure_inside_a_stream_ends_it_at_once_and_swallows_the_rest(monkeypatch) -> None:
     from extproc.formats import anthropic
 
-    def explode(self, data: bytes) -> list:  # noqa: ANN001
+    def explode(self, data: bytes) -> list:
         raise RuntimeError("decoder bug")
 
     monkeypatch.setattr(anthropic.StreamDecoder, "feed", explode)
