@@ -292,7 +292,7 @@ def main() -> int:
                 stack.start()
                 bench.urls["gateway"] = stack.base_url
                 # The ext_proc process, to count its CPU per request.
-                bench.extproc_pid = next((p.pid for p in stack._procs if "extproc" in p.args), None)
+                bench.extproc_pid = stack.extproc_process.pid
             except Exception as error:  # the baselines still run; gateway rows say why not
                 bench.target_errors["gateway"] = f"gateway did not start: {str(error).splitlines()[0]}"
                 print(str(error), file=sys.stderr)

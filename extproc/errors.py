@@ -12,8 +12,10 @@
 | provider_auth      | 502    | api_error              | api_error             | INTERNAL            |
 | unavailable        | 503    | api_error              | overloaded_error      | UNAVAILABLE         |
 | timeout            | 504    | api_error              | api_error             | DEADLINE_EXCEEDED   |
-| internal           | 500    | api_error              | api_error             | INTERNAL            |
+| internal           | 503    | api_error              | api_error             | UNAVAILABLE         |
 
+`internal` (a gateway failure) is a 503, never a bare 500: Envoy's own 500s
+(the ext_proc down) are mapped to the same shape by its local reply config.
 `provider_auth` is the operator's fault (the gateway's provider key was
 refused): the client gets a 502, never a 401 that blames its own key.
 Provider errors keep the provider's status where it is meaningful to the
@@ -53,7 +55,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str, str]] = {
     "provider_auth": (502, "api_error", "api_error", "INTERNAL"),
     "unavailable": (503, "api_error", "overloaded_error", "UNAVAILABLE"),
     "timeout": (504, "api_error", "api_error", "DEADLINE_EXCEEDED"),
-    "internal": (500, "api_error", "api_error", "INTERNAL"),
+    "internal": (503, "api_error", "api_error", "UNAVAILABLE"),
 }
 
 

@@ -129,6 +129,57 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
     return routes
 
 
+_PROCESSOR_DOWN = "the gateway's processor is unavailable; retry shortly"
+_GEMINI_PATH = r"^/v1(beta)?/models/[^/:]+:.*"
+
+
+def _local_reply_config() -> dict[str, Any]:
+    """Envoy's own 500s (the ext_proc is down or failed) as 503s in the client's error format.
+    Errors the ext_proc answers itself never use 500, so only Envoy's are mapped."""
+
+    def mapper(path_match: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any]:
+        status = {
+            "status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 500, "runtime_key": "gw_500"}}}
+        }
+        filters = [status]
+        if path_match is not None:
+            filters.append({"header_filter": {"header": {"name": ":path", **path_match}}})
+        return {
+            "filter": {"and_filter": {"filters": filters}} if len(filters) > 1 else status,
+            "status_code": 503,
+            "body_format_override": {"json_format": body, "content_type": "application/json"},
+        }
+
+    request_id = "%REQ(x-request-id)%"
+    return {
+        "mappers": [
+            mapper(
+                {"string_match": {"prefix": "/v1/messages"}},
+                {
+                    "type": "error",
+                    "error": {"type": "overloaded_error", "message": _PROCESSOR_DOWN},
+                    "request_id": request_id,
+                },
+            ),
+            mapper(
+                {"string_match": {"safe_regex": {"regex": _GEMINI_PATH}}},
+                {"error": {"code": 503, "message": _PROCESSOR_DOWN, "status": "UNAVAILABLE"}},
+            ),
+            mapper(
+                None,
+                {
+                    "error": {
+                        "message": f"{_PROCESSOR_DOWN} (request id: {request_id})",
+                        "type": "api_error",
+                        "param": None,
+                        "code": "gateway_unavailable",
+                    }
+                },
+            ),
+        ]
+    }
+
+
 def _listener(config: GatewayConfig, index: int) -> dict[str, Any]:
     listener = config.listeners[index]
     hcm = {
@@ -136,6 +187,7 @@ def _listener(config: GatewayConfig, index: int) -> dict[str, Any]:
         "stat_prefix": f"gateway_{listener.name}",
         "codec_type": "AUTO",
         "always_set_request_id_in_response": True,
+        "local_reply_config": _local_reply_config(),
         "stream_idle_timeout": "300s",
         "request_timeout": "0s",
         "route_config": {

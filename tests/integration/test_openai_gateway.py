@@ -228,3 +228,45 @@ def test_tls_listener_serves_with_generated_certificate(tmp_path, fake_openai: F
             httpx.get(f"https://127.0.0.1:{stack.port}/v1/models", verify=True)
     finally:
         stack.stop()
+
+
+def test_body_over_the_configured_limit_is_413_in_the_clients_format(tmp_path) -> None:
+    config = {
+        "envoy": {"max_request_bytes": 1024 * 1024},
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        big = {"model": "m", "messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}]}
+        response = httpx.post(stack.base_url + "/v1/messages", json=big, headers={"anthropic-version": "2023-06-01"})
+        assert response.status_code == 413
+        assert response.json()["error"]["type"] == "request_too_large"
+        small = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+        response = httpx.post(stack.base_url + "/v1/messages", json=small, headers={"anthropic-version": "2023-06-01"})
+        assert response.status_code == 200
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "check"),
+    [
+        ("/v1/chat/completions", {}, lambda body: body["error"]["type"] == "api_error"),
+        ("/v1/messages", {"anthropic-version": "2023-06-01"}, lambda body: body["error"]["type"] == "overloaded_error"),
+        ("/v1beta/models/m:generateContent", {}, lambda body: body["error"]["status"] == "UNAVAILABLE"),
+    ],
+)
+def test_processor_down_is_503_in_the_clients_format(tmp_path, path: str, headers: dict, check) -> None:
+    config = {"providers": [{"name": "mock", "kind": "mock"}], "routes": [{"model": "*", "provider": "mock"}]}
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        extproc = stack.extproc_process
+        extproc.terminate()
+        extproc.wait(10)
+        response = httpx.post(stack.base_url + path, json={"model": "m", "messages": []}, headers=headers, timeout=10)
+        assert response.status_code == 503
+        assert check(response.json())
+        assert response.headers["x-request-id"] in response.text or "/v1beta" in path
+    finally:
+        stack.stop()

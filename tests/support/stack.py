@@ -102,6 +102,11 @@ class GatewayStack:
     def envoy_admin_url(self) -> str:
         return f"http://127.0.0.1:{self.envoy_admin_port}"
 
+    @property
+    def extproc_process(self) -> subprocess.Popen[bytes]:
+        """The ext_proc service's (main) process, e.g. to stop it in a failure test."""
+        return self._procs[0]
+
     def write_config(self) -> Path:
         config = dict(self.config)
         listeners = [dict(item) for item in config.get("listeners", [{"name": "main"}])]
