@@ -270,3 +270,14 @@ def test_processor_down_is_503_in_the_clients_format(tmp_path, path: str, header
         assert response.headers["x-request-id"] in response.text or "/v1beta" in path
     finally:
         stack.stop()
+
+
+def test_no_key_reaches_the_logs(client: openai.OpenAI, gateway: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "log me"}])
+    fake_openai.enqueue(Reply(status=401, body=b'{"error":{"message":"Incorrect API key provided: sk-pro***ret"}}'))
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    logs = gateway.logs()
+    assert '"route":"openai.chat"' in logs  # the access lines are there
+    assert OPENAI_KEY not in logs
+    assert CLIENT_KEY not in logs
