@@ -37,3 +37,25 @@ def test_requests_spread_over_worker_processes_and_metrics_merge(tmp_path: Path)
         assert float(line.rsplit(" ", 1)[1]) == 40
     finally:
         stack.stop()
+
+
+def test_extproc_over_a_unix_socket(tmp_path: Path) -> None:
+    import tempfile
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))  # socket paths must stay short
+    config = {
+        "extproc": {"unix_socket": str(socket_dir / "extproc.sock")},
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        answer = openai_client(stack.base_url).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "over a socket"}]
+        )
+        assert answer.choices[0].message.content
+        assert (socket_dir / "extproc.sock").is_socket()
+        clusters = httpx.get(stack.envoy_admin_url + "/clusters").text
+        assert f"extproc::{socket_dir / 'extproc.sock'}::rq_total::1" in clusters
+    finally:
+        stack.stop()
