@@ -167,8 +167,8 @@ class RouterPass:
         upstream = FORMATS[provider_format(provider)]
         options = RenderOptions(target.upstream_model, provider.unsupported, provider.default_max_tokens)
         if endpoint.operation == "embeddings":
-            if not provider.capabilities.embeddings:
-                raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings", param="model")
+            if not provider.capabilities.embeddings or not hasattr(upstream, "render_embedding_request"):
+                raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
             rendered = upstream.render_embedding_request(request, options)
         else:
             ex.dropped = fit_to_provider(request, provider)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import openai
 import pytest
 from google.genai import types
 
@@ -30,6 +31,12 @@ def test_openai_embeddings_from_every_provider_kind(gateway: GatewayStack, model
     assert len(answer.data) == 2
     assert len(answer.data[0].embedding) > 0
     assert answer.data[0].embedding != answer.data[1].embedding
+
+
+def test_embeddings_for_a_provider_without_them_is_a_clear_400(gateway: GatewayStack) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        openai_client(gateway.base_url).embeddings.create(model="claude-test-1", input="x")
+    assert "no embeddings" in raised.value.message
 
 
 def test_gemini_embed_content_served_by_openai_provider(gateway: GatewayStack, fake_openai: FakeOpenAI) -> None:
@@ -73,6 +80,13 @@ def test_client_disconnect_closes_the_provider_stream(gateway: GatewayStack, fak
         first = next(response.iter_bytes())
         assert first.startswith(b"data: ")
     assert wait_until(lambda: fake_anthropic.stream_disconnects >= 1, timeout=10)
+    assert wait_until(lambda: _active_router_streams(gateway) == 0, timeout=10)  # nothing left behind
+
+
+def _active_router_streams(gateway: GatewayStack) -> float:
+    metrics = httpx.get(gateway.admin_url + "/metrics").text
+    line = next(line for line in metrics.splitlines() if line.startswith('gateway_active_streams{pass_="router"}'))
+    return float(line.rsplit(" ", 1)[1])
 
 
 def test_provider_error_mid_stream_becomes_an_in_band_error_and_a_clean_end(
