@@ -13,8 +13,11 @@ Choices made here (see also the module constants):
 - The canonical finish reason "error" has no OpenAI value: it is sent as "stop".
 - A canonical `max_tokens` goes upstream as `max_completion_tokens`
   (`MAX_TOKENS_FIELD`); newer OpenAI models refuse `max_tokens`.
-- Streams to an OpenAI provider always ask for `stream_options.include_usage`
-  so the gateway can count tokens; the client only sees usage if it asked.
+- Upstream requests keep the client's `stream_options.include_usage` and
+  embedding `encoding_format` (canonical parsers of Anthropic/Gemini clients
+  set include_usage): a same-format passthrough answer must be exactly what
+  the client asked for (an unrequested `choices: []` usage chunk breaks
+  `chunk.choices[0]` client code).
 - Errors the provider raises against the gateway's own key (401/403) get a
   generic message: the provider's text may echo part of the operator's key.
 """
@@ -62,7 +65,6 @@ from extproc.formats.canonical import (
 from extproc.formats.sse import SSEParser, frame
 
 MAX_TOKENS_FIELD = "max_completion_tokens"  # field used for canonical max_tokens upstream
-PROVIDER_EMBEDDING_ENCODING = "base64"  # smaller on the wire, decoded with one array copy
 MODELS_OWNED_BY = "gateway"
 MODELS_CREATED = 0  # /v1/models "created": the gateway does not know the real date
 
@@ -180,25 +182,16 @@ def _image_part(part: dict[str, Any], param: str) -> ImagePart:
         url = image.get("url")
         detail = image.get("detail")
         if detail is not None and not isinstance(detail, str):
-            raise _invalid(
-                f"'{param}.image_url.detail' must be a string",
-                f"{param}.image_url.detail",
-            )
+            raise _invalid(f"'{param}.image_url.detail' must be a string", f"{param}.image_url.detail")
     else:
         raise _invalid(f"'{param}.image_url' must be an object", f"{param}.image_url")
     if not isinstance(url, str) or not url:
-        raise _invalid(
-            f"'{param}.image_url.url' must be a non-empty string",
-            f"{param}.image_url.url",
-        )
+        raise _invalid(f"'{param}.image_url.url' must be a non-empty string", f"{param}.image_url.url")
     if url.startswith("data:"):
         header, comma, data = url[5:].partition(",")
         media_type, _, rest = header.partition(";")
         if not comma or "base64" not in rest.split(";") or not media_type or not data:
-            raise _invalid(
-                "image data URIs must look like 'data:<media type>;base64,<data>'",
-                f"{param}.image_url.url",
-            )
+            raise _invalid("image data URIs must look like 'data:<media type>;base64,<data>'", f"{param}.image_url.url")
         return ImagePart(media_type=media_type, data=data, detail=detail)
     if url.startswith(("https://", "http://")):
         return ImagePart(url=url, detail=detail)
@@ -219,10 +212,7 @@ def _parse_parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[Par
         ptype = part.get("type")
         if ptype not in allowed:
             if isinstance(ptype, str):
-                raise _invalid(
-                    f"content part type '{ptype}' is not supported here",
-                    f"{pparam}.type",
-                )
+                raise _invalid(f"content part type '{ptype}' is not supported here", f"{pparam}.type")
             raise _invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
         if ptype == "image_url":
             parts.append(_image_part(part, pparam))
@@ -254,16 +244,10 @@ def _parse_tool_calls(raw: Any, param: str, names: dict[str, str]) -> list[ToolC
             raise _invalid(f"'{tparam}.function' must be an object", f"{tparam}.function")
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise _invalid(
-                f"'{tparam}.function.name' must be a non-empty string",
-                f"{tparam}.function.name",
-            )
+            raise _invalid(f"'{tparam}.function.name' must be a non-empty string", f"{tparam}.function.name")
         args = fn.get("arguments", "")
         if not isinstance(args, str):
-            raise _invalid(
-                f"'{tparam}.function.arguments' must be a JSON string",
-                f"{tparam}.function.arguments",
-            )
+            raise _invalid(f"'{tparam}.function.arguments' must be a JSON string", f"{tparam}.function.arguments")
         names[call_id] = name
         calls.append(ToolCall(call_id, name, args))
     return calls
@@ -294,10 +278,7 @@ def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
     if role == "tool":
         call_id = m.get("tool_call_id")
         if not isinstance(call_id, str) or not call_id:
-            raise _invalid(
-                f"'{param}.tool_call_id' must be a non-empty string",
-                f"{param}.tool_call_id",
-            )
+            raise _invalid(f"'{param}.tool_call_id' must be a non-empty string", f"{param}.tool_call_id")
         if content is None:
             raise _invalid(f"'{param}.content' is required", f"{param}.content")
         parts = _parse_parts(content, f"{param}.content", ("text",))
@@ -306,10 +287,7 @@ def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
             name = _opt_str(m, "name", f"{param}.name")
         return Message("tool", parts, tool_call_id=call_id, name=name)
     if isinstance(role, str):
-        raise _invalid(
-            f"invalid role '{role}': expected system, developer, user, assistant or tool",
-            f"{param}.role",
-        )
+        raise _invalid(f"invalid role '{role}': expected system, developer, user, assistant or tool", f"{param}.role")
     raise _invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
 
 
@@ -328,16 +306,10 @@ def _parse_tools(raw: Any) -> list[Tool]:
             raise _invalid(f"'{param}.function' must be an object", f"{param}.function")
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise _invalid(
-                f"'{param}.function.name' must be a non-empty string",
-                f"{param}.function.name",
-            )
+            raise _invalid(f"'{param}.function.name' must be a non-empty string", f"{param}.function.name")
         params = fn.get("parameters")
         if params is not None and not isinstance(params, dict):
-            raise _invalid(
-                f"'{param}.function.parameters' must be an object",
-                f"{param}.function.parameters",
-            )
+            raise _invalid(f"'{param}.function.parameters' must be an object", f"{param}.function.parameters")
         tools.append(
             Tool(
                 name,
@@ -358,14 +330,10 @@ def _parse_tool_choice(raw: Any) -> ToolChoice | None:
         fn = raw.get("function")
         name = fn.get("name") if isinstance(fn, dict) else None
         if not isinstance(name, str) or not name:
-            raise _invalid(
-                "'tool_choice.function.name' must be a non-empty string",
-                "tool_choice.function.name",
-            )
+            raise _invalid("'tool_choice.function.name' must be a non-empty string", "tool_choice.function.name")
         return ToolChoice("function", name)
     raise _invalid(
-        "'tool_choice' must be 'auto', 'none', 'required' or {type: 'function', function: {name}}",
-        "tool_choice",
+        "'tool_choice' must be 'auto', 'none', 'required' or {type: 'function', function: {name}}", "tool_choice"
     )
 
 
@@ -380,15 +348,11 @@ def _parse_response_format(raw: Any) -> ResponseFormat | None:
     if rtype == "json_schema":
         js = raw.get("json_schema")
         if not isinstance(js, dict):
-            raise _invalid(
-                "'response_format.json_schema' must be an object",
-                "response_format.json_schema",
-            )
+            raise _invalid("'response_format.json_schema' must be an object", "response_format.json_schema")
         schema = js.get("schema")
         if schema is not None and not isinstance(schema, dict):
             raise _invalid(
-                "'response_format.json_schema.schema' must be an object",
-                "response_format.json_schema.schema",
+                "'response_format.json_schema.schema' must be an object", "response_format.json_schema.schema"
             )
         return ResponseFormat(
             "json_schema",
@@ -396,10 +360,7 @@ def _parse_response_format(raw: Any) -> ResponseFormat | None:
             name=_opt_str(js, "name", "response_format.json_schema.name"),
             strict=_opt_bool(js, "strict", "response_format.json_schema.strict"),
         )
-    raise _invalid(
-        "'response_format.type' must be 'text', 'json_object' or 'json_schema'",
-        "response_format.type",
-    )
+    raise _invalid("'response_format.type' must be 'text', 'json_object' or 'json_schema'", "response_format.type")
 
 
 def _parse_stop(raw: Any) -> list[str]:
@@ -490,11 +451,7 @@ def _finish_out(reason: str | None) -> str:
 
 
 def _tool_call_json(tc: ToolCall) -> dict[str, Any]:
-    return {
-        "id": tc.id,
-        "type": "function",
-        "function": {"name": tc.name, "arguments": tc.arguments},
-    }
+    return {"id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}
 
 
 def render_response(resp: ChatResponse) -> bytes:
@@ -503,21 +460,11 @@ def render_response(resp: ChatResponse) -> bytes:
     for c in sorted(resp.choices, key=lambda c: c.index):
         # OpenAI sends null content for a pure tool-call / refusal answer
         content: str | None = c.text if c.text or not (c.tool_calls or c.refusal) else None
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": content,
-            "refusal": c.refusal,
-            "annotations": [],
-        }
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": c.refusal, "annotations": []}
         if c.tool_calls:
             message["tool_calls"] = [_tool_call_json(tc) for tc in c.tool_calls]
         choices.append(
-            {
-                "index": c.index,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": _finish_out(c.finish_reason),
-            }
+            {"index": c.index, "message": message, "logprobs": None, "finish_reason": _finish_out(c.finish_reason)}
         )
     out: dict[str, Any] = {
         "id": resp.id,
@@ -538,15 +485,7 @@ def render_error(error: GatewayError, request_id: str = "") -> bytes:
 
 
 def render_models(models: list[str]) -> bytes:
-    data = [
-        {
-            "id": m,
-            "object": "model",
-            "created": MODELS_CREATED,
-            "owned_by": MODELS_OWNED_BY,
-        }
-        for m in models
-    ]
+    data = [{"id": m, "object": "model", "created": MODELS_CREATED, "owned_by": MODELS_OWNED_BY} for m in models]
     return orjson.dumps({"object": "list", "data": data})
 
 
@@ -560,17 +499,7 @@ class StreamEncoder:
     `choices: []` chunk carries the final usage; without it no usage key at all.
     """
 
-    __slots__ = (
-        "_calls",
-        "_closed",
-        "_counts",
-        "_failed",
-        "_opened",
-        "_prefix",
-        "_request",
-        "_suffix",
-        "_usage",
-    )
+    __slots__ = ("_calls", "_closed", "_counts", "_failed", "_opened", "_prefix", "_request", "_suffix", "_usage")
 
     def __init__(self, request: ChatRequest) -> None:
         self._request = request
@@ -632,35 +561,14 @@ class StreamEncoder:
             if isinstance(ev, TextDelta):
                 if ev.text:
                     self._open(ev.index, out)
-                    out.append(
-                        self._chunk(
-                            {
-                                "index": ev.index,
-                                "delta": {"content": ev.text},
-                                "finish_reason": None,
-                            }
-                        )
-                    )
+                    out.append(self._chunk({"index": ev.index, "delta": {"content": ev.text}, "finish_reason": None}))
             elif isinstance(ev, ToolCallStart):
                 if (ev.index, ev.call_index) in self._calls:
                     continue  # a repeated start: the call is already open
                 self._open(ev.index, out)
                 n = self._call_index(ev.index, ev.call_index)
-                call = {
-                    "index": n,
-                    "id": ev.id,
-                    "type": "function",
-                    "function": {"name": ev.name, "arguments": ""},
-                }
-                out.append(
-                    self._chunk(
-                        {
-                            "index": ev.index,
-                            "delta": {"tool_calls": [call]},
-                            "finish_reason": None,
-                        }
-                    )
-                )
+                call = {"index": n, "id": ev.id, "type": "function", "function": {"name": ev.name, "arguments": ""}}
+                out.append(self._chunk({"index": ev.index, "delta": {"tool_calls": [call]}, "finish_reason": None}))
             elif isinstance(ev, ToolCallDelta):
                 if not ev.arguments:
                     continue
@@ -677,26 +585,10 @@ class StreamEncoder:
                     }
                 else:
                     call = {"index": n, "function": {"arguments": ev.arguments}}
-                out.append(
-                    self._chunk(
-                        {
-                            "index": ev.index,
-                            "delta": {"tool_calls": [call]},
-                            "finish_reason": None,
-                        }
-                    )
-                )
+                out.append(self._chunk({"index": ev.index, "delta": {"tool_calls": [call]}, "finish_reason": None}))
             elif isinstance(ev, Finish):
                 self._open(ev.index, out)
-                out.append(
-                    self._chunk(
-                        {
-                            "index": ev.index,
-                            "delta": {},
-                            "finish_reason": _finish_out(ev.reason),
-                        }
-                    )
-                )
+                out.append(self._chunk({"index": ev.index, "delta": {}, "finish_reason": _finish_out(ev.reason)}))
             elif isinstance(ev, UsageUpdate):
                 self._usage = ev.usage
             elif isinstance(ev, StreamStart):
@@ -762,11 +654,7 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
         if any(isinstance(p, ImagePart) for p in m.content):
             _add_dropped("tool_result_image", options, dropped)
         content = _parts_content(m.content, False)
-        return {
-            "role": "tool",
-            "tool_call_id": m.tool_call_id or "",
-            "content": content or "",
-        }
+        return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": content or ""}
     # assistant: thinking has no OpenAI field and is left out of the history
     if any(isinstance(p, ImagePart) for p in m.content):
         _add_dropped("assistant_image", options, dropped)
@@ -801,14 +689,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     }
     if req.max_tokens is not None:
         body[MAX_TOKENS_FIELD] = req.max_tokens
-    for key in (
-        "temperature",
-        "top_p",
-        "n",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-    ):
+    for key in ("temperature", "top_p", "n", "seed", "presence_penalty", "frequency_penalty"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
@@ -819,10 +700,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     rf = req.response_format
     if rf is not None:
         if rf.type == "json_schema":
-            js: dict[str, Any] = {
-                "name": rf.name or "response",
-                "schema": rf.schema or {},
-            }
+            js: dict[str, Any] = {"name": rf.name or "response", "schema": rf.schema or {}}
             if rf.strict is not None:
                 js["strict"] = rf.strict
             body["response_format"] = {"type": "json_schema", "json_schema": js}
@@ -841,12 +719,9 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
             tools.append({"type": "function", "function": fn})
         body["tools"] = tools
     tc = req.tool_choice
-    if tc is not None:
+    if tc is not None and req.tools:  # OpenAI refuses tool_choice without tools
         if tc.mode == "function":
-            body["tool_choice"] = {
-                "type": "function",
-                "function": {"name": tc.name or ""},
-            }
+            body["tool_choice"] = {"type": "function", "function": {"name": tc.name or ""}}
         else:
             body["tool_choice"] = tc.mode
     if req.parallel_tool_calls is not None and req.tools:
@@ -860,7 +735,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["reasoning_effort"] = effort
     if req.stream:
         body["stream"] = True
-        body["stream_options"] = {"include_usage": True}  # the gateway always counts tokens
+        if req.include_usage:
+            body["stream_options"] = {"include_usage": True}
     return RenderedRequest(orjson.dumps(body), dropped)
 
 
@@ -1034,16 +910,7 @@ class StreamDecoder:
     StreamFailure; nothing after a failure or [DONE] is decoded.
     """
 
-    __slots__ = (
-        "_calls",
-        "_counts",
-        "_ended",
-        "_finished",
-        "_last_key",
-        "_model",
-        "_sse",
-        "_started",
-    )
+    __slots__ = ("_calls", "_counts", "_ended", "_finished", "_last_key", "_model", "_sse", "_started")
 
     def __init__(self, model: str = "") -> None:
         self._sse = SSEParser()
@@ -1073,10 +940,7 @@ class StreamDecoder:
                 if self._ended:
                     break
         if not self._ended and not self._finished:
-            self._fail(
-                out,
-                _provider_error("provider stream ended before the answer was complete"),
-            )
+            self._fail(out, _provider_error("provider stream ended before the answer was complete"))
         self._ended = True
         return out
 
@@ -1184,14 +1048,7 @@ class StreamDecoder:
                     key = (ci, call_index)
                 self._calls[key] = call_index
                 name = fn.get("name")
-                out.append(
-                    ToolCallStart(
-                        call_index,
-                        tid or new_call_id(),
-                        name if isinstance(name, str) else "",
-                        ci,
-                    )
-                )
+                out.append(ToolCallStart(call_index, tid or new_call_id(), name if isinstance(name, str) else "", ci))
             self._last_key[ci] = key
             args = fn.get("arguments")
             if isinstance(args, str) and args:
@@ -1211,10 +1068,7 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
         if all(isinstance(s, str) for s in raw):
             inputs = raw
         elif all(_is_int(x) or (isinstance(x, list) and all(_is_int(y) for y in x)) for x in raw):
-            raise _invalid(
-                "token-array input is not supported by this gateway; send text strings",
-                "input",
-            )
+            raise _invalid("token-array input is not supported by this gateway; send text strings", "input")
         else:
             raise _invalid("'input' must be a string or an array of strings", "input")
     elif isinstance(raw, list):
@@ -1277,11 +1131,8 @@ def render_embedding_response(resp: EmbeddingResponse, encoding_format: str = "f
 
 def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
     dropped: list[str] = []
-    body: dict[str, Any] = {
-        "model": options.model,
-        "input": req.inputs,
-        "encoding_format": PROVIDER_EMBEDDING_ENCODING,
-    }
+    # the client's encoding: a same-format answer may be passed through untouched
+    body: dict[str, Any] = {"model": options.model, "input": req.inputs, "encoding_format": req.encoding_format}
     if req.dimensions is not None:
         body["dimensions"] = req.dimensions
     if req.task_type is not None:
@@ -1289,8 +1140,9 @@ def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> R
     return RenderedRequest(orjson.dumps(body), dropped)
 
 
-def parse_embedding_response(body: bytes) -> EmbeddingResponse:
-    """A provider's embeddings list (float arrays or base64 strings) -> EmbeddingResponse."""
+def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
+    """A provider's embeddings list (float arrays or base64 strings) -> EmbeddingResponse;
+    `model` names it when the body does not."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -1317,10 +1169,10 @@ def parse_embedding_response(body: bytes) -> EmbeddingResponse:
     except _SHAPE_ERRORS:
         raise _provider_error("provider embedding response is malformed") from None
     indexed.sort(key=lambda p: p[0])
-    model = data.get("model")
+    named = data.get("model")
     usage = data.get("usage")
     return EmbeddingResponse(
-        model=model if isinstance(model, str) else "",
+        model=named if isinstance(named, str) and named else model,
         vectors=[v for _, v in indexed],
         usage=Usage(input_tokens=_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None,
     )

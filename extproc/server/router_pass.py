@@ -29,7 +29,7 @@ from extproc.config.render import ROUTE_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, make_encoder, stream_content_type
 from extproc.formats.base import RenderOptions
-from extproc.formats.canonical import StreamFailure
+from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, StreamFailure
 from extproc.observe.logs import log_access, monotonic
 from extproc.observe.metrics import FEATURES_DROPPED, LATENCY, REQUESTS
 from extproc.providers import mock, provider_format
@@ -200,11 +200,7 @@ class RouterPass:
         client = FORMATS[endpoint.format]
         headers = [("x-request-id", ex.request_id)]
         if endpoint.operation == "embeddings":
-            answer = mock.embed(request)
-            if endpoint.format == "gemini":
-                body = client.render_embedding_response(answer, batch=endpoint.batch)
-            else:
-                body = client.render_embedding_response(answer)
+            body = render_embeddings(endpoint, request, mock.embed(request))
             headers.append(("content-type", "application/json"))
         elif ex.stream:
             encoder: Any = make_encoder(endpoint.format, request, endpoint.sse)
@@ -261,11 +257,8 @@ class RouterPass:
         upstream = FORMATS[provider_format(ex.provider)]
         client = FORMATS[ex.endpoint.format]
         if ex.endpoint.operation == "embeddings":
-            answer = upstream.parse_embedding_response(body)
-            if ex.endpoint.format == "gemini":
-                out = client.render_embedding_response(answer, batch=ex.endpoint.batch)
-            else:
-                out = client.render_embedding_response(answer)
+            answer = upstream.parse_embedding_response(body, ex.model)
+            out = render_embeddings(ex.endpoint, ex.request, answer)
         elif ex.stream_from_whole:
             encoder: Any = make_encoder(ex.endpoint.format, ex.request, ex.endpoint.sse)
             out = encoder.encode(response_events(upstream.parse_response(body))) + encoder.close()
@@ -318,6 +311,13 @@ class RouterPass:
             duration_ms=round(elapsed * 1000, 2),
             dropped=ex.dropped or None,
         )
+
+
+def render_embeddings(endpoint: Endpoint, request: EmbeddingRequest, answer: EmbeddingResponse) -> bytes:
+    """Embeddings in the client's shape: Gemini's single or batch form, OpenAI's float or base64."""
+    if endpoint.format == "gemini":
+        return FORMATS["gemini"].render_embedding_response(answer, batch=endpoint.batch)
+    return FORMATS[endpoint.format].render_embedding_response(answer, encoding_format=request.encoding_format)
 
 
 def _continue(kind: str | None) -> ProcessingResponse:

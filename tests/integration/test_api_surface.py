@@ -33,6 +33,14 @@ def test_openai_embeddings_from_every_provider_kind(gateway: GatewayStack, model
     assert answer.data[0].embedding != answer.data[1].embedding
 
 
+@pytest.mark.parametrize("model", ["gpt-embed", "gemini-embed", "mock-1"])
+def test_openai_embeddings_honour_base64_and_name_the_model(gateway: GatewayStack, model: str) -> None:
+    body = {"model": model, "input": ["alpha"], "encoding_format": "base64"}
+    answer = httpx.post(gateway.base_url + "/v1/embeddings", json=body, timeout=20).json()
+    assert isinstance(answer["data"][0]["embedding"], str)
+    assert answer["model"]
+
+
 def test_embeddings_for_a_provider_without_them_is_a_clear_400(gateway: GatewayStack) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         openai_client(gateway.base_url).embeddings.create(model="claude-test-1", input="x")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import struct
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,6 +39,7 @@ from extproc.formats.canonical import (
     TextPart,
     ThinkingDelta,
     ThinkingPart,
+    Tool,
     ToolCall,
     ToolCallDelta,
     ToolCallStart,
@@ -48,10 +47,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("GATEWAY_FIXTURES", REPO.parent / "shared" / "fixtures"))
-OPENAI_FIXTURES = FIXTURES / "openai"
+from tests.support.fixtures import fixture_bytes
 
 REQUEST_FIXTURES = [
     "chat-basic",
@@ -67,10 +63,8 @@ STREAM_FIXTURES = ["chat-streaming", "chat-streaming-usage"]
 
 
 def fixture(name: str) -> bytes:
-    path = OPENAI_FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"fixture {name} not found under {OPENAI_FIXTURES} (set GATEWAY_FIXTURES)")
-    return path.read_bytes()
+    """An openai/ fixture, loaded in place (skips, naming the directory, when absent)."""
+    return fixture_bytes(f"openai/{name}")
 
 
 def fixture_json(name: str) -> Any:
@@ -129,10 +123,7 @@ def encode_all(request: ChatRequest, events: list[Any]) -> bytes:
 def sdk(handler: Any) -> openai_sdk.OpenAI:
     transport = httpx.MockTransport(handler)
     return openai_sdk.OpenAI(
-        api_key="x",
-        base_url="http://t/v1",
-        max_retries=0,
-        http_client=httpx.Client(transport=transport),
+        api_key="x", base_url="http://t/v1", max_retries=0, http_client=httpx.Client(transport=transport)
     )
 
 
@@ -215,10 +206,7 @@ def test_request_fixture_round_trips_through_render_request(name: str) -> None:
     first = fmt.parse_request(fixture(f"{name}.request.json"), None)
     rendered = fmt.render_request(first, RenderOptions(model=first.model))
     assert rendered.dropped == []
-    second = fmt.parse_request(rendered.body, None)
-    # upstream streams always ask for usage (the gateway counts tokens)
-    first.include_usage = first.stream
-    assert second == first
+    assert fmt.parse_request(rendered.body, None) == first
 
 
 FULL_REQUEST = {
@@ -245,6 +233,10 @@ FULL_REQUEST = {
         {"role": "tool", "tool_call_id": "call_a", "content": [{"type": "text", "text": "A result"}]},
         {"role": "assistant", "content": "done", "refusal": None},
         {"role": "assistant", "content": None, "refusal": "I can't"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/webp;base64,UklG", "detail": "auto"}}],
+        },
     ],
     "max_tokens": 50,
     "temperature": 0.5,
@@ -273,7 +265,8 @@ FULL_REQUEST = {
 def test_parse_full_request_maps_every_field() -> None:
     req = fmt.parse_request(orjson.dumps(FULL_REQUEST), None)
     roles = [m.role for m in req.messages]
-    assert roles == ["system", "system", "user", "assistant", "tool", "tool", "assistant", "assistant"]
+    assert roles == ["system", "system", "user", "assistant", "tool", "tool", "assistant", "assistant", "user"]
+    assert req.messages[8].content == [ImagePart(media_type="image/webp", data="UklG", detail="auto")]
     assert req.messages[2].content[1] == ImagePart(url="https://x.test/cat.jpg", detail="low")
     assert req.messages[3].content == []
     assert req.messages[3].tool_calls == [ToolCall("call_a", "lookup", '{"q":1}'), ToolCall("call_b", "other", "{}")]
@@ -853,6 +846,16 @@ def test_encoder_without_stream_start_still_uses_one_id() -> None:
     assert frames[-1]["choices"][0]["finish_reason"] == "length"
 
 
+def test_encoder_opens_earlier_choices_first_when_a_later_one_speaks_first() -> None:
+    body = encode_all(simple_request(stream=True, n=2), [TextDelta("B", index=1), Finish("stop", index=1)])
+    frames = [f["choices"][0] for f in sse_frames(body)]
+    assert [(c["index"], c["delta"]) for c in frames[:3]] == [
+        (0, {"role": "assistant", "content": "", "refusal": None}),
+        (1, {"role": "assistant", "content": "", "refusal": None}),
+        (1, {"content": "B"}),
+    ]
+
+
 def test_encoder_drops_thinking_deltas() -> None:
     body = encode_all(simple_request(stream=True), [ThinkingDelta("hidden", "sig"), TextDelta("shown"), Finish("stop")])
     assert b"hidden" not in body and b"shown" in body
@@ -867,7 +870,14 @@ def test_encoder_streams_several_choices_in_order() -> None:
         Finish("stop", index=1),
         Finish("stop", index=0),
     ]
-    client = serve_stream(encode_all(request, events))
+    body = encode_all(request, events)
+    first_seen = []
+    for f in sse_frames(body):
+        for c in f["choices"]:
+            if c["index"] not in first_seen:
+                first_seen.append(c["index"])
+    assert first_seen == [0, 1]  # choices open in index order, as the API does
+    client = serve_stream(body)
     with client.chat.completions.stream(model="m", messages=[{"role": "user", "content": "hi"}], n=2) as stream:
         completion = stream.get_final_completion()
     assert [c.message.content for c in completion.choices] == ["A", "B"]
@@ -875,9 +885,11 @@ def test_encoder_streams_several_choices_in_order() -> None:
 
 def test_encoder_writes_in_band_error_then_done_and_sdk_raises() -> None:
     enc = fmt.StreamEncoder(simple_request(stream=True, include_usage=True))
-    body = enc.encode([StreamStart("chatcmpl-e", "m", 5), TextDelta("par")])
+    body = enc.encode([StreamStart("chatcmpl-e", "m", 5), TextDelta("par"), UsageUpdate(Usage(1, 1))])
     body += enc.encode([StreamFailure(GatewayError("unavailable", "provider overloaded")), TextDelta("never")])
+    assert enc.encode([TextDelta("after"), Finish("stop")]) == b""  # nothing follows the error
     body += enc.close()
+    assert b'"choices":[]' not in body  # no usage chunk after a failure
     frames = sse_frames(body)
     assert frames[-1] == {
         "error": {"message": "provider overloaded", "type": "api_error", "param": None, "code": "unavailable"}
@@ -910,9 +922,10 @@ def test_render_request_maps_canonical_fields_for_openai() -> None:
             Message("tool", [TextPart("42")], tool_call_id="toolu_1", name="f"),
         ],
         stream=True,
+        include_usage=True,
         max_tokens=64,
         stop=["x"],
-        tools=[],
+        tools=[Tool("f", None, {"type": "object"})],
         tool_choice=ToolChoice("required"),
         response_format=ResponseFormat("json_schema", {"type": "object"}),
         thinking_budget=10000,
@@ -939,8 +952,23 @@ def test_render_request_maps_canonical_fields_for_openai() -> None:
     }
     assert body["tool_choice"] == "required"
     assert body["reasoning_effort"] == "medium"
-    assert "parallel_tool_calls" not in body  # OpenAI refuses it without tools
+    assert body["tools"] == [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    assert body["parallel_tool_calls"] is False
     assert rendered.dropped == []
+
+
+def test_render_request_leaves_tool_settings_out_without_tools() -> None:
+    req = simple_request(tool_choice=ToolChoice("none"), parallel_tool_calls=True)
+    body = orjson.loads(fmt.render_request(req, RenderOptions(model="g")).body)
+    assert "tool_choice" not in body and "parallel_tool_calls" not in body  # OpenAI refuses them alone
+
+
+def test_render_request_asks_for_stream_usage_only_when_the_client_did() -> None:
+    """A same-format answer may be passed through: it must hold no usage chunk nobody asked for."""
+    plain = orjson.loads(fmt.render_request(simple_request(stream=True), RenderOptions(model="g")).body)
+    assert plain["stream"] is True and "stream_options" not in plain
+    counted = fmt.render_request(simple_request(stream=True, include_usage=True), RenderOptions(model="g"))
+    assert orjson.loads(counted.body)["stream_options"] == {"include_usage": True}
 
 
 def test_render_request_drops_or_rejects_top_k() -> None:
@@ -1103,10 +1131,13 @@ def test_embedding_request_and_response_round_trip_on_provider_side() -> None:
     assert body == {
         "model": "text-embedding-3-small",
         "input": ["a", "b"],
-        "encoding_format": fmt.PROVIDER_EMBEDDING_ENCODING,
+        "encoding_format": "float",
         "dimensions": 3,
     }
     assert rendered.dropped == ["task_type"]
+    as_base64 = EmbeddingRequest(model="client", inputs=["a"], encoding_format="base64")
+    body = orjson.loads(fmt.render_embedding_request(as_base64, RenderOptions(model="e")).body)
+    assert body["encoding_format"] == "base64"  # a passed-through answer stays in the client's encoding
     for encoding in ("float", "base64"):
         provider_body = fmt.render_embedding_response(
             EmbeddingResponse("text-embedding-3-small", [[0.5, 1.0], [2.0, -4.0]], Usage(input_tokens=2)), encoding
