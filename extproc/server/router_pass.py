@@ -40,8 +40,9 @@ from extproc.server.state import GatewayState, Snapshot
 
 log = logging.getLogger(__name__)
 
-# Headers a client must never set or forward: internal routing and credentials.
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
+# Headers a client must never forward: its credentials, and accept-encoding (the gateway
+# reads every answer it translates or maps, so providers must answer uncompressed).
+CLIENT_ONLY_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "accept-encoding"})
 INTERNAL_PREFIX = "x-gw-"
 DROPPED_HEADER = "x-gateway-dropped-features"
 API_HEADER = "x-gw-api"
@@ -134,7 +135,7 @@ class RouterPass:
             return m.immediate(200, body, [("content-type", "application/json"), ("x-request-id", ex.request_id)])
         if message.request_headers.end_of_stream:
             return error_response(ex, GatewayError("invalid_request", "a JSON request body is required"))
-        remove = [k for k in headers if k.startswith(INTERNAL_PREFIX) or k in CREDENTIAL_HEADERS]
+        remove = [k for k in headers if k.startswith(INTERNAL_PREFIX) or k in CLIENT_ONLY_HEADERS]
         if not remove:
             return m.CONTINUE_REQUEST_HEADERS
         return ProcessingResponse(request_headers=HeadersResponse(response=m.common(remove=remove)))

@@ -45,6 +45,7 @@ def test_chat_reaches_openai_provider_with_provider_key_not_client_key(
     assert seen.headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert CLIENT_KEY not in str(dict(seen.headers))
     assert not [k for k in seen.headers if k.lower().startswith("x-gw-")]
+    assert "gzip" not in seen.headers.get("accept-encoding", "")  # answers must come back readable
     assert seen.json["model"] == "gpt-4o-mini"
 
 
