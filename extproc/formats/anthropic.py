@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import ERROR_TABLE, GatewayError, kind_for_status, render_anthropic_error
-from extproc.formats.base import RenderedRequest, RenderOptions
+from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -124,10 +124,6 @@ def _message_id(source: str) -> str:
     return source if source.startswith("msg_") else "msg_" + source
 
 
-def _invalid(message: str, param: str | None) -> GatewayError:
-    return GatewayError("invalid_request", message, param=param)
-
-
 def _dumps(value: Any) -> bytes:
     """orjson refuses lone surrogates; replace them rather than emit nothing."""
     try:
@@ -153,52 +149,44 @@ def _event(kind: str, payload: dict[str, Any]) -> bytes:
 # ---------------------------------------------------------------- client side: request
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _req_str(obj: dict[str, Any], key: str, path: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str):
-        raise _invalid(f"{path}.{key}: a string is required", f"{path}.{key}")
+        raise invalid(f"{path}.{key}: a string is required", f"{path}.{key}")
     return value
 
 
 def _opt_str(obj: dict[str, Any], key: str, path: str) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
-        raise _invalid(f"{path}.{key} must be a string", f"{path}.{key}")
+        raise invalid(f"{path}.{key} must be a string", f"{path}.{key}")
     return value
 
 
 def _block_type(block: Any, path: str) -> str:
     if not isinstance(block, dict):
-        raise _invalid(f"{path} must be a content block object", path)
+        raise invalid(f"{path} must be a content block object", path)
     btype = block.get("type")
     if not isinstance(btype, str):
-        raise _invalid(f"{path}.type: a string is required", f"{path}.type")
+        raise invalid(f"{path}.type: a string is required", f"{path}.type")
     return btype
 
 
 def _unsupported_block(btype: str, path: str) -> GatewayError:
-    return _invalid(f"content block type {btype!r} is not supported by this gateway", f"{path}.type")
+    return invalid(f"content block type {btype!r} is not supported by this gateway", f"{path}.type")
 
 
 def _parse_image(block: dict[str, Any], path: str) -> ImagePart:
     source = block.get("source")
     spath = f"{path}.source"
     if not isinstance(source, dict):
-        raise _invalid(f"{spath}: an object is required", spath)
+        raise invalid(f"{spath}: an object is required", spath)
     stype = source.get("type")
     if stype == "base64":
         return ImagePart(media_type=_req_str(source, "media_type", spath), data=_req_str(source, "data", spath))
     if stype == "url":
         return ImagePart(url=_req_str(source, "url", spath))
-    raise _invalid(f"image source type {stype!r} is not supported by this gateway", f"{spath}.type")
+    raise invalid(f"image source type {stype!r} is not supported by this gateway", f"{spath}.type")
 
 
 def _parse_text_or_image(block: Any, path: str, btype: str) -> Part:
@@ -220,10 +208,10 @@ def _parse_tool_result(block: dict[str, Any], path: str, tool_names: dict[str, s
             ipath = f"{path}.content[{j}]"
             parts.append(_parse_text_or_image(inner, ipath, _block_type(inner, ipath)))
     elif content is not None:
-        raise _invalid(f"{path}.content must be a string or an array", f"{path}.content")
+        raise invalid(f"{path}.content must be a string or an array", f"{path}.content")
     is_error = block.get("is_error")
     if is_error is not None and not isinstance(is_error, bool):
-        raise _invalid(f"{path}.is_error must be a boolean", f"{path}.is_error")
+        raise invalid(f"{path}.is_error must be a boolean", f"{path}.is_error")
     return Message("tool", parts, tool_call_id=call_id, name=tool_names.get(call_id), is_error=bool(is_error))
 
 
@@ -239,7 +227,7 @@ def _parse_assistant(content: list[Any], path: str, tool_names: dict[str, str]) 
             name = _req_str(block, "name", bpath)
             args = block.get("input", {})
             if not isinstance(args, dict):
-                raise _invalid(f"{bpath}.input must be an object", f"{bpath}.input")
+                raise invalid(f"{bpath}.input must be an object", f"{bpath}.input")
             tool_names[call_id] = name
             msg.tool_calls.append(ToolCall(call_id, name, orjson.dumps(args).decode()))
         elif btype == "thinking":
@@ -251,7 +239,7 @@ def _parse_assistant(content: list[Any], path: str, tool_names: dict[str, str]) 
         elif btype == "image":
             msg.content.append(_parse_image(block, bpath))
         elif btype == "tool_result":
-            raise _invalid("tool_result blocks belong in user messages", f"{bpath}.type")
+            raise invalid("tool_result blocks belong in user messages", f"{bpath}.type")
         else:
             raise _unsupported_block(btype, bpath)
     return msg
@@ -271,7 +259,7 @@ def _parse_user(content: list[Any], path: str, tool_names: dict[str, str], out: 
             out.append(_parse_tool_result(block, bpath, tool_names))
             continue
         if btype in ("tool_use", "thinking", "redacted_thinking"):
-            raise _invalid(f"{btype} blocks belong in assistant messages", f"{bpath}.type")
+            raise invalid(f"{btype} blocks belong in assistant messages", f"{bpath}.type")
         part = _parse_text_or_image(block, bpath, btype)
         if pending is None:
             pending = Message("user")
@@ -283,51 +271,51 @@ def _parse_system(system: Any) -> list[Part]:
     if isinstance(system, str):
         return [TextPart(system)] if system else []
     if not isinstance(system, list):
-        raise _invalid("system must be a string or an array of text blocks", "system")
+        raise invalid("system must be a string or an array of text blocks", "system")
     parts: list[Part] = []
     for i, block in enumerate(system):
         path = f"system[{i}]"
         if _block_type(block, path) != "text":
-            raise _invalid("system blocks must be of type 'text'", f"{path}.type")
+            raise invalid("system blocks must be of type 'text'", f"{path}.type")
         parts.append(TextPart(_req_str(block, "text", path)))
     return parts
 
 
 def _parse_tools(tools: Any) -> list[Tool]:
     if not isinstance(tools, list):
-        raise _invalid("tools must be an array", "tools")
+        raise invalid("tools must be an array", "tools")
     out: list[Tool] = []
     for i, tool in enumerate(tools):
         path = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise _invalid(f"{path} must be an object", path)
+            raise invalid(f"{path} must be an object", path)
         ttype = tool.get("type")
         if ttype is not None and ttype != "custom":
             # server tools (web search, bash, ...) run inside Anthropic: nothing to translate to
-            raise _invalid(f"tool type {ttype!r} is not supported by this gateway", f"{path}.type")
+            raise invalid(f"tool type {ttype!r} is not supported by this gateway", f"{path}.type")
         name = _req_str(tool, "name", path)
         schema = tool.get("input_schema")
         if not isinstance(schema, dict):
-            raise _invalid(f"{path}.input_schema: an object is required", f"{path}.input_schema")
+            raise invalid(f"{path}.input_schema: an object is required", f"{path}.input_schema")
         strict = tool.get("strict")
         if strict is not None and not isinstance(strict, bool):
-            raise _invalid(f"{path}.strict must be a boolean", f"{path}.strict")
+            raise invalid(f"{path}.strict must be a boolean", f"{path}.strict")
         out.append(Tool(name, _opt_str(tool, "description", path), schema, strict))
     return out
 
 
 def _parse_tool_choice(choice: Any, req: ChatRequest) -> None:
     if not isinstance(choice, dict):
-        raise _invalid("tool_choice must be an object", "tool_choice")
+        raise invalid("tool_choice must be an object", "tool_choice")
     ctype = choice.get("type")
     mode = _TOOL_CHOICE_IN.get(ctype) if isinstance(ctype, str) else None
     if mode is None:
-        raise _invalid("tool_choice.type must be auto, any, tool or none", "tool_choice.type")
+        raise invalid("tool_choice.type must be auto, any, tool or none", "tool_choice.type")
     name = _req_str(choice, "name", "tool_choice") if mode == "function" else None
     req.tool_choice = ToolChoice(mode, name)  # type: ignore[arg-type]
     disable = choice.get("disable_parallel_tool_use")
     if disable is not None and not isinstance(disable, bool):
-        raise _invalid(
+        raise invalid(
             "tool_choice.disable_parallel_tool_use must be a boolean",
             "tool_choice.disable_parallel_tool_use",
         )
@@ -337,36 +325,36 @@ def _parse_tool_choice(choice: Any, req: ChatRequest) -> None:
 
 def _parse_thinking(thinking: Any, req: ChatRequest, effort: str | None) -> None:
     if not isinstance(thinking, dict):
-        raise _invalid("thinking must be an object", "thinking")
+        raise invalid("thinking must be an object", "thinking")
     ttype = thinking.get("type")
     if ttype == "enabled":
         budget = thinking.get("budget_tokens")
-        if not _is_int(budget):
-            raise _invalid("thinking.budget_tokens: an integer is required", "thinking.budget_tokens")
+        if not is_int(budget):
+            raise invalid("thinking.budget_tokens: an integer is required", "thinking.budget_tokens")
         req.thinking_budget = budget
     elif ttype == "adaptive":
         req.reasoning_effort = effort or "high"
     elif ttype != "disabled":
-        raise _invalid("thinking.type must be enabled, adaptive or disabled", "thinking.type")
+        raise invalid("thinking.type must be enabled, adaptive or disabled", "thinking.type")
 
 
 def _parse_output_config(config: Any, req: ChatRequest) -> str | None:
     """Sets the response format; returns the effort (only meaningful with adaptive thinking)."""
     if not isinstance(config, dict):
-        raise _invalid("output_config must be an object", "output_config")
+        raise invalid("output_config must be an object", "output_config")
     fmt = config.get("format")
     if fmt is not None:
         if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
-            raise _invalid("output_config.format.type must be json_schema", "output_config.format")
+            raise invalid("output_config.format.type must be json_schema", "output_config.format")
         schema = fmt.get("schema")
         if not isinstance(schema, dict):
-            raise _invalid("output_config.format.schema: an object is required", "output_config.format.schema")
+            raise invalid("output_config.format.schema: an object is required", "output_config.format.schema")
         req.response_format = ResponseFormat("json_schema", schema=schema)
     effort = config.get("effort")
     if effort is None:
         return None
     if not isinstance(effort, str) or effort not in _EFFORT_IN:
-        raise _invalid("output_config.effort must be low, medium, high, xhigh or max", "output_config.effort")
+        raise invalid("output_config.effort must be low, medium, high, xhigh or max", "output_config.effort")
     return _EFFORT_IN[effort]
 
 
@@ -374,20 +362,20 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
     try:
         data = orjson.loads(body)
     except (orjson.JSONDecodeError, TypeError):
-        raise _invalid("request body is not valid JSON", None) from None
+        raise invalid("request body is not valid JSON", None) from None
     if not isinstance(data, dict):
-        raise _invalid("request body must be a JSON object", None)
+        raise invalid("request body must be a JSON object", None)
     model = data.get("model", path_model)
     if not isinstance(model, str) or not model:
-        raise _invalid("model: a non-empty string is required", "model")
+        raise invalid("model: a non-empty string is required", "model")
     max_tokens = data.get("max_tokens")
     if max_tokens is None:
-        raise _invalid("max_tokens: field required", "max_tokens")
-    if not _is_int(max_tokens) or max_tokens < 1:
-        raise _invalid("max_tokens must be a positive integer", "max_tokens")
+        raise invalid("max_tokens: field required", "max_tokens")
+    if not is_int(max_tokens) or max_tokens < 1:
+        raise invalid("max_tokens must be a positive integer", "max_tokens")
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list):
-        raise _invalid("messages: an array is required", "messages")
+        raise invalid("messages: an array is required", "messages")
 
     messages: list[Message] = []
     system = data.get("system")
@@ -399,15 +387,15 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
     for i, raw in enumerate(raw_messages):
         path = f"messages[{i}]"
         if not isinstance(raw, dict):
-            raise _invalid(f"{path} must be an object", path)
+            raise invalid(f"{path} must be an object", path)
         role = raw.get("role")
         if role not in ("user", "assistant"):
-            raise _invalid(f"{path}.role must be 'user' or 'assistant'", f"{path}.role")
+            raise invalid(f"{path}.role must be 'user' or 'assistant'", f"{path}.role")
         content = raw.get("content")
         if isinstance(content, str):
             messages.append(Message(role, [TextPart(content)] if content else []))
         elif not isinstance(content, list):
-            raise _invalid(f"{path}.content must be a string or an array of blocks", f"{path}.content")
+            raise invalid(f"{path}.content must be a string or an array of blocks", f"{path}.content")
         elif role == "assistant":
             messages.append(_parse_assistant(content, path, tool_names))
         else:
@@ -416,28 +404,28 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
     req = ChatRequest(model=model, messages=messages, max_tokens=max_tokens)
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise _invalid("stream must be a boolean", "stream")
+        raise invalid("stream must be a boolean", "stream")
     req.stream = bool(stream)
     req.include_usage = req.stream  # Anthropic streams always report usage
     for key in ("temperature", "top_p"):
         value = data.get(key)
-        if value is not None and not _is_num(value):
-            raise _invalid(f"{key} must be a number", key)
+        if value is not None and not is_num(value):
+            raise invalid(f"{key} must be a number", key)
     req.temperature = data.get("temperature")
     req.top_p = data.get("top_p")
     top_k = data.get("top_k")
-    if top_k is not None and not _is_int(top_k):
-        raise _invalid("top_k must be an integer", "top_k")
+    if top_k is not None and not is_int(top_k):
+        raise invalid("top_k must be an integer", "top_k")
     req.top_k = top_k
     stop = data.get("stop_sequences")
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise _invalid("stop_sequences must be an array of strings", "stop_sequences")
+            raise invalid("stop_sequences must be an array of strings", "stop_sequences")
         req.stop = stop
     metadata = data.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):
-            raise _invalid("metadata must be an object", "metadata")
+            raise invalid("metadata must be an object", "metadata")
         req.user = _opt_str(metadata, "user_id", "metadata")
     effort = None
     if data.get("output_config") is not None:
@@ -737,14 +725,14 @@ def _image_block(part: ImagePart) -> dict[str, Any]:
         header, _, payload = url[5:].partition(",")
         media_type, _, encoding = header.partition(";")
         if encoding != "base64":
-            raise _invalid("image data URLs must be base64 encoded", "image_url")
+            raise invalid("image data URLs must be base64 encoded", "image_url")
         data = payload
     if data is not None:
         media_type = (media_type or "").lower()
         if media_type == "image/jpg":
             media_type = "image/jpeg"
         if media_type not in IMAGE_MEDIA_TYPES:
-            raise _invalid(
+            raise invalid(
                 f"image media type {media_type or 'unknown'!r} is not supported by this provider"
                 " (jpeg, png, gif and webp only)",
                 "image_url",
@@ -755,7 +743,7 @@ def _image_block(part: ImagePart) -> dict[str, Any]:
         }
     if url:
         return {"type": "image", "source": {"type": "url", "url": url}}
-    raise _invalid("an image needs data or a url", "image_url")
+    raise invalid("an image needs data or a url", "image_url")
 
 
 def _content_blocks(parts: list[Part], thinking: bool) -> list[dict[str, Any]]:
@@ -828,7 +816,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
 
     def unsupported(feature: str) -> None:
         if options.unsupported == "reject":
-            raise _invalid(f"{feature} is not supported by this provider", feature)
+            raise invalid(f"{feature} is not supported by this provider", feature)
         dropped.append(feature)
 
     system: list[dict[str, Any]] = []
@@ -947,11 +935,6 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
 # ---------------------------------------------------------------- provider side: answers
 
 
-def _count(usage: dict[str, Any], key: str) -> int:
-    value = usage.get(key)
-    return value if _is_int(value) else 0
-
-
 class _UsageTracker:
     """Anthropic reports input from message_start and cumulative totals in message_delta."""
 
@@ -963,13 +946,13 @@ class _UsageTracker:
     def update(self, usage: Any) -> bool:
         if not isinstance(usage, dict):
             return False
-        if _is_int(usage.get("input_tokens")):
+        if is_int(usage.get("input_tokens")):
             self.uncached = usage["input_tokens"]
-        if _is_int(usage.get("cache_read_input_tokens")):
+        if is_int(usage.get("cache_read_input_tokens")):
             self.cache_read = usage["cache_read_input_tokens"]
-        if _is_int(usage.get("cache_creation_input_tokens")):
+        if is_int(usage.get("cache_creation_input_tokens")):
             self.cache_creation = usage["cache_creation_input_tokens"]
-        if _is_int(usage.get("output_tokens")):
+        if is_int(usage.get("output_tokens")):
             self.output = usage["output_tokens"]
         return True
 
@@ -1179,7 +1162,7 @@ class StreamDecoder:
     def _block_start(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
         self._ensure_started(events)
         block, index = data.get("content_block"), data.get("index")
-        if not isinstance(block, dict) or not _is_int(index):
+        if not isinstance(block, dict) or not is_int(index):
             return
         btype = block.get("type")
         if btype == "tool_use":
@@ -1220,7 +1203,7 @@ class StreamDecoder:
                 events.append(TextDelta(text))
         elif dtype == "input_json_delta":
             index = data.get("index")
-            call_index = self._blocks.get(index) if _is_int(index) else None
+            call_index = self._blocks.get(index) if is_int(index) else None
             fragment = delta.get("partial_json")
             if call_index is not None and isinstance(fragment, str) and fragment:
                 events.append(ToolCallDelta(call_index, fragment))

@@ -23,8 +23,12 @@ naming the offending field; nothing else escapes a parser.
 
 from __future__ import annotations
 
+import random
+import string
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from extproc.errors import GatewayError
 
 UnsupportedPolicy = Literal["drop", "reject"]
 
@@ -40,3 +44,37 @@ class RenderOptions:
 class RenderedRequest:
     body: bytes
     dropped: list[str] = field(default_factory=list)  # features left out (reported to the client)
+
+
+# ---- small helpers the format modules share
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_text(length: int) -> str:
+    """Letters and digits, for ids a provider did not give (call_..., msg_...)."""
+    return "".join(random.choices(_ALNUM, k=length))
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a number
+
+
+def is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def count(mapping: dict[str, Any], key: str) -> int:
+    """A token count from a provider's usage object: 0 when absent or not an integer."""
+    value = mapping.get(key)
+    return value if is_int(value) else 0
+
+
+def invalid(message: str, param: str | None = None) -> GatewayError:
+    """Bad client input, naming the offending field."""
+    return GatewayError("invalid_request", message, param=param)
+
+
+def provider_error(message: str) -> GatewayError:
+    """A provider answer the gateway cannot read."""
+    return GatewayError("provider_error", message)

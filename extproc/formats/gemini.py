@@ -36,16 +36,14 @@ Documented choices (the places where the formats do not line up one to one):
 
 from __future__ import annotations
 
-import random
 import re
-import string
 import time
 from typing import Any
 
 import orjson
 
 from extproc.errors import GatewayError, kind_for_status, render_gemini_error
-from extproc.formats.base import RenderedRequest, RenderOptions
+from extproc.formats.base import RenderedRequest, RenderOptions, count, provider_error, random_text
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -91,15 +89,9 @@ __all__ = [
     "render_response",
 ]
 
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _rand(n: int) -> str:
-    return "".join(random.choices(_ALNUM, k=n))
-
 
 def _call_id() -> str:
-    return "call_" + _rand(24)
+    return "call_" + random_text(24)
 
 
 def _bad(message: str, param: str) -> GatewayError:
@@ -119,7 +111,7 @@ def _json_text(value: Any, param: str | None = None) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
         if param is None:
-            raise _provider_error("the provider returned JSON nested too deeply") from None
+            raise provider_error("the provider returned JSON nested too deeply") from None
         raise _bad("the value is nested too deeply", param) from None
 
 
@@ -742,7 +734,7 @@ class StreamEncoder:
 
     def _response_id(self) -> str:
         if not self._id:
-            self._id = _rand(22)
+            self._id = random_text(22)
         return self._id
 
     # -- events
@@ -1086,19 +1078,14 @@ def _finish_in(reason: str, has_calls: bool) -> str:
     return "error"  # OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...
 
 
-def _count(meta: dict, key: str) -> int:
-    value = meta.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def _parse_usage(meta: Any) -> Usage | None:
     if not isinstance(meta, dict):
         return None
-    thoughts = _count(meta, "thoughtsTokenCount")
+    thoughts = count(meta, "thoughtsTokenCount")
     return Usage(
-        input_tokens=_count(meta, "promptTokenCount") + _count(meta, "toolUsePromptTokenCount"),
-        output_tokens=_count(meta, "candidatesTokenCount") + thoughts,
-        cached_tokens=_count(meta, "cachedContentTokenCount"),
+        input_tokens=count(meta, "promptTokenCount") + count(meta, "toolUsePromptTokenCount"),
+        output_tokens=count(meta, "candidatesTokenCount") + thoughts,
+        cached_tokens=count(meta, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
 
@@ -1119,10 +1106,6 @@ def _call_from(call: dict, signature: Any) -> ToolCall:
         _json_text(args if args is not None else {}),
         signature if isinstance(signature, str) else None,
     )
-
-
-def _provider_error(message: str) -> GatewayError:
-    return GatewayError("provider_error", message)
 
 
 _KIND_BY_STATUS = {
@@ -1213,9 +1196,9 @@ def parse_response(body: bytes) -> ChatResponse:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _provider_error("the provider returned invalid JSON") from None
+        raise provider_error("the provider returned invalid JSON") from None
     if not isinstance(data, dict):
-        raise _provider_error("the provider returned an unexpected response")
+        raise provider_error("the provider returned an unexpected response")
     if "error" in data:
         raise _error_from(0, data["error"], "the provider returned an error")
     candidates = data.get("candidates")
@@ -1229,7 +1212,7 @@ def parse_response(body: bytes) -> ChatResponse:
     rid = data.get("responseId")
     model = data.get("modelVersion")
     return ChatResponse(
-        id=rid if isinstance(rid, str) and rid else "chatcmpl-" + _rand(24),
+        id=rid if isinstance(rid, str) and rid else "chatcmpl-" + random_text(24),
         model=model if isinstance(model, str) else "",
         created=int(time.time()),
         choices=choices,
@@ -1352,9 +1335,9 @@ class StreamDecoder:
                     if self._failed:
                         break
             elif self._mode == "array" and self._array.pending:
-                self._fail(_provider_error("the provider stream ended mid-element"), events)
+                self._fail(provider_error("the provider stream ended mid-element"), events)
             if self._raw and not self._failed:
-                self._fail(_provider_error("the provider stream contained malformed data"), events)
+                self._fail(provider_error("the provider stream contained malformed data"), events)
         self._closed = True
         if self._failed or not self._started:
             return events
@@ -1383,7 +1366,7 @@ class StreamDecoder:
                 obj = orjson.loads("\n".join(self._raw))
             except orjson.JSONDecodeError:
                 if self._raw_size > _RAW_LIMIT:
-                    self._fail(_provider_error("the provider stream contained malformed data"), events)
+                    self._fail(provider_error("the provider stream contained malformed data"), events)
                 obj = None
             if obj is not None:
                 self._raw.clear()
@@ -1394,7 +1377,7 @@ class StreamDecoder:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            self._fail(_provider_error("the provider stream contained invalid JSON"), events)
+            self._fail(provider_error("the provider stream contained invalid JSON"), events)
             return
         self._handle(obj, events)
 
@@ -1419,7 +1402,7 @@ class StreamDecoder:
             model = obj.get("modelVersion")
             events.append(
                 StreamStart(
-                    id=rid if isinstance(rid, str) and rid else "chatcmpl-" + _rand(24),
+                    id=rid if isinstance(rid, str) and rid else "chatcmpl-" + random_text(24),
                     model=model if isinstance(model, str) and model else self._model,
                     created=int(time.time()),
                     input_tokens=usage.input_tokens if usage is not None else None,
@@ -1562,7 +1545,7 @@ def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> R
 def _values(item: Any) -> list[float]:
     values = item.get("values") if isinstance(item, dict) else None
     if not isinstance(values, list):
-        raise _provider_error("the provider returned an embedding without values")
+        raise provider_error("the provider returned an embedding without values")
     return values
 
 
@@ -1571,18 +1554,18 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _provider_error("the provider returned invalid JSON") from None
+        raise provider_error("the provider returned invalid JSON") from None
     if not isinstance(data, dict):
-        raise _provider_error("the provider returned an unexpected response")
+        raise provider_error("the provider returned an unexpected response")
     if "error" in data:
         raise _error_from(0, data["error"], "the provider returned an error")
     if "embeddings" in data:
         items = data["embeddings"]
         if not isinstance(items, list):
-            raise _provider_error("the provider returned malformed embeddings")
+            raise provider_error("the provider returned malformed embeddings")
         vectors = [_values(item) for item in items]
     elif "embedding" in data:
         vectors = [_values(data["embedding"])]
     else:
-        raise _provider_error("the provider returned no embeddings")
+        raise provider_error("the provider returned no embeddings")
     return EmbeddingResponse(model=model, vectors=vectors)

@@ -25,8 +25,6 @@ Choices made here (see also the module constants):
 from __future__ import annotations
 
 import base64
-import random
-import string
 import sys
 import time
 from array import array
@@ -35,7 +33,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError, kind_for_status, render_openai_error
-from extproc.formats.base import RenderedRequest, RenderOptions
+from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num, provider_error, random_text
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -68,7 +66,6 @@ MAX_TOKENS_FIELD = "max_completion_tokens"  # field used for canonical max_token
 MODELS_OWNED_BY = "gateway"
 MODELS_CREATED = 0  # /v1/models "created": the gateway does not know the real date
 
-_ALNUM = string.ascii_letters + string.digits
 _DONE = b"data: [DONE]\n\n"
 _MAX_CHOICES = 128  # OpenAI's limit on n
 _FINISH_IN = {
@@ -85,25 +82,17 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 _SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 
 
-def _rand(n: int) -> str:
-    return "".join(random.choices(_ALNUM, k=n))
-
-
 def new_completion_id() -> str:
-    return "chatcmpl-" + _rand(29)
+    return "chatcmpl-" + random_text(29)
 
 
 def new_call_id() -> str:
-    return "call_" + _rand(24)
-
-
-def _invalid(message: str, param: str) -> GatewayError:
-    return GatewayError("invalid_request", message, param=param)
+    return "call_" + random_text(24)
 
 
 def _add_dropped(feature: str, options: RenderOptions, dropped: list[str]) -> None:
     if options.unsupported == "reject":
-        raise _invalid(f"{feature} is not supported by this provider", feature)
+        raise invalid(f"{feature} is not supported by this provider", feature)
     if feature not in dropped:
         dropped.append(feature)
 
@@ -111,20 +100,12 @@ def _add_dropped(feature: str, options: RenderOptions, dropped: list[str]) -> No
 # ---------------------------------------------------------------- client input validation
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _opt_int(body: dict[str, Any], key: str) -> int | None:
     v = body.get(key)
     if v is None:
         return None
-    if not _is_int(v):
-        raise _invalid(f"'{key}' must be an integer", key)
+    if not is_int(v):
+        raise invalid(f"'{key}' must be an integer", key)
     return v
 
 
@@ -132,8 +113,8 @@ def _opt_num(body: dict[str, Any], key: str) -> float | None:
     v = body.get(key)
     if v is None:
         return None
-    if not _is_num(v):
-        raise _invalid(f"'{key}' must be a number", key)
+    if not is_num(v):
+        raise invalid(f"'{key}' must be a number", key)
     return v
 
 
@@ -142,7 +123,7 @@ def _opt_bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
     if v is None:
         return None
     if not isinstance(v, bool):
-        raise _invalid(f"'{param}' must be a boolean", param)
+        raise invalid(f"'{param}' must be a boolean", param)
     return v
 
 
@@ -151,7 +132,7 @@ def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str):
-        raise _invalid(f"'{param}' must be a string", param)
+        raise invalid(f"'{param}' must be a string", param)
     return v
 
 
@@ -159,9 +140,9 @@ def _loads_object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _invalid("request body is not valid JSON", "body") from None
+        raise invalid("request body is not valid JSON", "body") from None
     if not isinstance(data, dict):
-        raise _invalid("request body must be a JSON object", "body")
+        raise invalid("request body must be a JSON object", "body")
     return data
 
 
@@ -170,7 +151,7 @@ def _model(body: dict[str, Any], path_model: str | None) -> str:
     if model is None and path_model:
         return path_model
     if not isinstance(model, str) or not model:
-        raise _invalid("'model' is required and must be a non-empty string", "model")
+        raise invalid("'model' is required and must be a non-empty string", "model")
     return model
 
 
@@ -182,20 +163,20 @@ def _image_part(part: dict[str, Any], param: str) -> ImagePart:
         url = image.get("url")
         detail = image.get("detail")
         if detail is not None and not isinstance(detail, str):
-            raise _invalid(f"'{param}.image_url.detail' must be a string", f"{param}.image_url.detail")
+            raise invalid(f"'{param}.image_url.detail' must be a string", f"{param}.image_url.detail")
     else:
-        raise _invalid(f"'{param}.image_url' must be an object", f"{param}.image_url")
+        raise invalid(f"'{param}.image_url' must be an object", f"{param}.image_url")
     if not isinstance(url, str) or not url:
-        raise _invalid(f"'{param}.image_url.url' must be a non-empty string", f"{param}.image_url.url")
+        raise invalid(f"'{param}.image_url.url' must be a non-empty string", f"{param}.image_url.url")
     if url.startswith("data:"):
         header, comma, data = url[5:].partition(",")
         media_type, _, rest = header.partition(";")
         if not comma or "base64" not in rest.split(";") or not media_type or not data:
-            raise _invalid("image data URIs must look like 'data:<media type>;base64,<data>'", f"{param}.image_url.url")
+            raise invalid("image data URIs must look like 'data:<media type>;base64,<data>'", f"{param}.image_url.url")
         return ImagePart(media_type=media_type, data=data, detail=detail)
     if url.startswith(("https://", "http://")):
         return ImagePart(url=url, detail=detail)
-    raise _invalid("image URLs must be http(s) URLs or base64 data URIs", f"{param}.image_url.url")
+    raise invalid("image URLs must be http(s) URLs or base64 data URIs", f"{param}.image_url.url")
 
 
 def _parse_parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[Part]:
@@ -203,51 +184,51 @@ def _parse_parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[Par
     if isinstance(content, str):
         return [TextPart(content)]
     if not isinstance(content, list):
-        raise _invalid(f"'{param}' must be a string or an array of content parts", param)
+        raise invalid(f"'{param}' must be a string or an array of content parts", param)
     parts: list[Part] = []
     for j, part in enumerate(content):
         pparam = f"{param}[{j}]"
         if not isinstance(part, dict):
-            raise _invalid(f"'{pparam}' must be an object", pparam)
+            raise invalid(f"'{pparam}' must be an object", pparam)
         ptype = part.get("type")
         if ptype not in allowed:
             if isinstance(ptype, str):
-                raise _invalid(f"content part type '{ptype}' is not supported here", f"{pparam}.type")
-            raise _invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
+                raise invalid(f"content part type '{ptype}' is not supported here", f"{pparam}.type")
+            raise invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
         if ptype == "image_url":
             parts.append(_image_part(part, pparam))
             continue
         key = "refusal" if ptype == "refusal" else "text"  # refusals in history become text
         text = part.get(key)
         if not isinstance(text, str):
-            raise _invalid(f"'{pparam}.{key}' must be a string", f"{pparam}.{key}")
+            raise invalid(f"'{pparam}.{key}' must be a string", f"{pparam}.{key}")
         parts.append(TextPart(text))
     return parts
 
 
 def _parse_tool_calls(raw: Any, param: str, names: dict[str, str]) -> list[ToolCall]:
     if not isinstance(raw, list):
-        raise _invalid(f"'{param}' must be an array", param)
+        raise invalid(f"'{param}' must be an array", param)
     calls: list[ToolCall] = []
     for k, tc in enumerate(raw):
         tparam = f"{param}[{k}]"
         if not isinstance(tc, dict):
-            raise _invalid(f"'{tparam}' must be an object", tparam)
+            raise invalid(f"'{tparam}' must be an object", tparam)
         ttype = tc.get("type", "function")
         if ttype != "function":
-            raise _invalid("only function tool calls are supported", f"{tparam}.type")
+            raise invalid("only function tool calls are supported", f"{tparam}.type")
         call_id = tc.get("id")
         if not isinstance(call_id, str) or not call_id:
-            raise _invalid(f"'{tparam}.id' must be a non-empty string", f"{tparam}.id")
+            raise invalid(f"'{tparam}.id' must be a non-empty string", f"{tparam}.id")
         fn = tc.get("function")
         if not isinstance(fn, dict):
-            raise _invalid(f"'{tparam}.function' must be an object", f"{tparam}.function")
+            raise invalid(f"'{tparam}.function' must be an object", f"{tparam}.function")
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise _invalid(f"'{tparam}.function.name' must be a non-empty string", f"{tparam}.function.name")
+            raise invalid(f"'{tparam}.function.name' must be a non-empty string", f"{tparam}.function.name")
         args = fn.get("arguments", "")
         if not isinstance(args, str):
-            raise _invalid(f"'{tparam}.function.arguments' must be a JSON string", f"{tparam}.function.arguments")
+            raise invalid(f"'{tparam}.function.arguments' must be a JSON string", f"{tparam}.function.arguments")
         names[call_id] = name
         calls.append(ToolCall(call_id, name, args))
     return calls
@@ -256,16 +237,16 @@ def _parse_tool_calls(raw: Any, param: str, names: dict[str, str]) -> list[ToolC
 def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
     param = f"messages[{i}]"
     if not isinstance(m, dict):
-        raise _invalid(f"'{param}' must be an object", param)
+        raise invalid(f"'{param}' must be an object", param)
     role = m.get("role")
     content = m.get("content")
     if role in _SYSTEM_ROLES:
         if content is None:
-            raise _invalid(f"'{param}.content' is required", f"{param}.content")
+            raise invalid(f"'{param}.content' is required", f"{param}.content")
         return Message("system", _parse_parts(content, f"{param}.content", ("text",)))
     if role == "user":
         if content is None:
-            raise _invalid(f"'{param}.content' is required", f"{param}.content")
+            raise invalid(f"'{param}.content' is required", f"{param}.content")
         return Message("user", _parse_parts(content, f"{param}.content", ("text", "image_url")))
     if role == "assistant":
         parts = [] if content is None else _parse_parts(content, f"{param}.content", ("text", "refusal"))
@@ -278,38 +259,38 @@ def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
     if role == "tool":
         call_id = m.get("tool_call_id")
         if not isinstance(call_id, str) or not call_id:
-            raise _invalid(f"'{param}.tool_call_id' must be a non-empty string", f"{param}.tool_call_id")
+            raise invalid(f"'{param}.tool_call_id' must be a non-empty string", f"{param}.tool_call_id")
         if content is None:
-            raise _invalid(f"'{param}.content' is required", f"{param}.content")
+            raise invalid(f"'{param}.content' is required", f"{param}.content")
         parts = _parse_parts(content, f"{param}.content", ("text",))
         name = names.get(call_id)
         if name is None:
             name = _opt_str(m, "name", f"{param}.name")
         return Message("tool", parts, tool_call_id=call_id, name=name)
     if isinstance(role, str):
-        raise _invalid(f"invalid role '{role}': expected system, developer, user, assistant or tool", f"{param}.role")
-    raise _invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
+        raise invalid(f"invalid role '{role}': expected system, developer, user, assistant or tool", f"{param}.role")
+    raise invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
 
 
 def _parse_tools(raw: Any) -> list[Tool]:
     if not isinstance(raw, list):
-        raise _invalid("'tools' must be an array", "tools")
+        raise invalid("'tools' must be an array", "tools")
     tools: list[Tool] = []
     for i, t in enumerate(raw):
         param = f"tools[{i}]"
         if not isinstance(t, dict):
-            raise _invalid(f"'{param}' must be an object", param)
+            raise invalid(f"'{param}' must be an object", param)
         if t.get("type", "function") != "function":
-            raise _invalid("only function tools are supported", f"{param}.type")
+            raise invalid("only function tools are supported", f"{param}.type")
         fn = t.get("function")
         if not isinstance(fn, dict):
-            raise _invalid(f"'{param}.function' must be an object", f"{param}.function")
+            raise invalid(f"'{param}.function' must be an object", f"{param}.function")
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise _invalid(f"'{param}.function.name' must be a non-empty string", f"{param}.function.name")
+            raise invalid(f"'{param}.function.name' must be a non-empty string", f"{param}.function.name")
         params = fn.get("parameters")
         if params is not None and not isinstance(params, dict):
-            raise _invalid(f"'{param}.function.parameters' must be an object", f"{param}.function.parameters")
+            raise invalid(f"'{param}.function.parameters' must be an object", f"{param}.function.parameters")
         tools.append(
             Tool(
                 name,
@@ -330,9 +311,9 @@ def _parse_tool_choice(raw: Any) -> ToolChoice | None:
         fn = raw.get("function")
         name = fn.get("name") if isinstance(fn, dict) else None
         if not isinstance(name, str) or not name:
-            raise _invalid("'tool_choice.function.name' must be a non-empty string", "tool_choice.function.name")
+            raise invalid("'tool_choice.function.name' must be a non-empty string", "tool_choice.function.name")
         return ToolChoice("function", name)
-    raise _invalid(
+    raise invalid(
         "'tool_choice' must be 'auto', 'none', 'required' or {type: 'function', function: {name}}", "tool_choice"
     )
 
@@ -341,17 +322,17 @@ def _parse_response_format(raw: Any) -> ResponseFormat | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise _invalid("'response_format' must be an object", "response_format")
+        raise invalid("'response_format' must be an object", "response_format")
     rtype = raw.get("type")
     if rtype in ("text", "json_object"):
         return ResponseFormat(rtype)
     if rtype == "json_schema":
         js = raw.get("json_schema")
         if not isinstance(js, dict):
-            raise _invalid("'response_format.json_schema' must be an object", "response_format.json_schema")
+            raise invalid("'response_format.json_schema' must be an object", "response_format.json_schema")
         schema = js.get("schema")
         if schema is not None and not isinstance(schema, dict):
-            raise _invalid(
+            raise invalid(
                 "'response_format.json_schema.schema' must be an object", "response_format.json_schema.schema"
             )
         return ResponseFormat(
@@ -360,7 +341,7 @@ def _parse_response_format(raw: Any) -> ResponseFormat | None:
             name=_opt_str(js, "name", "response_format.json_schema.name"),
             strict=_opt_bool(js, "strict", "response_format.json_schema.strict"),
         )
-    raise _invalid("'response_format.type' must be 'text', 'json_object' or 'json_schema'", "response_format.type")
+    raise invalid("'response_format.type' must be 'text', 'json_object' or 'json_schema'", "response_format.type")
 
 
 def _parse_stop(raw: Any) -> list[str]:
@@ -370,7 +351,7 @@ def _parse_stop(raw: Any) -> list[str]:
         return [raw]
     if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
         return raw
-    raise _invalid("'stop' must be a string or an array of strings", "stop")
+    raise invalid("'stop' must be a string or an array of strings", "stop")
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
@@ -378,7 +359,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     model = _model(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
-        raise _invalid("'messages' must be a non-empty array", "messages")
+        raise invalid("'messages' must be a non-empty array", "messages")
     names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     messages = [_parse_message(m, i, names) for i, m in enumerate(raw_messages)]
 
@@ -387,7 +368,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     stream_options = data.get("stream_options")
     if stream_options is not None:
         if not isinstance(stream_options, dict):
-            raise _invalid("'stream_options' must be an object", "stream_options")
+            raise invalid("'stream_options' must be an object", "stream_options")
         include_usage = bool(_opt_bool(stream_options, "include_usage", "stream_options.include_usage"))
 
     max_tokens = _opt_int(data, "max_completion_tokens")
@@ -423,7 +404,7 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
     except GatewayError:
         raise
     except _SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault
-        raise _invalid("malformed chat completion request", "body") from None
+        raise invalid("malformed chat completion request", "body") from None
 
 
 # ---------------------------------------------------------------- client output
@@ -743,10 +724,6 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
 # ---------------------------------------------------------------- provider responses
 
 
-def _provider_error(message: str) -> GatewayError:
-    return GatewayError("provider_error", message)
-
-
 def _int(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
@@ -809,7 +786,7 @@ def _error_from_object(err: Any, status: int | None) -> GatewayError:
         raw_code = err.get("code")
         code = str(raw_code) if isinstance(raw_code, (str, int)) and not isinstance(raw_code, bool) else None
         param = err.get("param") if isinstance(err.get("param"), str) else None
-        if status is None and _is_int(raw_code) and 400 <= raw_code < 600:
+        if status is None and is_int(raw_code) and 400 <= raw_code < 600:
             status = raw_code
     elif isinstance(err, str):
         message = err
@@ -842,13 +819,13 @@ def parse_error(status: int, body: bytes) -> GatewayError:
 
 def _parse_choice(c: Any, position: int) -> Choice:
     if not isinstance(c, dict):
-        raise _provider_error("provider response has a malformed choice")
+        raise provider_error("provider response has a malformed choice")
     msg = c.get("message")
     if not isinstance(msg, dict):
         msg = {}
     index = c.get("index")
     choice = Choice(
-        index=index if _is_int(index) else position,
+        index=index if is_int(index) else position,
         text=_text_of(msg.get("content")),
         finish_reason=_finish_in(c.get("finish_reason")),
         refusal=msg.get("refusal") if isinstance(msg.get("refusal"), str) else None,
@@ -881,21 +858,21 @@ def parse_response(body: bytes) -> ChatResponse:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _provider_error("provider returned invalid JSON") from None
+        raise provider_error("provider returned invalid JSON") from None
     if not isinstance(data, dict):
-        raise _provider_error("provider returned a non-object JSON body")
+        raise provider_error("provider returned a non-object JSON body")
     if "error" in data and "choices" not in data:
         raise _error_from_object(data["error"], None)
     raw_choices = data.get("choices")
     if not isinstance(raw_choices, list):
-        raise _provider_error("provider response has no choices")
+        raise provider_error("provider response has no choices")
     rid = data.get("id")
     model = data.get("model")
     created = data.get("created")
     return ChatResponse(
         id=rid if isinstance(rid, str) and rid else new_completion_id(),
         model=model if isinstance(model, str) else "",
-        created=created if _is_int(created) else int(time.time()),
+        created=created if is_int(created) else int(time.time()),
         choices=[_parse_choice(c, i) for i, c in enumerate(raw_choices)],
         usage=_parse_usage(data.get("usage")),
     )
@@ -940,7 +917,7 @@ class StreamDecoder:
                 if self._ended:
                     break
         if not self._ended and not self._finished:
-            self._fail(out, _provider_error("provider stream ended before the answer was complete"))
+            self._fail(out, provider_error("provider stream ended before the answer was complete"))
         self._ended = True
         return out
 
@@ -954,7 +931,7 @@ class StreamDecoder:
             StreamStart(
                 id=rid if isinstance(rid, str) and rid else new_completion_id(),
                 model=model if isinstance(model, str) and model else self._model,
-                created=created if _is_int(created) and created > 0 else int(time.time()),
+                created=created if is_int(created) and created > 0 else int(time.time()),
             )
         )
 
@@ -977,10 +954,10 @@ class StreamDecoder:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
             if not raw:
-                self._fail(out, _provider_error("provider stream contained invalid JSON"))
+                self._fail(out, provider_error("provider stream contained invalid JSON"))
             return  # unknown non-SSE lines are ignored
         if not isinstance(obj, dict):
-            self._fail(out, _provider_error("provider stream contained a non-object frame"))
+            self._fail(out, provider_error("provider stream contained a non-object frame"))
             return
         if "error" in obj or obj.get("object") == "error":
             self._fail(out, _error_from_object(obj.get("error", obj), None))
@@ -990,7 +967,7 @@ class StreamDecoder:
         except GatewayError as e:
             self._fail(out, e)
         except _SHAPE_ERRORS:  # malformed chunk shape
-            self._fail(out, _provider_error("provider stream contained a malformed chunk"))
+            self._fail(out, provider_error("provider stream contained a malformed chunk"))
 
     def _chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
         self._ensure_start(out, obj)
@@ -1000,7 +977,7 @@ class StreamDecoder:
                 if not isinstance(c, dict):
                     continue
                 index = c.get("index")
-                ci = index if _is_int(index) else position
+                ci = index if is_int(index) else position
                 delta = c.get("delta")
                 if isinstance(delta, dict):
                     self._delta(ci, delta, out)
@@ -1034,7 +1011,7 @@ class StreamDecoder:
             fn = tc.get("function")
             fn = fn if isinstance(fn, dict) else {}
             key: tuple[int, Any] | None
-            if _is_int(pidx):
+            if is_int(pidx):
                 key = (ci, pidx)
             elif tid is not None:  # servers without `index`: the id tells calls apart
                 key = (ci, "id:" + tid)
@@ -1067,22 +1044,22 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
     elif isinstance(raw, list) and raw:
         if all(isinstance(s, str) for s in raw):
             inputs = raw
-        elif all(_is_int(x) or (isinstance(x, list) and all(_is_int(y) for y in x)) for x in raw):
-            raise _invalid("token-array input is not supported by this gateway; send text strings", "input")
+        elif all(is_int(x) or (isinstance(x, list) and all(is_int(y) for y in x)) for x in raw):
+            raise invalid("token-array input is not supported by this gateway; send text strings", "input")
         else:
-            raise _invalid("'input' must be a string or an array of strings", "input")
+            raise invalid("'input' must be a string or an array of strings", "input")
     elif isinstance(raw, list):
-        raise _invalid("'input' must not be empty", "input")
+        raise invalid("'input' must not be empty", "input")
     else:
-        raise _invalid("'input' is required and must be a string or an array of strings", "input")
+        raise invalid("'input' is required and must be a string or an array of strings", "input")
     dimensions = _opt_int(data, "dimensions")
     if dimensions is not None and dimensions <= 0:
-        raise _invalid("'dimensions' must be a positive integer", "dimensions")
+        raise invalid("'dimensions' must be a positive integer", "dimensions")
     encoding = data.get("encoding_format")
     if encoding is None:
         encoding = "float"
     elif encoding not in ("float", "base64"):
-        raise _invalid("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+        raise invalid("'encoding_format' must be 'float' or 'base64'", "encoding_format")
     return EmbeddingRequest(model=model, inputs=inputs, dimensions=dimensions, encoding_format=encoding)
 
 
@@ -1093,7 +1070,7 @@ def parse_embedding_request(body: bytes, path_model: str | None = None) -> Embed
     except GatewayError:
         raise
     except _SHAPE_ERRORS:
-        raise _invalid("malformed embedding request", "body") from None
+        raise invalid("malformed embedding request", "body") from None
 
 
 def _encode_vector(vec: list[float]) -> str:
@@ -1146,28 +1123,28 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _provider_error("provider returned invalid JSON") from None
+        raise provider_error("provider returned invalid JSON") from None
     if not isinstance(data, dict):
-        raise _provider_error("provider returned a non-object JSON body")
+        raise provider_error("provider returned a non-object JSON body")
     if "error" in data and "data" not in data:
         raise _error_from_object(data["error"], None)
     items = data.get("data")
     if not isinstance(items, list):
-        raise _provider_error("provider embedding response has no data")
+        raise provider_error("provider embedding response has no data")
     try:
         indexed: list[tuple[int, list[float]]] = []
         for position, item in enumerate(items):
             emb = item["embedding"]
             if isinstance(emb, str):
                 vec = _decode_vector(emb)
-            elif isinstance(emb, list) and all(_is_num(x) for x in emb):
+            elif isinstance(emb, list) and all(is_num(x) for x in emb):
                 vec = [float(x) for x in emb]
             else:
                 raise ValueError
             index = item.get("index")
-            indexed.append((index if _is_int(index) else position, vec))
+            indexed.append((index if is_int(index) else position, vec))
     except _SHAPE_ERRORS:
-        raise _provider_error("provider embedding response is malformed") from None
+        raise provider_error("provider embedding response is malformed") from None
     indexed.sort(key=lambda p: p[0])
     named = data.get("model")
     usage = data.get("usage")
