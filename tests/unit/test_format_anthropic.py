@@ -260,7 +260,7 @@ def test_request_fixture_round_trips_through_render_request(rel: str) -> None:
 
 def test_parse_request_of_sdk_body_with_every_field() -> None:
     body = _sdk_request_body(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=2048,
         system=[{"type": "text", "text": "be terse", "cache_control": {"type": "ephemeral"}}],
         messages=[
