@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 import sys
@@ -96,7 +97,14 @@ async def start_envoy(config: GatewayConfig) -> asyncio.subprocess.Process:
     bootstrap = render.write_bootstrap(config, xds_dir)
     args = [render.envoy_binary(), "-c", str(bootstrap), "-l", "warning", "--log-format", "%L %n: %v"]
     args += ["--base-id", str(config.envoy.base_id)] if config.envoy.base_id is not None else ["--disable-hot-restart"]
-    return await asyncio.create_subprocess_exec(*args)
+    # Its own session: a terminal's Ctrl-C reaches only us, and we drain Envoy before stopping it.
+    return await asyncio.create_subprocess_exec(*args, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Envoy gets SIGTERM if this process dies without stopping it (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _announce(config: GatewayConfig, with_envoy: bool) -> None:
