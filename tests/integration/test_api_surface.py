@@ -139,3 +139,12 @@ def test_gemini_config_options_reach_an_openai_provider(gateway: GatewayStack, f
     sent = fake_openai.requests[-1].json
     assert sent["temperature"] == 0.3
     assert sent["stop"] == ["END"]
+
+
+@pytest.mark.parametrize("model", ["gpt-embed", "mock-1"])
+def test_gemini_single_embed_content_answers_the_single_shape(gateway: GatewayStack, model: str) -> None:
+    body = {"content": {"parts": [{"text": "one text"}]}, "taskType": "RETRIEVAL_DOCUMENT"}
+    response = httpx.post(f"{gateway.base_url}/v1beta/models/{model}:embedContent", json=body, timeout=20)
+    assert response.status_code == 200, response.text
+    values = response.json()["embedding"]["values"]
+    assert values and all(isinstance(v, float) for v in values)
