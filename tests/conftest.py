@@ -82,6 +82,8 @@ def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dic
             },
         ],
         "routes": [
+            {"model": "alias-gpt", "provider": "openai", "upstream_model": "gpt-4o-real"},
+            {"model": "alias-gemini", "provider": "gemini", "upstream_model": "gemini-real"},
             {"model": "gpt-*", "provider": "openai"},
             {"model": "claude-*", "provider": "anthropic"},
             {"model": "gemini-*", "provider": "gemini"},

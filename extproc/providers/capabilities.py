@@ -8,6 +8,8 @@ provider's `unsupported` policy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
 from extproc.formats.canonical import (
@@ -26,10 +28,17 @@ from extproc.formats.canonical import (
 )
 
 
-def fit_to_provider(request: ChatRequest, provider: Provider) -> list[str]:
-    """Change `request` in place; return the features dropped."""
+@dataclass(slots=True)
+class Fitting:
+    dropped: list[str] = field(default_factory=list)  # features removed (named to the client)
+    changed: bool = False  # the request was adapted or cut down in any way
+
+
+def fit_to_provider(request: ChatRequest, provider: Provider) -> Fitting:
+    """Change `request` in place to what the provider can do; say what changed."""
     caps = provider.capabilities
-    dropped: list[str] = []
+    fitting = Fitting()
+    dropped = fitting.dropped
 
     def lacks(feature: str) -> None:
         if provider.unsupported == "reject":
@@ -50,7 +59,9 @@ def fit_to_provider(request: ChatRequest, provider: Provider) -> list[str]:
         request.response_format = ResponseFormat("json_object")  # still JSON, without the schema
     if caps.max_tokens and request.max_tokens and request.max_tokens > caps.max_tokens:
         request.max_tokens = caps.max_tokens
-    return dropped
+        fitting.changed = True
+    fitting.changed = fitting.changed or bool(dropped)
+    return fitting
 
 
 def response_events(response: ChatResponse) -> list[StreamEvent]:

@@ -166,31 +166,40 @@ class RouterPass:
             return await self._mock(ex, provider, request)
         ex.request = request
         upstream = FORMATS[provider_format(provider)]
-        options = RenderOptions(target.upstream_model, provider.unsupported, provider.default_max_tokens)
+        ex.passthrough = provider_format(provider) == endpoint.format
+        fitted = False
         if endpoint.operation == "embeddings":
             if not provider.capabilities.embeddings or not hasattr(upstream, "render_embedding_request"):
                 raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
-            rendered = upstream.render_embedding_request(request, options)
         else:
-            ex.dropped = fit_to_provider(request, provider)
+            fitting = fit_to_provider(request, provider)
+            ex.dropped, fitted = fitting.dropped, fitting.changed
             if stream and not provider.capabilities.streaming:
                 ex.stream_from_whole = True  # ask for the whole answer, stream it to the client
                 request.stream = stream = False
-            rendered = upstream.render_request(request, options)
-        ex.dropped += rendered.dropped
-        for feature in rendered.dropped:
+        if ex.passthrough and not fitted and not ex.stream_from_whole:
+            # Same API on both sides: the client's own bytes, every field kept (only the model renamed).
+            out = with_model(body, endpoint.format, request.model, target.upstream_model)
+        else:
+            options = RenderOptions(target.upstream_model, provider.unsupported, provider.default_max_tokens)
+            render = (
+                upstream.render_embedding_request if endpoint.operation == "embeddings" else upstream.render_request
+            )
+            rendered = render(request, options)
+            ex.dropped += rendered.dropped
+            out = rendered.body
+        for feature in ex.dropped:
             FEATURES_DROPPED.labels(provider.name, feature).inc()
-        ex.passthrough = provider_format(provider) == endpoint.format
         headers = [
             (ROUTE_HEADER, provider.cluster),
             (API_HEADER, endpoint.name),
             (MODEL_HEADER, target.upstream_model),
             (STREAM_HEADER, "1" if stream else "0"),
             (BODY_FORMAT_HEADER, provider_format(provider)),
-            ("content-length", str(len(rendered.body))),
-            ("content-type", "application/json"),
         ]
-        common = m.common(set_headers=headers, body=rendered.body, clear_route_cache=True)
+        if out is not body:  # an unchanged body is not sent back: a 10 MB image stays where it is
+            headers += [("content-length", str(len(out))), ("content-type", "application/json")]
+        common = m.common(set_headers=headers, body=None if out is body else out, clear_route_cache=True)
         return ProcessingResponse(request_body=BodyResponse(response=common))
 
     async def _mock(self, ex: Exchange, provider: Provider, request: Any) -> ProcessingResponse:
@@ -312,6 +321,16 @@ class RouterPass:
             duration_ms=round(elapsed * 1000, 2),
             dropped=ex.dropped or None,
         )
+
+
+def with_model(body: bytes, fmt: str, model: str, upstream_model: str) -> bytes:
+    """The client's body for a provider of the same API, naming the provider's model.
+    Gemini names the model in the path, so its body never changes."""
+    if model == upstream_model or fmt == "gemini":
+        return body
+    data = orjson.loads(body)
+    data["model"] = upstream_model
+    return orjson.dumps(data)
 
 
 def render_embeddings(endpoint: Endpoint, request: EmbeddingRequest, answer: EmbeddingResponse) -> bytes:

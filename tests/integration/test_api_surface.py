@@ -148,3 +148,50 @@ def test_gemini_single_embed_content_answers_the_single_shape(gateway: GatewaySt
     assert response.status_code == 200, response.text
     values = response.json()["embedding"]["values"]
     assert values and all(isinstance(v, float) for v in values)
+
+
+def test_same_api_passthrough_keeps_every_field_the_client_sent(
+    gateway: GatewayStack, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> None:
+    """Fields the canonical model does not carry still reach a provider of the client's own API."""
+    openai_body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "logprobs": True,
+        "metadata": {"team": "search"},
+        "store": False,
+    }
+    assert httpx.post(gateway.base_url + "/v1/chat/completions", json=openai_body, timeout=20).status_code == 200
+    assert fake_openai.requests[-1].json == openai_body
+
+    block = {"type": "text", "text": "long context", "cache_control": {"type": "ephemeral"}}
+    anthropic_body = {"model": "claude-test-1", "max_tokens": 20, "messages": [{"role": "user", "content": [block]}]}
+    headers = {"anthropic-version": "2023-06-01", "anthropic-beta": "prompt-caching-2024-07-31"}
+    response = httpx.post(gateway.base_url + "/v1/messages", json=anthropic_body, headers=headers, timeout=20)
+    assert response.status_code == 200
+    assert fake_anthropic.requests[-1].json == anthropic_body
+    assert fake_anthropic.requests[-1].headers["anthropic-beta"] == "prompt-caching-2024-07-31"
+
+    gemini_body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_LOW_AND_ABOVE"}],
+    }
+    path = "/v1beta/models/gemini-2.5-flash:generateContent"
+    assert httpx.post(gateway.base_url + path, json=gemini_body, timeout=20).status_code == 200
+    assert fake_gemini.requests[-1].json == gemini_body
+    assert fake_gemini.requests[-1].path == path
+
+
+def test_route_alias_sends_the_providers_model_name(
+    gateway: GatewayStack, fake_openai: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    body = {"model": "alias-gpt", "messages": [{"role": "user", "content": "hi"}], "store": False}
+    assert httpx.post(gateway.base_url + "/v1/chat/completions", json=body, timeout=20).status_code == 200
+    assert fake_openai.requests[-1].json == {**body, "model": "gpt-4o-real"}
+    gemini = {"contents": [{"parts": [{"text": "hi"}]}]}
+    response = httpx.post(gateway.base_url + "/v1beta/models/alias-gemini:generateContent", json=gemini, timeout=20)
+    assert response.status_code == 200
+    assert fake_gemini.requests[-1].path == "/v1beta/models/gemini-real:generateContent"
+    translated = {"model": "alias-gemini", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(gateway.base_url + "/v1/chat/completions", json=translated, timeout=20).status_code == 200
+    assert fake_gemini.requests[-1].path == "/v1beta/models/gemini-real:generateContent"
