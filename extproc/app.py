@@ -20,7 +20,7 @@ from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
 from extproc.server.state import GatewayState
-from extproc.workers import start_workers, stop_workers
+from extproc.workers import start_workers, stop_workers, supervise
 
 log = logging.getLogger("extproc")
 
@@ -39,6 +39,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     await server.start()
     workers = start_workers(config)
     await _wait_serving(addresses[1:])
+    supervisor = asyncio.ensure_future(supervise(config, workers))
     admin = await start_admin(build_admin_app(lambda: ready), config.extproc.admin_address, config.extproc.admin_port)
     envoy: asyncio.subprocess.Process | None = None
     if with_envoy:
@@ -49,6 +50,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([f for f in (envoy_exit, stopper) if f], return_when=asyncio.FIRST_COMPLETED)
     ready = False
+    supervisor.cancel()
     log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
     if envoy and envoy.returncode is None:
         await drain_envoy(config, config.extproc.grace_period_s)

@@ -6,6 +6,7 @@ multiprocess mode."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import signal
@@ -14,6 +15,7 @@ import tempfile
 from extproc.config.model import GatewayConfig
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
 
 
 def prepare_multiprocess_metrics(config: GatewayConfig) -> None:
@@ -24,13 +26,25 @@ def prepare_multiprocess_metrics(config: GatewayConfig) -> None:
 
 def start_workers(config: GatewayConfig) -> list[multiprocessing.process.BaseProcess]:
     """Start workers 1..N-1 (the calling process serves address 0)."""
+    return [_start_worker(config, index) for index in range(1, config.extproc.workers)]
+
+
+def _start_worker(config: GatewayConfig, index: int) -> multiprocessing.process.BaseProcess:
     context = multiprocessing.get_context("spawn")  # no fork after gRPC started
-    workers = []
-    for index in range(1, config.extproc.workers):
-        process = context.Process(target=_worker_main, args=(config, index), name=f"extproc-worker-{index}")
-        process.start()
-        workers.append(process)
-    return workers
+    process = context.Process(target=_worker_main, args=(config, index), name=f"extproc-worker-{index}")
+    process.start()
+    return process
+
+
+async def supervise(config: GatewayConfig, workers: list[multiprocessing.process.BaseProcess]) -> None:
+    """Restart a worker that died (its endpoint stays in Envoy's cluster); runs until cancelled."""
+    while True:
+        await asyncio.sleep(0.5)
+        for slot, process in enumerate(workers):
+            if not process.is_alive():
+                log.warning("worker died; restarting", extra={"worker": slot + 1, "exitcode": process.exitcode})
+                _mark_dead(process.pid)
+                workers[slot] = _start_worker(config, slot + 1)
 
 
 async def stop_workers(workers: list[multiprocessing.process.BaseProcess], grace_s: float) -> None:

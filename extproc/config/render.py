@@ -256,6 +256,14 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
                 },
             }
         },
+        # A worker that is down or restarting is ejected at its first refused connection.
+        "outlier_detection": {
+            "split_external_local_origin_errors": True,
+            "consecutive_local_origin_failure": 1,
+            "interval": "1s",
+            "base_ejection_time": "2s",
+            "max_ejection_percent": 100,
+        },
         "load_assignment": {
             "cluster_name": EXTPROC_CLUSTER,
             "endpoints": [{"lb_endpoints": endpoints}],

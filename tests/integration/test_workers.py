@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from tests.integration.sdk_outcomes import openai_client
-from tests.support.stack import GatewayStack
+from tests.support.stack import GatewayStack, wait_port
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +60,65 @@ def test_extproc_over_a_unix_socket(tmp_path: Path) -> None:
         assert f"extproc::{socket_dir / 'extproc.sock'}::rq_total::1" in clusters
     finally:
         stack.stop()
+
+
+def _worker_pids(parent: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[1] == str(parent) and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_a_worker_that_dies_is_ejected_then_restarted(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    config = {
+        "extproc": {"workers": 2},
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        client = openai_client(stack.base_url)
+        ask = lambda: client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])  # noqa: E731
+        (worker,) = _worker_pids(stack.extproc_process.pid)
+        os.kill(worker, signal.SIGKILL)
+        failures = 0
+        for _ in range(20):
+            try:
+                ask()
+            except openai.InternalServerError:
+                failures += 1
+        # The one stream that meets the dead endpoint fails (a 503 in the client's format);
+        # the endpoint is then ejected and every other request is served by the live worker.
+        assert failures <= 1
+        deadline = time.monotonic() + 15
+        while _worker_pids(stack.extproc_process.pid) in ([], [worker]):
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.2)
+        wait_port(stack.grpc_port + 1)
+        time.sleep(2.5)  # the ejection of the dead endpoint ends
+        before = _served(stack)
+        for _ in range(20):
+            assert ask().choices
+        after = _served(stack)
+        assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)  # both serve again
+    finally:
+        stack.stop()
+
+
+def _served(stack: GatewayStack) -> list[int]:
+    clusters = httpx.get(stack.envoy_admin_url + "/clusters", params={"format": "json"}).json()
+    extproc = next(c for c in clusters["cluster_statuses"] if c["name"] == "extproc")
+    return [
+        int(next((s.get("value", 0) for s in h["stats"] if s["name"] == "rq_total"), 0) or 0)
+        for h in extproc["host_statuses"]
+    ]
