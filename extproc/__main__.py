@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_multiprocess_metrics(config)  # before any import of prometheus_client
     from extproc.app import run
 
-    run(config, with_envoy=args.command == "run")
+    run(config, with_envoy=args.command == "run", config_path=Path(path) if path else None)
     return 0
 
 

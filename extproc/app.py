@@ -16,17 +16,24 @@ import uvloop
 
 from extproc.config import render
 from extproc.config.model import GatewayConfig
+from extproc.config.reload import Reloader
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
 from extproc.server.state import GatewayState
-from extproc.workers import start_workers, stop_workers, supervise
+from extproc.workers import signal_workers, start_workers, stop_workers, supervise
 
 log = logging.getLogger("extproc")
 
 
-async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_envoy: bool = False) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`); in-flight streams get `grace_period_s` to finish."""
+async def serve(
+    config: GatewayConfig,
+    stop: asyncio.Event | None = None,
+    with_envoy: bool = False,
+    config_path: Path | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`); in-flight streams get `grace_period_s` to finish.
+    With a config file, changes to it are reloaded while traffic flows."""
     setup_logging(config.log_level)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,8 +46,14 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     await server.start()
     workers = start_workers(config)
     await _wait_serving(addresses[1:])
-    supervisor = asyncio.ensure_future(supervise(config, workers))
-    admin = await start_admin(build_admin_app(lambda: ready), config.extproc.admin_address, config.extproc.admin_port)
+    supervisor = asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers, config_path))
+    reloader = None
+    if config_path is not None:
+        manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
+        reloader = Reloader(config_path, state, manages_xds, lambda _: signal_workers(workers, signal.SIGHUP))
+    watcher = asyncio.ensure_future(reloader.watch()) if reloader else None
+    admin_app = build_admin_app(lambda: ready, reloader.reload if reloader else None)
+    admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
     envoy: asyncio.subprocess.Process | None = None
     if with_envoy:
         envoy = await start_envoy(config)
@@ -51,6 +64,8 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, with_e
     await asyncio.wait([f for f in (envoy_exit, stopper) if f], return_when=asyncio.FIRST_COMPLETED)
     ready = False
     supervisor.cancel()
+    if watcher:
+        watcher.cancel()
     log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
     if envoy and envoy.returncode is None:
         await drain_envoy(config, config.extproc.grace_period_s)
@@ -122,5 +137,5 @@ def _announce(config: GatewayConfig, with_envoy: bool) -> None:
     print("LLM gateway is up:\n" + "\n".join(lines), file=sys.stderr, flush=True)
 
 
-def run(config: GatewayConfig, with_envoy: bool) -> None:
-    uvloop.run(serve(config, with_envoy=with_envoy))
+def run(config: GatewayConfig, with_envoy: bool, config_path: Path | None = None) -> None:
+    uvloop.run(serve(config, with_envoy=with_envoy, config_path=config_path))

@@ -1,12 +1,16 @@
-"""Admin HTTP server: /healthz (alive), /readyz (serving), /metrics (Prometheus)."""
+"""Admin HTTP server: /healthz (alive), /readyz (serving), /metrics (Prometheus), POST /reload."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+if TYPE_CHECKING:
+    from extproc.config.reload import ReloadResult
 
 
 def _exposition() -> bytes:
@@ -18,7 +22,9 @@ def _exposition() -> bytes:
     return generate_latest()
 
 
-def build_admin_app(is_ready: Callable[[], bool]) -> web.Application:
+def build_admin_app(
+    is_ready: Callable[[], bool], reload: Callable[[], Awaitable[ReloadResult]] | None = None
+) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -30,7 +36,14 @@ def build_admin_app(is_ready: Callable[[], bool]) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=_exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def reload_now(_: web.Request) -> web.Response:
+        if reload is None:
+            return web.json_response({"ok": False, "problems": ["started without a config file"]}, status=409)
+        result = await reload()
+        return web.json_response({"ok": result.ok, "problems": result.problems}, status=200 if result.ok else 400)
+
     app = web.Application()
+    app.router.add_post("/reload", reload_now)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

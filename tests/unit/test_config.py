@@ -182,5 +182,7 @@ def test_compose_and_sidecar_manifests_are_well_formed_and_use_the_shipped_comma
     assert embedded["envoy"]["xds_dir"] == "/run/gateway/xds"
     pod = documents[1]["spec"]["template"]["spec"]
     assert pod["initContainers"][0]["args"][0] == "render"
+    extproc = next(c for c in pod["containers"] if c["name"] == "llm-gateway-extproc")
+    assert "/run/gateway" in [m["mountPath"] for m in extproc["volumeMounts"]]  # reloads re-render xDS there
     envoy = next(c for c in pod["containers"] if c["name"] == "llm-gateway-envoy")
     assert envoy["args"][1] == "/run/gateway/envoy-bootstrap.yaml"
