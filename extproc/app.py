@@ -44,43 +44,43 @@ async def serve(
     addresses = config.extproc.grpc_addresses()
     server = build_server(state, addresses[0])
     await server.start()
-    workers = start_workers(config)
+    workers = start_workers(config, config_path)
     await _wait_serving(addresses[1:])
-    supervisor = asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers, config_path))
+    background = [asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers, config_path))]
     reloader = None
     if config_path is not None:
         manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
         reloader = Reloader(config_path, state, manages_xds, lambda _: signal_workers(workers, signal.SIGHUP))
-    watcher = asyncio.ensure_future(reloader.watch()) if reloader else None
+        background.append(asyncio.ensure_future(reloader.watch()))
     admin_app = build_admin_app(lambda: ready, reloader.reload if reloader else None)
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
-    envoy: asyncio.subprocess.Process | None = None
-    if with_envoy:
-        envoy = await start_envoy(config)
+    envoy = await start_envoy(config) if with_envoy else None
     ready = True
     _announce(config, with_envoy)
-    envoy_exit = asyncio.ensure_future(envoy.wait()) if envoy else None
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([f for f in (envoy_exit, stopper) if f], return_when=asyncio.FIRST_COMPLETED)
+    ended = [asyncio.ensure_future(stop.wait())] + ([asyncio.ensure_future(envoy.wait())] if envoy else [])
+    await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+
     ready = False
-    supervisor.cancel()
-    if watcher:
-        watcher.cancel()
     log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
-    if envoy and envoy.returncode is None:
-        await drain_envoy(config, config.extproc.grace_period_s)
-        envoy.terminate()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(envoy.wait(), 10)
-        if envoy.returncode is None:
-            envoy.kill()
-    await asyncio.gather(
-        stop_workers(workers, config.extproc.grace_period_s), server.stop(config.extproc.grace_period_s)
-    )
+    for task in background + ended:
+        task.cancel()
+    if envoy is not None:
+        await stop_envoy(config, envoy)
+    grace = config.extproc.grace_period_s
+    await asyncio.gather(stop_workers(workers, grace), server.stop(grace))
     await admin.cleanup()
-    stopper.cancel()
-    if envoy_exit:
-        envoy_exit.cancel()
+
+
+async def stop_envoy(config: GatewayConfig, envoy: asyncio.subprocess.Process) -> None:
+    """Drain Envoy's requests in flight, then stop it (killed if it lingers)."""
+    if envoy.returncode is not None:
+        return
+    await drain_envoy(config, config.extproc.grace_period_s)
+    envoy.terminate()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(envoy.wait(), 10)
+    if envoy.returncode is None:
+        envoy.kill()
 
 
 async def _wait_serving(addresses: list[str], timeout_s: float = 30) -> None:

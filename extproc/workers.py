@@ -97,6 +97,8 @@ async def _serve_worker(config: GatewayConfig, index: int, path: Path | None) ->
     if path is not None:  # the main process validated and swapped already; follow it
         reloader = Reloader(path, state, write_xds=False)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload()))
+    else:
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
     server = build_server(state, config.extproc.grpc_addresses()[index])
     await server.start()
     await stop.wait()

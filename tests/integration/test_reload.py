@@ -40,6 +40,8 @@ def test_config_file_changes_apply_while_serving(tmp_path: Path, fake_openai: Fa
     stack = GatewayStack(tmp_path, config, {"RELOAD_KEY": OPENAI_KEY}).start()
     try:
         assert _serves(stack, "mock-1") and not _serves(stack, "gpt-new")
+        workers_before = stack.worker_pids()
+        assert len(workers_before) == workers - 1
         path = tmp_path / "gateway.yaml"
         written = yaml.safe_load(path.read_text())
         written["providers"].append(
@@ -50,6 +52,7 @@ def test_config_file_changes_apply_while_serving(tmp_path: Path, fake_openai: Fa
         # Every worker and Envoy's new cluster serve it: a run of requests all succeed.
         _eventually(lambda: all(_serves(stack, "gpt-new") for _ in range(4)))
         assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+        assert stack.worker_pids() == workers_before  # workers reloaded in place, none restarted
 
         path.write_text("providers: [{name: broken, kind: nonsense}]\n")
         metrics = lambda: httpx.get(stack.admin_url + "/metrics").text  # noqa: E731

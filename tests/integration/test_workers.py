@@ -62,19 +62,6 @@ def test_extproc_over_a_unix_socket(tmp_path: Path) -> None:
         stack.stop()
 
 
-def _worker_pids(parent: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if fields[1] == str(parent) and b"spawn_main" in cmdline:
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 def test_a_worker_that_dies_is_ejected_then_restarted(tmp_path: Path) -> None:
     import os
     import signal
@@ -89,7 +76,7 @@ def test_a_worker_that_dies_is_ejected_then_restarted(tmp_path: Path) -> None:
     try:
         client = openai_client(stack.base_url)
         ask = lambda: client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])  # noqa: E731
-        (worker,) = _worker_pids(stack.extproc_process.pid)
+        (worker,) = stack.worker_pids()
         os.kill(worker, signal.SIGKILL)
         failures = 0
         for _ in range(20):
@@ -101,7 +88,7 @@ def test_a_worker_that_dies_is_ejected_then_restarted(tmp_path: Path) -> None:
         # the endpoint is then ejected and every other request is served by the live worker.
         assert failures <= 1
         deadline = time.monotonic() + 15
-        while _worker_pids(stack.extproc_process.pid) in ([], [worker]):
+        while stack.worker_pids() in ([], [worker]):
             assert time.monotonic() < deadline, "the worker was not restarted"
             time.sleep(0.2)
         wait_port(stack.grpc_port + 1)

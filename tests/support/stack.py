@@ -107,6 +107,20 @@ class GatewayStack:
         """The ext_proc service's (main) process, e.g. to stop it in a failure test."""
         return self._procs[0]
 
+    def worker_pids(self) -> list[int]:
+        """The ext_proc's extra worker processes (children started by multiprocessing's spawn)."""
+        parent = str(self.extproc_process.pid)
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if fields[1] == parent and b"spawn_main" in cmdline:
+                pids.append(int(stat.parent.name))
+        return pids
+
     def write_config(self) -> Path:
         config = dict(self.config)
         listeners = [dict(item) for item in config.get("listeners", [{"name": "main"}])]
