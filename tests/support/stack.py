@@ -7,7 +7,6 @@ testcontainers instead (host networking), so Docker-based CI runs the same suite
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import subprocess
@@ -22,8 +21,6 @@ import yaml
 
 from extproc.config.load import load_file
 from extproc.config.render import envoy_binary, write_bootstrap, write_xds
-
-_BASE_IDS = itertools.count(1000 + os.getpid() % 1000 * 10)
 
 
 def free_port() -> int:
@@ -166,7 +163,8 @@ class GatewayStack:
             self._start_envoy_container(bootstrap)
         else:
             envoy_log = open(self.workdir / "envoy.log", "wb")  # noqa: SIM115
-            args = [envoy_binary(), "-c", str(bootstrap), "--base-id", str(next(_BASE_IDS)), "-l", "warning"]
+            # No hot restart: any number of test Envoys share the host without shared-memory clashes.
+            args = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "-l", "warning"]
             self._procs.append(subprocess.Popen(args, stdout=envoy_log, stderr=subprocess.STDOUT))
         try:
             wait_http(f"{self.admin_url}/readyz")
