@@ -1,0 +1,137 @@
+"""Embeddings, both sides: `/v1/embeddings` requests and answers."""
+
+from __future__ import annotations
+
+import base64
+from array import array
+from typing import Any
+
+import orjson
+
+from extproc.errors import GatewayError
+from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num, provider_error
+from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
+from extproc.formats.openai.answers import _int
+from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
+from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.openai.validation import _loads_object, _model, _opt_int
+
+
+def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRequest:
+    data = _loads_object(body)
+    model = _model(data, path_model)
+    raw = data.get("input")
+    if isinstance(raw, str):
+        inputs = [raw]
+    elif isinstance(raw, list) and raw:
+        if all(isinstance(s, str) for s in raw):
+            inputs = raw
+        elif all(is_int(x) or (isinstance(x, list) and all(is_int(y) for y in x)) for x in raw):
+            raise invalid("token-array input is not supported by this gateway; send text strings", "input")
+        else:
+            raise invalid("'input' must be a string or an array of strings", "input")
+    elif isinstance(raw, list):
+        raise invalid("'input' must not be empty", "input")
+    else:
+        raise invalid("'input' is required and must be a string or an array of strings", "input")
+    dimensions = _opt_int(data, "dimensions")
+    if dimensions is not None and dimensions <= 0:
+        raise invalid("'dimensions' must be a positive integer", "dimensions")
+    encoding = data.get("encoding_format")
+    if encoding is None:
+        encoding = "float"
+    elif encoding not in ("float", "base64"):
+        raise invalid("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    return EmbeddingRequest(model=model, inputs=inputs, dimensions=dimensions, encoding_format=encoding)
+
+
+def parse_embedding_request(body: bytes, path_model: str | None = None) -> EmbeddingRequest:
+    """A client's /v1/embeddings body -> EmbeddingRequest (GatewayError on bad input)."""
+    try:
+        return _parse_embedding_request(body, path_model)
+    except GatewayError:
+        raise
+    except _SHAPE_ERRORS:
+        raise invalid("malformed embedding request", "body") from None
+
+
+def _encode_vector(vec: list[float]) -> str:
+    a = array("f", vec)
+    if not _LITTLE_ENDIAN:
+        a.byteswap()
+    return base64.b64encode(a.tobytes()).decode("ascii")
+
+
+def _decode_vector(text: str) -> list[float]:
+    a = array("f")
+    a.frombytes(base64.b64decode(text))
+    if not _LITTLE_ENDIAN:
+        a.byteswap()
+    return a.tolist()
+
+
+def render_embedding_response(resp: EmbeddingResponse, encoding_format: str = "float") -> bytes:
+    """EmbeddingResponse -> OpenAI list JSON. `encoding_format` is the client's
+    request field (the SDK asks for "base64" by default): base64 of float32 LE."""
+    if encoding_format == "base64":
+        data = [{"object": "embedding", "index": i, "embedding": _encode_vector(v)} for i, v in enumerate(resp.vectors)]
+    else:
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(resp.vectors)]
+    tokens = resp.usage.input_tokens if resp.usage is not None else 0
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": resp.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
+    dropped: list[str] = []
+    # the client's encoding: a same-format answer may be passed through untouched
+    body: dict[str, Any] = {"model": options.model, "input": req.inputs, "encoding_format": req.encoding_format}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions
+    if req.task_type is not None:
+        _add_dropped("task_type", options, dropped)
+    return RenderedRequest(orjson.dumps(body), dropped)
+
+
+def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
+    """A provider's embeddings list (float arrays or base64 strings) -> EmbeddingResponse;
+    `model` names it when the body does not."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise provider_error("provider returned invalid JSON") from None
+    if not isinstance(data, dict):
+        raise provider_error("provider returned a non-object JSON body")
+    if "error" in data and "data" not in data:
+        raise _error_from_object(data["error"], None)
+    items = data.get("data")
+    if not isinstance(items, list):
+        raise provider_error("provider embedding response has no data")
+    try:
+        indexed: list[tuple[int, list[float]]] = []
+        for position, item in enumerate(items):
+            emb = item["embedding"]
+            if isinstance(emb, str):
+                vec = _decode_vector(emb)
+            elif isinstance(emb, list) and all(is_num(x) for x in emb):
+                vec = [float(x) for x in emb]
+            else:
+                raise ValueError
+            index = item.get("index")
+            indexed.append((index if is_int(index) else position, vec))
+    except _SHAPE_ERRORS:
+        raise provider_error("provider embedding response is malformed") from None
+    indexed.sort(key=lambda p: p[0])
+    named = data.get("model")
+    usage = data.get("usage")
+    return EmbeddingResponse(
+        model=named if isinstance(named, str) and named else model,
+        vectors=[v for _, v in indexed],
+        usage=Usage(input_tokens=_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None,
+    )

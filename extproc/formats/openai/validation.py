@@ -1,0 +1,64 @@
+"""Client input validation: typed readers of optional fields, the body object and the model name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.formats.base import invalid, is_int, is_num
+
+
+def _opt_int(body: dict[str, Any], key: str) -> int | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not is_int(v):
+        raise invalid(f"'{key}' must be an integer", key)
+    return v
+
+
+def _opt_num(body: dict[str, Any], key: str) -> float | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not is_num(v):
+        raise invalid(f"'{key}' must be a number", key)
+    return v
+
+
+def _opt_bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, bool):
+        raise invalid(f"'{param}' must be a boolean", param)
+    return v
+
+
+def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise invalid(f"'{param}' must be a string", param)
+    return v
+
+
+def _loads_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise invalid("request body is not valid JSON", "body") from None
+    if not isinstance(data, dict):
+        raise invalid("request body must be a JSON object", "body")
+    return data
+
+
+def _model(body: dict[str, Any], path_model: str | None) -> str:
+    model = body.get("model")
+    if model is None and path_model:
+        return path_model
+    if not isinstance(model, str) or not model:
+        raise invalid("'model' is required and must be a non-empty string", "model")
+    return model
