@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from extproc.errors import GatewayError, client_status
 from extproc.formats import anthropic as fmt
+from extproc.formats.anthropic import common as fmt_common
 from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
@@ -707,7 +708,7 @@ def test_encoder_any_event_sequence_is_what_the_sdk_accumulates(
         else:
             got.append(("tool_use", (block.id, block.name, block.input)))
     assert got == expect
-    assert message.stop_reason == fmt._FINISH_OUT[reason]
+    assert message.stop_reason == fmt_common._FINISH_OUT[reason]
     assert (message.usage.input_tokens, message.usage.output_tokens) == (9, 4)
 
 
@@ -1064,7 +1065,7 @@ def test_stream_decoder_reads_what_the_fixture_holds(rel: str) -> None:
     got = _collect(events)
     assert got["text"] == truth["text"]
     assert got["calls"] == truth["calls"]
-    assert got["finish"] == fmt._FINISH_IN[truth["stop"]]
+    assert got["finish"] == fmt_common._FINISH_IN[truth["stop"]]
     assert (got["usage"].input_tokens, got["usage"].output_tokens) == (truth["input"], truth["output"])
 
 

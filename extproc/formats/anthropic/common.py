@@ -1,0 +1,93 @@
+"""Shared by the client and provider sides: ids, JSON output, finish reasons, usage and tool input."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+import orjson
+
+from extproc.formats.canonical import FinishReason, Usage
+
+_ALNUM = string.ascii_letters + string.digits
+
+_FINISH_IN: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+}
+_FINISH_OUT: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "error": "end_turn",
+}
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(24))
+
+
+def _message_id(source: str) -> str:
+    """Anthropic ids start with msg_; another provider's id is kept after it for tracing."""
+    if not source:
+        return _new_id("msg_")
+    return source if source.startswith("msg_") else "msg_" + source
+
+
+def _dumps(value: Any) -> bytes:
+    """orjson refuses lone surrogates; replace them rather than emit nothing."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return orjson.dumps(_scrub(value))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _anthropic_usage(usage: Usage | None) -> dict[str, int]:
+    if usage is None:
+        return {
+            "input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 0,
+        }
+    uncached = usage.input_tokens - usage.cached_tokens - usage.cache_creation_tokens
+    return {
+        "input_tokens": max(uncached, 0),
+        "cache_creation_input_tokens": usage.cache_creation_tokens,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    """A call's JSON text as the object Anthropic wants; anything else becomes {}."""
+    if not arguments:
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _stop_reason(reason: str | None, has_tools: bool) -> str:
+    if reason is None:
+        return "tool_use" if has_tools else "end_turn"
+    return _FINISH_OUT.get(reason, "end_turn")

@@ -1,0 +1,241 @@
+"""Provider side: ChatRequest -> a request body for api.anthropic.com."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.formats.anthropic.common import _ALNUM, _dumps, _new_id, _tool_input
+from extproc.formats.base import RenderedRequest, RenderOptions, invalid
+from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, with_user_turn
+
+# reasoning_effort -> thinking.budget_tokens (Anthropic minimum is 1024)
+EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
+DYNAMIC_THINKING_BUDGET = 4096  # Gemini's thinkingBudget -1 ("model decides")
+MIN_THINKING_BUDGET = 1024
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+DEFAULT_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+_ID_CHARS = frozenset(_ALNUM + "_-")  # tool_use ids must match ^[a-zA-Z0-9_-]+$
+_TOOL_CHOICE_OUT = {"auto": "auto", "required": "any", "none": "none", "function": "tool"}
+
+
+def _safe_id(call_id: str | None) -> str:
+    """Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; map other characters to _."""
+    if not call_id:
+        return _new_id("toolu_")
+    if all(c in _ID_CHARS for c in call_id):
+        return call_id
+    return "".join(c if c in _ID_CHARS else "_" for c in call_id)
+
+
+def _image_block(part: ImagePart) -> dict[str, Any]:
+    data, media_type, url = part.data, part.media_type, part.url
+    if data is None and url and url.startswith("data:"):
+        header, _, payload = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if encoding != "base64":
+            raise invalid("image data URLs must be base64 encoded", "image_url")
+        data = payload
+    if data is not None:
+        media_type = (media_type or "").lower()
+        if media_type == "image/jpg":
+            media_type = "image/jpeg"
+        if media_type not in IMAGE_MEDIA_TYPES:
+            raise invalid(
+                f"image media type {media_type or 'unknown'!r} is not supported by this provider"
+                " (jpeg, png, gif and webp only)",
+                "image_url",
+            )
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if url:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise invalid("an image needs data or a url", "image_url")
+
+
+def _content_blocks(parts: list[Part], thinking: bool) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            if part.text:  # the API refuses empty text blocks
+                blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(_image_block(part))
+        elif thinking and part.signature:  # unsigned thinking cannot be verified: left out
+            if part.redacted:
+                blocks.append({"type": "redacted_thinking", "data": part.signature})
+            else:
+                blocks.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
+    return blocks
+
+
+def _tool_result_block(msg: Message) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": _safe_id(msg.tool_call_id)}
+    parts = _content_blocks(msg.content, thinking=False)
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        block["content"] = parts[0]["text"]
+    elif parts:
+        block["content"] = parts
+    if msg.is_error:
+        block["is_error"] = True
+    return block
+
+
+def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Consecutive same-role turns merge: Anthropic wants user/assistant alternation."""
+    if not blocks:
+        return
+    if out and out[-1]["role"] == role:
+        out[-1]["content"].extend(blocks)
+    else:
+        out.append({"role": role, "content": blocks})
+
+
+def _results_first(message: dict[str, Any]) -> None:
+    """The API wants a user turn's tool_result blocks before its other blocks."""
+    blocks = message["content"]
+    seen_other = False
+    for block in blocks:
+        if block["type"] != "tool_result":
+            seen_other = True
+        elif seen_other:
+            results = [b for b in blocks if b["type"] == "tool_result"]
+            message["content"] = results + [b for b in blocks if b["type"] != "tool_result"]
+            return
+
+
+def _thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
+    """(budget or None, the client's field that asked for it)."""
+    if req.thinking_budget is not None:
+        budget = req.thinking_budget
+        if budget < 0:
+            return DYNAMIC_THINKING_BUDGET, "thinking_budget"
+        if budget == 0:
+            return None, None
+        return max(budget, MIN_THINKING_BUDGET), "thinking_budget"
+    if req.reasoning_effort:
+        return EFFORT_BUDGETS.get(req.reasoning_effort), "reasoning_effort"
+    return None, None
+
+
+def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    dropped: list[str] = []
+
+    def unsupported(feature: str) -> None:
+        if options.unsupported == "reject":
+            raise invalid(f"{feature} is not supported by this provider", feature)
+        dropped.append(feature)
+
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for msg in with_user_turn(req.messages):
+        if msg.role == "system":
+            for part in msg.content:
+                if isinstance(part, TextPart):
+                    if part.text:
+                        system.append({"type": "text", "text": part.text})
+                elif isinstance(part, ImagePart) and "system_image" not in dropped:
+                    unsupported("system_image")
+        elif msg.role == "tool":
+            _append(messages, "user", [_tool_result_block(msg)])
+        elif msg.role == "user":
+            _append(messages, "user", _content_blocks(msg.content, thinking=False))
+        else:
+            blocks = _content_blocks(msg.content, thinking=True)
+            for call in msg.tool_calls:
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": _safe_id(call.id),
+                        "name": call.name,
+                        "input": _tool_input(call.arguments),
+                    }
+                )
+            _append(messages, "assistant", blocks)
+    for message in messages:
+        if message["role"] == "user":
+            _results_first(message)
+
+    max_tokens = req.max_tokens if req.max_tokens is not None else options.default_max_tokens
+    body: dict[str, Any] = {"model": options.model, "max_tokens": max_tokens}
+    if system:
+        body["system"] = system[0]["text"] if len(system) == 1 else system
+    body["messages"] = messages
+
+    budget, budget_field = _thinking_budget(req)
+    forced = req.tool_choice is not None and req.tool_choice.mode in ("required", "function")
+    if budget is not None and budget_field is not None:
+        if forced and req.tools:  # the API refuses forced tool use with thinking
+            unsupported(budget_field)
+            budget = None
+        elif budget >= max_tokens:
+            if req.max_tokens is None:
+                max_tokens = budget + options.default_max_tokens
+                body["max_tokens"] = max_tokens
+            elif max_tokens - 1 >= MIN_THINKING_BUDGET:
+                budget = max_tokens - 1
+            else:
+                unsupported(budget_field)
+                budget = None
+    if budget is not None:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+
+    if req.temperature is not None:
+        if budget is not None:
+            dropped.append("temperature")  # the API refuses temperature with thinking
+        else:
+            body["temperature"] = min(max(float(req.temperature), 0.0), 1.0)
+    if req.top_p is not None:
+        body["top_p"] = min(max(req.top_p, 0.95), 1.0) if budget is not None else req.top_p
+    if req.top_k is not None:
+        if budget is not None:
+            dropped.append("top_k")
+        else:
+            body["top_k"] = req.top_k
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    if req.n is not None and req.n > 1:
+        unsupported("n")
+    if req.seed is not None:
+        unsupported("seed")
+    if req.presence_penalty:
+        unsupported("presence_penalty")
+    if req.frequency_penalty:
+        unsupported("frequency_penalty")
+    fmt = req.response_format
+    if fmt is not None and fmt.type != "text":
+        if fmt.type == "json_schema" and fmt.schema:
+            body["output_config"] = {"format": {"type": "json_schema", "schema": fmt.schema}}
+        else:
+            unsupported("response_format")
+    if req.tools:
+        tools = []
+        for tool in req.tools:
+            schema = tool.parameters or DEFAULT_INPUT_SCHEMA
+            if "type" not in schema:
+                schema = {"type": "object", **schema}
+            rendered: dict[str, Any] = {"name": tool.name}
+            if tool.description is not None:
+                rendered["description"] = tool.description
+            rendered["input_schema"] = schema
+            if tool.strict:
+                rendered["strict"] = True
+            tools.append(rendered)
+        body["tools"] = tools
+        choice: dict[str, Any] | None = None
+        if req.tool_choice is not None:
+            choice = {"type": _TOOL_CHOICE_OUT[req.tool_choice.mode]}
+            if req.tool_choice.mode == "function":
+                choice["name"] = req.tool_choice.name or ""
+        if req.parallel_tool_calls is False and (choice is None or choice["type"] != "none"):
+            choice = choice or {"type": "auto"}
+            choice["disable_parallel_tool_use"] = True
+        if choice is not None:
+            body["tool_choice"] = choice
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    if req.stream:
+        body["stream"] = True
+    return RenderedRequest(_dumps(body), dropped)
