@@ -1,0 +1,100 @@
+"""Small helpers the Gemini modules share: call ids, camelCase/snake_case fields,
+JSON text and objects, and the checks on client input (each names the offending field)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.errors import GatewayError
+from extproc.formats.base import provider_error, random_text
+
+
+def _call_id() -> str:
+    return "call_" + random_text(24)
+
+
+def _bad(message: str, param: str) -> GatewayError:
+    return GatewayError("invalid_request", message, param=param)
+
+
+def _get(obj: dict, camel: str, snake: str) -> Any:
+    """A field in camelCase or snake_case; null counts as absent (proto3 JSON)."""
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def _json_text(value: Any, param: str | None = None) -> str:
+    """Compact JSON text. orjson writes at most 254 levels though it reads 1024:
+    deeper input is the client's fault (`param` names it) or the provider's."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        if param is None:
+            raise provider_error("the provider returned JSON nested too deeply") from None
+        raise _bad("the value is nested too deeply", param) from None
+
+
+def _json_object(text: str) -> dict | None:
+    """`text` parsed when it is JSON object text, else None."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _object_fragment(text: str) -> orjson.Fragment | None:
+    """JSON object text, embedded as-is (no second serialisation), else None."""
+    return orjson.Fragment(text) if _json_object(text) is not None else None
+
+
+def _args_object(arguments: str) -> dict | orjson.Fragment:
+    """Tool call arguments as the object Gemini wants. Text that is not a JSON
+    object (a model's broken output from another provider) is kept under
+    "arguments" rather than lost."""
+    if not arguments.strip():
+        return {}
+    value = _object_fragment(arguments)
+    return value if value is not None else {"arguments": arguments}
+
+
+# ---- request validation helpers (client input)
+
+
+def _dict(value: Any, param: str) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(f"'{param}' must be an object", param)
+    return value
+
+
+def _list(value: Any, param: str) -> list:
+    if not isinstance(value, list):
+        raise _bad(f"'{param}' must be an array", param)
+    return value
+
+
+def _str(value: Any, param: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(f"'{param}' must be a string", param)
+    return value
+
+
+def _num(value: Any, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(f"'{param}' must be a number", param)
+    return value
+
+
+def _int(value: Any, param: str) -> int:
+    # proto3 JSON accepts 3.0 for an int32 (the SDK sends topK as a float) and "3"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) < 20:
+        return int(value)
+    raise _bad(f"'{param}' must be an integer", param)

@@ -1,0 +1,130 @@
+"""Embeddings, both sides: embedContent / batchEmbedContents <-> the canonical model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.formats.base import RenderedRequest, RenderOptions, provider_error
+from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
+from extproc.formats.gemini.answers import _error_from
+from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _str
+
+
+def _embed_text(content: Any, param: str) -> str:
+    content = _dict(content, param)
+    parts = _list(content.get("parts"), param + ".parts")
+    texts = []
+    for j, part in enumerate(parts):
+        p = f"{param}.parts[{j}]"
+        text = _dict(part, p).get("text")
+        if text is None:
+            raise _bad("only text parts can be embedded", p)
+        texts.append(_str(text, p + ".text"))
+    if not texts:
+        raise _bad("'parts' must not be empty", param + ".parts")
+    return "\n".join(texts)
+
+
+def _embed_options(req: dict, param: str) -> tuple[str | None, int | None]:
+    task = _get(req, "taskType", "task_type")
+    dims = _get(req, "outputDimensionality", "output_dimensionality")
+    return (
+        None if task is None else _str(task, param + "taskType"),
+        None if dims is None else _int(dims, param + "outputDimensionality"),
+    )
+
+
+def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool = False) -> EmbeddingRequest:
+    """`:embedContent` (batch=False) or `:batchEmbedContents` (batch=True).
+    `title` is accepted and ignored. A batch must use one taskType and one
+    outputDimensionality for all its requests (the canonical request has one)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"request body is not valid JSON: {exc}", "body") from None
+    data = _dict(data, "body")
+    model = path_model or data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("the model name is missing from the URL", "model")
+    if model.startswith("models/"):
+        model = model[7:]
+    if not batch:
+        if data.get("content") is None:
+            raise _bad("'content' is required", "content")
+        task, dims = _embed_options(data, "")
+        return EmbeddingRequest(model, [_embed_text(data["content"], "content")], dims, task_type=task)
+    requests = data.get("requests")
+    if requests is None:
+        raise _bad("'requests' is required", "requests")
+    requests = _list(requests, "requests")
+    if not requests:
+        raise _bad("'requests' must not be empty", "requests")
+    inputs = []
+    options = None
+    for i, item in enumerate(requests):
+        param = f"requests[{i}]"
+        item = _dict(item, param)
+        if item.get("content") is None:
+            raise _bad("'content' is required", param + ".content")
+        inputs.append(_embed_text(item["content"], param + ".content"))
+        these = _embed_options(item, param + ".")
+        if options is None:
+            options = these
+        elif these != options:
+            raise _bad(
+                "all requests of a batch must use the same taskType and outputDimensionality",
+                param,
+            )
+    task, dims = options or (None, None)
+    return EmbeddingRequest(model, inputs, dims, task_type=task)
+
+
+def render_embedding_response(resp: EmbeddingResponse, *, batch: bool = False) -> bytes:
+    if batch:
+        return orjson.dumps({"embeddings": [{"values": v} for v in resp.vectors]})
+    return orjson.dumps({"embedding": {"values": resp.vectors[0] if resp.vectors else []}})
+
+
+def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
+    """Always the `:batchEmbedContents` shape, whatever the number of inputs."""
+    model = options.model if options.model.startswith("models/") else "models/" + options.model
+    requests = []
+    for text in req.inputs:
+        item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
+        if req.task_type is not None:
+            item["taskType"] = req.task_type
+        if req.dimensions is not None:
+            item["outputDimensionality"] = req.dimensions
+        requests.append(item)
+    return RenderedRequest(orjson.dumps({"requests": requests}))
+
+
+def _values(item: Any) -> list[float]:
+    values = item.get("values") if isinstance(item, dict) else None
+    if not isinstance(values, list):
+        raise provider_error("the provider returned an embedding without values")
+    return values
+
+
+def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
+    """Either shape: `{"embedding": {...}}` or `{"embeddings": [...]}`."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise provider_error("the provider returned invalid JSON") from None
+    if not isinstance(data, dict):
+        raise provider_error("the provider returned an unexpected response")
+    if "error" in data:
+        raise _error_from(0, data["error"], "the provider returned an error")
+    if "embeddings" in data:
+        items = data["embeddings"]
+        if not isinstance(items, list):
+            raise provider_error("the provider returned malformed embeddings")
+        vectors = [_values(item) for item in items]
+    elif "embedding" in data:
+        vectors = [_values(data["embedding"])]
+    else:
+        raise provider_error("the provider returned no embeddings")
+    return EmbeddingResponse(model=model, vectors=vectors)

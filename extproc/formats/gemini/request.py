@@ -1,0 +1,233 @@
+"""Client side: a generateContent / streamGenerateContent body -> ChatRequest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.errors import GatewayError
+from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, ThinkingPart, ToolCall
+from extproc.formats.gemini.common import _bad, _call_id, _dict, _get, _json_object, _json_text, _list, _str
+from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
+
+_ROLES_USER = ("user", "function")  # "function" is the legacy role for functionResponse turns
+
+
+def parse_request(body: bytes, path_model: str | None) -> ChatRequest:
+    """A generateContent / streamGenerateContent body. The model comes from the
+    URL; the server sets `stream` for :streamGenerateContent."""
+    try:
+        return _parse_request(body, path_model)
+    except RecursionError:
+        raise _bad("request is nested too deeply", "contents") from None
+
+
+def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"request body is not valid JSON: {exc}", "body") from None
+    data = _dict(data, "body")
+    model = path_model or data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("the model name is missing from the URL", "model")
+    if model.startswith("models/"):
+        model = model[7:]
+
+    if _get(data, "cachedContent", "cached_content") is not None:
+        raise _bad("cachedContent is not supported by this gateway", "cachedContent")
+
+    messages: list[Message] = []
+    system = _get(data, "systemInstruction", "system_instruction")
+    if system is not None:
+        messages.append(_parse_system(system))
+    contents = data.get("contents")
+    if contents is None:
+        raise _bad("'contents' is required", "contents")
+    contents = _list(contents, "contents")
+    if not contents:
+        raise _bad("'contents' must not be empty", "contents")
+    messages.extend(_parse_contents(contents))
+
+    req = ChatRequest(model=model, messages=messages, include_usage=True)
+
+    tools = data.get("tools")
+    if tools is not None:
+        req.tools = _parse_tools(_list(tools, "tools"))
+    tool_config = _get(data, "toolConfig", "tool_config")
+    if tool_config is not None:
+        req.tool_choice = _parse_tool_config(_dict(tool_config, "toolConfig"))
+    config = _get(data, "generationConfig", "generation_config")
+    if config is not None:
+        _parse_generation_config(_dict(config, "generationConfig"), req)
+    safety = _get(data, "safetySettings", "safety_settings")
+    if safety is not None:
+        _list(safety, "safetySettings")  # accepted and ignored: no canonical equivalent
+    return req
+
+
+def _parse_system(system: Any) -> Message:
+    if isinstance(system, str):  # lenient: a bare string
+        return Message("system", [TextPart(system)])
+    system = _dict(system, "systemInstruction")
+    parts = _list(system.get("parts") or [], "systemInstruction.parts")
+    content: list[Part] = []
+    for j, part in enumerate(parts):
+        param = f"systemInstruction.parts[{j}]"
+        text = _dict(part, param).get("text")
+        if text is None:
+            raise _bad("systemInstruction parts must be text", param)
+        content.append(TextPart(_str(text, param + ".text")))
+    return Message("system", content)
+
+
+def _parse_contents(contents: list) -> list[Message]:
+    messages: list[Message] = []
+    open_calls: dict[str, list[str]] = {}  # function name -> unanswered call ids, oldest first
+    for i, content in enumerate(contents):
+        param = f"contents[{i}]"
+        content = _dict(content, param)
+        role = content.get("role")
+        role = "user" if role is None or role == "" else _str(role, param + ".role")
+        parts = content.get("parts")
+        if parts is None:
+            raise _bad("'parts' is required", param + ".parts")
+        parts = _list(parts, param + ".parts")
+        if not parts:
+            raise _bad("'parts' must not be empty", param + ".parts")
+        if role == "model":
+            messages.append(_parse_model_turn(parts, param, open_calls))
+        elif role in _ROLES_USER:
+            messages.extend(_parse_user_turn(parts, param, open_calls))
+        else:
+            raise _bad(f"role must be 'user' or 'model', got {role!r}", param + ".role")
+    return messages
+
+
+def _signature(part: dict, param: str) -> str | None:
+    sig = _get(part, "thoughtSignature", "thought_signature")
+    return None if sig is None else _str(sig, param + ".thoughtSignature")
+
+
+def _media_part(part: dict, param: str) -> ImagePart | None:
+    inline = _get(part, "inlineData", "inline_data")
+    if inline is not None:
+        p = param + ".inlineData"
+        inline = _dict(inline, p)
+        data = inline.get("data")
+        mime = _get(inline, "mimeType", "mime_type")
+        if data is None or mime is None:
+            raise _bad("inlineData needs 'mimeType' and 'data'", p)
+        return ImagePart(media_type=_str(mime, p + ".mimeType"), data=_str(data, p + ".data"))
+    file = _get(part, "fileData", "file_data")
+    if file is not None:
+        p = param + ".fileData"
+        file = _dict(file, p)
+        uri = _get(file, "fileUri", "file_uri")
+        if uri is None:
+            raise _bad("fileData needs 'fileUri'", p)
+        mime = _get(file, "mimeType", "mime_type")
+        return ImagePart(
+            media_type=None if mime is None else _str(mime, p + ".mimeType"),
+            url=_str(uri, p + ".fileUri"),
+        )
+    return None
+
+
+def _unsupported_part(part: dict, param: str) -> GatewayError:
+    keys = ", ".join(sorted(k for k, v in part.items() if v is not None)) or "nothing"
+    return _bad(f"unsupported part (has {keys})", param)
+
+
+def _parse_model_turn(parts: list, param: str, open_calls: dict[str, list[str]]) -> Message:
+    msg = Message("assistant")
+    for j, part in enumerate(parts):
+        p = f"{param}.parts[{j}]"
+        part = _dict(part, p)
+        sig = _signature(part, p)
+        call = _get(part, "functionCall", "function_call")
+        if call is not None:
+            pc = p + ".functionCall"
+            call = _dict(call, pc)
+            name = _str(call.get("name"), pc + ".name")
+            args = call.get("args")
+            if args is not None:
+                args = _dict(args, pc + ".args")
+            call_id = call.get("id")
+            call_id = _call_id() if call_id is None or call_id == "" else _str(call_id, pc + ".id")
+            msg.tool_calls.append(ToolCall(call_id, name, _json_text(args or {}, pc + ".args"), sig))
+            open_calls.setdefault(name, []).append(call_id)
+            continue
+        text = part.get("text")
+        if text is not None:
+            text = _str(text, p + ".text")
+            if part.get("thought") is True:
+                msg.content.append(ThinkingPart(text, sig))
+            else:
+                msg.content.append(TextPart(text))
+            continue
+        media = _media_part(part, p)
+        if media is not None:
+            msg.content.append(media)
+            continue
+        if _get(part, "functionResponse", "function_response") is not None:
+            raise _bad("functionResponse parts belong in a user turn", p)
+        if sig is not None:  # a signature-only part
+            msg.content.append(ThinkingPart("", sig))
+            continue
+        raise _unsupported_part(part, p)
+    return msg
+
+
+def _response_text(response: dict, param: str) -> tuple[str, bool]:
+    """functionResponse.response -> (tool message text, is_error); see the package doc."""
+    if len(response) == 1:
+        key, value = next(iter(response.items()))
+        if key in ("output", "error"):
+            if isinstance(value, str) and _json_object(value) is None:
+                return value, key == "error"
+            if key == "error" and isinstance(value, dict):
+                return _json_text(value, param), True
+    return _json_text(response, param), False
+
+
+def _parse_user_turn(parts: list, param: str, open_calls: dict[str, list[str]]) -> list[Message]:
+    # Tool results come first: OpenAI wants them right after the assistant turn.
+    out: list[Message] = []
+    user = Message("user")
+    for j, part in enumerate(parts):
+        p = f"{param}.parts[{j}]"
+        part = _dict(part, p)
+        resp = _get(part, "functionResponse", "function_response")
+        if resp is not None:
+            pr = p + ".functionResponse"
+            resp = _dict(resp, pr)
+            name = _str(resp.get("name"), pr + ".name")
+            response = resp.get("response")
+            response = {} if response is None else _dict(response, pr + ".response")
+            call_id = resp.get("id")
+            pending = open_calls.get(name, [])
+            if call_id is None or call_id == "":
+                call_id = pending.pop(0) if pending else _call_id()
+            else:
+                call_id = _str(call_id, pr + ".id")
+                if call_id in pending:
+                    pending.remove(call_id)
+            text, is_error = _response_text(response, pr + ".response")
+            out.append(Message("tool", [TextPart(text)], tool_call_id=call_id, name=name, is_error=is_error))
+            continue
+        text = part.get("text")
+        if text is not None:
+            user.content.append(TextPart(_str(text, p + ".text")))
+            continue
+        media = _media_part(part, p)
+        if media is not None:
+            user.content.append(media)
+            continue
+        if _get(part, "functionCall", "function_call") is not None:
+            raise _bad("functionCall parts belong in a model turn", p)
+        raise _unsupported_part(part, p)
+    if user.content:
+        out.append(user)
+    return out

@@ -1,0 +1,138 @@
+"""Client side: the request's tools, toolConfig and generationConfig -> ChatRequest fields."""
+
+from __future__ import annotations
+
+from extproc.formats.canonical import ChatRequest, ResponseFormat, Tool, ToolChoice
+from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _num, _str
+from extproc.formats.gemini.schema import _schema_to_json
+
+
+def _parse_tools(tools: list) -> list[Tool]:
+    result: list[Tool] = []
+    for i, tool in enumerate(tools):
+        param = f"tools[{i}]"
+        tool = _dict(tool, param)
+        for key, value in tool.items():
+            if value is not None and key not in ("functionDeclarations", "function_declarations"):
+                raise _bad(f"tool '{key}' is not supported by this gateway", f"{param}.{key}")
+        decls = _get(tool, "functionDeclarations", "function_declarations")
+        if decls is None:
+            continue
+        for j, decl in enumerate(_list(decls, param + ".functionDeclarations")):
+            p = f"{param}.functionDeclarations[{j}]"
+            decl = _dict(decl, p)
+            name = _str(decl.get("name"), p + ".name")
+            description = decl.get("description")
+            if description is not None:
+                description = _str(description, p + ".description")
+            parameters = _get(decl, "parametersJsonSchema", "parameters_json_schema")
+            if parameters is not None:
+                parameters = _dict(parameters, p + ".parametersJsonSchema")
+            else:
+                schema = decl.get("parameters")
+                if schema is not None:
+                    parameters = _schema_to_json(schema, p + ".parameters")
+            result.append(Tool(name, description, parameters))
+    return result
+
+
+def _parse_tool_config(config: dict) -> ToolChoice | None:
+    fcc = _get(config, "functionCallingConfig", "function_calling_config")
+    if fcc is None:
+        return None
+    fcc = _dict(fcc, "toolConfig.functionCallingConfig")
+    param = "toolConfig.functionCallingConfig.mode"
+    mode = fcc.get("mode")
+    mode = "AUTO" if mode is None else _str(mode, param).upper()
+    names = _get(fcc, "allowedFunctionNames", "allowed_function_names")
+    if names is not None:
+        names = [
+            _str(n, "toolConfig.functionCallingConfig.allowedFunctionNames")
+            for n in _list(names, "toolConfig.functionCallingConfig.allowedFunctionNames")
+        ]
+    if mode in ("AUTO", "VALIDATED"):
+        return ToolChoice("auto")
+    if mode == "NONE":
+        return ToolChoice("none")
+    if mode == "ANY":
+        # several allowed names cannot be expressed canonically: any tool is required
+        if names and len(names) == 1:
+            return ToolChoice("function", names[0])
+        return ToolChoice("required")
+    if mode == "MODE_UNSPECIFIED":
+        return None
+    raise _bad(f"unknown function calling mode {mode!r}", param)
+
+
+_LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
+
+
+def _parse_generation_config(config: dict, req: ChatRequest) -> None:
+    p = "generationConfig."
+    value = config.get("temperature")
+    if value is not None:
+        req.temperature = _num(value, p + "temperature")
+    value = _get(config, "topP", "top_p")
+    if value is not None:
+        req.top_p = _num(value, p + "topP")
+    value = _get(config, "topK", "top_k")
+    if value is not None:
+        req.top_k = _int(value, p + "topK")
+    value = _get(config, "maxOutputTokens", "max_output_tokens")
+    if value is not None:
+        req.max_tokens = _int(value, p + "maxOutputTokens")
+    value = _get(config, "stopSequences", "stop_sequences")
+    if value is not None:
+        req.stop = [_str(s, p + "stopSequences") for s in _list(value, p + "stopSequences")]
+    value = _get(config, "candidateCount", "candidate_count")
+    if value is not None:
+        req.n = _int(value, p + "candidateCount")
+    value = config.get("seed")
+    if value is not None:
+        req.seed = _int(value, p + "seed")
+    value = _get(config, "presencePenalty", "presence_penalty")
+    if value is not None:
+        req.presence_penalty = _num(value, p + "presencePenalty")
+    value = _get(config, "frequencyPenalty", "frequency_penalty")
+    if value is not None:
+        req.frequency_penalty = _num(value, p + "frequencyPenalty")
+
+    modalities = _get(config, "responseModalities", "response_modalities")
+    if modalities is not None:
+        for m in _list(modalities, p + "responseModalities"):
+            if _str(m, p + "responseModalities").upper() != "TEXT":
+                raise _bad(f"response modality {m!r} is not supported", p + "responseModalities")
+
+    mime = _get(config, "responseMimeType", "response_mime_type")
+    if mime is not None:
+        mime = _str(mime, p + "responseMimeType")
+    json_schema = _get(config, "responseJsonSchema", "response_json_schema")
+    schema = _get(config, "responseSchema", "response_schema")
+    if json_schema is not None:
+        json_schema = _dict(json_schema, p + "responseJsonSchema")
+    elif schema is not None:
+        json_schema = _schema_to_json(schema, p + "responseSchema")
+    if mime in (None, "text/plain") and json_schema is None:
+        pass
+    elif mime in (None, "application/json"):
+        if json_schema is None:
+            req.response_format = ResponseFormat("json_object")
+        else:
+            req.response_format = ResponseFormat("json_schema", schema=json_schema)
+    else:
+        raise _bad(f"responseMimeType {mime!r} is not supported", p + "responseMimeType")
+
+    thinking = _get(config, "thinkingConfig", "thinking_config")
+    if thinking is not None:
+        thinking = _dict(thinking, p + "thinkingConfig")
+        budget = _get(thinking, "thinkingBudget", "thinking_budget")
+        if budget is not None:
+            budget = _int(budget, p + "thinkingConfig.thinkingBudget")
+            req.thinking_budget = None if budget < 0 else budget  # -1: dynamic, the default
+        level = _get(thinking, "thinkingLevel", "thinking_level")
+        if level is not None:
+            level = _str(level, p + "thinkingConfig.thinkingLevel").upper()
+            if level in _LEVELS:
+                req.reasoning_effort = _LEVELS[level]
+            elif level != "THINKING_LEVEL_UNSPECIFIED":
+                raise _bad(f"unknown thinking level {level!r}", p + "thinkingConfig.thinkingLevel")

@@ -1,0 +1,58 @@
+"""Gemini's OpenAPI-subset Schema (`parameters` / `responseSchema`) -> JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.formats.gemini.common import _bad, _dict, _int, _list, _str
+
+_SCHEMA_SNAKE = {
+    "any_of": "anyOf",
+    "min_items": "minItems",
+    "max_items": "maxItems",
+    "min_length": "minLength",
+    "max_length": "maxLength",
+    "min_properties": "minProperties",
+    "max_properties": "maxProperties",
+    "property_ordering": "propertyOrdering",
+}
+_SCHEMA_INTS = frozenset(("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"))
+
+
+def _schema_to_json(schema: Any, param: str) -> dict:
+    schema = _dict(schema, param)
+    out: dict[str, Any] = {}
+    nullable = False
+    for key, value in schema.items():
+        key = _SCHEMA_SNAKE.get(key, key)
+        if value is None or key in ("propertyOrdering", "example"):
+            continue
+        p = f"{param}.{key}"
+        if key == "type":
+            if isinstance(value, str):
+                value = value.lower()
+                if value == "type_unspecified":
+                    continue
+            elif isinstance(value, list):
+                value = [_str(t, p).lower() for t in value]
+            else:
+                raise _bad(f"'{p}' must be a string", p)
+        elif key == "nullable":
+            nullable = value is True
+            continue
+        elif key == "properties":
+            value = {_str(name, p): _schema_to_json(sub, f"{p}.{name}") for name, sub in _dict(value, p).items()}
+        elif key == "items":
+            value = _schema_to_json(value, p)
+        elif key == "anyOf":
+            value = [_schema_to_json(sub, f"{p}[{k}]") for k, sub in enumerate(_list(value, p))]
+        elif key in _SCHEMA_INTS:
+            value = _int(value, p)
+        out[key] = value
+    if nullable:
+        kind = out.get("type")
+        if isinstance(kind, str):
+            out["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            out["type"] = [*kind, "null"]
+    return out
