@@ -1,4 +1,4 @@
-"""What every wire-format module provides (openai.py, anthropic.py, gemini.py).
+"""What every wire-format package provides (openai, anthropic, gemini).
 
 Client side (the API a caller speaks):
     parse_request(body: bytes, path_model: str | None) -> ChatRequest
