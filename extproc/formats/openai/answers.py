@@ -88,16 +88,22 @@ def _parse_choice(c: Any, position: int) -> Choice:
     return choice
 
 
-def parse_response(body: bytes) -> ChatResponse:
-    """A provider's `chat.completion` JSON -> ChatResponse."""
+def load_answer(body: bytes, expected: str) -> dict[str, Any]:
+    """A provider's JSON answer object; an error object in place of `expected` is raised as the error."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise provider_error("provider returned invalid JSON") from None
     if not isinstance(data, dict):
         raise provider_error("provider returned a non-object JSON body")
-    if "error" in data and "choices" not in data:
+    if "error" in data and expected not in data:
         raise _error_from_object(data["error"], None)
+    return data
+
+
+def parse_response(body: bytes) -> ChatResponse:
+    """A provider's `chat.completion` JSON -> ChatResponse."""
+    data = load_answer(body, "choices")
     raw_choices = data.get("choices")
     if not isinstance(raw_choices, list):
         raise provider_error("provider response has no choices")

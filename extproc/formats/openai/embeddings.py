@@ -11,9 +11,8 @@ import orjson
 from extproc.errors import GatewayError
 from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num, provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
-from extproc.formats.openai.answers import _int
+from extproc.formats.openai.answers import _int, load_answer
 from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
-from extproc.formats.openai.provider_errors import _error_from_object
 from extproc.formats.openai.validation import _loads_object, _model, _opt_int
 
 
@@ -102,14 +101,7 @@ def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> R
 def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     """A provider's embeddings list (float arrays or base64 strings) -> EmbeddingResponse;
     `model` names it when the body does not."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("provider returned invalid JSON") from None
-    if not isinstance(data, dict):
-        raise provider_error("provider returned a non-object JSON body")
-    if "error" in data and "data" not in data:
-        raise _error_from_object(data["error"], None)
+    data = load_answer(body, "data")
     items = data.get("data")
     if not isinstance(items, list):
         raise provider_error("provider embedding response has no data")
