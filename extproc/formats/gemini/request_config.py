@@ -67,35 +67,28 @@ def _parse_tool_config(config: dict) -> ToolChoice | None:
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 
 
+# generationConfig numbers: (camelCase, snake_case, canonical field, reader)
+_GENERATION_NUMBERS = (
+    ("temperature", "temperature", "temperature", _num),
+    ("topP", "top_p", "top_p", _num),
+    ("topK", "top_k", "top_k", _int),
+    ("maxOutputTokens", "max_output_tokens", "max_tokens", _int),
+    ("candidateCount", "candidate_count", "n", _int),
+    ("seed", "seed", "seed", _int),
+    ("presencePenalty", "presence_penalty", "presence_penalty", _num),
+    ("frequencyPenalty", "frequency_penalty", "frequency_penalty", _num),
+)
+
+
 def _parse_generation_config(config: dict, req: ChatRequest) -> None:
     p = "generationConfig."
-    value = config.get("temperature")
-    if value is not None:
-        req.temperature = _num(value, p + "temperature")
-    value = _get(config, "topP", "top_p")
-    if value is not None:
-        req.top_p = _num(value, p + "topP")
-    value = _get(config, "topK", "top_k")
-    if value is not None:
-        req.top_k = _int(value, p + "topK")
-    value = _get(config, "maxOutputTokens", "max_output_tokens")
-    if value is not None:
-        req.max_tokens = _int(value, p + "maxOutputTokens")
+    for camel, snake, field_name, read in _GENERATION_NUMBERS:
+        value = _get(config, camel, snake)
+        if value is not None:
+            setattr(req, field_name, read(value, p + camel))
     value = _get(config, "stopSequences", "stop_sequences")
     if value is not None:
         req.stop = [_str(s, p + "stopSequences") for s in _list(value, p + "stopSequences")]
-    value = _get(config, "candidateCount", "candidate_count")
-    if value is not None:
-        req.n = _int(value, p + "candidateCount")
-    value = config.get("seed")
-    if value is not None:
-        req.seed = _int(value, p + "seed")
-    value = _get(config, "presencePenalty", "presence_penalty")
-    if value is not None:
-        req.presence_penalty = _num(value, p + "presencePenalty")
-    value = _get(config, "frequencyPenalty", "frequency_penalty")
-    if value is not None:
-        req.frequency_penalty = _num(value, p + "frequencyPenalty")
 
     modalities = _get(config, "responseModalities", "response_modalities")
     if modalities is not None:
