@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,11 @@ def free_port_run(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports")
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 20.0, alive: Callable[[], bool] = lambda: True) -> None:
+    """Wait for a 200 from `url`; give up at once when `alive` says the server process died."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -167,8 +168,8 @@ class GatewayStack:
             args = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "-l", "warning"]
             self._procs.append(subprocess.Popen(args, stdout=envoy_log, stderr=subprocess.STDOUT))
         try:
-            wait_http(f"{self.admin_url}/readyz")
-            wait_http(f"{self.envoy_admin_url}/ready")
+            wait_http(f"{self.admin_url}/readyz", alive=self._running)
+            wait_http(f"{self.envoy_admin_url}/ready", alive=self._running)
             wait_port(self.port)
             for port in self.extra_listener_ports:
                 wait_port(port)
@@ -176,6 +177,9 @@ class GatewayStack:
             self.stop()
             raise RuntimeError(f"gateway did not start:\n{self.logs()}") from None
         return self
+
+    def _running(self) -> bool:
+        return all(proc.poll() is None for proc in self._procs)
 
     def _start_envoy_container(self, bootstrap: Path) -> None:
         from testcontainers.core.container import DockerContainer
