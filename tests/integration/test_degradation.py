@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import openai
 import pytest
 
@@ -92,3 +95,19 @@ def test_azure_openai_gets_deployment_path_api_version_and_api_key_header(
     assert seen.query["api-version"] == AZURE_API_VERSION
     assert seen.headers["api-key"] == OPENAI_KEY
     assert "authorization" not in seen.headers
+
+
+@pytest.mark.parametrize("alt", ["?alt=sse", ""])
+def test_gemini_stream_from_a_provider_that_cannot_stream(gateway: GatewayStack, alt: str) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "stream it"}]}]}
+    response = httpx.post(f"{gateway.base_url}/v1beta/models/basic-1:streamGenerateContent{alt}", json=body, timeout=20)
+    assert response.status_code == 200
+    if alt:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        chunks = [json.loads(line[6:]) for line in response.text.split("\r\n") if line.startswith("data: ")]
+    else:
+        assert response.headers["content-type"].startswith("application/json")
+        chunks = json.loads(response.text)
+    text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
+    assert "stream it" in text
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
