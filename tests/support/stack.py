@@ -186,7 +186,9 @@ class GatewayStack:
 
         image = os.environ.get("GATEWAY_TEST_ENVOY_IMAGE", "envoyproxy/envoy:v1.40-latest")
         container = DockerContainer(image).with_kwargs(network_mode="host")
-        container = container.with_volume_mapping(str(self.workdir), str(self.workdir), "rw")
+        # The parent too: tests keep certificates beside the work directory.
+        shared = str(self.workdir.parent)
+        container = container.with_volume_mapping(shared, shared, "rw")
         self._container = container.with_command(f"-c {bootstrap} --disable-hot-restart -l warning").start()
 
     def logs(self) -> str:
