@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # reads every answer it translates or maps, so providers must answer uncompressed).
 CLIENT_ONLY_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "accept-encoding"})
 INTERNAL_PREFIX = "x-gw-"
+# A client must not steer Envoy either (x-envoy-upstream-rq-timeout-ms, x-envoy-max-retries, ...).
+CLIENT_FORBIDDEN_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
 DROPPED_HEADER = "x-gateway-dropped-features"
 API_HEADER = "x-gw-api"
 MODEL_HEADER = "x-gw-model"
@@ -135,7 +137,7 @@ class RouterPass:
             return m.immediate(200, body, [("content-type", "application/json"), ("x-request-id", ex.request_id)])
         if message.request_headers.end_of_stream:
             return error_response(ex, GatewayError("invalid_request", "a JSON request body is required"))
-        remove = [k for k in headers if k.startswith(INTERNAL_PREFIX) or k in CLIENT_ONLY_HEADERS]
+        remove = [k for k in headers if k.startswith(CLIENT_FORBIDDEN_PREFIXES) or k in CLIENT_ONLY_HEADERS]
         if not remove:
             return m.CONTINUE_REQUEST_HEADERS
         return ProcessingResponse(request_headers=HeadersResponse(response=m.common(remove=remove)))

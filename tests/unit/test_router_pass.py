@@ -55,14 +55,18 @@ def body(payload: dict) -> ProcessingRequest:
 
 
 def test_client_credentials_and_internal_headers_are_removed() -> None:
-    message = ProcessingRequest(
-        request_headers=headers(
-            {":method": "POST", ":path": "/v1/chat/completions", "x-gw-cluster": "evil", "authorization": "x"}
-        )
-    )
-    (response,) = run([message])
+    sent = {
+        ":method": "POST",
+        ":path": "/v1/chat/completions",
+        "x-gw-cluster": "evil",
+        "authorization": "x",
+        "x-envoy-max-retries": "9",
+        "x-envoy-upstream-rq-timeout-ms": "1",
+        "content-type": "application/json",
+    }
+    (response,) = run([ProcessingRequest(request_headers=headers(sent))])
     removed = set(response.request_headers.response.header_mutation.remove_headers)
-    assert removed == {"x-gw-cluster", "authorization"}
+    assert removed == {"x-gw-cluster", "authorization", "x-envoy-max-retries", "x-envoy-upstream-rq-timeout-ms"}
 
 
 def test_request_body_is_rewritten_for_the_provider_and_routed() -> None:
