@@ -45,10 +45,12 @@ class UpstreamPass:
                 try:
                     yield self.on_request_headers(message)
                 except GatewayError as error:
-                    yield _error(error)
+                    yield _error(message, error)
                 except Exception:
                     log.exception("upstream pass failed")
-                    yield _error(GatewayError("internal", "the gateway failed to prepare the provider request"))
+                    yield _error(
+                        message, GatewayError("internal", "the gateway failed to prepare the provider request")
+                    )
             else:
                 yield ProcessingResponse()
 
@@ -71,6 +73,9 @@ class UpstreamPass:
         return ProcessingResponse(request_headers=HeadersResponse(response=common))
 
 
-def _error(error: GatewayError) -> ProcessingResponse:
-    body = FORMATS["openai"].render_error(error, "")
+def _error(message: ProcessingRequest, error: GatewayError) -> ProcessingResponse:
+    """An answer in the client's own error format (its API travels in `x-gw-api`)."""
+    headers = m.headers_of(message.request_headers)
+    client_format = headers.get(API_HEADER, "openai.chat").partition(".")[0]
+    body = FORMATS.get(client_format, FORMATS["openai"]).render_error(error, headers.get("x-request-id", ""))
     return m.immediate(error.status, body, [("content-type", "application/json")])

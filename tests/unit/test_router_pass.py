@@ -136,3 +136,23 @@ def test_unknown_model_answers_immediately_in_openai_format() -> None:
     assert error["code"] == "model_not_found"
     assert "rid-1" in error["message"]
     assert openai_format.parse_error(404, answer.immediate_response.body).kind == "not_found"
+
+
+def test_upstream_pass_errors_speak_the_clients_api() -> None:
+    from extproc.server.upstream_pass import UpstreamPass
+
+    state = GatewayState(load_text(CONFIG, {"K": "secret"}, Path(".")))
+    message = ProcessingRequest(
+        request_headers=headers({":path": "/v1/messages", "x-gw-api": "anthropic.chat", "x-request-id": "rid-9"})
+    )  # no endpoint metadata: the provider cannot be known
+
+    async def feed() -> AsyncIterator[ProcessingRequest]:
+        yield message
+
+    async def collect() -> list:
+        return [r async for r in UpstreamPass(state).process(feed())]
+
+    (answer,) = asyncio.run(collect())
+    body = orjson.loads(answer.immediate_response.body)
+    assert body["type"] == "error" and body["request_id"] == "rid-9"
+    assert answer.immediate_response.status.code == 503
