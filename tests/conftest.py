@@ -7,9 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.stack import GatewayStack, free_port
+
+# Property tests are judged by what they find, never by how fast a loaded CI machine runs them.
+settings.register_profile("gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gateway")
 
 OPENAI_KEY = "sk-provider-openai-secret"
 ANTHROPIC_KEY = "sk-ant-provider-secret"
