@@ -98,3 +98,16 @@ def _int(value: Any, param: str) -> int:
     if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) < 20:
         return int(value)
     raise _bad(f"'{param}' must be an integer", param)
+
+
+def _request_object(body: bytes, path_model: str | None) -> tuple[dict, str]:
+    """A client's JSON request object and the model it is for (from the URL, `models/` dropped)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"request body is not valid JSON: {exc}", "body") from None
+    data = _dict(data, "body")
+    model = path_model or data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("the model name is missing from the URL", "model")
+    return data, model.removeprefix("models/")

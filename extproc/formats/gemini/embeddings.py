@@ -9,7 +9,7 @@ import orjson
 from extproc.formats.base import RenderedRequest, RenderOptions, provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
 from extproc.formats.gemini.answers import _error_from
-from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _str
+from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _request_object, _str
 
 
 def _embed_text(content: Any, param: str) -> str:
@@ -40,16 +40,7 @@ def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool 
     """`:embedContent` (batch=False) or `:batchEmbedContents` (batch=True).
     `title` is accepted and ignored. A batch must use one taskType and one
     outputDimensionality for all its requests (the canonical request has one)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _bad(f"request body is not valid JSON: {exc}", "body") from None
-    data = _dict(data, "body")
-    model = path_model or data.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise _bad("the model name is missing from the URL", "model")
-    if model.startswith("models/"):
-        model = model[7:]
+    data, model = _request_object(body, path_model)
     if not batch:
         if data.get("content") is None:
             raise _bad("'content' is required", "content")

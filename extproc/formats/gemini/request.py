@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, ThinkingPart, ToolCall
-from extproc.formats.gemini.common import _bad, _call_id, _dict, _get, _json_object, _json_text, _list, _str
+from extproc.formats.gemini.common import (
+    _bad,
+    _call_id,
+    _dict,
+    _get,
+    _json_object,
+    _json_text,
+    _list,
+    _request_object,
+    _str,
+)
 from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
 
 _ROLES_USER = ("user", "function")  # "function" is the legacy role for functionResponse turns
@@ -24,16 +32,7 @@ def parse_request(body: bytes, path_model: str | None) -> ChatRequest:
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _bad(f"request body is not valid JSON: {exc}", "body") from None
-    data = _dict(data, "body")
-    model = path_model or data.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise _bad("the model name is missing from the URL", "model")
-    if model.startswith("models/"):
-        model = model[7:]
+    data, model = _request_object(body, path_model)
 
     if _get(data, "cachedContent", "cached_content") is not None:
         raise _bad("cachedContent is not supported by this gateway", "cachedContent")
