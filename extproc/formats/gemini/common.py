@@ -111,3 +111,17 @@ def _request_object(body: bytes, path_model: str | None) -> tuple[dict, str]:
     if not isinstance(model, str) or not model.strip():
         raise _bad("the model name is missing from the URL", "model")
     return data, model.removeprefix("models/")
+
+
+# generationConfig numbers, read by request_config and written by upstream:
+# (camelCase, snake_case, canonical field, reader)
+_GENERATION_NUMBERS = (
+    ("temperature", "temperature", "temperature", _num),
+    ("topP", "top_p", "top_p", _num),
+    ("topK", "top_k", "top_k", _int),
+    ("maxOutputTokens", "max_output_tokens", "max_tokens", _int),
+    ("candidateCount", "candidate_count", "n", _int),
+    ("seed", "seed", "seed", _int),
+    ("presencePenalty", "presence_penalty", "presence_penalty", _num),
+    ("frequencyPenalty", "frequency_penalty", "frequency_penalty", _num),
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from extproc.formats.canonical import ChatRequest, ResponseFormat, Tool, ToolChoice
-from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _num, _str
+from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _dict, _get, _int, _list, _str
 from extproc.formats.gemini.schema import _schema_to_json
 
 
@@ -65,19 +65,6 @@ def _parse_tool_config(config: dict) -> ToolChoice | None:
 
 
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
-
-
-# generationConfig numbers: (camelCase, snake_case, canonical field, reader)
-_GENERATION_NUMBERS = (
-    ("temperature", "temperature", "temperature", _num),
-    ("topP", "top_p", "top_p", _num),
-    ("topK", "top_k", "top_k", _int),
-    ("maxOutputTokens", "max_output_tokens", "max_tokens", _int),
-    ("candidateCount", "candidate_count", "n", _int),
-    ("seed", "seed", "seed", _int),
-    ("presencePenalty", "presence_penalty", "presence_penalty", _num),
-    ("frequencyPenalty", "frequency_penalty", "frequency_penalty", _num),
-)
 
 
 def _parse_generation_config(config: dict, req: ChatRequest) -> None:

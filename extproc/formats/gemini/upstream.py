@@ -9,7 +9,7 @@ import orjson
 from extproc.errors import GatewayError
 from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ThinkingPart, ToolCall, with_user_turn
-from extproc.formats.gemini.common import _bad, _object_fragment
+from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _object_fragment
 from extproc.formats.gemini.parts import _call_part, _thought_part
 
 _EFFORT_BUDGET = {"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
@@ -158,24 +158,12 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         _unsupported("parallel_tool_calls", options, dropped)
 
     config: dict[str, Any] = {}
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.top_k is not None:
-        config["topK"] = req.top_k
-    if req.max_tokens is not None:
-        config["maxOutputTokens"] = req.max_tokens
+    for camel, _, field_name, _ in _GENERATION_NUMBERS:
+        value = getattr(req, field_name)
+        if value is not None:
+            config[camel] = value
     if req.stop:
         config["stopSequences"] = req.stop
-    if req.n is not None:
-        config["candidateCount"] = req.n
-    if req.seed is not None:
-        config["seed"] = req.seed
-    if req.presence_penalty is not None:
-        config["presencePenalty"] = req.presence_penalty
-    if req.frequency_penalty is not None:
-        config["frequencyPenalty"] = req.frequency_penalty
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         config["responseMimeType"] = "application/json"
