@@ -63,14 +63,9 @@ def immediate(status: int, body: bytes, headers: Headers = (), details: str = ""
     )
 
 
-def mode(request_body: int | None = None, response_body: int | None = None) -> ProcessingMode:
-    """A per-request processing mode; unset fields keep the filter's default."""
-    override = ProcessingMode()
-    if request_body is not None:
-        override.request_body_mode = request_body
-    if response_body is not None:
-        override.response_body_mode = response_body
-    return override
+def response_body_mode(body_mode: int) -> ProcessingMode:
+    """A per-request override of how the answer's body is sent; other phases keep the filter's default."""
+    return ProcessingMode(response_body_mode=body_mode)
 
 
 def headers_of(http_headers) -> dict[str, str]:

@@ -358,7 +358,7 @@ def _headers_response(
         return m.CONTINUE_RESPONSE_HEADERS
     response = ProcessingResponse(response_headers=HeadersResponse(response=m.common(set_headers, remove)))
     if response_body is not None:
-        response.mode_override.CopyFrom(m.mode(response_body=response_body))
+        response.mode_override.CopyFrom(m.response_body_mode(response_body))
     return response
 
 
