@@ -20,7 +20,7 @@ from extproc.config.reload import Reloader
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
-from extproc.server.state import GatewayState
+from extproc.state import GatewayState
 from extproc.workers import signal_workers, start_workers, stop_workers, supervise
 
 log = logging.getLogger("extproc")

@@ -86,7 +86,7 @@ async def _serve_worker(config: GatewayConfig, index: int, path: Path | None) ->
     from extproc.config.reload import Reloader
     from extproc.observe.logs import setup_logging
     from extproc.server.service import build_server
-    from extproc.server.state import GatewayState
+    from extproc.state import GatewayState
 
     setup_logging(config.log_level)
     stop = asyncio.Event()

@@ -22,7 +22,7 @@ from extproc.config import render
 from extproc.config.load import ConfigError, load_file
 from extproc.config.model import GatewayConfig
 from extproc.observe.metrics import CONFIG_RELOADS
-from extproc.server.state import GatewayState
+from extproc.state import GatewayState
 
 log = logging.getLogger(__name__)
 

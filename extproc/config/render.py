@@ -20,12 +20,15 @@ from typing import Any
 import yaml
 
 from extproc.config.model import GatewayConfig, Provider
+from extproc.contract import (
+    METADATA_NAMESPACE,
+    PASS_METADATA_KEY,
+    PROVIDER_ATTRIBUTE,
+    PROVIDER_HEADER,
+    ROUTE_HEADER,
+)
 
 EXTPROC_CLUSTER = "extproc"
-METADATA_NAMESPACE = "llm_gateway"
-ROUTE_HEADER = "x-gw-cluster"
-PROVIDER_HEADER = "x-gw-provider"
-PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"
 # The repository's envoy/bootstrap.yaml; an installed package (container image) names it by env.
 BOOTSTRAP_TEMPLATE = Path(
     os.environ.get("GATEWAY_ENVOY_TEMPLATE") or Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
@@ -69,7 +72,7 @@ def _ext_proc_filter(config: GatewayConfig, *, upstream: bool) -> dict[str, Any]
             "envoy_grpc": {"cluster_name": EXTPROC_CLUSTER},
             "timeout": timeout,
             # Tells the service which pass a stream belongs to.
-            "initial_metadata": [{"key": "x-gw-pass", "value": "upstream" if upstream else "router"}],
+            "initial_metadata": [{"key": PASS_METADATA_KEY, "value": "upstream" if upstream else "router"}],
         },
         "failure_mode_allow": False,
         "message_timeout": timeout,

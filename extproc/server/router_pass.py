@@ -25,7 +25,15 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 from extproc.config.model import Provider
-from extproc.config.render import ROUTE_HEADER
+from extproc.contract import (
+    API_HEADER,
+    BODY_FORMAT_HEADER,
+    DROPPED_HEADER,
+    INTERNAL_PREFIX,
+    MODEL_HEADER,
+    ROUTE_HEADER,
+    STREAM_HEADER,
+)
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, make_encoder, stream_content_type
 from extproc.formats.base import RenderOptions
@@ -36,21 +44,15 @@ from extproc.providers import mock, provider_format
 from extproc.providers.capabilities import fit_to_provider, response_events
 from extproc.server import messages as m
 from extproc.server.endpoints import Endpoint, classify, guess_format
-from extproc.server.state import GatewayState, Snapshot
+from extproc.state import GatewayState, Snapshot
 
 log = logging.getLogger(__name__)
 
 # Headers a client must never forward: its credentials, and accept-encoding (the gateway
 # reads every answer it translates or maps, so providers must answer uncompressed).
 CLIENT_ONLY_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "accept-encoding"})
-INTERNAL_PREFIX = "x-gw-"
 # A client must not steer Envoy either (x-envoy-upstream-rq-timeout-ms, x-envoy-max-retries, ...).
 CLIENT_FORBIDDEN_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
-DROPPED_HEADER = "x-gateway-dropped-features"
-API_HEADER = "x-gw-api"
-MODEL_HEADER = "x-gw-model"
-STREAM_HEADER = "x-gw-stream"
-BODY_FORMAT_HEADER = "x-gw-body-format"
 
 
 @dataclass(slots=True)

@@ -9,13 +9,13 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
+from extproc.contract import PASS_METADATA_KEY
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.router_pass import RouterPass
-from extproc.server.state import GatewayState
 from extproc.server.upstream_pass import UpstreamPass
+from extproc.state import GatewayState
 
 log = logging.getLogger(__name__)
-PASS_METADATA_KEY = "x-gw-pass"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 10+ MB body (base64 images) in one buffered message
 
 

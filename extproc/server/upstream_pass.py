@@ -17,22 +17,22 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
 )
 
-from extproc.config.render import PROVIDER_ATTRIBUTE
+from extproc.contract import (
+    API_HEADER,
+    ATTRIBUTES_KEY,
+    BODY_FORMAT_HEADER,
+    INTERNAL_PREFIX,
+    MODEL_HEADER,
+    PROVIDER_ATTRIBUTE,
+    STREAM_HEADER,
+)
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.providers import credential_headers, provider_format, upstream_path
 from extproc.server import messages as m
-from extproc.server.router_pass import (
-    API_HEADER,
-    BODY_FORMAT_HEADER,
-    INTERNAL_PREFIX,
-    MODEL_HEADER,
-    STREAM_HEADER,
-)
-from extproc.server.state import GatewayState
+from extproc.state import GatewayState
 
 log = logging.getLogger(__name__)
-_ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
 
 
 class UpstreamPass:
@@ -56,7 +56,7 @@ class UpstreamPass:
 
     def on_request_headers(self, message: ProcessingRequest) -> ProcessingResponse:
         headers = m.headers_of(message.request_headers)
-        attributes = message.attributes.get(_ATTRIBUTES_KEY)
+        attributes = message.attributes.get(ATTRIBUTES_KEY)
         name = attributes.fields[PROVIDER_ATTRIBUTE].string_value if attributes else ""
         provider = self._state.snapshot.config.provider(name)
         if provider is None:

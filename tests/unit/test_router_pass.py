@@ -13,7 +13,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeade
 from extproc.config.load import load_text
 from extproc.formats import openai as openai_format
 from extproc.server.router_pass import RouterPass
-from extproc.server.state import GatewayState
+from extproc.state import GatewayState
 
 CONFIG = """
 providers:

@@ -1,0 +1,27 @@
+"""What the ext_proc and Envoy agree on: internal header names, stream metadata and attributes.
+
+Internal headers (`x-gw-*`) carry request-scoped state between the router pass
+and the upstream pass through Envoy. A client can never set them: the router
+pass removes every one it sends, and the upstream pass removes them all before
+a provider sees the request.
+"""
+
+from __future__ import annotations
+
+INTERNAL_PREFIX = "x-gw-"
+ROUTE_HEADER = "x-gw-cluster"  # Envoy routes on it: the provider's cluster
+PROVIDER_HEADER = "x-gw-provider"  # added by Envoy to the answer: which provider answered
+API_HEADER = "x-gw-api"  # the client's endpoint (openai.chat, gemini.embeddings, ...)
+MODEL_HEADER = "x-gw-model"  # the provider's model name
+STREAM_HEADER = "x-gw-stream"  # "1" when the provider is asked to stream
+BODY_FORMAT_HEADER = "x-gw-body-format"  # the wire format the body was rendered in
+
+DROPPED_HEADER = "x-gateway-dropped-features"
+
+# gRPC stream metadata: which pass (and listener) a stream belongs to.
+PASS_METADATA_KEY = "x-gw-pass"
+LISTENER_METADATA_KEY = "x-gw-listener"
+
+METADATA_NAMESPACE = "llm_gateway"
+ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
+PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"
