@@ -1,4 +1,5 @@
-"""Per provider kind: its wire format, its paths and how its credential is sent.
+"""Per provider kind, one record: its wire format, its paths, how its credential is sent,
+and which of a same-API client's own headers it may receive.
 
 `base_url` is the API root as the provider's official SDK knows it:
 OpenAI `https://api.openai.com/v1`, Anthropic `https://api.anthropic.com`,
@@ -8,60 +9,112 @@ Gemini `https://generativelanguage.googleapis.com`, Azure OpenAI
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from extproc.config.model import Provider
-
-Format = Literal["openai", "anthropic", "gemini"]
-Operation = Literal["chat", "embeddings", "models"]
+from extproc.formats.endpoint import Format, Operation
 
 ANTHROPIC_VERSION = "2023-06-01"
 
-_FORMAT_OF_KIND: dict[str, Format] = {
-    "openai": "openai",
-    "openai-compatible": "openai",
-    "mock": "openai",
-    "anthropic": "anthropic",
-    "gemini": "gemini",
-}
+PathBuilder = Callable[[Provider, Operation, str, bool], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """How a kind sends the operator's key: `header: prefix + key`."""
+
+    header: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKind:
+    name: str
+    format: Format
+    path: PathBuilder
+    credential: Credential | None
+    needs_key: bool
+    fixed_headers: tuple[tuple[str, str], ...] = ()  # sent on every request unless the client's own is kept
+    passthrough_headers: frozenset[str] = frozenset()  # a same-API client's own headers that are forwarded
+
+
+def _segment(model: str) -> str:
+    """A model as one path segment: `/`, `?`, `#`, `:` and `..` can never reach another path or the query."""
+    return quote(model, safe="")
+
+
+def _openai_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+    return (
+        provider.base_path + {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"}[operation]
+    )
+
+
+def _azure_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+    version = f"api-version={quote(provider.azure_api_version or '', safe='')}"
+    if operation == "models":
+        return f"{provider.base_path}/openai/models?{version}"
+    suffix = "chat/completions" if operation == "chat" else "embeddings"
+    return f"{provider.base_path}/openai/deployments/{_segment(model)}/{suffix}?{version}"
+
+
+def _anthropic_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+    return provider.base_path + ("/v1/models" if operation == "models" else "/v1/messages")
+
+
+def _gemini_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+    base = f"{provider.base_path}/v1beta/models"
+    if operation == "models":
+        return base
+    if operation == "embeddings":
+        return f"{base}/{_segment(model)}:batchEmbedContents"
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return f"{base}/{_segment(model)}:{method}"
+
+
+_BEARER = Credential("authorization", "Bearer ")
+_OPENAI_HEADERS = frozenset({"openai-beta"})
+
+OPENAI = ProviderKind("openai", "openai", _openai_path, _BEARER, True, passthrough_headers=_OPENAI_HEADERS)
+OPENAI_COMPATIBLE = ProviderKind(
+    "openai-compatible", "openai", _openai_path, _BEARER, False, passthrough_headers=_OPENAI_HEADERS
+)
+AZURE = ProviderKind("azure", "openai", _azure_path, Credential("api-key"), False)
+ANTHROPIC = ProviderKind(
+    "anthropic",
+    "anthropic",
+    _anthropic_path,
+    Credential("x-api-key"),
+    True,
+    fixed_headers=(("anthropic-version", ANTHROPIC_VERSION),),
+    passthrough_headers=frozenset({"anthropic-version", "anthropic-beta"}),
+)
+GEMINI = ProviderKind("gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True)
+MOCK = ProviderKind("mock", "openai", _openai_path, None, False)
+
+KINDS: dict[str, ProviderKind] = {kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, GEMINI, MOCK)}
+
+
+def kind_of(provider: Provider) -> ProviderKind:
+    """The provider's record; Azure is an OpenAI-format provider with its own paths and key header."""
+    if provider.azure_api_version:
+        return AZURE
+    return KINDS[provider.kind]
 
 
 def provider_format(provider: Provider) -> Format:
-    return _FORMAT_OF_KIND[provider.kind]
+    return KINDS[provider.kind].format
 
 
 def upstream_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
     """The provider's path for one operation (query string included)."""
-    base = provider.base_path
-    fmt = provider_format(provider)
-    if provider.azure_api_version:
-        suffix = {"chat": "chat/completions", "embeddings": "embeddings", "models": "models"}[operation]
-        if operation == "models":
-            return f"{base}/openai/models?api-version={provider.azure_api_version}"
-        return f"{base}/openai/deployments/{model}/{suffix}?api-version={provider.azure_api_version}"
-    if fmt == "openai":
-        return base + {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"}[operation]
-    if fmt == "anthropic":
-        return base + ("/v1/models" if operation == "models" else "/v1/messages")
-    if operation == "models":
-        return f"{base}/v1beta/models"
-    if operation == "embeddings":
-        return f"{base}/v1beta/models/{model}:batchEmbedContents"
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    return f"{base}/v1beta/models/{model}:{method}"
+    return kind_of(provider).path(provider, operation, model, stream)
 
 
 def credential_headers(provider: Provider) -> list[tuple[str, str]]:
-    """Headers that carry the provider's own key (injected by the upstream pass only)."""
-    key = provider.api_key
-    fmt = provider_format(provider)
-    if fmt == "anthropic":
-        headers = [("anthropic-version", ANTHROPIC_VERSION)]
-        return headers + ([("x-api-key", key)] if key else [])
-    if not key:
+    """The operator's key as the provider expects it."""
+    credential = kind_of(provider).credential
+    if credential is None or not provider.api_key:
         return []
-    if fmt == "gemini":
-        return [("x-goog-api-key", key)]
-    if provider.azure_api_version:
-        return [("api-key", key)]
-    return [("authorization", f"Bearer {key}")]
+    return [(credential.header, credential.prefix + provider.api_key)]

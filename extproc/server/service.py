@@ -9,7 +9,7 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
-from extproc.contract import PASS_METADATA_KEY
+from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.router_pass import RouterPass
 from extproc.server.upstream_pass import UpstreamPass
@@ -29,12 +29,15 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):
     async def Process(
         self, request_iterator: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ProcessingResponse]:
-        upstream = any(k == PASS_METADATA_KEY and v == "upstream" for k, v in context.invocation_metadata() or ())
-        gauge = self._upstream_streams if upstream else self._router_streams
-        handler = self._upstream if upstream else self._router
+        metadata = dict(context.invocation_metadata() or ())
+        if metadata.get(PASS_METADATA_KEY) == "upstream":
+            gauge, responses = self._upstream_streams, self._upstream.process(request_iterator)
+        else:
+            listener = metadata.get(LISTENER_METADATA_KEY, "")
+            gauge, responses = self._router_streams, self._router.process(request_iterator, str(listener))
         gauge.inc()
         try:
-            async for response in handler.process(request_iterator):
+            async for response in responses:
                 yield response
         finally:
             gauge.dec()

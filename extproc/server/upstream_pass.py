@@ -28,7 +28,8 @@ from extproc.contract import (
 )
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
-from extproc.providers import credential_headers, provider_format, upstream_path
+from extproc.formats.endpoint import Operation
+from extproc.providers import credential_headers, kind_of, provider_format, upstream_path
 from extproc.server import messages as m
 from extproc.state import GatewayState
 
@@ -65,9 +66,11 @@ class UpstreamPass:
             # Only a cross-format failover gets here; pools that mix formats are not built yet.
             raise GatewayError("internal", f"request body is not in {provider.name}'s format")
         api = headers.get(API_HEADER, "openai.chat")
-        operation = "embeddings" if api.endswith(".embeddings") else "chat"
+        operation: Operation = "embeddings" if api.endswith(".embeddings") else "chat"
         path = upstream_path(provider, operation, headers.get(MODEL_HEADER, ""), headers.get(STREAM_HEADER) == "1")
         set_headers = [(":path", path), (":authority", provider.authority), *credential_headers(provider)]
+        # A kind's fixed headers (anthropic-version), unless a same-API client's own was kept.
+        set_headers += [(name, value) for name, value in kind_of(provider).fixed_headers if name not in headers]
         remove = [k for k in headers if k.startswith(INTERNAL_PREFIX)]
         common = m.common(set_headers=set_headers, remove=remove)
         return ProcessingResponse(request_headers=HeadersResponse(response=common))

@@ -54,19 +54,44 @@ def body(payload: dict) -> ProcessingRequest:
     return ProcessingRequest(request_body=HttpBody(body=orjson.dumps(payload), end_of_stream=True))
 
 
-def test_client_credentials_and_internal_headers_are_removed() -> None:
+def test_internal_and_envoy_steering_headers_are_removed_at_once() -> None:
     sent = {
         ":method": "POST",
         ":path": "/v1/chat/completions",
         "x-gw-cluster": "evil",
-        "authorization": "x",
         "x-envoy-max-retries": "9",
         "x-envoy-upstream-rq-timeout-ms": "1",
         "content-type": "application/json",
     }
     (response,) = run([ProcessingRequest(request_headers=headers(sent))])
     removed = set(response.request_headers.response.header_mutation.remove_headers)
-    assert removed == {"x-gw-cluster", "authorization", "x-envoy-max-retries", "x-envoy-upstream-rq-timeout-ms"}
+    assert removed == {"x-gw-cluster", "x-envoy-max-retries", "x-envoy-upstream-rq-timeout-ms"}
+
+
+def test_only_allowed_client_headers_go_on_to_the_provider() -> None:
+    sent = {
+        ":method": "POST",
+        ":path": "/v1/chat/completions",
+        "x-request-id": "rid-2",
+        "content-type": "application/json",
+        "authorization": "Bearer client-key",
+        "cookie": "session=1",
+        "openai-organization": "org-x",
+        "x-stainless-os": "Linux",
+        "anthropic-version": "2023-06-01",
+        "x-forwarded-for": "203.0.113.9",
+    }
+    payload = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
+    _, routed = run([ProcessingRequest(request_headers=headers(sent)), body(payload)])
+    removed = set(routed.request_body.response.header_mutation.remove_headers)
+    assert removed == {
+        "authorization",
+        "cookie",
+        "openai-organization",
+        "x-stainless-os",
+        "anthropic-version",  # an OpenAI client's: the Anthropic provider gets the gateway's own
+        "x-forwarded-for",
+    }
 
 
 def test_request_body_is_rewritten_for_the_provider_and_routed() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extproc.formats import FORMATS, make_encoder
+from extproc.formats import FORMATS
 from extproc.formats.canonical import (
     ChatRequest,
     Finish,
@@ -23,6 +23,7 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
+from extproc.formats.endpoint import Endpoint
 from tests.support.fixtures import SKIP_MESSAGE, fixture_bytes, response_fixtures
 
 STREAMS = [f for p in FORMATS for f in response_fixtures(p) if f.endswith(".sse")] or [
@@ -32,8 +33,8 @@ REQUEST = ChatRequest("m", [Message("user", [TextPart("hi")])], stream=True, inc
 
 
 def translate(provider: str, client: str, pieces: list[bytes]) -> bytes:
-    decoder = FORMATS[provider].StreamDecoder()
-    encoder: Any = make_encoder(client, REQUEST)
+    decoder = FORMATS[provider].stream_decoder()
+    encoder = FORMATS[client].stream_encoder(REQUEST, Endpoint(client, "chat"))  # type: ignore[arg-type]
     out = b"".join(encoder.encode(decoder.feed(piece)) for piece in pieces)
     return out + encoder.encode(decoder.close()) + encoder.close()
 
@@ -42,7 +43,7 @@ def client_events(client: str, data: bytes) -> dict[str, Any]:
     """What the client's side sees, read back with that format's own decoder. Deltas may be
     batched differently by different cuts, so they are compared joined; ids and timestamps
     are generated per stream and left out."""
-    decoder = FORMATS[client].StreamDecoder()
+    decoder = FORMATS[client].stream_decoder()
     seen: dict[str, Any] = {"text": {}, "thinking": {}, "calls": {}, "finish": [], "usage": None, "failures": []}
     for event in decoder.feed(data) + decoder.close():
         if isinstance(event, TextDelta):

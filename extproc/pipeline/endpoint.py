@@ -1,26 +1,18 @@
-"""Which client API a request speaks, from its method, path and headers."""
+"""Stage: which client API a request speaks (from method, path and headers), and what a
+client may never send: internal `x-gw-*` headers, or `x-envoy-*` headers that steer Envoy
+(retries, timeouts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from extproc.providers import Format, Operation
+from extproc.contract import INTERNAL_PREFIX
+from extproc.errors import GatewayError
+from extproc.formats.endpoint import Endpoint, Format
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    format: Format
-    operation: Operation
-    path_model: str | None = None  # Gemini carries the model in the path
-    stream: bool = False  # Gemini streams by method, not by body
-    sse: bool = True  # Gemini streamGenerateContent without alt=sse answers a JSON array
-    batch: bool = False  # Gemini batchEmbedContents
-
-    @property
-    def name(self) -> str:
-        return f"{self.format}.{self.operation}"
-
+FORBIDDEN_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
 
 OPENAI_CHAT = Endpoint("openai", "chat")
 OPENAI_EMBEDDINGS = Endpoint("openai", "embeddings")
@@ -29,6 +21,12 @@ ANTHROPIC_CHAT = Endpoint("anthropic", "chat")
 ANTHROPIC_MODELS = Endpoint("anthropic", "models")
 GEMINI_MODELS = Endpoint("gemini", "models")
 
+_POST_ROUTES = {
+    "/v1/chat/completions": OPENAI_CHAT,
+    "/v1/messages": ANTHROPIC_CHAT,
+    "/v1/embeddings": OPENAI_EMBEDDINGS,
+}
+# Gemini method -> (operation, stream, batch)
 _GEMINI_METHODS = {
     "generateContent": ("chat", False, False),
     "streamGenerateContent": ("chat", True, False),
@@ -42,12 +40,8 @@ def classify(method: str, path: str, headers: dict[str, str]) -> Endpoint | None
     route, _, query = path.partition("?")
     route = route.rstrip("/")
     if method == "POST":
-        if route == "/v1/chat/completions":
-            return OPENAI_CHAT
-        if route == "/v1/messages":
-            return ANTHROPIC_CHAT
-        if route == "/v1/embeddings":
-            return OPENAI_EMBEDDINGS
+        if (endpoint := _POST_ROUTES.get(route)) is not None:
+            return endpoint
         for prefix in ("/v1beta/models/", "/v1/models/"):
             if route.startswith(prefix):
                 model, _, gemini_method = route[len(prefix) :].rpartition(":")
@@ -76,3 +70,18 @@ def guess_format(path: str, headers: dict[str, str]) -> Format:
     if "anthropic-version" in headers or "x-api-key" in headers:
         return "anthropic"
     return "openai"
+
+
+class EndpointStage(Stage):
+    name = "endpoint"
+
+    async def request_headers(self, ex: Exchange, reply: PhaseReply, end_of_stream: bool) -> LocalAnswer | None:
+        headers = ex.headers
+        ex.endpoint = endpoint = classify(headers.get(":method", ""), ex.path, headers)
+        ex.error_format = endpoint.format if endpoint else guess_format(ex.path, headers)
+        if endpoint is None:
+            raise GatewayError("not_found", f"unknown path {ex.path.partition('?')[0]}")
+        reply.remove_headers += [name for name in headers if name.startswith(FORBIDDEN_PREFIXES)]
+        if endpoint.operation != "models" and end_of_stream:
+            raise GatewayError("invalid_request", "a JSON request body is required")
+        return None

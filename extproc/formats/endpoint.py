@@ -1,0 +1,23 @@
+"""What a client asked for: its API (wire format), the operation, and Gemini's path-borne details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Format = Literal["openai", "anthropic", "gemini"]
+Operation = Literal["chat", "embeddings", "models"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    format: Format
+    operation: Operation
+    path_model: str | None = None  # Gemini carries the model in the path
+    stream: bool = False  # Gemini streams by method, not by body
+    sse: bool = True  # Gemini streamGenerateContent without alt=sse answers a JSON array
+    batch: bool = False  # Gemini batchEmbedContents
+
+    @property
+    def name(self) -> str:
+        return f"{self.format}.{self.operation}"

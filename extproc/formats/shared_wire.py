@@ -1,0 +1,23 @@
+"""Pieces the three wire objects share."""
+
+from __future__ import annotations
+
+import orjson
+
+from extproc.errors import GatewayError
+
+CONTENT_TYPE_JSON = "application/json"
+CONTENT_TYPE_SSE = "text/event-stream; charset=utf-8"
+
+
+def rename_model(body: bytes, model: str) -> bytes:
+    """A JSON body naming another model; untouched when the name is already right."""
+    data = orjson.loads(body)
+    if data.get("model") == model:
+        return body
+    data["model"] = model
+    return orjson.dumps(data)
+
+
+def no_embeddings(api: str) -> GatewayError:
+    return GatewayError("invalid_request", f"the {api} API has no embeddings", param="model")

@@ -1,0 +1,119 @@
+"""Stage: the provider's answer in the client's format.
+
+Errors are small and rare: they are always read, to map them (or the
+provider's refusal of our key) into the client's format. A translated stream
+is re-encoded chunk by chunk; a whole answer is translated once buffered. A
+same-API answer passes through untouched.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from extproc.contract import DROPPED_HEADER
+from extproc.errors import GatewayError, client_status, kind_for_status
+from extproc.formats import FORMATS
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.pipeline.exchange import Exchange, PhaseReply
+from extproc.pipeline.stage import Stage
+from extproc.providers import provider_format
+from extproc.providers.capabilities import response_events
+from extproc.server import messages as m
+
+
+class AnswerStage(Stage):
+    name = "answer"
+
+    def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
+        status = int(headers.get(":status", "0") or 0)
+        ex.status = ex.provider_status = status
+        endpoint, provider = ex.endpoint, ex.provider
+        if ex.dropped:
+            reply.set_headers.append((DROPPED_HEADER, ",".join(ex.dropped)))
+        if status >= 400:
+            ex.error_body = True
+            reply.response_body_mode = m.BUFFERED
+            return
+        if endpoint is None or provider is None or (ex.passthrough and not ex.stream_from_whole):
+            return
+        client = FORMATS[endpoint.format]
+        if ex.stream_from_whole:
+            reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
+            reply.response_body_mode = m.BUFFERED
+        elif ex.stream:
+            assert isinstance(ex.request, ChatRequest)
+            ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
+            ex.encoder = client.stream_encoder(ex.request, endpoint)
+            reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
+            reply.remove_headers.append("content-length")
+            reply.response_body_mode = m.STREAMED
+        else:
+            reply.response_body_mode = m.BUFFERED
+
+    def response_body(self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool) -> None:
+        if ex.error_body:
+            self._translate_error(ex, reply, chunk)
+        elif ex.stream_ended:
+            reply.body = b""  # the client already got its in-band error and the end
+        elif ex.decoder is not None and ex.encoder is not None:
+            out = ex.encoder.encode(ex.decoder.feed(chunk)) if chunk else b""
+            if end_of_stream:
+                out += ex.encoder.encode(ex.decoder.close()) + ex.encoder.close()
+            reply.body = out
+        else:
+            self._translate_answer(ex, reply, chunk)
+
+    def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
+        endpoint, provider, request = ex.endpoint, ex.provider, ex.request
+        assert endpoint is not None and provider is not None and request is not None
+        upstream = FORMATS[provider_format(provider)]
+        client = FORMATS[endpoint.format]
+        content_type = CONTENT_TYPE_JSON
+        if isinstance(request, EmbeddingRequest):
+            out = client.render_embedding_response(upstream.parse_embedding_response(body, ex.model), request, endpoint)
+        elif ex.stream_from_whole:
+            encoder = client.stream_encoder(request, endpoint)
+            out = encoder.encode(response_events(upstream.parse_response(body))) + encoder.close()
+            content_type = client.stream_content_type(endpoint)
+        else:
+            out = client.render_response(upstream.parse_response(body))
+        reply.body = out
+        reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
+
+    def _translate_error(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
+        status = ex.provider_status
+        provider = ex.provider
+        if provider is not None and _looks_like_json(body):
+            error = FORMATS[provider_format(provider)].parse_error(status, body)
+            if ex.passthrough and error.kind != "provider_auth":
+                return  # already in the client's own format
+        else:
+            error = _envoy_error(status, body)
+        ex.status = client_status(error)
+        out = FORMATS[ex.error_format].render_error(error, ex.request_id)
+        reply.body = out
+        reply.set_headers += [
+            (":status", str(ex.status)),
+            ("content-type", CONTENT_TYPE_JSON),
+            ("content-length", str(len(out))),
+        ]
+
+
+def _looks_like_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _envoy_error(status: int, body: bytes) -> GatewayError:
+    """Envoy's own local replies (provider unreachable, timeout) as gateway errors."""
+    text = body.decode("utf-8", "replace").strip()[:300]
+    if status == 503:
+        return GatewayError("unavailable", f"the provider is unreachable: {text}", code="provider_unavailable")
+    if status == 504:
+        return GatewayError("timeout", "the provider did not answer in time", code="provider_timeout")
+    kind = kind_for_status(status)
+    return GatewayError(kind, text or f"upstream error {status}", status=status if kind != "provider_auth" else 0)

@@ -1,0 +1,76 @@
+"""One request as the router pass sees it, from its headers to the last body chunk,
+and what the current phase sends back to Envoy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from extproc.config.model import Provider
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.contract import StreamDecoder, StreamEncoder
+from extproc.formats.endpoint import Endpoint, Format
+from extproc.observe.logs import monotonic
+from extproc.routing import Target
+from extproc.state import Snapshot
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class PhaseReply:
+    """What the stages of one phase ask Envoy to change; turned into one ProcessingResponse."""
+
+    set_headers: Headers = field(default_factory=list)
+    remove_headers: list[str] = field(default_factory=list)
+    body: bytes | None = None  # None: the body goes on unchanged
+    clear_route_cache: bool = False
+    response_body_mode: int | None = None  # a per-request override of how the answer's body is sent
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAnswer:
+    """An answer the gateway gives itself; no provider sees the request."""
+
+    status: int
+    body: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Exchange:
+    snapshot: Snapshot  # the configuration this request started with, kept to its end
+    listener: str = ""
+    started: float = field(default_factory=monotonic)
+    # request headers
+    request_id: str = ""
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    endpoint: Endpoint | None = None
+    error_format: Format = "openai"
+    # request body
+    request: ChatRequest | EmbeddingRequest | None = None  # kept while the answer needs translating
+    model: str = ""
+    stream: bool = False  # the client asked for a stream
+    target: Target | None = None
+    passthrough: bool = False  # client and provider speak the same API: the client's bytes go on
+    stream_from_whole: bool = False  # the client streams, the provider cannot
+    dropped: list[str] = field(default_factory=list)  # features the provider lacks, named to the client
+    # response
+    status: int = 0  # what the client got
+    provider_status: int = 0
+    error_body: bool = False  # the provider's answer is an error to map
+    decoder: StreamDecoder | None = None
+    encoder: StreamEncoder | None = None
+    stream_ended: bool = False  # an in-band error already closed the client's stream
+
+    @property
+    def provider(self) -> Provider | None:
+        return self.target.provider if self.target else None
+
+    @property
+    def provider_name(self) -> str:
+        return self.target.provider.name if self.target else "-"
+
+    @property
+    def route(self) -> str:
+        return self.endpoint.name if self.endpoint else "unknown"

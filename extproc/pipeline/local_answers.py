@@ -1,0 +1,45 @@
+"""Stage: what the gateway answers itself: the model list, and the built-in mock provider."""
+
+from __future__ import annotations
+
+import asyncio
+
+from extproc.formats import FORMATS
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
+from extproc.providers import mock
+
+
+class LocalAnswersStage(Stage):
+    name = "local_answers"
+
+    async def request_headers(self, ex: Exchange, reply: PhaseReply, end_of_stream: bool) -> LocalAnswer | None:
+        endpoint = ex.endpoint
+        if endpoint is None or endpoint.operation != "models":
+            return None
+        body = FORMATS[endpoint.format].render_models(ex.snapshot.router.models())
+        return LocalAnswer(200, body, [("content-type", CONTENT_TYPE_JSON)])
+
+    async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+        provider = ex.provider
+        if provider is None or provider.kind != "mock":
+            return None
+        endpoint, request = ex.endpoint, ex.request
+        assert endpoint is not None and request is not None
+        if provider.mock_latency_ms:
+            await asyncio.sleep(provider.mock_latency_ms / 1000)
+        client = FORMATS[endpoint.format]
+        if isinstance(request, EmbeddingRequest):
+            out = client.render_embedding_response(mock.embed(request), request, endpoint)
+            content_type = CONTENT_TYPE_JSON
+        elif isinstance(request, ChatRequest) and ex.stream:
+            encoder = client.stream_encoder(request, endpoint)
+            out = encoder.encode(mock.stream(provider, request)) + encoder.close()
+            content_type = client.stream_content_type(endpoint)
+        else:
+            assert isinstance(request, ChatRequest)
+            out = client.render_response(mock.respond(provider, request))
+            content_type = CONTENT_TYPE_JSON
+        return LocalAnswer(200, out, [("content-type", content_type)])

@@ -1,0 +1,30 @@
+"""Stage: read the client's body into the canonical request and find the route for its model."""
+
+from __future__ import annotations
+
+from extproc.errors import GatewayError
+from extproc.formats import FORMATS
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
+
+
+class ParseStage(Stage):
+    name = "parse"
+
+    async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+        endpoint = ex.endpoint
+        assert endpoint is not None  # set by the endpoint stage
+        client = FORMATS[endpoint.format]
+        if endpoint.operation == "embeddings":
+            ex.request = client.parse_embedding_request(body, endpoint)
+        else:
+            chat = client.parse_request(body, endpoint)
+            if endpoint.stream:
+                chat.stream = True
+            ex.stream = chat.stream
+            ex.request = chat
+        ex.model = model = ex.request.model
+        ex.target = ex.snapshot.router.resolve(model)
+        if ex.target is None:
+            raise GatewayError("not_found", f"The model `{model}` does not exist", code="model_not_found")
+        return None

@@ -1,0 +1,70 @@
+"""Stage: the request in the provider's format, and the headers Envoy routes on.
+
+Same API on both sides: the client's own bytes go on, every field kept (only
+the model renamed for a route alias), and an unchanged body is not sent back
+through gRPC. Otherwise the canonical request is fitted to what the provider
+can do and rendered in its format.
+"""
+
+from __future__ import annotations
+
+from extproc.contract import API_HEADER, BODY_FORMAT_HEADER, MODEL_HEADER, ROUTE_HEADER, STREAM_HEADER
+from extproc.errors import GatewayError
+from extproc.formats import FORMATS
+from extproc.formats.base import RenderOptions
+from extproc.formats.canonical import ChatRequest
+from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.observe.metrics import FEATURES_DROPPED
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
+from extproc.providers import provider_format
+from extproc.providers.capabilities import fit_to_provider
+
+
+class TranslateStage(Stage):
+    name = "translate"
+
+    async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+        endpoint, target, request = ex.endpoint, ex.target, ex.request
+        assert endpoint is not None and target is not None and request is not None
+        provider = target.provider
+        upstream_format = provider_format(provider)
+        upstream = FORMATS[upstream_format]
+        ex.passthrough = upstream_format == endpoint.format
+        fitted = False
+        stream = ex.stream
+        options = RenderOptions(target.upstream_model, provider.unsupported, provider.default_max_tokens)  # type: ignore[arg-type]
+        if isinstance(request, ChatRequest):
+            fitting = fit_to_provider(request, provider)
+            ex.dropped, fitted = fitting.dropped, fitting.changed
+            if stream and not provider.capabilities.streaming:
+                ex.stream_from_whole = True  # ask for the whole answer, stream it to the client
+                request.stream = stream = False
+            if ex.passthrough and not fitted and not ex.stream_from_whole:
+                out = (
+                    body if request.model == target.upstream_model else upstream.with_model(body, target.upstream_model)
+                )
+            else:
+                rendered = upstream.render_request(request, options)
+                ex.dropped += rendered.dropped
+                out = rendered.body
+        else:
+            if not provider.capabilities.embeddings:
+                raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
+            rendered = upstream.render_embedding_request(request, options)
+            ex.dropped += rendered.dropped
+            out = rendered.body
+        for feature in ex.dropped:
+            FEATURES_DROPPED.labels(provider.name, feature).inc()
+        reply.set_headers += [
+            (ROUTE_HEADER, provider.cluster),
+            (API_HEADER, endpoint.name),
+            (MODEL_HEADER, target.upstream_model),
+            (STREAM_HEADER, "1" if stream else "0"),
+            (BODY_FORMAT_HEADER, upstream_format),
+        ]
+        if out is not body:  # an unchanged body is not sent back: a 10 MB image stays where it is
+            reply.body = out
+            reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]
+        reply.clear_route_cache = True
+        return None
