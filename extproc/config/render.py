@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from extproc.config.model import GatewayConfig, Provider
+from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.contract import (
     METADATA_NAMESPACE,
     PASS_METADATA_KEY,
@@ -274,7 +275,7 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def _provider_cluster(config: GatewayConfig, provider: Provider) -> dict[str, Any]:
+def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path) -> dict[str, Any]:
     is_ip = provider.host.replace(".", "").isdigit() or ":" in provider.host
     cluster: dict[str, Any] = {
         "@type": _CLUSTER_TYPE,
@@ -289,6 +290,7 @@ def _provider_cluster(config: GatewayConfig, provider: Provider) -> dict[str, An
                 "explicit_http_config": {"http_protocol_options": {}},
                 "http_filters": [
                     _ext_proc_filter(config, upstream=True),
+                    *_optional(credential_filter(provider, keys_dir)),
                     {
                         "name": "envoy.filters.http.upstream_codec",
                         "typed_config": {
@@ -342,9 +344,14 @@ def render_listeners(config: GatewayConfig) -> list[dict[str, Any]]:
     return [_listener(config, i) for i in range(len(config.listeners))]
 
 
-def render_clusters(config: GatewayConfig) -> list[dict[str, Any]]:
+def _optional(item: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [item] if item is not None else []
+
+
+def render_clusters(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any]]:
+    """`keys_dir` holds the providers' keys as SDS files (see render_credentials)."""
     providers = [p for p in config.providers if p.kind != "mock"]
-    return [_extproc_cluster(config)] + [_provider_cluster(config, p) for p in providers]
+    return [_extproc_cluster(config)] + [_provider_cluster(config, p, keys_dir) for p in providers]
 
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
@@ -354,11 +361,19 @@ def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
 
 def validate(config: GatewayConfig, envoy: str | None = None) -> None:
     """Check the rendered resources with `envoy --mode validate` (all inlined in one bootstrap)."""
+    with tempfile.TemporaryDirectory(prefix="gateway-validate-") as scratch:
+        keys_dir = Path(scratch) / "secrets"  # the new keys are checked here, never applied by a refused config
+        write_secrets(config, keys_dir)
+        _validate_bootstrap(config, keys_dir, envoy)
+
+
+def _validate_bootstrap(config: GatewayConfig, keys_dir: Path, envoy: str | None) -> None:
     bootstrap = {
+        "node": {"id": "validate", "cluster": "validate"},  # SDS needs a node
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
             "listeners": [_strip_type(r) for r in render_listeners(config)],
-            "clusters": [_strip_type(r) for r in render_clusters(config)],
+            "clusters": [_strip_type(r) for r in render_clusters(config, keys_dir)],
         },
     }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
@@ -394,7 +409,10 @@ def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True) -> No
     """Validate, then write cds.yaml and lds.yaml (clusters first: listeners refer to them)."""
     if check:
         validate(config)
-    write_atomically(xds_dir / "cds.yaml", yaml.safe_dump({"resources": render_clusters(config)}, sort_keys=False))
+    keys_dir = secrets_dir(xds_dir)
+    write_secrets(config, keys_dir)
+    clusters = render_clusters(config, keys_dir)
+    write_atomically(xds_dir / "cds.yaml", yaml.safe_dump({"resources": clusters}, sort_keys=False))
     write_atomically(xds_dir / "lds.yaml", yaml.safe_dump({"resources": render_listeners(config)}, sort_keys=False))
 
 

@@ -110,11 +110,3 @@ def provider_format(provider: Provider) -> Format:
 def upstream_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
     """The provider's path for one operation (query string included)."""
     return kind_of(provider).path(provider, operation, model, stream)
-
-
-def credential_headers(provider: Provider) -> list[tuple[str, str]]:
-    """The operator's key as the provider expects it."""
-    credential = kind_of(provider).credential
-    if credential is None or not provider.api_key:
-        return []
-    return [(credential.header, credential.prefix + provider.api_key)]

@@ -29,7 +29,7 @@ from extproc.contract import (
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.endpoint import Operation
-from extproc.providers import credential_headers, kind_of, provider_format, upstream_path
+from extproc.providers import kind_of, provider_format, upstream_path
 from extproc.server import messages as m
 from extproc.state import GatewayState
 
@@ -68,7 +68,7 @@ class UpstreamPass:
         api = headers.get(API_HEADER, "openai.chat")
         operation: Operation = "embeddings" if api.endswith(".embeddings") else "chat"
         path = upstream_path(provider, operation, headers.get(MODEL_HEADER, ""), headers.get(STREAM_HEADER) == "1")
-        set_headers = [(":path", path), (":authority", provider.authority), *credential_headers(provider)]
+        set_headers = [(":path", path), (":authority", provider.authority)]  # the key is Envoy's to add
         # A kind's fixed headers (anthropic-version), unless a same-API client's own was kept.
         set_headers += [(name, value) for name, value in kind_of(provider).fixed_headers if name not in headers]
         remove = [k for k in headers if k.startswith(INTERNAL_PREFIX)]

@@ -119,11 +119,29 @@ def test_invalid_yaml_is_a_config_error() -> None:
 def test_rendered_envoy_config_passes_envoy_validate_mode() -> None:
     config = load_text(VALID, {"OPENAI_KEY": "k"}, Path("."))
     validate(config)  # raises if the real binary rejects it
-    clusters = {c["name"]: c for c in render_clusters(config)}
+    keys_dir = Path("/run/gateway/secrets")
+    clusters = {c["name"]: c for c in render_clusters(config, keys_dir)}
     assert set(clusters) == {"extproc", "provider_openai"}
     endpoint = clusters["provider_openai"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert endpoint["metadata"]["filter_metadata"]["llm_gateway"]["provider"] == "openai"
-    assert "sk" not in json.dumps(render_listeners(config)) + json.dumps(render_clusters(config))
+    rendered = json.dumps(render_listeners(config)) + json.dumps(render_clusters(config, keys_dir))
+    assert "sk-env" not in rendered and '"k"' not in rendered  # keys live only in the private SDS files
+
+
+def test_provider_keys_are_written_owner_only_and_injected_by_envoy(tmp_path: Path) -> None:
+    from extproc.config.render import write_xds
+    from extproc.config.render_credentials import secrets_dir
+
+    config = load_text(VALID, {"OPENAI_KEY": "sk-private"}, Path("."))
+    write_xds(config, tmp_path, check=False)
+    keys = secrets_dir(tmp_path)
+    assert keys.stat().st_mode & 0o777 == 0o700
+    (secret,) = keys.iterdir()
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert "sk-private" in secret.read_text()
+    assert "sk-private" not in (tmp_path / "cds.yaml").read_text()
+    cds = (tmp_path / "cds.yaml").read_text()
+    assert "envoy.filters.http.credential_injector" in cds and "Bearer " in cds
 
 
 def test_broken_rendered_config_is_rejected_by_envoy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,87 @@
+"""Provider keys held by Envoy, never handed out by the ext_proc.
+
+Each provider cluster gets Envoy's credential injector as an upstream filter,
+reading the key from an SDS secret file in a private directory (0700, files
+0600). The ext_proc only writes those files: no gRPC answer of it ever carries
+a key, so nothing else in the pod that can dial its port (a sidecar's
+neighbours share loopback) can obtain one, and Envoy's admin shows the secret
+as `[redacted]`. A changed key is picked up by Envoy when the file is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from extproc.config.model import GatewayConfig, Provider
+from extproc.providers import kind_of
+
+_SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+_INJECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector"
+_GENERIC_TYPE = "type.googleapis.com/envoy.extensions.http.injected_credentials.generic.v3.Generic"
+
+
+def secrets_dir(xds_dir: Path) -> Path:
+    return xds_dir / "secrets"
+
+
+def secret_name(provider: Provider) -> str:
+    return f"provider_key_{provider.name}"
+
+
+def _secret_file(provider: Provider, directory: Path) -> Path:
+    return directory / f"{secret_name(provider)}.yaml"
+
+
+def credential_filter(provider: Provider, directory: Path) -> dict[str, Any] | None:
+    """The upstream filter that sets the provider's key header; None for kinds without a key."""
+    credential = kind_of(provider).credential
+    if credential is None or not provider.api_key:
+        return None
+    generic: dict[str, Any] = {
+        "@type": _GENERIC_TYPE,
+        "header": credential.header,
+        "credential": {
+            "name": secret_name(provider),
+            "sds_config": {
+                "path_config_source": {
+                    "path": str(_secret_file(provider, directory).resolve()),
+                    "watched_directory": {"path": str(directory.resolve())},
+                }
+            },
+        },
+    }
+    if credential.prefix:
+        generic["header_value_prefix"] = credential.prefix
+    return {
+        "name": "envoy.filters.http.credential_injector",
+        "typed_config": {
+            "@type": _INJECTOR_TYPE,
+            "overwrite": True,  # whatever a client sent, the provider sees only the operator's key
+            "credential": {"name": "envoy.http.injected_credentials.generic", "typed_config": generic},
+        },
+    }
+
+
+def write_secrets(config: GatewayConfig, directory: Path) -> None:
+    """One SDS file per keyed provider, owner-only, each replaced atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for provider in config.providers:
+        if credential_filter(provider, directory) is None:
+            continue
+        resource = {
+            "@type": _SECRET_TYPE,
+            "name": secret_name(provider),
+            "generic_secret": {"secret": {"inline_string": provider.api_key}},
+        }
+        text = yaml.safe_dump({"resources": [resource]}, sort_keys=False)
+        target = _secret_file(provider, directory)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")  # created 0600
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
