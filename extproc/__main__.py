@@ -1,4 +1,4 @@
-"""Command line: serve | run | check | schema | render."""
+"""Command line: serve | run | check | schema | render | keys."""
 
 from __future__ import annotations
 
@@ -31,8 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     rendered = commands.add_parser("render", help="write Envoy's bootstrap and xDS files")
     rendered.add_argument("--config", "-c")
     rendered.add_argument("--out", help="xDS directory (default: envoy.xds_dir)")
+    keys = commands.add_parser("keys", help="client API keys: make one, or hash one")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser("new", help="print a new client key and the key_hashes line for the config")
+    keys_commands.add_parser("hash", help="read a key from stdin (never argv: shell history) and print its hash")
     args = parser.parse_args(argv)
 
+    if args.command == "keys":
+        return _keys(args.keys_command)
     if args.command == "schema":
         print(json.dumps(GATEWAY_SCHEMA, indent=2))
         return 0
@@ -67,6 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     from extproc.app import run
 
     run(config, with_envoy=args.command == "run", config_path=Path(path) if path else None)
+    return 0
+
+
+def _keys(command: str) -> int:
+    from extproc.auth.apikeys import hash_key, new_key
+
+    if command == "new":
+        key = new_key()
+        print(f"key (give it to the client; it is not stored): {key}")
+        print("add to the client's record in gateway.yaml or the keys file:")
+        print(f'  key_hashes: ["{hash_key(key)}"]')
+        return 0
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("keys hash: no key on stdin", file=sys.stderr)
+        return 2
+    print(hash_key(key))
     return 0
 
 

@@ -6,6 +6,7 @@ Every problem is reported at once, each with its path
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from importlib import resources
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
+from extproc.auth.settings import AuthSettings, parse_auth_settings
 from extproc.config.model import (
     Capabilities,
     EnvoySettings,
@@ -128,7 +130,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
     for i, route in enumerate(raw.get("routes") or []):
         if route["provider"] not in names:
             problems.append(f"routes[{i}].provider: no provider named {route['provider']!r}")
-        routes.append(Route(route["model"], route["provider"], route.get("upstream_model")))
+        routes.append(Route(route["model"], route["provider"], route.get("upstream_model"), route.get("auth")))
     listeners = []
     ports: set[int] = set()
     for i, item in enumerate(raw["listeners"]):
@@ -146,8 +148,11 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
                 port=item["port"],
                 tls_cert_file=str(_resolve(tls["cert_file"], base_dir)) if tls else None,
                 tls_key_file=str(_resolve(tls["key_file"], base_dir)) if tls else None,
+                auth=item.get("auth"),
             )
         )
+    auth = parse_auth_settings(raw, env, base_dir, problems)
+    _check_client_auth(auth, listeners, routes, problems)
     ext = raw["extproc"]
     env_section = raw["envoy"]
     return GatewayConfig(
@@ -157,7 +162,33 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         extproc=ExtprocSettings(**ext),
         envoy=EnvoySettings(**env_section),
         log_level=raw.get("log_level", "info"),
+        auth=auth,
     )
+
+
+def _check_client_auth(auth: AuthSettings, listeners: list[Listener], routes: list[Route], problems: list[str]) -> None:
+    """Every method named can work, and no listener beyond loopback is open by accident (closed by default)."""
+    own: list[tuple[str, str | None]] = [(f"listeners[{i}]", item.auth) for i, item in enumerate(listeners)]
+    own += [(f"routes[{i}]", item.auth) for i, item in enumerate(routes)]
+    for where, method in own:
+        if method is not None and (problem := auth.method_problem(method)):
+            problems.append(f"{where}.auth: {problem}")
+    for i, listener in enumerate(listeners):
+        implicit_none = listener.auth is None and auth.default_method is None and not auth.configured
+        if implicit_none and not _is_loopback(listener.address):
+            problems.append(
+                f"listeners[{i}].auth: listener on {listener.address} has no client auth; "
+                "configure clients or jwt, or say auth: none"
+            )
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
 
 
 def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> Provider:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from extproc.auth.identity import AuthMethod
+from extproc.auth.settings import AuthSettings
+
 ProviderKind = str  # one of schema.PROVIDER_KINDS
 
 
@@ -66,6 +69,7 @@ class Route:
     model: str  # exact name or glob
     provider: str
     upstream_model: str | None = None
+    auth: str | None = None  # overrides the listener's client auth for this route
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class Listener:
     port: int
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    auth: str | None = None  # own client auth method; None: the top-level one
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,14 @@ class GatewayConfig:
     extproc: ExtprocSettings = ExtprocSettings()
     envoy: EnvoySettings = EnvoySettings()
     log_level: str = "info"
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    def listener_auth(self, name: str) -> AuthMethod:
+        """The client auth method in force on listener `name` (KeyError for an unknown listener)."""
+        for listener in self.listeners:
+            if listener.name == name:
+                return self.auth.effective_method(listener.auth)
+        raise KeyError(name)
 
     def provider(self, name: str) -> Provider | None:
         for provider in self.providers:

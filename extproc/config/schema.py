@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from extproc.config.schema_auth import AUTH_METHOD, AUTH_PROPERTIES
+
 PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
@@ -74,6 +76,7 @@ _route = {
         "model": {"type": "string", "minLength": 1, "description": "model name or glob (gpt-*)"},
         "provider": {"type": "string"},
         "upstream_model": {"type": "string", "description": "model name sent to the provider"},
+        "auth": AUTH_METHOD,
     },
 }
 
@@ -85,6 +88,7 @@ _listener = {
         "name": _name,
         "address": {"type": "string"},
         "port": _port,
+        "auth": AUTH_METHOD,
         "tls": {
             "type": "object",
             "additionalProperties": False,
@@ -136,7 +140,7 @@ GATEWAY_SCHEMA: dict[str, Any] = {
         },
         "providers": {"type": "array", "minItems": 1, "items": _provider},
         "routes": {"type": "array", "items": _route},
-        "clients": {"type": "array", "items": _reserved, "description": "reserved: client identities"},
+        **AUTH_PROPERTIES,
         "limits": _reserved,
         "cache": _reserved,
     },

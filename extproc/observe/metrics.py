@@ -24,3 +24,7 @@ ACTIVE_STREAMS = Gauge(
     "gateway_active_streams", "ext_proc gRPC streams in progress.", ["pass_"], multiprocess_mode="livesum"
 )
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reload attempts.", ["result"])
+KEYS_FILE_RELOADS = Counter(
+    "gateway_keys_file_reloads_total", "API keys file reloads, by result (ok, error).", ["result"]
+)
+AUTH_FAILURES = Counter("gateway_auth_failures_total", "Client authentication failures, by reason.", ["reason"])

@@ -1,0 +1,68 @@
+"""A request's credential -> its client Identity, under the method a listener or route asks for."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from extproc.auth.apikeys import ApiKeyStore
+from extproc.auth.credentials import find_credential
+from extproc.auth.errors import AuthError
+from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
+from extproc.auth.jwt_verifier import JwtVerifier
+from extproc.auth.keys_file import KeysFile
+from extproc.auth.settings import AuthSettings
+from extproc.observe.metrics import AUTH_FAILURES
+
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+class Authenticator:
+    def __init__(self, settings: AuthSettings, base_dir: Path) -> None:
+        # base_dir is kept for symmetry with the loader; settings already hold resolved paths.
+        self._base_dir = base_dir
+        self._inline = ApiKeyStore(settings.clients)
+        self._keys_file = KeysFile(settings.keys_file) if settings.keys_file is not None else None
+        self._jwt = JwtVerifier(settings.jwt) if settings.jwt is not None else None
+
+    async def authenticate(self, headers: Mapping[str, str], path: str, method: AuthMethod) -> Identity:
+        if method == "none":
+            return ANONYMOUS
+        try:
+            return await self._authenticate(headers, path, method)
+        except AuthError as error:
+            AUTH_FAILURES.labels(error.reason).inc()
+            raise
+
+    async def _authenticate(self, headers: Mapping[str, str], path: str, method: AuthMethod) -> Identity:
+        credential = find_credential(headers, path)
+        if credential is None:
+            raise AuthError("missing")
+        if looks_like_jwt(credential.value):
+            if method not in ("jwt", "any") or self._jwt is None:
+                raise AuthError("method_not_allowed", "a JWT is not accepted here; send an API key")
+            return await self._jwt.verify(credential.value)
+        if method not in ("api_key", "any"):
+            raise AuthError("method_not_allowed", "an API key is not accepted here; send a JWT")
+        identity = self._inline.lookup(credential.value)
+        if identity is None and self._keys_file is not None:
+            identity = self._keys_file.current().lookup(credential.value)
+        if identity is None:
+            raise AuthError("unknown_key")
+        return identity
+
+
+def looks_like_jwt(value: str) -> bool:
+    """Three base64url segments whose first is a JSON object naming an alg."""
+    if not _JWT_SHAPE.fullmatch(value):
+        return False
+    head = value.partition(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (binascii.Error, ValueError):
+        return False
+    return isinstance(header, dict) and "alg" in header

@@ -1,0 +1,169 @@
+"""Typed auth settings, parsed from gateway.yaml's `auth`, `clients`, `keys_file` and `jwt` sections.
+
+`parse_auth_settings` expects a schema-valid document (extproc.config validates
+first) and appends every semantic problem as "path: message", like the rest
+of the config loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from extproc.auth.apikeys import ClientRecord
+from extproc.auth.clients import KeysFileError, parse_clients, read_keys_file
+from extproc.auth.identity import AuthMethod
+
+ALGORITHMS = ("HS256", "RS256", "ES256")
+_MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    issuer: str
+    audience: tuple[str, ...]
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    secret: bytes = field(default=b"", repr=False)  # HS256 key: never logged
+    leeway_s: float = 30.0
+    jwks_refresh_s: float = 300.0
+    client_claim: str = "sub"
+    tenant_claim: str = "tenant"
+    models_claim: str = "models"
+    labels_claims: tuple[str, ...] = ()
+    default_models: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    default_method: AuthMethod | None = None  # top-level `auth`; None when absent
+    clients: tuple[ClientRecord, ...] = ()
+    keys_file: Path | None = None
+    jwt: JwtSettings | None = None
+
+    @property
+    def has_api_keys(self) -> bool:
+        return bool(self.clients) or self.keys_file is not None
+
+    @property
+    def configured(self) -> bool:
+        return self.has_api_keys or self.jwt is not None
+
+    def effective_method(self, own: str | None) -> AuthMethod:
+        """A listener's or route's own method, else the top-level one, else `any` when auth is configured."""
+        if own is not None:
+            return cast(AuthMethod, own)
+        if self.default_method is not None:
+            return self.default_method
+        return "any" if self.configured else "none"
+
+    def method_problem(self, method: str) -> str | None:
+        """Why `method` cannot work with these settings, or None."""
+        if method == "jwt" and self.jwt is None:
+            return "auth jwt needs a jwt: section"
+        if method == "api_key" and not self.has_api_keys:
+            return "auth api_key needs clients or a keys_file"
+        if method == "any" and not self.configured:
+            return "auth any needs clients, a keys_file or a jwt: section"
+        return None
+
+
+def parse_auth_settings(
+    raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]
+) -> AuthSettings:
+    clients = parse_clients(raw.get("clients") or [], "clients", problems)
+    keys_file = None
+    if "keys_file" in raw:
+        keys_file = _resolve(raw["keys_file"], base_dir)
+        _check_keys_file(keys_file, raw["keys_file"], clients, problems)
+    settings = AuthSettings(
+        default_method=raw.get("auth"),
+        clients=clients,
+        keys_file=keys_file,
+        jwt=_jwt(raw["jwt"], env, base_dir, problems) if "jwt" in raw else None,
+    )
+    if "auth" in raw and (problem := settings.method_problem(raw["auth"])):
+        problems.append(f"auth: {problem}")
+    return settings
+
+
+def _check_keys_file(path: Path, given: str, inline: tuple[ClientRecord, ...], problems: list[str]) -> None:
+    # The file is re-read while running; checking it now turns a typo into a refusal to start.
+    if not path.is_file():
+        problems.append(f"keys_file: file not found: {given}")
+        return
+    try:
+        records = read_keys_file(path)
+    except KeysFileError as error:
+        problems.extend(f"keys_file: {given}: {problem}" for problem in error.problems)
+        return
+    inline_hashes = {key_hash: client.id for client in inline for key_hash in client.key_hashes}
+    for record in records:
+        for key_hash in record.key_hashes:
+            if key_hash in inline_hashes:
+                problems.append(
+                    f"keys_file: {given}: client {record.id!r} reuses a key hash of client {inline_hashes[key_hash]!r}"
+                )
+
+
+def _jwt(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> JwtSettings:
+    algorithms = tuple(raw.get("algorithms", ("RS256", "ES256")))
+    sources = [key for key in ("jwks_file", "jwks_url", "secret_env", "secret_file") if key in raw]
+    if not sources:
+        problems.append("jwt: needs a key source: jwks_file, jwks_url, secret_env or secret_file")
+    elif len(sources) > 1:
+        problems.append(f"jwt: give one key source, not {' and '.join(sources)}")
+    has_secret = "secret_env" in raw or "secret_file" in raw
+    if "HS256" in algorithms and not has_secret:
+        problems.append("jwt.algorithms: HS256 needs secret_env or secret_file")
+    if has_secret and any(alg != "HS256" for alg in algorithms):
+        problems.append("jwt.algorithms: RS256/ES256 need jwks_file or jwks_url, not a secret")
+    jwks_file = None
+    if "jwks_file" in raw:
+        jwks_file = _resolve(raw["jwks_file"], base_dir)
+        if not jwks_file.is_file():
+            problems.append(f"jwt.jwks_file: file not found: {raw['jwks_file']}")
+    secret = _secret(raw, env, base_dir, problems) if has_secret else b""
+    claims = raw.get("claims") or {}
+    audience = raw["audience"]
+    return JwtSettings(
+        issuer=raw["issuer"],
+        audience=(audience,) if isinstance(audience, str) else tuple(audience),
+        algorithms=algorithms,
+        jwks_file=jwks_file,
+        jwks_url=raw.get("jwks_url"),
+        secret=secret,
+        leeway_s=float(raw.get("leeway_s", 30)),
+        jwks_refresh_s=float(raw.get("jwks_refresh_s", 300)),
+        client_claim=claims.get("client", "sub"),
+        tenant_claim=claims.get("tenant", "tenant"),
+        models_claim=claims.get("models", "models"),
+        labels_claims=tuple(claims.get("labels", ())),
+        default_models=tuple(raw.get("default_models", ("*",))),
+    )
+
+
+def _secret(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> bytes:
+    if "secret_env" in raw:
+        where, value = "jwt.secret_env", env.get(raw["secret_env"], "").encode()
+        if not value:
+            problems.append(f"{where}: environment variable {raw['secret_env']} is not set")
+            return b""
+    else:
+        where = "jwt.secret_file"
+        try:
+            value = _resolve(raw["secret_file"], base_dir).read_bytes().strip()
+        except OSError:
+            problems.append(f"{where}: cannot read {raw['secret_file']}")
+            return b""
+    if len(value) < _MIN_SECRET_BYTES:
+        problems.append(f"{where}: the HS256 secret must be at least {_MIN_SECRET_BYTES} bytes")
+    return value
+
+
+def _resolve(path: str, base_dir: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else base_dir / candidate
