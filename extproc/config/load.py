@@ -148,7 +148,10 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
                 tls_key_file=str(_resolve(tls["key_file"], base_dir)) if tls else None,
             )
         )
-    ext = raw["extproc"]
+    ext = dict(raw["extproc"])
+    ext["admin_token"] = _admin_token(
+        ext.pop("admin_token_env", None), ext.pop("admin_token_file", None), env, base_dir, problems
+    )
     env_section = raw["envoy"]
     return GatewayConfig(
         providers=providers,
@@ -158,6 +161,28 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         envoy=EnvoySettings(**env_section),
         log_level=raw.get("log_level", "info"),
     )
+
+
+def _admin_token(
+    env_name: str | None, file_name: str | None, env: Mapping[str, str], base_dir: Path, problems: list[str]
+) -> str:
+    """The bearer token that opens the admin's state-changing endpoints to non-loopback peers."""
+    if env_name and file_name:
+        problems.append("extproc: give admin_token_env or admin_token_file, not both")
+    elif env_name:
+        if not env.get(env_name):
+            problems.append(f"extproc.admin_token_env: environment variable {env_name} is not set")
+        return env.get(env_name, "")
+    elif file_name:
+        try:
+            token = _resolve(file_name, base_dir).read_text().strip()
+        except OSError:
+            problems.append(f"extproc.admin_token_file: cannot read {file_name}")
+            return ""
+        if not token:
+            problems.append(f"extproc.admin_token_file: {file_name} is empty")
+        return token
+    return ""
 
 
 def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> Provider:
