@@ -107,6 +107,11 @@ class GatewayStack:
         """The ext_proc service's (main) process, e.g. to stop it in a failure test."""
         return self._procs[0]
 
+    @property
+    def envoy_process(self) -> subprocess.Popen[bytes]:
+        """The Envoy process (local mode only)."""
+        return self._procs[1]
+
     def worker_pids(self) -> list[int]:
         """The ext_proc's extra worker processes (children started by multiprocessing's spawn)."""
         parent = str(self.extproc_process.pid)
