@@ -17,11 +17,12 @@ import uvloop
 from extproc.config import render
 from extproc.config.model import GatewayConfig
 from extproc.config.reload import Reloader
+from extproc.envoy_admin import EnvoyAdmin
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
 from extproc.state import GatewayState
-from extproc.workers import signal_workers, start_workers, stop_workers, supervise
+from extproc.workers import send_config, start_workers, stop_workers, supervise
 
 log = logging.getLogger("extproc")
 
@@ -40,27 +41,38 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     state = GatewayState(config)
-    ready = False
+    serving = False
     addresses = config.extproc.grpc_addresses()
     server = build_server(state, addresses[0])
     await server.start()
-    workers = start_workers(config, config_path)
+    workers = start_workers(config)
     await _wait_serving(addresses[1:])
-    background = [asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers, config_path))]
+    background = [asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers))]
+    # Envoy is ours to follow when we run it or write its xDS directory: its admin port is in the config.
+    manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
+    envoy_admin = EnvoyAdmin(config.envoy.admin_port) if manages_xds else None
     reloader = None
     if config_path is not None:
-        manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
-        reloader = Reloader(config_path, state, manages_xds, lambda _: signal_workers(workers, signal.SIGHUP))
+        reloader = Reloader(
+            config_path, state, manages_xds, envoy_admin, after_swap=lambda new: send_config(workers, new)
+        )
         background.append(asyncio.ensure_future(reloader.watch()))
-    admin_app = build_admin_app(lambda: ready, reloader.reload if reloader else None)
+
+    async def is_ready() -> bool:
+        """Ready once we serve and Envoy's listeners are up, not merely once Envoy was launched."""
+        return serving and (envoy_admin is None or await envoy_admin.ready())
+
+    admin_app = build_admin_app(
+        is_ready, reloader.reload if reloader else None, lambda: state.snapshot.config.extproc.admin_token
+    )
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
     envoy = await start_envoy(config) if with_envoy else None
-    ready = True
+    serving = True
     _announce(config, with_envoy)
     ended = [asyncio.ensure_future(stop.wait())] + ([asyncio.ensure_future(envoy.wait())] if envoy else [])
     await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
 
-    ready = False
+    serving = False
     log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
     for task in background + ended:
         task.cancel()

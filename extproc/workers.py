@@ -1,7 +1,12 @@
 """Extra ext_proc worker processes: each serves gRPC on its own address, as one endpoint
 of Envoy's ext_proc cluster, so every core is used. Nothing is shared between them
 but what travels through Envoy; metrics are merged through prometheus-client's
-multiprocess mode."""
+multiprocess mode.
+
+A worker never reads gateway.yaml itself: the main process validates a config (and waits
+for Envoy to apply it), then sends it down each worker's pipe; the worker swaps and acks.
+So every process follows the one validated config, never a newer file half-way edited.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,25 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from extproc.config.model import GatewayConfig
 
+if TYPE_CHECKING:  # imported late at run time: prometheus_client must wait for the metrics dir
+    from extproc.state import GatewayState
+
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Worker:
+    index: int  # its gRPC address is grpc_addresses()[index]
+    process: multiprocessing.process.BaseProcess
+    channel: Connection  # the main process's end of its pipe: configs down, acks up
+    generation: int = 0  # the last config generation sent
 
 
 def prepare_multiprocess_metrics(config: GatewayConfig) -> None:
@@ -26,47 +44,70 @@ def prepare_multiprocess_metrics(config: GatewayConfig) -> None:
         os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="extproc-metrics-")
 
 
-def start_workers(config: GatewayConfig, path: Path | None = None) -> list[multiprocessing.process.BaseProcess]:
-    """Start workers 1..N-1 (the calling process serves address 0); `path` is the file they reload."""
-    return [_start_worker(config, index, path) for index in range(1, config.extproc.workers)]
+def start_workers(config: GatewayConfig) -> list[Worker]:
+    """Start workers 1..N-1 (the calling process serves address 0)."""
+    return [_start_worker(config, index) for index in range(1, config.extproc.workers)]
 
 
-def signal_workers(workers: list[multiprocessing.process.BaseProcess], signum: int) -> None:
-    for process in workers:
-        if process.is_alive() and process.pid:
-            os.kill(process.pid, signum)
-
-
-def _start_worker(config: GatewayConfig, index: int, path: Path | None) -> multiprocessing.process.BaseProcess:
+def _start_worker(config: GatewayConfig, index: int) -> Worker:
     context = multiprocessing.get_context("spawn")  # no fork after gRPC started
-    process = context.Process(target=_worker_main, args=(config, index, path), name=f"extproc-worker-{index}")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=_worker_main, args=(config, index, theirs), name=f"extproc-worker-{index}")
     process.start()
-    return process
+    theirs.close()  # the child holds its own copy; ours sees EOF when the child dies
+    return Worker(index, process, ours)
 
 
-async def supervise(
-    current: Callable[[], GatewayConfig], workers: list[multiprocessing.process.BaseProcess], path: Path | None = None
-) -> None:
+async def send_config(workers: list[Worker], config: GatewayConfig, timeout_s: float = 10.0) -> list[int]:
+    """Send `config` to every worker and wait for each to swap; returns the indexes that did not ack
+    (dead or stuck: the supervisor restarts a dead one with the config in force)."""
+    results = await asyncio.gather(*(asyncio.to_thread(_deliver, worker, config, timeout_s) for worker in workers))
+    missing = [worker.index for worker, acked in zip(workers, results, strict=True) if not acked]
+    if missing:
+        log.warning("workers did not acknowledge the new configuration", extra={"workers": missing})
+    return missing
+
+
+def _deliver(worker: Worker, config: GatewayConfig, timeout_s: float) -> bool:
+    worker.generation += 1
+    try:
+        worker.channel.send((worker.generation, config))
+        # Skip a late ack of an earlier generation that timed out.
+        while worker.channel.poll(timeout_s):
+            if worker.channel.recv() == worker.generation:
+                return True
+    except (OSError, EOFError):
+        pass
+    return False
+
+
+async def supervise(current: Callable[[], GatewayConfig], workers: list[Worker]) -> None:
     """Restart a worker that died, with the configuration in force (its endpoint stays in
     Envoy's cluster); runs until cancelled."""
     while True:
         await asyncio.sleep(0.5)
-        for slot, process in enumerate(workers):
-            if not process.is_alive():
-                log.warning("worker died; restarting", extra={"worker": slot + 1, "exitcode": process.exitcode})
-                _mark_dead(process.pid)
-                workers[slot] = _start_worker(current(), slot + 1, path)
+        for slot, worker in enumerate(workers):
+            if not worker.process.is_alive():
+                log.warning(
+                    "worker died; restarting", extra={"worker": worker.index, "exitcode": worker.process.exitcode}
+                )
+                _mark_dead(worker.process.pid)
+                worker.channel.close()
+                workers[slot] = _start_worker(current(), worker.index)
 
 
-async def stop_workers(workers: list[multiprocessing.process.BaseProcess], grace_s: float) -> None:
+async def stop_workers(workers: list[Worker], grace_s: float) -> None:
     """SIGTERM lets each worker finish its streams in flight; kill what outlives the grace period."""
-    signal_workers(workers, signal.SIGTERM)
+    for worker in workers:
+        if worker.process.is_alive() and worker.process.pid:
+            os.kill(worker.process.pid, signal.SIGTERM)
     loop = asyncio.get_running_loop()
-    for process in workers:
-        await loop.run_in_executor(None, process.join, grace_s + 2)
-        if process.is_alive():
-            process.kill()
-        _mark_dead(process.pid)
+    for worker in workers:
+        await loop.run_in_executor(None, worker.process.join, grace_s + 2)
+        if worker.process.is_alive():
+            worker.process.kill()
+        _mark_dead(worker.process.pid)
+        worker.channel.close()
 
 
 def _mark_dead(pid: int | None) -> None:
@@ -76,14 +117,13 @@ def _mark_dead(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-def _worker_main(config: GatewayConfig, index: int, path: Path | None) -> None:
+def _worker_main(config: GatewayConfig, index: int, channel: Connection) -> None:
     import uvloop
 
-    uvloop.run(_serve_worker(config, index, path))
+    uvloop.run(_serve_worker(config, index, channel))
 
 
-async def _serve_worker(config: GatewayConfig, index: int, path: Path | None) -> None:
-    from extproc.config.reload import Reloader
+async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) -> None:
     from extproc.observe.logs import setup_logging
     from extproc.server.service import build_server
     from extproc.state import GatewayState
@@ -93,13 +133,20 @@ async def _serve_worker(config: GatewayConfig, index: int, path: Path | None) ->
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the parent decides when to stop
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # configs come down the pipe, never from the file
     state = GatewayState(config)
-    if path is not None:  # the main process validated and swapped already; follow it
-        reloader = Reloader(path, state, write_xds=False)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload()))
-    else:
-        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    loop.add_reader(channel.fileno(), _follow, channel, state, loop)
     server = build_server(state, config.extproc.grpc_addresses()[index])
     await server.start()
     await stop.wait()
     await server.stop(config.extproc.grace_period_s)
+
+
+def _follow(channel: Connection, state: GatewayState, loop: asyncio.AbstractEventLoop) -> None:
+    """Swap in the config the main process sent, then ack its generation."""
+    try:
+        generation, config = channel.recv()
+        state.swap(config)
+        channel.send(generation)
+    except (EOFError, OSError):  # the main process is gone; SIGTERM or the death signal follows
+        loop.remove_reader(channel.fileno())

@@ -153,7 +153,10 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         )
     auth = parse_auth_settings(raw, env, base_dir, problems)
     _check_client_auth(auth, listeners, routes, problems)
-    ext = raw["extproc"]
+    ext = dict(raw["extproc"])
+    ext["admin_token"] = _admin_token(
+        ext.pop("admin_token_env", None), ext.pop("admin_token_file", None), env, base_dir, problems
+    )
     env_section = raw["envoy"]
     return GatewayConfig(
         providers=providers,
@@ -189,6 +192,28 @@ def _is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False  # a host name other than localhost may resolve anywhere
+
+
+def _admin_token(
+    env_name: str | None, file_name: str | None, env: Mapping[str, str], base_dir: Path, problems: list[str]
+) -> str:
+    """The bearer token that opens the admin's state-changing endpoints to non-loopback peers."""
+    if env_name and file_name:
+        problems.append("extproc: give admin_token_env or admin_token_file, not both")
+    elif env_name:
+        if not env.get(env_name):
+            problems.append(f"extproc.admin_token_env: environment variable {env_name} is not set")
+        return env.get(env_name, "")
+    elif file_name:
+        try:
+            token = _resolve(file_name, base_dir).read_text().strip()
+        except OSError:
+            problems.append(f"extproc.admin_token_file: cannot read {file_name}")
+            return ""
+        if not token:
+            problems.append(f"extproc.admin_token_file: {file_name} is empty")
+        return token
+    return ""
 
 
 def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> Provider:

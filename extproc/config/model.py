@@ -90,6 +90,7 @@ class ExtprocSettings:
     workers: int = 1
     admin_address: str = "127.0.0.1"
     admin_port: int = 9090
+    admin_token: str = field(default="", repr=False)  # resolved secret: never logged
     message_timeout_ms: int = 30_000
     grace_period_s: float = 10.0
 

@@ -405,15 +405,19 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True) -> None:
-    """Validate, then write cds.yaml and lds.yaml (clusters first: listeners refer to them)."""
+def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True, version: str | None = None) -> None:
+    """Validate, then write the keys, cds.yaml and lds.yaml (in that order: each refers to the one before).
+    `version` becomes the files' `version_info`, which Envoy reports back once it applied them."""
     if check:
         validate(config)
     keys_dir = secrets_dir(xds_dir)
     write_secrets(config, keys_dir)
-    clusters = render_clusters(config, keys_dir)
-    write_atomically(xds_dir / "cds.yaml", yaml.safe_dump({"resources": clusters}, sort_keys=False))
-    write_atomically(xds_dir / "lds.yaml", yaml.safe_dump({"resources": render_listeners(config)}, sort_keys=False))
+    stamp = {"version_info": version} if version else {}
+    for name, resources in (
+        ("cds.yaml", render_clusters(config, keys_dir)),
+        ("lds.yaml", render_listeners(config)),
+    ):
+        write_atomically(xds_dir / name, yaml.safe_dump({**stamp, "resources": resources}, sort_keys=False))
 
 
 def write_bootstrap(config: GatewayConfig, xds_dir: Path) -> Path:

@@ -124,6 +124,11 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 },
                 "admin_address": {"type": "string"},
                 "admin_port": _port,
+                "admin_token_env": {
+                    "type": "string",
+                    "description": "environment variable holding the bearer token for POST /reload from non-loopback peers",
+                },
+                "admin_token_file": {"type": "string", "description": "file holding that token (k8s secret mount)"},
                 "message_timeout_ms": _positive,
                 "grace_period_s": {"type": "number", "minimum": 0},
             },

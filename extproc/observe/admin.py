@@ -1,4 +1,5 @@
-"""Admin HTTP server: /healthz (alive), /readyz (serving), /metrics (Prometheus), POST /reload."""
+"""Admin HTTP server: /healthz (alive), /readyz (serving, Envoy included), /metrics (Prometheus),
+POST /reload (local peers or the bearer token only)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+from extproc.observe.admin_access import access_guard
 
 if TYPE_CHECKING:
     from extproc.config.reload import ReloadResult
@@ -23,13 +26,15 @@ def _exposition() -> bytes:
 
 
 def build_admin_app(
-    is_ready: Callable[[], bool], reload: Callable[[], Awaitable[ReloadResult]] | None = None
+    is_ready: Callable[[], Awaitable[bool]],
+    reload: Callable[[], Awaitable[ReloadResult]] | None = None,
+    admin_token: Callable[[], str] = lambda: "",
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if is_ready():
+        if await is_ready():
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "not ready"}, status=503)
 
@@ -42,7 +47,7 @@ def build_admin_app(
         result = await reload()
         return web.json_response({"ok": result.ok, "problems": result.problems}, status=200 if result.ok else 400)
 
-    app = web.Application()
+    app = web.Application(middlewares=[access_guard(admin_token)])
     app.router.add_post("/reload", reload_now)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -3,6 +3,8 @@ clusters in Envoy), a bad one is refused, logged and counted, and the old one ke
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import yaml
 from tests.conftest import OPENAI_KEY
 from tests.fakes.providers import FakeOpenAI
 from tests.integration.sdk_outcomes import openai_client
-from tests.support.stack import GatewayStack
+from tests.support.stack import GatewayStack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +69,138 @@ def test_config_file_changes_apply_while_serving(tmp_path: Path, fake_openai: Fa
         stack.stop()
 
 
+def _edit(stack: GatewayStack, change) -> None:
+    path = stack.workdir / "gateway.yaml"
+    written = yaml.safe_load(path.read_text())
+    change(written)
+    path.write_text(yaml.safe_dump(written))
+
+
+def _refused(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
 def test_admin_reload_applies_a_good_file(tmp_path: Path) -> None:
     config = {"providers": [{"name": "mock", "kind": "mock"}], "routes": [{"model": "a-*", "provider": "mock"}]}
     stack = GatewayStack(tmp_path, config).start()
     try:
         assert not _serves(stack, "b-1")
+        _edit(stack, lambda c: c["routes"].append({"model": "b-*", "provider": "mock"}))
         answer = httpx.post(stack.admin_url + "/reload", timeout=30)
         assert answer.json() == {"ok": True, "problems": []}
+        # The answer comes once applied: no waiting needed.
         client = openai_client(stack.base_url)
-        assert client.chat.completions.create(model="a-1", messages=[{"role": "user", "content": "x"}]).choices
+        assert client.chat.completions.create(model="b-1", messages=[{"role": "user", "content": "x"}]).choices
+        assert _serves(stack, "a-1")
+    finally:
+        stack.stop()
+
+
+def test_a_reload_that_moves_the_listener_port_is_applied_by_envoy(tmp_path: Path) -> None:
+    config = {"providers": [{"name": "mock", "kind": "mock"}], "routes": [{"model": "*", "provider": "mock"}]}
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        old_port, new_port = stack.port, free_port()
+        _edit(stack, lambda c: c["listeners"][0].update(port=new_port))
+        answer = httpx.post(stack.admin_url + "/reload", timeout=30)
+        assert answer.json() == {"ok": True, "problems": []}
+        stack.port = new_port
+        _eventually(lambda: _serves(stack, "m"))
+        _eventually(lambda: _refused(old_port))
+    finally:
+        stack.stop()
+
+
+def test_a_reload_that_changes_the_extproc_port_is_refused_and_traffic_keeps_flowing(tmp_path: Path) -> None:
+    config = {"providers": [{"name": "mock", "kind": "mock"}], "routes": [{"model": "a-*", "provider": "mock"}]}
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        cds_before = (tmp_path / "xds" / "cds.yaml").read_text()
+
+        def change(written: dict) -> None:
+            written["extproc"]["port"] = free_port()
+            written["routes"].append({"model": "b-*", "provider": "mock"})
+
+        _edit(stack, change)
+        answer = httpx.post(stack.admin_url + "/reload", timeout=30)
+        assert answer.status_code == 400
+        assert answer.json()["problems"] == ["extproc.port changed: restart the gateway to apply it"]
+        assert (tmp_path / "xds" / "cds.yaml").read_text() == cds_before  # Envoy still dials the running port
+        assert all(_serves(stack, "a-1") for _ in range(5))
+        assert not _serves(stack, "b-1")  # nothing of the refused file was applied
+    finally:
+        stack.stop()
+
+
+def test_a_reload_envoy_rejects_fails_with_its_reason_and_keeps_the_running_config(tmp_path: Path) -> None:
+    config = {"providers": [{"name": "mock", "kind": "mock"}], "routes": [{"model": "a-*", "provider": "mock"}]}
+    stack = GatewayStack(tmp_path, config).start()
+    busy = socket.socket()
+    try:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+
+        def change(written: dict) -> None:
+            written["listeners"][0]["port"] = busy.getsockname()[1]  # passes validation, fails Envoy's bind
+            written["routes"].append({"model": "b-*", "provider": "mock"})
+
+        _edit(stack, change)
+        answer = httpx.post(stack.admin_url + "/reload", timeout=30)
+        assert answer.status_code == 400
+        (problem,) = answer.json()["problems"]
+        assert problem.startswith("Envoy rejected the new listeners:") and "Address already in use" in problem
+        assert _serves(stack, "a-1") and not _serves(stack, "b-1")
+        lds = yaml.safe_load((tmp_path / "xds" / "lds.yaml").read_text())
+        assert lds["resources"][0]["address"]["socket_address"]["port_value"] == stack.port  # rolled back
+    finally:
+        busy.close()
+        stack.stop()
+
+
+def test_every_worker_serves_the_config_a_reload_validated(tmp_path: Path) -> None:
+    config = {
+        "extproc": {"workers": 2},
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "a-*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        assert not _serves(stack, "fresh-1")
+        _edit(stack, lambda c: c["routes"].append({"model": "fresh-*", "provider": "mock"}))
+        answer = httpx.post(stack.admin_url + "/reload", timeout=30)
+        assert answer.json() == {"ok": True, "problems": []}
+        before = _served_per_worker(stack)
+        assert all(_serves(stack, "fresh-1") for _ in range(30))
+        after = _served_per_worker(stack)
+        assert len(after) == 2 and all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+    finally:
+        stack.stop()
+
+
+def _served_per_worker(stack: GatewayStack) -> list[int]:
+    """Streams each ext_proc endpoint (one per worker process) has taken, from Envoy's cluster stats."""
+    clusters = httpx.get(stack.envoy_admin_url + "/clusters", params={"format": "json"}).json()
+    extproc = next(c for c in clusters["cluster_statuses"] if c["name"] == "extproc")
+    return [
+        int(next((s.get("value", 0) for s in h["stats"] if s["name"] == "rq_total"), 0) or 0)
+        for h in extproc["host_statuses"]
+    ]
+
+
+@pytest.mark.skipif(os.environ.get("GATEWAY_TEST_DOCKER") == "1", reason="stops the local Envoy process")
+def test_readyz_follows_envoy(tmp_path: Path) -> None:
+    config = {"providers": [{"name": "mock", "kind": "mock"}], "routes": [{"model": "*", "provider": "mock"}]}
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        assert httpx.get(stack.admin_url + "/readyz").status_code == 200
+        envoy = stack.envoy_process
+        envoy.terminate()
+        envoy.wait(10)
+        assert httpx.get(stack.admin_url + "/readyz", timeout=10).status_code == 503
+        assert httpx.get(stack.admin_url + "/healthz").status_code == 200  # alive, just not ready
     finally:
         stack.stop()

@@ -32,6 +32,10 @@ def test_rendered_xds_files_are_picked_up_by_a_running_envoy(tmp_path: Path) -> 
         while "provider_extra::" not in httpx.get(stack.envoy_admin_url + "/clusters").text:
             assert time.monotonic() < deadline, "Envoy did not load the new cluster"
             time.sleep(0.1)
+        # The ext_proc's watcher reloads the same edit and rewrites the files: let it finish first.
+        while 'gateway_config_reloads_total{result="ok"} 1.0' not in httpx.get(stack.admin_url + "/metrics").text:
+            assert time.monotonic() < deadline + 20, "the ext_proc did not reload the edited file"
+            time.sleep(0.1)
         xds_files = [p for p in (tmp_path / "xds").iterdir() if p.is_file()]
         assert all((p.stat().st_mode & 0o444) == 0o444 for p in xds_files)  # Envoy as any user reads them
         leftovers = [p.name for p in (tmp_path / "xds").iterdir() if p.name.startswith(".")]

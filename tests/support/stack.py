@@ -85,6 +85,8 @@ class GatewayStack:
         self.admin_port = free_port()
         self.envoy_admin_port = free_port()
         self.extra_listener_ports: list[int] = []
+        # Envoy's worker threads, explicit: tests that count per-thread effects must not depend on the cores.
+        self.envoy_concurrency = 2
         self._procs: list[subprocess.Popen[bytes]] = []
         self._container: Any = None
 
@@ -104,6 +106,11 @@ class GatewayStack:
     def extproc_process(self) -> subprocess.Popen[bytes]:
         """The ext_proc service's (main) process, e.g. to stop it in a failure test."""
         return self._procs[0]
+
+    @property
+    def envoy_process(self) -> subprocess.Popen[bytes]:
+        """The Envoy process (local mode only)."""
+        return self._procs[1]
 
     def worker_pids(self) -> list[int]:
         """The ext_proc's extra worker processes (children started by multiprocessing's spawn)."""
@@ -166,6 +173,7 @@ class GatewayStack:
             envoy_log = open(self.workdir / "envoy.log", "wb")  # noqa: SIM115
             # No hot restart: any number of test Envoys share the host without shared-memory clashes.
             args = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "-l", "warning"]
+            args += ["--concurrency", str(self.envoy_concurrency)]
             self._procs.append(subprocess.Popen(args, stdout=envoy_log, stderr=subprocess.STDOUT))
         try:
             wait_http(f"{self.admin_url}/readyz", alive=self._running)
@@ -189,7 +197,9 @@ class GatewayStack:
         # The parent too: tests keep certificates beside the work directory.
         shared = str(self.workdir.parent)
         container = container.with_volume_mapping(shared, shared, "rw")
-        self._container = container.with_command(f"-c {bootstrap} --disable-hot-restart -l warning").start()
+        self._container = container.with_command(
+            f"-c {bootstrap} --disable-hot-restart -l warning --concurrency {self.envoy_concurrency}"
+        ).start()
 
     def logs(self) -> str:
         out = []

@@ -204,3 +204,20 @@ def test_compose_and_sidecar_manifests_are_well_formed_and_use_the_shipped_comma
     assert "/run/gateway" in [m["mountPath"] for m in extproc["volumeMounts"]]  # reloads re-render xDS there
     envoy = next(c for c in pod["containers"] if c["name"] == "llm-gateway-envoy")
     assert envoy["args"][1] == "/run/gateway/envoy-bootstrap.yaml"
+
+
+def test_admin_token_comes_from_its_env_variable_or_file_and_is_never_shown(tmp_path: Path) -> None:
+    from_env = load_text(
+        VALID + "extproc: {admin_token_env: ADMIN_TOKEN}\n", {"OPENAI_KEY": "k", "ADMIN_TOKEN": "t1"}, tmp_path
+    )
+    assert from_env.extproc.admin_token == "t1"
+    assert "t1" not in repr(from_env)
+    (tmp_path / "token").write_text("t2\n")
+    from_file = load_text(VALID + "extproc: {admin_token_file: token}\n", {"OPENAI_KEY": "k"}, tmp_path)
+    assert from_file.extproc.admin_token == "t2"
+
+
+def test_admin_token_variable_that_is_unset_is_reported() -> None:
+    assert problems_of(VALID + "extproc: {admin_token_env: NOPE}\n", {"OPENAI_KEY": "k"}) == [
+        "extproc.admin_token_env: environment variable NOPE is not set"
+    ]

@@ -1,0 +1,62 @@
+"""Who may change the gateway's state through the admin server.
+
+Reads (/healthz, /readyz, /metrics) stay open for probes and scrapers. Anything else
+(POST /reload) is served to a loopback peer, a peer over a Unix socket, or a caller
+presenting the configured bearer token; everyone else gets 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+OPEN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_local_peer(request: web.Request) -> bool:
+    transport = request.transport
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None and getattr(sock, "family", None) == socket.AF_UNIX:
+        return True
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def has_token(request: web.Request, token: str) -> bool:
+    """Compared in constant time; an empty configured token opens nothing."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def access_guard(token: Callable[[], str]) -> Middleware:
+    """Middleware; `token` is read per request, so a reload can rotate it."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in OPEN_METHODS or is_local_peer(request) or has_token(request, token()):
+            return await handler(request)
+        return web.json_response(
+            {"ok": False, "problems": ["forbidden: loopback, Unix socket or the admin bearer token only"]},
+            status=403,
+        )
+
+    return guard

@@ -1,0 +1,176 @@
+"""Reloader: restart-only settings refused by name, any failure kept inside (logged, counted), the
+watcher outliving every error, and Envoy's acknowledgement (or refusal) deciding the swap."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import extproc.config.reload as reload_module
+from extproc.config import xds_sync
+from extproc.config.load import load_file
+from extproc.config.reload import Reloader
+from extproc.config.restart import restart_required
+from extproc.envoy_admin import XdsState
+from extproc.state import GatewayState
+
+BASE: dict[str, Any] = {
+    "extproc": {"port": 50100, "workers": 1},
+    "providers": [{"name": "mock", "kind": "mock"}],
+    "routes": [{"model": "a-*", "provider": "mock"}],
+}
+
+
+def errors_counted() -> float:
+    return REGISTRY.get_sample_value("gateway_config_reloads_total", {"result": "error"}) or 0.0
+
+
+def write(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def models(state: GatewayState) -> list[str]:
+    return [route.model for route in state.snapshot.config.routes]
+
+
+def test_restart_only_settings_are_named_each_with_the_restart_advice(tmp_path: Path) -> None:
+    running = load_file(write(tmp_path / "a.yaml", BASE), env={})
+    changed = {**BASE, "extproc": {"port": 50200, "workers": 2}, "envoy": {"base_id": 7}}
+    new = load_file(write(tmp_path / "b.yaml", changed), env={})
+    assert restart_required(running, new) == [
+        "extproc.port changed: restart the gateway to apply it",
+        "extproc.workers changed: restart the gateway to apply it",
+        "envoy.base_id changed: restart the gateway to apply it",
+    ]
+    assert restart_required(running, running) == []
+
+
+def test_a_reload_that_changes_the_extproc_port_is_refused_and_the_running_config_kept(tmp_path: Path) -> None:
+    path = write(tmp_path / "gateway.yaml", BASE)
+    state = GatewayState(load_file(path, env={}))
+    write(path, {**BASE, "extproc": {"port": 50200}, "routes": [{"model": "b-*", "provider": "mock"}]})
+    before = errors_counted()
+    result = asyncio.run(Reloader(path, state, write_xds=False).reload())
+    assert not result.ok
+    assert result.problems == ["extproc.port changed: restart the gateway to apply it"]
+    assert models(state) == ["a-*"] and state.snapshot.config.extproc.port == 50100
+    assert errors_counted() == before + 1
+
+
+def test_an_unexpected_exception_while_applying_fails_the_reload_and_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def times_out(*_: object) -> list[str]:
+        raise subprocess.TimeoutExpired(["envoy", "--mode", "validate"], 60)
+
+    monkeypatch.setattr(reload_module, "apply_to_envoy", times_out)
+    path = write(tmp_path / "gateway.yaml", BASE)
+    state = GatewayState(load_file(path, env={}))
+    write(path, {**BASE, "routes": [{"model": "b-*", "provider": "mock"}]})
+    before = errors_counted()
+    result = asyncio.run(Reloader(path, state, write_xds=True).reload())
+    assert not result.ok
+    assert "TimeoutExpired" in result.problems[0]
+    assert models(state) == ["a-*"]
+    assert errors_counted() == before + 1
+
+
+def test_the_watcher_keeps_running_after_its_file_watch_and_a_reload_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "gateway.yaml", BASE)
+    state = GatewayState(load_file(path, env={}))
+    write(path, {**BASE, "routes": [{"model": "b-*", "provider": "mock"}]})
+    calls = {"watch": 0, "load": 0}
+    done = asyncio.Event()
+
+    async def awatch(*_: object, **__: object) -> AsyncIterator[set[Any]]:
+        calls["watch"] += 1
+        if calls["watch"] == 1:
+            raise RuntimeError("inotify went away")
+        yield set()  # this reload fails (the load below raises)
+        yield set()  # this one succeeds
+        done.set()
+        await asyncio.Event().wait()
+
+    real_load = reload_module.load_file
+
+    def flaky_load(config_path: Path) -> Any:
+        calls["load"] += 1
+        if calls["load"] == 1:
+            raise subprocess.TimeoutExpired(["something"], 1)
+        return real_load(config_path, env={})
+
+    monkeypatch.setattr(reload_module.watchfiles, "awatch", awatch)
+    monkeypatch.setattr(reload_module, "load_file", flaky_load)
+    before = errors_counted()
+
+    async def scenario() -> None:
+        watcher = asyncio.ensure_future(Reloader(path, state, write_xds=False).watch())
+        await asyncio.wait_for(done.wait(), 30)
+        watcher.cancel()
+
+    asyncio.run(scenario())
+    assert calls == {"watch": 2, "load": 2}
+    assert errors_counted() == before + 2  # the watch failure and the failed reload
+    assert models(state) == ["b-*"]
+
+
+class FakeEnvoy:
+    """Answers xds_state from a script; the last state repeats."""
+
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, states: list[XdsState], reasons: list[str]) -> None:
+        self.states = states
+        self.reasons = reasons
+
+    async def xds_state(self) -> XdsState:
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    async def rejection_reasons(self) -> list[str]:
+        return self.reasons
+
+
+def state_of(version: str, rejected_listeners: int = 0) -> XdsState:
+    return XdsState({"clusters": version, "listeners": version}, {"clusters": 0, "listeners": rejected_listeners})
+
+
+def test_envoy_refusing_the_new_listeners_fails_with_its_reason_and_rolls_the_files_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xds_sync.render, "validate", lambda config: None)
+    running = load_file(write(tmp_path / "a.yaml", BASE), env={})
+    new = load_file(write(tmp_path / "b.yaml", {**BASE, "listeners": [{"port": 10777}]}), env={})
+    envoy = FakeEnvoy([state_of("v1"), state_of("v1"), state_of("v1", rejected_listeners=1)], ["cannot bind: busy"])
+    problems = asyncio.run(xds_sync.apply_to_envoy(new, running, tmp_path, envoy, 10))  # type: ignore[arg-type]
+    assert problems == ["Envoy rejected the new listeners: cannot bind: busy"]
+    lds = yaml.safe_load((tmp_path / "lds.yaml").read_text())
+    assert lds["resources"][0]["address"]["socket_address"]["port_value"] == running.listeners[0].port
+
+
+def test_envoy_showing_the_written_version_completes_the_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xds_sync.render, "validate", lambda config: None)
+    monkeypatch.setattr(xds_sync, "new_version", lambda: "v2")
+    running = load_file(write(tmp_path / "a.yaml", BASE), env={})
+    envoy = FakeEnvoy([state_of("v1"), state_of("v1"), state_of("v2")], [])
+    assert asyncio.run(xds_sync.apply_to_envoy(running, running, tmp_path, envoy, 10)) == []  # type: ignore[arg-type]
+    assert yaml.safe_load((tmp_path / "cds.yaml").read_text())["version_info"] == "v2"
+
+
+def test_envoy_that_never_shows_the_version_times_out_the_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xds_sync.render, "validate", lambda config: None)
+    running = load_file(write(tmp_path / "a.yaml", BASE), env={})
+    envoy = FakeEnvoy([state_of("v1")], [])
+    problems = asyncio.run(xds_sync.apply_to_envoy(running, running, tmp_path, envoy, 0.2))  # type: ignore[arg-type]
+    assert len(problems) == 1 and "did not apply xDS version" in problems[0]
