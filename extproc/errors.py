@@ -69,6 +69,7 @@ class GatewayError(Exception):
     code: str | None = None
     param: str | None = None
     status: int = 0
+    headers: tuple[tuple[str, str], ...] = ()  # sent with the error (WWW-Authenticate, Retry-After)
 
     def __post_init__(self) -> None:
         if not self.status:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from extproc.auth.authenticator import Authenticator
 from extproc.config.model import GatewayConfig
 from extproc.routing import Router
 
@@ -12,10 +14,11 @@ from extproc.routing import Router
 class Snapshot:
     config: GatewayConfig
     router: Router
+    authenticator: Authenticator
 
     @classmethod
     def of(cls, config: GatewayConfig) -> Snapshot:
-        return cls(config, Router(config))
+        return cls(config, Router(config), Authenticator(config.auth, Path(".")))
 
 
 class GatewayState:

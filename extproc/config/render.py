@@ -22,6 +22,7 @@ import yaml
 from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.contract import (
+    LISTENER_METADATA_KEY,
     METADATA_NAMESPACE,
     PASS_METADATA_KEY,
     PROVIDER_ATTRIBUTE,
@@ -59,7 +60,7 @@ def _ms(value: int) -> str:
     return f"{value / 1000:g}s"
 
 
-def _ext_proc_filter(config: GatewayConfig, *, upstream: bool) -> dict[str, Any]:
+def _ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = "") -> dict[str, Any]:
     """The ext_proc filter: the router pass (listener) or the upstream pass (cluster)."""
     if upstream:
         mode = {"request_header_mode": "SEND", "request_body_mode": "NONE", "response_header_mode": "SKIP"}
@@ -73,7 +74,10 @@ def _ext_proc_filter(config: GatewayConfig, *, upstream: bool) -> dict[str, Any]
             "envoy_grpc": {"cluster_name": EXTPROC_CLUSTER},
             "timeout": timeout,
             # Tells the service which pass a stream belongs to.
-            "initial_metadata": [{"key": PASS_METADATA_KEY, "value": "upstream" if upstream else "router"}],
+            "initial_metadata": [
+                {"key": PASS_METADATA_KEY, "value": "upstream" if upstream else "router"},
+                *([{"key": LISTENER_METADATA_KEY, "value": listener}] if listener else []),
+            ],
         },
         "failure_mode_allow": False,
         "message_timeout": timeout,
@@ -199,7 +203,7 @@ def _listener(config: GatewayConfig, index: int) -> dict[str, Any]:
             "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": _routes(config)}],
         },
         "http_filters": [
-            _ext_proc_filter(config, upstream=False),
+            _ext_proc_filter(config, upstream=False, listener=listener.name),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},

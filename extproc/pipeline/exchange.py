@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
 from extproc.config.model import Provider
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.contract import StreamDecoder, StreamEncoder
@@ -47,6 +48,8 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     endpoint: Endpoint | None = None
     error_format: Format = "openai"
+    identity: Identity = ANONYMOUS
+    auth_method: AuthMethod | None = None  # the method the identity was checked under
     # request body
     request: ChatRequest | EmbeddingRequest | None = None  # kept while the answer needs translating
     model: str = ""

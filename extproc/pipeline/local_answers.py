@@ -19,7 +19,8 @@ class LocalAnswersStage(Stage):
         endpoint = ex.endpoint
         if endpoint is None or endpoint.operation != "models":
             return None
-        body = FORMATS[endpoint.format].render_models(ex.snapshot.router.models())
+        allowed = [model for model in ex.snapshot.router.models() if ex.identity.allows(model)]
+        body = FORMATS[endpoint.format].render_models(allowed)
         return LocalAnswer(200, body, [("content-type", CONTENT_TYPE_JSON)])
 
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:

@@ -1,8 +1,7 @@
-"""Stage: read the client's body into the canonical request and find the route for its model."""
+"""Stage: read the client's body into the canonical request and look up the route for its model."""
 
 from __future__ import annotations
 
-from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
@@ -24,7 +23,5 @@ class ParseStage(Stage):
             ex.stream = chat.stream
             ex.request = chat
         ex.model = model = ex.request.model
-        ex.target = ex.snapshot.router.resolve(model)
-        if ex.target is None:
-            raise GatewayError("not_found", f"The model `{model}` does not exist", code="model_not_found")
+        ex.target = ex.snapshot.router.resolve(model)  # None is answered by the route stage, after auth
         return None

@@ -12,24 +12,26 @@ from extproc.config.model import GatewayConfig, Provider
 class Target:
     provider: Provider
     upstream_model: str
+    auth: str | None = None  # the route's own client auth method, overriding the listener's
 
 
 class Router:
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
         self._exact: dict[str, Target] = {}
-        self._globs: list[tuple[str, Provider, str | None]] = []
+        self._globs: list[tuple[str, Provider, str | None, str | None]] = []
         for route in config.routes:
             provider = config.provider(route.provider)
             assert provider is not None  # checked by config validation
             if any(ch in route.model for ch in "*?["):
-                self._globs.append((route.model, provider, route.upstream_model))
+                self._globs.append((route.model, provider, route.upstream_model, route.auth))
             else:
-                self._exact.setdefault(route.model, Target(provider, route.upstream_model or route.model))
+                self._exact.setdefault(route.model, Target(provider, route.upstream_model or route.model, route.auth))
         for provider in config.providers:
             for model in provider.models:
                 self._exact.setdefault(model, Target(provider, model))
         self._cache: dict[str, Target | None] = {}
+        self.routes_choose_auth = any(route.auth is not None for route in config.routes)
 
     def resolve(self, model: str) -> Target | None:
         if (target := self._exact.get(model)) is not None:
@@ -37,9 +39,9 @@ class Router:
         if model in self._cache:
             return self._cache[model]
         target = None
-        for pattern, provider, upstream_model in self._globs:
+        for pattern, provider, upstream_model, auth in self._globs:
             if fnmatchcase(model, pattern):
-                target = Target(provider, upstream_model or model)
+                target = Target(provider, upstream_model or model, auth)
                 break
         if len(self._cache) < 10_000:  # bounded: model names come from clients
             self._cache[model] = target

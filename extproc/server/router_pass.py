@@ -133,5 +133,5 @@ class RouterPass:
             return ProcessingResponse(response_body=BodyResponse(response=m.common(body=out)))
         ex.status = status = client_status(error)
         body = FORMATS[ex.error_format].render_error(error, ex.request_id)
-        headers = [("content-type", "application/json"), ("x-request-id", ex.request_id)]
+        headers = [("content-type", "application/json"), ("x-request-id", ex.request_id), *error.headers]
         return m.immediate(status, body, headers, details=f"gateway_{error.kind}")
