@@ -20,6 +20,7 @@ from extproc.formats.canonical import (
     ToolCall,
     ToolChoice,
 )
+from extproc.formats.model_name import check_model
 
 _TOOL_CHOICE_IN = {"auto": "auto", "any": "required", "none": "none", "tool": "function"}
 _EFFORT_IN = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
@@ -244,6 +245,7 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
     model = data.get("model", path_model)
     if not isinstance(model, str) or not model:
         raise invalid("model: a non-empty string is required", "model")
+    check_model(model)
     max_tokens = data.get("max_tokens")
     if max_tokens is None:
         raise invalid("max_tokens: field required", "max_tokens")

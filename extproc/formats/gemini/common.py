@@ -9,6 +9,7 @@ import orjson
 
 from extproc.errors import GatewayError
 from extproc.formats.base import provider_error, random_text
+from extproc.formats.model_name import check_model
 
 
 def _call_id() -> str:
@@ -110,7 +111,7 @@ def _request_object(body: bytes, path_model: str | None) -> tuple[dict, str]:
     model = path_model or data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("the model name is missing from the URL", "model")
-    return data, model.removeprefix("models/")
+    return data, check_model(model.removeprefix("models/"))
 
 
 # generationConfig numbers, read by request_config and written by upstream:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from extproc.formats.base import invalid, is_int, is_num
+from extproc.formats.model_name import check_model
 
 
 def _opt_int(body: dict[str, Any], key: str) -> int | None:
@@ -58,7 +59,7 @@ def _loads_object(body: bytes) -> dict[str, Any]:
 def _model(body: dict[str, Any], path_model: str | None) -> str:
     model = body.get("model")
     if model is None and path_model:
-        return path_model
+        return check_model(path_model)
     if not isinstance(model, str) or not model:
         raise invalid("'model' is required and must be a non-empty string", "model")
-    return model
+    return check_model(model)
