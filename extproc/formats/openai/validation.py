@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from extproc.formats.base import invalid, is_int, is_num
+from extproc.formats.limits import loads
 from extproc.formats.model_name import check_model
 
 
@@ -47,10 +46,7 @@ def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
 
 
 def _loads_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise invalid("request body is not valid JSON", "body") from None
+    data = loads(body)
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object", "body")
     return data
