@@ -30,7 +30,10 @@ class ImagePart:
 
 @dataclass(slots=True)
 class ThinkingPart:
-    """Reasoning content; `signature` lets Anthropic/Gemini verify it on the next turn."""
+    """Reasoning content; `signature` lets Anthropic/Gemini verify it on the next turn.
+
+    A `redacted` part is Anthropic's redacted_thinking: no text, and `signature`
+    carries its opaque `data` (both only mean something to Anthropic)."""
 
     text: str
     signature: str | None = None
@@ -178,9 +181,13 @@ class TextDelta:
 
 @dataclass(slots=True)
 class ThinkingDelta:
+    """A piece of thinking text and/or the signature closing it. A `redacted` delta is one
+    whole Anthropic redacted_thinking block, its opaque `data` in `signature` (as in ThinkingPart)."""
+
     text: str = ""
     signature: str | None = None
     index: int = 0
+    redacted: bool = False
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from extproc.config.model import Provider
+from extproc.errors import GatewayError
 from extproc.formats.endpoint import Format, Operation
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -41,7 +42,10 @@ class ProviderKind:
 
 
 def _segment(model: str) -> str:
-    """A model as one path segment: `/`, `?`, `#`, `:` and `..` can never reach another path or the query."""
+    """A model as one path segment: `/`, `?`, `#` and `:` can never reach another path or the query."""
+    # quote() keeps dots, and a "." or ".." segment would be resolved away by any URL normaliser
+    if model in (".", ".."):
+        raise GatewayError("invalid_request", "a model name cannot be '.' or '..'", param="model")
     return quote(model, safe="")
 
 
@@ -67,10 +71,12 @@ def _gemini_path(provider: Provider, operation: Operation, model: str, stream: b
     base = f"{provider.base_path}/v1beta/models"
     if operation == "models":
         return base
+    # the path already says models/: a configured "models/gemini-x" must not become models%2F...
+    segment = _segment(model.removeprefix("models/"))
     if operation == "embeddings":
-        return f"{base}/{_segment(model)}:batchEmbedContents"
+        return f"{base}/{segment}:batchEmbedContents"
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    return f"{base}/{_segment(model)}:{method}"
+    return f"{base}/{segment}:{method}"
 
 
 _BEARER = Credential("authorization", "Bearer ")

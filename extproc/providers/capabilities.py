@@ -69,7 +69,7 @@ def response_events(response: ChatResponse) -> list[StreamEvent]:
     events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
     for choice in response.choices:
         for thinking in choice.thinking:
-            events.append(ThinkingDelta(thinking.text, thinking.signature, choice.index))
+            events.append(ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted))
         if choice.text:
             events.append(TextDelta(choice.text, choice.index))
         for i, call in enumerate(choice.tool_calls):

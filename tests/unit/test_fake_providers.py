@@ -242,6 +242,12 @@ def anthropic_summary_of_dict(message: dict[str, Any]) -> dict[str, Any]:
             blocks.append(("text", block["text"]))
         elif block["type"] == "tool_use":
             blocks.append(("tool_use", block["id"], block["name"], block["input"]))
+        elif block["type"] == "thinking":
+            blocks.append(("thinking", block["thinking"], block["signature"]))
+        elif block["type"] == "redacted_thinking":
+            blocks.append(("redacted_thinking", block["data"]))
+        else:
+            blocks.append((block["type"],))  # a kind this summary does not know still has to match
     usage = message["usage"]
     return {
         "blocks": blocks,
@@ -266,6 +272,10 @@ def anthropic_message_from_events(body: bytes) -> dict[str, Any]:
             block, delta = message["content"][event["index"]], event["delta"]
             if delta["type"] == "text_delta":
                 block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
             elif delta["type"] == "input_json_delta":
                 partial_json[event["index"]] = partial_json.get(event["index"], "") + delta["partial_json"]
         elif kind == "message_delta":
@@ -464,6 +474,21 @@ def test_anthropic_sdk_parses_recorded_response_replayed_by_fake(fake_anthropic:
         assert anthropic_summary_of_sdk(message) == anthropic_summary_of_dict(orjson.loads(body))
         recorded_usage = orjson.loads(body)["usage"]
         assert message.usage.cache_read_input_tokens == recorded_usage["cache_read_input_tokens"]
+
+
+def test_anthropic_sdk_sees_recorded_thinking_and_redacted_blocks_replayed_by_fake(
+    fake_anthropic: FakeProvider,
+) -> None:
+    client = anthropic_client(fake_anthropic)
+    request: Any = {"model": ANTHROPIC_MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    fake_anthropic.enqueue_fixture("anthropic/message-thinking.response.json")
+    thinking = anthropic_summary_of_sdk(client.messages.create(**request))["blocks"]
+    assert [b[0] for b in thinking] == ["thinking", "text"] and thinking[0][2].startswith("Eq8CCkYI")
+    fake_anthropic.enqueue_fixture("anthropic/stream-redacted-thinking.response.sse")
+    with client.messages.stream(**request) as stream:
+        redacted = anthropic_summary_of_sdk(stream.get_final_message())["blocks"]
+    assert [b[0] for b in redacted] == ["redacted_thinking", "redacted_thinking", "text"]
+    assert all(len(b[1]) > 100 for b in redacted[:2])
 
 
 @pytest.mark.parametrize("rel", fixture_params("gemini"))

@@ -51,6 +51,8 @@ from tests.support.fixtures import FIXTURES_DIR, fixture_bytes
 
 REQUEST_FIXTURES = [
     "anthropic/message-basic.request.json",
+    "anthropic/message-thinking.request.json",
+    "anthropic/stream-redacted-thinking.request.json",
     "anthropic/stream-after-tool-result.request.json",
     "anthropic/stream-image-input.request.json",
     "anthropic/stream-text.request.json",
@@ -60,8 +62,9 @@ STREAM_FIXTURES = [
     "anthropic/stream-tool-use.response.sse",
     "anthropic/stream-text.response.sse",
     "anthropic/stream-after-tool-result.response.sse",
+    "anthropic/stream-redacted-thinking.response.sse",
 ]
-MESSAGE_FIXTURES = ["anthropic/message-basic.response.json"]
+MESSAGE_FIXTURES = ["anthropic/message-basic.response.json", "anthropic/message-thinking.response.json"]
 ERROR_FIXTURES = {
     "anthropic/error-400-invalid-request.response.json": (400, "invalid_request"),
     "anthropic/error-404-not-found.response.json": (404, "not_found"),
@@ -254,7 +257,7 @@ def test_request_fixture_round_trips_through_render_request(rel: str) -> None:
     second = fmt.parse_request(rendered.body, None)
     assert second == first
     original, again = orjson.loads(raw), orjson.loads(rendered.body)
-    for key in ("model", "max_tokens", "system", "temperature", "tools"):
+    for key in ("model", "max_tokens", "system", "temperature", "tools", "thinking"):
         assert again.get(key) == original.get(key), key
     assert again.get("stream", False) == original.get("stream", False)
 
@@ -445,13 +448,26 @@ def test_parse_request_fuzz_of_near_valid_bodies_raises_only_gateway_errors(body
 # ---------------------------------------------------------------- client side: responses
 
 
-def test_render_response_matches_the_recorded_message_shape() -> None:
-    raw = fixture_bytes("anthropic/message-basic.response.json")
+@pytest.mark.parametrize("rel", MESSAGE_FIXTURES)
+def test_render_response_matches_the_recorded_message_shape(rel: str) -> None:
+    raw = fixture_bytes(rel)
     rendered = orjson.loads(fmt.render_response(fmt.parse_response(raw)))
     expected = orjson.loads(raw)
-    for key in ("cache_creation", "service_tier"):  # detail the canonical model does not keep
-        del expected["usage"][key]
+    for key in ("cache_creation", "service_tier", "inference_geo"):  # detail the canonical model does not keep
+        expected["usage"].pop(key, None)
     assert rendered == expected
+
+
+def test_recorded_thinking_answer_keeps_text_and_signature_through_canonical() -> None:
+    raw = fixture_bytes("anthropic/message-thinking.response.json")
+    recorded = orjson.loads(raw)["content"][0]
+    choice = fmt.parse_response(raw).choices[0]
+    assert choice.thinking == [ThinkingPart(recorded["thinking"], recorded["signature"])]
+    message = _answering(fmt.render_response(fmt.parse_response(raw))).messages.create(
+        model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert (message.content[0].thinking, message.content[0].signature) == (recorded["thinking"], recorded["signature"])
 
 
 def test_render_response_parses_with_the_sdk_including_tools_and_thinking() -> None:
@@ -592,6 +608,56 @@ def test_encoder_puts_usage_decoded_with_start_into_message_start() -> None:
         "cache_read_input_tokens": 30,
         "output_tokens": 1,
     }
+
+
+def _redacted_data(raw: bytes) -> list[str]:
+    """The `data` of every redacted_thinking block a recorded stream starts."""
+    found = []
+    for line in raw.decode().splitlines():
+        if line.startswith("data:"):
+            data = json.loads(line[5:])
+            block = data.get("content_block") or {}
+            if data["type"] == "content_block_start" and block["type"] == "redacted_thinking":
+                found.append(block["data"])
+    return found
+
+
+def test_recorded_redacted_thinking_stream_decodes_to_redacted_deltas_with_their_data() -> None:
+    raw = fixture_bytes("anthropic/stream-redacted-thinking.response.sse")
+    thinking = [e for e in _decode(raw) if isinstance(e, ThinkingDelta)]
+    recorded = _redacted_data(raw)
+    assert len(recorded) == 2
+    assert thinking == [ThinkingDelta("", data, redacted=True) for data in recorded]
+
+
+def test_recorded_redacted_thinking_stream_re_encodes_each_block_with_its_data() -> None:
+    raw = fixture_bytes("anthropic/stream-redacted-thinking.response.sse")
+    encoder = fmt.StreamEncoder(_req(_user("hi")))
+    body = encoder.encode(_decode(raw)) + encoder.close()
+    frames = _frames(body)
+    starts = [d["content_block"] for k, d in frames if k == "content_block_start"]
+    assert starts[:2] == [{"type": "redacted_thinking", "data": data} for data in _redacted_data(raw)]
+    assert not [d for k, d in frames if k == "content_block_delta" and d["index"] < 2]  # whole blocks, no deltas
+    message = _sdk_stream(body)
+    assert [b.type for b in message.content] == ["redacted_thinking", "redacted_thinking", "text"]
+    assert [b.data for b in message.content[:2]] == _redacted_data(raw)
+
+
+def test_encoder_closes_open_thinking_before_a_redacted_block() -> None:
+    encoder = fmt.StreamEncoder(_req(_user("hi")))
+    events = [
+        StreamStart("r1", "c", 0),
+        ThinkingDelta("one"),
+        ThinkingDelta("", "sig-1"),
+        ThinkingDelta("", "blob", redacted=True),
+        ThinkingDelta("two"),
+        ThinkingDelta("", "sig-2"),
+        TextDelta("answer"),
+    ]
+    message = _sdk_stream(encoder.encode(events) + encoder.close())
+    got = [(b.type, getattr(b, "thinking", None) or getattr(b, "data", None)) for b in message.content]
+    assert got == [("thinking", "one"), ("redacted_thinking", "blob"), ("thinking", "two"), ("text", None)]
+    assert message.content[2].signature == "sig-2"
 
 
 def test_encoder_opens_a_new_thinking_block_after_a_signature() -> None:

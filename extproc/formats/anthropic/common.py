@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from extproc.formats.canonical import FinishReason, Usage
+from extproc.formats.limits import MAX_DEPTH, ORJSON_WRITE_DEPTH, too_deep
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -42,20 +43,27 @@ def _message_id(source: str) -> str:
 
 
 def _dumps(value: Any) -> bytes:
-    """orjson refuses lone surrogates; replace them rather than emit nothing."""
+    """orjson refuses lone surrogates; replace them rather than emit nothing. It also refuses
+    values deeper than it writes (a client's tool schema or tool input): a 400."""
     try:
         return orjson.dumps(value)
     except TypeError:
-        return orjson.dumps(_scrub(value))
+        pass
+    try:
+        return orjson.dumps(_scrub(value, 0))
+    except TypeError:
+        raise too_deep("body", ORJSON_WRITE_DEPTH) from None
 
 
-def _scrub(value: Any) -> Any:
+def _scrub(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
+    if depth > MAX_DEPTH:  # the walk is ours: bounded like every walk over client JSON
+        raise too_deep("body")
     if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
+        return {_scrub(k, depth): _scrub(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, depth + 1) for v in value]
     return value
 
 

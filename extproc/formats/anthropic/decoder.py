@@ -31,7 +31,7 @@ class StreamDecoder:
     message_start -> StreamStart + UsageUpdate(input), text/thinking/tool deltas,
     message_delta -> Finish + UsageUpdate (cumulative), `event: error` -> StreamFailure.
     A stream that ends before its stop reason is reported as a StreamFailure.
-    Redacted thinking blocks have no canonical stream event and are skipped.
+    A redacted_thinking block arrives whole in content_block_start: one redacted ThinkingDelta.
     """
 
     def __init__(self) -> None:
@@ -159,6 +159,10 @@ class StreamDecoder:
             signature = signature if isinstance(signature, str) and signature else None
             if text or signature:
                 events.append(ThinkingDelta(text, signature))
+        elif btype == "redacted_thinking":
+            opaque = block.get("data")
+            if isinstance(opaque, str) and opaque:
+                events.append(ThinkingDelta("", opaque, redacted=True))
 
     def _block_delta(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
         self._ensure_started(events)

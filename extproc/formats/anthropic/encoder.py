@@ -43,7 +43,7 @@ class StreamEncoder:
         self._failed = False
         self._closed = False
         self._next_block = 0
-        self._open: str | None = None  # "text" | "thinking" | "tool"
+        self._open: str | None = None  # "text" | "thinking" | "redacted" | "tool"
         self._open_index = -1
         self._signed = False  # the open thinking block already has its signature
         self._call_blocks: dict[int, int] = {}  # call_index -> block index
@@ -183,6 +183,11 @@ class StreamEncoder:
         if not event.text and not event.signature:
             return
         self._ensure_started(out)
+        if event.redacted:  # a whole block, as the API sends it: data in the start, no deltas
+            if event.signature:
+                self._open_block("redacted", {"type": "redacted_thinking", "data": event.signature}, out)
+                self._close_block(out)
+            return
         # a signature closes a thinking block: more thinking text starts another one
         if self._open != "thinking" or (event.text and self._signed):
             block = {"type": "thinking", "thinking": "", "signature": ""}

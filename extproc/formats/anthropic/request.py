@@ -20,6 +20,8 @@ from extproc.formats.canonical import (
     ToolCall,
     ToolChoice,
 )
+from extproc.formats.limits import MAX_MESSAGES, ORJSON_WRITE_DEPTH, check_count, loads, too_deep
+from extproc.formats.model_name import check_model
 
 _TOOL_CHOICE_IN = {"auto": "auto", "any": "required", "none": "none", "tool": "function"}
 _EFFORT_IN = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
@@ -105,7 +107,11 @@ def _parse_assistant(content: list[Any], path: str, tool_names: dict[str, str]) 
             if not isinstance(args, dict):
                 raise invalid(f"{bpath}.input must be an object", f"{bpath}.input")
             tool_names[call_id] = name
-            msg.tool_calls.append(ToolCall(call_id, name, orjson.dumps(args).decode()))
+            try:
+                arguments = orjson.dumps(args).decode()
+            except orjson.JSONEncodeError:  # deeper than orjson writes
+                raise too_deep(f"{bpath}.input", ORJSON_WRITE_DEPTH) from None
+            msg.tool_calls.append(ToolCall(call_id, name, arguments))
         elif btype == "thinking":
             text = _req_str(block, "thinking", bpath)
             msg.content.append(ThinkingPart(text, _opt_str(block, "signature", bpath) or None))
@@ -235,15 +241,13 @@ def _parse_output_config(config: Any, req: ChatRequest) -> str | None:
 
 
 def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
-    try:
-        data = orjson.loads(body)
-    except (orjson.JSONDecodeError, TypeError):
-        raise invalid("request body is not valid JSON", None) from None
+    data = loads(body, None)
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object", None)
     model = data.get("model", path_model)
     if not isinstance(model, str) or not model:
         raise invalid("model: a non-empty string is required", "model")
+    check_model(model)
     max_tokens = data.get("max_tokens")
     if max_tokens is None:
         raise invalid("max_tokens: field required", "max_tokens")
@@ -252,6 +256,7 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list):
         raise invalid("messages: an array is required", "messages")
+    check_count(raw_messages, MAX_MESSAGES, "messages")
 
     messages: list[Message] = []
     system = data.get("system")

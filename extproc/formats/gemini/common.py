@@ -9,6 +9,8 @@ import orjson
 
 from extproc.errors import GatewayError
 from extproc.formats.base import provider_error, random_text
+from extproc.formats.limits import loads
+from extproc.formats.model_name import check_model
 
 
 def _call_id() -> str:
@@ -102,15 +104,11 @@ def _int(value: Any, param: str) -> int:
 
 def _request_object(body: bytes, path_model: str | None) -> tuple[dict, str]:
     """A client's JSON request object and the model it is for (from the URL, `models/` dropped)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _bad(f"request body is not valid JSON: {exc}", "body") from None
-    data = _dict(data, "body")
+    data = _dict(loads(body), "body")
     model = path_model or data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("the model name is missing from the URL", "model")
-    return data, model.removeprefix("models/")
+    return data, check_model(model.removeprefix("models/"))
 
 
 # generationConfig numbers, read by request_config and written by upstream:

@@ -10,6 +10,7 @@ from extproc.formats.base import RenderedRequest, RenderOptions, provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
 from extproc.formats.gemini.answers import _error_from
 from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _request_object, _str
+from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
 
 
 def _embed_text(content: Any, param: str) -> str:
@@ -30,10 +31,10 @@ def _embed_text(content: Any, param: str) -> str:
 def _embed_options(req: dict, param: str) -> tuple[str | None, int | None]:
     task = _get(req, "taskType", "task_type")
     dims = _get(req, "outputDimensionality", "output_dimensionality")
-    return (
-        None if task is None else _str(task, param + "taskType"),
-        None if dims is None else _int(dims, param + "outputDimensionality"),
-    )
+    if dims is not None:
+        dims = _int(dims, param + "outputDimensionality")
+        check_positive(dims, MAX_DIMENSIONS, param + "outputDimensionality")
+    return None if task is None else _str(task, param + "taskType"), dims
 
 
 def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool = False) -> EmbeddingRequest:
@@ -52,6 +53,7 @@ def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool 
     requests = _list(requests, "requests")
     if not requests:
         raise _bad("'requests' must not be empty", "requests")
+    check_count(requests, MAX_EMBEDDING_INPUTS, "requests")
     inputs = []
     options = None
     for i, item in enumerate(requests):

@@ -139,6 +139,8 @@ class StreamEncoder:
                 if ev.text:
                     self._add(batch, ev.index, {"text": ev.text})
             elif isinstance(ev, ThinkingDelta):
+                if ev.redacted:
+                    continue  # opaque Anthropic data: no Gemini part can carry it
                 if ev.text:
                     self._add(batch, ev.index, _thought_part(ev.text, None))
                 if ev.signature:

@@ -18,6 +18,7 @@ from extproc.formats.gemini.common import (
     _str,
 )
 from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
+from extproc.formats.limits import MAX_MESSAGES, check_count
 
 _ROLES_USER = ("user", "function")  # "function" is the legacy role for functionResponse turns
 
@@ -47,6 +48,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     contents = _list(contents, "contents")
     if not contents:
         raise _bad("'contents' must not be empty", "contents")
+    check_count(contents, MAX_MESSAGES, "contents")
     messages.extend(_parse_contents(contents))
 
     req = ChatRequest(model=model, messages=messages, include_usage=True)

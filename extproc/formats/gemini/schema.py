@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.gemini.common import _bad, _dict, _int, _list, _str
+from extproc.formats.limits import MAX_DEPTH, too_deep
 
 _SCHEMA_SNAKE = {
     "any_of": "anyOf",
@@ -19,8 +20,11 @@ _SCHEMA_SNAKE = {
 _SCHEMA_INTS = frozenset(("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"))
 
 
-def _schema_to_json(schema: Any, param: str) -> dict:
+def _schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
+    if depth > MAX_DEPTH:  # a client's schema drives this recursion: bounded, not RecursionError
+        raise too_deep(param)
     schema = _dict(schema, param)
+    deeper = depth + 1
     out: dict[str, Any] = {}
     nullable = False
     for key, value in schema.items():
@@ -41,11 +45,13 @@ def _schema_to_json(schema: Any, param: str) -> dict:
             nullable = value is True
             continue
         elif key == "properties":
-            value = {_str(name, p): _schema_to_json(sub, f"{p}.{name}") for name, sub in _dict(value, p).items()}
+            value = {
+                _str(name, p): _schema_to_json(sub, f"{p}.{name}", deeper) for name, sub in _dict(value, p).items()
+            }
         elif key == "items":
-            value = _schema_to_json(value, p)
+            value = _schema_to_json(value, p, deeper)
         elif key == "anyOf":
-            value = [_schema_to_json(sub, f"{p}[{k}]") for k, sub in enumerate(_list(value, p))]
+            value = [_schema_to_json(sub, f"{p}[{k}]", deeper) for k, sub in enumerate(_list(value, p))]
         elif key in _SCHEMA_INTS:
             value = _int(value, p)
         out[key] = value

@@ -7,13 +7,14 @@ from typing import Any
 
 from extproc.formats.base import RenderOptions, invalid, random_text
 from extproc.formats.canonical import ToolCall, Usage
+from extproc.formats.limits import MAX_CHOICES
 
 MAX_TOKENS_FIELD = "max_completion_tokens"  # field used for canonical max_tokens upstream
 MODELS_OWNED_BY = "gateway"
 MODELS_CREATED = 0  # /v1/models "created": the gateway does not know the real date
 
 _DONE = b"data: [DONE]\n\n"
-_MAX_CHOICES = 128  # OpenAI's limit on n
+_MAX_CHOICES = MAX_CHOICES  # OpenAI's limit on n
 _FINISH_IN = {
     "stop": "stop",
     "length": "length",

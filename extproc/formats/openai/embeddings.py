@@ -11,6 +11,7 @@ import orjson
 from extproc.errors import GatewayError
 from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num, provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
+from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
 from extproc.formats.openai.answers import _int, load_answer
 from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
 from extproc.formats.openai.validation import _loads_object, _model, _opt_int
@@ -23,6 +24,7 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
     if isinstance(raw, str):
         inputs = [raw]
     elif isinstance(raw, list) and raw:
+        check_count(raw, MAX_EMBEDDING_INPUTS, "input")
         if all(isinstance(s, str) for s in raw):
             inputs = raw
         elif all(is_int(x) or (isinstance(x, list) and all(is_int(y) for y in x)) for x in raw):
@@ -34,8 +36,8 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
     else:
         raise invalid("'input' is required and must be a string or an array of strings", "input")
     dimensions = _opt_int(data, "dimensions")
-    if dimensions is not None and dimensions <= 0:
-        raise invalid("'dimensions' must be a positive integer", "dimensions")
+    if dimensions is not None:
+        check_positive(dimensions, MAX_DIMENSIONS, "dimensions")
     encoding = data.get("encoding_format")
     if encoding is None:
         encoding = "float"

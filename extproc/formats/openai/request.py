@@ -17,6 +17,7 @@ from extproc.formats.canonical import (
     ToolCall,
     ToolChoice,
 )
+from extproc.formats.limits import MAX_CHOICES, MAX_MESSAGES, check_count, check_positive
 from extproc.formats.openai.common import _SHAPE_ERRORS, _SYSTEM_ROLES
 from extproc.formats.openai.validation import _loads_object, _model, _opt_bool, _opt_int, _opt_num, _opt_str
 
@@ -220,12 +221,20 @@ def _parse_stop(raw: Any) -> list[str]:
     raise invalid("'stop' must be a string or an array of strings", "stop")
 
 
+def _parse_n(data: dict[str, Any]) -> int | None:
+    n = _opt_int(data, "n")
+    if n is not None:
+        check_positive(n, MAX_CHOICES, "n")
+    return n
+
+
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     data = _loads_object(body)
     model = _model(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid("'messages' must be a non-empty array", "messages")
+    check_count(raw_messages, MAX_MESSAGES, "messages")
     names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     messages = [_parse_message(m, i, names) for i, m in enumerate(raw_messages)]
 
@@ -250,7 +259,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         top_p=_opt_num(data, "top_p"),
         top_k=_opt_int(data, "top_k"),  # non-standard, sent to OpenAI-compatible servers
         stop=_parse_stop(data.get("stop")),
-        n=_opt_int(data, "n"),
+        n=_parse_n(data),
         seed=_opt_int(data, "seed"),
         presence_penalty=_opt_num(data, "presence_penalty"),
         frequency_penalty=_opt_num(data, "frequency_penalty"),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart
+from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
 
 
@@ -124,4 +123,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["stream"] = True
         if req.include_usage:
             body["stream_options"] = {"include_usage": True}
-    return RenderedRequest(orjson.dumps(body), dropped)
+    return RenderedRequest(dumps_request(body), dropped)

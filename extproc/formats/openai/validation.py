@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from extproc.formats.base import invalid, is_int, is_num
+from extproc.formats.limits import loads
+from extproc.formats.model_name import check_model
 
 
 def _opt_int(body: dict[str, Any], key: str) -> int | None:
@@ -46,10 +46,7 @@ def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
 
 
 def _loads_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise invalid("request body is not valid JSON", "body") from None
+    data = loads(body)
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object", "body")
     return data
@@ -58,7 +55,7 @@ def _loads_object(body: bytes) -> dict[str, Any]:
 def _model(body: dict[str, Any], path_model: str | None) -> str:
     model = body.get("model")
     if model is None and path_model:
-        return path_model
+        return check_model(path_model)
     if not isinstance(model, str) or not model:
         raise invalid("'model' is required and must be a non-empty string", "model")
-    return model
+    return check_model(model)

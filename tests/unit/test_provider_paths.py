@@ -1,0 +1,75 @@
+"""upstream_path: a model name, whatever it holds, stays one percent-encoded path segment."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from extproc.config.model import Provider
+from extproc.errors import GatewayError
+from extproc.providers import upstream_path
+
+HOSTILE = ["../../v1/files", "a?key=x", "a#b", "a/b", "a:streamGenerateContent", "%2e%2e", "a b\r\nx: y", "./."]
+KINDS = {
+    "openai": Provider("p", "openai", base_url="https://api.openai.com/v1"),
+    "openai-compatible": Provider("p", "openai-compatible", base_url="http://127.0.0.1:8000/v1"),
+    "mock": Provider("p", "mock", base_url="http://127.0.0.1:9"),
+    "anthropic": Provider("p", "anthropic", base_url="https://api.anthropic.com"),
+    "gemini": Provider("p", "gemini", base_url="https://generativelanguage.googleapis.com"),
+    "azure": Provider("p", "openai", base_url="https://r.openai.azure.com", azure_api_version="2024-10-21"),
+}
+# what each kind's path is with a plain model "m" (None: the model is not in the path)
+PLAIN = {
+    ("gemini", "chat", False): "/v1beta/models/m:generateContent",
+    ("gemini", "chat", True): "/v1beta/models/m:streamGenerateContent?alt=sse",
+    ("gemini", "embeddings", False): "/v1beta/models/m:batchEmbedContents",
+    ("azure", "chat", False): "/openai/deployments/m/chat/completions?api-version=2024-10-21",
+    ("azure", "embeddings", False): "/openai/deployments/m/embeddings?api-version=2024-10-21",
+}
+CASES = [(kind, op, stream) for kind in KINDS for op in ("chat", "embeddings") for stream in (False, True)]
+
+
+@pytest.mark.parametrize(("kind", "operation", "stream"), CASES)
+@pytest.mark.parametrize("model", HOSTILE)
+def test_hostile_model_stays_inside_its_own_path_segment(kind: str, operation: str, stream: bool, model: str) -> None:
+    provider = KINDS[kind]
+    plain = upstream_path(provider, operation, "m", stream)  # type: ignore[arg-type]
+    path = upstream_path(provider, operation, model, stream)  # type: ignore[arg-type]
+    assert not set("#\r\n ") & set(path)
+    if kind not in ("gemini", "azure"):
+        assert path == plain  # OpenAI, Anthropic, mock: the model travels in the body only
+        return
+    # the plain path with the model swapped in as one opaque segment: query and other segments unchanged
+    split, plain_split = urlsplit(path), urlsplit(plain)
+    assert split.query == plain_split.query
+    segments, plain_segments = split.path.split("/"), plain_split.path.split("/")
+    assert ".." not in segments and "." not in segments
+    assert len(segments) == len(plain_segments)
+    changed = [(s, p) for s, p in zip(segments, plain_segments, strict=True) if s != p]
+    assert len(changed) == 1
+    segment, plain_segment = changed[0]
+    if kind == "gemini":  # models/{model}:method
+        (name, method), (_, plain_method) = segment.rsplit(":", 1), plain_segment.rsplit(":", 1)
+        assert method == plain_method and ":" not in name
+        segment = name
+    assert unquote(segment) == model
+
+
+def test_plain_model_paths_are_what_each_provider_serves() -> None:
+    for (kind, operation, stream), expected in PLAIN.items():
+        assert upstream_path(KINDS[kind], operation, "m", stream) == expected  # type: ignore[arg-type]
+    assert upstream_path(KINDS["gemini"], "chat", "models/gemini-2.5-flash", False) == (
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    )
+    assert upstream_path(KINDS["azure"], "chat", "gpt-4o.mini_1", False).startswith(
+        "/openai/deployments/gpt-4o.mini_1/"
+    )
+
+
+@pytest.mark.parametrize("model", [".", ".."])
+def test_dot_model_is_refused_rather_than_resolved_away_by_a_url_normaliser(model: str) -> None:
+    for kind in ("azure", "gemini"):
+        with pytest.raises(GatewayError) as caught:
+            upstream_path(KINDS[kind], "chat", model, False)
+        assert (caught.value.kind, caught.value.param) == ("invalid_request", "model")
