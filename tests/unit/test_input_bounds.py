@@ -18,6 +18,7 @@ from extproc.formats import FORMATS, anthropic, gemini, openai
 from extproc.formats.base import RenderOptions
 from extproc.formats.limits import MAX_CHOICES, MAX_DEPTH, MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, MAX_MESSAGES
 
+PARSERS = {"openai": openai.parse_request, "anthropic": anthropic.parse_request, "gemini": gemini.parse_request}
 DEPTHS = [5000, 1000]
 
 
@@ -82,7 +83,7 @@ DEEP_MESSAGE_VALUES: list[tuple[str, dict[str, Any]]] = [
 
 def _parse_and_render(fmt: str, body: bytes) -> None:
     """Parse as a client of `fmt`, then render for every provider format."""
-    req = FORMATS[fmt].parse_request(body, "m")
+    req = PARSERS[fmt](body, "m")
     for provider in FORMATS.values():
         provider.render_request(req, RenderOptions(model="m"))
 
@@ -105,7 +106,7 @@ def test_deeply_nested_value_is_a_400_not_a_crash(fmt: str, template: dict[str, 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_body_deeper_than_orjson_reads_says_it_is_nested_too_deeply(fmt: str) -> None:
     template = next(t for f, t in DEEP_TOOL_SCHEMAS if f == fmt)
-    error = _refused(lambda: FORMATS[fmt].parse_request(_body(template, _deep(5000)), "m"))
+    error = _refused(lambda: PARSERS[fmt](_body(template, _deep(5000)), "m"))
     assert "nested too deeply" in error.message
 
 
@@ -177,7 +178,7 @@ def test_a_request_holds_at_most_10000_messages_or_contents() -> None:
         "gemini": lambda k: {"contents": [_user("gemini")] * k},
     }
     for fmt, body in bodies.items():
-        parse = FORMATS[fmt].parse_request
+        parse = PARSERS[fmt]
         assert len(parse(orjson.dumps(body(MAX_MESSAGES)), "m").messages) == MAX_MESSAGES
         error = _refused(lambda parse=parse, body=body: parse(orjson.dumps(body(MAX_MESSAGES + 1)), "m"))
         assert error.param in ("messages", "contents") and str(MAX_MESSAGES) in error.message

@@ -4,13 +4,12 @@ a redacted block's opaque data means nothing outside Anthropic and never reaches
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from extproc.formats import anthropic, gemini, make_encoder, openai
+from extproc.formats import FORMATS, anthropic, gemini, openai
 from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, Message, TextPart
+from extproc.formats.endpoint import Endpoint
 from tests.support.fixtures import fixture_bytes, fixture_json
 
 THINKING = "anthropic/message-thinking.response.json"
@@ -25,7 +24,7 @@ def _redacted_data() -> list[str]:
 
 def _translate_stream(client: str) -> bytes:
     decoder = anthropic.StreamDecoder()
-    encoder: Any = make_encoder(client, REQUEST)
+    encoder = FORMATS[client].stream_encoder(REQUEST, Endpoint(client, "chat"))  # type: ignore[arg-type]
     return encoder.encode(decoder.feed(fixture_bytes(REDACTED_STREAM)) + decoder.close()) + encoder.close()
 
 
