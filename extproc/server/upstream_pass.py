@@ -1,8 +1,9 @@
 """The upstream pass: an upstream HTTP filter of each provider cluster, run once per attempt.
 
 It learns which provider Envoy picked from the endpoint's metadata (an
-ext_proc attribute), then sets the provider's path, host and credential and
-removes every internal header. The body was already rewritten into the
+ext_proc attribute), then sets the provider's path and host and removes every
+internal header. The provider's key is added after it by Envoy's credential
+injector: this pass never sees or sends one. The body was already rewritten into the
 provider's format by the router pass (named by `x-gw-body-format`).
 """
 
