@@ -50,7 +50,7 @@ async def serve(
     background = [asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers))]
     # Envoy is ours to follow when we run it or write its xDS directory: its admin port is in the config.
     manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
-    envoy_admin = EnvoyAdmin(config.envoy.admin_port) if manages_xds else None
+    envoy_admin = EnvoyAdmin.of(config.envoy) if manages_xds else None
     reloader = None
     if config_path is not None:
         reloader = Reloader(
@@ -104,20 +104,10 @@ async def _wait_serving(addresses: list[str], timeout_s: float = 30) -> None:
 
 async def drain_envoy(config: GatewayConfig, grace_s: float) -> None:
     """Stop accepting connections, then wait (up to `grace_s`) for requests in flight to finish."""
-    admin = f"http://127.0.0.1:{config.envoy.admin_port}"
-    deadline = asyncio.get_running_loop().time() + grace_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        try:
-            await (await session.post(f"{admin}/drain_listeners")).read()
-            while asyncio.get_running_loop().time() < deadline:
-                async with session.get(f"{admin}/stats", params={"filter": "downstream_rq_active$"}) as response:
-                    text = await response.text()
-                active = sum(int(line.rpartition(" ")[2]) for line in text.splitlines() if "gateway_" in line)
-                if active == 0:
-                    return
-                await asyncio.sleep(0.1)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
-            log.warning("could not drain envoy", extra={"error": str(error)})
+    try:
+        await EnvoyAdmin.of(config.envoy).drain(grace_s)
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+        log.warning("could not drain envoy", extra={"error": str(error)})
 
 
 async def start_envoy(config: GatewayConfig) -> asyncio.subprocess.Process:
@@ -142,7 +132,12 @@ def _announce(config: GatewayConfig, with_envoy: bool) -> None:
         for listener in config.listeners:
             scheme = "https" if listener.tls_cert_file else "http"
             lines.append(f"  gateway ({listener.name})  {scheme}://{listener.address}:{listener.port}")
-        lines.append(f"  envoy admin         http://127.0.0.1:{config.envoy.admin_port}")
+        where = (
+            f"unix:{config.envoy.admin_socket}"
+            if config.envoy.admin_socket
+            else f"http://127.0.0.1:{config.envoy.admin_port}"
+        )
+        lines.append(f"  envoy admin         {where}")
     lines.append(f"  ext_proc gRPC       {', '.join(config.extproc.grpc_addresses())}")
     admin = f"http://{config.extproc.admin_address}:{config.extproc.admin_port}"
     lines.append(f"  health / metrics    {admin}/healthz  {admin}/readyz  {admin}/metrics")

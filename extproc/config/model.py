@@ -104,6 +104,7 @@ class ExtprocSettings:
 @dataclass(frozen=True, slots=True)
 class EnvoySettings:
     admin_port: int = 9901
+    admin_socket: str | None = None  # admin on a Unix socket (0600) instead of loopback TCP
     xds_dir: str = ".run/xds"
     max_request_bytes: int = 32 * 1024 * 1024
     base_id: int | None = None

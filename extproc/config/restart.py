@@ -18,6 +18,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("extproc", "admin_address"),
     ("extproc", "admin_port"),
     ("envoy", "admin_port"),
+    ("envoy", "admin_socket"),
     ("envoy", "xds_dir"),
     ("envoy", "base_id"),
 )

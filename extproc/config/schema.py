@@ -138,6 +138,11 @@ GATEWAY_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "admin_port": _port,
+                "admin_socket": {
+                    "type": "string",
+                    "description": "serve Envoy's admin on this Unix socket (mode 0600) instead of 127.0.0.1:admin_port,"
+                    " so no other container of the pod can reach it",
+                },
                 "xds_dir": {"type": "string"},
                 "max_request_bytes": _positive,
                 "base_id": {"type": "integer", "minimum": 0},
