@@ -196,7 +196,7 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
         problems.append(f"{where}: kind {kind!r} needs a credential (api_key_env or api_key_file)")
     tls_ca_file = _provider_transport(where, raw, base_url, base_dir, problems)
     mock = raw.get("mock") or {}
-    optional = {
+    optional: dict[str, Any] = {
         key: raw[key] for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens") if key in raw
     }
     if "text" in mock:

@@ -95,7 +95,7 @@ def stable_id(seed: bytes | str, length: int) -> str:
     if isinstance(seed, str):
         seed = seed.encode()
     number = int.from_bytes(hashlib.sha256(seed).digest(), "big")
-    chars = []
+    chars: list[str] = []
     while len(chars) < length:
         number, rest = divmod(number, 62)
         chars.append(_BASE62[rest])
