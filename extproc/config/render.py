@@ -24,7 +24,7 @@ import yaml
 
 from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_filters import EXTPROC_CLUSTER, ext_proc_filter
-from extproc.config.render_listener import gateway_listener, ready_listener
+from extproc.config.render_listener import gateway_listener
 from extproc.config.render_tls import is_ip, upstream_tls
 from extproc.contract import METADATA_NAMESPACE
 
@@ -139,10 +139,7 @@ def _provider_cluster(config: GatewayConfig, provider: Provider) -> dict[str, An
 
 
 def render_listeners(config: GatewayConfig) -> list[dict[str, Any]]:
-    listeners = [gateway_listener(config, i) for i in range(len(config.listeners))]
-    if (ready := ready_listener(config)) is not None:
-        listeners.append(ready)
-    return listeners
+    return [gateway_listener(config, i) for i in range(len(config.listeners))]
 
 
 def render_clusters(config: GatewayConfig) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Envoy listeners: the gateway's (HTTP connection manager, routes, ext_proc) and the optional ready listener."""
+"""Envoy's gateway listeners: HTTP connection manager, routes, the router pass's ext_proc filter."""
 
 from __future__ import annotations
 
@@ -7,18 +7,11 @@ from typing import Any
 from extproc.config.model import GatewayConfig
 from extproc.config.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
 from extproc.config.render_local_reply import local_reply_config
+from extproc.config.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
 from extproc.config.render_tls import downstream_tls
 from extproc.contract import METADATA_NAMESPACE, PROVIDER_HEADER, ROUTE_HEADER
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
-READY_LISTENER = "listener_ready"
-READY_PATH = "/ready"
-_HCM_NAME = "envoy.filters.network.http_connection_manager"
-_HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-_ROUTER = {
-    "name": "envoy.filters.http.router",
-    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-}
 
 
 def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
@@ -69,7 +62,7 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
 
 def _http_connection_manager(config: GatewayConfig, stat_prefix: str) -> dict[str, Any]:
     return {
-        "@type": _HCM_TYPE,
+        "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
         "codec_type": "AUTO",
         "always_set_request_id_in_response": True,
@@ -90,61 +83,23 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str) -> dict[st
                 }
             ],
         },
-        "http_filters": [ext_proc_filter(config, upstream=False), _ROUTER],
+        "http_filters": [ext_proc_filter(config, upstream=False), ROUTER],
     }
 
 
 def gateway_listener(config: GatewayConfig, index: int) -> dict[str, Any]:
     listener = config.listeners[index]
     hcm = _http_connection_manager(config, f"gateway_{listener.name}")
-    chain: dict[str, Any] = {"filters": [{"name": _HCM_NAME, "typed_config": hcm}]}
+    chain: dict[str, Any] = {"filters": [{"name": HCM_NAME, "typed_config": hcm}]}
     if listener.tls_cert_file and listener.tls_key_file:
         chain["transport_socket"] = downstream_tls(listener)
-    return {
+    rendered: dict[str, Any] = {
         "@type": LISTENER_TYPE,
         "name": f"listener_{listener.name}",
         "address": {"socket_address": {"address": listener.address, "port_value": listener.port}},
         "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
         "filter_chains": [chain],
     }
-
-
-def ready_listener(config: GatewayConfig) -> dict[str, Any] | None:
-    """GET /ready -> 200 for a readiness probe from outside the pod, 503 while Envoy drains.
-
-    It comes in the same LDS file as the gateway's listeners, so it answers only once
-    they are up; it serves nothing else (admin, with its mutating endpoints, stays on loopback).
-    """
-    port = config.envoy.ready_port
-    if port is None:
-        return None
-    health_check = {
-        "name": "envoy.filters.http.health_check",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
-            "pass_through_mode": False,
-            "headers": [{"name": ":path", "string_match": {"exact": READY_PATH}}],
-        },
-    }
-    hcm = {
-        "@type": _HCM_TYPE,
-        "stat_prefix": "ready",
-        "codec_type": "AUTO",
-        "route_config": {
-            "name": "ready",
-            "virtual_hosts": [
-                {
-                    "name": "ready",
-                    "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 404}}],
-                }
-            ],
-        },
-        "http_filters": [health_check, _ROUTER],
-    }
-    return {
-        "@type": LISTENER_TYPE,
-        "name": READY_LISTENER,
-        "address": {"socket_address": {"address": config.envoy.ready_address, "port_value": port}},
-        "filter_chains": [{"filters": [{"name": _HCM_NAME, "typed_config": hcm}]}],
-    }
+    if index == 0 and config.envoy.ready_port is not None:
+        add_ready_address(rendered, config.envoy)
+    return rendered

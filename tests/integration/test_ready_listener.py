@@ -1,7 +1,8 @@
-"""Envoy's ready listener: GET /ready for a probe from outside the pod, and nothing of admin."""
+"""Envoy's ready address: GET /ready for a probe from outside the pod, and nothing of admin or the gateway."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,22 @@ def test_ready_listener_says_503_while_envoy_is_failing_health_checks(tmp_path: 
         assert httpx.get(_ready_url(stack, "/ready"), timeout=5).status_code == 503
     finally:
         stack.stop()
+
+
+def test_ready_address_refuses_connections_when_the_gateway_listener_cannot_bind(tmp_path: Path) -> None:
+    """A port already taken keeps the gateway listener down; readiness must not claim otherwise."""
+    config = {
+        "envoy": {"ready_port": free_port()},
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", stack.port))
+        squatter.listen(1)
+        stack.start()  # Envoy itself is up: admin says LIVE
+        try:
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(_ready_url(stack, "/ready"), timeout=5)
+        finally:
+            stack.stop()

@@ -262,14 +262,16 @@ def test_forwarding_headers_come_from_the_envoy_section() -> None:
     assert hcm["xff_num_trusted_hops"] == 2
 
 
-def test_ready_listener_is_rendered_only_when_configured_and_never_on_a_listeners_port() -> None:
-    assert [item["name"] for item in render_listeners(load_text(VALID, {"OPENAI_KEY": "k"}, Path(".")))] == [
-        "listener_main"
-    ]
+def test_ready_address_rides_on_the_first_gateway_listener_only_when_configured() -> None:
+    listener = render_listeners(load_text(VALID, {"OPENAI_KEY": "k"}, Path(".")))[0]
+    assert "additional_addresses" not in listener and len(listener["filter_chains"]) == 1
     text = VALID + "envoy: {ready_port: 9902, ready_address: 0.0.0.0}\n"
-    ready = render_listeners(load_text(text, {"OPENAI_KEY": "k"}, Path(".")))[-1]
-    assert ready["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 9902}
-    assert "ext_proc" not in json.dumps(ready)
+    listener = render_listeners(load_text(text, {"OPENAI_KEY": "k"}, Path(".")))[0]
+    extra = listener["additional_addresses"][0]["address"]["socket_address"]
+    assert extra == {"address": "0.0.0.0", "port_value": 9902}
+    ready = next(chain for chain in listener["filter_chains"] if "filter_chain_match" in chain)
+    assert ready["filter_chain_match"] == {"destination_port": 9902}
+    assert "ext_proc" not in json.dumps(ready)  # the ready port serves no gateway API
     clash = VALID + "listeners: [{port: 9902}]\nenvoy: {ready_port: 9902}\n"
     assert problems_of(clash, {"OPENAI_KEY": "k"}) == ["envoy.ready_port: port 9902 is also a listener's port"]
 
@@ -282,10 +284,10 @@ def test_sidecar_probes_point_at_ports_the_embedded_config_renders() -> None:
     # The key file is a secret mount in the pod; here the environment stands in for it.
     config = load_text(embedded, {"GATEWAY_PROVIDER_OPENAI_API_KEY": "k"}, Path("."))
     validate(config)
-    rendered_ports = {
-        item["address"]["socket_address"]["port_value"]: item["address"]["socket_address"]["address"]
-        for item in render_listeners(config)
-    }
+    rendered_ports = {}
+    for item in render_listeners(config):
+        for address in [item["address"]] + [extra["address"] for extra in item.get("additional_addresses", [])]:
+            rendered_ports[address["socket_address"]["port_value"]] = address["socket_address"]["address"]
     envoy = next(c for c in documents[1]["spec"]["template"]["spec"]["containers"] if c["name"] == "llm-gateway-envoy")
     probes = [envoy[key] for key in ("readinessProbe", "livenessProbe", "startupProbe") if key in envoy]
     assert probes, "the Envoy container needs a readiness probe"
