@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
 import trustme
@@ -70,6 +71,11 @@ def tls_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
         fake.stop()
 
 
+def _envoy_stat(world: TlsWorld, name: str) -> int:
+    stats = httpx.get(world.stack.envoy_admin_url + "/stats", params={"filter": f"^{name}$"}, timeout=5).text
+    return int(stats.partition(": ")[2] or 0)
+
+
 def _ask(world: TlsWorld, model: str) -> str | None:
     answer = openai_client(world.stack.base_url).chat.completions.create(
         model=model, messages=[{"role": "user", "content": "hi"}]
@@ -100,6 +106,7 @@ def test_provider_certificate_for_another_name_is_refused_in_the_clients_format(
     assert refused.value.status_code in (502, 503)
     assert refused.value.body["type"] == "error"  # type: ignore[index]
     assert tls_world.wrong_name.requests == []  # the key never reached the impostor
+    assert _envoy_stat(tls_world, "cluster.provider_wrong.ssl.fail_verify_san") >= 1  # refused for its name
 
 
 def test_provider_certificate_from_a_ca_the_gateway_does_not_trust_is_refused(tls_world: TlsWorld) -> None:
@@ -108,3 +115,4 @@ def test_provider_certificate_from_a_ca_the_gateway_does_not_trust_is_refused(tl
         _ask(tls_world, "untrusted-4o")
     assert raised.value.status_code in (502, 503)
     assert len(tls_world.right_name.requests) == before
+    assert _envoy_stat(tls_world, "cluster.provider_untrusted.ssl.fail_verify_error") >= 1
