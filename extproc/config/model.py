@@ -107,7 +107,7 @@ class EnvoySettings:
     # `xff_num_trusted_hops` from the right, as set by proxies in front of Envoy.
     use_remote_address: bool = True
     xff_num_trusted_hops: int = 0
-    # A listener answering GET /ready for probes from outside the pod (admin stays on loopback).
+    # GET /ready for probes from outside the pod, on an extra address of the first listener (admin stays on loopback).
     ready_port: int | None = None
     ready_address: str = "127.0.0.1"
 

@@ -1,7 +1,7 @@
 """Render gateway.yaml into Envoy's bootstrap and file-based xDS resources.
 
-Listeners come from render_listener, TLS from render_tls, the ext_proc filter from
-render_filters; clusters, validation and writing live here.
+Listeners come from render_listener (with render_local_reply and render_ready), TLS from
+render_tls, the ext_proc filter from render_filters; clusters, validation and writing live here.
 
 Listeners go to lds.yaml, clusters to cds.yaml, in a directory Envoy
 watches. Files are written atomically (write, then rename) and every

@@ -163,10 +163,14 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 },
                 "ready_port": {
                     **_port,
-                    "description": "port of a listener answering GET /ready with 200 once Envoy's listeners "
-                    "are up (for a Kubernetes readiness probe); off when absent",
+                    "description": "port where Envoy answers GET /ready (200; 503 while draining) for a Kubernetes "
+                    "readiness probe: an extra address of the first listener, so it is bound only with it; it "
+                    "serves nothing else (admin stays on 127.0.0.1). Off when absent",
                 },
-                "ready_address": {"type": "string", "description": "address of the ready listener (127.0.0.1)"},
+                "ready_address": {
+                    "type": "string",
+                    "description": "address for ready_port (default 127.0.0.1; 0.0.0.0 in a pod)",
+                },
             },
         },
         "providers": {"type": "array", "minItems": 1, "items": _provider},
