@@ -28,7 +28,18 @@ from extproc.config.render_listener import gateway_listener
 from extproc.config.render_tls import is_ip, upstream_tls
 from extproc.contract import METADATA_NAMESPACE
 
-__all__ = ["EXTPROC_CLUSTER", "render_clusters", "render_listeners", "validate", "write_bootstrap", "write_xds"]
+__all__ = [
+    "EXTPROC_CLUSTER",
+    "envoy_binary",
+    "render_bootstrap",
+    "render_clusters",
+    "render_listeners",
+    "validate",
+    "write_atomically",
+    "write_bootstrap",
+    "write_xds",
+]
+
 # The repository's envoy/bootstrap.yaml; an installed package (container image) names it by env.
 BOOTSTRAP_TEMPLATE = Path(
     os.environ.get("GATEWAY_ENVOY_TEMPLATE") or Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
