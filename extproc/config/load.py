@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
@@ -158,6 +159,8 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         ext.pop("admin_token_env", None), ext.pop("admin_token_file", None), env, base_dir, problems
     )
     env_section = raw["envoy"]
+    if env_section.get("ready_port") in ports:
+        problems.append(f"envoy.ready_port: port {env_section['ready_port']} is also a listener's port")
     return GatewayConfig(
         providers=providers,
         routes=tuple(routes),
@@ -221,7 +224,7 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     kind = raw["kind"]
     base_url = raw.get("base_url", "")
     if kind == "mock":
-        for key in ("base_url", "api_key_env", "api_key_file", "azure"):
+        for key in ("base_url", "api_key_env", "api_key_file", "azure", "tls", "allow_plaintext"):
             if key in raw:
                 problems.append(f"{where}.{key}: not used by the mock provider")
     else:
@@ -246,8 +249,9 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
             problems.append(f"{where}.api_key_file: cannot read {raw['api_key_file']}")
     elif kind in _NEEDS_KEY:
         problems.append(f"{where}: kind {kind!r} needs a credential (api_key_env or api_key_file)")
+    tls_ca_file = _provider_transport(where, raw, base_url, base_dir, problems)
     mock = raw.get("mock") or {}
-    optional = {
+    optional: dict[str, Any] = {
         key: raw[key] for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens") if key in raw
     }
     if "text" in mock:
@@ -261,8 +265,40 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
         capabilities=Capabilities(**(raw.get("capabilities") or {})),
         azure_api_version=(raw.get("azure") or {}).get("api_version"),
         mock_latency_ms=mock.get("latency_ms", 0),
+        tls_ca_file=tls_ca_file,
+        allow_plaintext=raw.get("allow_plaintext", False),
         **optional,
     )
+
+
+def _provider_transport(
+    where: str, raw: dict[str, Any], base_url: str, base_dir: Path, problems: list[str]
+) -> str | None:
+    """Plain http only to loopback unless allowed; `tls.ca_file` only for https and only if it exists."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and not raw.get("allow_plaintext") and not _is_loopback(parts.hostname or ""):
+        problems.append(
+            f"{where}.base_url: http:// to {parts.hostname} sends prompts and the API key unencrypted; "
+            "use https:// or set allow_plaintext: true"
+        )
+    ca_file = (raw.get("tls") or {}).get("ca_file")
+    if ca_file is None:
+        return None
+    if parts.scheme != "https":
+        problems.append(f"{where}.tls: only for an https:// base_url")
+    resolved = _resolve(ca_file, base_dir)
+    if not resolved.is_file():
+        problems.append(f"{where}.tls.ca_file: file not found: {ca_file}")
+    return str(resolved)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolve(path: str, base_dir: Path) -> Path:

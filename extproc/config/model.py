@@ -36,6 +36,8 @@ class Provider:
     azure_api_version: str | None = None
     mock_latency_ms: int = 0
     mock_text: str = "This is the gateway's mock provider answering."
+    tls_ca_file: str | None = None  # None: the system's CA bundle
+    allow_plaintext: bool = False
 
     @property
     def cluster(self) -> str:
@@ -108,6 +110,13 @@ class EnvoySettings:
     xds_dir: str = ".run/xds"
     max_request_bytes: int = 32 * 1024 * 1024
     base_id: int | None = None
+    # Whose address is the client's: the peer's (True), or the one in X-Forwarded-For
+    # `xff_num_trusted_hops` from the right, as set by proxies in front of Envoy.
+    use_remote_address: bool = True
+    xff_num_trusted_hops: int = 0
+    # GET /ready for probes from outside the pod, on an extra address of the first listener (admin stays on loopback).
+    ready_port: int | None = None
+    ready_address: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)

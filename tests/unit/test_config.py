@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,118 @@ def test_admin_token_variable_that_is_unset_is_reported() -> None:
     assert problems_of(VALID + "extproc: {admin_token_env: NOPE}\n", {"OPENAI_KEY": "k"}) == [
         "extproc.admin_token_env: environment variable NOPE is not set"
     ]
+
+
+def _one_provider(base_url: str, extra: str = "") -> str:
+    return f"""
+providers:
+  - name: p
+    kind: openai-compatible
+    base_url: {base_url}
+{extra}
+"""
+
+
+@pytest.mark.parametrize("host", ["api.example.com", "10.0.0.7", "[2001:db8::1]"])
+def test_plaintext_provider_beyond_loopback_is_refused_without_allow_plaintext(host: str) -> None:
+    problems = problems_of(_one_provider(f"http://{host}/v1"))
+    assert any(p.startswith("providers[0].base_url: http://") and "allow_plaintext" in p for p in problems)
+
+
+def test_plaintext_provider_beyond_loopback_loads_when_allowed() -> None:
+    config = load_text(_one_provider("http://api.example.com/v1", "    allow_plaintext: true"), {}, Path("."))
+    provider = config.provider("p")
+    assert provider is not None and provider.allow_plaintext and not provider.tls
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "localhost", "[::1]"])
+def test_plaintext_provider_on_loopback_needs_no_permission(host: str) -> None:
+    assert load_text(_one_provider(f"http://{host}:8080/v1"), {}, Path(".")).provider("p") is not None
+
+
+def test_provider_ca_file_must_exist_and_needs_https(tmp_path: Path) -> None:
+    problems = problems_of(_one_provider("https://api.example.com", "    tls: {ca_file: missing.pem}"), base=tmp_path)
+    assert "providers[0].tls.ca_file: file not found: missing.pem" in problems
+    (tmp_path / "ca.pem").write_text("pem")
+    problems = problems_of(_one_provider("http://127.0.0.1:9", "    tls: {ca_file: ca.pem}"), base=tmp_path)
+    assert problems == ["providers[0].tls: only for an https:// base_url"]
+
+
+def _tls_context(config_text: str) -> dict[str, Any]:
+    clusters = {
+        c["name"]: c for c in render_clusters(load_text(config_text, {}, Path(".")), Path("/run/gateway/secrets"))
+    }
+    return clusters["provider_p"]["transport_socket"]["typed_config"]
+
+
+def test_https_provider_certificate_must_name_the_base_url_host() -> None:
+    context = _tls_context(_one_provider("https://api.example.com/v1"))
+    assert context["sni"] == "api.example.com"
+    validation = context["common_tls_context"]["validation_context"]
+    assert validation["match_typed_subject_alt_names"] == [{"san_type": "DNS", "matcher": {"exact": "api.example.com"}}]
+    assert Path(validation["trusted_ca"]["filename"]).is_file()  # the system bundle
+
+
+def test_https_provider_by_ip_address_is_matched_by_ip_san_without_sni() -> None:
+    context = _tls_context(_one_provider("https://10.1.2.3:8443/v1"))
+    assert "sni" not in context
+    validation = context["common_tls_context"]["validation_context"]
+    assert validation["match_typed_subject_alt_names"] == [{"san_type": "IP_ADDRESS", "matcher": {"exact": "10.1.2.3"}}]
+
+
+def _hcm(config_text: str) -> dict[str, Any]:
+    listener = render_listeners(load_text(config_text, {}, Path(".")))[0]
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def test_forwarding_headers_default_to_the_peer_address_and_no_trusted_hops() -> None:
+    hcm = _hcm(_one_provider("http://127.0.0.1:1"))
+    assert hcm["use_remote_address"] is True
+    assert hcm["xff_num_trusted_hops"] == 0
+
+
+def test_forwarding_headers_come_from_the_envoy_section() -> None:
+    text = _one_provider("http://127.0.0.1:1") + "envoy: {use_remote_address: false, xff_num_trusted_hops: 2}\n"
+    hcm = _hcm(text)
+    assert hcm["use_remote_address"] is False
+    assert hcm["xff_num_trusted_hops"] == 2
+
+
+def test_ready_address_rides_on_the_first_gateway_listener_only_when_configured() -> None:
+    listener = render_listeners(load_text(VALID, {"OPENAI_KEY": "k"}, Path(".")))[0]
+    assert "additional_addresses" not in listener and len(listener["filter_chains"]) == 1
+    text = VALID + "envoy: {ready_port: 9902, ready_address: 0.0.0.0}\n"
+    listener = render_listeners(load_text(text, {"OPENAI_KEY": "k"}, Path(".")))[0]
+    extra = listener["additional_addresses"][0]["address"]["socket_address"]
+    assert extra == {"address": "0.0.0.0", "port_value": 9902}
+    ready = next(chain for chain in listener["filter_chains"] if "filter_chain_match" in chain)
+    assert ready["filter_chain_match"] == {"destination_port": 9902}
+    assert "ext_proc" not in json.dumps(ready)  # the ready port serves no gateway API
+    clash = VALID + "listeners: [{port: 9902}]\nenvoy: {ready_port: 9902}\n"
+    assert problems_of(clash, {"OPENAI_KEY": "k"}) == ["envoy.ready_port: port 9902 is also a listener's port"]
+
+
+def test_sidecar_probes_point_at_ports_the_embedded_config_renders() -> None:
+    import yaml
+
+    documents = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "sidecar.yaml").read_text()))
+    embedded = documents[0]["data"]["gateway.yaml"]
+    # The key file is a secret mount in the pod; here the environment stands in for it.
+    config = load_text(embedded, {"GATEWAY_PROVIDER_OPENAI_API_KEY": "k"}, Path("."))
+    validate(config)
+    rendered_ports = {}
+    for item in render_listeners(config):
+        for address in [item["address"]] + [extra["address"] for extra in item.get("additional_addresses", [])]:
+            rendered_ports[address["socket_address"]["port_value"]] = address["socket_address"]["address"]
+    envoy = next(c for c in documents[1]["spec"]["template"]["spec"]["containers"] if c["name"] == "llm-gateway-envoy")
+    probes = [envoy[key] for key in ("readinessProbe", "livenessProbe", "startupProbe") if key in envoy]
+    assert probes, "the Envoy container needs a readiness probe"
+    for probe in probes:
+        port = probe["httpGet"]["port"]
+        if isinstance(port, str):  # a named container port
+            port = next(p["containerPort"] for p in envoy["ports"] if p["name"] == port)
+        assert port == config.envoy.ready_port
+        # The kubelet probes the pod IP: a loopback-only listener would never answer it.
+        assert rendered_ports[port] not in ("127.0.0.1", "::1", "localhost")
+        assert probe["httpGet"]["path"] == "/ready"
+    assert config.envoy.admin_port not in [p["httpGet"]["port"] for p in probes]

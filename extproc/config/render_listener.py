@@ -1,0 +1,105 @@
+"""Envoy's gateway listeners: HTTP connection manager, routes, the router pass's ext_proc filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.config.model import GatewayConfig
+from extproc.config.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
+from extproc.config.render_local_reply import local_reply_config
+from extproc.config.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
+from extproc.config.render_tls import downstream_tls
+from extproc.contract import METADATA_NAMESPACE, PROVIDER_HEADER, ROUTE_HEADER
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+
+
+def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
+    routes = []
+    for provider in config.providers:
+        if provider.kind == "mock":
+            continue
+        routes.append(
+            {
+                "name": provider.cluster,
+                "match": {
+                    "prefix": "/",
+                    "headers": [{"name": ROUTE_HEADER, "string_match": {"exact": provider.cluster}}],
+                },
+                "route": {
+                    "cluster": provider.cluster,
+                    "timeout": ms(provider.timeout_ms),
+                    "idle_timeout": ms(provider.idle_timeout_ms),
+                },
+                # Tells the response pass which provider answered.
+                "response_headers_to_add": [
+                    {
+                        "header": {
+                            "key": PROVIDER_HEADER,
+                            "value": f"%UPSTREAM_METADATA({METADATA_NAMESPACE}:provider)%",
+                        },
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                ],
+            }
+        )
+    # Reached only if the router pass let a request through unrouted.
+    routes.append(
+        {
+            "name": "unrouted",
+            "match": {"prefix": "/"},
+            "direct_response": {
+                "status": 404,
+                "body": {
+                    "inline_string": '{"error":{"message":"no route for this request",'
+                    '"type":"invalid_request_error","param":null,"code":"not_found"}}'
+                },
+            },
+        }
+    )
+    return routes
+
+
+def _http_connection_manager(config: GatewayConfig, stat_prefix: str) -> dict[str, Any]:
+    return {
+        "@type": HCM_TYPE,
+        "stat_prefix": stat_prefix,
+        "codec_type": "AUTO",
+        "always_set_request_id_in_response": True,
+        "use_remote_address": config.envoy.use_remote_address,
+        "xff_num_trusted_hops": config.envoy.xff_num_trusted_hops,
+        "local_reply_config": local_reply_config(),
+        "stream_idle_timeout": "300s",
+        "request_timeout": "0s",
+        "route_config": {
+            "name": "gateway",
+            "virtual_hosts": [
+                {
+                    "name": "gateway",
+                    "domains": ["*"],
+                    "routes": _routes(config),
+                    # Every route of the gateway runs the router pass; a request with no route never does.
+                    "typed_per_filter_config": enable_ext_proc_per_route(),
+                }
+            ],
+        },
+        "http_filters": [ext_proc_filter(config, upstream=False, listener=listener.name), ROUTER],
+    }
+
+
+def gateway_listener(config: GatewayConfig, index: int) -> dict[str, Any]:
+    listener = config.listeners[index]
+    hcm = _http_connection_manager(config, f"gateway_{listener.name}")
+    chain: dict[str, Any] = {"filters": [{"name": HCM_NAME, "typed_config": hcm}]}
+    if listener.tls_cert_file and listener.tls_key_file:
+        chain["transport_socket"] = downstream_tls(listener)
+    rendered: dict[str, Any] = {
+        "@type": LISTENER_TYPE,
+        "name": f"listener_{listener.name}",
+        "address": {"socket_address": {"address": listener.address, "port_value": listener.port}},
+        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
+        "filter_chains": [chain],
+    }
+    if index == 0 and config.envoy.ready_port is not None:
+        add_ready_address(rendered, config.envoy)
+    return rendered

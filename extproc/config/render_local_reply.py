@@ -1,0 +1,100 @@
+"""Envoy's own error answers, rewritten into the client's error format (OpenAI, Anthropic or Gemini).
+
+Two of Envoy's local replies concern the ext_proc and are mapped here:
+- 500: the processor is down or failed -> 503 `unavailable`;
+- 504 with response code details `ext_proc_error_per-message_timeout_exceeded`: the
+  processor was slower than `message_timeout` -> 504 `timeout`.
+(measured, Envoy 1.40: a provider slower than the route timeout is also a local 504, but
+with details `response_timeout` and flag UT; the ext_proc's response pass already renders
+that one, so it is left alone: the timeout mapper matches the details, not the status.)
+Errors the ext_proc answers itself never use 500, so only Envoy's are mapped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.errors import ERROR_TABLE
+
+_ANTHROPIC_PATH = {"string_match": {"prefix": "/v1/messages"}}
+_GEMINI_PATH = {"string_match": {"safe_regex": {"regex": r"^/v1(beta)?/models/[^/:]+:.*"}}}
+_REQUEST_ID = "%REQ(x-request-id)%"
+# Anything beyond this prefix names the ext_proc failure (timeout, gRPC status...).
+_EXT_PROC_TIMEOUT = "response.code == 504 && response.code_details.startsWith('ext_proc_error_per-message_timeout')"
+
+
+def _status_is(code: int) -> dict[str, Any]:
+    return {
+        "status_code_filter": {
+            "comparison": {"op": "EQ", "value": {"default_value": code, "runtime_key": f"gw_local_reply_{code}"}}
+        }
+    }
+
+
+def _cel(expression: str) -> dict[str, Any]:
+    return {
+        "extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                "expression": expression,
+            },
+        }
+    }
+
+
+def _bodies(kind: str, code: str, message: str) -> list[tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """(path match, body) per client format, in the shapes of extproc/errors.py; None matches any path."""
+    status, openai_type, anthropic_type, gemini_status = ERROR_TABLE[kind]
+    anthropic = {"type": "error", "error": {"type": anthropic_type, "message": message}, "request_id": _REQUEST_ID}
+    gemini_info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": code.upper(),
+        "domain": "gateway",
+        "metadata": {"request_id": _REQUEST_ID},
+    }
+    gemini = {"error": {"code": status, "message": message, "status": gemini_status, "details": [gemini_info]}}
+    openai = {
+        "error": {
+            "message": f"{message} (request id: {_REQUEST_ID})",
+            "type": openai_type,
+            "param": None,
+            "code": code,
+        }
+    }
+    return [(_ANTHROPIC_PATH, anthropic), (_GEMINI_PATH, gemini), (None, openai)]
+
+
+def _mappers(condition: dict[str, Any], status: int, kind: str, code: str, message: str) -> list[dict[str, Any]]:
+    mappers = []
+    for path_match, body in _bodies(kind, code, message):
+        filters = [condition]
+        if path_match is not None:
+            filters.append({"header_filter": {"header": {"name": ":path", **path_match}}})
+        mappers.append(
+            {
+                "filter": {"and_filter": {"filters": filters}} if len(filters) > 1 else condition,
+                "status_code": status,
+                "body_format_override": {"json_format": body, "content_type": "application/json"},
+            }
+        )
+    return mappers
+
+
+def local_reply_config() -> dict[str, Any]:
+    return {
+        "mappers": _mappers(
+            _status_is(500),
+            503,
+            "unavailable",
+            "gateway_unavailable",
+            "the gateway's processor is unavailable; retry shortly",
+        )
+        + _mappers(
+            _cel(_EXT_PROC_TIMEOUT),
+            504,
+            "timeout",
+            "gateway_timeout",
+            "the gateway's processor did not answer in time; retry shortly",
+        )
+    }
