@@ -48,7 +48,8 @@ def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = ""
         "max_message_timeout": timeout,
         "allow_mode_override": True,
         "processing_mode": mode,
-        "mutation_rules": {"allow_all_routing": True},
+        # allow_envoy: x-envoy-* headers can be removed (measured: without it, removals are dropped silently).
+        "mutation_rules": {"allow_all_routing": True, "allow_envoy": True},
     }
     if upstream:
         typed["request_attributes"] = [PROVIDER_ATTRIBUTE]

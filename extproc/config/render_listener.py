@@ -60,7 +60,7 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
     return routes
 
 
-def _http_connection_manager(config: GatewayConfig, stat_prefix: str) -> dict[str, Any]:
+def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: str) -> dict[str, Any]:
     return {
         "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
@@ -83,13 +83,13 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str) -> dict[st
                 }
             ],
         },
-        "http_filters": [ext_proc_filter(config, upstream=False, listener=listener.name), ROUTER],
+        "http_filters": [ext_proc_filter(config, upstream=False, listener=listener), ROUTER],
     }
 
 
 def gateway_listener(config: GatewayConfig, index: int) -> dict[str, Any]:
     listener = config.listeners[index]
-    hcm = _http_connection_manager(config, f"gateway_{listener.name}")
+    hcm = _http_connection_manager(config, f"gateway_{listener.name}", listener.name)
     chain: dict[str, Any] = {"filters": [{"name": HCM_NAME, "typed_config": hcm}]}
     if listener.tls_cert_file and listener.tls_key_file:
         chain["transport_socket"] = downstream_tls(listener)

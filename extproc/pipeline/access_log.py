@@ -18,6 +18,9 @@ class AccessLogStage(Stage):
         LATENCY.labels(ex.route, ex.provider_name, status).observe(elapsed)
         log_access(
             request_id=ex.request_id,
+            client_address=ex.client_address,
+            client=ex.identity.client_id,
+            tenant=ex.identity.tenant,
             route=ex.route,
             path=ex.path.partition("?")[0],
             model=ex.model,

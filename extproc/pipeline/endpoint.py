@@ -77,6 +77,7 @@ class EndpointStage(Stage):
 
     async def request_headers(self, ex: Exchange, reply: PhaseReply, end_of_stream: bool) -> LocalAnswer | None:
         headers = ex.headers
+        ex.client_address = headers.get("x-envoy-external-address", "")
         ex.endpoint = endpoint = classify(headers.get(":method", ""), ex.path, headers)
         ex.error_format = endpoint.format if endpoint else guess_format(ex.path, headers)
         if endpoint is None:

@@ -72,7 +72,8 @@ class UpstreamPass:
         set_headers = [(":path", path), (":authority", provider.authority)]  # the key is Envoy's to add
         # A kind's fixed headers (anthropic-version), unless a same-API client's own was kept.
         set_headers += [(name, value) for name, value in kind_of(provider).fixed_headers if name not in headers]
-        remove = [k for k in headers if k.startswith(INTERNAL_PREFIX)]
+        # Envoy's own x-envoy-* (expected timeout, external address) are added after the router pass: cut here.
+        remove = [k for k in headers if k.startswith((INTERNAL_PREFIX, "x-envoy-"))]
         common = m.common(set_headers=set_headers, remove=remove)
         return ProcessingResponse(request_headers=HeadersResponse(response=common))
 
