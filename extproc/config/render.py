@@ -10,6 +10,7 @@ rendering is first checked by the real binary (`envoy --mode validate`).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -167,7 +168,14 @@ def render_clusters(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
     template = Template(BOOTSTRAP_TEMPLATE.read_text())
-    return template.substitute(admin_port=config.envoy.admin_port, xds_dir=str(xds_dir.resolve()))
+    return template.substitute(admin_address=_admin_address(config), xds_dir=str(xds_dir.resolve()))
+
+
+def _admin_address(config: GatewayConfig) -> str:
+    """Envoy's admin on loopback TCP, or on an owner-only Unix socket no other container can dial."""
+    if config.envoy.admin_socket:
+        return json.dumps({"pipe": {"path": config.envoy.admin_socket, "mode": 0o600}})
+    return json.dumps({"socket_address": {"address": "127.0.0.1", "port_value": config.envoy.admin_port}})
 
 
 def validate(config: GatewayConfig, envoy: str | None = None) -> None:

@@ -177,7 +177,8 @@ class GatewayStack:
             self._procs.append(subprocess.Popen(args, stdout=envoy_log, stderr=subprocess.STDOUT))
         try:
             wait_http(f"{self.admin_url}/readyz", alive=self._running)
-            wait_http(f"{self.envoy_admin_url}/ready", alive=self._running)
+            if not self.config.get("envoy", {}).get("admin_socket"):
+                wait_http(f"{self.envoy_admin_url}/ready", alive=self._running)
             wait_port(self.port)
             for port in self.extra_listener_ports:
                 wait_port(port)
