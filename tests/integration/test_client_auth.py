@@ -11,6 +11,7 @@ import anthropic
 import httpx
 import jwt
 import openai
+import orjson
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
@@ -331,8 +332,6 @@ def _chat_body(text: str) -> dict[str, Any]:
 def test_envoy_steering_headers_from_a_client_have_no_effect(
     auth_gateway: AuthGateway, fake_openai: FakeOpenAI
 ) -> None:
-    import orjson
-
     fake_openai.enqueue(Reply(body=orjson.dumps(_chat_body("late but fine")), delay=0.3))
     steering = {
         "x-envoy-upstream-rq-timeout-ms": "1",
@@ -427,8 +426,6 @@ PROVIDER_ONLY_HEADERS = {
 def test_client_never_sees_provider_cookies_organisation_or_quota_headers(
     auth_gateway: AuthGateway, fake_openai: FakeOpenAI
 ) -> None:
-    import orjson
-
     fake_openai.enqueue(Reply(body=orjson.dumps(_chat_body("scripted")), headers=PROVIDER_ONLY_HEADERS))
     client = openai_client(auth_gateway.base_url, auth_gateway.full_key)
     raw = client.chat.completions.with_raw_response.create(**CHAT)
