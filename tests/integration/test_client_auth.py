@@ -4,6 +4,10 @@ allow-lists both ways. The provider always sees the operator's key and never the
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -13,6 +17,7 @@ import jwt
 import openai
 import orjson
 import pytest
+from cryptography.hazmat.primitives import serialization
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -234,6 +239,22 @@ def test_valid_rs256_token_is_accepted_by_the_openai_sdk(auth_gateway: AuthGatew
     assert_sees_only_provider_key(seen, "authorization", f"Bearer {OPENAI_KEY}", token)
 
 
+def _hs256_signed_with_the_public_key(gateway: AuthGateway) -> str:
+    """The algorithm-confusion attack: HS256 with the published RSA public key as the HMAC secret."""
+    pem = gateway.signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    claims = jwt.decode(gateway.token(), options={"verify_signature": False})
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": gateway.kid}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = b64(hmac.new(pem, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{signature}"
+
+
 def _bad_tokens(gateway: AuthGateway) -> dict[str, str]:
     now = 1_700_000_000
     unsigned = jwt.encode(
@@ -248,16 +269,53 @@ def _bad_tokens(gateway: AuthGateway) -> dict[str, str]:
         "expired": gateway.token(iat=now - 600, exp=now),
         "wrong_audience": gateway.token(aud="someone-else"),
         "unknown_kid": gateway.token(kid="never-published"),
+        "hs256_with_public_key": _hs256_signed_with_the_public_key(gateway),
+        "wrong_issuer": gateway.token(iss="https://elsewhere.test"),
     }
 
 
-@pytest.mark.parametrize("case", ["wrong_signature", "alg_none", "expired", "wrong_audience", "unknown_kid"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong_signature",
+        "alg_none",
+        "expired",
+        "wrong_audience",
+        "unknown_kid",
+        "hs256_with_public_key",
+        "wrong_issuer",
+    ],
+)
 def test_bad_tokens_are_refused_with_401(auth_gateway: AuthGateway, fake_openai: FakeOpenAI, case: str) -> None:
     token = _bad_tokens(auth_gateway)[case]
     with pytest.raises(openai.AuthenticationError) as raised:
         openai_client(auth_gateway.base_url, token).chat.completions.create(**CHAT)
     assert raised.value.response.headers["www-authenticate"].startswith("Bearer")
     assert fake_openai.requests == []
+
+
+def test_token_models_claim_limits_the_models(auth_gateway: AuthGateway, fake_anthropic: FakeAnthropic) -> None:
+    client = openai_client(auth_gateway.base_url, auth_gateway.token(models=["gpt-*"]))
+    assert client.chat.completions.create(**CHAT).choices[0].message.content
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="claude-test-1", messages=HI)
+    assert fake_anthropic.requests == []
+
+
+def test_two_different_credentials_in_one_request_are_refused(
+    auth_gateway: AuthGateway, fake_anthropic: FakeAnthropic
+) -> None:
+    """A valid key in one place cannot vouch for a request that carries another credential elsewhere."""
+    body = {"model": "claude-test-1", "max_tokens": 20, "messages": HI}
+    headers = {
+        "x-api-key": auth_gateway.full_key,
+        "authorization": f"Bearer {WRONG_KEY}",
+        "anthropic-version": "2023-06-01",
+    }
+    response = httpx.post(auth_gateway.base_url + "/v1/messages", json=body, headers=headers, timeout=20)
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert fake_anthropic.requests == []
 
 
 # --------------------------------------------------------------------------
