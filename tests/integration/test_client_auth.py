@@ -493,6 +493,51 @@ def test_client_never_sees_provider_cookies_organisation_or_quota_headers(
     assert not [name for name in raw.headers if name.lower().startswith("x-ratelimit")]
 
 
+def test_provider_error_answers_lose_cookies_organisation_and_quota_headers_too(
+    auth_gateway: AuthGateway, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    busy = b'{"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}'
+    fake_openai.enqueue(Reply(status=429, body=busy, headers=PROVIDER_ONLY_HEADERS))
+    with pytest.raises(openai.RateLimitError) as openai_raised:
+        openai_client(auth_gateway.base_url, auth_gateway.full_key).chat.completions.create(**CHAT)
+    anthropic_busy = b'{"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}'
+    fake_anthropic.enqueue(Reply(status=429, body=anthropic_busy, headers=PROVIDER_ONLY_HEADERS))
+    with pytest.raises(anthropic.RateLimitError) as anthropic_raised:
+        anthropic_client(auth_gateway.base_url, auth_gateway.full_key).messages.create(
+            model="claude-test-1", max_tokens=20, messages=HI
+        )
+    for headers in (openai_raised.value.response.headers, anthropic_raised.value.response.headers):
+        assert [name for name in PROVIDER_ONLY_HEADERS if name in headers] == []
+
+
+def test_provider_refusing_the_operators_key_is_a_502_that_shows_no_part_of_it(
+    auth_gateway: AuthGateway, fake_openai: FakeOpenAI
+) -> None:
+    masked = OPENAI_KEY[:3] + "****" + OPENAI_KEY[-4:]
+    refusal = {"error": {"message": f"Incorrect API key provided: {masked}.", "type": "invalid_request_error"}}
+    fake_openai.enqueue(Reply(status=401, body=orjson.dumps(refusal)))
+    with pytest.raises(openai.InternalServerError) as raised:
+        openai_client(auth_gateway.base_url, auth_gateway.full_key).chat.completions.create(**CHAT)
+    assert raised.value.status_code == 502
+    assert OPENAI_KEY[-4:] not in raised.value.response.text
+
+
+def test_azure_style_api_key_header_is_accepted_and_not_forwarded(
+    auth_gateway: AuthGateway, fake_openai: FakeOpenAI
+) -> None:
+    response = httpx.post(
+        auth_gateway.base_url + "/v1/chat/completions",
+        json=CHAT,
+        headers={"api-key": auth_gateway.full_key},
+        timeout=20,
+    )
+    assert response.status_code == 200
+    assert "api-key" not in fake_openai.requests[-1].headers
+    assert_sees_only_provider_key(
+        fake_openai.requests[-1], "authorization", f"Bearer {OPENAI_KEY}", auth_gateway.full_key
+    )
+
+
 # --------------------------------------------------------------------------
 # Key rotation (last: it changes the JWKS, then puts it back)
 # --------------------------------------------------------------------------
