@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 from tests.conftest import OPENAI_KEY
-from tests.fakes.providers import FakeOpenAI, Reply
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -161,17 +161,19 @@ def test_slow_provider_is_cut_by_the_route_timeout_with_504(client: openai.OpenA
     assert raised.value.body["type"] == "api_error"
 
 
-def test_client_cannot_choose_its_route_with_internal_headers(gateway: GatewayStack, fake_openai: FakeOpenAI) -> None:
-    before = len(fake_openai.requests)
+def test_client_cannot_choose_its_route_with_internal_headers(
+    gateway: GatewayStack, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
     response = httpx.post(
         gateway.base_url + "/v1/chat/completions",
-        json={"model": "mock-1", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"x-gw-cluster": "provider_openai", "x-gw-model": "gpt-4o"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-gw-cluster": "provider_anthropic", "x-gw-provider": "anthropic", "x-gw-model": "claude-test-1"},
         timeout=10,
     )
     assert response.status_code == 200
-    assert response.json()["model"] == "mock-1"
-    assert len(fake_openai.requests) == before
+    assert response.json()["object"] == "chat.completion"
+    assert fake_anthropic.requests == []
+    assert [request.json["model"] for request in fake_openai.requests] == ["gpt-4o-mini"]
 
 
 def test_mock_provider_answers_plain_and_streaming(client: openai.OpenAI) -> None:
