@@ -27,6 +27,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check extproc tests bench
 	$(BIN)/ruff format --check extproc tests bench
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format extproc tests bench

@@ -292,15 +292,6 @@ def _provider_transport(
     return str(resolved)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _resolve(path: str, base_dir: Path) -> Path:
     candidate = Path(path)
     return candidate if candidate.is_absolute() else base_dir / candidate

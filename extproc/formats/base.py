@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 import string
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from extproc.errors import GatewayError
 
@@ -56,7 +56,7 @@ def random_text(length: int) -> str:
     return "".join(random.choices(_ALNUM, k=length))
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a number
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import grpc
@@ -52,5 +53,8 @@ def build_server(state: GatewayState, address: str) -> grpc.aio.Server:
         ]
     )
     external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessor(state), server)
-    server.add_insecure_port(address)
+    server.add_insecure_port(address)  # binds now
+    if address.startswith("unix:"):
+        # Only this uid (Envoy runs as it in the sidecar) may dial the socket, whatever the umask.
+        os.chmod(address.removeprefix("unix:"), 0o600)
     return server

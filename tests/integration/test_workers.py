@@ -56,6 +56,7 @@ def test_extproc_over_a_unix_socket(tmp_path: Path) -> None:
         )
         assert answer.choices[0].message.content
         assert (socket_dir / "extproc.sock").is_socket()
+        assert (socket_dir / "extproc.sock").stat().st_mode & 0o777 == 0o600  # no other uid may dial it
         clusters = httpx.get(stack.envoy_admin_url + "/clusters").text
         assert f"extproc::{socket_dir / 'extproc.sock'}::rq_total::1" in clusters
     finally:

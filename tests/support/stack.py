@@ -8,6 +8,7 @@ testcontainers instead (host networking), so Docker-based CI runs the same suite
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -22,30 +23,37 @@ import yaml
 from extproc.config.load import load_file
 from extproc.config.render import envoy_binary, write_bootstrap, write_xds
 
+# Ports handed out in this test process: the kernel may give the same free port to two callers
+# that bind and close one after the other, and two parts of one stack must never share a port.
+_handed_out: set[int] = set()
+# Below the kernel's ephemeral range (32768-60999 by default), so no outgoing connection
+# takes a port between the moment it is chosen and the moment a server binds it.
+_PORT_RANGE = range(20000, 32768)
 
-def free_port() -> int:
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port_run(count: int) -> int:
     """The first of `count` consecutive free ports (ext_proc workers listen on port, port+1, ...)."""
-    for _ in range(50):
-        first = free_port()
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
+    for _ in range(500):
+        first = random.randrange(_PORT_RANGE.start, _PORT_RANGE.stop - count)
+        run = range(first, first + count)
+        if any(port in _handed_out for port in run) or not all(_bindable(port) for port in run):
             continue
-        finally:
-            for sock in sockets:
-                sock.close()
+        _handed_out.update(run)
+        return first
     raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def free_port() -> int:
+    return free_port_run(1)
 
 
 def wait_http(url: str, timeout: float = 20.0, alive: Callable[[], bool] = lambda: True) -> None:

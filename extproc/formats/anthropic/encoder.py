@@ -141,7 +141,7 @@ class StreamEncoder:
         usage = _anthropic_usage(self._usage)
         if self._usage is None and self._start_input is not None:
             usage["input_tokens"] = self._start_input
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",

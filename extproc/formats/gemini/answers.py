@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from extproc.errors import GatewayError, kind_for_status
+from extproc.errors import ErrorKind, GatewayError, kind_for_status
 from extproc.formats.base import count, provider_error, random_text
-from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall, Usage
+from extproc.formats.canonical import ChatResponse, Choice, FinishReason, ThinkingPart, ToolCall, Usage
 from extproc.formats.gemini.common import _call_id, _json_text
 
 _FILTERED = frozenset(
@@ -26,7 +26,7 @@ _FILTERED = frozenset(
 )
 
 
-def _finish_in(reason: str, has_calls: bool) -> str:
+def _finish_in(reason: str, has_calls: bool) -> FinishReason:
     if reason == "STOP" or reason == "FINISH_REASON_UNSPECIFIED":
         return "tool_calls" if has_calls else "stop"
     if reason == "MAX_TOKENS":
@@ -66,7 +66,7 @@ def _call_from(call: dict, signature: Any) -> ToolCall:
     )
 
 
-_KIND_BY_STATUS = {
+_KIND_BY_STATUS: dict[str, ErrorKind] = {
     "INVALID_ARGUMENT": "invalid_request",
     "FAILED_PRECONDITION": "invalid_request",
     "OUT_OF_RANGE": "invalid_request",
@@ -93,6 +93,7 @@ def _error_from(http_status: int, err: Any, fallback: str) -> GatewayError:
     if not http_status or http_status < 400:  # an in-band error: its code is the HTTP status
         http_status = code if isinstance(code, int) and not isinstance(code, bool) else 0
     reason = None
+    kind: ErrorKind
     details = err.get("details")
     if isinstance(details, list):
         for detail in details:

@@ -151,10 +151,10 @@ class StreamEncoder:
                 self._last[ev.index] = call
             elif isinstance(ev, ToolCallDelta):
                 calls = self._calls.setdefault(ev.index, {})
-                call = calls.get(ev.call_index)
-                if call is None:  # a delta without its start: keep the arguments anyway
-                    call = calls[ev.call_index] = _Call(_call_id(), "", None)
-                call.fragments.append(ev.arguments)
+                delta_call = calls.get(ev.call_index)
+                if delta_call is None:  # a delta without its start: keep the arguments anyway
+                    delta_call = calls[ev.call_index] = _Call(_call_id(), "", None)
+                delta_call.fragments.append(ev.arguments)
             elif isinstance(ev, Finish):
                 held = self._held.setdefault(ev.index, [])
                 held.extend(batch.pop(ev.index, ()))

@@ -15,7 +15,12 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 def _signature_ok(signature: str | None) -> bool:
     """thoughtSignature is a bytes field: google-genai rejects the whole response
     (and Gemini the request) when it is not base64, e.g. a foreign signature."""
-    return bool(signature) and _BASE64.fullmatch(signature) is not None and len(signature.rstrip("=")) % 4 != 1
+    return (
+        signature is not None
+        and signature != ""
+        and _BASE64.fullmatch(signature) is not None
+        and len(signature.rstrip("=")) % 4 != 1
+    )
 
 
 def _call_part(call: ToolCall) -> dict:

@@ -207,20 +207,20 @@ def _parse_user_turn(parts: list, param: str, open_calls: dict[str, list[str]]) 
             name = _str(resp.get("name"), pr + ".name")
             response = resp.get("response")
             response = {} if response is None else _dict(response, pr + ".response")
-            call_id = resp.get("id")
+            given_id = resp.get("id")
             pending = open_calls.get(name, [])
-            if call_id is None or call_id == "":
+            if given_id is None or given_id == "":
                 call_id = pending.pop(0) if pending else _call_id()
             else:
-                call_id = _str(call_id, pr + ".id")
+                call_id = _str(given_id, pr + ".id")
                 if call_id in pending:
                     pending.remove(call_id)
             text, is_error = _response_text(response, pr + ".response")
             out.append(Message("tool", [TextPart(text)], tool_call_id=call_id, name=name, is_error=is_error))
             continue
-        text = part.get("text")
-        if text is not None:
-            user.content.append(TextPart(_str(text, p + ".text")))
+        plain = part.get("text")
+        if plain is not None:
+            user.content.append(TextPart(_str(plain, p + ".text")))
             continue
         media = _media_part(part, p)
         if media is not None:

@@ -165,15 +165,16 @@ class StreamDecoder:
                 key = (ci, "id:" + tid)
             else:  # neither: a fragment of the last call
                 key = self._last_key.get(ci)
-            call_index = self._calls.get(key) if key is not None else None
-            if call_index is None:
+            known = self._calls.get(key) if key is not None else None
+            if key is None or known is None:
                 call_index = self._counts.get(ci, 0)
                 self._counts[ci] = call_index + 1
-                if key is None:
-                    key = (ci, call_index)
+                key = key if key is not None else (ci, call_index)
                 self._calls[key] = call_index
                 name = fn.get("name")
                 out.append(ToolCallStart(call_index, tid or new_call_id(), name if isinstance(name, str) else "", ci))
+            else:
+                call_index = known
             self._last_key[ci] = key
             args = fn.get("arguments")
             if isinstance(args, str) and args:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from array import array
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -38,10 +38,13 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
     dimensions = _opt_int(data, "dimensions")
     if dimensions is not None:
         check_positive(dimensions, MAX_DIMENSIONS, "dimensions")
-    encoding = data.get("encoding_format")
-    if encoding is None:
+    raw_encoding = data.get("encoding_format")
+    encoding: Literal["float", "base64"]
+    if raw_encoding is None or raw_encoding == "float":
         encoding = "float"
-    elif encoding not in ("float", "base64"):
+    elif raw_encoding == "base64":
+        encoding = "base64"
+    else:
         raise invalid("'encoding_format' must be 'float' or 'base64'", "encoding_format")
     return EmbeddingRequest(model=model, inputs=inputs, dimensions=dimensions, encoding_format=encoding)
 

@@ -109,8 +109,8 @@ class StreamEncoder:
                     continue
                 self._open(ev.index, out)
                 key = (ev.index, ev.call_index)
-                n = self._calls.get(key)
-                if n is None:  # a delta without its start: open the call with a fresh id
+                known = self._calls.get(key)
+                if known is None:  # a delta without its start: open the call with a fresh id
                     n = self._call_index(ev.index, ev.call_index)
                     call = {
                         "index": n,
@@ -119,7 +119,7 @@ class StreamEncoder:
                         "function": {"name": "", "arguments": ev.arguments},
                     }
                 else:
-                    call = {"index": n, "function": {"arguments": ev.arguments}}
+                    call = {"index": known, "function": {"arguments": ev.arguments}}
                 out.append(self._chunk({"index": ev.index, "delta": {"tool_calls": [call]}, "finish_reason": None}))
             elif isinstance(ev, Finish):
                 self._open(ev.index, out)

@@ -6,10 +6,10 @@ from typing import Any
 
 import orjson
 
-from extproc.errors import GatewayError, kind_for_status
+from extproc.errors import ErrorKind, GatewayError, kind_for_status
 from extproc.formats.base import is_int
 
-_ERROR_TYPES = {
+_ERROR_TYPES: dict[str, ErrorKind] = {
     "invalid_request_error": "invalid_request",
     "authentication_error": "provider_auth",
     "permission_error": "provider_auth",

@@ -24,6 +24,7 @@ from extproc.formats.openai.validation import _loads_object, _model, _opt_bool, 
 
 def _image_part(part: dict[str, Any], param: str) -> ImagePart:
     image = part.get("image_url")
+    url: Any
     if isinstance(image, str):  # some clients send the URL directly
         url, detail = image, None
     elif isinstance(image, dict):

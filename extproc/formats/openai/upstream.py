@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from extproc.formats.base import RenderedRequest, RenderOptions
@@ -10,7 +11,7 @@ from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
 
 
-def _parts_content(parts: list[Part], allow_images: bool) -> str | list[dict[str, Any]]:
+def _parts_content(parts: Sequence[Part], allow_images: bool) -> str | list[dict[str, Any]]:
     """Canonical parts -> OpenAI content: a plain string when it is one text part."""
     if len(parts) == 1 and isinstance(parts[0], TextPart):
         return parts[0].text
