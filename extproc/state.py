@@ -8,6 +8,7 @@ from pathlib import Path
 from extproc.auth.authenticator import Authenticator
 from extproc.config.model import GatewayConfig
 from extproc.routing import Router
+from extproc.store import Store, open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +23,12 @@ class Snapshot:
 
 
 class GatewayState:
-    """Holds the live snapshot; a request keeps the one it started with."""
+    """Holds the live snapshot; a request keeps the one it started with. The store outlives
+    reloads (its settings are restart-only)."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self.snapshot = Snapshot.of(config)
+        self.store: Store = open_store(config)
 
     def swap(self, config: GatewayConfig) -> None:
         self.snapshot = Snapshot.of(config)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.redis_server import redis_server  # noqa: F401
 from tests.support.stack import GatewayStack, free_port
 
 # Property tests are judged by what they find, never by how fast a loaded CI machine runs them.

@@ -28,6 +28,7 @@ from extproc.config.model import (
     Route,
 )
 from extproc.config.schema import GATEWAY_SCHEMA
+from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
 
 _VALIDATOR = Draft202012Validator(GATEWAY_SCHEMA)
 _NEEDS_KEY = {"openai", "anthropic", "gemini"}
@@ -131,7 +132,16 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
     for i, route in enumerate(raw.get("routes") or []):
         if route["provider"] not in names:
             problems.append(f"routes[{i}].provider: no provider named {route['provider']!r}")
-        routes.append(Route(route["model"], route["provider"], route.get("upstream_model"), route.get("auth")))
+        routes.append(
+            Route(
+                route["model"],
+                route["provider"],
+                route.get("upstream_model"),
+                route.get("auth"),
+                name=route.get("name", route["model"]),
+                cache_ttl_s=route.get("cache_ttl_s"),
+            )
+        )
     listeners = []
     ports: set[int] = set()
     for i, item in enumerate(raw["listeners"]):
@@ -150,6 +160,8 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
                 tls_cert_file=str(_resolve(tls["cert_file"], base_dir)) if tls else None,
                 tls_key_file=str(_resolve(tls["key_file"], base_dir)) if tls else None,
                 auth=item.get("auth"),
+                rate_limit_per_s=item.get("local_rate_limit", {}).get("requests_per_s"),
+                rate_limit_burst=item.get("local_rate_limit", {}).get("burst"),
             )
         )
     auth = parse_auth_settings(raw, env, base_dir, problems)
@@ -161,7 +173,14 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
     env_section = raw["envoy"]
     if env_section.get("ready_port") in ports:
         problems.append(f"envoy.ready_port: port {env_section['ready_port']} is also a listener's port")
+    store = parse_store(raw, env, base_dir, problems)
+    limits = parse_limits(raw, problems)
+    cache = parse_cache(raw)
+    _check_store(store, limits, cache.enabled, raw["extproc"].get("workers", 1), problems)
     return GatewayConfig(
+        store=store,
+        limits=limits,
+        cache=cache,
         providers=providers,
         routes=tuple(routes),
         listeners=tuple(listeners),
@@ -170,6 +189,15 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         log_level=raw.get("log_level", "info"),
         auth=auth,
     )
+
+
+def _check_store(store: StoreSettings, limits: LimitSettings, cache: bool, workers: int, problems: list[str]) -> None:
+    if store.backend == "memory" and workers > 1 and (limits.rules or cache):
+        problems.append(
+            f"store.backend: {workers} ext_proc workers would each keep their own memory store, so every limit "
+            "would allow up to {workers} times its figure and the cache would be split; use store.backend: redis "
+            "or extproc.workers: 1".replace("{workers}", str(workers))
+        )
 
 
 def _check_client_auth(auth: AuthSettings, listeners: list[Listener], routes: list[Route], problems: list[str]) -> None:
@@ -252,7 +280,9 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     tls_ca_file = _provider_transport(where, raw, base_url, base_dir, problems)
     mock = raw.get("mock") or {}
     optional: dict[str, Any] = {
-        key: raw[key] for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens") if key in raw
+        key: raw[key]
+        for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens", "cache_ttl_s")
+        if key in raw
     }
     if "text" in mock:
         optional["mock_text"] = mock["text"]

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
+from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 
 ProviderKind = str  # one of schema.PROVIDER_KINDS
 
@@ -38,6 +39,7 @@ class Provider:
     mock_text: str = "This is the gateway's mock provider answering."
     tls_ca_file: str | None = None  # None: the system's CA bundle
     allow_plaintext: bool = False
+    cache_ttl_s: float | None = None  # None: the cache's default for the request type
 
     @property
     def cluster(self) -> str:
@@ -72,6 +74,8 @@ class Route:
     provider: str
     upstream_model: str | None = None
     auth: str | None = None  # overrides the listener's client auth for this route
+    name: str = ""  # names the route in limits and the cache; the model pattern when not given
+    cache_ttl_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,8 @@ class Listener:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     auth: str | None = None  # own client auth method; None: the top-level one
+    rate_limit_per_s: int | None = None  # Envoy's local_ratelimit: a coarse guard per Envoy
+    rate_limit_burst: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,9 @@ class GatewayConfig:
     envoy: EnvoySettings = EnvoySettings()
     log_level: str = "info"
     auth: AuthSettings = field(default_factory=AuthSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     def listener_auth(self, name: str) -> AuthMethod:
         """The client auth method in force on listener `name` (KeyError for an unknown listener)."""

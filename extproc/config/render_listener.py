@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.config.model import GatewayConfig
+from extproc.config.model import GatewayConfig, Listener
 from extproc.config.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
 from extproc.config.render_local_reply import local_reply_config
+from extproc.config.render_rate_limit import local_rate_limit_filter
 from extproc.config.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
 from extproc.config.render_tls import downstream_tls
 from extproc.contract import METADATA_NAMESPACE, PROVIDER_HEADER, ROUTE_HEADER
@@ -60,7 +61,8 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
     return routes
 
 
-def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: str) -> dict[str, Any]:
+def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: Listener) -> dict[str, Any]:
+    guard = local_rate_limit_filter(listener)
     return {
         "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
@@ -83,13 +85,17 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
                 }
             ],
         },
-        "http_filters": [ext_proc_filter(config, upstream=False, listener=listener), ROUTER],
+        "http_filters": [
+            *([guard] if guard else []),
+            ext_proc_filter(config, upstream=False, listener=listener.name),
+            ROUTER,
+        ],
     }
 
 
 def gateway_listener(config: GatewayConfig, index: int) -> dict[str, Any]:
     listener = config.listeners[index]
-    hcm = _http_connection_manager(config, f"gateway_{listener.name}", listener.name)
+    hcm = _http_connection_manager(config, f"gateway_{listener.name}", listener)
     chain: dict[str, Any] = {"filters": [{"name": HCM_NAME, "typed_config": hcm}]}
     if listener.tls_cert_file and listener.tls_key_file:
         chain["transport_socket"] = downstream_tls(listener)

@@ -8,12 +8,15 @@ Two of Envoy's local replies concern the ext_proc and are mapped here:
 with details `response_timeout` and flag UT; the ext_proc's response pass already renders
 that one, so it is left alone: the timeout mapper matches the details, not the status.)
 Errors the ext_proc answers itself never use 500, so only Envoy's are mapped.
+A third is the listener's local_ratelimit guard: its 429 (details `local_rate_limited`)
+-> 429 `rate_limit`; the ext_proc's own 429s carry other details and are left alone.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from extproc.config.render_rate_limit import LOCAL_RATE_LIMITED
 from extproc.errors import ERROR_TABLE
 
 _ANTHROPIC_PATH = {"string_match": {"prefix": "/v1/messages"}}
@@ -96,5 +99,12 @@ def local_reply_config() -> dict[str, Any]:
             "timeout",
             "gateway_timeout",
             "the gateway's processor did not answer in time; retry shortly",
+        )
+        + _mappers(
+            _cel(f"response.code == 429 && response.code_details == '{LOCAL_RATE_LIMITED}'"),
+            429,
+            "rate_limit",
+            "rate_limit_exceeded",
+            "too many requests to this listener; retry shortly",
         )
     }

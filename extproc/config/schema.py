@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config.schema_auth import AUTH_METHOD, AUTH_PROPERTIES
+from extproc.config.schema_traffic import CACHE_SCHEMA, CACHE_TTL, LIMITS_SCHEMA, LOCAL_RATE_LIMIT, STORE_SCHEMA
 
 PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
 
@@ -68,6 +69,7 @@ _provider = {
         "capabilities": _capabilities,
         "unsupported": {"enum": ["drop", "reject"], "description": "what to do with features the provider lacks"},
         "default_max_tokens": _positive,
+        "cache_ttl_s": CACHE_TTL,
         "azure": {
             "type": "object",
             "additionalProperties": False,
@@ -91,10 +93,12 @@ _route = {
     "additionalProperties": False,
     "required": ["model", "provider"],
     "properties": {
+        "name": {**_name, "description": "names the route in limits and the cache (default: its model pattern)"},
         "model": {"type": "string", "minLength": 1, "description": "model name or glob (gpt-*)"},
         "provider": {"type": "string"},
         "upstream_model": {"type": "string", "description": "model name sent to the provider"},
         "auth": AUTH_METHOD,
+        "cache_ttl_s": CACHE_TTL,
     },
 }
 
@@ -107,6 +111,7 @@ _listener = {
         "address": {"type": "string"},
         "port": _port,
         "auth": AUTH_METHOD,
+        "local_rate_limit": LOCAL_RATE_LIMIT,
         "tls": {
             "type": "object",
             "additionalProperties": False,
@@ -115,8 +120,6 @@ _listener = {
         },
     },
 }
-
-_reserved = {"type": "object", "additionalProperties": False, "properties": {}}
 
 GATEWAY_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -190,7 +193,8 @@ GATEWAY_SCHEMA: dict[str, Any] = {
         "providers": {"type": "array", "minItems": 1, "items": _provider},
         "routes": {"type": "array", "items": _route},
         **AUTH_PROPERTIES,
-        "limits": _reserved,
-        "cache": _reserved,
+        "store": STORE_SCHEMA,
+        "limits": LIMITS_SCHEMA,
+        "cache": CACHE_SCHEMA,
     },
 }

@@ -27,4 +27,23 @@ CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reload attempts
 KEYS_FILE_RELOADS = Counter(
     "gateway_keys_file_reloads_total", "API keys file reloads, by result (ok, error).", ["result"]
 )
+LIMIT_DECISIONS = Counter(
+    "gateway_limit_decisions_total",
+    "Rate-limit decisions, by rule, what was counted (requests, tokens, streams) and decision (allow, deny).",
+    ["rule", "kind", "decision"],
+)
+TOKENS = Counter(
+    "gateway_tokens_total",
+    "Tokens in answers, by provider and type (input, output, cached, reasoning).",
+    ["provider", "type"],
+)
+CACHE_LOOKUPS = Counter(
+    "gateway_cache_requests_total", "Response cache outcomes (hit, miss, bypass, refresh).", ["result"]
+)
+CACHE_BYTES = Counter(
+    "gateway_cache_bytes_total", "Bytes of answers written to (stored) and served from (served) the cache.", ["op"]
+)
+STORE_ERRORS = Counter(
+    "gateway_store_errors_total", "Operations the store (Redis) could not do, by operation.", ["operation"]
+)
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Client authentication failures, by reason.", ["reason"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from extproc.observe.logs import log_access, monotonic
-from extproc.observe.metrics import LATENCY, REQUESTS
+from extproc.observe.metrics import LATENCY, REQUESTS, TOKENS
 from extproc.pipeline.exchange import Exchange
 from extproc.pipeline.stage import Stage
 
@@ -16,6 +16,16 @@ class AccessLogStage(Stage):
         status = str(ex.status or 0)
         REQUESTS.labels(ex.route, ex.provider_name, status).inc()
         LATENCY.labels(ex.route, ex.provider_name, status).observe(elapsed)
+        usage = ex.usage if ex.cache_status != "HIT" else None  # a hit cost no provider tokens
+        if usage is not None:
+            for kind, count in (
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cached", usage.cached_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ):
+                if count:
+                    TOKENS.labels(ex.provider_name, kind).inc(count)
         log_access(
             request_id=ex.request_id,
             client_address=ex.client_address,
@@ -29,4 +39,7 @@ class AccessLogStage(Stage):
             status=ex.status,
             duration_ms=round(elapsed * 1000, 2),
             dropped=ex.dropped or None,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            cache=ex.cache_status or None,
         )

@@ -3,16 +3,21 @@
 Errors are small and rare: they are always read, to map them (or the
 provider's refusal of our key) into the client's format. A translated stream
 is re-encoded chunk by chunk; a whole answer is translated once buffered. A
-same-API answer passes through untouched.
+same-API answer passes through untouched, but it is still read: its usage
+counts against token limits and a complete answer can be cached. A same-API
+answer cut short (not JSON) becomes a 502 instead of a truncated 200.
 """
 
 from __future__ import annotations
+
+import logging
 
 import orjson
 
 from extproc.contract import DROPPED_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS
+from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, PhaseReply
@@ -20,6 +25,8 @@ from extproc.pipeline.stage import Stage
 from extproc.providers import provider_format
 from extproc.providers.capabilities import response_events
 from extproc.server import messages as m
+
+log = logging.getLogger(__name__)
 
 
 class AnswerStage(Stage):
@@ -35,7 +42,15 @@ class AnswerStage(Stage):
             ex.error_body = True
             reply.response_body_mode = m.BUFFERED
             return
-        if endpoint is None or provider is None or (ex.passthrough and not ex.stream_from_whole):
+        if endpoint is None or provider is None:
+            return
+        if ex.passthrough and not ex.stream_from_whole:
+            if ex.stream:  # read as it goes by, never changed
+                ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
+                ex.assembler = StreamAssembler()
+                reply.response_body_mode = m.STREAMED
+            else:
+                reply.response_body_mode = m.BUFFERED
             return
         client = FORMATS[endpoint.format]
         if ex.stream_from_whole:
@@ -45,6 +60,7 @@ class AnswerStage(Stage):
             assert isinstance(ex.request, ChatRequest)
             ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
             ex.encoder = client.stream_encoder(ex.request, endpoint)
+            ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
             reply.remove_headers.append("content-length")
             reply.response_body_mode = m.STREAMED
@@ -56,13 +72,57 @@ class AnswerStage(Stage):
             self._translate_error(ex, reply, chunk)
         elif ex.stream_ended:
             reply.body = b""  # the client already got its in-band error and the end
-        elif ex.decoder is not None and ex.encoder is not None:
-            out = ex.encoder.encode(ex.decoder.feed(chunk)) if chunk else b""
-            if end_of_stream:
-                out += ex.encoder.encode(ex.decoder.close()) + ex.encoder.close()
-            reply.body = out
+        elif ex.decoder is not None and ex.assembler is not None and ex.encoder is None:
+            try:  # reading a same-API stream must never break it
+                self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
+            except Exception:
+                log.warning(
+                    "could not read a passed-through stream", exc_info=True, extra={"request_id": ex.request_id}
+                )
+                ex.decoder = ex.assembler = None
+        elif ex.decoder is not None and ex.assembler is not None:
+            self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
+        elif ex.passthrough and not ex.stream_from_whole:
+            self._read_answer(ex, reply, chunk)
         else:
             self._translate_answer(ex, reply, chunk)
+
+    def _stream_chunk(
+        self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool, assembler: StreamAssembler
+    ) -> None:
+        assert ex.decoder is not None
+        events = ex.decoder.feed(chunk) if chunk else []
+        assembler.add(events)
+        closing = []
+        if end_of_stream:
+            closing = ex.decoder.close()
+            assembler.add(closing)
+            ex.usage = assembler.usage
+            if assembler.complete:
+                ex.answer = assembler.response()
+        if ex.encoder is not None:  # translated; a same-API stream goes on unchanged
+            out = ex.encoder.encode(events) if events else b""
+            if end_of_stream:
+                out += ex.encoder.encode(closing) + ex.encoder.close()
+            reply.body = out
+
+    def _read_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
+        """A same-API answer: its usage and canonical form, and a 502 when it is not JSON at all."""
+        provider, request = ex.provider, ex.request
+        assert provider is not None and request is not None
+        upstream = FORMATS[provider_format(provider)]
+        try:
+            if isinstance(request, EmbeddingRequest):
+                ex.answer = upstream.parse_embedding_response(body, ex.model)
+            else:
+                ex.answer = upstream.parse_response(body)
+        except GatewayError:
+            if _looks_like_json(body):
+                return  # a shape the gateway does not know: the client gets it as the provider sent it
+            error = GatewayError("provider_error", "the provider's answer was cut short (not valid JSON)")
+            self._send_error(ex, reply, error)
+            return
+        ex.usage = ex.answer.usage
 
     def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         endpoint, provider, request = ex.endpoint, ex.provider, ex.request
@@ -71,13 +131,18 @@ class AnswerStage(Stage):
         client = FORMATS[endpoint.format]
         content_type = CONTENT_TYPE_JSON
         if isinstance(request, EmbeddingRequest):
-            out = client.render_embedding_response(upstream.parse_embedding_response(body, ex.model), request, endpoint)
+            ex.answer = embedding = upstream.parse_embedding_response(body, ex.model)
+            out = client.render_embedding_response(embedding, request, endpoint)
         elif ex.stream_from_whole:
             encoder = client.stream_encoder(request, endpoint)
-            out = encoder.encode(response_events(upstream.parse_response(body))) + encoder.close()
+            ex.answer = response = upstream.parse_response(body)
+            out = encoder.encode(response_events(response)) + encoder.close()
             content_type = client.stream_content_type(endpoint)
         else:
-            out = client.render_response(upstream.parse_response(body))
+            ex.answer = response = upstream.parse_response(body)
+            out = client.render_response(response)
+        if ex.answer is not None:
+            ex.usage = ex.answer.usage
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
 
@@ -90,6 +155,9 @@ class AnswerStage(Stage):
                 return  # already in the client's own format
         else:
             error = _envoy_error(status, body)
+        self._send_error(ex, reply, error)
+
+    def _send_error(self, ex: Exchange, reply: PhaseReply, error: GatewayError) -> None:
         ex.status = client_status(error)
         out = FORMATS[ex.error_format].render_error(error, ex.request_id)
         reply.body = out

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
 from extproc.config.model import Provider
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.assemble import StreamAssembler
+from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.contract import StreamDecoder, StreamEncoder
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.observe.logs import monotonic
 from extproc.routing import Target
 from extproc.state import Snapshot
+from extproc.store.base import Take
 
 Headers = list[tuple[str, str]]
 
@@ -66,6 +68,18 @@ class Exchange:
     decoder: StreamDecoder | None = None
     encoder: StreamEncoder | None = None
     stream_ended: bool = False  # an in-band error already closed the client's stream
+    # what the answer was, read from every answer (translated or not)
+    assembler: StreamAssembler | None = None  # a stream's events, gathered
+    answer: ChatResponse | EmbeddingResponse | None = None  # a complete, successful answer
+    usage: Usage | None = None  # the provider's own count
+    # limits and cache
+    input_estimate: int = 0  # tokens the request was estimated at
+    reserved: list[Take] = field(default_factory=list)  # token buckets charged with the estimate
+    slots: list[str] = field(default_factory=list)  # concurrent-stream slots held
+    limit_headers: Headers = field(default_factory=list)  # x-ratelimit-* for the answer
+    cache_key: str = ""  # set: the answer is to be stored under it
+    cache_ttl_s: float = 0.0
+    cache_status: str = ""  # HIT | MISS | BYPASS | REFRESH; empty: the cache does not apply
 
     @property
     def provider(self) -> Provider | None:

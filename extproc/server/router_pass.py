@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class RouterPass:
     def __init__(self, state: GatewayState, stages: list[Stage] | None = None) -> None:
         self._state = state
-        stages = stages if stages is not None else default_stages()
+        stages = stages if stages is not None else default_stages(state.store)
         self._on_request_headers = [s for s in stages if overrides(s, "request_headers")]
         self._on_request_body = [s for s in stages if overrides(s, "request_body")]
         self._on_response_headers = [s for s in stages if overrides(s, "response_headers")]
@@ -122,7 +122,8 @@ class RouterPass:
 
     def _answer(self, ex: Exchange, answer: LocalAnswer) -> ProcessingResponse:
         ex.status = answer.status
-        return m.immediate(answer.status, answer.body, [*answer.headers, ("x-request-id", ex.request_id)])
+        headers = [*answer.headers, *ex.limit_headers, ("x-request-id", ex.request_id)]
+        return m.immediate(answer.status, answer.body, headers)
 
     def _error(self, ex: Exchange, kind: str | None, error: GatewayError) -> ProcessingResponse:
         """Inside a stream that already started: an in-band error event and a clean end.

@@ -1,0 +1,1 @@
+"""The response cache: keys built from canonical requests, entries as canonical answers."""

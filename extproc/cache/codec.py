@@ -1,0 +1,44 @@
+"""Canonical answers to bytes and back: an entry is stored once and rendered in each asker's format.
+
+JSON (orjson serialises the dataclasses directly), never pickle: an entry read
+back from a shared store must not be able to run code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.formats.canonical import ChatResponse, Choice, EmbeddingResponse, ThinkingPart, ToolCall, Usage
+
+
+def encode(answer: ChatResponse | EmbeddingResponse) -> bytes:
+    kind = b"c" if isinstance(answer, ChatResponse) else b"e"
+    return kind + orjson.dumps(answer)
+
+
+def decode(data: bytes) -> ChatResponse | EmbeddingResponse:
+    """ValueError (or KeyError/TypeError) when the entry is not one this codec wrote."""
+    kind, raw = data[:1], orjson.loads(data[1:])
+    usage = _usage(raw.get("usage"))
+    if kind == b"e":
+        return EmbeddingResponse(raw["model"], raw["vectors"], usage)
+    if kind != b"c":
+        raise ValueError("not a cache entry")
+    choices = [
+        Choice(
+            index=item["index"],
+            text=item["text"],
+            thinking=[ThinkingPart(t["text"], t["signature"], t["redacted"]) for t in item["thinking"]],
+            tool_calls=[ToolCall(c["id"], c["name"], c["arguments"], c["signature"]) for c in item["tool_calls"]],
+            finish_reason=item["finish_reason"],
+            refusal=item["refusal"],
+        )
+        for item in raw["choices"]
+    ]
+    return ChatResponse(raw["id"], raw["model"], raw["created"], choices, usage)
+
+
+def _usage(raw: dict[str, Any] | None) -> Usage | None:
+    return None if raw is None else Usage(**raw)

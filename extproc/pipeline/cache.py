@@ -1,0 +1,117 @@
+"""Stage: the response cache. A hit is answered here, in the asker's format, before the request
+goes to any provider; a miss is stored once its answer completed.
+
+Keys are scoped by tenant (or client), route and the canonical request
+(`extproc.cache.key`); entries are canonical answers (`extproc.cache.codec`),
+so one entry serves every client API, as a whole answer or replayed as a
+stream. Errors and incomplete streams are never stored. A store that cannot
+be reached means the request bypasses the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from extproc.cache import codec, control
+from extproc.cache.key import cache_key
+from extproc.formats import FORMATS
+from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.observe.metrics import CACHE_BYTES, CACHE_LOOKUPS
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
+from extproc.providers.capabilities import response_events
+from extproc.store import background
+from extproc.store.base import Store, StoreError
+
+CACHE_HEADER = "x-gateway-cache"
+log = logging.getLogger(__name__)
+
+
+class CacheStage(Stage):
+    name = "cache"
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+        settings = ex.snapshot.config.cache
+        target, request = ex.target, ex.request
+        if not settings.enabled or target is None or request is None:
+            return None
+        ttl_s = _ttl(ex)
+        directives = control.parse(ex.headers.get("cache-control", ""))
+        if ttl_s <= 0 or directives.no_store:
+            self._outcome(ex, "BYPASS")
+            return None
+        scope = ex.identity.tenant if settings.scope == "tenant" else ex.identity.client_id
+        key = cache_key(f"{settings.scope}:{scope}", target.route, request)
+        if directives.no_cache:
+            ex.cache_key, ex.cache_ttl_s = key, ttl_s
+            self._outcome(ex, "REFRESH")
+            return None
+        try:
+            entry = await self._store.cache_get(key)
+        except StoreError as error:
+            background.failed("cache", error)
+            self._outcome(ex, "BYPASS")
+            return None
+        background.succeeded()
+        if entry is not None and (directives.max_age_s is None or entry.age_s <= directives.max_age_s):
+            try:
+                return self._hit(ex, codec.decode(entry.value), entry.age_s, len(entry.value))
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable cache entry; answering from the provider", extra={"request_id": ex.request_id})
+        ex.cache_key, ex.cache_ttl_s = key, ttl_s
+        self._outcome(ex, "MISS")
+        return None
+
+    def _hit(self, ex: Exchange, answer: object, age_s: float, size: int) -> LocalAnswer:
+        endpoint, request = ex.endpoint, ex.request
+        assert endpoint is not None
+        client = FORMATS[endpoint.format]
+        content_type = CONTENT_TYPE_JSON
+        if isinstance(request, EmbeddingRequest) and isinstance(answer, EmbeddingResponse):
+            body = client.render_embedding_response(answer, request, endpoint)
+        elif isinstance(request, ChatRequest) and isinstance(answer, ChatResponse):
+            if ex.stream:
+                encoder = client.stream_encoder(request, endpoint)
+                body = encoder.encode(response_events(answer)) + encoder.close()
+                content_type = client.stream_content_type(endpoint)
+            else:
+                body = client.render_response(answer)
+        else:
+            raise ValueError("a cache entry of another request type")
+        self._outcome(ex, "HIT")
+        CACHE_BYTES.labels("served").inc(size)
+        headers = [("content-type", content_type), (CACHE_HEADER, "HIT"), ("age", str(int(age_s)))]
+        return LocalAnswer(200, body, headers)
+
+    def _outcome(self, ex: Exchange, status: str) -> None:
+        ex.cache_status = status
+        CACHE_LOOKUPS.labels(status.lower()).inc()
+
+    def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
+        if ex.cache_status:
+            reply.set_headers.append((CACHE_HEADER, ex.cache_status))
+
+    def finish(self, ex: Exchange) -> None:
+        if not ex.cache_key or ex.answer is None or ex.status != 200:
+            return  # only complete, successful answers
+        value = codec.encode(ex.answer)
+        if len(value) > ex.snapshot.config.cache.max_entry_bytes:
+            return
+        CACHE_BYTES.labels("stored").inc(len(value))
+        background.spawn("cache", self._store.cache_set(ex.cache_key, value, ex.cache_ttl_s))
+
+
+def _ttl(ex: Exchange) -> float:
+    """The route's TTL, else the provider's, else the default for the request type."""
+    target = ex.target
+    assert target is not None
+    if target.cache_ttl_s is not None:
+        return target.cache_ttl_s
+    if target.provider.cache_ttl_s is not None:
+        return target.provider.cache_ttl_s
+    settings = ex.snapshot.config.cache
+    return settings.embeddings_ttl_s if isinstance(ex.request, EmbeddingRequest) else settings.chat_ttl_s

@@ -1,0 +1,141 @@
+"""Stage: rate limits in requests, tokens and concurrent streams, per the config's rules.
+
+Runs once the route is known (rules may key on provider, model and route)
+and before the cache, so a cached answer still counts as a request. Tokens
+are reserved from an estimate now and settled with the provider's own count
+when the request ends, whatever ended it (a cut stream settles with what the
+client received). Every bucket a request touches is charged in one atomic
+store call, or none is. Figures go back as OpenAI's x-ratelimit-* headers.
+"""
+
+from __future__ import annotations
+
+from extproc.config.traffic import LimitRule
+from extproc.errors import GatewayError
+from extproc.observe.metrics import LIMIT_DECISIONS
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
+from extproc.ratelimit import estimate
+from extproc.ratelimit.headers import limit_headers, retry_headers, tightest
+from extproc.ratelimit.rules import Subject, applies, bucket_key
+from extproc.store import background
+from extproc.store.base import Decision, Store, StoreError, Take
+
+_LEASE_MARGIN_S = 60.0  # a stream slot outlives the provider's own timeout, then lapses
+
+
+class LimitsStage(Stage):
+    name = "limits"
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+        settings = ex.snapshot.config.limits
+        if not settings.rules or ex.target is None:
+            return None
+        subject = Subject(ex.identity.client_id, ex.identity.tenant, ex.provider_name, ex.model, ex.target.route)
+        rules = [rule for rule in settings.rules if applies(rule, subject)]
+        if not rules:
+            return None
+        ex.input_estimate, reserve = estimate.reserve(body, ex.request)
+        takes, kinds = _takes(rules, subject, reserve)
+        try:
+            decisions = await self._store.take(takes) if takes else []
+        except StoreError as error:
+            self._store_down(ex, error)
+            return None
+        background.succeeded()
+        for (rule, kind), decision in zip(kinds, decisions, strict=True):
+            LIMIT_DECISIONS.labels(rule.name, kind, "allow" if decision.allowed else "deny").inc()
+        ex.limit_headers = _headers(kinds, decisions)
+        refused = [(kinds[i][0], d) for i, d in enumerate(decisions) if not d.allowed]
+        if refused:  # all or nothing: the store took none
+            rule, decision = max(refused, key=lambda item: item[1].retry_after_s)
+            raise GatewayError(
+                "rate_limit",
+                f"rate limit {rule.name!r} reached; retry in {decision.retry_after_s:.1f}s",
+                code="rate_limit_exceeded",
+                headers=(*retry_headers(decision.retry_after_s), *ex.limit_headers),
+            )
+        ex.reserved = [take for take, (_, kind) in zip(takes, kinds, strict=True) if kind == "tokens"]
+        if ex.stream:
+            try:
+                await self._hold_stream_slots(ex, rules, subject)
+            except StoreError as error:
+                self._store_down(ex, error)
+        return None
+
+    def _store_down(self, ex: Exchange, error: StoreError) -> None:
+        background.failed("limits", error)
+        if ex.snapshot.config.limits.on_store_error == "deny":
+            raise GatewayError(
+                "unavailable", "rate limits cannot be checked right now", headers=tuple(retry_headers(1))
+            ) from None
+
+    async def _hold_stream_slots(self, ex: Exchange, rules: list[LimitRule], subject: Subject) -> None:
+        lease_s = (ex.provider.timeout_ms / 1000 if ex.provider else 600) + _LEASE_MARGIN_S
+        for rule in rules:
+            if rule.concurrent_streams is None:
+                continue
+            key = bucket_key(rule, subject) + "/streams"
+            if not await self._store.acquire(key, ex.request_id, rule.concurrent_streams, lease_s):
+                LIMIT_DECISIONS.labels(rule.name, "streams", "deny").inc()
+                raise GatewayError(
+                    "rate_limit",
+                    f"rate limit {rule.name!r}: at most {rule.concurrent_streams} streams at once",
+                    code="rate_limit_exceeded",
+                    headers=tuple(retry_headers(1)),
+                )
+            LIMIT_DECISIONS.labels(rule.name, "streams", "allow").inc()
+            ex.slots.append(key)
+
+    def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
+        reply.set_headers += ex.limit_headers
+
+    def finish(self, ex: Exchange) -> None:
+        for key in ex.slots:
+            background.spawn("limits", self._store.release(key, ex.request_id))
+        if not ex.reserved:
+            return
+        used = tokens_used(ex)
+        for take in ex.reserved:
+            if used != take.cost:
+                background.spawn("limits", self._store.settle(take.key, used - take.cost, take.limit, take.window_s))
+
+
+def tokens_used(ex: Exchange) -> int:
+    """What the request really cost: the provider's count, else an estimate from what was seen."""
+    if ex.cache_status == "HIT":
+        return 0  # answered without a provider
+    if ex.usage is not None:
+        return ex.usage.input_tokens + ex.usage.output_tokens
+    if ex.assembler is not None:  # a stream that ended before its usage (cancelled, cut)
+        return ex.input_estimate + ex.assembler.estimated_output_tokens()
+    if ex.status and ex.status < 400:
+        return ex.input_estimate
+    return 0  # refused or failed: nothing was generated
+
+
+def _takes(rules: list[LimitRule], subject: Subject, reserve: int) -> tuple[list[Take], list[tuple[LimitRule, str]]]:
+    takes: list[Take] = []
+    kinds: list[tuple[LimitRule, str]] = []
+    for rule in rules:
+        key = bucket_key(rule, subject)
+        if rule.requests is not None:
+            takes.append(Take(key + "/requests", 1, rule.requests, rule.window_s))
+            kinds.append((rule, "requests"))
+        if rule.tokens is not None:
+            # Capped at the bucket's size, so a large request still fits a full bucket.
+            takes.append(Take(key + "/tokens", min(reserve, rule.tokens), rule.tokens, rule.window_s))
+            kinds.append((rule, "tokens"))
+    return takes, kinds
+
+
+def _headers(kinds: list[tuple[LimitRule, str]], decisions: list[Decision]) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for kind in ("requests", "tokens"):
+        decision = tightest([d for (_, k), d in zip(kinds, decisions, strict=True) if k == kind])
+        if decision is not None:
+            headers += limit_headers(kind, decision)
+    return headers

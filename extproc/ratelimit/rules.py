@@ -1,0 +1,40 @@
+"""Which limit rules apply to a request, and the bucket each one counts it in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from urllib.parse import quote
+
+from extproc.config.traffic import LimitRule
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a request is, in the dimensions limits key on."""
+
+    client: str
+    tenant: str
+    provider: str
+    model: str
+    route: str
+
+    def value(self, dimension: str) -> str:
+        return str(getattr(self, dimension))
+
+
+def applies(rule: LimitRule, subject: Subject) -> bool:
+    match = rule.match
+    return (
+        (not match.clients or subject.client in match.clients)
+        and (not match.tenants or subject.tenant in match.tenants)
+        and (not match.providers or subject.provider in match.providers)
+        and (not match.routes or subject.route in match.routes)
+        and (not match.models or any(fnmatchcase(subject.model, pattern) for pattern in match.models))
+    )
+
+
+def bucket_key(rule: LimitRule, subject: Subject) -> str:
+    """`rule/client=alice/model=gpt-4o`: values quoted, so no client id or model can forge another's key."""
+    parts = [rule.name] + [f"{dimension}={quote(subject.value(dimension), safe='')}" for dimension in rule.key]
+    return "/".join(parts)

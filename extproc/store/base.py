@@ -1,0 +1,72 @@
+"""What limits and the cache need to share across ext_proc processes and replicas.
+
+Two backends implement it: `memory` (one process, the embedded default) and
+`redis` (shared; atomic through Lua scripts). A backend that cannot reach its
+store raises StoreError; the stages decide what that means (the cache is
+bypassed, limits follow `on_store_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """The store could not be reached or answered badly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """Take `cost` from the token bucket `key`: `limit` tokens, refilled evenly over `window_s`."""
+
+    key: str
+    cost: int
+    limit: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int  # whole tokens left after this take (never below 0 in what clients see)
+    reset_s: float  # until the bucket is full again
+    retry_after_s: float  # until `cost` would fit (0 when allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    value: bytes
+    age_s: float  # seconds since it was stored
+
+
+class Store(Protocol):
+    async def take(self, takes: Sequence[Take]) -> list[Decision]:
+        """All or nothing: when any bucket lacks its cost, nothing is taken and that one is refused."""
+        ...
+
+    async def settle(self, key: str, delta: int, limit: int, window_s: float) -> None:
+        """Correct a bucket after the fact: a positive delta takes more (may go into debt), a negative one gives back
+        (never above `limit`)."""
+        ...
+
+    async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
+        """Hold one of `limit` slots under `key` for `holder` (a request id); a lease lapses after `lease_s`
+        so a crashed process never keeps its slots."""
+        ...
+
+    async def release(self, key: str, holder: str) -> None: ...
+
+    async def cache_get(self, key: str) -> CacheEntry | None: ...
+
+    async def cache_set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store with a TTL; evict least recently used entries beyond the store's entry and byte bounds."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers."""
+        ...
+
+    async def close(self) -> None: ...

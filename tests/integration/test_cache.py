@@ -1,0 +1,236 @@
+"""The response cache through the real Envoy, with the official SDKs (memory store, one ext_proc).
+
+Every hit is proven by the fake provider's request log: a hit never reaches it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from extproc.auth.apikeys import hash_key, new_key
+from tests.conftest import PROVIDER_ENV, standard_config
+from tests.fakes.base import Reply
+from tests.fakes.openai import openai_error
+from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.stack import GatewayStack
+
+pytestmark = pytest.mark.integration
+
+KEYS = {name: new_key() for name in ("alice", "bob", "carol")}
+TENANTS = {"alice": "acme", "bob": "acme", "carol": "globex"}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+) -> Iterator[GatewayStack]:
+    config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
+    config["clients"] = [
+        {"id": name, "tenant": TENANTS[name], "key_hashes": [hash_key(key)]} for name, key in KEYS.items()
+    ]
+    config["routes"] = [
+        {"name": "short-lived", "model": "brief-*", "provider": "openai", "cache_ttl_s": 1},
+        {"name": "uncached", "model": "never-*", "provider": "openai", "cache_ttl_s": 0},
+        {"name": "shared", "model": "shared-*", "provider": "openai"},
+        {"name": "claude-shared", "model": "claude-*", "provider": "anthropic"},
+        *config["routes"],
+    ]
+    config["cache"] = {"chat_ttl_s": 600}
+    config["limits"] = {
+        "rules": [{"name": "two", "key": ["client"], "match": {"models": ["gpt-counted-*"]}, "requests": 2}]
+    }
+    stack = GatewayStack(Path(tmp_path_factory.mktemp("cache")), config, PROVIDER_ENV).start()
+    yield stack
+    stack.stop()
+
+
+def oai(stack: GatewayStack, client: str = "alice") -> openai.OpenAI:
+    return openai.OpenAI(api_key=KEYS[client], base_url=stack.base_url + "/v1", max_retries=0, timeout=20)
+
+
+def ant(stack: GatewayStack, client: str = "alice") -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key=KEYS[client], base_url=stack.base_url, max_retries=0, timeout=20)
+
+
+def ask(
+    stack: GatewayStack, model: str, text: str, client: str = "alice", headers: dict[str, str] | None = None
+) -> tuple[str, httpx.Headers]:
+    raw = oai(stack, client).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}], max_tokens=50, extra_headers=headers
+    )
+    return raw.parse().choices[0].message.content or "", raw.headers
+
+
+def stored() -> None:
+    time.sleep(0.3)  # the entry is written once the ext_proc closed the request's stream
+
+
+def test_the_same_question_twice_is_answered_from_the_cache_without_the_provider(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    text, headers = ask(stack, "gpt-4o-mini", "what is a cache?")
+    assert headers["x-gateway-cache"] == "MISS"
+    stored()
+    again, headers = ask(stack, "gpt-4o-mini", "what is a cache?")
+    assert headers["x-gateway-cache"] == "HIT"
+    assert again == text
+    assert len(fake_openai.requests) == 1
+    other, headers = ask(stack, "gpt-4o-mini", "what is a different question?")
+    assert headers["x-gateway-cache"] == "MISS" and other != text
+    assert len(fake_openai.requests) == 2
+
+
+def test_a_question_asked_through_openai_hits_when_asked_again_through_anthropic(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    text, _ = ask(stack, "shared-model", "one entry for every API")
+    stored()
+    raw = ant(stack).messages.with_raw_response.create(
+        model="shared-model", max_tokens=50, messages=[{"role": "user", "content": "one entry for every API"}]
+    )
+    message = raw.parse()
+    assert raw.headers["x-gateway-cache"] == "HIT"
+    assert message.type == "message" and message.content[0].type == "text"
+    assert message.content[0].text == text
+    assert message.stop_reason == "end_turn"
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_cached_answer_replays_as_a_stream_through_each_sdk(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    text, _ = ask(stack, "shared-model", "replay me as a stream")
+    stored()
+    chunks = list(
+        oai(stack).chat.completions.create(
+            model="shared-model",
+            messages=[{"role": "user", "content": "replay me as a stream"}],
+            max_tokens=50,
+            stream=True,
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    with ant(stack).messages.stream(
+        model="shared-model", max_tokens=50, messages=[{"role": "user", "content": "replay me as a stream"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == text
+        assert stream.get_final_message().stop_reason == "end_turn"
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_complete_stream_is_stored_and_answers_the_next_request(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic
+) -> None:
+    with ant(stack).messages.stream(
+        model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "stream then cache"}]
+    ) as stream:
+        streamed = "".join(stream.text_stream)
+    stored()
+    message = ant(stack).messages.create(
+        model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "stream then cache"}]
+    )
+    assert message.content[0].text == streamed
+    assert len(fake_anthropic.requests) == 1
+
+
+def test_a_stream_cut_short_by_the_provider_is_not_stored(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    chunk = (
+        b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"part"},"finish_reason":null}]}\n\n'
+    )
+    fake_openai.enqueue(Reply(content_type="text/event-stream", chunks=[chunk] * 4, abort_after_chunks=3))
+    with pytest.raises(openai.APIError):
+        list(
+            oai(stack).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "cut"}], max_tokens=50, stream=True
+            )
+        )
+    stored()
+    _, headers = ask(stack, "gpt-4o-mini", "cut")
+    assert headers["x-gateway-cache"] == "MISS"
+    assert len(fake_openai.requests) == 2
+
+
+def test_errors_are_never_stored(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    fake_openai.enqueue(openai_error(500, "the provider broke", type_="server_error"))
+    with pytest.raises(openai.InternalServerError):
+        ask(stack, "gpt-4o-mini", "fail once")
+    stored()
+    _, headers = ask(stack, "gpt-4o-mini", "fail once")
+    assert headers["x-gateway-cache"] == "MISS"
+    assert len(fake_openai.requests) == 2
+
+
+def test_one_tenant_never_reads_another_tenants_entry(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    ask(stack, "gpt-4o-mini", "tenant secret question", client="alice")
+    stored()
+    _, headers = ask(stack, "gpt-4o-mini", "tenant secret question", client="carol")
+    assert headers["x-gateway-cache"] == "MISS"  # globex asks the provider itself
+    assert len(fake_openai.requests) == 2
+    _, headers = ask(stack, "gpt-4o-mini", "tenant secret question", client="bob")
+    assert headers["x-gateway-cache"] == "HIT"  # bob is in alice's tenant
+    assert len(fake_openai.requests) == 2
+
+
+def test_cache_control_no_store_no_cache_and_max_age_are_followed(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "no-store"})
+    assert headers["x-gateway-cache"] == "BYPASS"
+    stored()
+    _, headers = ask(stack, "gpt-4o-mini", "directives")
+    assert headers["x-gateway-cache"] == "MISS"  # no-store wrote nothing
+    stored()
+    _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "no-cache"})
+    assert headers["x-gateway-cache"] == "REFRESH"
+    assert len(fake_openai.requests) == 3
+    stored()
+    time.sleep(1.1)
+    _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "max-age=0"})
+    assert headers["x-gateway-cache"] == "REFRESH"
+    stored()
+    _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "max-age=60"})
+    assert headers["x-gateway-cache"] == "HIT"
+    assert len(fake_openai.requests) == 4
+
+
+def test_route_ttls_expire_entries_and_a_zero_ttl_never_caches(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    ask(stack, "brief-1", "short memory")
+    stored()
+    assert ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "HIT"
+    time.sleep(1.2)
+    assert ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "MISS"
+    assert ask(stack, "never-1", "no memory")[1]["x-gateway-cache"] == "BYPASS"
+    stored()
+    assert ask(stack, "never-1", "no memory")[1]["x-gateway-cache"] == "BYPASS"
+    assert len(fake_openai.requests) == 4
+
+
+def test_a_hit_costs_no_provider_call_but_counts_against_request_limits(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    ask(stack, "gpt-counted-1", "count me", client="carol")
+    stored()
+    _, headers = ask(stack, "gpt-counted-1", "count me", client="carol")
+    assert headers["x-gateway-cache"] == "HIT" and headers["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(openai.RateLimitError):
+        ask(stack, "gpt-counted-1", "count me", client="carol")
+    assert len(fake_openai.requests) == 1
+
+
+def test_embeddings_are_cached_too(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    client = oai(stack)
+    first = client.embeddings.with_raw_response.create(model="gpt-embedding-1", input=["cache me"])
+    assert first.headers["x-gateway-cache"] == "MISS"
+    stored()
+    second = client.embeddings.with_raw_response.create(model="gpt-embedding-1", input=["cache me"])
+    assert second.headers["x-gateway-cache"] == "HIT"
+    assert second.parse().data[0].embedding == first.parse().data[0].embedding
+    assert len(fake_openai.requests) == 1

@@ -1,0 +1,98 @@
+"""A real redis-server for tests: a local process on a free loopback port, no persistence."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+from tests.support.stack import free_port
+
+
+class RedisServer:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
+        self.workdir = workdir
+        self.password = password
+        self.port = free_port()  # kept across restarts, so clients can reconnect to the same address
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server not found: install it (apt-get install redis-server; the Makefile and CI do)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", str(self.workdir)]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
+        with (self.workdir / f"redis-{self.port}.log").open("ab") as log:
+            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+        return self
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> RedisServer:
+        self.stop()
+        return self.start()
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        """Until PING answers PONG (after AUTH when there is a password); fail at once if the process died."""
+        request = b"PING\r\n"
+        if self.password is not None:
+            request = f"AUTH {self.password}\r\n".encode() + request
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self._proc.returncode}; see {self.workdir}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(request)
+                    reply = b""
+                    while b"PONG" not in reply and not reply.startswith(b"-"):
+                        chunk = sock.recv(256)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if b"PONG" in reply:
+                        return
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.02)
+        self.stop()
+        raise TimeoutError(f"redis-server on port {self.port} not ready after {timeout}s")
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A started redis-server without a password, stopped after the test."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
