@@ -18,7 +18,8 @@ run: $(STAMP)
 	$(BIN)/extproc run $(if $(CONFIG),--config $(CONFIG))
 
 test: $(STAMP)
-	@command -v redis-server >/dev/null || echo "note: redis-server not installed (needed by later limit/cache tests)"
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) \
+		|| echo "note: could not install redis-server; the Redis tests will be skipped"
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP)

@@ -1,8 +1,9 @@
 """`make bench`: the gateway's throughput and latency next to a plain Envoy hop.
 
 Starts a fast fake provider (an Envoy answering canned bodies), a plain Envoy
-proxying to it, and one real gateway (Envoy + ext_proc) with every provider
-and route the scenarios need. Each scenario is checked with one real request,
+proxying to it, one real gateway (Envoy + ext_proc) with every provider and
+route the scenarios need, and a second one with API-key auth, limits and the
+response cache on a local redis-server (skipped where there is none). Each scenario is checked with one real request,
 then loaded with wrk at each connection count. Environment:
 
   BENCH_SECONDS      seconds per measurement (default 8), after a 1 s warm-up
@@ -24,16 +25,19 @@ from typing import Any
 
 from bench import checks, wrk
 from bench.envoys import EnvoyProcess
+from extproc.auth.apikeys import hash_key
+from tests.support.redis_server import RedisServer
 from tests.support.stack import GatewayStack
 
 WARMUP_SECONDS = 1.0
 BASELINE = "envoy-plain"
 PROVIDER_KEY_ENV = "BENCH_OPENAI_KEY"
 
-_OPENAI_HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench-client"}
+_CLIENT_KEY = "sk-bench-client"
+_OPENAI_HEADERS = {"content-type": "application/json", "authorization": f"Bearer {_CLIENT_KEY}"}
 _ANTHROPIC_HEADERS = {
     "content-type": "application/json",
-    "x-api-key": "sk-bench-client",
+    "x-api-key": _CLIENT_KEY,
     "anthropic-version": "2023-06-01",
 }
 _SYSTEM = "You are a terse assistant."
@@ -122,6 +126,22 @@ SCENARIOS = [
         checks.anthropic_json(),
     ),
     Scenario(
+        "gateway-auth-limits-redis",
+        "gateway-redis",
+        "/v1/chat/completions",
+        openai_body("gpt-bench"),
+        _OPENAI_HEADERS,
+        checks.openai_json(),
+    ),
+    Scenario(
+        "gateway-cache-hit-redis",
+        "gateway-redis",
+        "/v1/chat/completions",
+        openai_body("gpt-bench-cached"),
+        _OPENAI_HEADERS,
+        checks.openai_json(),
+    ),
+    Scenario(
         "gateway-anthropic-to-openai-stream",
         "gateway",
         "/v1/messages",
@@ -158,6 +178,21 @@ def gateway_config(fake_url: str) -> dict[str, Any]:
     }
 
 
+def redis_gateway_config(fake_url: str, redis_url: str) -> dict[str, Any]:
+    """The passthrough route behind an API key and limits (never reached) on Redis, and a cached route."""
+    config = gateway_config(fake_url)
+    config["clients"] = [{"id": "bench", "tenant": "bench", "key_hashes": [hash_key(_CLIENT_KEY)]}]
+    config["store"] = {"backend": "redis", "redis": {"url": redis_url}}
+    config["limits"] = {
+        "rules": [{"name": "per-client", "key": ["client"], "requests": 10**9, "tokens": 10**12, "window_s": 60}]
+    }
+    config["cache"] = {}
+    for provider in config["providers"]:
+        provider["cache_ttl_s"] = 0  # only the cached route below is cached
+    config["routes"].append({"model": "gpt-bench-cached", "provider": "bench-openai", "cache_ttl_s": 3600})
+    return config
+
+
 @dataclass(slots=True)
 class Row:
     scenario: str
@@ -174,7 +209,7 @@ class Bench:
     workdir: Path
     rows: list[Row] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
-    extproc_pid: int | None = None
+    extproc_pids: dict[str, int] = field(default_factory=dict)  # per gateway target
     target_errors: dict[str, str] = field(default_factory=dict)
 
     def run_scenario(self, scenario: Scenario) -> None:
@@ -190,7 +225,7 @@ class Bench:
             _progress(f"{scenario.name}: skipped: {problem}")
             return
         script = wrk.write_script(self.workdir / f"{scenario.name}.lua", body, scenario.headers)
-        pid = self.extproc_pid if scenario.target == "gateway" else None
+        pid = self.extproc_pids.get(scenario.target)
         for connections in self.connections:
             wrk.run(url, script, connections, WARMUP_SECONDS)
             cpu_before = _cpu_seconds(pid)
@@ -201,6 +236,16 @@ class Bench:
                 cpu = (cpu_after - cpu_before) / result.requests * 1e6
             self.rows.append(Row(scenario.name, connections, result, cpu))
             _progress(f"{scenario.name} c={connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
+
+
+def _start_gateway(bench: Bench, target: str, stack: GatewayStack) -> None:
+    try:
+        stack.start()
+        bench.urls[target] = stack.base_url
+        bench.extproc_pids[target] = stack.extproc_process.pid  # to count its CPU per request
+    except Exception as error:  # the baselines still run; this target's rows say why not
+        bench.target_errors[target] = f"gateway did not start: {str(error).splitlines()[0]}"
+        print(str(error), file=sys.stderr)
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
@@ -273,7 +318,7 @@ def main() -> int:
     print("note: compare ratios to the plain Envoy hop, not absolute numbers: wrk, the Envoys and the ext_proc")
     print("      share this machine's cores with each other (and with anything else running)", flush=True)
     started = time.monotonic()
-    stopping: list[EnvoyProcess | GatewayStack] = []
+    stopping: list[EnvoyProcess | GatewayStack | RedisServer] = []
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         workdir = Path(tmp)
         bench = Bench(seconds, connections, workdir)
@@ -288,14 +333,21 @@ def main() -> int:
                 workdir / "gateway", gateway_config(fake.base_url), {PROVIDER_KEY_ENV: "sk-bench-provider"}
             )
             stopping.append(stack)
+            _start_gateway(bench, "gateway", stack)
             try:
-                stack.start()
-                bench.urls["gateway"] = stack.base_url
-                # The ext_proc process, to count its CPU per request.
-                bench.extproc_pid = stack.extproc_process.pid
-            except Exception as error:  # the baselines still run; gateway rows say why not
-                bench.target_errors["gateway"] = f"gateway did not start: {str(error).splitlines()[0]}"
-                print(str(error), file=sys.stderr)
+                redis = RedisServer(workdir / "redis").start()
+                stopping.append(redis)
+                redis_stack = GatewayStack(
+                    workdir / "gateway-redis",
+                    redis_gateway_config(fake.base_url, redis.url),
+                    {PROVIDER_KEY_ENV: "sk-bench-provider"},
+                )
+                stopping.append(redis_stack)
+                _start_gateway(bench, "gateway-redis", redis_stack)
+            except BaseException as error:  # pytest's skip when redis-server is missing
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                bench.target_errors["gateway-redis"] = f"no redis-server: {error}"
             for scenario in SCENARIOS:
                 bench.run_scenario(scenario)
         except KeyboardInterrupt:

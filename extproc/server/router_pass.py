@@ -56,6 +56,10 @@ class RouterPass:
                         yield await self._request_headers(ex, message)
                     elif kind == "request_body":
                         yield await self._request_body(ex, message)
+                    elif not ex.headers:
+                        # A reply Envoy made before this filter saw the request (local_ratelimit's 429,
+                        # measured: its response still passes here): already in the client's format.
+                        yield _continue(kind)
                     elif kind == "response_headers":
                         yield self._response_headers(ex, message)
                     elif kind == "response_body":
@@ -68,7 +72,7 @@ class RouterPass:
                     log.exception("router pass failed", extra={"request_id": ex.request_id})
                     yield self._error(ex, kind, GatewayError("internal", "the gateway failed on this request"))
         finally:
-            for stage in self._on_finish:
+            for stage in self._on_finish if ex.headers else ():
                 try:
                     stage.finish(ex)
                 except Exception:
@@ -136,3 +140,11 @@ class RouterPass:
         body = FORMATS[ex.error_format].render_error(error, ex.request_id)
         headers = [("content-type", "application/json"), ("x-request-id", ex.request_id), *error.headers]
         return m.immediate(status, body, headers, details=f"gateway_{error.kind}")
+
+
+def _continue(kind: str | None) -> ProcessingResponse:
+    if kind == "response_headers":
+        return m.CONTINUE_RESPONSE_HEADERS
+    if kind == "response_body":
+        return m.CONTINUE_RESPONSE_BODY
+    return ProcessingResponse()

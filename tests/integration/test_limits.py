@@ -61,6 +61,7 @@ def stack(
             {"name": "tenant-pool", "key": ["tenant"], "match": {"models": ["gpt-tenant-*"]}, "requests": 2},
         ]
     }
+    config["listeners"] = [{"name": "main"}, {"name": "guarded", "local_rate_limit": {"requests_per_s": 1, "burst": 2}}]
     stack = GatewayStack(Path(tmp_path_factory.mktemp("limits")), config, PROVIDER_ENV).start()
     yield stack
     stack.stop()
@@ -228,3 +229,26 @@ def test_a_second_stream_of_one_client_is_refused_while_the_first_runs(
             model="gpt-stream-1", messages=[{"role": "user", "content": "c"}], stream=True
         )
     )
+
+
+def test_envoys_local_rate_limit_guards_a_listener_and_answers_in_the_clients_format(stack: GatewayStack) -> None:
+    guarded = f"http://127.0.0.1:{stack.extra_listener_ports[0]}"
+    client = openai.OpenAI(api_key=KEYS["alice"], base_url=guarded + "/v1", max_retries=0, timeout=20)
+    outcomes = []
+    for _ in range(5):
+        try:
+            client.chat.completions.create(model="mock-1", messages=[{"role": "user", "content": "hi"}])
+            outcomes.append(200)
+        except openai.RateLimitError as error:
+            outcomes.append(429)
+            refused = error
+    assert outcomes[:2] == [200, 200] and 429 in outcomes[2:]
+    assert refused.code == "rate_limit_exceeded" and refused.response.headers["retry-after"] == "1"
+    assert refused.response.headers["x-request-id"] in refused.message
+    messages = anthropic.Anthropic(api_key=KEYS["alice"], base_url=guarded, max_retries=0, timeout=20).messages
+    with pytest.raises(anthropic.RateLimitError) as refused_anthropic:
+        for _ in range(3):
+            messages.create(model="mock-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    body = refused_anthropic.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == "rate_limit_error"
+    oai(stack, "alice").chat.completions.create(model="mock-1", messages=[{"role": "user", "content": "hi"}])

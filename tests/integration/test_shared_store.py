@@ -1,0 +1,162 @@
+"""Limits and the cache shared through a real redis-server by two ext_proc workers behind one Envoy,
+and what happens when Redis goes away and comes back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import PROVIDER_ENV, standard_config
+from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.redis_server import RedisServer
+from tests.support.stack import GatewayStack
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "redis-test-password"
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(Path(tmp_path_factory.mktemp("redis")), password=PASSWORD) as server:
+        yield server
+
+
+def _config(fakes: tuple[FakeOpenAI, FakeAnthropic, FakeGemini], redis: RedisServer, **extproc: Any) -> dict:
+    config = standard_config(*(fake.base_url for fake in fakes))
+    config["extproc"] = extproc
+    config["store"] = {"backend": "redis", "redis": {"url": redis.url, "password_env": "TEST_REDIS_PASSWORD"}}
+    config["cache"] = {}
+    config["limits"] = {
+        "rules": [
+            {"name": "ten", "key": ["model"], "match": {"models": ["gpt-shared-*"]}, "requests": 10, "window_s": 600},
+            {"name": "one", "key": ["model"], "match": {"models": ["gpt-outage-*"]}, "requests": 1, "window_s": 600},
+        ]
+    }
+    return config
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis: RedisServer,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+) -> Iterator[GatewayStack]:
+    config = _config((fake_openai, fake_anthropic, fake_gemini), redis, workers=2)
+    env = {**PROVIDER_ENV, "TEST_REDIS_PASSWORD": PASSWORD}
+    stack = GatewayStack(Path(tmp_path_factory.mktemp("shared")), config, env).start()
+    yield stack
+    stack.stop()
+
+
+def client(stack: GatewayStack) -> openai.OpenAI:
+    return openai.OpenAI(api_key="unused", base_url=stack.base_url + "/v1", max_retries=0, timeout=20)
+
+
+def ask(stack: GatewayStack, model: str, text: str = "hi") -> httpx.Headers:
+    raw = client(stack).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}]
+    )
+    raw.parse()
+    return raw.headers
+
+
+def _outcome(stack: GatewayStack, model: str, text: str) -> int:
+    try:
+        ask(stack, model, text)
+    except openai.APIStatusError as error:
+        return error.status_code
+    return 200
+
+
+def _served_per_worker(stack: GatewayStack) -> list[int]:
+    clusters = httpx.get(stack.envoy_admin_url + "/clusters", params={"format": "json"}).json()
+    extproc = next(c for c in clusters["cluster_statuses"] if c["name"] == "extproc")
+    return [
+        next((int(s.get("value", 0)) for s in host["stats"] if s["name"] == "rq_total"), 0)
+        for host in extproc["host_statuses"]
+    ]
+
+
+def test_two_workers_share_one_request_limit_and_never_allow_twice_it(stack: GatewayStack) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda i: _outcome(stack, "gpt-shared-1", f"question {i}"), range(30)))
+    assert outcomes.count(200) == 10
+    assert outcomes.count(429) == 20
+    served = _served_per_worker(stack)
+    assert len(served) == 2 and all(count > 0 for count in served), served  # both workers took part
+
+
+def test_two_workers_share_one_cache(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    assert ask(stack, "gpt-4o-mini", "asked of every worker")["x-gateway-cache"] == "MISS"
+    time.sleep(0.3)  # stored once the first request's stream closed
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ask(stack, "gpt-4o-mini", "asked of every worker"), range(12)))
+    assert [headers["x-gateway-cache"] for headers in results] == ["HIT"] * 12
+    assert len(fake_openai.requests) == 1
+
+
+def _store_errors(stack: GatewayStack) -> float:
+    metrics = httpx.get(stack.admin_url + "/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("gateway_store_errors_total{")
+    )
+
+
+def test_with_redis_stopped_the_cache_is_bypassed_limits_allow_and_both_recover(
+    stack: GatewayStack, redis: RedisServer, fake_openai: FakeOpenAI
+) -> None:
+    assert _outcome(stack, "gpt-outage-1", "before") == 200
+    assert _outcome(stack, "gpt-outage-1", "before again") == 429
+    errors_before = _store_errors(stack)
+    redis.stop()
+    try:
+        # on_store_error: allow (the default): answered, uncached, over the limit.
+        for i in range(3):
+            assert ask(stack, "gpt-outage-1", f"during {i}")["x-gateway-cache"] == "BYPASS"
+        assert _store_errors(stack) > errors_before
+    finally:
+        redis.start()
+    # Redis is back (empty: no persistence): limits and the cache work again, without a restart.
+    deadline = time.monotonic() + 10
+    while _outcome(stack, "gpt-outage-1", "after") != 429 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _outcome(stack, "gpt-outage-1", "after") == 429
+    assert ask(stack, "gpt-4o-mini", "cached after the outage")["x-gateway-cache"] == "MISS"
+    time.sleep(0.3)
+    assert ask(stack, "gpt-4o-mini", "cached after the outage")["x-gateway-cache"] == "HIT"
+
+
+def test_on_store_error_deny_refuses_in_the_clients_format_while_redis_is_down(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+) -> None:
+    with RedisServer(tmp_path / "redis") as redis:
+        config = _config((fake_openai, fake_anthropic, fake_gemini), redis)
+        del config["store"]["redis"]["password_env"]
+        config["limits"]["on_store_error"] = "deny"
+        stack = GatewayStack(tmp_path, config, PROVIDER_ENV).start()
+        try:
+            assert _outcome(stack, "gpt-shared-1", "up") == 200
+            redis.stop()
+            with pytest.raises(openai.APIStatusError) as refused:
+                ask(stack, "gpt-shared-1", "down")
+            assert refused.value.status_code == 503
+            assert "rate limits cannot be checked" in refused.value.message
+            assert refused.value.response.headers["retry-after"] == "1"
+            assert _outcome(stack, "gpt-4o-mini", "no rule applies") == 200  # only limited requests are refused
+            redis.start()
+            assert _outcome(stack, "gpt-shared-1", "up again") == 200
+        finally:
+            stack.stop()
