@@ -13,12 +13,14 @@ import anthropic
 import httpx
 import openai
 import pytest
+from google.genai import types
 
 from extproc.auth.apikeys import hash_key, new_key
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.base import Reply
 from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.integration.sdk_outcomes import gemini_client
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -124,6 +126,16 @@ def test_a_cached_answer_replays_as_a_stream_through_each_sdk(stack: GatewayStac
     ) as stream:
         assert "".join(stream.text_stream) == text
         assert stream.get_final_message().stop_reason == "end_turn"
+    gemini = gemini_client(stack.base_url, KEYS["alice"])
+    pieces = list(
+        gemini.models.generate_content_stream(
+            model="shared-model",
+            contents="replay me as a stream",
+            config=types.GenerateContentConfig(max_output_tokens=50),
+        )
+    )
+    assert "".join(piece.text or "" for piece in pieces) == text
+    assert pieces[-1].candidates[0].finish_reason == types.FinishReason.STOP
     assert len(fake_openai.requests) == 1
 
 
@@ -234,3 +246,23 @@ def test_embeddings_are_cached_too(stack: GatewayStack, fake_openai: FakeOpenAI)
     assert second.headers["x-gateway-cache"] == "HIT"
     assert second.parse().data[0].embedding == first.parse().data[0].embedding
     assert len(fake_openai.requests) == 1
+
+
+def _metric(stack: GatewayStack, name: str, label: str) -> float:
+    lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + "{") and label in line)
+
+
+def test_cache_outcomes_and_bytes_are_counted(stack: GatewayStack) -> None:
+    hits, misses = (
+        _metric(stack, "gateway_cache_requests_total", 'result="hit"'),
+        _metric(stack, "gateway_cache_requests_total", 'result="miss"'),
+    )
+    stored_bytes = _metric(stack, "gateway_cache_bytes_total", 'op="stored"')
+    ask(stack, "gpt-4o-mini", "count the cache")
+    stored()
+    ask(stack, "gpt-4o-mini", "count the cache")
+    assert _metric(stack, "gateway_cache_requests_total", 'result="miss"') == misses + 1
+    assert _metric(stack, "gateway_cache_requests_total", 'result="hit"') == hits + 1
+    assert _metric(stack, "gateway_cache_bytes_total", 'op="stored"') > stored_bytes
+    assert _metric(stack, "gateway_cache_bytes_total", 'op="served"') > 0

@@ -252,3 +252,22 @@ def test_envoys_local_rate_limit_guards_a_listener_and_answers_in_the_clients_fo
     body = refused_anthropic.value.body
     assert isinstance(body, dict) and body["error"]["type"] == "rate_limit_error"
     oai(stack, "alice").chat.completions.create(model="mock-1", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_limit_decisions_are_counted_by_rule_kind_and_decision(stack: GatewayStack) -> None:
+    def decisions(decision: str) -> float:
+        lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
+        label = f'gateway_limit_decisions_total{{decision="{decision}",kind="requests",rule="tenant-pool"}}'
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(label))
+
+    allowed, denied = decisions("allow"), decisions("deny")
+    outcomes = []
+    for _ in range(3):  # the tenant's two requests a minute, then refusals
+        try:
+            ask(stack, "carol", "gpt-tenant-1")
+            outcomes.append(200)
+        except openai.RateLimitError:
+            outcomes.append(429)
+    assert 429 in outcomes
+    assert decisions("allow") - allowed == outcomes.count(200)
+    assert decisions("deny") - denied == outcomes.count(429)
