@@ -160,3 +160,27 @@ def test_on_store_error_deny_refuses_in_the_clients_format_while_redis_is_down(
             assert _outcome(stack, "gpt-shared-1", "up again") == 200
         finally:
             stack.stop()
+
+
+def test_redis_over_tls_is_verified_against_the_configured_ca(
+    tmp_path: Path, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> None:
+    with RedisServer(tmp_path / "redis", tls=True) as redis:
+        config = _config((fake_openai, fake_anthropic, fake_gemini), redis)
+        del config["store"]["redis"]["password_env"]
+        config["store"]["redis"]["ca_file"] = str(redis.ca_file)
+        config["listeners"] = [{"name": "main"}]
+        stack = GatewayStack(tmp_path / "verified", config, PROVIDER_ENV).start()
+        try:
+            assert ask(stack, "gpt-4o-mini", "over tls")["x-gateway-cache"] == "MISS"
+            time.sleep(0.3)
+            assert ask(stack, "gpt-4o-mini", "over tls")["x-gateway-cache"] == "HIT"
+        finally:
+            stack.stop()
+        del config["store"]["redis"]["ca_file"]  # the system CAs do not know the test CA
+        stack = GatewayStack(tmp_path / "unverified", config, PROVIDER_ENV).start()
+        try:
+            assert ask(stack, "gpt-4o-mini", "over tls")["x-gateway-cache"] == "BYPASS"
+            assert _store_errors(stack) > 0
+        finally:
+            stack.stop()

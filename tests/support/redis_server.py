@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,15 +17,17 @@ from tests.support.stack import free_port
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, tls: bool = False) -> None:
         self.workdir = workdir
         self.password = password
+        self.tls = tls  # TLS only (no plain port), with a certificate from a test CA at `ca_file`
+        self.ca_file = workdir / "ca.pem"
         self.port = free_port()  # kept across restarts, so clients can reconnect to the same address
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
@@ -35,6 +38,8 @@ class RedisServer:
         args += ["--dir", str(self.workdir)]
         if self.password is not None:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args = self._tls_args(args)
         with (self.workdir / f"redis-{self.port}.log").open("ab") as log:
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
@@ -55,6 +60,35 @@ class RedisServer:
         self.stop()
         return self.start()
 
+    def _tls_args(self, args: list[str]) -> list[str]:
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        cert.private_key_pem.write_to_path(str(self.workdir / "key.pem"))
+        cert.cert_chain_pems[0].write_to_path(str(self.workdir / "cert.pem"))
+        args[args.index("--port") + 1] = "0"  # no plain port
+        return [
+            *args,
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(self.workdir / "cert.pem"),
+            "--tls-key-file",
+            str(self.workdir / "key.pem"),
+            "--tls-ca-cert-file",
+            str(self.ca_file),
+            "--tls-auth-clients",
+            "no",
+        ]
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        if not self.tls:
+            return sock
+        return ssl.create_default_context(cafile=str(self.ca_file)).wrap_socket(sock, server_hostname="127.0.0.1")
+
     def _wait_ready(self, timeout: float = 10.0) -> None:
         """Until PING answers PONG (after AUTH when there is a password); fail at once if the process died."""
         request = b"PING\r\n"
@@ -66,7 +100,7 @@ class RedisServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self._proc.returncode}; see {self.workdir}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                with self._connect() as sock:
                     sock.sendall(request)
                     reply = b""
                     while b"PONG" not in reply and not reply.startswith(b"-"):
