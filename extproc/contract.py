@@ -15,6 +15,9 @@ API_HEADER = "x-gw-api"  # the client's endpoint (openai.chat, gemini.embeddings
 MODEL_HEADER = "x-gw-model"  # the provider's model name
 STREAM_HEADER = "x-gw-stream"  # "1" when the provider is asked to stream
 BODY_FORMAT_HEADER = "x-gw-body-format"  # the wire format the body was rendered in
+# Set by the upstream pass to the provider of the attempt, for the credential filters that match
+# on it; removed by Envoy before the request leaves (never x-gw-*: those the pass itself removes).
+ATTEMPT_PROVIDER_HEADER = "x-gateway-attempt-provider"
 
 DROPPED_HEADER = "x-gateway-dropped-features"
 
@@ -23,5 +26,11 @@ PASS_METADATA_KEY = "x-gw-pass"
 LISTENER_METADATA_KEY = "x-gw-listener"
 
 METADATA_NAMESPACE = "llm_gateway"
+# A pooled request's facts, from the router pass to every attempt's upstream pass, as dynamic
+# metadata: header changes made in one attempt stay for the next (measured), metadata is never sent.
+REQUEST_METADATA_NAMESPACE = "llm_gateway.request"
+POOL_KEY = "pool"  # the route's name
+CLIENT_PATH_KEY = "client_path"  # the client's own path (its API)
+STREAM_KEY = "stream"  # the client asked for a stream
 ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
 PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"

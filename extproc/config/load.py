@@ -18,6 +18,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from extproc.auth.settings import AuthSettings, parse_auth_settings
+from extproc.config.load_routes import parse_routes
 from extproc.config.model import (
     Capabilities,
     EnvoySettings,
@@ -128,20 +129,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
     for i, name in enumerate(names):
         if name in names[:i]:
             problems.append(f"providers[{i}].name: duplicate provider name {name!r}")
-    routes = []
-    for i, route in enumerate(raw.get("routes") or []):
-        if route["provider"] not in names:
-            problems.append(f"routes[{i}].provider: no provider named {route['provider']!r}")
-        routes.append(
-            Route(
-                route["model"],
-                route["provider"],
-                route.get("upstream_model"),
-                route.get("auth"),
-                name=route.get("name", route["model"]),
-                cache_ttl_s=route.get("cache_ttl_s"),
-            )
-        )
+    routes = parse_routes(raw.get("routes") or [], providers, problems)
     listeners = []
     ports: set[int] = set()
     for i, item in enumerate(raw["listeners"]):

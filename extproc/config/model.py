@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
+from extproc.config.route_model import PoolMember, Resilience, RouteMatch
 from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 
 ProviderKind = str  # one of schema.PROVIDER_KINDS
@@ -76,6 +77,13 @@ class Route:
     auth: str | None = None  # overrides the listener's client auth for this route
     name: str = ""  # names the route in limits and the cache; the model pattern when not given
     cache_ttl_s: float | None = None
+    match: RouteMatch = field(default_factory=RouteMatch)
+    pool: tuple[PoolMember, ...] = ()  # two or more providers: Envoy balances and fails over between them
+    resilience: Resilience = field(default_factory=Resilience)
+
+    @property
+    def cluster(self) -> str:
+        return f"pool_{self.name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.config.render_filters import EXTPROC_CLUSTER, ext_proc_filter
 from extproc.config.render_listener import gateway_listener
+from extproc.config.render_pool import pool_cluster
 from extproc.config.render_tls import is_ip, upstream_tls
 from extproc.contract import METADATA_NAMESPACE
 
@@ -163,7 +164,8 @@ def _optional(item: dict[str, Any] | None) -> list[dict[str, Any]]:
 def render_clusters(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any]]:
     """`keys_dir` holds the providers' keys as SDS files (see render_credentials)."""
     providers = [p for p in config.providers if p.kind != "mock"]
-    return [_extproc_cluster(config)] + [_provider_cluster(config, p, keys_dir) for p in providers]
+    pools = [pool_cluster(config, route, keys_dir) for route in config.routes if route.pool]
+    return [_extproc_cluster(config), *(_provider_cluster(config, p, keys_dir) for p in providers), *pools]
 
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:

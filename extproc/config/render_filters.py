@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config.model import GatewayConfig
-from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY, PROVIDER_ATTRIBUTE
+from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY, PROVIDER_ATTRIBUTE, REQUEST_METADATA_NAMESPACE
 
 EXTPROC_CLUSTER = "extproc"
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
@@ -17,7 +17,9 @@ def ms(value: int) -> str:
     return f"{value / 1000:g}s"
 
 
-def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = "") -> dict[str, Any]:
+def ext_proc_filter(
+    config: GatewayConfig, *, upstream: bool, listener: str = "", upstream_body: bool = False
+) -> dict[str, Any]:
     """The ext_proc filter: the router pass (listener) or the upstream pass (cluster).
 
     The listener's copy is disabled here and enabled by the route configuration
@@ -27,7 +29,9 @@ def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = ""
     the filter takes that local reply over and the client gets a reset, no status.)
     """
     if upstream:
-        mode = {"request_header_mode": "SEND", "request_body_mode": "NONE", "response_header_mode": "SKIP"}
+        # A pool's upstream pass renders the body per attempt, so it reads it; a single provider's does not.
+        body = "BUFFERED" if upstream_body else "NONE"
+        mode = {"request_header_mode": "SEND", "request_body_mode": body, "response_header_mode": "SKIP"}
     else:
         mode = {"request_header_mode": "SEND", "request_body_mode": "BUFFERED", "response_header_mode": "SEND"}
     mode |= {"response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}
@@ -51,9 +55,13 @@ def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = ""
         # allow_envoy: x-envoy-* headers can be removed (measured: without it, removals are dropped silently).
         "mutation_rules": {"allow_all_routing": True, "allow_envoy": True},
     }
+    namespaces = {"untyped": [REQUEST_METADATA_NAMESPACE]}
     if upstream:
         typed["request_attributes"] = [PROVIDER_ATTRIBUTE]
+        if upstream_body:
+            typed["metadata_options"] = {"forwarding_namespaces": namespaces}
         return {"name": EXT_PROC_FILTER, "typed_config": typed}
+    typed["metadata_options"] = {"receiving_namespaces": namespaces}  # the router pass's facts for a pool
     return {"name": EXT_PROC_FILTER, "typed_config": typed, "disabled": True}
 
 

@@ -7,12 +7,20 @@ from typing import Any
 from extproc.config.model import GatewayConfig, Listener
 from extproc.config.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
 from extproc.config.render_local_reply import local_reply_config
+from extproc.config.render_pool import pool_route
 from extproc.config.render_rate_limit import local_rate_limit_filter
 from extproc.config.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
 from extproc.config.render_tls import downstream_tls
 from extproc.contract import METADATA_NAMESPACE, PROVIDER_HEADER, ROUTE_HEADER
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+
+
+# Tells the router pass which provider answered (a pool's answer is read by its provider's format).
+_ANSWERED_BY = {
+    "header": {"key": PROVIDER_HEADER, "value": f"%UPSTREAM_METADATA({METADATA_NAMESPACE}:provider)%"},
+    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+}
 
 
 def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
@@ -32,18 +40,22 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
                     "timeout": ms(provider.timeout_ms),
                     "idle_timeout": ms(provider.idle_timeout_ms),
                 },
-                # Tells the response pass which provider answered.
-                "response_headers_to_add": [
-                    {
-                        "header": {
-                            "key": PROVIDER_HEADER,
-                            "value": f"%UPSTREAM_METADATA({METADATA_NAMESPACE}:provider)%",
-                        },
-                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                    }
-                ],
+                "response_headers_to_add": [_ANSWERED_BY],
             }
         )
+    for route in config.routes:
+        if route.pool:
+            routes.append(
+                {
+                    "name": route.cluster,
+                    "match": {
+                        "prefix": "/",
+                        "headers": [{"name": ROUTE_HEADER, "string_match": {"exact": route.cluster}}],
+                    },
+                    "route": pool_route(config, route),
+                    "response_headers_to_add": [_ANSWERED_BY],
+                }
+            )
     # Reached only if the router pass let a request through unrouted.
     routes.append(
         {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config.schema_auth import AUTH_METHOD, AUTH_PROPERTIES
+from extproc.config.schema_routing import CIRCUIT_BREAKERS, OUTLIER_DETECTION, POOL_MEMBER, RETRY, ROUTE_MATCH, TIMEOUTS
 from extproc.config.schema_traffic import CACHE_SCHEMA, CACHE_TTL, LIMITS_SCHEMA, LOCAL_RATE_LIMIT, STORE_SCHEMA
 
 PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
@@ -91,8 +92,22 @@ _provider = {
 _route = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["model", "provider"],
+    "required": ["model"],
+    "oneOf": [{"required": ["provider"]}, {"required": ["pool"]}],
+    "description": "first match wins: the model (exact or glob) and every `match` condition must hold",
     "properties": {
+        "match": ROUTE_MATCH,
+        "pool": {
+            "type": "array",
+            "minItems": 2,
+            "items": POOL_MEMBER,
+            "description": "providers Envoy balances (weight) and fails over between (priority), in one request; "
+            "needs a route name",
+        },
+        "retry": RETRY,
+        "timeouts": TIMEOUTS,
+        "outlier_detection": OUTLIER_DETECTION,
+        "circuit_breakers": CIRCUIT_BREAKERS,
         "name": {**_name, "description": "names the route in limits and the cache (default: its model pattern)"},
         "model": {"type": "string", "minLength": 1, "description": "model name or glob (gpt-*)"},
         "provider": {"type": "string"},

@@ -14,7 +14,7 @@ import logging
 
 import orjson
 
-from extproc.contract import DROPPED_HEADER
+from extproc.contract import DROPPED_HEADER, PROVIDER_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
@@ -35,6 +35,8 @@ class AnswerStage(Stage):
     def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
         status = int(headers.get(":status", "0") or 0)
         ex.status = ex.provider_status = status
+        if ex.target is not None and ex.target.pooled:
+            _answered_by(ex, headers)
         endpoint, provider = ex.endpoint, ex.provider
         if ex.dropped:
             reply.set_headers.append((DROPPED_HEADER, ",".join(ex.dropped)))
@@ -166,6 +168,18 @@ class AnswerStage(Stage):
             ("content-type", CONTENT_TYPE_JSON),
             ("content-length", str(len(out))),
         ]
+
+
+def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
+    """A pool's answer: which provider gave it decides how it is read (Envoy names it from the
+    endpoint's metadata). An answer Envoy made itself (all providers failed) names none."""
+    provider = ex.snapshot.config.provider(headers.get(PROVIDER_HEADER, ""))
+    endpoint = ex.endpoint
+    if provider is None or endpoint is None:
+        return
+    ex.answered_by = provider
+    ex.passthrough = provider_format(provider) == endpoint.format
+    ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 
 
 def _looks_like_json(body: bytes) -> bool:

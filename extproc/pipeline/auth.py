@@ -17,6 +17,7 @@ from extproc.auth.errors import AuthError
 from extproc.auth.identity import AuthMethod
 from extproc.errors import GatewayError
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.parse import resolve
 from extproc.pipeline.stage import Stage
 
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
@@ -53,6 +54,8 @@ class AuthStage(Stage):
         if ex.auth_method is None or (route_method is not None and route_method != ex.auth_method):
             method = cast(AuthMethod, route_method) if route_method is not None else listener_method(ex)
             await self._authenticate(ex, method, ex.headers.get(":path", ""))
+        if ex.snapshot.router.needs_identity:  # rules that match on clients or tenants
+            ex.target = resolve(ex)
         if not ex.identity.allows(ex.model):
             raise GatewayError(
                 "permission", f"this client may not use the model `{ex.model}`", code="model_not_allowed", param="model"

@@ -28,6 +28,7 @@ class PhaseReply:
     body: bytes | None = None  # None: the body goes on unchanged
     clear_route_cache: bool = False
     response_body_mode: int | None = None  # a per-request override of how the answer's body is sent
+    request_metadata: dict[str, str | bool] | None = None  # facts for the upstream pass (a pool's attempts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Exchange:
     stream_from_whole: bool = False  # the client streams, the provider cannot
     dropped: list[str] = field(default_factory=list)  # features the provider lacks, named to the client
     # response
+    answered_by: Provider | None = None  # a pool's provider that answered (Envoy says which)
     status: int = 0  # what the client got
     provider_status: int = 0
     error_body: bool = False  # the provider's answer is an error to map
@@ -83,11 +85,14 @@ class Exchange:
 
     @property
     def provider(self) -> Provider | None:
+        if self.answered_by is not None:
+            return self.answered_by
         return self.target.provider if self.target else None
 
     @property
     def provider_name(self) -> str:
-        return self.target.provider.name if self.target else "-"
+        provider = self.provider
+        return provider.name if provider else "-"
 
     @property
     def route(self) -> str:

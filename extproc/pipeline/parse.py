@@ -5,6 +5,7 @@ from __future__ import annotations
 from extproc.formats import FORMATS
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
+from extproc.routing import Facts, Target
 
 
 class ParseStage(Stage):
@@ -22,6 +23,14 @@ class ParseStage(Stage):
                 chat.stream = True
             ex.stream = chat.stream
             ex.request = chat
-        ex.model = model = ex.request.model
-        ex.target = ex.snapshot.router.resolve(model)  # None is answered by the route stage, after auth
+        ex.model = ex.request.model
+        ex.target = resolve(ex)  # None is answered by the route stage, after auth
         return None
+
+
+def resolve(ex: Exchange) -> Target | None:
+    """The route for this request, as far as its identity is known (the auth stage resolves again
+    once it knows who calls, when rules match on clients or tenants)."""
+    assert ex.endpoint is not None
+    facts = Facts(ex.headers, ex.endpoint.format, ex.path, ex.identity.client_id, ex.identity.tenant)
+    return ex.snapshot.router.resolve(ex.model, facts)

@@ -8,7 +8,16 @@ can do and rendered in its format.
 
 from __future__ import annotations
 
-from extproc.contract import API_HEADER, BODY_FORMAT_HEADER, MODEL_HEADER, ROUTE_HEADER, STREAM_HEADER
+from extproc.contract import (
+    API_HEADER,
+    BODY_FORMAT_HEADER,
+    CLIENT_PATH_KEY,
+    MODEL_HEADER,
+    POOL_KEY,
+    ROUTE_HEADER,
+    STREAM_HEADER,
+    STREAM_KEY,
+)
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.base import RenderOptions
@@ -27,6 +36,9 @@ class TranslateStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         endpoint, target, request = ex.endpoint, ex.target, ex.request
         assert endpoint is not None and target is not None and request is not None
+        if target.pooled:
+            _to_pool(ex, reply)
+            return None
         provider = target.provider
         upstream_format = provider_format(provider)
         upstream = FORMATS[upstream_format]
@@ -57,7 +69,7 @@ class TranslateStage(Stage):
         for feature in ex.dropped:
             FEATURES_DROPPED.labels(provider.name, feature).inc()
         reply.set_headers += [
-            (ROUTE_HEADER, provider.cluster),
+            (ROUTE_HEADER, target.cluster),
             (API_HEADER, endpoint.name),
             (MODEL_HEADER, target.upstream_model),
             (STREAM_HEADER, "1" if stream else "0"),
@@ -68,3 +80,13 @@ class TranslateStage(Stage):
             reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]
         reply.clear_route_cache = True
         return None
+
+
+def _to_pool(ex: Exchange, reply: PhaseReply) -> None:
+    """A pooled route: the client's body goes on as it is, and the upstream pass renders it for
+    whichever provider Envoy picks, attempt by attempt (a failover may cross formats)."""
+    endpoint, target = ex.endpoint, ex.target
+    assert endpoint is not None and target is not None
+    reply.set_headers.append((ROUTE_HEADER, target.cluster))
+    reply.request_metadata = {POOL_KEY: target.route, CLIENT_PATH_KEY: ex.path, STREAM_KEY: ex.stream}
+    reply.clear_route_cache = True

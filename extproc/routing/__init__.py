@@ -1,4 +1,5 @@
-"""Pick the provider for a model: route rules first (exact or glob), then a provider listing the model."""
+"""Pick the route for a request: rules in order, first match wins (the model, exact or glob, and
+the rule's `match` conditions), then a provider listing the model."""
 
 from __future__ import annotations
 
@@ -6,53 +7,92 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from extproc.config.model import GatewayConfig, Provider, Route
+from extproc.config.route_model import PoolMember
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What rules may match on besides the model."""
+
+    headers: dict[str, str]
+    api: str  # the client's format: openai, anthropic, gemini
+    path: str
+    client: str
+    tenant: str
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    provider: Provider
+    provider: Provider  # a pool's first member
     upstream_model: str
     auth: str | None = None  # the route's own client auth method, overriding the listener's
     route: str = ""  # the route's name (limits and the cache key on it)
     cache_ttl_s: float | None = None  # the route's own cache TTL
+    pool: tuple[PoolMember, ...] = ()  # set: Envoy picks among these, per attempt
+    cluster: str = ""  # the Envoy cluster the request goes to
+
+    @property
+    def pooled(self) -> bool:
+        return bool(self.pool)
 
 
 class Router:
     def __init__(self, config: GatewayConfig) -> None:
-        self._config = config
-        self._exact: dict[str, Target] = {}
-        self._globs: list[tuple[str, Route, Provider]] = []
+        self._rules: list[tuple[Route, Provider]] = []
         for route in config.routes:
             provider = config.provider(route.provider)
             assert provider is not None  # checked by config validation
-            if any(ch in route.model for ch in "*?["):
-                self._globs.append((route.model, route, provider))
-            else:
-                self._exact.setdefault(route.model, _target(route, provider, route.model))
+            self._rules.append((route, provider))
+        self._listed: dict[str, Provider] = {}
         for provider in config.providers:
             for model in provider.models:
-                self._exact.setdefault(model, Target(provider, model, route=model))
-        self._cache: dict[str, Target | None] = {}
+                self._listed.setdefault(model, provider)
+        self._candidates: dict[str, list[tuple[Route, Provider]]] = {}
         self.routes_choose_auth = any(route.auth is not None for route in config.routes)
+        self.needs_identity = any(route.match.needs_identity for route in config.routes)
 
-    def resolve(self, model: str) -> Target | None:
-        if (target := self._exact.get(model)) is not None:
-            return target
-        if model in self._cache:
-            return self._cache[model]
-        target = None
-        for pattern, route, provider in self._globs:
-            if fnmatchcase(model, pattern):
-                target = _target(route, provider, model)
-                break
-        if len(self._cache) < 10_000:  # bounded: model names come from clients
-            self._cache[model] = target
-        return target
+    def resolve(self, model: str, facts: Facts) -> Target | None:
+        for route, provider in self._candidates_for(model):
+            if _holds(route, facts):
+                return _target(route, provider, model)
+        listed = self._listed.get(model)
+        return Target(listed, model, route=model, cluster=listed.cluster) if listed else None
+
+    def _candidates_for(self, model: str) -> list[tuple[Route, Provider]]:
+        """The rules whose model pattern takes this model, in order; remembered per model (bounded)."""
+        found = self._candidates.get(model)
+        if found is None:
+            found = [(r, p) for r, p in self._rules if r.model == model or fnmatchcase(model, r.model)]
+            if len(self._candidates) < 10_000:  # model names come from clients
+                self._candidates[model] = found
+        return found
 
     def models(self) -> list[str]:
         """Every concrete model name the gateway serves (globs are not listable)."""
-        return sorted(self._exact)
+        exact = {route.model for route, _ in self._rules if not any(ch in route.model for ch in "*?[")}
+        return sorted(exact | self._listed.keys())
+
+
+def _holds(route: Route, facts: Facts) -> bool:
+    match = route.match
+    return (
+        (not match.apis or facts.api in match.apis)
+        and (match.path_prefix is None or facts.path.startswith(match.path_prefix))
+        and (not match.clients or facts.client in match.clients)
+        and (not match.tenants or facts.tenant in match.tenants)
+        and all(header.holds(facts.headers) for header in match.headers)
+    )
 
 
 def _target(route: Route, provider: Provider, model: str) -> Target:
-    return Target(provider, route.upstream_model or model, route.auth, route.name or route.model, route.cache_ttl_s)
+    pooled = len(route.pool) > 1
+    first = route.pool[0].model if pooled and route.pool[0].model else route.upstream_model
+    return Target(
+        provider,
+        first or model,
+        route.auth,
+        route.name or route.model,
+        route.cache_ttl_s,
+        route.pool if pooled else (),
+        route.cluster if pooled else provider.cluster,
+    )

@@ -22,6 +22,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
 )
 
+from extproc.contract import REQUEST_METADATA_NAMESPACE
 from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS
 from extproc.formats.canonical import StreamFailure
@@ -99,7 +100,10 @@ class RouterPass:
             if (answer := await stage.request_body(ex, reply, body)) is not None:
                 return self._answer(ex, answer)
         common = m.common(reply.set_headers, reply.remove_headers, reply.body, reply.clear_route_cache)
-        return ProcessingResponse(request_body=BodyResponse(response=common))
+        response = ProcessingResponse(request_body=BodyResponse(response=common))
+        if reply.request_metadata is not None:
+            response.dynamic_metadata.update({REQUEST_METADATA_NAMESPACE: reply.request_metadata})
+        return response
 
     def _response_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         headers = m.headers_of(message.response_headers)

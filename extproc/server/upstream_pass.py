@@ -3,8 +3,10 @@
 It learns which provider Envoy picked from the endpoint's metadata (an
 ext_proc attribute), then sets the provider's path and host and removes every
 internal header. The provider's key is added after it by Envoy's credential
-injector: this pass never sees or sends one. The body was already rewritten into the
-provider's format by the router pass (named by `x-gw-body-format`).
+injector: this pass never sees or sends one. For a single provider the body was already rewritten into the
+provider's format by the router pass (named by `x-gw-body-format`). For a
+pooled route it arrives as the client sent it and is rendered here, attempt
+by attempt, for the provider Envoy picked (`pool_attempt`).
 """
 
 from __future__ import annotations
@@ -13,25 +15,34 @@ import logging
 from collections.abc import AsyncIterator
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    BodyResponse,
     HeadersResponse,
     ProcessingRequest,
     ProcessingResponse,
 )
+from google.protobuf.struct_pb2 import Struct
 
+from extproc.config.model import Provider
 from extproc.contract import (
     API_HEADER,
+    ATTEMPT_PROVIDER_HEADER,
     ATTRIBUTES_KEY,
     BODY_FORMAT_HEADER,
+    CLIENT_PATH_KEY,
     INTERNAL_PREFIX,
     MODEL_HEADER,
+    POOL_KEY,
     PROVIDER_ATTRIBUTE,
+    REQUEST_METADATA_NAMESPACE,
     STREAM_HEADER,
+    STREAM_KEY,
 )
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.endpoint import Operation
 from extproc.providers import kind_of, provider_format, upstream_path
 from extproc.server import messages as m
+from extproc.server.pool_attempt import PoolAttempt
 from extproc.state import GatewayState
 
 log = logging.getLogger(__name__)
@@ -42,27 +53,59 @@ class UpstreamPass:
         self._state = state
 
     async def process(self, requests: AsyncIterator[ProcessingRequest]) -> AsyncIterator[ProcessingResponse]:
+        headers: dict[str, str] = {}
+        attempt: PoolAttempt | None = None
         async for message in requests:
-            if message.WhichOneof("request") == "request_headers":
-                try:
-                    yield self.on_request_headers(message)
-                except GatewayError as error:
-                    yield _error(message, error)
-                except Exception:
-                    log.exception("upstream pass failed")
-                    yield _error(
-                        message, GatewayError("internal", "the gateway failed to prepare the provider request")
-                    )
-            else:
-                yield ProcessingResponse()
+            kind = message.WhichOneof("request")
+            try:
+                if kind == "request_headers":
+                    headers = m.headers_of(message.request_headers)
+                    facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
+                    if facts is not None and POOL_KEY in facts.fields:
+                        attempt = self._pool_attempt(message, facts)
+                        yield self._pool_headers(attempt, headers)
+                    else:
+                        yield self.on_request_headers(message)
+                elif kind == "request_body" and attempt is not None:
+                    yield _pool_body(attempt, message.request_body.body)
+                else:
+                    yield ProcessingResponse()
+            except GatewayError as error:
+                yield _error(headers, error)
+            except Exception:
+                log.exception("upstream pass failed")
+                yield _error(headers, GatewayError("internal", "the gateway failed to prepare the provider request"))
 
-    def on_request_headers(self, message: ProcessingRequest) -> ProcessingResponse:
-        headers = m.headers_of(message.request_headers)
+    def _provider(self, message: ProcessingRequest) -> Provider:
         attributes = message.attributes.get(ATTRIBUTES_KEY)
         name = attributes.fields[PROVIDER_ATTRIBUTE].string_value if attributes else ""
         provider = self._state.snapshot.config.provider(name)
         if provider is None:
             raise GatewayError("internal", f"no provider named {name!r} for this endpoint")
+        return provider
+
+    def _pool_attempt(self, message: ProcessingRequest, facts: Struct) -> PoolAttempt:
+        fields = facts.fields
+        return PoolAttempt.of(
+            self._state.snapshot.config,
+            self._provider(message),
+            fields[POOL_KEY].string_value,
+            fields[CLIENT_PATH_KEY].string_value,
+            fields[STREAM_KEY].bool_value,
+        )
+
+    def _pool_headers(self, attempt: PoolAttempt, headers: dict[str, str]) -> ProcessingResponse:
+        """Name the attempt's provider (its credential injector matches on it); the path waits for the body."""
+        provider = attempt.provider
+        set_headers = [(":authority", provider.authority), (ATTEMPT_PROVIDER_HEADER, provider.name)]
+        set_headers += [(name, value) for name, value in kind_of(provider).fixed_headers if name not in headers]
+        remove = [k for k in headers if k.startswith((INTERNAL_PREFIX, "x-envoy-"))]
+        remove += attempt.headers_to_remove(headers)
+        return ProcessingResponse(request_headers=HeadersResponse(response=m.common(set_headers, remove)))
+
+    def on_request_headers(self, message: ProcessingRequest) -> ProcessingResponse:
+        headers = m.headers_of(message.request_headers)
+        provider = self._provider(message)
         if headers.get(BODY_FORMAT_HEADER) != provider_format(provider):
             # Only a cross-format failover gets here; pools that mix formats are not built yet.
             raise GatewayError("internal", f"request body is not in {provider.name}'s format")
@@ -78,9 +121,16 @@ class UpstreamPass:
         return ProcessingResponse(request_headers=HeadersResponse(response=common))
 
 
-def _error(message: ProcessingRequest, error: GatewayError) -> ProcessingResponse:
+def _pool_body(attempt: PoolAttempt, body: bytes) -> ProcessingResponse:
+    rendered = attempt.render(body)
+    # Always the length: an earlier attempt's length stays on the request (measured), its body does not.
+    length = len(rendered.body if rendered.body is not None else body)
+    set_headers = [(":path", rendered.path), ("content-length", str(length)), ("content-type", "application/json")]
+    return ProcessingResponse(request_body=BodyResponse(response=m.common(set_headers, body=rendered.body)))
+
+
+def _error(headers: dict[str, str], error: GatewayError) -> ProcessingResponse:
     """An answer in the client's own error format (its API travels in `x-gw-api`)."""
-    headers = m.headers_of(message.request_headers)
     client_format = headers.get(API_HEADER, "openai.chat").partition(".")[0]
     body = FORMATS.get(client_format, FORMATS["openai"]).render_error(error, headers.get("x-request-id", ""))
     return m.immediate(error.status, body, [("content-type", "application/json")])

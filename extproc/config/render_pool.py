@@ -1,0 +1,195 @@
+"""A pooled route in Envoy: one cluster whose endpoints are the pool's providers, and the route's
+retry policy, timeouts, outlier detection and circuit breakers.
+
+Each endpoint carries its provider's name (metadata), weight and priority, and
+its own TLS context (transport socket match: SNI and SAN per provider). Per
+attempt, the upstream filters run in order: credential headers of an earlier
+attempt are removed (measured: header changes made by upstream filters stay
+on the request for the retry), the upstream pass renders the body for the
+attempt's provider and names it in `x-gateway-attempt-provider`, the one
+credential injector whose provider it names adds the key (the others skip,
+via a matcher), and the name is removed before the request leaves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from extproc.config.model import GatewayConfig, Provider, Route
+from extproc.config.render_credentials import credential_filter
+from extproc.config.render_filters import ext_proc_filter, ms
+from extproc.config.render_tls import is_ip, upstream_tls
+from extproc.contract import ATTEMPT_PROVIDER_HEADER, METADATA_NAMESPACE
+
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+UPSTREAM_CODEC = {
+    "name": "envoy.filters.http.upstream_codec",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
+}
+_MUTATION_TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+_WITH_MATCHER_TYPE = "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher"
+_HEADER_INPUT_TYPE = "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput"
+_SKIP_TYPE = "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
+_SOCKET_MATCH_KEY = "envoy.transport_socket_match"
+_RETRY_ON = {"5xx": "5xx", "reset": "reset", "connect-failure": "connect-failure", "429": "retriable-status-codes"}
+_OUTLIER_DEFAULTS = {
+    "consecutive_5xx": 5,
+    "interval_ms": 10_000,
+    "base_ejection_ms": 30_000,
+    "max_ejection_percent": 100,
+}
+
+
+def pool_members(config: GatewayConfig, route: Route) -> list[tuple[Provider, int, int]]:
+    """(provider, weight, priority) per member."""
+    members = []
+    for member in route.pool:
+        provider = config.provider(member.provider)
+        assert provider is not None  # checked by config validation
+        members.append((provider, member.weight, member.priority))
+    return members
+
+
+def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path) -> dict[str, Any]:
+    members = pool_members(config, route)
+    resilience = route.resilience
+    by_priority: dict[int, list[dict[str, Any]]] = {}
+    for provider, weight, priority in members:
+        by_priority.setdefault(priority, []).append(_endpoint(provider, weight))
+    credentials = [
+        _only_for(provider, injector)
+        for provider, _, _ in members
+        if (injector := credential_filter(provider, keys_dir)) is not None
+    ]
+    outlier = {**_OUTLIER_DEFAULTS, **resilience.outlier_detection}
+    cluster: dict[str, Any] = {
+        "@type": CLUSTER_TYPE,
+        "name": route.cluster,
+        "type": "STATIC" if all(is_ip(p.host) for p, _, _ in members) else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "5s",
+        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
+        "typed_extension_protocol_options": {
+            HTTP_OPTIONS_KEY: {
+                "@type": HTTP_OPTIONS_TYPE,
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [
+                    _remove_headers("forget-earlier-attempt", _CREDENTIAL_HEADERS),
+                    ext_proc_filter(config, upstream=True, upstream_body=True),
+                    *credentials,
+                    _remove_headers("attempt-provider-off", (ATTEMPT_PROVIDER_HEADER,)),
+                    UPSTREAM_CODEC,
+                ],
+            }
+        },
+        "outlier_detection": {
+            "consecutive_5xx": outlier["consecutive_5xx"],
+            "interval": ms(outlier["interval_ms"]),
+            "base_ejection_time": ms(outlier["base_ejection_ms"]),
+            "max_ejection_percent": outlier["max_ejection_percent"],
+        },
+        "load_assignment": {
+            "cluster_name": route.cluster,
+            "endpoints": [{"priority": p, "lb_endpoints": by_priority[p]} for p in sorted(by_priority)],
+        },
+    }
+    if resilience.circuit_breakers:
+        cluster["circuit_breakers"] = {"thresholds": [{"priority": "DEFAULT", **resilience.circuit_breakers}]}
+    matches = [
+        {"name": provider.name, "match": {"provider": provider.name}, "transport_socket": upstream_tls(provider)}
+        for provider, _, _ in members
+        if provider.tls
+    ]
+    if matches:
+        cluster["transport_socket_matches"] = matches
+    return cluster
+
+
+def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
+    """The route action: Envoy's retries move to another provider (another priority once a
+    priority failed), each attempt bounded by the first-byte and idle timeouts."""
+    resilience = route.resilience
+    members = pool_members(config, route)
+    total = resilience.total_ms or max(provider.timeout_ms for provider, _, _ in members)
+    retry: dict[str, Any] = {
+        "retry_on": ",".join(sorted({_RETRY_ON[item] for item in resilience.retry_on})),
+        "num_retries": resilience.retry_attempts,
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                },
+            }
+        ],
+        "host_selection_retry_max_attempts": 5,
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3"
+                ".PreviousPrioritiesConfig",
+                "update_frequency": 1,
+            },
+        },
+    }
+    if "429" in resilience.retry_on:
+        retry["retriable_status_codes"] = [429]
+    if resilience.first_byte_ms:
+        retry["per_try_timeout"] = ms(resilience.first_byte_ms)
+    if resilience.idle_ms:
+        retry["per_try_idle_timeout"] = ms(resilience.idle_ms)
+    return {"cluster": route.cluster, "timeout": ms(total), "retry_policy": retry}
+
+
+def _endpoint(provider: Provider, weight: int) -> dict[str, Any]:
+    return {
+        "endpoint": {
+            "address": {"socket_address": {"address": provider.host, "port_value": provider.port}},
+            "hostname": provider.host,
+        },
+        "metadata": {
+            "filter_metadata": {
+                METADATA_NAMESPACE: {"provider": provider.name},
+                _SOCKET_MATCH_KEY: {"provider": provider.name},
+            }
+        },
+        "load_balancing_weight": weight,
+    }
+
+
+def _only_for(provider: Provider, injector: dict[str, Any]) -> dict[str, Any]:
+    """The provider's credential injector, skipped on attempts to any other provider."""
+    is_provider = {
+        "single_predicate": {
+            "input": {
+                "name": "attempt-provider",
+                "typed_config": {"@type": _HEADER_INPUT_TYPE, "header_name": ATTEMPT_PROVIDER_HEADER},
+            },
+            "value_match": {"exact": provider.name},
+        }
+    }
+    skip = {"action": {"name": "skip", "typed_config": {"@type": _SKIP_TYPE}}}
+    return {
+        "name": f"credential-{provider.name}",
+        "typed_config": {
+            "@type": _WITH_MATCHER_TYPE,
+            "extension_config": injector,
+            "xds_matcher": {
+                "matcher_list": {"matchers": [{"predicate": {"not_matcher": is_provider}, "on_match": skip}]}
+            },
+        },
+    }
+
+
+def _remove_headers(name: str, headers: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": _MUTATION_TYPE,
+            "mutations": {"request_mutations": [{"remove": header} for header in headers]},
+        },
+    }
