@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -22,6 +23,7 @@ from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
 from extproc.state import GatewayState
+from extproc.store.base import StoreError
 from extproc.workers import send_config, start_workers, stop_workers, supervise
 
 log = logging.getLogger("extproc")
@@ -62,8 +64,26 @@ async def serve(
         """Ready once we serve and Envoy's listeners are up, not merely once Envoy was launched."""
         return serving and (envoy_admin is None or await envoy_admin.ready())
 
+    async def status() -> dict[str, Any]:
+        config = state.snapshot.config
+        names = [p.name for p in config.providers if p.kind != "mock"]
+        return {"providers": await state.breakers.status(names, config.breakers)}
+
+    async def store_reachable() -> bool | None:
+        if state.snapshot.config.store.backend != "redis":
+            return None
+        try:
+            await state.store.ping()
+        except StoreError:
+            return False
+        return True
+
     admin_app = build_admin_app(
-        is_ready, reloader.reload if reloader else None, lambda: state.snapshot.config.extproc.admin_token
+        is_ready,
+        reloader.reload if reloader else None,
+        lambda: state.snapshot.config.extproc.admin_token,
+        status,
+        store_reachable,
     )
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
     envoy = await start_envoy(config) if with_envoy else None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from extproc.auth.authenticator import Authenticator
+from extproc.breakers import open_breakers
 from extproc.config.model import GatewayConfig
 from extproc.routing import Router
 from extproc.store import Store, open_store
@@ -29,6 +30,7 @@ class GatewayState:
     def __init__(self, config: GatewayConfig) -> None:
         self.snapshot = Snapshot.of(config)
         self.store: Store = open_store(config)
+        self.breakers = open_breakers(self.store)
 
     def swap(self, config: GatewayConfig) -> None:
         self.snapshot = Snapshot.of(config)

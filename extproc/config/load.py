@@ -28,6 +28,7 @@ from extproc.config.model import (
     Provider,
     Route,
 )
+from extproc.config.route_model import BreakerPolicy
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
 
@@ -165,7 +166,9 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
     limits = parse_limits(raw, problems)
     cache = parse_cache(raw)
     _check_store(store, limits, cache.enabled, raw["extproc"].get("workers", 1), problems)
+    breakers = BreakerPolicy(**raw["breakers"]) if "breakers" in raw else None
     return GatewayConfig(
+        breakers=breakers,
         store=store,
         limits=limits,
         cache=cache,

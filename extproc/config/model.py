@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
-from extproc.config.route_model import PoolMember, Resilience, RouteMatch
+from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience, RouteMatch
 from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 
 ProviderKind = str  # one of schema.PROVIDER_KINDS
@@ -145,6 +145,7 @@ class GatewayConfig:
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    breakers: BreakerPolicy | None = None  # None: no circuit breakers
 
     def listener_auth(self, name: str) -> AuthMethod:
         """The client auth method in force on listener `name` (KeyError for an unknown listener)."""

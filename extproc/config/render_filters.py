@@ -31,7 +31,9 @@ def ext_proc_filter(
     if upstream:
         # A pool's upstream pass renders the body per attempt, so it reads it; a single provider's does not.
         body = "BUFFERED" if upstream_body else "NONE"
-        mode = {"request_header_mode": "SEND", "request_body_mode": body, "response_header_mode": "SKIP"}
+        # With breakers, each attempt's answer status is reported (a retried failure never reaches the router pass).
+        answer = "SEND" if config.breakers is not None else "SKIP"
+        mode = {"request_header_mode": "SEND", "request_body_mode": body, "response_header_mode": answer}
     else:
         mode = {"request_header_mode": "SEND", "request_body_mode": "BUFFERED", "response_header_mode": "SEND"}
     mode |= {"response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}

@@ -92,6 +92,8 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
                     "name": "gateway",
                     "domains": ["*"],
                     "routes": _routes(config),
+                    # x-envoy-attempt-count on each attempt: the upstream pass counts retries with it.
+                    "include_request_attempt_count": True,
                     # Every route of the gateway runs the router pass; a request with no route never does.
                     "typed_per_filter_config": enable_ext_proc_per_route(),
                 }

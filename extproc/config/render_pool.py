@@ -142,7 +142,15 @@ def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
         retry["per_try_timeout"] = ms(resilience.first_byte_ms)
     if resilience.idle_ms:
         retry["per_try_idle_timeout"] = ms(resilience.idle_ms)
-    return {"cluster": route.cluster, "timeout": ms(total), "retry_policy": retry}
+    action = {"cluster": route.cluster, "timeout": ms(total), "retry_policy": retry}
+    # Between two pieces of a stream: measured, the per-try idle timeout stops once the answer is
+    # being forwarded, so the route's own idle timeout bounds a stream that stalls midway. It also
+    # runs while attempts wait for a first byte, so it leaves every attempt its first-byte time.
+    idle = resilience.idle_ms or max(provider.idle_timeout_ms for provider, _, _ in members)
+    if resilience.first_byte_ms:
+        idle = max(idle, resilience.first_byte_ms * (resilience.retry_attempts + 1) + 1000)
+    action["idle_timeout"] = ms(idle)
+    return action
 
 
 def _endpoint(provider: Provider, weight: int) -> dict[str, Any]:

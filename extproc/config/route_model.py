@@ -56,3 +56,14 @@ class Resilience:
     idle_ms: int | None = None
     outlier_detection: dict[str, int] = field(default_factory=dict)
     circuit_breakers: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """A provider's circuit breaker (see extproc.breakers)."""
+
+    failure_ratio: float = 0.5
+    min_requests: int = 10
+    window_s: float = 30.0
+    open_s: float = 30.0
+    probe_s: float = 30.0  # a probe that never reports frees its slot after this

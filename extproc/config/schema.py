@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config.schema_auth import AUTH_METHOD, AUTH_PROPERTIES
-from extproc.config.schema_routing import CIRCUIT_BREAKERS, OUTLIER_DETECTION, POOL_MEMBER, RETRY, ROUTE_MATCH, TIMEOUTS
+from extproc.config.schema_routing import (
+    BREAKERS,
+    CIRCUIT_BREAKERS,
+    OUTLIER_DETECTION,
+    POOL_MEMBER,
+    RETRY,
+    ROUTE_MATCH,
+    TIMEOUTS,
+)
 from extproc.config.schema_traffic import CACHE_SCHEMA, CACHE_TTL, LIMITS_SCHEMA, LOCAL_RATE_LIMIT, STORE_SCHEMA
 
 PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
@@ -208,6 +216,7 @@ GATEWAY_SCHEMA: dict[str, Any] = {
         "providers": {"type": "array", "minItems": 1, "items": _provider},
         "routes": {"type": "array", "items": _route},
         **AUTH_PROPERTIES,
+        "breakers": BREAKERS,
         "store": STORE_SCHEMA,
         "limits": LIMITS_SCHEMA,
         "cache": CACHE_SCHEMA,

@@ -86,3 +86,19 @@ CIRCUIT_BREAKERS: dict[str, Any] = {
     "description": "Envoy's limits on what is in flight to the pool's providers",
     "properties": {"max_connections": _positive, "max_pending_requests": _positive, "max_requests": _positive},
 }
+
+BREAKERS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "a circuit breaker per provider, shared through the store; on when this section is present",
+    "properties": {
+        "failure_ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "description": "default 0.5"},
+        "min_requests": {**_positive, "description": "seen in the window before the ratio counts (default 10)"},
+        "window_s": {"type": "number", "exclusiveMinimum": 0, "description": "default 30"},
+        "open_s": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "before a probe is let through (default 30)",
+        },
+    },
+}

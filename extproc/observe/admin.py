@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
@@ -29,14 +29,23 @@ def build_admin_app(
     is_ready: Callable[[], Awaitable[bool]],
     reload: Callable[[], Awaitable[ReloadResult]] | None = None,
     admin_token: Callable[[], str] = lambda: "",
+    status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    store_reachable: Callable[[], Awaitable[bool | None]] | None = None,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if await is_ready():
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+        body: dict[str, Any] = {"status": "ready" if await is_ready() else "not ready"}
+        # Redis down does not make the gateway unready (the cache is bypassed, limits follow
+        # on_store_error): it is reported, for a probe or an operator to see.
+        reachable = await store_reachable() if store_reachable else None
+        if reachable is not None:
+            body["redis"] = "reachable" if reachable else "unreachable"
+        return web.json_response(body, status=200 if body["status"] == "ready" else 503)
+
+    async def status_now(_: web.Request) -> web.Response:
+        return web.json_response(await status() if status else {})
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=_exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -52,6 +61,7 @@ def build_admin_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/status", status_now)
     return app
 
 

@@ -46,4 +46,16 @@ CACHE_BYTES = Counter(
 STORE_ERRORS = Counter(
     "gateway_store_errors_total", "Operations the store (Redis) could not do, by operation.", ["operation"]
 )
+BREAKER_TRANSITIONS = Counter(
+    "gateway_breaker_transitions_total", "Circuit breaker changes, by provider and new state.", ["provider", "to"]
+)
+BREAKER_REJECTIONS = Counter(
+    "gateway_breaker_rejections_total", "Requests not sent to a provider whose breaker is open.", ["provider"]
+)
+RETRIES = Counter(
+    "gateway_retries_total", "Attempts after the first (Envoy's retries), by provider tried.", ["provider"]
+)
+FAILOVERS = Counter(
+    "gateway_failovers_total", "Pooled answers given by another provider than the first choice.", ["route", "provider"]
+)
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Client authentication failures, by reason.", ["reason"])

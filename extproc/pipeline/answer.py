@@ -20,6 +20,7 @@ from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import provider_format
@@ -178,6 +179,8 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     if provider is None or endpoint is None:
         return
     ex.answered_by = provider
+    if ex.target is not None and provider is not ex.target.provider:
+        FAILOVERS.labels(ex.target.route, provider.name).inc()
     ex.passthrough = provider_format(provider) == endpoint.format
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 

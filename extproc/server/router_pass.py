@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class RouterPass:
     def __init__(self, state: GatewayState, stages: list[Stage] | None = None) -> None:
         self._state = state
-        stages = stages if stages is not None else default_stages(state.store)
+        stages = stages if stages is not None else default_stages(state.store, state.breakers)
         self._on_request_headers = [s for s in stages if overrides(s, "request_headers")]
         self._on_request_body = [s for s in stages if overrides(s, "request_body")]
         self._on_response_headers = [s for s in stages if overrides(s, "response_headers")]

@@ -42,6 +42,7 @@ from extproc.formats import FORMATS
 from extproc.formats.endpoint import Operation
 from extproc.providers import kind_of, provider_format, upstream_path
 from extproc.server import messages as m
+from extproc.server.attempt_outcome import AttemptOutcome
 from extproc.server.pool_attempt import PoolAttempt
 from extproc.state import GatewayState
 
@@ -53,28 +54,39 @@ class UpstreamPass:
         self._state = state
 
     async def process(self, requests: AsyncIterator[ProcessingRequest]) -> AsyncIterator[ProcessingResponse]:
-        headers: dict[str, str] = {}
-        attempt: PoolAttempt | None = None
-        async for message in requests:
-            kind = message.WhichOneof("request")
-            try:
-                if kind == "request_headers":
-                    headers = m.headers_of(message.request_headers)
-                    facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
-                    if facts is not None and POOL_KEY in facts.fields:
-                        attempt = self._pool_attempt(message, facts)
-                        yield self._pool_headers(attempt, headers)
-                    else:
-                        yield self.on_request_headers(message)
-                elif kind == "request_body" and attempt is not None:
-                    yield _pool_body(attempt, message.request_body.body)
-                else:
-                    yield ProcessingResponse()
-            except GatewayError as error:
-                yield _error(headers, error)
-            except Exception:
-                log.exception("upstream pass failed")
-                yield _error(headers, GatewayError("internal", "the gateway failed to prepare the provider request"))
+        outcome = AttemptOutcome(self._state.breakers, self._state.snapshot.config.breakers)
+        try:
+            async for message in requests:
+                try:
+                    yield self._handle(message, outcome)
+                except GatewayError as error:
+                    outcome.abandon()
+                    yield _error(outcome.headers, error)
+                except Exception:
+                    log.exception("upstream pass failed")
+                    outcome.abandon()
+                    failed = GatewayError("internal", "the gateway failed to prepare the provider request")
+                    yield _error(outcome.headers, failed)
+        finally:
+            outcome.ended()
+
+    def _handle(self, message: ProcessingRequest, outcome: AttemptOutcome) -> ProcessingResponse:
+        kind = message.WhichOneof("request")
+        if kind == "request_headers":
+            outcome.headers = headers = m.headers_of(message.request_headers)
+            provider = self._provider(message)
+            outcome.started(provider, headers)
+            facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
+            if facts is not None and POOL_KEY in facts.fields:
+                outcome.attempt = attempt = self._pool_attempt(provider, facts)
+                return self._pool_headers(attempt, headers)
+            return self.on_request_headers(provider, headers)
+        if kind == "request_body" and outcome.attempt is not None:
+            return _pool_body(outcome.attempt, message.request_body.body)
+        if kind == "response_headers":
+            outcome.answered(m.headers_of(message.response_headers))
+            return m.CONTINUE_RESPONSE_HEADERS
+        return ProcessingResponse()
 
     def _provider(self, message: ProcessingRequest) -> Provider:
         attributes = message.attributes.get(ATTRIBUTES_KEY)
@@ -84,11 +96,11 @@ class UpstreamPass:
             raise GatewayError("internal", f"no provider named {name!r} for this endpoint")
         return provider
 
-    def _pool_attempt(self, message: ProcessingRequest, facts: Struct) -> PoolAttempt:
+    def _pool_attempt(self, provider: Provider, facts: Struct) -> PoolAttempt:
         fields = facts.fields
         return PoolAttempt.of(
             self._state.snapshot.config,
-            self._provider(message),
+            provider,
             fields[POOL_KEY].string_value,
             fields[CLIENT_PATH_KEY].string_value,
             fields[STREAM_KEY].bool_value,
@@ -103,9 +115,7 @@ class UpstreamPass:
         remove += attempt.headers_to_remove(headers)
         return ProcessingResponse(request_headers=HeadersResponse(response=m.common(set_headers, remove)))
 
-    def on_request_headers(self, message: ProcessingRequest) -> ProcessingResponse:
-        headers = m.headers_of(message.request_headers)
-        provider = self._provider(message)
+    def on_request_headers(self, provider: Provider, headers: dict[str, str]) -> ProcessingResponse:
         if headers.get(BODY_FORMAT_HEADER) != provider_format(provider):
             # Only a cross-format failover gets here; pools that mix formats are not built yet.
             raise GatewayError("internal", f"request body is not in {provider.name}'s format")

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -313,6 +314,17 @@ class RedisStore:
         keys = [self._prefix + "c:" + key, *self._cache_keys]
         args: list[bytes | int] = [value, int(ttl_s * 1000), self._max_entries, self._max_bytes, EXPIRED_PER_SET]
         await self._call("cache_set", self._cache_set(keys=keys, args=args))
+
+    # For companions on the same client (the breakers): their scripts, keys and error mapping.
+
+    def script(self, source: str) -> AsyncScript:
+        return self._client.register_script(source)
+
+    def key(self, suffix: str) -> str:
+        return self._prefix + suffix
+
+    async def run(self, op: str, call: Awaitable[T]) -> T:
+        return await self._call(op, call)
 
     async def ping(self) -> None:
         await self._call("ping", self._client.ping())

@@ -184,3 +184,53 @@ def test_redis_over_tls_is_verified_against_the_configured_ca(
             assert _store_errors(stack) > 0
         finally:
             stack.stop()
+
+
+def test_a_breaker_opened_through_one_worker_holds_for_both_and_lets_one_probe_through(
+    tmp_path: Path, redis: RedisServer, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> None:
+    from tests.conftest import OPENAI_KEY
+    from tests.fakes.base import json_reply
+    from tests.fakes.openai import openai_error
+
+    with FakeOpenAI(api_key=OPENAI_KEY) as flaky:
+        config = _config((fake_openai, fake_anthropic, fake_gemini), redis, workers=2)
+        config["store"]["redis"]["key_prefix"] = "breaker-test:"
+        config["providers"].append(
+            {"name": "flaky", "kind": "openai", "base_url": flaky.base_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"}
+        )
+        config["routes"].insert(0, {"model": "flaky-*", "provider": "flaky"})
+        config["breakers"] = {"min_requests": 4, "failure_ratio": 0.5, "open_s": 1.5}
+        env = {**PROVIDER_ENV, "TEST_REDIS_PASSWORD": PASSWORD}
+        stack = GatewayStack(tmp_path, config, env).start()
+        try:
+            for _ in range(4):
+                flaky.enqueue(openai_error(500, "broken", type_="server_error"))
+            assert [_outcome(stack, "flaky-1", f"f{i}") for i in range(4)] == [500] * 4
+            time.sleep(0.3)
+            with ThreadPoolExecutor(4) as pool:
+                paused = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"p{i}"), range(12)))
+            assert paused == [503] * 12 and len(flaky.requests) == 4
+            assert all(count > 0 for count in _served_per_worker(stack))  # both workers refused
+            time.sleep(1.7)
+            reply = json_reply(
+                {
+                    "id": "c",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                    ],
+                }
+            )
+            reply.delay = 0.5  # the probe is still in flight while the others arrive
+            flaky.enqueue(reply)
+            with ThreadPoolExecutor(6) as pool:
+                probing = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"h{i}"), range(6)))
+            assert sorted(probing) == [200] + [503] * 5  # one probe, whichever worker let it through
+            assert len(flaky.requests) == 5
+            time.sleep(0.3)
+            assert _outcome(stack, "flaky-1", "closed again") == 200
+        finally:
+            stack.stop()

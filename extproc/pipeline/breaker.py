@@ -1,0 +1,77 @@
+"""Stage: providers whose circuit breaker is open are not asked.
+
+A single provider that is open: a fast 503 in the client's format, with
+Retry-After. A pool skips its open members: when some are open, the request
+goes straight to one of the others (the lowest priority left, by weight);
+when a member's breaker lets one probe through, this request is the probe;
+when every member is open, a fast 503. Runs after the route is known and
+before limits, so a refused request costs no budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from extproc.breakers.manager import Breakers
+from extproc.breakers.state import Permit
+from extproc.config.route_model import PoolMember
+from extproc.errors import GatewayError
+from extproc.observe.metrics import BREAKER_REJECTIONS
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
+from extproc.ratelimit.headers import retry_headers
+from extproc.routing import Target
+
+
+class BreakerStage(Stage):
+    name = "breaker"
+
+    def __init__(self, breakers: Breakers) -> None:
+        self._breakers = breakers
+
+    async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+        policy, target = ex.snapshot.config.breakers, ex.target
+        if policy is None or target is None or target.provider.kind == "mock":
+            return None
+        if not target.pooled:
+            permit = await self._breakers.allow(target.provider.name, policy)
+            if not permit.allowed:
+                raise _open(target.provider.name, permit)
+            return None
+        names = list(dict.fromkeys(member.provider for member in target.pool))
+        permits = dict(zip(names, await asyncio.gather(*(self._breakers.allow(n, policy) for n in names)), strict=True))
+        usable = [member for member in target.pool if permits[member.provider].allowed]
+        if len(usable) == len(target.pool) and not any(p.probe for p in permits.values()):
+            return None  # all closed: Envoy balances and fails over over the whole pool
+        if not usable:
+            raise _open(", ".join(names), min(permits.values(), key=lambda p: p.retry_in_s))
+        probes = [member for member in usable if permits[member.provider].probe]
+        ex.target = _direct(ex, target, probes[0] if probes else _pick(usable))
+        return None
+
+
+def _open(names: str, permit: Permit) -> GatewayError:
+    for name in names.split(", "):
+        BREAKER_REJECTIONS.labels(name).inc()
+    return GatewayError(
+        "unavailable",
+        f"provider {names} is failing and paused; retry in {permit.retry_in_s:.0f}s",
+        code="provider_circuit_open",
+        headers=tuple(retry_headers(max(1.0, permit.retry_in_s))),
+    )
+
+
+def _pick(members: list[PoolMember]) -> PoolMember:
+    first = min(member.priority for member in members)
+    level = [member for member in members if member.priority == first]
+    return random.choices(level, weights=[member.weight for member in level])[0]
+
+
+def _direct(ex: Exchange, target: Target, member: PoolMember) -> Target:
+    """The request goes to one member's own cluster, rendered by the router pass as for a single provider."""
+    provider = ex.snapshot.config.provider(member.provider)
+    assert provider is not None
+    route = next(r for r in ex.snapshot.config.routes if r.name == target.route)
+    model = member.model or route.upstream_model or ex.model
+    return Target(provider, model, target.auth, target.route, target.cache_ttl_s, cluster=provider.cluster)

@@ -1,0 +1,163 @@
+"""Circuit breakers per provider through the real Envoy (memory store, one ext_proc), and the
+per-attempt timeouts of a pool: a failing provider is paused and probed, a stalled one is cut."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import OPENAI_KEY, PROVIDER_ENV, standard_config
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.base import Reply
+from tests.fakes.openai import FakeOpenAI, openai_error
+from tests.fakes.providers import FakeGemini
+from tests.support.stack import GatewayStack
+
+pytestmark = pytest.mark.integration
+
+OPEN_S = 1.5
+
+
+@pytest.fixture
+def flaky() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, flaky: FakeOpenAI, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> Iterator[GatewayStack]:
+    config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
+    config["providers"].append(
+        {"name": "flaky", "kind": "openai", "base_url": flaky.base_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"}
+    )
+    config["breakers"] = {"failure_ratio": 0.5, "min_requests": 4, "window_s": 30, "open_s": OPEN_S}
+    config["routes"] = [
+        {"model": "single-*", "provider": "flaky"},
+        {
+            "name": "flaky-first",
+            "model": "pooled-*",
+            "pool": [{"provider": "flaky"}, {"provider": "gemini", "priority": 1, "model": "gemini-2.5-flash"}],
+            "retry": {"attempts": 0},  # the breaker, not Envoy's retries, keeps requests off the flaky one
+        },
+        {
+            "name": "stall-guarded",
+            "model": "stall-*",
+            "pool": [{"provider": "flaky"}, {"provider": "gemini", "priority": 1}],
+            "timeouts": {"first_byte_ms": 800, "idle_ms": 800},
+        },
+        *config["routes"],
+    ]
+    stack = GatewayStack(tmp_path, config, PROVIDER_ENV).start()
+    yield stack
+    stack.stop()
+
+
+def client(stack: GatewayStack) -> openai.OpenAI:
+    return openai.OpenAI(api_key="unused", base_url=stack.base_url + "/v1", max_retries=0, timeout=20)
+
+
+def ask(stack: GatewayStack, model: str) -> int:
+    try:
+        client(stack).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    except openai.APIStatusError as error:
+        return error.status_code
+    return 200
+
+
+def breaker_of(stack: GatewayStack, provider: str) -> str:
+    return httpx.get(stack.admin_url + "/status").json()["providers"][provider]["breaker"]["state"]
+
+
+def transitions(stack: GatewayStack, to: str) -> float:
+    lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
+    label = f'gateway_breaker_transitions_total{{provider="flaky",to="{to}"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(label))
+
+
+def _settle() -> None:
+    time.sleep(0.2)  # outcomes reach the breaker once each attempt's stream closed
+
+
+def test_a_breaker_opens_fails_fast_half_opens_and_closes(stack: GatewayStack, flaky: FakeOpenAI) -> None:
+    for _ in range(4):
+        flaky.enqueue(openai_error(500, "broken", type_="server_error"))
+    assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
+    _settle()
+    assert breaker_of(stack, "flaky") == "open" and transitions(stack, "opened") == 1
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as paused:
+        client(stack).chat.completions.create(model="single-1", messages=[{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started < 1  # refused without asking the provider
+    assert paused.value.status_code == 503 and paused.value.code == "provider_circuit_open"
+    assert int(paused.value.response.headers["retry-after"]) >= 1
+    assert len(flaky.requests) == 4
+    time.sleep(OPEN_S + 0.2)
+    flaky.enqueue(openai_error(500, "still broken", type_="server_error"))
+    assert ask(stack, "single-1") == 500  # the probe fails: open again
+    _settle()
+    assert breaker_of(stack, "flaky") == "open" and ask(stack, "single-1") == 503
+    time.sleep(OPEN_S + 0.2)
+    assert ask(stack, "single-1") == 200  # the probe succeeds: closed
+    _settle()
+    assert breaker_of(stack, "flaky") == "closed" and transitions(stack, "closed") == 1
+    assert [ask(stack, "single-1") for _ in range(3)] == [200] * 3
+
+
+def test_retry_after_from_the_provider_pauses_it_that_long(stack: GatewayStack, flaky: FakeOpenAI) -> None:
+    limited = openai_error(429, "slow down", type_="requests", code="rate_limit_exceeded")
+    limited.headers["retry-after"] = "1"
+    flaky.enqueue(limited)
+    assert ask(stack, "single-1") == 429
+    _settle()
+    assert ask(stack, "single-1") == 503
+    time.sleep(1.2)
+    assert ask(stack, "single-1") == 200
+    assert len(flaky.requests) == 2
+
+
+def test_a_pool_skips_an_open_provider_and_all_open_is_a_fast_503(
+    stack: GatewayStack, flaky: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    for _ in range(4):
+        flaky.enqueue(openai_error(500, "broken", type_="server_error"))
+    assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
+    _settle()
+    for _ in range(5):
+        assert ask(stack, "pooled-1") == 200
+    assert len(flaky.requests) == 4  # skipped while open
+    assert len(fake_gemini.requests) == 5
+    assert fake_gemini.last_request.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_a_stalled_provider_hits_the_first_byte_timeout_and_the_pool_answers(
+    stack: GatewayStack, flaky: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    flaky.enqueue(Reply(hang=True))
+    started = time.monotonic()
+    answer = client(stack).chat.completions.create(model="stall-1", messages=[{"role": "user", "content": "stall"}])
+    assert "stall" in (answer.choices[0].message.content or "")
+    assert time.monotonic() - started < 10  # the 0.8 s first-byte timeout, not the client's 20 s
+    assert len(fake_gemini.requests) == 1
+
+
+def test_a_stream_that_stalls_midway_is_cut_by_the_idle_timeout(stack: GatewayStack, flaky: FakeOpenAI) -> None:
+    chunk = (
+        b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"tick "},"finish_reason":null}]}\n\n'
+    )
+    flaky.enqueue(Reply(content_type="text/event-stream", chunks=[chunk] * 2 + [chunk], chunk_delay=30))
+    started = time.monotonic()
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        list(
+            client(stack).chat.completions.create(
+                model="stall-1", messages=[{"role": "user", "content": "s"}], stream=True
+            )
+        )
+    assert time.monotonic() - started < 10
