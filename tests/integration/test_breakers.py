@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import OPENAI_KEY, PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.base import Reply
+from tests.fakes.base import Reply, json_reply
 from tests.fakes.openai import FakeOpenAI, openai_error
 from tests.fakes.providers import FakeGemini
 from tests.support.stack import GatewayStack
@@ -122,9 +122,7 @@ def test_retry_after_from_the_provider_pauses_it_that_long(stack: GatewayStack, 
     assert len(flaky.requests) == 2
 
 
-def test_a_pool_skips_an_open_provider_and_all_open_is_a_fast_503(
-    stack: GatewayStack, flaky: FakeOpenAI, fake_gemini: FakeGemini
-) -> None:
+def test_a_pool_skips_an_open_provider(stack: GatewayStack, flaky: FakeOpenAI, fake_gemini: FakeGemini) -> None:
     for _ in range(4):
         flaky.enqueue(openai_error(500, "broken", type_="server_error"))
     assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
@@ -161,3 +159,21 @@ def test_a_stream_that_stalls_midway_is_cut_by_the_idle_timeout(stack: GatewaySt
             )
         )
     assert time.monotonic() - started < 10
+
+
+def test_a_pool_whose_providers_are_all_open_is_a_fast_503(
+    stack: GatewayStack, flaky: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    unavailable = {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+    for _ in range(4):
+        fake_gemini.enqueue(json_reply(unavailable, status=503))
+        flaky.enqueue(openai_error(500, "broken", type_="server_error"))
+    assert [ask(stack, "gemini-2.5-flash") for _ in range(4)] == [503] * 4
+    assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
+    _settle()
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as none_left:
+        client(stack).chat.completions.create(model="pooled-1", messages=[{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started < 1
+    assert none_left.value.status_code == 503 and none_left.value.code == "provider_circuit_open"
+    assert len(fake_gemini.requests) == 4 and len(flaky.requests) == 4

@@ -7,14 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
+from google.genai import types
 
 from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY, PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import json_reply
 from tests.fakes.openai import FakeOpenAI, openai_error
 from tests.fakes.providers import FakeGemini
+from tests.integration.sdk_outcomes import gemini_client
 from tests.support.stack import GatewayStack, free_port
 
 pytestmark = pytest.mark.integration
@@ -54,6 +57,11 @@ def stack(
             "name": "anthropic-then-openai",
             "model": "pool-b-*",
             "pool": [{"provider": "anthropic"}, {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"}],
+        },
+        {
+            "name": "gemini-then-anthropic",
+            "model": "pool-c-*",
+            "pool": [{"provider": "gemini"}, {"provider": "anthropic", "priority": 1, "model": "claude-sonnet-4-5"}],
         },
         {
             "name": "weighted",
@@ -159,3 +167,27 @@ def test_every_provider_of_a_pool_down_gives_a_well_formed_503(stack: GatewaySta
     assert down.value.status_code == 503
     assert down.value.response.headers["x-request-id"]
     assert isinstance(down.value.body, dict) and down.value.body.get("type") == "api_error"
+
+
+def _metric(stack: GatewayStack, name: str, label: str) -> float:
+    lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + "{") and label in line)
+
+
+def test_a_gemini_client_fails_over_to_anthropic_plain_and_streaming_and_it_is_counted(
+    stack: GatewayStack, fake_gemini: FakeGemini, fake_anthropic: FakeAnthropic
+) -> None:
+    failovers = _metric(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"')
+    retries = _metric(stack, "gateway_retries_total", 'provider="anthropic"')
+    unavailable = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+    fake_gemini.enqueue(json_reply(unavailable, status=503))
+    gemini = gemini_client(stack.base_url)
+    answer = gemini.models.generate_content(model="pool-c-1", contents="gemini to claude")
+    assert "gemini to claude" in (answer.text or "")
+    assert fake_anthropic.last_request.json["model"] == "claude-sonnet-4-5"
+    fake_gemini.enqueue(json_reply(unavailable, status=503))
+    pieces = list(gemini.models.generate_content_stream(model="pool-c-1", contents="stream to claude"))
+    assert "stream to claude" in "".join(piece.text or "" for piece in pieces)
+    assert pieces[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    assert _metric(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"') == failovers + 2
+    assert _metric(stack, "gateway_retries_total", 'provider="anthropic"') == retries + 2

@@ -118,8 +118,11 @@ def test_with_redis_stopped_the_cache_is_bypassed_limits_allow_and_both_recover(
     assert _outcome(stack, "gpt-outage-1", "before") == 200
     assert _outcome(stack, "gpt-outage-1", "before again") == 429
     errors_before = _store_errors(stack)
+    assert httpx.get(stack.admin_url + "/readyz").json() == {"status": "ready", "redis": "reachable"}
     redis.stop()
     try:
+        ready = httpx.get(stack.admin_url + "/readyz")
+        assert ready.status_code == 200 and ready.json()["redis"] == "unreachable"  # still serving
         # on_store_error: allow (the default): answered, uncached, over the limit.
         for i in range(3):
             assert ask(stack, "gpt-outage-1", f"during {i}")["x-gateway-cache"] == "BYPASS"
