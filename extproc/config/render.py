@@ -27,7 +27,7 @@ from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.config.render_filters import EXTPROC_CLUSTER, ext_proc_filter
 from extproc.config.render_listener import gateway_listener
-from extproc.config.render_pool import pool_cluster
+from extproc.config.render_pool import CLUSTER_TYPE, HTTP_OPTIONS_KEY, HTTP_OPTIONS_TYPE, UPSTREAM_CODEC, pool_cluster
 from extproc.config.render_tls import is_ip, upstream_tls
 from extproc.contract import METADATA_NAMESPACE
 
@@ -47,10 +47,6 @@ __all__ = [
 BOOTSTRAP_TEMPLATE = Path(
     os.environ.get("GATEWAY_ENVOY_TEMPLATE") or Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
 )
-
-_CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-_HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-_HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 def envoy_binary() -> str:
@@ -76,14 +72,14 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
             address = {"socket_address": {"address": host, "port_value": int(port)}}
         endpoints.append({"endpoint": {"address": address}})
     return {
-        "@type": _CLUSTER_TYPE,
+        "@type": CLUSTER_TYPE,
         "name": EXTPROC_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
         "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
         "typed_extension_protocol_options": {
-            _HTTP_OPTIONS_KEY: {
-                "@type": _HTTP_OPTIONS_TYPE,
+            HTTP_OPTIONS_KEY: {
+                "@type": HTTP_OPTIONS_TYPE,
                 "explicit_http_config": {
                     "http2_protocol_options": {
                         "initial_stream_window_size": 16 * 1024 * 1024,
@@ -109,25 +105,20 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
 
 def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path) -> dict[str, Any]:
     cluster: dict[str, Any] = {
-        "@type": _CLUSTER_TYPE,
+        "@type": CLUSTER_TYPE,
         "name": provider.cluster,
         "type": "STATIC" if is_ip(provider.host) else "STRICT_DNS",
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "5s",
         "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
         "typed_extension_protocol_options": {
-            _HTTP_OPTIONS_KEY: {
-                "@type": _HTTP_OPTIONS_TYPE,
+            HTTP_OPTIONS_KEY: {
+                "@type": HTTP_OPTIONS_TYPE,
                 "explicit_http_config": {"http_protocol_options": {}},
                 "http_filters": [
                     ext_proc_filter(config, upstream=True),
                     *_optional(credential_filter(provider, keys_dir)),
-                    {
-                        "name": "envoy.filters.http.upstream_codec",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
-                        },
-                    },
+                    UPSTREAM_CODEC,
                 ],
             }
         },

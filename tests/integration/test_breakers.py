@@ -16,6 +16,7 @@ from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Reply, json_reply
 from tests.fakes.openai import FakeOpenAI, openai_error
 from tests.fakes.providers import FakeGemini
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -76,9 +77,7 @@ def breaker_of(stack: GatewayStack, provider: str) -> str:
 
 
 def transitions(stack: GatewayStack, to: str) -> float:
-    lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
-    label = f'gateway_breaker_transitions_total{{provider="flaky",to="{to}"}}'
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(label))
+    return metric_sum(stack, "gateway_breaker_transitions_total", 'provider="flaky"', f'to="{to}"')
 
 
 def _settle() -> None:

@@ -15,18 +15,18 @@ import openai
 import pytest
 from google.genai import types
 
-from extproc.auth.apikeys import hash_key, new_key
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.base import Reply
 from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.integration.sdk_outcomes import gemini_client
+from tests.support.clients import keyed_clients
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
 
-KEYS = {name: new_key() for name in ("alice", "bob", "carol")}
-TENANTS = {"alice": "acme", "bob": "acme", "carol": "globex"}
+KEYS, CLIENTS = keyed_clients({"alice": "acme", "bob": "acme", "carol": "globex"})
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,7 @@ def stack(
     fake_gemini: FakeGemini,
 ) -> Iterator[GatewayStack]:
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
-    config["clients"] = [
-        {"id": name, "tenant": TENANTS[name], "key_hashes": [hash_key(key)]} for name, key in KEYS.items()
-    ]
+    config["clients"] = CLIENTS
     config["routes"] = [
         {"name": "short-lived", "model": "brief-*", "provider": "openai", "cache_ttl_s": 1},
         {"name": "uncached", "model": "never-*", "provider": "openai", "cache_ttl_s": 0},
@@ -248,21 +246,16 @@ def test_embeddings_are_cached_too(stack: GatewayStack, fake_openai: FakeOpenAI)
     assert len(fake_openai.requests) == 1
 
 
-def _metric(stack: GatewayStack, name: str, label: str) -> float:
-    lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + "{") and label in line)
-
-
 def test_cache_outcomes_and_bytes_are_counted(stack: GatewayStack) -> None:
     hits, misses = (
-        _metric(stack, "gateway_cache_requests_total", 'result="hit"'),
-        _metric(stack, "gateway_cache_requests_total", 'result="miss"'),
+        metric_sum(stack, "gateway_cache_requests_total", 'result="hit"'),
+        metric_sum(stack, "gateway_cache_requests_total", 'result="miss"'),
     )
-    stored_bytes = _metric(stack, "gateway_cache_bytes_total", 'op="stored"')
+    stored_bytes = metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"')
     ask(stack, "gpt-4o-mini", "count the cache")
     stored()
     ask(stack, "gpt-4o-mini", "count the cache")
-    assert _metric(stack, "gateway_cache_requests_total", 'result="miss"') == misses + 1
-    assert _metric(stack, "gateway_cache_requests_total", 'result="hit"') == hits + 1
-    assert _metric(stack, "gateway_cache_bytes_total", 'op="stored"') > stored_bytes
-    assert _metric(stack, "gateway_cache_bytes_total", 'op="served"') > 0
+    assert metric_sum(stack, "gateway_cache_requests_total", 'result="miss"') == misses + 1
+    assert metric_sum(stack, "gateway_cache_requests_total", 'result="hit"') == hits + 1
+    assert metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"') > stored_bytes
+    assert metric_sum(stack, "gateway_cache_bytes_total", 'op="served"') > 0

@@ -16,16 +16,16 @@ import httpx
 import openai
 import pytest
 
-from extproc.auth.apikeys import hash_key, new_key
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.base import Reply, json_reply
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.clients import keyed_clients
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
 
-KEYS = {name: new_key() for name in ("alice", "bob", "carol")}
-TENANTS = {"alice": "acme", "bob": "acme", "carol": "globex"}
+KEYS, CLIENTS = keyed_clients({"alice": "acme", "bob": "acme", "carol": "globex"})
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,7 @@ def stack(
     fake_gemini: FakeGemini,
 ) -> Iterator[GatewayStack]:
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
-    config["clients"] = [
-        {"id": name, "tenant": TENANTS[name], "key_hashes": [hash_key(key)]} for name, key in KEYS.items()
-    ]
+    config["clients"] = CLIENTS
     config["limits"] = {
         "rules": [
             {"name": "two-per-client", "key": ["client"], "match": {"models": ["gpt-req-*"]}, "requests": 2},
@@ -256,9 +254,8 @@ def test_envoys_local_rate_limit_guards_a_listener_and_answers_in_the_clients_fo
 
 def test_limit_decisions_are_counted_by_rule_kind_and_decision(stack: GatewayStack) -> None:
     def decisions(decision: str) -> float:
-        lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
-        label = f'gateway_limit_decisions_total{{decision="{decision}",kind="requests",rule="tenant-pool"}}'
-        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(label))
+        labels = (f'decision="{decision}"', 'kind="requests"', 'rule="tenant-pool"')
+        return metric_sum(stack, "gateway_limit_decisions_total", *labels)
 
     allowed, denied = decisions("allow"), decisions("deny")
     outcomes = []

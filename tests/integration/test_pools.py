@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
-import httpx
 import openai
 import pytest
 from google.genai import types
@@ -18,6 +17,7 @@ from tests.fakes.base import json_reply
 from tests.fakes.openai import FakeOpenAI, openai_error
 from tests.fakes.providers import FakeGemini
 from tests.integration.sdk_outcomes import gemini_client
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack, free_port
 
 pytestmark = pytest.mark.integration
@@ -169,16 +169,11 @@ def test_every_provider_of_a_pool_down_gives_a_well_formed_503(stack: GatewaySta
     assert isinstance(down.value.body, dict) and down.value.body.get("type") == "api_error"
 
 
-def _metric(stack: GatewayStack, name: str, label: str) -> float:
-    lines = httpx.get(stack.admin_url + "/metrics").text.splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + "{") and label in line)
-
-
 def test_a_gemini_client_fails_over_to_anthropic_plain_and_streaming_and_it_is_counted(
     stack: GatewayStack, fake_gemini: FakeGemini, fake_anthropic: FakeAnthropic
 ) -> None:
-    failovers = _metric(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"')
-    retries = _metric(stack, "gateway_retries_total", 'provider="anthropic"')
+    failovers = metric_sum(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"')
+    retries = metric_sum(stack, "gateway_retries_total", 'provider="anthropic"')
     unavailable = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
     fake_gemini.enqueue(json_reply(unavailable, status=503))
     gemini = gemini_client(stack.base_url)
@@ -189,5 +184,5 @@ def test_a_gemini_client_fails_over_to_anthropic_plain_and_streaming_and_it_is_c
     pieces = list(gemini.models.generate_content_stream(model="pool-c-1", contents="stream to claude"))
     assert "stream to claude" in "".join(piece.text or "" for piece in pieces)
     assert pieces[-1].candidates[0].finish_reason == types.FinishReason.STOP
-    assert _metric(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"') == failovers + 2
-    assert _metric(stack, "gateway_retries_total", 'provider="anthropic"') == retries + 2
+    assert metric_sum(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"') == failovers + 2
+    assert metric_sum(stack, "gateway_retries_total", 'provider="anthropic"') == retries + 2

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.metrics import metric_sum
 from tests.support.redis_server import RedisServer
 from tests.support.stack import GatewayStack
 
@@ -106,10 +107,7 @@ def test_two_workers_share_one_cache(stack: GatewayStack, fake_openai: FakeOpenA
 
 
 def _store_errors(stack: GatewayStack) -> float:
-    metrics = httpx.get(stack.admin_url + "/metrics").text
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("gateway_store_errors_total{")
-    )
+    return metric_sum(stack, "gateway_store_errors_total")
 
 
 def test_with_redis_stopped_the_cache_is_bypassed_limits_allow_and_both_recover(

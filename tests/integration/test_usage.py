@@ -6,25 +6,23 @@ from __future__ import annotations
 import time
 
 import anthropic
-import httpx
 import openai
 import pytest
 
 from tests.fakes.base import Reply
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.fixtures import fixture_json
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
 
 
 def tokens(stack: GatewayStack, provider: str) -> dict[str, float]:
-    counts = {"input": 0.0, "output": 0.0, "cached": 0.0, "reasoning": 0.0}
-    for line in httpx.get(stack.admin_url + "/metrics").text.splitlines():
-        if line.startswith("gateway_tokens_total{") and f'provider="{provider}"' in line:
-            kind = line.split('type="', 1)[1].split('"', 1)[0]
-            counts[kind] += float(line.rsplit(" ", 1)[1])
-    return counts
+    return {
+        kind: metric_sum(stack, "gateway_tokens_total", f'provider="{provider}"', f'type="{kind}"')
+        for kind in ("input", "output", "cached", "reasoning")
+    }
 
 
 def counted(stack: GatewayStack, provider: str, before: dict[str, float]) -> dict[str, float]:
