@@ -27,8 +27,15 @@ from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.config.render_filters import EXTPROC_CLUSTER, ext_proc_filter
 from extproc.config.render_listener import gateway_listener
-from extproc.config.render_pool import CLUSTER_TYPE, HTTP_OPTIONS_KEY, HTTP_OPTIONS_TYPE, UPSTREAM_CODEC, pool_cluster
-from extproc.config.render_tls import is_ip, upstream_tls
+from extproc.config.render_pool import (
+    CLUSTER_TYPE,
+    HTTP_OPTIONS_KEY,
+    HTTP_OPTIONS_TYPE,
+    UPSTREAM_CODEC,
+    pool_cluster,
+    upstream_cluster,
+)
+from extproc.config.render_tls import upstream_tls
 from extproc.contract import METADATA_NAMESPACE
 
 __all__ = [
@@ -104,24 +111,13 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
 
 
 def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path) -> dict[str, Any]:
-    cluster: dict[str, Any] = {
-        "@type": CLUSTER_TYPE,
-        "name": provider.cluster,
-        "type": "STATIC" if is_ip(provider.host) else "STRICT_DNS",
-        "dns_lookup_family": "V4_PREFERRED",
-        "connect_timeout": "5s",
-        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
-        "typed_extension_protocol_options": {
-            HTTP_OPTIONS_KEY: {
-                "@type": HTTP_OPTIONS_TYPE,
-                "explicit_http_config": {"http_protocol_options": {}},
-                "http_filters": [
-                    ext_proc_filter(config, upstream=True),
-                    *_optional(credential_filter(provider, keys_dir)),
-                    UPSTREAM_CODEC,
-                ],
-            }
-        },
+    filters = [
+        ext_proc_filter(config, upstream=True),
+        *_optional(credential_filter(provider, keys_dir)),
+        UPSTREAM_CODEC,
+    ]
+    cluster = upstream_cluster(config, provider.cluster, [provider.host], filters)
+    cluster |= {
         "load_assignment": {
             "cluster_name": provider.cluster,
             "endpoints": [

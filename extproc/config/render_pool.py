@@ -66,26 +66,15 @@ def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path) -> dict[st
         if (injector := credential_filter(provider, keys_dir)) is not None
     ]
     outlier = {**_OUTLIER_DEFAULTS, **resilience.outlier_detection}
-    cluster: dict[str, Any] = {
-        "@type": CLUSTER_TYPE,
-        "name": route.cluster,
-        "type": "STATIC" if all(is_ip(p.host) for p, _, _ in members) else "STRICT_DNS",
-        "dns_lookup_family": "V4_PREFERRED",
-        "connect_timeout": "5s",
-        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
-        "typed_extension_protocol_options": {
-            HTTP_OPTIONS_KEY: {
-                "@type": HTTP_OPTIONS_TYPE,
-                "explicit_http_config": {"http_protocol_options": {}},
-                "http_filters": [
-                    _remove_headers("forget-earlier-attempt", _CREDENTIAL_HEADERS),
-                    ext_proc_filter(config, upstream=True, upstream_body=True),
-                    *credentials,
-                    _remove_headers("attempt-provider-off", (ATTEMPT_PROVIDER_HEADER,)),
-                    UPSTREAM_CODEC,
-                ],
-            }
-        },
+    filters = [
+        _remove_headers("forget-earlier-attempt", _CREDENTIAL_HEADERS),
+        ext_proc_filter(config, upstream=True, upstream_body=True),
+        *credentials,
+        _remove_headers("attempt-provider-off", (ATTEMPT_PROVIDER_HEADER,)),
+        UPSTREAM_CODEC,
+    ]
+    cluster = upstream_cluster(config, route.cluster, [p.host for p, _, _ in members], filters)
+    cluster |= {
         "outlier_detection": {
             "consecutive_5xx": outlier["consecutive_5xx"],
             "interval": ms(outlier["interval_ms"]),
@@ -107,6 +96,27 @@ def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path) -> dict[st
     if matches:
         cluster["transport_socket_matches"] = matches
     return cluster
+
+
+def upstream_cluster(
+    config: GatewayConfig, name: str, hosts: list[str], http_filters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What a provider's cluster and a pool's share: resolution, buffers, HTTP/1.1, the upstream filters."""
+    return {
+        "@type": CLUSTER_TYPE,
+        "name": name,
+        "type": "STATIC" if all(is_ip(host) for host in hosts) else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "5s",
+        "per_connection_buffer_limit_bytes": config.envoy.max_request_bytes,
+        "typed_extension_protocol_options": {
+            HTTP_OPTIONS_KEY: {
+                "@type": HTTP_OPTIONS_TYPE,
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": http_filters,
+            }
+        },
+    }
 
 
 def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
