@@ -272,7 +272,14 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     mock = raw.get("mock") or {}
     optional: dict[str, Any] = {
         key: raw[key]
-        for key in ("timeout_ms", "idle_timeout_ms", "unsupported", "default_max_tokens", "cache_ttl_s")
+        for key in (
+            "timeout_ms",
+            "first_byte_timeout_ms",
+            "idle_timeout_ms",
+            "unsupported",
+            "default_max_tokens",
+            "cache_ttl_s",
+        )
         if key in raw
     }
     if "text" in mock:

@@ -32,6 +32,7 @@ class Provider:
     models: tuple[str, ...] = ()
     timeout_ms: int = 600_000
     idle_timeout_ms: int = 120_000
+    first_byte_timeout_ms: int | None = None
     capabilities: Capabilities = Capabilities()
     unsupported: str = "drop"
     default_max_tokens: int = 4096

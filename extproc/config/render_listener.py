@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.config.model import GatewayConfig, Listener
+from extproc.config.model import GatewayConfig, Listener, Provider
 from extproc.config.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
 from extproc.config.render_local_reply import local_reply_config
 from extproc.config.render_pool import pool_route
@@ -23,6 +23,21 @@ _ANSWERED_BY = {
 }
 
 
+def _single_route(provider: Provider) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "cluster": provider.cluster,
+        "timeout": ms(provider.timeout_ms),
+        "idle_timeout": ms(provider.idle_timeout_ms),
+    }
+    if provider.first_byte_timeout_ms:  # the wait for the answer's start: Envoy's per-try timeout, no retries
+        action["retry_policy"] = {
+            "retry_on": "reset",
+            "num_retries": 0,
+            "per_try_timeout": ms(provider.first_byte_timeout_ms),
+        }
+    return action
+
+
 def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
     routes = []
     for provider in config.providers:
@@ -35,11 +50,7 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
                     "prefix": "/",
                     "headers": [{"name": ROUTE_HEADER, "string_match": {"exact": provider.cluster}}],
                 },
-                "route": {
-                    "cluster": provider.cluster,
-                    "timeout": ms(provider.timeout_ms),
-                    "idle_timeout": ms(provider.idle_timeout_ms),
-                },
+                "route": _single_route(provider),
                 "response_headers_to_add": [_ANSWERED_BY],
             }
         )

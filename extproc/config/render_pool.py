@@ -13,6 +13,7 @@ via a matcher), and the name is removed before the request leaves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,9 @@ def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
     }
     if "429" in resilience.retry_on:
         retry["retriable_status_codes"] = [429]
-    if resilience.first_byte_ms:
-        retry["per_try_timeout"] = ms(resilience.first_byte_ms)
+    first_byte = resilience.first_byte_ms or _largest(p.first_byte_timeout_ms for p, _, _ in members)
+    if first_byte:
+        retry["per_try_timeout"] = ms(first_byte)
     if resilience.idle_ms:
         retry["per_try_idle_timeout"] = ms(resilience.idle_ms)
     action = {"cluster": route.cluster, "timeout": ms(total), "retry_policy": retry}
@@ -157,10 +159,16 @@ def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
     # being forwarded, so the route's own idle timeout bounds a stream that stalls midway. It also
     # runs while attempts wait for a first byte, so it leaves every attempt its first-byte time.
     idle = resilience.idle_ms or max(provider.idle_timeout_ms for provider, _, _ in members)
-    if resilience.first_byte_ms:
-        idle = max(idle, resilience.first_byte_ms * (resilience.retry_attempts + 1) + 1000)
+    if first_byte:
+        idle = max(idle, first_byte * (resilience.retry_attempts + 1) + 1000)
     action["idle_timeout"] = ms(idle)
     return action
+
+
+def _largest(values: Iterable[int | None]) -> int | None:
+    """A pool's bound when the route gives none: its most patient provider's (Envoy bounds attempts per route)."""
+    given = [value for value in values if value]
+    return max(given) if given else None
 
 
 def _endpoint(provider: Provider, weight: int) -> dict[str, Any]:

@@ -38,9 +38,19 @@ def stack(
     config["providers"].append(
         {"name": "flaky", "kind": "openai", "base_url": flaky.base_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"}
     )
+    config["providers"].append(
+        {
+            "name": "quick",
+            "kind": "openai",
+            "base_url": flaky.base_url + "/v1",
+            "api_key_env": "TEST_OPENAI_KEY",
+            "first_byte_timeout_ms": 800,
+        }
+    )
     config["breakers"] = {"failure_ratio": 0.5, "min_requests": 4, "window_s": 30, "open_s": OPEN_S}
     config["routes"] = [
         {"model": "single-*", "provider": "flaky"},
+        {"model": "quick-*", "provider": "quick"},
         {
             "name": "flaky-first",
             "model": "pooled-*",
@@ -176,3 +186,14 @@ def test_a_pool_whose_providers_are_all_open_is_a_fast_503(
     assert time.monotonic() - started < 1
     assert none_left.value.status_code == 503 and none_left.value.code == "provider_circuit_open"
     assert len(fake_gemini.requests) == 4 and len(flaky.requests) == 4
+
+
+def test_a_single_providers_first_byte_timeout_answers_a_504_in_the_clients_format(
+    stack: GatewayStack, flaky: FakeOpenAI
+) -> None:
+    flaky.enqueue(Reply(hang=True))
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as slow:
+        client(stack).chat.completions.create(model="quick-1", messages=[{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started < 10  # 0.8 s, not the provider's 600 s or the client's 20 s
+    assert slow.value.status_code == 504 and slow.value.code == "provider_timeout"
