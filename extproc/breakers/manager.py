@@ -19,6 +19,17 @@ from extproc.store.base import StoreError
 _RECENT = 200  # outcomes kept per provider for /status
 
 
+def judge(headers: dict[str, str]) -> tuple[bool, float]:
+    """(ok, retry after s) of a provider's answer: 5xx and 429 are failures, with its Retry-After."""
+    status = int(headers.get(":status", "0") or 0)
+    if status < 500 and status != 429:
+        return True, 0.0
+    try:
+        return False, max(0.0, float(headers.get("retry-after", "")))
+    except ValueError:
+        return False, 0.0  # absent, or an HTTP date: the breaker's own open time applies
+
+
 class Breakers:
     def __init__(self, store: BreakerStore) -> None:
         self._store = store

@@ -25,7 +25,7 @@ import yaml
 
 from extproc.config.model import GatewayConfig, Provider
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
-from extproc.config.render_filters import EXTPROC_CLUSTER, ext_proc_filter
+from extproc.config.render_filters import EXTPROC_CLUSTER
 from extproc.config.render_listener import gateway_listener
 from extproc.config.render_pool import (
     CLUSTER_TYPE,
@@ -33,6 +33,7 @@ from extproc.config.render_pool import (
     HTTP_OPTIONS_TYPE,
     UPSTREAM_CODEC,
     pool_cluster,
+    strip_internal_headers,
     upstream_cluster,
 )
 from extproc.config.render_tls import upstream_tls
@@ -111,11 +112,8 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
 
 
 def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path) -> dict[str, Any]:
-    filters = [
-        ext_proc_filter(config, upstream=True),
-        *_optional(credential_filter(provider, keys_dir)),
-        UPSTREAM_CODEC,
-    ]
+    # No upstream pass: the router pass set the path and host; internal headers are cut here, in C++.
+    filters = [strip_internal_headers(), *_optional(credential_filter(provider, keys_dir)), UPSTREAM_CODEC]
     cluster = upstream_cluster(config, provider.cluster, [provider.host], filters)
     cluster |= {
         "load_assignment": {

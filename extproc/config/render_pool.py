@@ -21,7 +21,7 @@ from extproc.config.model import GatewayConfig, Provider, Route
 from extproc.config.render_credentials import credential_filter
 from extproc.config.render_filters import ext_proc_filter, ms
 from extproc.config.render_tls import is_ip, upstream_tls
-from extproc.contract import ATTEMPT_PROVIDER_HEADER, METADATA_NAMESPACE
+from extproc.contract import ATTEMPT_PROVIDER_HEADER, INTERNAL_PREFIX, METADATA_NAMESPACE
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -208,6 +208,16 @@ def _only_for(provider: Provider, injector: dict[str, Any]) -> dict[str, Any]:
                 "matcher_list": {"matchers": [{"predicate": {"not_matcher": is_provider}, "on_match": skip}]}
             },
         },
+    }
+
+
+def strip_internal_headers() -> dict[str, Any]:
+    """Every x-gw-* header (the router pass's routing facts) and every x-envoy-* one Envoy added
+    after the router pass, removed before a request leaves for a provider."""
+    prefixes = [{"remove_on_match": {"key_matcher": {"prefix": prefix}}} for prefix in (INTERNAL_PREFIX, "x-envoy-")]
+    return {
+        "name": "internal-headers-off",
+        "typed_config": {"@type": _MUTATION_TYPE, "mutations": {"request_mutations": prefixes}},
     }
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from extproc.breakers.manager import Breakers
+from extproc.breakers.manager import Breakers, judge
 from extproc.breakers.state import Permit
 from extproc.config.route_model import PoolMember
 from extproc.errors import GatewayError
+from extproc.observe.logs import monotonic
 from extproc.observe.metrics import BREAKER_REJECTIONS
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
@@ -49,6 +50,14 @@ class BreakerStage(Stage):
         probes = [member for member in usable if permits[member.provider].probe]
         ex.target = _direct(ex, target, probes[0] if probes else _pick(usable))
         return None
+
+    def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
+        """A single provider's answer (a pool's attempts are reported by the upstream pass)."""
+        policy, target = ex.snapshot.config.breakers, ex.target
+        if policy is None or target is None or target.pooled or target.provider.kind == "mock":
+            return
+        ok, retry_after_s = judge(headers)
+        self._breakers.record(target.provider.name, ok, retry_after_s, monotonic() - ex.started, policy)
 
 
 def _open(names: str, permit: Permit) -> GatewayError:

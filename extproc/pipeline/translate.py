@@ -3,21 +3,14 @@
 Same API on both sides: the client's own bytes go on, every field kept (only
 the model renamed for a route alias), and an unchanged body is not sent back
 through gRPC. Otherwise the canonical request is fitted to what the provider
-can do and rendered in its format.
+can do and rendered in its format. For one provider the provider's path and
+host are set here too, so no upstream pass runs; a pool's request goes on as
+the client sent it, for the upstream pass to render per attempt.
 """
 
 from __future__ import annotations
 
-from extproc.contract import (
-    API_HEADER,
-    BODY_FORMAT_HEADER,
-    CLIENT_PATH_KEY,
-    MODEL_HEADER,
-    POOL_KEY,
-    ROUTE_HEADER,
-    STREAM_HEADER,
-    STREAM_KEY,
-)
+from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, ROUTE_HEADER, STREAM_KEY
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.base import RenderOptions
@@ -26,7 +19,7 @@ from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.observe.metrics import FEATURES_DROPPED
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import provider_format
+from extproc.providers import kind_of, provider_format, upstream_path
 from extproc.providers.capabilities import fit_to_provider
 
 
@@ -68,13 +61,12 @@ class TranslateStage(Stage):
             out = rendered.body
         for feature in ex.dropped:
             FEATURES_DROPPED.labels(provider.name, feature).inc()
-        reply.set_headers += [
-            (ROUTE_HEADER, target.cluster),
-            (API_HEADER, endpoint.name),
-            (MODEL_HEADER, target.upstream_model),
-            (STREAM_HEADER, "1" if stream else "0"),
-            (BODY_FORMAT_HEADER, upstream_format),
-        ]
+        # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
+        path = upstream_path(provider, endpoint.operation, target.upstream_model, stream)
+        reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]
+        kind = kind_of(provider)
+        same_api = kind.format == endpoint.format
+        reply.set_headers += [(k, v) for k, v in kind.fixed_headers if not (same_api and k in ex.headers)]
         if out is not body:  # an unchanged body is not sent back: a 10 MB image stays where it is
             reply.body = out
             reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 
-from extproc.breakers.manager import Breakers
+from extproc.breakers.manager import Breakers, judge
 from extproc.breakers.state import BreakerPolicy
 from extproc.config.model import Provider
+from extproc.formats.endpoint import Format
 from extproc.observe.metrics import RETRIES
 from extproc.server.pool_attempt import PoolAttempt
 
@@ -22,6 +23,7 @@ class AttemptOutcome:
         self._policy = policy
         self.headers: dict[str, str] = {}
         self.attempt: PoolAttempt | None = None  # for a pooled route
+        self.client_format: Format = "openai"  # the API errors are answered in
         self._provider: Provider | None = None
         self._started = 0.0
         self._reported = False
@@ -32,9 +34,7 @@ class AttemptOutcome:
             RETRIES.labels(provider.name).inc()
 
     def answered(self, headers: dict[str, str]) -> None:
-        status = int(headers.get(":status", "0") or 0)
-        failed = status >= 500 or status == 429
-        self._report(not failed, _seconds(headers.get("retry-after", "")) if failed else 0.0)
+        self._report(*judge(headers))
 
     def abandon(self) -> None:
         """The gateway itself refused the attempt: nothing to say about the provider."""
@@ -50,10 +50,3 @@ class AttemptOutcome:
             return
         latency = time.monotonic() - self._started
         self._breakers.record(self._provider.name, ok, retry_after_s, latency, self._policy)
-
-
-def _seconds(value: str) -> float:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 0.0  # an HTTP date: left to the breaker's own open time

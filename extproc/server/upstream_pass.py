@@ -1,12 +1,13 @@
-"""The upstream pass: an upstream HTTP filter of each provider cluster, run once per attempt.
+"""The upstream pass: an upstream HTTP filter of each pool's cluster, run once per attempt.
 
-It learns which provider Envoy picked from the endpoint's metadata (an
-ext_proc attribute), then sets the provider's path and host and removes every
-internal header. The provider's key is added after it by Envoy's credential
-injector: this pass never sees or sends one. For a single provider the body was already rewritten into the
-provider's format by the router pass (named by `x-gw-body-format`). For a
-pooled route it arrives as the client sent it and is rendered here, attempt
-by attempt, for the provider Envoy picked (`pool_attempt`).
+A route with one provider has none: the router pass sets the provider's path
+and host itself (one gRPC stream per request). A pool's attempt learns which
+provider Envoy picked from the endpoint's metadata (an ext_proc attribute)
+and the request's facts from the router pass's dynamic metadata, then sets
+that provider's path and host and renders the client's body for it
+(`pool_attempt`), so a failover may cross formats. The provider's key is
+added after it by Envoy's credential injector: this pass never sees or sends
+one. With breakers on, each attempt's answer status comes back here.
 """
 
 from __future__ import annotations
@@ -24,23 +25,19 @@ from google.protobuf.struct_pb2 import Struct
 
 from extproc.config.model import Provider
 from extproc.contract import (
-    API_HEADER,
     ATTEMPT_PROVIDER_HEADER,
     ATTRIBUTES_KEY,
-    BODY_FORMAT_HEADER,
     CLIENT_PATH_KEY,
     INTERNAL_PREFIX,
-    MODEL_HEADER,
     POOL_KEY,
     PROVIDER_ATTRIBUTE,
     REQUEST_METADATA_NAMESPACE,
-    STREAM_HEADER,
     STREAM_KEY,
 )
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
-from extproc.formats.endpoint import Operation
-from extproc.providers import kind_of, provider_format, upstream_path
+from extproc.pipeline.endpoint import classify
+from extproc.providers import kind_of
 from extproc.server import messages as m
 from extproc.server.attempt_outcome import AttemptOutcome
 from extproc.server.pool_attempt import PoolAttempt
@@ -61,12 +58,12 @@ class UpstreamPass:
                     yield self._handle(message, outcome)
                 except GatewayError as error:
                     outcome.abandon()
-                    yield _error(outcome.headers, error)
+                    yield _error(outcome, error)
                 except Exception:
                     log.exception("upstream pass failed")
                     outcome.abandon()
                     failed = GatewayError("internal", "the gateway failed to prepare the provider request")
-                    yield _error(outcome.headers, failed)
+                    yield _error(outcome, failed)
         finally:
             outcome.ended()
 
@@ -74,13 +71,15 @@ class UpstreamPass:
         kind = message.WhichOneof("request")
         if kind == "request_headers":
             outcome.headers = headers = m.headers_of(message.request_headers)
+            facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
+            if facts is None or POOL_KEY not in facts.fields:
+                raise GatewayError("internal", "an upstream attempt without its pooled route")
+            endpoint = classify("POST", facts.fields[CLIENT_PATH_KEY].string_value, {})
+            outcome.client_format = endpoint.format if endpoint else "openai"
             provider = self._provider(message)
             outcome.started(provider, headers)
-            facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
-            if facts is not None and POOL_KEY in facts.fields:
-                outcome.attempt = attempt = self._pool_attempt(provider, facts)
-                return self._pool_headers(attempt, headers)
-            return self.on_request_headers(provider, headers)
+            outcome.attempt = attempt = self._pool_attempt(provider, facts)
+            return self._pool_headers(attempt, headers)
         if kind == "request_body" and outcome.attempt is not None:
             return _pool_body(outcome.attempt, message.request_body.body)
         if kind == "response_headers":
@@ -115,21 +114,6 @@ class UpstreamPass:
         remove += attempt.headers_to_remove(headers)
         return ProcessingResponse(request_headers=HeadersResponse(response=m.common(set_headers, remove)))
 
-    def on_request_headers(self, provider: Provider, headers: dict[str, str]) -> ProcessingResponse:
-        if headers.get(BODY_FORMAT_HEADER) != provider_format(provider):
-            # Only a cross-format failover gets here; pools that mix formats are not built yet.
-            raise GatewayError("internal", f"request body is not in {provider.name}'s format")
-        api = headers.get(API_HEADER, "openai.chat")
-        operation: Operation = "embeddings" if api.endswith(".embeddings") else "chat"
-        path = upstream_path(provider, operation, headers.get(MODEL_HEADER, ""), headers.get(STREAM_HEADER) == "1")
-        set_headers = [(":path", path), (":authority", provider.authority)]  # the key is Envoy's to add
-        # A kind's fixed headers (anthropic-version), unless a same-API client's own was kept.
-        set_headers += [(name, value) for name, value in kind_of(provider).fixed_headers if name not in headers]
-        # Envoy's own x-envoy-* (expected timeout, external address) are added after the router pass: cut here.
-        remove = [k for k in headers if k.startswith((INTERNAL_PREFIX, "x-envoy-"))]
-        common = m.common(set_headers=set_headers, remove=remove)
-        return ProcessingResponse(request_headers=HeadersResponse(response=common))
-
 
 def _pool_body(attempt: PoolAttempt, body: bytes) -> ProcessingResponse:
     rendered = attempt.render(body)
@@ -139,8 +123,7 @@ def _pool_body(attempt: PoolAttempt, body: bytes) -> ProcessingResponse:
     return ProcessingResponse(request_body=BodyResponse(response=m.common(set_headers, body=rendered.body)))
 
 
-def _error(headers: dict[str, str], error: GatewayError) -> ProcessingResponse:
-    """An answer in the client's own error format (its API travels in `x-gw-api`)."""
-    client_format = headers.get(API_HEADER, "openai.chat").partition(".")[0]
-    body = FORMATS.get(client_format, FORMATS["openai"]).render_error(error, headers.get("x-request-id", ""))
+def _error(outcome: AttemptOutcome, error: GatewayError) -> ProcessingResponse:
+    """An answer in the client's own error format (the attempt knows the client's API)."""
+    body = FORMATS[outcome.client_format].render_error(error, outcome.headers.get("x-request-id", ""))
     return m.immediate(error.status, body, [("content-type", "application/json")])

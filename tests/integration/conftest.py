@@ -81,6 +81,11 @@ def auth_gateway(
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
     config["routes"] = [
         {"model": "gpt-jwt-*", "provider": "openai", "auth": "jwt"},
+        {  # every keyed kind in one pool: what a neighbour posing as the upstream pass could ask for
+            "name": "every-kind",
+            "model": "pool-every-*",
+            "pool": [{"provider": name} for name in ("openai", "anthropic", "gemini", "azure")],
+        },
         {"model": "open-*", "provider": "mock", "auth": "none"},
         *config["routes"],
     ]

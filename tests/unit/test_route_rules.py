@@ -156,6 +156,11 @@ def test_single_provider_routes_pay_nothing_for_pools(tmp_path: Path) -> None:
     config = load('  - {model: "*", provider: oa}\n')
     (cluster,) = [c for c in render_clusters(config, tmp_path) if c["name"] == "provider_oa"]
     options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-    mode = options["http_filters"][0]["typed_config"]["processing_mode"]
-    assert mode["request_body_mode"] == "NONE" and mode["response_header_mode"] == "SKIP"
+    # No upstream pass at all: one gRPC stream per request; internal headers are cut by Envoy itself.
+    names = [f["name"] for f in options["http_filters"]]
+    assert names == [
+        "internal-headers-off",
+        "envoy.filters.http.credential_injector",
+        "envoy.filters.http.upstream_codec",
+    ]
     assert not [c for c in render_clusters(config, tmp_path) if c["name"].startswith("pool_")]

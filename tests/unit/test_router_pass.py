@@ -164,11 +164,18 @@ def test_unknown_model_answers_immediately_in_openai_format() -> None:
 
 
 def test_upstream_pass_errors_speak_the_clients_api() -> None:
+    from envoy.config.core.v3.base_pb2 import Metadata
+    from google.protobuf.struct_pb2 import Struct
+
+    from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, REQUEST_METADATA_NAMESPACE, STREAM_KEY
     from extproc.server.upstream_pass import UpstreamPass
 
     state = GatewayState(load_text(CONFIG, {"K": "secret"}, Path(".")))
+    facts = Struct()
+    facts.update({POOL_KEY: "some-pool", CLIENT_PATH_KEY: "/v1/messages", STREAM_KEY: False})
     message = ProcessingRequest(
-        request_headers=headers({":path": "/v1/messages", "x-gw-api": "anthropic.chat", "x-request-id": "rid-9"})
+        request_headers=headers({":path": "/v1/messages", "x-request-id": "rid-9"}),
+        metadata_context=Metadata(filter_metadata={REQUEST_METADATA_NAMESPACE: facts}),
     )  # no endpoint metadata: the provider cannot be known
 
     async def feed() -> AsyncIterator[ProcessingRequest]:
@@ -179,5 +186,5 @@ def test_upstream_pass_errors_speak_the_clients_api() -> None:
 
     (answer,) = asyncio.run(collect())
     body = orjson.loads(answer.immediate_response.body)
-    assert body["type"] == "error" and body["request_id"] == "rid-9"
+    assert body["type"] == "error" and body["request_id"] == "rid-9"  # Anthropic's error shape
     assert answer.immediate_response.status.code == 503
