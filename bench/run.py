@@ -362,6 +362,7 @@ def main() -> int:
                 print(render_table(bench.rows))
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 print(f"\n(total {time.monotonic() - started:.0f} s; load average after the run: {load})")
+                print("side by side with other gateways (Portkey, LiteLLM): ../shared/bench/peers, see README.md")
     return 0
 
 
