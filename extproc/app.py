@@ -19,6 +19,7 @@ from extproc.config import render
 from extproc.config.model import GatewayConfig
 from extproc.config.reload import Reloader
 from extproc.envoy_admin import EnvoyAdmin
+from extproc.heap import settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import setup_logging
 from extproc.server.service import build_server
@@ -49,6 +50,7 @@ async def serve(
     await server.start()
     workers = start_workers(config)
     await _wait_serving(addresses[1:])
+    settle_heap()
     background = [asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers))]
     # Envoy is ours to follow when we run it or write its xDS directory: its admin port is in the config.
     manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()

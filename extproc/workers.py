@@ -124,6 +124,7 @@ def _worker_main(config: GatewayConfig, index: int, channel: Connection) -> None
 
 
 async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) -> None:
+    from extproc.heap import settle_heap
     from extproc.observe.logs import setup_logging
     from extproc.server.service import build_server
     from extproc.state import GatewayState
@@ -138,6 +139,7 @@ async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) 
     loop.add_reader(channel.fileno(), _follow, channel, state, loop)
     server = build_server(state, config.extproc.grpc_addresses()[index])
     await server.start()
+    settle_heap()
     await stop.wait()
     await server.stop(config.extproc.grace_period_s)
 
