@@ -92,7 +92,11 @@ def test_an_openai_provider_failing_fails_over_to_gemini_in_one_request(
     stack: GatewayStack, fake_openai: FakeOpenAI, fake_gemini: FakeGemini
 ) -> None:
     fake_openai.enqueue(openai_error(500, "the primary broke", type_="server_error"))
-    answer = oai(stack).chat.completions.create(model="pool-a-1", messages=[{"role": "user", "content": "failover"}])
+    answer = oai(stack).chat.completions.create(
+        model="pool-a-1",
+        messages=[{"role": "user", "content": "failover"}],
+        extra_headers={"x-gateway-attempt-provider": "openai"},  # a client cannot pick the key
+    )
     assert "failover" in (answer.choices[0].message.content or "")
     assert answer.choices[0].finish_reason == "stop"
     assert len(fake_openai.requests) == 1
@@ -101,6 +105,8 @@ def test_an_openai_provider_failing_fails_over_to_gemini_in_one_request(
     assert seen.json["contents"][0]["parts"][0]["text"] == "failover"
     assert seen.headers["x-goog-api-key"] == GEMINI_KEY
     assert "authorization" not in seen.headers  # the first attempt's key stayed with it
+    internal = [name for name in seen.headers if name.lower().startswith(("x-gw-", "x-envoy-", "x-gateway-"))]
+    assert not internal, internal
     assert fake_openai.last_request.headers["authorization"] == f"Bearer {OPENAI_KEY}"
 
 
