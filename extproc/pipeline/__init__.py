@@ -1,7 +1,7 @@
 """The router pass as a pipeline: an ordered list of small stages (see `stage.py`).
 
 Request headers: endpoint -> auth -> local answers. Request body: parse ->
-auth -> route -> breaker -> limits -> local answers -> cache -> provider headers ->
+auth -> route -> limits -> local answers -> cache -> breaker -> provider headers ->
 translate. Response: limits (headers) -> cache (header) -> provider headers ->
 answer. At the end: limits settle, the cache stores, the access log. Each
 stage acts only in the phases it overrides.
@@ -32,10 +32,10 @@ def default_stages(store: Store, breakers: Breakers) -> list[Stage]:
         ParseStage(),
         AuthStage(),
         RouteStage(),
-        BreakerStage(breakers),
         LimitsStage(store),
         LocalAnswersStage(),
         CacheStage(store),
+        BreakerStage(breakers),
         ProviderHeadersStage(),
         TranslateStage(),
         AnswerStage(),

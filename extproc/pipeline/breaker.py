@@ -4,8 +4,9 @@ A single provider that is open: a fast 503 in the client's format, with
 Retry-After. A pool skips its open members: when some are open, the request
 goes straight to one of the others (the lowest priority left, by weight);
 when a member's breaker lets one probe through, this request is the probe;
-when every member is open, a fast 503. Runs after the route is known and
-before limits, so a refused request costs no budget.
+when every member is open, a fast 503. Runs after the cache: a cached answer
+is still served while its provider is paused (a refused request gives its
+reserved tokens back, like any failed one).
 """
 
 from __future__ import annotations

@@ -36,8 +36,17 @@ def stack(
 ) -> Iterator[GatewayStack]:
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
     config["providers"].append(
-        {"name": "flaky", "kind": "openai", "base_url": flaky.base_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"}
+        {
+            "name": "flaky",
+            "kind": "openai",
+            "base_url": flaky.base_url + "/v1",
+            "api_key_env": "TEST_OPENAI_KEY",
+            "cache_ttl_s": 0,  # only the cached-* route below caches
+        }
     )
+    for provider in config["providers"]:
+        provider.setdefault("cache_ttl_s", 0)
+    config["cache"] = {}
     config["providers"].append(
         {
             "name": "quick",
@@ -49,6 +58,7 @@ def stack(
     )
     config["breakers"] = {"failure_ratio": 0.5, "min_requests": 4, "window_s": 30, "open_s": OPEN_S}
     config["routes"] = [
+        {"model": "cached-*", "provider": "flaky", "cache_ttl_s": 60},
         {"model": "single-*", "provider": "flaky"},
         {"model": "quick-*", "provider": "quick"},
         {
@@ -197,3 +207,15 @@ def test_a_single_providers_first_byte_timeout_answers_a_504_in_the_clients_form
         client(stack).chat.completions.create(model="quick-1", messages=[{"role": "user", "content": "hi"}])
     assert time.monotonic() - started < 10  # 0.8 s, not the provider's 600 s or the client's 20 s
     assert slow.value.status_code == 504 and slow.value.code == "provider_timeout"
+
+
+def test_a_cached_answer_is_still_served_while_its_provider_is_paused(stack: GatewayStack, flaky: FakeOpenAI) -> None:
+    assert ask(stack, "cached-1") == 200
+    _settle()
+    for _ in range(3):  # with the success above: 3 failures of 4, the breaker opens
+        flaky.enqueue(openai_error(500, "broken", type_="server_error"))
+    assert [ask(stack, "single-1") for _ in range(3)] == [500] * 3
+    _settle()
+    assert ask(stack, "single-1") == 503  # paused
+    assert ask(stack, "cached-1") == 200  # answered from the cache, no provider needed
+    assert len(flaky.requests) == 4
