@@ -101,8 +101,11 @@ class CacheStage(Stage):
         value = codec.encode(ex.answer)
         if len(value) > ex.snapshot.config.cache.max_entry_bytes:
             return
+        background.spawn("cache", self._store_entry(ex.cache_key, value, ex.cache_ttl_s))
+
+    async def _store_entry(self, key: str, value: bytes, ttl_s: float) -> None:
+        await self._store.cache_set(key, value, ttl_s)
         CACHE_BYTES.labels("stored").inc(len(value))
-        background.spawn("cache", self._store.cache_set(ex.cache_key, value, ex.cache_ttl_s))
 
 
 def _ttl(ex: Exchange) -> float:

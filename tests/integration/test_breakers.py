@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import OPENAI_KEY, PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.base import Reply, json_reply
+from tests.fakes.base import Reply, json_reply, wait_until
 from tests.fakes.openai import FakeOpenAI, openai_error
 from tests.fakes.providers import FakeGemini
 from tests.support.metrics import metric_sum
@@ -21,7 +21,7 @@ from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
 
-OPEN_S = 1.5
+OPEN_S = 3.0  # long enough that checks made while open never meet the half-open probe
 
 
 @pytest.fixture
@@ -100,15 +100,16 @@ def transitions(stack: GatewayStack, to: str) -> float:
     return metric_sum(stack, "gateway_breaker_transitions_total", 'provider="flaky"', f'to="{to}"')
 
 
-def _settle() -> None:
-    time.sleep(0.2)  # outcomes reach the breaker once each attempt's stream closed
+def _until(stack: GatewayStack, provider: str, state: str) -> None:
+    """Outcomes reach the breaker once each request's stream closed: wait for the state they lead to."""
+    assert wait_until(lambda: breaker_of(stack, provider) == state, timeout=10), breaker_of(stack, provider)
 
 
 def test_a_breaker_opens_fails_fast_half_opens_and_closes(stack: GatewayStack, flaky: FakeOpenAI) -> None:
     for _ in range(4):
         flaky.enqueue(openai_error(500, "broken", type_="server_error"))
     assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
-    _settle()
+    _until(stack, "flaky", "open")
     assert breaker_of(stack, "flaky") == "open" and transitions(stack, "opened") == 1
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as paused:
@@ -120,11 +121,11 @@ def test_a_breaker_opens_fails_fast_half_opens_and_closes(stack: GatewayStack, f
     time.sleep(OPEN_S + 0.2)
     flaky.enqueue(openai_error(500, "still broken", type_="server_error"))
     assert ask(stack, "single-1") == 500  # the probe fails: open again
-    _settle()
+    _until(stack, "flaky", "open")
     assert breaker_of(stack, "flaky") == "open" and ask(stack, "single-1") == 503
     time.sleep(OPEN_S + 0.2)
     assert ask(stack, "single-1") == 200  # the probe succeeds: closed
-    _settle()
+    _until(stack, "flaky", "closed")
     assert breaker_of(stack, "flaky") == "closed" and transitions(stack, "closed") == 1
     assert [ask(stack, "single-1") for _ in range(3)] == [200] * 3
 
@@ -134,7 +135,7 @@ def test_retry_after_from_the_provider_pauses_it_that_long(stack: GatewayStack, 
     limited.headers["retry-after"] = "1"
     flaky.enqueue(limited)
     assert ask(stack, "single-1") == 429
-    _settle()
+    _until(stack, "flaky", "open")
     assert ask(stack, "single-1") == 503
     time.sleep(1.2)
     assert ask(stack, "single-1") == 200
@@ -145,7 +146,7 @@ def test_a_pool_skips_an_open_provider(stack: GatewayStack, flaky: FakeOpenAI, f
     for _ in range(4):
         flaky.enqueue(openai_error(500, "broken", type_="server_error"))
     assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
-    _settle()
+    _until(stack, "flaky", "open")
     for _ in range(5):
         assert ask(stack, "pooled-1") == 200
     assert len(flaky.requests) == 4  # skipped while open
@@ -189,7 +190,8 @@ def test_a_pool_whose_providers_are_all_open_is_a_fast_503(
         flaky.enqueue(openai_error(500, "broken", type_="server_error"))
     assert [ask(stack, "gemini-2.5-flash") for _ in range(4)] == [503] * 4
     assert [ask(stack, "single-1") for _ in range(4)] == [500] * 4
-    _settle()
+    _until(stack, "flaky", "open")
+    _until(stack, "gemini", "open")
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as none_left:
         client(stack).chat.completions.create(model="pooled-1", messages=[{"role": "user", "content": "hi"}])
@@ -211,11 +213,11 @@ def test_a_single_providers_first_byte_timeout_answers_a_504_in_the_clients_form
 
 def test_a_cached_answer_is_still_served_while_its_provider_is_paused(stack: GatewayStack, flaky: FakeOpenAI) -> None:
     assert ask(stack, "cached-1") == 200
-    _settle()
+    assert wait_until(lambda: metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"') > 0, timeout=10)
     for _ in range(3):  # with the success above: 3 failures of 4, the breaker opens
         flaky.enqueue(openai_error(500, "broken", type_="server_error"))
     assert [ask(stack, "single-1") for _ in range(3)] == [500] * 3
-    _settle()
+    _until(stack, "flaky", "open")
     assert ask(stack, "single-1") == 503  # paused
     assert ask(stack, "cached-1") == 200  # answered from the cache, no provider needed
     assert len(flaky.requests) == 4

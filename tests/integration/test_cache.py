@@ -16,7 +16,7 @@ import pytest
 from google.genai import types
 
 from tests.conftest import PROVIDER_ENV, standard_config
-from tests.fakes.base import Reply
+from tests.fakes.base import Reply, wait_until
 from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.integration.sdk_outcomes import gemini_client
@@ -54,6 +54,11 @@ def stack(
     stack.stop()
 
 
+@pytest.fixture(autouse=True)
+def _written_so_far(stack: GatewayStack) -> None:
+    _written["bytes"] = metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"')
+
+
 def oai(stack: GatewayStack, client: str = "alice") -> openai.OpenAI:
     return openai.OpenAI(api_key=KEYS[client], base_url=stack.base_url + "/v1", max_retries=0, timeout=20)
 
@@ -71,8 +76,18 @@ def ask(
     return raw.parse().choices[0].message.content or "", raw.headers
 
 
-def stored() -> None:
-    time.sleep(0.3)  # the entry is written once the ext_proc closed the request's stream
+_written = {"bytes": 0.0}
+
+
+def stored(stack: GatewayStack | None = None) -> None:
+    """Until the entry the last answer made is written (it is, once the ext_proc closed the
+    request's stream); without a stack, a short pause where nothing is expected to be written."""
+    if stack is None:
+        time.sleep(0.3)
+        return
+    before = _written["bytes"]
+    assert wait_until(lambda: metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"') > before, timeout=10)
+    _written["bytes"] = metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"')
 
 
 def test_the_same_question_twice_is_answered_from_the_cache_without_the_provider(
@@ -80,7 +95,7 @@ def test_the_same_question_twice_is_answered_from_the_cache_without_the_provider
 ) -> None:
     text, headers = ask(stack, "gpt-4o-mini", "what is a cache?")
     assert headers["x-gateway-cache"] == "MISS"
-    stored()
+    stored(stack)
     again, headers = ask(stack, "gpt-4o-mini", "what is a cache?")
     assert headers["x-gateway-cache"] == "HIT"
     assert again == text
@@ -94,7 +109,7 @@ def test_a_question_asked_through_openai_hits_when_asked_again_through_anthropic
     stack: GatewayStack, fake_openai: FakeOpenAI
 ) -> None:
     text, _ = ask(stack, "shared-model", "one entry for every API")
-    stored()
+    stored(stack)
     raw = ant(stack).messages.with_raw_response.create(
         model="shared-model", max_tokens=50, messages=[{"role": "user", "content": "one entry for every API"}]
     )
@@ -108,7 +123,7 @@ def test_a_question_asked_through_openai_hits_when_asked_again_through_anthropic
 
 def test_a_cached_answer_replays_as_a_stream_through_each_sdk(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     text, _ = ask(stack, "shared-model", "replay me as a stream")
-    stored()
+    stored(stack)
     chunks = list(
         oai(stack).chat.completions.create(
             model="shared-model",
@@ -144,7 +159,7 @@ def test_a_complete_stream_is_stored_and_answers_the_next_request(
         model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "stream then cache"}]
     ) as stream:
         streamed = "".join(stream.text_stream)
-    stored()
+    stored(stack)
     message = ant(stack).messages.create(
         model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "stream then cache"}]
     )
@@ -182,7 +197,7 @@ def test_errors_are_never_stored(stack: GatewayStack, fake_openai: FakeOpenAI) -
 
 def test_one_tenant_never_reads_another_tenants_entry(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     ask(stack, "gpt-4o-mini", "tenant secret question", client="alice")
-    stored()
+    stored(stack)
     _, headers = ask(stack, "gpt-4o-mini", "tenant secret question", client="carol")
     assert headers["x-gateway-cache"] == "MISS"  # globex asks the provider itself
     assert len(fake_openai.requests) == 2
@@ -197,15 +212,15 @@ def test_cache_control_no_store_no_cache_and_max_age_are_followed(stack: Gateway
     stored()
     _, headers = ask(stack, "gpt-4o-mini", "directives")
     assert headers["x-gateway-cache"] == "MISS"  # no-store wrote nothing
-    stored()
+    stored(stack)
     _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "no-cache"})
     assert headers["x-gateway-cache"] == "REFRESH"
     assert len(fake_openai.requests) == 3
-    stored()
+    stored(stack)
     time.sleep(1.1)
     _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "max-age=0"})
     assert headers["x-gateway-cache"] == "REFRESH"
-    stored()
+    stored(stack)
     _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "max-age=60"})
     assert headers["x-gateway-cache"] == "HIT"
     assert len(fake_openai.requests) == 4
@@ -213,7 +228,7 @@ def test_cache_control_no_store_no_cache_and_max_age_are_followed(stack: Gateway
 
 def test_route_ttls_expire_entries_and_a_zero_ttl_never_caches(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     ask(stack, "brief-1", "short memory")
-    stored()
+    stored(stack)
     assert ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "HIT"
     time.sleep(1.2)
     assert ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "MISS"
@@ -227,7 +242,7 @@ def test_a_hit_costs_no_provider_call_but_counts_against_request_limits(
     stack: GatewayStack, fake_openai: FakeOpenAI
 ) -> None:
     ask(stack, "gpt-counted-1", "count me", client="carol")
-    stored()
+    stored(stack)
     _, headers = ask(stack, "gpt-counted-1", "count me", client="carol")
     assert headers["x-gateway-cache"] == "HIT" and headers["x-ratelimit-remaining-requests"] == "0"
     with pytest.raises(openai.RateLimitError):
@@ -239,7 +254,7 @@ def test_embeddings_are_cached_too(stack: GatewayStack, fake_openai: FakeOpenAI)
     client = oai(stack)
     first = client.embeddings.with_raw_response.create(model="gpt-embedding-1", input=["cache me"])
     assert first.headers["x-gateway-cache"] == "MISS"
-    stored()
+    stored(stack)
     second = client.embeddings.with_raw_response.create(model="gpt-embedding-1", input=["cache me"])
     assert second.headers["x-gateway-cache"] == "HIT"
     assert second.parse().data[0].embedding == first.parse().data[0].embedding
@@ -253,7 +268,7 @@ def test_cache_outcomes_and_bytes_are_counted(stack: GatewayStack) -> None:
     )
     stored_bytes = metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"')
     ask(stack, "gpt-4o-mini", "count the cache")
-    stored()
+    stored(stack)
     ask(stack, "gpt-4o-mini", "count the cache")
     assert metric_sum(stack, "gateway_cache_requests_total", 'result="miss"') == misses + 1
     assert metric_sum(stack, "gateway_cache_requests_total", 'result="hit"') == hits + 1

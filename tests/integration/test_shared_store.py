@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import PROVIDER_ENV, standard_config
+from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.metrics import metric_sum
 from tests.support.redis_server import RedisServer
@@ -98,12 +99,29 @@ def test_two_workers_share_one_request_limit_and_never_allow_twice_it(stack: Gat
 
 
 def test_two_workers_share_one_cache(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    before = _stored_bytes(stack)
     assert ask(stack, "gpt-4o-mini", "asked of every worker")["x-gateway-cache"] == "MISS"
-    time.sleep(0.3)  # stored once the first request's stream closed
+    _until_stored(stack, before)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: ask(stack, "gpt-4o-mini", "asked of every worker"), range(12)))
     assert [headers["x-gateway-cache"] for headers in results] == ["HIT"] * 12
     assert len(fake_openai.requests) == 1
+
+
+def _stored_bytes(stack: GatewayStack) -> float:
+    return metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"')
+
+
+def _until_stored(stack: GatewayStack, before: float) -> None:
+    """The cache entry is written once the request's stream closed (in whichever worker served it)."""
+    assert wait_until(lambda: _stored_bytes(stack) > before, timeout=10)
+
+
+def _until_breaker(stack: GatewayStack, provider: str, state: str) -> None:
+    def now() -> str:
+        return httpx.get(stack.admin_url + "/status").json()["providers"][provider]["breaker"]["state"]
+
+    assert wait_until(lambda: now() == state, timeout=10), now()
 
 
 def _store_errors(stack: GatewayStack) -> float:
@@ -132,8 +150,9 @@ def test_with_redis_stopped_the_cache_is_bypassed_limits_allow_and_both_recover(
     while _outcome(stack, "gpt-outage-1", "after") != 429 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _outcome(stack, "gpt-outage-1", "after") == 429
+    before = _stored_bytes(stack)
     assert ask(stack, "gpt-4o-mini", "cached after the outage")["x-gateway-cache"] == "MISS"
-    time.sleep(0.3)
+    _until_stored(stack, before)
     assert ask(stack, "gpt-4o-mini", "cached after the outage")["x-gateway-cache"] == "HIT"
 
 
@@ -174,7 +193,7 @@ def test_redis_over_tls_is_verified_against_the_configured_ca(
         stack = GatewayStack(tmp_path / "verified", config, PROVIDER_ENV).start()
         try:
             assert ask(stack, "gpt-4o-mini", "over tls")["x-gateway-cache"] == "MISS"
-            time.sleep(0.3)
+            _until_stored(stack, 0)
             assert ask(stack, "gpt-4o-mini", "over tls")["x-gateway-cache"] == "HIT"
         finally:
             stack.stop()
@@ -201,19 +220,19 @@ def test_a_breaker_opened_through_one_worker_holds_for_both_and_lets_one_probe_t
             {"name": "flaky", "kind": "openai", "base_url": flaky.base_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"}
         )
         config["routes"].insert(0, {"model": "flaky-*", "provider": "flaky"})
-        config["breakers"] = {"min_requests": 4, "failure_ratio": 0.5, "open_s": 1.5}
+        config["breakers"] = {"min_requests": 4, "failure_ratio": 0.5, "open_s": 3}
         env = {**PROVIDER_ENV, "TEST_REDIS_PASSWORD": PASSWORD}
         stack = GatewayStack(tmp_path, config, env).start()
         try:
             for _ in range(4):
                 flaky.enqueue(openai_error(500, "broken", type_="server_error"))
             assert [_outcome(stack, "flaky-1", f"f{i}") for i in range(4)] == [500] * 4
-            time.sleep(0.3)
+            _until_breaker(stack, "flaky", "open")
             with ThreadPoolExecutor(4) as pool:
                 paused = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"p{i}"), range(12)))
             assert paused == [503] * 12 and len(flaky.requests) == 4
             assert all(count > 0 for count in _served_per_worker(stack))  # both workers refused
-            time.sleep(1.7)
+            time.sleep(3.2)
             reply = json_reply(
                 {
                     "id": "c",
@@ -231,7 +250,7 @@ def test_a_breaker_opened_through_one_worker_holds_for_both_and_lets_one_probe_t
                 probing = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"h{i}"), range(6)))
             assert sorted(probing) == [200] + [503] * 5  # one probe, whichever worker let it through
             assert len(flaky.requests) == 5
-            time.sleep(0.3)
+            _until_breaker(stack, "flaky", "closed")
             assert _outcome(stack, "flaky-1", "closed again") == 200
         finally:
             stack.stop()

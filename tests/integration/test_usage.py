@@ -9,7 +9,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.base import Reply
+from tests.fakes.base import Reply, wait_until
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.fixtures import fixture_json
 from tests.support.metrics import metric_sum
@@ -26,7 +26,9 @@ def tokens(stack: GatewayStack, provider: str) -> dict[str, float]:
 
 
 def counted(stack: GatewayStack, provider: str, before: dict[str, float]) -> dict[str, float]:
-    time.sleep(0.2)  # counted once the ext_proc closed the request's stream
+    # Counted once the ext_proc closed the request's stream.
+    assert wait_until(lambda: tokens(stack, provider) != before, timeout=10)
+    time.sleep(0.1)  # every type of the one answer is counted together; a moment for the last
     after = tokens(stack, provider)
     return {kind: after[kind] - before[kind] for kind in after}
 
