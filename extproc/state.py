@@ -30,7 +30,7 @@ class GatewayState:
     def __init__(self, config: GatewayConfig) -> None:
         self.snapshot = Snapshot.of(config)
         self.store: Store = open_store(config)
-        self.breakers = open_breakers(self.store)
+        self.breakers = open_breakers(config, self.store)
 
     def swap(self, config: GatewayConfig) -> None:
         self.snapshot = Snapshot.of(config)

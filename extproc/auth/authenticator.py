@@ -8,15 +8,18 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from extproc.auth.apikeys import ApiKeyStore
 from extproc.auth.credentials import find_credential
 from extproc.auth.errors import AuthError
 from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
-from extproc.auth.jwt_verifier import JwtVerifier
 from extproc.auth.keys_file import KeysFile
 from extproc.auth.settings import AuthSettings
 from extproc.observe.metrics import AUTH_FAILURES
+
+if TYPE_CHECKING:
+    from extproc.auth.jwt_verifier import JwtVerifier
 
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -27,7 +30,11 @@ class Authenticator:
         self._base_dir = base_dir
         self._inline = ApiKeyStore(settings.clients)
         self._keys_file = KeysFile(settings.keys_file) if settings.keys_file is not None else None
-        self._jwt = JwtVerifier(settings.jwt) if settings.jwt is not None else None
+        self._jwt: JwtVerifier | None = None
+        if settings.jwt is not None:  # pyjwt and cryptography load only where JWTs are accepted
+            from extproc.auth.jwt_verifier import JwtVerifier
+
+            self._jwt = JwtVerifier(settings.jwt)
 
     async def authenticate(self, headers: Mapping[str, str], path: str, method: AuthMethod) -> Identity:
         if method == "none":

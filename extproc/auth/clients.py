@@ -7,13 +7,16 @@ a raw key there by mistake.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator, ValidationError
 
 from extproc.auth.apikeys import ClientRecord, is_key_hash
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
 
 CLIENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -69,7 +72,12 @@ def parse_clients(items: list[dict[str, Any]], where: str, problems: list[str]) 
     return tuple(records)
 
 
-_KEYS_FILE_VALIDATOR = Draft202012Validator(KEYS_FILE_SCHEMA)
+@functools.cache
+def _keys_file_validator() -> Draft202012Validator:
+    """Built on first use: a worker process that never reads a keys file never loads jsonschema."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(KEYS_FILE_SCHEMA)
 
 
 class KeysFileError(Exception):
@@ -91,7 +99,7 @@ def read_keys_file(path: Path) -> tuple[ClientRecord, ...]:
         raise KeysFileError(["<root>: must be a mapping with a clients: list"])
     # Only the path and the rule that failed: a message could quote a value, and values may be keys.
     problems = [
-        f"{_path(error.absolute_path)}: {_safe_message(error)}" for error in _KEYS_FILE_VALIDATOR.iter_errors(raw)
+        f"{_path(error.absolute_path)}: {_safe_message(error)}" for error in _keys_file_validator().iter_errors(raw)
     ]
     if problems:
         raise KeysFileError(sorted(problems))
