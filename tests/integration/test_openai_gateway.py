@@ -284,3 +284,15 @@ def test_no_key_reaches_the_logs(client: openai.OpenAI, gateway: GatewayStack, f
     assert '"route":"openai.chat"' in logs  # the access lines are there
     assert OPENAI_KEY not in logs
     assert CLIENT_KEY not in logs
+
+
+def test_no_envoy_or_internal_header_reaches_the_client(gateway: GatewayStack) -> None:
+    for model, stream in (("gpt-4o-mini", False), ("gpt-4o-mini", True), ("claude-test-1", False)):
+        answer = httpx.post(
+            gateway.base_url + "/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream},
+            timeout=20,
+        )
+        assert answer.status_code == 200
+        leaked = [name for name in answer.headers if name.startswith(("x-envoy-", "x-gw-", "x-gateway-attempt"))]
+        assert not leaked, (model, stream, leaked)
