@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import sys
 import time
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 import orjson
@@ -28,12 +31,36 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+_writer: QueueListener | None = None
+
+
 def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    """Lines are written by a thread of their own: a slow reader of stderr (a full pipe) never
+    blocks the event loop. Records are queued as they are, and formatted by that thread."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(JsonFormatter())
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _writer = QueueListener(lines, stream)
+    _writer.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(lines)]
     root.setLevel(level.upper())
+
+
+class _Enqueue(QueueHandler):
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The record itself, its message resolved: the writer thread formats it (JSON, extras, traceback)."""
+        record.msg, record.args = record.getMessage(), None
+        return record
+
+
+@atexit.register
+def _flush() -> None:
+    if _writer is not None:
+        _writer.stop()  # writes what is queued
 
 
 access_log = logging.getLogger("extproc.access")
