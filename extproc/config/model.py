@@ -86,6 +86,12 @@ class Route:
     def cluster(self) -> str:
         return f"pool_{self.name}"
 
+    def upstream_model_for(self, provider: str) -> str | None:
+        """The model a provider is asked for on this route: its pool member's, else the route's
+        `upstream_model`; None: the client's own."""
+        member = next((m for m in self.pool if m.provider == provider), None)
+        return (member.model if member else None) or self.upstream_model
+
 
 @dataclass(frozen=True, slots=True)
 class Listener:
@@ -159,4 +165,10 @@ class GatewayConfig:
         for provider in self.providers:
             if provider.name == name:
                 return provider
+        return None
+
+    def route(self, name: str) -> Route | None:
+        for route in self.routes:
+            if route.name == name:
+                return route
         return None

@@ -134,18 +134,18 @@ class AnswerStage(Stage):
         client = FORMATS[endpoint.format]
         content_type = CONTENT_TYPE_JSON
         if isinstance(request, EmbeddingRequest):
-            ex.answer = embedding = upstream.parse_embedding_response(body, ex.model)
+            embedding = upstream.parse_embedding_response(body, ex.model)
             out = client.render_embedding_response(embedding, request, endpoint)
-        elif ex.stream_from_whole:
-            encoder = client.stream_encoder(request, endpoint)
-            ex.answer = response = upstream.parse_response(body)
-            out = encoder.encode(response_events(response)) + encoder.close()
-            content_type = client.stream_content_type(endpoint)
+            ex.answer, ex.usage = embedding, embedding.usage
         else:
-            ex.answer = response = upstream.parse_response(body)
-            out = client.render_response(response)
-        if ex.answer is not None:
-            ex.usage = ex.answer.usage
+            response = upstream.parse_response(body)
+            if ex.stream_from_whole:
+                encoder = client.stream_encoder(request, endpoint)
+                out = encoder.encode(response_events(response)) + encoder.close()
+                content_type = client.stream_content_type(endpoint)
+            else:
+                out = client.render_response(response)
+            ex.answer, ex.usage = response, response.usage
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
 

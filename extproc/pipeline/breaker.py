@@ -80,8 +80,7 @@ def _pick(members: list[PoolMember]) -> PoolMember:
 
 def _direct(ex: Exchange, target: Target, member: PoolMember) -> Target:
     """The request goes to one member's own cluster, rendered by the router pass as for a single provider."""
-    provider = ex.snapshot.config.provider(member.provider)
-    assert provider is not None
-    route = next(r for r in ex.snapshot.config.routes if r.name == target.route)
-    model = member.model or route.upstream_model or ex.model
+    provider, route = ex.snapshot.config.provider(member.provider), ex.snapshot.config.route(target.route)
+    assert provider is not None and route is not None
+    model = route.upstream_model_for(provider.name) or ex.model
     return Target(provider, model, target.auth, target.route, target.cache_ttl_s, cluster=provider.cluster)

@@ -86,10 +86,9 @@ def _holds(route: Route, facts: Facts) -> bool:
 
 def _target(route: Route, provider: Provider, model: str) -> Target:
     pooled = len(route.pool) > 1
-    first = route.pool[0].model if pooled and route.pool[0].model else route.upstream_model
     return Target(
         provider,
-        first or model,
+        route.upstream_model_for(provider.name) or model,
         route.auth,
         route.name or route.model,
         route.cache_ttl_s,

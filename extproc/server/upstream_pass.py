@@ -21,7 +21,6 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingRequest,
     ProcessingResponse,
 )
-from google.protobuf.struct_pb2 import Struct
 
 from extproc.config.model import Provider
 from extproc.contract import (
@@ -37,7 +36,7 @@ from extproc.contract import (
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.pipeline.endpoint import classify
-from extproc.providers import kind_of
+from extproc.providers.rendering import fixed_headers
 from extproc.server import messages as m
 from extproc.server.attempt_outcome import AttemptOutcome
 from extproc.server.pool_attempt import PoolAttempt
@@ -78,7 +77,13 @@ class UpstreamPass:
             outcome.client_format = endpoint.format if endpoint else "openai"
             provider = self._provider(message)
             outcome.started(provider, headers)
-            outcome.attempt = attempt = self._pool_attempt(provider, facts)
+            outcome.attempt = attempt = PoolAttempt.of(
+                self._state.snapshot.config,
+                provider,
+                facts.fields[POOL_KEY].string_value,
+                endpoint,
+                facts.fields[STREAM_KEY].bool_value,
+            )
             return self._pool_headers(attempt, headers)
         if kind == "request_body" and outcome.attempt is not None:
             return _pool_body(outcome.attempt, message.request_body.body)
@@ -95,21 +100,11 @@ class UpstreamPass:
             raise GatewayError("internal", f"no provider named {name!r} for this endpoint")
         return provider
 
-    def _pool_attempt(self, provider: Provider, facts: Struct) -> PoolAttempt:
-        fields = facts.fields
-        return PoolAttempt.of(
-            self._state.snapshot.config,
-            provider,
-            fields[POOL_KEY].string_value,
-            fields[CLIENT_PATH_KEY].string_value,
-            fields[STREAM_KEY].bool_value,
-        )
-
     def _pool_headers(self, attempt: PoolAttempt, headers: dict[str, str]) -> ProcessingResponse:
         """Name the attempt's provider (its credential injector matches on it); the path waits for the body."""
         provider = attempt.provider
         set_headers = [(":authority", provider.authority), (ATTEMPT_PROVIDER_HEADER, provider.name)]
-        set_headers += [(name, value) for name, value in kind_of(provider).fixed_headers if name not in headers]
+        set_headers += fixed_headers(provider, attempt.endpoint.format, headers)
         remove = [k for k in headers if k.startswith((INTERNAL_PREFIX, "x-envoy-"))]
         remove += attempt.headers_to_remove(headers)
         return ProcessingResponse(request_headers=HeadersResponse(response=m.common(set_headers, remove)))

@@ -1,0 +1,54 @@
+"""A client's request made for one provider: fitted to what the provider can do, in its format,
+with its model name; or the client's own bytes when the provider speaks the client's API and
+nothing had to change. Used for a single provider (router pass) and per attempt of a pool
+(upstream pass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from extproc.config.model import Provider
+from extproc.errors import GatewayError
+from extproc.formats import FORMATS
+from extproc.formats.base import RenderOptions
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.endpoint import Format
+from extproc.providers import kind_of, provider_format
+from extproc.providers.capabilities import fit_to_provider
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    body: bytes | None  # None: the client's own bytes go on unchanged
+    stream: bool  # the provider is asked to stream (False for one that cannot: the client's stream is served whole)
+    dropped: list[str] = field(default_factory=list)  # features left out (named to the client)
+
+
+def render_options(provider: Provider, model: str) -> RenderOptions:
+    return RenderOptions(model, provider.unsupported, provider.default_max_tokens)  # type: ignore[arg-type]
+
+
+def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
+    """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
+    fitting = fit_to_provider(request, provider)
+    stream = request.stream and provider.capabilities.streaming
+    upstream = FORMATS[provider_format(provider)]
+    if provider_format(provider) == client and not fitting.changed and stream == request.stream:
+        return ProviderRequest(None if request.model == model else upstream.with_model(body, model), stream)
+    request.stream = stream
+    rendered = upstream.render_request(request, render_options(provider, model))
+    return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
+
+
+def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
+    if not provider.capabilities.embeddings:
+        raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
+    rendered = FORMATS[provider_format(provider)].render_embedding_request(request, render_options(provider, model))
+    return ProviderRequest(rendered.body, False, rendered.dropped)
+
+
+def fixed_headers(provider: Provider, client: Format, present: dict[str, str]) -> list[tuple[str, str]]:
+    """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept."""
+    kind = kind_of(provider)
+    same_api = kind.format == client
+    return [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]
