@@ -19,12 +19,12 @@ from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import provider_format
-from extproc.providers.capabilities import response_events
 from extproc.server import messages as m
 
 log = logging.getLogger(__name__)
@@ -132,19 +132,13 @@ class AnswerStage(Stage):
         assert endpoint is not None and provider is not None and request is not None
         upstream = FORMATS[provider_format(provider)]
         client = FORMATS[endpoint.format]
-        content_type = CONTENT_TYPE_JSON
         if isinstance(request, EmbeddingRequest):
             embedding = upstream.parse_embedding_response(body, ex.model)
-            out = client.render_embedding_response(embedding, request, endpoint)
+            out, content_type = client.render_embedding_response(embedding, request, endpoint), CONTENT_TYPE_JSON
             ex.answer, ex.usage = embedding, embedding.usage
         else:
             response = upstream.parse_response(body)
-            if ex.stream_from_whole:
-                encoder = client.stream_encoder(request, endpoint)
-                out = encoder.encode(response_events(response)) + encoder.close()
-                content_type = client.stream_content_type(endpoint)
-            else:
-                out = client.render_response(response)
+            out, content_type = render_answer(client, endpoint, request, response, ex.stream_from_whole)
             ex.answer, ex.usage = response, response.usage
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]

@@ -16,11 +16,11 @@ from extproc.cache import codec, control
 from extproc.cache.key import cache_key
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.observe.metrics import CACHE_BYTES, CACHE_LOOKUPS
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers.capabilities import response_events
 from extproc.store import background
 from extproc.store.base import Store, StoreError
 
@@ -74,12 +74,7 @@ class CacheStage(Stage):
         if isinstance(request, EmbeddingRequest) and isinstance(answer, EmbeddingResponse):
             body = client.render_embedding_response(answer, request, endpoint)
         elif isinstance(request, ChatRequest) and isinstance(answer, ChatResponse):
-            if ex.stream:
-                encoder = client.stream_encoder(request, endpoint)
-                body = encoder.encode(response_events(answer)) + encoder.close()
-                content_type = client.stream_content_type(endpoint)
-            else:
-                body = client.render_response(answer)
+            body, content_type = render_answer(client, endpoint, request, answer, ex.stream)
         else:
             raise ValueError("a cache entry of another request type")
         self._outcome(ex, "HIT")
