@@ -63,13 +63,15 @@ async def serve(
         background.append(asyncio.ensure_future(reloader.watch()))
 
     async def is_ready() -> bool:
-        """Ready once we serve and Envoy's listeners are up, not merely once Envoy was launched."""
-        return serving and (envoy_admin is None or await envoy_admin.ready())
+        """Ready once we serve, config changes are seen, and Envoy's listeners are up (not merely launched)."""
+        watching = reloader is None or reloader.watching.is_set()
+        return serving and watching and (envoy_admin is None or await envoy_admin.ready())
 
     async def status() -> dict[str, Any]:
         config = state.snapshot.config
         names = [p.name for p in config.providers if p.kind != "mock"]
-        return {"providers": await state.breakers.status(names, config.breakers)}
+        loaded = reloader.status() if reloader else {"path": None, "version": config.text_hash}
+        return {"config": loaded, "providers": await state.breakers.status(names, config.breakers)}
 
     async def store_reachable() -> bool | None:
         if state.snapshot.config.store.backend != "redis":

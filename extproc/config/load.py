@@ -6,9 +6,11 @@ Every problem is reported at once, each with its path
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,12 @@ def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfi
     config = _build(raw, env, base_dir, problems)
     if problems:
         raise ConfigError(problems)
-    return config
+    return replace(config, text_hash=text_hash(text))
+
+
+def text_hash(text: str) -> str:
+    """A config's version: the same text (before the environment is applied) gives the same hash."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:

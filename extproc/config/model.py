@@ -153,6 +153,7 @@ class GatewayConfig:
     limits: LimitSettings = field(default_factory=LimitSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     breakers: BreakerPolicy | None = None  # None: no circuit breakers
+    text_hash: str = ""  # of the text it was loaded from: the version /status shows
 
     def listener_auth(self, name: str) -> AuthMethod:
         """The client auth method in force on listener `name` (KeyError for an unknown listener)."""

@@ -7,19 +7,24 @@ rendered there (checked by `envoy --mode validate`) and, when Envoy's admin is k
 the swap waits until Envoy acknowledged it (config/xds_sync.py): the ext_proc never routes
 to a cluster Envoy does not have. Then the ext_proc's state is swapped and the workers
 follow; requests in flight keep the snapshot they started with.
+
+The watcher counts as ready once it is registered (its first timeout); a file written before
+that moment has no event of its own, so it is compared with the running config then.
+`status()` reports the running version, the last reload and the last refusal for /status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import watchfiles
 
-from extproc.config.load import ConfigError, load_file
+from extproc.config.load import ConfigError, load_file, text_hash
 from extproc.config.model import GatewayConfig
 from extproc.config.restart import restart_required
 from extproc.config.xds_sync import apply_to_envoy
@@ -30,6 +35,7 @@ from extproc.state import GatewayState
 log = logging.getLogger(__name__)
 
 ENVOY_ACK_TIMEOUT_S = 15.0
+WATCH_TICK_MS = 500  # the watcher's wake-up without events: its first one means it is registered
 
 
 @dataclass(slots=True)
@@ -59,6 +65,20 @@ class Reloader:
         self._after_swap = after_swap  # the workers follow the swapped config
         self._ack_timeout_s = envoy_ack_timeout_s
         self._lock = asyncio.Lock()  # one reload at a time
+        self.watching = asyncio.Event()  # set once file changes are seen
+        self._loaded_at = time.time()
+        self._last_reload: dict[str, object] | None = None
+        self._last_error: dict[str, object] | None = None
+
+    def status(self) -> dict[str, object]:
+        """The running config's version and when it was loaded, the last reload, the last refusal."""
+        return {
+            "path": str(self._path),
+            "version": self._state.snapshot.config.text_hash,
+            "loaded_at": _timestamp(self._loaded_at),
+            "last_reload": self._last_reload,
+            "last_error": self._last_error,
+        }
 
     async def reload(self) -> ReloadResult:
         async with self._lock:
@@ -89,11 +109,15 @@ class Reloader:
                 return self._failed(problems)
         self._state.swap(config)
         await self._after_swap(config)
+        self._loaded_at = time.time()
+        self._last_reload = {"ok": True, "at": _timestamp(self._loaded_at), "version": config.text_hash}
         CONFIG_RELOADS.labels("ok").inc()
         log.info("configuration reloaded", extra={"path": str(self._path)})
         return ReloadResult(True)
 
     def _failed(self, problems: list[str]) -> ReloadResult:
+        self._last_reload = {"ok": False, "at": _timestamp(time.time()), "problems": problems}
+        self._last_error = {**self._last_reload, "path": str(self._path)}
         CONFIG_RELOADS.labels("error").inc()
         log.error("configuration rejected; keeping the running one", extra={"problems": problems})
         return ReloadResult(False, problems)
@@ -102,13 +126,36 @@ class Reloader:
         """Reload whenever the file changes (editors and k8s ConfigMaps replace it by rename).
         Nothing ends the watch but cancellation: a failure is logged, counted, and watching resumes."""
         while True:
+            registered = False
             try:
-                async for _ in watchfiles.awatch(self._path.parent, watch_filter=self._is_config, debounce=300):
-                    await self.reload()
+                async for changes in watchfiles.awatch(
+                    self._path.parent,
+                    watch_filter=self._is_config,
+                    debounce=300,
+                    rust_timeout=WATCH_TICK_MS,
+                    yield_on_timeout=True,
+                ):
+                    if changes:
+                        await self.reload()
+                    elif not registered:
+                        registered = True
+                        self.watching.set()
+                        if self._changed_since_loaded():
+                            await self.reload()
             except Exception:
                 log.exception("config watcher failed; watching again")
                 CONFIG_RELOADS.labels("error").inc()
             await asyncio.sleep(1)  # never spin if the directory itself is gone
 
+    def _changed_since_loaded(self) -> bool:
+        try:
+            return text_hash(self._path.read_text()) != self._state.snapshot.config.text_hash
+        except OSError:
+            return False  # gone: the next event (or its return) says more
+
     def _is_config(self, _change: watchfiles.Change, path: str) -> bool:
         return Path(path).name in (self._path.name, "..data")  # ..data: a ConfigMap's swap
+
+
+def _timestamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -212,18 +212,36 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True, version: str | None = None) -> None:
-    """Validate, then write the keys, cds.yaml and lds.yaml (in that order: each refers to the one before).
-    `version` becomes the files' `version_info`, which Envoy reports back once it applied them."""
+    """Validate, then write the keys, cds.yaml and lds.yaml at once: for an Envoy not yet started.
+    A running Envoy is updated in steps instead (config/xds_sync.py)."""
     if check:
         validate(config)
+    write_clusters(config, xds_dir, version)
+    write_listeners(config, xds_dir, version)
+
+
+def write_clusters(
+    config: GatewayConfig, xds_dir: Path, version: str | None = None, retaining: GatewayConfig | None = None
+) -> list[str]:
+    """Write the keys, then cds.yaml; with `retaining`, its clusters the new config drops stay too
+    (until no listener routes to them) and their names are returned. `version` becomes the
+    file's `version_info`, which Envoy reports back once it applied it."""
     keys_dir = secrets_dir(xds_dir)
     write_secrets(config, keys_dir)
+    clusters = render_clusters(config, keys_dir)
+    names = {cluster["name"] for cluster in clusters}
+    retained = [c for c in render_clusters(retaining, keys_dir) if c["name"] not in names] if retaining else []
+    _write_resources(xds_dir / "cds.yaml", clusters + retained, version)
+    return [cluster["name"] for cluster in retained]
+
+
+def write_listeners(config: GatewayConfig, xds_dir: Path, version: str | None = None) -> None:
+    _write_resources(xds_dir / "lds.yaml", render_listeners(config), version)
+
+
+def _write_resources(path: Path, resources: list[dict[str, Any]], version: str | None) -> None:
     stamp = {"version_info": version} if version else {}
-    for name, resources in (
-        ("cds.yaml", render_clusters(config, keys_dir)),
-        ("lds.yaml", render_listeners(config)),
-    ):
-        write_atomically(xds_dir / name, yaml.safe_dump({**stamp, "resources": resources}, sort_keys=False))
+    write_atomically(path, yaml.safe_dump({**stamp, "resources": resources}, sort_keys=False))
 
 
 def write_bootstrap(config: GatewayConfig, xds_dir: Path) -> Path:

@@ -56,10 +56,17 @@ def test_config_file_changes_apply_while_serving(tmp_path: Path, fake_openai: Fa
         assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
         assert stack.worker_pids() == workers_before  # workers reloaded in place, none restarted
 
+        applied = httpx.get(stack.admin_url + "/status").json()["config"]
+        assert applied["last_reload"]["ok"] and applied["version"] == applied["last_reload"]["version"]
+
         path.write_text("providers: [{name: broken, kind: nonsense}]\n")
         metrics = lambda: httpx.get(stack.admin_url + "/metrics").text  # noqa: E731
         _eventually(lambda: 'gateway_config_reloads_total{result="error"} 1.0' in metrics())
         assert _serves(stack, "gpt-new") and _serves(stack, "mock-1")  # the old config still serves
+        refused = httpx.get(stack.admin_url + "/status").json()["config"]
+        assert refused["version"] == applied["version"]
+        assert refused["last_error"]["path"] == str(path)
+        assert any("providers[0].kind" in problem for problem in refused["last_error"]["problems"])
 
         answer = httpx.post(stack.admin_url + "/reload", timeout=30)
         assert answer.status_code == 400

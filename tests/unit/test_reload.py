@@ -4,6 +4,7 @@ watcher outliving every error, and Envoy's acknowledgement (or refusal) deciding
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -96,8 +97,8 @@ def test_the_watcher_keeps_running_after_its_file_watch_and_a_reload_fail(
         calls["watch"] += 1
         if calls["watch"] == 1:
             raise RuntimeError("inotify went away")
-        yield set()  # this reload fails (the load below raises)
-        yield set()  # this one succeeds
+        yield {(reload_module.watchfiles.Change.modified, str(path))}  # this reload fails (the load below raises)
+        yield {(reload_module.watchfiles.Change.modified, str(path))}  # this one succeeds
         done.set()
         await asyncio.Event().wait()
 
@@ -173,4 +174,134 @@ def test_envoy_that_never_shows_the_version_times_out_the_apply(
     running = load_file(write(tmp_path / "a.yaml", BASE), env={})
     envoy = FakeEnvoy([state_of("v1")], [])
     problems = asyncio.run(xds_sync.apply_to_envoy(running, running, tmp_path, envoy, 0.2))  # type: ignore[arg-type]
-    assert len(problems) == 1 and "did not apply xDS version" in problems[0]
+    assert len(problems) == 1 and "did not apply clusters version" in problems[0]
+
+
+class FileReadingEnvoy:
+    """Applies whatever the files hold each time it is asked, as Envoy may on any rename, and
+    records every moment its listeners named a cluster its clusters lacked."""
+
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, xds_dir: Path) -> None:
+        self.xds_dir = xds_dir
+        self.unknown_clusters: list[str] = []
+        self.cluster_sets: list[set[str]] = []
+
+    def _read(self, name: str) -> dict[str, Any]:
+        return yaml.safe_load((self.xds_dir / name).read_text())
+
+    async def xds_state(self) -> XdsState:
+        cds, lds = self._read("cds.yaml"), self._read("lds.yaml")
+        clusters = {c["name"] for c in cds["resources"]}
+        self.cluster_sets.append(clusters)
+        self.unknown_clusters += [name for name in _named_clusters(lds) if name not in clusters]
+        versions = {"clusters": cds.get("version_info", ""), "listeners": lds.get("version_info", "")}
+        return XdsState(versions, {"clusters": 0, "listeners": 0})
+
+
+def _named_clusters(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        named = [node["cluster"]] if isinstance(node.get("cluster"), str) else []
+        return named + [n for value in node.values() for n in _named_clusters(value)]
+    if isinstance(node, list):
+        return [n for value in node for n in _named_clusters(value)]
+    return []
+
+
+def test_a_provider_swap_reaches_envoy_clusters_first_and_never_routes_to_a_missing_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xds_sync.render, "validate", lambda config: None)
+    openai = {"kind": "openai", "base_url": "https://api.openai.com/v1", "api_key_env": "K"}
+    old = {**BASE, "providers": [{"name": "old", **openai}], "routes": [{"model": "*", "provider": "old"}]}
+    new = {**BASE, "providers": [{"name": "new", **openai}], "routes": [{"model": "*", "provider": "new"}]}
+    running = load_file(write(tmp_path / "a.yaml", old), env={"K": "k"})
+    config = load_file(write(tmp_path / "b.yaml", new), env={"K": "k"})
+    xds_dir = tmp_path / "xds"
+    xds_sync.render.write_xds(running, xds_dir, check=False, version="v0")
+    envoy = FileReadingEnvoy(xds_dir)
+
+    assert asyncio.run(xds_sync.apply_to_envoy(config, running, xds_dir, envoy, 5)) == []  # type: ignore[arg-type]
+    assert envoy.unknown_clusters == []
+    assert any({"provider_old", "provider_new"} <= c for c in envoy.cluster_sets)  # both, while listeners moved
+    final = {c["name"] for c in yaml.safe_load((xds_dir / "cds.yaml").read_text())["resources"]}
+    assert "provider_new" in final and "provider_old" not in final
+
+
+async def _watch_until(reloader: Reloader, done: Any, timeout: float = 15) -> None:
+    watcher = asyncio.ensure_future(reloader.watch())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not done():
+            assert asyncio.get_running_loop().time() < deadline, "the watcher never applied the change"
+            await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
+
+
+def test_a_file_written_before_the_watcher_registered_is_applied_once_it_is(tmp_path: Path) -> None:
+    path = write(tmp_path / "gateway.yaml", BASE)
+    state = GatewayState(load_file(path, env={}))
+    write(path, {**BASE, "routes": [{"model": "b-*", "provider": "mock"}]})  # no watcher yet: no event
+    reloader = Reloader(path, state, write_xds=False)
+    assert not reloader.watching.is_set()
+    asyncio.run(_watch_until(reloader, lambda: reloader.watching.is_set() and models(state) == ["b-*"]))
+
+
+def _kubelet_publish(directory: Path, generation: str, config: dict[str, Any]) -> None:
+    """What the kubelet does for a ConfigMap volume: a new timestamped directory, a `..data`
+    symlink swapped to it by rename, and the key as a symlink through `..data`."""
+    (directory / generation).mkdir()
+    write(directory / generation / "gateway.yaml", config)
+    (directory / "..data_tmp").symlink_to(generation)
+    (directory / "..data_tmp").rename(directory / "..data")
+    if not (directory / "gateway.yaml").is_symlink():
+        (directory / "gateway.yaml").symlink_to("..data/gateway.yaml")
+
+
+def test_a_configmap_update_laid_out_the_way_the_kubelet_does_it_is_reloaded(tmp_path: Path) -> None:
+    _kubelet_publish(tmp_path, "..2026_12_02_01_00_00.1", BASE)
+    path = tmp_path / "gateway.yaml"
+    state = GatewayState(load_file(path, env={}))
+    reloader = Reloader(path, state, write_xds=False)
+
+    async def scenario() -> None:
+        watcher = asyncio.ensure_future(reloader.watch())
+        try:
+            await asyncio.wait_for(reloader.watching.wait(), 10)
+            new = {**BASE, "routes": [{"model": "k-*", "provider": "mock"}]}
+            _kubelet_publish(tmp_path, "..2026_12_02_01_05_00.2", new)
+            shutil.rmtree(tmp_path / "..2026_12_02_01_00_00.1")  # the kubelet removes the old generation
+            deadline = asyncio.get_running_loop().time() + 15
+            while models(state) != ["k-*"]:
+                assert asyncio.get_running_loop().time() < deadline, "the ConfigMap update was never applied"
+                await asyncio.sleep(0.05)
+        finally:
+            watcher.cancel()
+
+    asyncio.run(scenario())
+    assert reloader.status()["version"] == state.snapshot.config.text_hash
+
+
+def test_status_shows_the_running_version_and_the_last_refusal_with_its_path(tmp_path: Path) -> None:
+    path = write(tmp_path / "gateway.yaml", BASE)
+    state = GatewayState(load_file(path, env={}))
+    reloader = Reloader(path, state, write_xds=False)
+    first = reloader.status()
+    assert first["version"] and first["last_reload"] is None and first["last_error"] is None
+
+    write(path, {**BASE, "providers": [{"name": "broken", "kind": "nonsense"}]})
+    assert not asyncio.run(reloader.reload()).ok
+    refused = reloader.status()
+    assert refused["version"] == first["version"]  # the running config did not change
+    error = refused["last_error"]
+    assert isinstance(error, dict) and error["path"] == str(path)
+    assert any("providers[0].kind" in problem for problem in error["problems"])
+
+    write(path, {**BASE, "routes": [{"model": "c-*", "provider": "mock"}]})
+    assert asyncio.run(reloader.reload()).ok
+    applied = reloader.status()
+    assert applied["version"] != first["version"]
+    assert applied["last_reload"] == {"ok": True, "at": applied["loaded_at"], "version": applied["version"]}
+    assert applied["last_error"] == error  # the last refusal stays visible
