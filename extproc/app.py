@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import grpc
 import uvloop
 
 from extproc.config import render
+from extproc.config.load import instance_run_dir
 from extproc.config.model import GatewayConfig
 from extproc.config.reload import Reloader
 from extproc.envoy_admin import EnvoyAdmin
@@ -92,7 +94,7 @@ async def serve(
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
     envoy = await start_envoy(config) if with_envoy else None
     serving = True
-    _announce(config, with_envoy)
+    _announce(config, with_envoy, config_path)
     ended = [asyncio.ensure_future(stop.wait())] + ([asyncio.ensure_future(envoy.wait())] if envoy else [])
     await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
 
@@ -105,6 +107,15 @@ async def serve(
     grace = config.extproc.grace_period_s
     await asyncio.gather(stop_workers(workers, grace), server.stop(grace))
     await admin.cleanup()
+    if envoy is not None:
+        _remove_instance_files(Path(state.snapshot.config.envoy.xds_dir))
+
+
+def _remove_instance_files(xds_dir: Path) -> None:
+    """The run files of this instance go with it; a directory the operator named stays."""
+    own = instance_run_dir().resolve()
+    if xds_dir.resolve().is_relative_to(own):
+        shutil.rmtree(own, ignore_errors=True)
 
 
 async def stop_envoy(config: GatewayConfig, envoy: asyncio.subprocess.Process) -> None:
@@ -150,21 +161,22 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _announce(config: GatewayConfig, with_envoy: bool) -> None:
-    lines = []
+def _announce(config: GatewayConfig, with_envoy: bool, config_path: Path | None) -> None:
+    """Every port and socket this instance opened, and where its run files are."""
+    lines = [f"  config              {config_path or '<embedded default>'} (version {config.text_hash})"]
     if with_envoy:
         for listener in config.listeners:
             scheme = "https" if listener.tls_cert_file else "http"
             lines.append(f"  gateway ({listener.name})  {scheme}://{listener.address}:{listener.port}")
-        where = (
-            f"unix:{config.envoy.admin_socket}"
-            if config.envoy.admin_socket
-            else f"http://127.0.0.1:{config.envoy.admin_port}"
-        )
+        envoy = config.envoy
+        if envoy.ready_port is not None:
+            lines.append(f"  envoy ready, stats  http://{envoy.ready_address}:{envoy.ready_port}/ready")
+        where = f"unix:{envoy.admin_socket}" if envoy.admin_socket else f"http://127.0.0.1:{envoy.admin_port}"
         lines.append(f"  envoy admin         {where}")
+        lines.append(f"  envoy xDS files     {Path(envoy.xds_dir).resolve()}")
     lines.append(f"  ext_proc gRPC       {', '.join(config.extproc.grpc_addresses())}")
     admin = f"http://{config.extproc.admin_address}:{config.extproc.admin_port}"
-    lines.append(f"  health / metrics    {admin}/healthz  {admin}/readyz  {admin}/metrics")
+    lines.append(f"  health / metrics    {admin}/healthz  {admin}/readyz  {admin}/metrics  {admin}/status")
     print("LLM gateway is up:\n" + "\n".join(lines), file=sys.stderr, flush=True)
 
 

@@ -75,6 +75,12 @@ def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfi
     return replace(config, text_hash=text_hash(text))
 
 
+def instance_run_dir() -> Path:
+    """This process's run files (xDS, bootstrap): two gateways started in one directory never share them.
+    The main process alone loads the file, so every reload resolves the same directory."""
+    return Path(".run") / str(os.getpid())
+
+
 def text_hash(text: str) -> str:
     """A config's version: the same text (before the environment is applied) gives the same hash."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -167,6 +173,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         ext.pop("admin_token_env", None), ext.pop("admin_token_file", None), env, base_dir, problems
     )
     env_section = raw["envoy"]
+    env_section.setdefault("xds_dir", str(instance_run_dir() / "xds"))
     if env_section.get("ready_port") in ports:
         problems.append(f"envoy.ready_port: port {env_section['ready_port']} is also a listener's port")
     store = parse_store(raw, env, base_dir, problems)

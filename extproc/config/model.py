@@ -128,7 +128,7 @@ class ExtprocSettings:
 class EnvoySettings:
     admin_port: int = 9901
     admin_socket: str | None = None  # admin on a Unix socket (0600) instead of loopback TCP
-    xds_dir: str = ".run/xds"
+    xds_dir: str = ""  # empty: this instance's own, .run/<pid>/xds (config/load.py)
     max_request_bytes: int = 32 * 1024 * 1024
     base_id: int | None = None
     # Whose address is the client's: the peer's (True), or the one in X-Forwarded-For

@@ -24,29 +24,41 @@ routes:
 """
 
 
-def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(tmp_path: Path) -> None:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(SLOW_MOCK)
+def _start_run(
+    config: Path, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """`extproc run` on free ports, from `cwd`; returns once Envoy and the ext_proc are ready."""
     ports = {name: free_port() for name in ("listen", "extproc", "admin", "envoy")}
-    env = {
-        **os.environ,
-        "GATEWAY_LISTEN_PORT": str(ports["listen"]),
-        "GATEWAY_EXTPROC_PORT": str(ports["extproc"]),
-        "GATEWAY_ADMIN_PORT": str(ports["admin"]),
-        "GATEWAY_ENVOY_ADMIN_PORT": str(ports["envoy"]),
-        "GATEWAY_XDS_DIR": str(tmp_path / "xds"),
-    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "extproc", "run", "--config", str(config)],
-        env=env,
+        env={
+            **os.environ,
+            **(env or {}),
+            "GATEWAY_LISTEN_PORT": str(ports["listen"]),
+            "GATEWAY_EXTPROC_PORT": str(ports["extproc"]),
+            "GATEWAY_ADMIN_PORT": str(ports["admin"]),
+            "GATEWAY_ENVOY_ADMIN_PORT": str(ports["envoy"]),
+        },
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        wait_http(f"http://127.0.0.1:{ports['admin']}/readyz")
+        wait_http(f"http://127.0.0.1:{ports['admin']}/readyz", alive=lambda: proc.poll() is None)
         wait_port(ports["listen"])
         wait_http(f"http://127.0.0.1:{ports['envoy']}/ready")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, ports
+
+
+def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(SLOW_MOCK)
+    proc, ports = _start_run(config, tmp_path, {"GATEWAY_XDS_DIR": str(tmp_path / "xds")})
+    try:
         result: dict[str, httpx.Response] = {}
 
         def slow_request() -> None:
@@ -72,3 +84,38 @@ def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(t
     assert f"http://127.0.0.1:{ports['admin']}/metrics" in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{ports['envoy']}/ready", timeout=2)
+
+
+def _answers(port: int, model: str) -> int:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    return httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10).status_code
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=30)
+    return output
+
+
+def test_two_gateways_started_in_one_directory_keep_their_own_run_files(tmp_path: Path) -> None:
+    first_config, second_config = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first_config.write_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: first-*, provider: mock}]\n")
+    second_config.write_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: second-*, provider: mock}]\n")
+    first, first_ports = _start_run(first_config, tmp_path)
+    try:
+        second, second_ports = _start_run(second_config, tmp_path)
+        try:
+            assert sorted(p.name for p in (tmp_path / ".run").iterdir()) == sorted([str(first.pid), str(second.pid)])
+            # Each Envoy serves its own instance's listeners and routes, not the other's.
+            assert _answers(first_ports["listen"], "first-1") == 200
+            assert _answers(first_ports["listen"], "second-1") == 404
+            assert _answers(second_ports["listen"], "second-1") == 200
+            assert _answers(second_ports["listen"], "first-1") == 404
+        finally:
+            second_output = _stop(second)
+    finally:
+        first_output = _stop(first)
+    assert f"{tmp_path / '.run' / str(first.pid) / 'xds'}" in first_output  # the banner names them
+    assert f"{tmp_path / '.run' / str(second.pid) / 'xds'}" in second_output
+    assert not (tmp_path / ".run" / str(first.pid)).exists()  # removed with their instance
+    assert not (tmp_path / ".run" / str(second.pid)).exists()
