@@ -8,6 +8,6 @@ RUN pip install --no-cache-dir . && useradd --uid 10001 gateway && mkdir -p /run
 ENV GATEWAY_ENVOY_TEMPLATE=/app/envoy/bootstrap.yaml \
     GATEWAY_XDS_DIR=/run/gateway/xds
 USER gateway
-EXPOSE 10000 9090
+EXPOSE 10000 9090 9902
 ENTRYPOINT ["extproc"]
 CMD ["run", "--config", "/etc/gateway/gateway.yaml"]

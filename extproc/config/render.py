@@ -36,6 +36,7 @@ from extproc.config.render_pool import (
     strip_internal_headers,
     upstream_cluster,
 )
+from extproc.config.render_ready import admin_address, admin_cluster
 from extproc.config.render_tls import upstream_tls
 from extproc.contract import METADATA_NAMESPACE
 
@@ -155,14 +156,11 @@ def render_clusters(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
     template = Template(BOOTSTRAP_TEMPLATE.read_text())
-    return template.substitute(admin_address=_admin_address(config), xds_dir=str(xds_dir.resolve()))
-
-
-def _admin_address(config: GatewayConfig) -> str:
-    """Envoy's admin on loopback TCP, or on an owner-only Unix socket no other container can dial."""
-    if config.envoy.admin_socket:
-        return json.dumps({"pipe": {"path": config.envoy.admin_socket, "mode": 0o600}})
-    return json.dumps({"socket_address": {"address": "127.0.0.1", "port_value": config.envoy.admin_port}})
+    return template.substitute(
+        admin_address=json.dumps(admin_address(config.envoy)),
+        admin_cluster=json.dumps(admin_cluster(config.envoy)),
+        xds_dir=str(xds_dir.resolve()),
+    )
 
 
 def validate(config: GatewayConfig, envoy: str | None = None) -> None:
@@ -179,7 +177,7 @@ def _validate_bootstrap(config: GatewayConfig, keys_dir: Path, envoy: str | None
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
             "listeners": [_strip_type(r) for r in render_listeners(config)],
-            "clusters": [_strip_type(r) for r in render_clusters(config, keys_dir)],
+            "clusters": [admin_cluster(config.envoy), *(_strip_type(r) for r in render_clusters(config, keys_dir))],
         },
     }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:

@@ -1,11 +1,20 @@
-"""Envoy readiness for probes from outside the pod: GET /ready on an extra address of the first gateway listener.
+"""Envoy for probes and scrapers from outside the pod: GET /ready and GET /stats/prometheus on an
+extra address of the first gateway listener (`envoy.ready_port`).
 
 Why not a listener of its own (measured, Envoy 1.40, file-based LDS): when the gateway
 listener cannot bind (port taken), Envoy rejects that listener but still adds the others,
 so a separate ready listener (and admin's /ready) would answer 200 with no gateway
 listening. An additional address of the gateway listener is bound with it or not at all.
-A filter chain matched on the ready port serves /ready only: neither the gateway's API
-nor admin (with its mutating endpoints, kept on loopback) is reachable there.
+
+A filter chain matched on the ready port serves two things and nothing else:
+- GET /ready: 200, or 503 while Envoy fails health checks (draining), answered by the
+  health_check filter;
+- GET /stats/prometheus: Envoy's own metrics, proxied to its admin through the static
+  cluster `envoy_admin` of the bootstrap (admin itself stays on loopback or a Unix socket:
+  it has mutating endpoints). Only that exact path reaches admin (a query string, e.g.
+  `?usedonly`, travels with it: admin's options for that page only read); another method
+  on it is a 405.
+Any other path is a 404: neither the gateway's API nor the rest of admin is reachable there.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ from typing import Any
 from extproc.config.model import EnvoySettings
 
 READY_PATH = "/ready"
+STATS_PATH = "/stats/prometheus"
+ADMIN_CLUSTER = "envoy_admin"
 HCM_NAME = "envoy.filters.network.http_connection_manager"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {
@@ -23,8 +34,42 @@ ROUTER = {
 }
 
 
+def admin_address(envoy: EnvoySettings) -> dict[str, Any]:
+    """Envoy's admin on loopback TCP, or on an owner-only Unix socket no other container can dial."""
+    if envoy.admin_socket:
+        return {"pipe": {"path": envoy.admin_socket, "mode": 0o600}}
+    return {"socket_address": {"address": "127.0.0.1", "port_value": envoy.admin_port}}
+
+
+def admin_cluster(envoy: EnvoySettings) -> dict[str, Any]:
+    """Envoy's admin as a static cluster of the bootstrap, for the ready chain's GET /stats/prometheus.
+
+    Always rendered: `ready_port` may be added by a reload, and admin's address only changes
+    with a restart (config/restart.py), as the bootstrap does."""
+    endpoint = {"endpoint": {"address": admin_address(envoy)}}
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": ADMIN_CLUSTER, "endpoints": [{"lb_endpoints": [endpoint]}]},
+    }
+
+
+def _ready_routes() -> list[dict[str, Any]]:
+    """GET /stats/prometheus -> admin; any other method on it -> 405; every other path -> 404."""
+    get = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    return [
+        {"match": {"path": STATS_PATH, "headers": get}, "route": {"cluster": ADMIN_CLUSTER}},
+        {
+            "match": {"path": STATS_PATH},
+            "direct_response": {"status": 405},
+            "response_headers_to_add": [{"header": {"key": "allow", "value": "GET"}}],
+        },
+        {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+    ]
+
+
 def _ready_chain(port: int) -> dict[str, Any]:
-    """/ready -> 200, or 503 while Envoy fails health checks (draining); any other path -> 404."""
     health_check = {
         "name": "envoy.filters.http.health_check",
         "typed_config": {
@@ -39,13 +84,7 @@ def _ready_chain(port: int) -> dict[str, Any]:
         "codec_type": "AUTO",
         "route_config": {
             "name": "ready",
-            "virtual_hosts": [
-                {
-                    "name": "ready",
-                    "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 404}}],
-                }
-            ],
+            "virtual_hosts": [{"name": "ready", "domains": ["*"], "routes": _ready_routes()}],
         },
         "http_filters": [health_check, ROUTER],
     }

@@ -191,22 +191,6 @@ def test_shipped_container_config_is_valid_and_listens_beyond_loopback() -> None
     validate(config)
 
 
-def test_compose_and_sidecar_manifests_are_well_formed_and_use_the_shipped_commands() -> None:
-    import yaml
-
-    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    assert compose["services"]["gateway"]["command"][0] == "run"
-    documents = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "sidecar.yaml").read_text()))
-    embedded = yaml.safe_load(documents[0]["data"]["gateway.yaml"])
-    assert embedded["envoy"]["xds_dir"] == "/run/gateway/xds"
-    pod = documents[1]["spec"]["template"]["spec"]
-    assert pod["initContainers"][0]["args"][0] == "render"
-    extproc = next(c for c in pod["containers"] if c["name"] == "llm-gateway-extproc")
-    assert "/run/gateway" in [m["mountPath"] for m in extproc["volumeMounts"]]  # reloads re-render xDS there
-    envoy = next(c for c in pod["containers"] if c["name"] == "llm-gateway-envoy")
-    assert envoy["args"][1] == "/run/gateway/envoy-bootstrap.yaml"
-
-
 def test_admin_token_comes_from_its_env_variable_or_file_and_is_never_shown(tmp_path: Path) -> None:
     from_env = load_text(
         VALID + "extproc: {admin_token_env: ADMIN_TOKEN}\n", {"OPENAI_KEY": "k", "ADMIN_TOKEN": "t1"}, tmp_path
@@ -311,29 +295,3 @@ def test_ready_address_rides_on_the_first_gateway_listener_only_when_configured(
     assert "ext_proc" not in json.dumps(ready)  # the ready port serves no gateway API
     clash = VALID + "listeners: [{port: 9902}]\nenvoy: {ready_port: 9902}\n"
     assert problems_of(clash, {"OPENAI_KEY": "k"}) == ["envoy.ready_port: port 9902 is also a listener's port"]
-
-
-def test_sidecar_probes_point_at_ports_the_embedded_config_renders() -> None:
-    import yaml
-
-    documents = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "sidecar.yaml").read_text()))
-    embedded = documents[0]["data"]["gateway.yaml"]
-    # The key file is a secret mount in the pod; here the environment stands in for it.
-    config = load_text(embedded, {"GATEWAY_PROVIDER_OPENAI_API_KEY": "k"}, Path("."))
-    validate(config)
-    rendered_ports = {}
-    for item in render_listeners(config):
-        for address in [item["address"]] + [extra["address"] for extra in item.get("additional_addresses", [])]:
-            rendered_ports[address["socket_address"]["port_value"]] = address["socket_address"]["address"]
-    envoy = next(c for c in documents[1]["spec"]["template"]["spec"]["containers"] if c["name"] == "llm-gateway-envoy")
-    probes = [envoy[key] for key in ("readinessProbe", "livenessProbe", "startupProbe") if key in envoy]
-    assert probes, "the Envoy container needs a readiness probe"
-    for probe in probes:
-        port = probe["httpGet"]["port"]
-        if isinstance(port, str):  # a named container port
-            port = next(p["containerPort"] for p in envoy["ports"] if p["name"] == port)
-        assert port == config.envoy.ready_port
-        # The kubelet probes the pod IP: a loopback-only listener would never answer it.
-        assert rendered_ports[port] not in ("127.0.0.1", "::1", "localhost")
-        assert probe["httpGet"]["path"] == "/ready"
-    assert config.envoy.admin_port not in [p["httpGet"]["port"] for p in probes]
