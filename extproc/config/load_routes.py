@@ -9,6 +9,8 @@ from extproc.config.model import Provider, Route
 from extproc.config.route_model import HeaderMatch, PoolMember, Resilience, RouteMatch
 
 _CLUSTER_SAFE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Rendered into a pool's own Envoy cluster and route; a single provider has its provider's settings.
+_POOL_ONLY = ("retry", "timeouts", "outlier_detection", "circuit_breakers")
 
 
 def parse_routes(items: list[dict[str, Any]], providers: tuple[Provider, ...], problems: list[str]) -> list[Route]:
@@ -28,6 +30,12 @@ def parse_routes(items: list[dict[str, Any]], providers: tuple[Provider, ...], p
                 problems.append(f"{where}.pool[{j}].provider: the mock provider answers locally and cannot be pooled")
         if pool and ("name" not in item or not _CLUSTER_SAFE.match(name)):
             problems.append(f"{where}.name: a route with a pool needs a name (a-z, 0-9, _ and -)")
+        if not pool:
+            problems += [
+                f"{where}.{key}: applies to a pool only; a single provider's timeouts are set on the provider"
+                for key in _POOL_ONLY
+                if key in item
+            ]
         primary = pool[0].provider if pool else item["provider"]
         if not pool and primary not in by_name:
             problems.append(f"{where}.provider: no provider named {primary!r}")

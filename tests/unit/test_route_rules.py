@@ -84,6 +84,15 @@ def test_a_pool_needs_a_name_real_providers_and_at_least_two_members() -> None:
     assert problems('  - {name: p, model: "*", provider: oa, pool: [{provider: oa}, {provider: an}]}\n')
 
 
+def test_pool_settings_on_a_single_provider_route_are_refused_not_ignored() -> None:
+    assert problems('  - {model: "*", provider: oa, retry: {attempts: 3}, timeouts: {total_ms: 5000}}\n') == [
+        "routes[0].retry: applies to a pool only; a single provider's timeouts are set on the provider",
+        "routes[0].timeouts: applies to a pool only; a single provider's timeouts are set on the provider",
+    ]
+    assert problems('  - {model: "*", provider: oa, circuit_breakers: {max_requests: 5}}\n')
+    assert problems('  - {model: "*", provider: oa, outlier_detection: {consecutive_5xx: 3}}\n')
+
+
 def test_header_conditions_take_exactly_one_test_and_a_valid_regex() -> None:
     assert problems('  - {model: "*", provider: oa, match: {headers: [{name: x, exact: a, present: true}]}}\n') == [
         "routes[0].match.headers[0]: give exactly one of exact, regex, present"
