@@ -66,6 +66,10 @@ class AuthStage(Stage):
         try:
             ex.identity = await ex.snapshot.authenticator.authenticate(ex.headers, original_path, method)
         except AuthError as error:
+            if error.reason == "jwks_unavailable":  # our keys are missing, not the client's fault: retry later
+                raise GatewayError(
+                    "unavailable", error.message, code=error.reason, headers=(("retry-after", "5"),)
+                ) from None
             challenge = _CHALLENGE.get(ex.error_format)
             raise GatewayError(
                 "authentication",

@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jwt
 import orjson
+from cryptography.hazmat.primitives.asymmetric import rsa
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     HttpBody,
@@ -20,6 +22,7 @@ from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
 from extproc.server.router_pass import RouterPass
 from extproc.state import GatewayState
+from tests.support.stack import free_port
 
 KEY = "gw-test-key-search"
 CONFIG = f"""
@@ -104,3 +107,24 @@ def test_an_unknown_model_is_a_401_not_a_404_for_a_caller_without_a_key() -> Non
     config = CONFIG.replace('  - {model: "*", provider: mock}\n', "")
     (answer,) = run(config, [headers(chat({}))])
     assert answer.immediate_response.status.code == 401
+
+
+def test_signing_keys_that_cannot_be_fetched_are_a_503_to_retry_not_a_401_blaming_the_token() -> None:
+    config = f"""
+auth: jwt
+jwt: {{issuer: https://issuer.test, audience: gateway, jwks_url: "http://127.0.0.1:{free_port()}/jwks.json"}}
+providers:
+  - {{name: mock, kind: mock}}
+routes:
+  - {{model: "*", provider: mock}}
+"""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = {"iss": "https://issuer.test", "aud": "gateway", "sub": "svc", "exp": 4102444800}
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    request = {":method": "POST", ":path": "/v1/chat/completions", "authorization": f"Bearer {token}"}
+    (answer,) = run(config, [headers(request)])
+    assert answer.immediate_response.status.code == 503
+    error = orjson.loads(answer.immediate_response.body)["error"]
+    assert error["code"] == "jwks_unavailable" and "try again later" in error["message"]
+    sent = {h.header.key: h.header.raw_value for h in answer.immediate_response.headers.set_headers}
+    assert sent["retry-after"] == b"5" and "www-authenticate" not in sent
