@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate a gateway.yaml and exit non-zero on errors")
     check.add_argument("file")
     check.add_argument("--envoy", action="store_true", help="also check the rendered Envoy config")
-    commands.add_parser("schema", help="print the JSON Schema of gateway.yaml")
+    schema = commands.add_parser("schema", help="print the JSON Schema of gateway.yaml")
+    schema.add_argument("--markdown", action="store_true", help="print the configuration reference in Markdown")
     rendered = commands.add_parser("render", help="write Envoy's bootstrap and xDS files")
     rendered.add_argument("--config", "-c")
     rendered.add_argument("--out", help="xDS directory (default: envoy.xds_dir)")
@@ -40,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return _keys(args.keys_command)
     if args.command == "schema":
-        print(json.dumps(GATEWAY_SCHEMA, indent=2))
+        if args.markdown:
+            from extproc.config.reference import config_reference
+
+            sys.stdout.write(config_reference())
+        else:
+            print(json.dumps(GATEWAY_SCHEMA, indent=2))
         return 0
     path = getattr(args, "file", None) or getattr(args, "config", None)
     try:
@@ -57,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.envoy:
             from extproc.config.render import validate
 
-            validate(config)
+            try:
+                validate(config)
+            except RuntimeError as error:  # Envoy refused the rendering: its own words, no traceback
+                print(f"{path or '<embedded default>'}: Envoy rejects the rendered configuration", file=sys.stderr)
+                print(f"  {error}", file=sys.stderr)
+                return 2
         print(f"{path}: ok")
         return 0
     if args.command == "render":

@@ -23,11 +23,11 @@ from extproc.config.reload import Reloader
 from extproc.envoy_admin import EnvoyAdmin
 from extproc.heap import settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
-from extproc.observe.logs import setup_logging
+from extproc.observe.logs import set_level, setup_logging
 from extproc.server.service import build_server
 from extproc.state import GatewayState
 from extproc.store.base import StoreError
-from extproc.workers import send_config, start_workers, stop_workers, supervise
+from extproc.workers import Worker, send_config, start_workers, stop_workers, supervise
 
 log = logging.getLogger("extproc")
 
@@ -59,9 +59,7 @@ async def serve(
     envoy_admin = EnvoyAdmin.of(config.envoy) if manages_xds else None
     reloader = None
     if config_path is not None:
-        reloader = Reloader(
-            config_path, state, manages_xds, envoy_admin, after_swap=lambda new: send_config(workers, new)
-        )
+        reloader = Reloader(config_path, state, manages_xds, envoy_admin, after_swap=lambda new: _follow(new, workers))
         background.append(asyncio.ensure_future(reloader.watch()))
 
     async def is_ready() -> bool:
@@ -116,6 +114,12 @@ def _remove_instance_files(xds_dir: Path) -> None:
     own = instance_run_dir().resolve()
     if xds_dir.resolve().is_relative_to(own):
         shutil.rmtree(own, ignore_errors=True)
+
+
+async def _follow(config: GatewayConfig, workers: list[Worker]) -> None:
+    """After this process swapped to a reloaded config: its log level, then every worker."""
+    set_level(config.log_level)
+    await send_config(workers, config)
 
 
 async def stop_envoy(config: GatewayConfig, envoy: asyncio.subprocess.Process) -> None:

@@ -20,6 +20,9 @@ BODY_FORMAT_HEADER = "x-gw-body-format"  # the wire format the body was rendered
 ATTEMPT_PROVIDER_HEADER = "x-gateway-attempt-provider"
 
 DROPPED_HEADER = "x-gateway-dropped-features"
+# Envoy's count of tries, on each attempt (include_request_attempt_count) and on the answer
+# (include_attempt_count_in_response, removed before the client gets it).
+ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count"
 
 # gRPC stream metadata: which pass (and listener) a stream belongs to.
 PASS_METADATA_KEY = "x-gw-pass"

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from extproc.config.model import GatewayConfig
+from extproc.observe.logs import set_level
 
 if TYPE_CHECKING:  # imported late at run time: prometheus_client must wait for the metrics dir
     from extproc.state import GatewayState
@@ -145,10 +146,11 @@ async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) 
 
 
 def _follow(channel: Connection, state: GatewayState, loop: asyncio.AbstractEventLoop) -> None:
-    """Swap in the config the main process sent, then ack its generation."""
+    """Swap in the config the main process sent (its log level too), then ack its generation."""
     try:
         generation, config = channel.recv()
         state.swap(config)
+        set_level(config.log_level)
         channel.send(generation)
     except (EOFError, OSError):  # the main process is gone; SIGTERM or the death signal follows
         loop.remove_reader(channel.fileno())

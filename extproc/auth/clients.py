@@ -23,16 +23,40 @@ CLIENT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["id", "key_hashes"],
     "properties": {
-        "id": {"type": "string", "minLength": 1, "maxLength": 200},
-        "tenant": {"type": "string", "minLength": 1, "maxLength": 200, "description": "default: 'default'"},
+        "id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "the client's unique id: in logs, limits, the cache scope and route matches",
+            "examples": ["search-team"],
+        },
+        "tenant": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "default": "default",
+            "description": "the client's tenant: limits and the cache can be kept per tenant",
+        },
         "key_hashes": {
             "type": "array",
             "minItems": 1,
             "items": {"type": "string"},
-            "description": "sha256:<64 hex> of each key (several during a rotation); `extproc keys hash`",
+            "description": "the hash of each key, sha256:<64 hex> (several while rotating); `extproc keys hash`",
+            "examples": [["sha256:f260dec37754594998f4ab622a2fcca583168ff2cfe956b13e2e03ff8a31d33b"]],
         },
-        "models": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "model globs"},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "models": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "default": ["*"],
+            "description": "model globs this client may use",
+        },
+        "labels": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "default": {},
+            "description": "free-form labels attached to the client's identity",
+            "examples": [{"team": "search"}],
+        },
     },
 }
 

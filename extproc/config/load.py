@@ -192,6 +192,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         extproc=ExtprocSettings(**ext),
         envoy=EnvoySettings(**env_section),
         log_level=raw.get("log_level", "info"),
+        log_bodies=raw.get("log_bodies", False),
         auth=auth,
     )
 

@@ -148,6 +148,7 @@ class GatewayConfig:
     extproc: ExtprocSettings = ExtprocSettings()
     envoy: EnvoySettings = EnvoySettings()
     log_level: str = "info"
+    log_bodies: bool = False  # the access line carries the bodies, redacted (a debugging aid)
     auth: AuthSettings = field(default_factory=AuthSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)

@@ -103,8 +103,10 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
                     "name": "gateway",
                     "domains": ["*"],
                     "routes": _routes(config),
-                    # x-envoy-attempt-count on each attempt: the upstream pass counts retries with it.
+                    # x-envoy-attempt-count on each attempt (the upstream pass counts retries with it)
+                    # and on the answer (the router pass logs them; it never reaches the client).
                     "include_request_attempt_count": True,
+                    "include_attempt_count_in_response": True,
                     # Every route of the gateway runs the router pass; a request with no route never does.
                     "typed_per_filter_config": enable_ext_proc_per_route(),
                 }

@@ -14,6 +14,7 @@ AUTH_METHOD: dict[str, Any] = {
 }
 
 _claim = {"type": "string", "minLength": 1}
+_SOURCE = "; give one of jwks_file, jwks_url, secret_env, secret_file"
 
 JWT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -21,41 +22,104 @@ JWT_SCHEMA: dict[str, Any] = {
     "required": ["issuer", "audience"],
     "description": "JWT clients: give exactly one key source (jwks_file, jwks_url, secret_env, secret_file)",
     "properties": {
-        "issuer": {"type": "string", "minLength": 1},
+        "issuer": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the `iss` a token must carry",
+            "examples": ["https://issuer.example"],
+        },
         "audience": {
             "oneOf": [
                 {"type": "string", "minLength": 1},
                 {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-            ]
+            ],
+            "description": "the `aud` a token must carry (one of these, when a list)",
+            "examples": ["llm-gateway"],
         },
-        "algorithms": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(ALGORITHMS)}},
-        "jwks_file": {"type": "string", "description": "JWKS file, re-read when it changes"},
-        "jwks_url": {"type": "string", "pattern": "^https?://[^/?#@\\s]+", "description": "http(s) URL of a JWKS"},
-        "secret_env": {"type": "string", "description": "HS256: environment variable holding the secret"},
-        "secret_file": {"type": "string", "description": "HS256: file holding the secret"},
-        "leeway_s": {"type": "number", "minimum": 0, "maximum": 600},
-        "jwks_refresh_s": {"type": "number", "minimum": 10},
+        "algorithms": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": list(ALGORITHMS)},
+            "default": ["RS256", "ES256"],
+            "description": "signing algorithms accepted: RS256/ES256 with a JWKS, HS256 with a secret (not both)",
+        },
+        "jwks_file": {
+            "type": "string",
+            "description": "JWKS file, re-read when it changes" + _SOURCE,
+            "examples": ["jwks.json"],
+        },
+        "jwks_url": {
+            "type": "string",
+            "pattern": "^https?://[^/?#@\\s]+",
+            "description": "http(s) URL of a JWKS, fetched by the ext_proc" + _SOURCE,
+            "examples": ["https://issuer.example/.well-known/jwks.json"],
+        },
+        "secret_env": {
+            "type": "string",
+            "description": "HS256: environment variable holding the secret (at least 32 bytes)" + _SOURCE,
+            "examples": ["GATEWAY_JWT_SECRET"],
+        },
+        "secret_file": {
+            "type": "string",
+            "description": "HS256: file holding the secret (at least 32 bytes)" + _SOURCE,
+            "examples": ["/run/secrets/jwt/secret"],
+        },
+        "leeway_s": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 600,
+            "default": 30.0,
+            "description": "clock skew allowed when checking `exp` and `nbf`, in seconds",
+        },
+        "jwks_refresh_s": {
+            "type": "number",
+            "minimum": 10,
+            "default": 300.0,
+            "description": "how often a jwks_url is fetched again; a token with an unknown `kid` fetches it sooner",
+        },
         "claims": {
             "type": "object",
             "additionalProperties": False,
+            "description": "which claims carry the client's identity",
             "properties": {
-                "client": _claim,
-                "tenant": _claim,
-                "models": _claim,
-                "labels": {"type": "array", "items": _claim, "description": "string claims copied into labels"},
+                "client": {**_claim, "default": "sub", "description": "the claim naming the client"},
+                "tenant": {**_claim, "default": "tenant", "description": "the claim naming the client's tenant"},
+                "models": {
+                    **_claim,
+                    "default": "models",
+                    "description": "the claim listing the model globs the client may use (a list, or one string "
+                    "separated by spaces)",
+                },
+                "labels": {
+                    "type": "array",
+                    "items": _claim,
+                    "default": [],
+                    "description": "string claims copied into the client's labels",
+                    "examples": [["team"]],
+                },
             },
         },
         "default_models": {
             "type": "array",
             "items": {"type": "string", "minLength": 1},
+            "default": ["*"],
             "description": "model globs for tokens without a models claim",
         },
     },
 }
 
 AUTH_PROPERTIES: dict[str, Any] = {
-    "auth": AUTH_METHOD,
+    "auth": {
+        **AUTH_METHOD,
+        "description": "client auth for every listener: none | api_key | jwt | any (an API key or a JWT); not "
+        "set: any when clients, a keys_file or jwt are configured, else none",
+    },
     "clients": {"type": "array", "items": CLIENT_SCHEMA, "description": "API-key clients; keys stored hashed only"},
-    "keys_file": {"type": "string", "description": "YAML file with more clients (clients: [...]); reloaded on change"},
+    "keys_file": {
+        "type": "string",
+        "description": "YAML file with more clients (clients: [...]); reloaded on change",
+        "examples": ["clients.yaml"],
+    },
     "jwt": JWT_SCHEMA,
 }

@@ -13,10 +13,23 @@ _header_match = {
     "required": ["name"],
     "description": "give one of exact, regex (whole value) or present",
     "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "exact": {"type": "string"},
-        "regex": {"type": "string"},
-        "present": {"type": "boolean"},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the request header's name (case does not matter)",
+            "examples": ["x-team"],
+        },
+        "exact": {"type": "string", "description": "the header's whole value", "examples": ["a"]},
+        "regex": {
+            "type": "string",
+            "description": "a regular expression (Python syntax) the header's whole value must match",
+            "examples": ["^beta-.*"],
+        },
+        "present": {
+            "type": "boolean",
+            "description": "true: the header must be sent; false: it must not be",
+            "examples": [True],
+        },
     },
 }
 
@@ -25,11 +38,30 @@ ROUTE_MATCH: dict[str, Any] = {
     "additionalProperties": False,
     "description": "more conditions besides the model; all must hold",
     "properties": {
-        "headers": {"type": "array", "items": _header_match},
-        "clients": _strings,
-        "tenants": _strings,
-        "apis": {"type": "array", "minItems": 1, "items": {"enum": ["openai", "anthropic", "gemini"]}},
-        "path_prefix": {"type": "string", "pattern": "^/"},
+        "headers": {"type": "array", "items": _header_match, "description": "conditions on request headers"},
+        "clients": {
+            **_strings,
+            "description": "the client's id is one of these (exact names; needs client auth)",
+            "examples": [["search-team"]],
+        },
+        "tenants": {
+            **_strings,
+            "description": "the client's tenant is one of these (exact names; needs client auth)",
+            "examples": [["acme"]],
+        },
+        "apis": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"enum": ["openai", "anthropic", "gemini"]},
+            "description": "the API the client speaks is one of these",
+            "examples": [["anthropic"]],
+        },
+        "path_prefix": {
+            "type": "string",
+            "pattern": "^/",
+            "description": "the request's path starts with this",
+            "examples": ["/v1beta/"],
+        },
     },
 }
 
@@ -38,22 +70,46 @@ POOL_MEMBER: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["provider"],
     "properties": {
-        "provider": {"type": "string"},
-        "model": {"type": "string", "minLength": 1, "description": "the model name sent to this provider"},
-        "weight": {**_positive, "maximum": 1000, "description": "load share among its priority (default 1)"},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 10, "description": "failover order, 0 first"},
+        "provider": {
+            "type": "string",
+            "description": "a provider's name (not a mock provider: it answers locally)",
+            "examples": ["openai"],
+        },
+        "model": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the model name sent to this provider (not set: the route's upstream_model, "
+            "else the client's)",
+            "examples": ["gemini-2.5-flash"],
+        },
+        "weight": {**_positive, "maximum": 1000, "default": 1, "description": "load share among its priority"},
+        "priority": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 10,
+            "default": 0,
+            "description": "failover order, 0 first: a priority is used once the ones before it failed",
+        },
     },
 }
 
 RETRY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
+    "description": "Envoy's retries for a pool: each retry goes to another provider of the pool (pools only)",
     "properties": {
-        "attempts": {"type": "integer", "minimum": 0, "maximum": 5, "description": "retries after the first try"},
+        "attempts": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 5,
+            "default": 2,
+            "description": "retries after the first try",
+        },
         "retry_on": {
             "type": "array",
             "items": {"enum": ["5xx", "reset", "connect-failure", "429"]},
-            "description": "what is retried (default 5xx, reset, connect-failure)",
+            "default": ["5xx", "reset", "connect-failure"],
+            "description": "what is retried: a 5xx answer, a reset connection, a failed connect, a 429",
         },
     },
 }
@@ -61,10 +117,26 @@ RETRY: dict[str, Any] = {
 TIMEOUTS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
+    "description": "a pool's timeouts (pools only; Envoy applies them per route, not per provider)",
     "properties": {
-        "total_ms": {**_positive, "description": "the whole request, every attempt included"},
-        "first_byte_ms": {**_positive, "description": "per attempt, until the provider's answer starts"},
-        "idle_ms": {**_positive, "description": "per attempt, between two pieces of the answer (streams)"},
+        "total_ms": {
+            **_positive,
+            "description": "the whole request, every attempt included (not set: the largest timeout_ms of the "
+            "pool's providers)",
+            "examples": [120000],
+        },
+        "first_byte_ms": {
+            **_positive,
+            "description": "per attempt, until the provider's answer starts (not set: the largest "
+            "first_byte_timeout_ms of the pool's providers; none given: no bound per attempt)",
+            "examples": [20000],
+        },
+        "idle_ms": {
+            **_positive,
+            "description": "per attempt, between two pieces of the answer (streams); not set: only the route's idle "
+            "timeout, the largest idle_timeout_ms of the pool's providers, bounds a stall",
+            "examples": [30000],
+        },
     },
 }
 
@@ -73,18 +145,49 @@ OUTLIER_DETECTION: dict[str, Any] = {
     "additionalProperties": False,
     "description": "Envoy ejects a provider endpoint that keeps failing",
     "properties": {
-        "consecutive_5xx": _positive,
-        "interval_ms": _positive,
-        "base_ejection_ms": _positive,
-        "max_ejection_percent": {"type": "integer", "minimum": 0, "maximum": 100},
+        "consecutive_5xx": {
+            **_positive,
+            "default": 5,
+            "description": "consecutive 5xx answers after which an endpoint is ejected",
+        },
+        "interval_ms": {**_positive, "default": 10000, "description": "how often ejections are evaluated"},
+        "base_ejection_ms": {
+            **_positive,
+            "default": 30000,
+            "description": "how long an ejected endpoint stays out (times the number of its ejections)",
+        },
+        "max_ejection_percent": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "default": 100,
+            "description": "the share of the pool's endpoints that may be ejected at once",
+        },
     },
 }
 
 CIRCUIT_BREAKERS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "description": "Envoy's limits on what is in flight to the pool's providers",
-    "properties": {"max_connections": _positive, "max_pending_requests": _positive, "max_requests": _positive},
+    "description": "Envoy's limits on what is in flight to the pool's providers (pools only); over a limit, "
+    "Envoy answers 503 at once",
+    "properties": {
+        "max_connections": {
+            **_positive,
+            "description": "connections to the pool's providers (not set: Envoy's default, 1024)",
+            "examples": [1000],
+        },
+        "max_pending_requests": {
+            **_positive,
+            "description": "requests waiting for a connection (not set: Envoy's default, 1024)",
+            "examples": [1000],
+        },
+        "max_requests": {
+            **_positive,
+            "description": "requests in flight (not set: Envoy's default, 1024)",
+            "examples": [1000],
+        },
+    },
 }
 
 BREAKERS: dict[str, Any] = {
@@ -92,13 +195,30 @@ BREAKERS: dict[str, Any] = {
     "additionalProperties": False,
     "description": "a circuit breaker per provider, shared through the store; on when this section is present",
     "properties": {
-        "failure_ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "description": "default 0.5"},
-        "min_requests": {**_positive, "description": "seen in the window before the ratio counts (default 10)"},
-        "window_s": {"type": "number", "exclusiveMinimum": 0, "description": "default 30"},
+        "failure_ratio": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "default": 0.5,
+            "description": "the share of failed requests in the window (5xx, 429, timeouts, resets) that opens "
+            "the breaker",
+        },
+        "min_requests": {
+            **_positive,
+            "default": 10,
+            "description": "requests seen in the window before the ratio counts",
+        },
+        "window_s": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 30.0,
+            "description": "the window the failure ratio is measured over",
+        },
         "open_s": {
             "type": "number",
             "exclusiveMinimum": 0,
-            "description": "before a probe is let through (default 30)",
+            "default": 30.0,
+            "description": "how long the breaker stays open before a probe is let through",
         },
     },
 }

@@ -1,19 +1,56 @@
-"""Prometheus metrics of the ext_proc service."""
+"""Prometheus metrics of the ext_proc service.
+
+Per request, the OpenTelemetry GenAI semantic conventions' metrics in Prometheus form
+(`gen_ai.server.request.duration` -> `gen_ai_server_request_duration_seconds`, with the
+conventions' bucket boundaries and attributes), plus the gateway's own labels: `route`,
+`provider` (its configured name) and `client_api`. Every label value comes from the
+configuration or a fixed set, never from a client (see `extproc.pipeline.access_log`).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# The conventions' attributes, then the gateway's own labels; every per-request family starts with these.
+GEN_AI_LABELS = (
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+    "route",
+    "provider",
+    "client_api",
+)
+
 REQUESTS = Counter(
     "gateway_requests_total",
-    "Requests handled, by client API route, provider and final status.",
-    ["route", "provider", "status"],
+    "Requests handled, by client API, route, provider, requested model and final status "
+    "(client_closed: the client hung up before the answer ended).",
+    ["client_api", "route", "provider", "model", "status"],
 )
-LATENCY = Histogram(
-    "gateway_request_duration_seconds",
-    "Time from request headers to response headers, by route and provider.",
-    ["route", "provider", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+REQUEST_DURATION = Histogram(
+    "gen_ai_server_request_duration_seconds",
+    "Time from the request's headers to the answer's last byte; error_type is set on failures.",
+    [*GEN_AI_LABELS, "error_type"],
+    buckets=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "gen_ai_server_time_to_first_token_seconds",
+    "Time from the request's headers to the first piece of a streamed answer carrying content (successful streams).",
+    GEN_AI_LABELS,
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+)
+TIME_PER_OUTPUT_TOKEN = Histogram(
+    "gen_ai_server_time_per_output_token_seconds",
+    "Time per output token after the first, of successful streams.",
+    GEN_AI_LABELS,
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5),
+)
+TOKEN_USAGE = Histogram(
+    "gen_ai_client_token_usage",
+    "Tokens per answer as the provider counted them, by type (input, output, cached, reasoning).",
+    [*GEN_AI_LABELS, "gen_ai_token_type"],
+    buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864),
 )
 FEATURES_DROPPED = Counter(
     "gateway_features_dropped_total",
@@ -31,11 +68,6 @@ LIMIT_DECISIONS = Counter(
     "gateway_limit_decisions_total",
     "Rate-limit decisions, by rule, what was counted (requests, tokens, streams) and decision (allow, deny).",
     ["rule", "kind", "decision"],
-)
-TOKENS = Counter(
-    "gateway_tokens_total",
-    "Tokens in answers, by provider and type (input, output, cached, reasoning).",
-    ["provider", "type"],
 )
 CACHE_LOOKUPS = Counter(
     "gateway_cache_requests_total", "Response cache outcomes (hit, miss, bypass, refresh).", ["result"]
@@ -59,3 +91,50 @@ FAILOVERS = Counter(
     "gateway_failovers_total", "Pooled answers given by another provider than the first choice.", ["route", "provider"]
 )
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Client authentication failures, by reason.", ["reason"])
+
+
+class RequestSeries:
+    """The series of one label set of requests, looked up once: prometheus_client's `labels()`
+    converts and locks on every call. Series a request may not need are made on first use."""
+
+    __slots__ = ("_first_token", "_gen_ai", "_per_token", "_tokens", "duration", "requests")
+
+    def __init__(self, key: tuple[str, ...]) -> None:
+        *gen_ai, status, error_type = key
+        _, _, model, _, route, provider, client_api = gen_ai
+        self._gen_ai = gen_ai
+        self.requests = REQUESTS.labels(client_api, route, provider, model, status)
+        self.duration = REQUEST_DURATION.labels(*gen_ai, error_type)
+        self._first_token: Histogram | None = None
+        self._per_token: Histogram | None = None
+        self._tokens: dict[str, Histogram] = {}
+
+    def first_token(self) -> Histogram:
+        if self._first_token is None:
+            self._first_token = TIME_TO_FIRST_TOKEN.labels(*self._gen_ai)
+        return self._first_token
+
+    def per_token(self) -> Histogram:
+        if self._per_token is None:
+            self._per_token = TIME_PER_OUTPUT_TOKEN.labels(*self._gen_ai)
+        return self._per_token
+
+    def tokens(self, kind: str) -> Histogram:
+        found = self._tokens.get(kind)
+        if found is None:
+            found = self._tokens[kind] = TOKEN_USAGE.labels(*self._gen_ai, kind)
+        return found
+
+
+_series: dict[tuple[str, ...], RequestSeries] = {}
+_MAX_SERIES = 4096  # label values are bounded by the config; reloads may retire some
+
+
+def request_series(key: tuple[str, ...]) -> RequestSeries:
+    """`key`: the GEN_AI_LABELS values, then the status and the error type."""
+    found = _series.get(key)
+    if found is None:
+        if len(_series) >= _MAX_SERIES:
+            _series.clear()
+        found = _series[key] = RequestSeries(key)
+    return found

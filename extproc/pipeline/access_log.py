@@ -1,45 +1,122 @@
-"""Stage: one access-log line and the request metrics, once per request whatever happened."""
+"""Stage: one access-log line and the request's metrics, once per request whatever happened.
+
+A request whose gRPC stream ended before its answer did is `client_closed` (nginx's 499):
+Envoy closes the stream when the client hangs up, with no end of the answer first (it does
+the same when a provider's connection breaks mid-answer: Envoy's own upstream reset stats
+tell those apart). Metric
+label values come from the configuration or fixed sets, never from the client: a model the
+configuration does not name is `other`, a path the gateway does not serve is `unknown`.
+Time to first token and per output token are measured on successful streams only: a whole
+answer arrives at once, so when its first token was made is not seen.
+"""
 
 from __future__ import annotations
 
-from extproc.observe.logs import log_access, monotonic
-from extproc.observe.metrics import LATENCY, REQUESTS, TOKENS
+from typing import Any
+
+from extproc.formats.canonical import Usage
+from extproc.observe.logs import access_enabled, log_access, monotonic
+from extproc.observe.metrics import RequestSeries, request_series
 from extproc.pipeline.exchange import Exchange
 from extproc.pipeline.stage import Stage
+from extproc.providers import kind_of
+
+CLIENT_CLOSED = 499
+_OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "models": "list_models"}  # gen_ai.operation.name
 
 
 class AccessLogStage(Stage):
     name = "access_log"
 
     def finish(self, ex: Exchange) -> None:
-        elapsed = monotonic() - ex.started
-        status = str(ex.status or 0)
-        REQUESTS.labels(ex.route, ex.provider_name, status).inc()
-        LATENCY.labels(ex.route, ex.provider_name, status).observe(elapsed)
+        ended = monotonic()
+        error_type = _error_type(ex)
+        series = request_series(_labels(ex, error_type))
+        series.requests.inc()
+        series.duration.observe(ended - ex.started)
         usage = ex.usage if ex.cache_status != "HIT" else None  # a hit cost no provider tokens
         if usage is not None:
-            for kind, count in (
-                ("input", usage.input_tokens),
-                ("output", usage.output_tokens),
-                ("cached", usage.cached_tokens),
-                ("reasoning", usage.reasoning_tokens),
-            ):
-                if count:
-                    TOKENS.labels(ex.provider_name, kind).inc(count)
-        log_access(
-            request_id=ex.request_id,
-            client_address=ex.client_address,
-            client=ex.identity.client_id,
-            tenant=ex.identity.tenant,
-            route=ex.route,
-            path=ex.path.partition("?")[0],
-            model=ex.model,
-            provider=ex.provider_name,
-            stream=ex.stream,
-            status=ex.status,
-            duration_ms=round(elapsed * 1000, 2),
-            dropped=ex.dropped or None,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            cache=ex.cache_status or None,
-        )
+            series.tokens("input").observe(usage.input_tokens)
+            series.tokens("output").observe(usage.output_tokens)
+            if usage.cached_tokens:
+                series.tokens("cached").observe(usage.cached_tokens)
+            if usage.reasoning_tokens:
+                series.tokens("reasoning").observe(usage.reasoning_tokens)
+        if ex.first_output and not error_type:
+            _observe_stream(series, ex, ended)
+        if access_enabled():
+            log_access(**_access_line(ex, usage, ended))
+
+
+def _error_type(ex: Exchange) -> str:
+    """Empty for a success; the status of a failure, `client_closed`, or `stream_error` for a stream
+    that failed after it started (its status stays 200)."""
+    if not ex.answered:
+        return "client_closed"
+    if ex.status >= 400:
+        return str(ex.status)
+    if ex.stream_ended or (ex.assembler is not None and ex.assembler.failed):
+        return "stream_error"
+    return ""
+
+
+def _labels(ex: Exchange, error_type: str) -> tuple[str, ...]:
+    """GEN_AI_LABELS' values, the status and the error type (see `request_series`)."""
+    endpoint, provider, router = ex.endpoint, ex.provider, ex.snapshot.router
+    if endpoint is None:
+        client_api = operation = "unknown"
+    else:
+        client_api = endpoint.format
+        gemini_chat = endpoint.format == "gemini" and endpoint.operation == "chat"
+        operation = "generate_content" if gemini_chat else _OPERATIONS[endpoint.operation]
+    answer_model = ex.answer.model if ex.answer else ex.assembler.model if ex.assembler else ""
+    return (
+        operation,
+        kind_of(provider).gen_ai_name if provider else "",
+        router.model_label(ex.model),
+        router.model_label(answer_model),
+        ex.route,
+        provider.name if provider else "",
+        client_api,
+        str(ex.status) if ex.answered else "client_closed",
+        error_type,
+    )
+
+
+def _observe_stream(series: RequestSeries, ex: Exchange, ended: float) -> None:
+    series.first_token().observe(ex.first_output - ex.started)
+    output = ex.usage.output_tokens if ex.usage else 0
+    if output > 1:
+        series.per_token().observe((ended - ex.first_output) / (output - 1))
+
+
+def _access_line(ex: Exchange, usage: Usage | None, ended: float) -> dict[str, Any]:
+    line = {
+        "request_id": ex.request_id,
+        "client_address": ex.client_address,
+        "client": ex.identity.client_id,
+        "tenant": ex.identity.tenant,
+        "client_api": ex.endpoint.format if ex.endpoint else None,
+        "route": ex.route or None,
+        "path": ex.path.partition("?")[0],
+        "model": ex.model or None,
+        "provider": ex.provider_name or None,
+        "stream": ex.stream,
+        "status": ex.status if ex.answered else CLIENT_CLOSED,
+        "duration_ms": _ms(ended - ex.started),
+        "ttft_ms": _ms(ex.first_output - ex.started) if ex.first_output else None,
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "cached_tokens": usage.cached_tokens if usage else None,
+        "reasoning_tokens": usage.reasoning_tokens if usage else None,
+        "cache": ex.cache_status or None,
+        "retries": ex.attempts - 1,
+        "dropped": ex.dropped or None,
+    }
+    if ex.bodies is not None:
+        line.update(ex.bodies.fields())
+    return line
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)

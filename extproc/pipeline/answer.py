@@ -14,13 +14,14 @@ import logging
 
 import orjson
 
-from extproc.contract import DROPPED_HEADER, PROVIDER_HEADER
+from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
@@ -36,6 +37,8 @@ class AnswerStage(Stage):
     def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
         status = int(headers.get(":status", "0") or 0)
         ex.status = ex.provider_status = status
+        if attempts := headers.get(ATTEMPT_COUNT_HEADER):
+            ex.attempts = int(attempts)
         if ex.target is not None and ex.target.pooled:
             _answered_by(ex, headers)
         endpoint, provider = ex.endpoint, ex.provider
@@ -79,9 +82,7 @@ class AnswerStage(Stage):
             try:  # reading a same-API stream must never break it
                 self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
             except Exception:
-                log.warning(
-                    "could not read a passed-through stream", exc_info=True, extra={"request_id": ex.request_id}
-                )
+                log.warning("could not read a passed-through stream", exc_info=True)
                 ex.decoder = ex.assembler = None
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
@@ -96,6 +97,8 @@ class AnswerStage(Stage):
         assert ex.decoder is not None
         events = ex.decoder.feed(chunk) if chunk else []
         assembler.add(events)
+        if not ex.first_output and assembler.output_chars:
+            ex.first_output = monotonic()
         closing = []
         if end_of_stream:
             closing = ex.decoder.close()

@@ -11,6 +11,7 @@ from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.contract import StreamDecoder, StreamEncoder
 from extproc.formats.endpoint import Endpoint, Format
+from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import monotonic
 from extproc.routing import Target
 from extproc.state import Snapshot
@@ -64,7 +65,10 @@ class Exchange:
     dropped: list[str] = field(default_factory=list)  # features the provider lacks, named to the client
     # response
     answered_by: Provider | None = None  # a pool's provider that answered (Envoy says which)
+    attempts: int = 1  # Envoy's tries of the provider (a pool retries)
     status: int = 0  # what the client got
+    answered: bool = False  # the answer ended, or the gateway gave its own; not at the end: the client hung up
+    first_output: float = 0.0  # when the first piece of a stream carrying content went by (monotonic)
     provider_status: int = 0
     error_body: bool = False  # the provider's answer is an error to map
     decoder: StreamDecoder | None = None
@@ -82,6 +86,7 @@ class Exchange:
     cache_key: str = ""  # set: the answer is to be stored under it
     cache_ttl_s: float = 0.0
     cache_status: str = ""  # HIT | MISS | BYPASS | REFRESH; empty: the cache does not apply
+    bodies: BodyLog | None = None  # kept for the access line when `log_bodies` asks
 
     @property
     def provider(self) -> Provider | None:
@@ -92,8 +97,8 @@ class Exchange:
     @property
     def provider_name(self) -> str:
         provider = self.provider
-        return provider.name if provider else "-"
+        return provider.name if provider else ""
 
     @property
     def route(self) -> str:
-        return self.endpoint.name if self.endpoint else "unknown"
+        return self.target.route if self.target else ""

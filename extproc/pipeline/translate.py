@@ -13,7 +13,6 @@ from __future__ import annotations
 from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, ROUTE_HEADER, STREAM_KEY
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
-from extproc.observe.metrics import FEATURES_DROPPED
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import provider_format, upstream_path
@@ -37,8 +36,6 @@ class TranslateStage(Stage):
         else:
             made = embeddings_for(request, provider, target.upstream_model)
         ex.dropped = made.dropped
-        for feature in ex.dropped:
-            FEATURES_DROPPED.labels(provider.name, feature).inc()
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
         path = upstream_path(provider, endpoint.operation, target.upstream_model, made.stream)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]

@@ -37,6 +37,7 @@ class ProviderKind:
     path: PathBuilder
     credential: Credential | None
     needs_key: bool
+    gen_ai_name: str  # gen_ai.provider.name of OpenTelemetry's GenAI conventions (the API's flavour)
     fixed_headers: tuple[tuple[str, str], ...] = ()  # sent on every request unless the client's own is kept
     passthrough_headers: frozenset[str] = frozenset()  # a same-API client's own headers that are forwarded
 
@@ -82,22 +83,23 @@ def _gemini_path(provider: Provider, operation: Operation, model: str, stream: b
 _BEARER = Credential("authorization", "Bearer ")
 _OPENAI_HEADERS = frozenset({"openai-beta"})
 
-OPENAI = ProviderKind("openai", "openai", _openai_path, _BEARER, True, passthrough_headers=_OPENAI_HEADERS)
+OPENAI = ProviderKind("openai", "openai", _openai_path, _BEARER, True, "openai", passthrough_headers=_OPENAI_HEADERS)
 OPENAI_COMPATIBLE = ProviderKind(
-    "openai-compatible", "openai", _openai_path, _BEARER, False, passthrough_headers=_OPENAI_HEADERS
+    "openai-compatible", "openai", _openai_path, _BEARER, False, "openai", passthrough_headers=_OPENAI_HEADERS
 )
-AZURE = ProviderKind("azure", "openai", _azure_path, Credential("api-key"), False)
+AZURE = ProviderKind("azure", "openai", _azure_path, Credential("api-key"), False, "azure.ai.openai")
 ANTHROPIC = ProviderKind(
     "anthropic",
     "anthropic",
     _anthropic_path,
     Credential("x-api-key"),
     True,
+    "anthropic",
     fixed_headers=(("anthropic-version", ANTHROPIC_VERSION),),
     passthrough_headers=frozenset({"anthropic-version", "anthropic-beta"}),
 )
-GEMINI = ProviderKind("gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True)
-MOCK = ProviderKind("mock", "openai", _openai_path, None, False)
+GEMINI = ProviderKind("gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini")
+MOCK = ProviderKind("mock", "openai", _openai_path, None, False, "mock")
 
 KINDS: dict[str, ProviderKind] = {kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, GEMINI, MOCK)}
 

@@ -1,7 +1,7 @@
 """A client's request made for one provider: fitted to what the provider can do, in its format,
 with its model name; or the client's own bytes when the provider speaks the client's API and
 nothing had to change. Used for a single provider (router pass) and per attempt of a pool
-(upstream pass)."""
+(upstream pass); the features a provider lacks are counted here, for both."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from extproc.formats import FORMATS
 from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
+from extproc.observe.metrics import FEATURES_DROPPED
 from extproc.providers import kind_of, provider_format
 from extproc.providers.capabilities import fit_to_provider
 
@@ -37,14 +38,20 @@ def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provid
         return ProviderRequest(None if request.model == model else upstream.with_model(body, model), stream)
     request.stream = stream
     rendered = upstream.render_request(request, render_options(provider, model))
-    return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
+    return _counted(provider, ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped))
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
     if not provider.capabilities.embeddings:
         raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
     rendered = FORMATS[provider_format(provider)].render_embedding_request(request, render_options(provider, model))
-    return ProviderRequest(rendered.body, False, rendered.dropped)
+    return _counted(provider, ProviderRequest(rendered.body, False, rendered.dropped))
+
+
+def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
+    for feature in made.dropped:
+        FEATURES_DROPPED.labels(provider.name, feature).inc()
+    return made
 
 
 def fixed_headers(provider: Provider, client: Format, present: dict[str, str]) -> list[tuple[str, str]]:

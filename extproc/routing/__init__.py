@@ -48,6 +48,7 @@ class Router:
             for model in provider.models:
                 self._listed.setdefault(model, provider)
         self._candidates: dict[str, list[tuple[Route, Provider]]] = {}
+        self._named = frozenset(self.models()) | {name for route in config.routes for name in _upstream_models(route)}
         self.routes_choose_auth = any(route.auth is not None for route in config.routes)
         self.needs_identity = any(route.match.needs_identity for route in config.routes)
 
@@ -71,6 +72,21 @@ class Router:
         """Every concrete model name the gateway serves (globs are not listable)."""
         exact = {route.model for route, _ in self._rules if not any(ch in route.model for ch in "*?[")}
         return sorted(exact | self._listed.keys())
+
+    def model_label(self, model: str) -> str:
+        """A model as a metric label: a name the configuration spells out (a provider's `models`, a
+        route's exact model, an upstream name), else `other`: clients never choose label values."""
+        if model in self._named:
+            return model
+        return "other" if model else ""
+
+
+def _upstream_models(route: Route) -> set[str]:
+    """The names a route asks its providers for (aliases)."""
+    names = {member.model for member in route.pool if member.model}
+    if route.upstream_model:
+        names.add(route.upstream_model)
+    return names
 
 
 def _holds(route: Route, facts: Facts) -> bool:

@@ -12,6 +12,7 @@ import time
 from extproc.breakers.manager import Breakers, judge
 from extproc.breakers.state import BreakerPolicy
 from extproc.config.model import Provider
+from extproc.contract import ATTEMPT_COUNT_HEADER
 from extproc.formats.endpoint import Format
 from extproc.observe.metrics import RETRIES
 from extproc.server.pool_attempt import PoolAttempt
@@ -30,7 +31,7 @@ class AttemptOutcome:
 
     def started(self, provider: Provider, headers: dict[str, str]) -> None:
         self._provider, self._started = provider, time.monotonic()
-        if headers.get("x-envoy-attempt-count", "1") != "1":
+        if headers.get(ATTEMPT_COUNT_HEADER, "1") != "1":
             RETRIES.labels(provider.name).inc()
 
     def answered(self, headers: dict[str, str]) -> None:

@@ -26,6 +26,8 @@ from extproc.contract import REQUEST_METADATA_NAMESPACE
 from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS
 from extproc.formats.canonical import StreamFailure
+from extproc.observe.bodies import BodyLog
+from extproc.observe.logs import bind_request_id
 from extproc.pipeline import default_stages
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage, overrides
@@ -77,12 +79,17 @@ class RouterPass:
                 try:
                     stage.finish(ex)
                 except Exception:
-                    log.exception("finishing a request failed", extra={"stage": stage.name})
+                    log.exception(
+                        "finishing a request failed", extra={"stage": stage.name, "request_id": ex.request_id}
+                    )
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)
         ex.request_id = headers.get("x-request-id", "")
+        bind_request_id(ex.request_id)
         ex.path = headers.get(":path", "")
+        if ex.snapshot.config.log_bodies:
+            ex.bodies = BodyLog()
         reply = PhaseReply()
         end = message.request_headers.end_of_stream
         for stage in self._on_request_headers:
@@ -95,6 +102,8 @@ class RouterPass:
 
     async def _request_body(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         body = message.request_body.body
+        if ex.bodies is not None:
+            ex.bodies.request = body
         reply = PhaseReply()
         for stage in self._on_request_body:
             if (answer := await stage.request_body(ex, reply, body)) is not None:
@@ -110,6 +119,8 @@ class RouterPass:
         reply = PhaseReply()
         for stage in self._on_response_headers:
             stage.response_headers(ex, reply, headers)
+        # No body to follow, or none asked for (the filter's default): the answer is complete.
+        ex.answered = message.response_headers.end_of_stream or reply.response_body_mode is None
         if not reply.set_headers and not reply.remove_headers and reply.response_body_mode is None:
             return m.CONTINUE_RESPONSE_HEADERS
         response = ProcessingResponse(
@@ -121,17 +132,19 @@ class RouterPass:
 
     def _response_body(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         body = message.response_body
+        ex.answered = body.end_of_stream  # also when a stage fails on this last piece (an in-band error ends it)
         reply = PhaseReply()
         for stage in self._on_response_body:
             stage.response_body(ex, reply, body.body, body.end_of_stream)
+        if ex.bodies is not None:
+            ex.bodies.answer.append(body.body if reply.body is None else reply.body)
         if reply.body is None and not reply.set_headers:
             return m.CONTINUE_RESPONSE_BODY
         return ProcessingResponse(response_body=BodyResponse(response=m.common(reply.set_headers, body=reply.body)))
 
     def _answer(self, ex: Exchange, answer: LocalAnswer) -> ProcessingResponse:
-        ex.status = answer.status
         headers = [*answer.headers, *ex.limit_headers, ("x-request-id", ex.request_id)]
-        return m.immediate(answer.status, answer.body, headers)
+        return _immediate(ex, answer.status, answer.body, headers)
 
     def _error(self, ex: Exchange, kind: str | None, error: GatewayError) -> ProcessingResponse:
         """Inside a stream that already started: an in-band error event and a clean end.
@@ -139,11 +152,20 @@ class RouterPass:
         if kind == "response_body" and ex.encoder is not None:
             out = ex.encoder.encode([StreamFailure(error)]) + ex.encoder.close()
             ex.stream_ended = True
+            if ex.bodies is not None:
+                ex.bodies.answer.append(out)
             return ProcessingResponse(response_body=BodyResponse(response=m.common(body=out)))
-        ex.status = status = client_status(error)
         body = FORMATS[ex.error_format].render_error(error, ex.request_id)
         headers = [("content-type", "application/json"), ("x-request-id", ex.request_id), *error.headers]
-        return m.immediate(status, body, headers, details=f"gateway_{error.kind}")
+        return _immediate(ex, client_status(error), body, headers, details=f"gateway_{error.kind}")
+
+
+def _immediate(ex: Exchange, status: int, body: bytes, headers: m.Headers, details: str = "") -> ProcessingResponse:
+    """The gateway answers itself: the answer is complete as sent."""
+    ex.status, ex.answered = status, True
+    if ex.bodies is not None:
+        ex.bodies.answer.append(body)
+    return m.immediate(status, body, headers, details)
 
 
 def _continue(kind: str | None) -> ProcessingResponse:

@@ -35,6 +35,7 @@ from extproc.contract import (
 )
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
+from extproc.observe.logs import bind_request_id
 from extproc.pipeline.endpoint import classify
 from extproc.providers.rendering import fixed_headers
 from extproc.server import messages as m
@@ -70,6 +71,7 @@ class UpstreamPass:
         kind = message.WhichOneof("request")
         if kind == "request_headers":
             outcome.headers = headers = m.headers_of(message.request_headers)
+            bind_request_id(headers.get("x-request-id", ""))  # for lines logged while this attempt is prepared
             facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
             if facts is None or POOL_KEY not in facts.fields:
                 raise GatewayError("internal", "an upstream attempt without its pooled route")

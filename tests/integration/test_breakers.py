@@ -118,6 +118,7 @@ def test_a_breaker_opens_fails_fast_half_opens_and_closes(stack: GatewayStack, f
     assert paused.value.status_code == 503 and paused.value.code == "provider_circuit_open"
     assert int(paused.value.response.headers["retry-after"]) >= 1
     assert len(flaky.requests) == 4
+    assert metric_sum(stack, "gateway_breaker_rejections_total", 'provider="flaky"') == 1
     time.sleep(OPEN_S + 0.2)
     flaky.enqueue(openai_error(500, "still broken", type_="server_error"))
     assert ask(stack, "single-1") == 500  # the probe fails: open again

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
-from tests.support.metrics import metric_sum
+from tests.support.metrics import metric_sum, served_per_worker
 from tests.support.redis_server import RedisServer
 from tests.support.stack import GatewayStack
 
@@ -80,21 +80,12 @@ def _outcome(stack: GatewayStack, model: str, text: str) -> int:
     return 200
 
 
-def _served_per_worker(stack: GatewayStack) -> list[int]:
-    clusters = httpx.get(stack.envoy_admin_url + "/clusters", params={"format": "json"}).json()
-    extproc = next(c for c in clusters["cluster_statuses"] if c["name"] == "extproc")
-    return [
-        next((int(s.get("value", 0)) for s in host["stats"] if s["name"] == "rq_total"), 0)
-        for host in extproc["host_statuses"]
-    ]
-
-
 def test_two_workers_share_one_request_limit_and_never_allow_twice_it(stack: GatewayStack) -> None:
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda i: _outcome(stack, "gpt-shared-1", f"question {i}"), range(30)))
     assert outcomes.count(200) == 10
     assert outcomes.count(429) == 20
-    served = _served_per_worker(stack)
+    served = served_per_worker(stack)
     assert len(served) == 2 and all(count > 0 for count in served), served  # both workers took part
 
 
@@ -231,7 +222,7 @@ def test_a_breaker_opened_through_one_worker_holds_for_both_and_lets_one_probe_t
             with ThreadPoolExecutor(4) as pool:
                 paused = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"p{i}"), range(12)))
             assert paused == [503] * 12 and len(flaky.requests) == 4
-            assert all(count > 0 for count in _served_per_worker(stack))  # both workers refused
+            assert all(count > 0 for count in served_per_worker(stack))  # both workers refused
             time.sleep(3.2)
             reply = json_reply(
                 {

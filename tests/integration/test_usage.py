@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 def tokens(stack: GatewayStack, provider: str) -> dict[str, float]:
     return {
-        kind: metric_sum(stack, "gateway_tokens_total", f'provider="{provider}"', f'type="{kind}"')
+        kind: metric_sum(
+            stack, "gen_ai_client_token_usage_sum", f'provider="{provider}"', f'gen_ai_token_type="{kind}"'
+        )
         for kind in ("input", "output", "cached", "reasoning")
     }
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from extproc.auth.apikeys import hash_key
 from extproc.config.load import ConfigError, load_file, load_text
+from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 HASH = hash_key("gw-test-key")
@@ -226,12 +225,6 @@ def test_shipped_container_config_requires_api_keys_from_its_keys_file() -> None
     assert config.listeners[0].address == "0.0.0.0"
     assert config.listener_auth("main") == "api_key"
     assert config.auth.keys_file == REPO / "deploy" / "clients.yaml"
-
-
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extproc", *args], input=stdin, capture_output=True, text=True, cwd=REPO, timeout=60
-    )
 
 
 def test_keys_new_prints_a_key_and_the_matching_hash_line() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 
 from extproc.config.load import ConfigError, load_file, load_text
 from extproc.config.render import render_clusters, render_listeners, validate
+from tests.support.cli import run_cli
 
 VALID = """
 providers:
@@ -155,10 +154,6 @@ def test_broken_rendered_config_is_rejected_by_envoy(monkeypatch: pytest.MonkeyP
         validate(config)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "extproc", *args], capture_output=True, text=True, timeout=60)
-
-
 def test_check_command_exits_non_zero_and_lists_problems(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers:\n  - {name: x, kind: openai, base_url: nope}\nbogus: 1\n")
@@ -173,6 +168,20 @@ def test_check_command_accepts_a_valid_file(tmp_path: Path) -> None:
     good.write_text("providers:\n  - {name: m, kind: mock}\nroutes:\n  - {model: '*', provider: m}\n")
     result = run_cli("check", str(good), "--envoy")
     assert result.returncode == 0, result.stderr
+
+
+def test_check_command_reports_what_envoy_rejects_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    (tmp_path / "key.pem").write_text("not a key\n")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "listeners:\n  - {name: main, address: 127.0.0.1, port: 10443, tls: {cert_file: cert.pem, key_file: key.pem}}\n"
+        "providers:\n  - {name: m, kind: mock}\nroutes:\n  - {model: '*', provider: m}\n"
+    )
+    result = run_cli("check", str(config), "--envoy")
+    assert result.returncode == 2
+    assert "Envoy rejects the rendered configuration" in result.stderr
+    assert "Failed to load certificate chain" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_schema_command_prints_json_schema() -> None:
