@@ -26,9 +26,8 @@ MODEL_FOR = {"openai": "gpt-4o-mini", "anthropic": "claude-test-1", "gemini": "g
 NOT_A_PROVIDER_ANSWER = {"gemini/stream-nonsse-json-array.response.json"}
 
 
-def _answers(provider: str) -> list[Any]:
-    found = [f for f in response_fixtures(provider) if f not in NOT_A_PROVIDER_ANSWER]
-    return found or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_MESSAGE))]
+def _answers(provider: str) -> list[str]:
+    return [f for f in response_fixtures(provider) if f not in NOT_A_PROVIDER_ANSWER]
 
 
 CASES = [
@@ -36,8 +35,7 @@ CASES = [
     for provider in ("openai", "anthropic", "gemini")
     for fixture in _answers(provider)
     for client in CLIENTS
-    if fixture is not None
-]
+] or [pytest.param(None, None, None, marks=pytest.mark.skip(reason=SKIP_MESSAGE))]
 
 
 def _fake(request: pytest.FixtureRequest, provider: str) -> FakeProvider:
