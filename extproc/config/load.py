@@ -72,7 +72,18 @@ def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfi
     config = _build(raw, env, base_dir, problems)
     if problems:
         raise ConfigError(problems)
-    return replace(config, text_hash=text_hash(text))
+    return replace(config, text_hash=text_hash(text), secret_files=_secret_files(raw, base_dir))
+
+
+def _secret_files(raw: dict[str, Any], base_dir: Path) -> tuple[str, ...]:
+    """The files the config reads secrets from: a change to one is a reload (a rotated k8s Secret)."""
+    named = [provider.get("api_key_file") for provider in raw.get("providers") or []]
+    named += [
+        (raw.get("extproc") or {}).get("admin_token_file"),
+        (raw.get("jwt") or {}).get("secret_file"),
+        ((raw.get("store") or {}).get("redis") or {}).get("password_file"),
+    ]
+    return tuple(sorted({str(_resolve(name, base_dir).absolute()) for name in named if name}))
 
 
 def instance_run_dir() -> Path:

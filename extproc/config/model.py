@@ -155,6 +155,7 @@ class GatewayConfig:
     cache: CacheSettings = field(default_factory=CacheSettings)
     breakers: BreakerPolicy | None = None  # None: no circuit breakers
     text_hash: str = ""  # of the text it was loaded from: the version /status shows
+    secret_files: tuple[str, ...] = ()  # absolute paths of the files secrets are read from (watched)
 
     def listener_auth(self, name: str) -> AuthMethod:
         """The client auth method in force on listener `name` (KeyError for an unknown listener)."""

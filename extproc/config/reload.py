@@ -123,38 +123,50 @@ class Reloader:
         return ReloadResult(False, problems)
 
     async def watch(self) -> None:
-        """Reload whenever the file changes (editors and k8s ConfigMaps replace it by rename).
-        Nothing ends the watch but cancellation: a failure is logged, counted, and watching resumes."""
+        """Reload whenever the file, or a file it reads a secret from, changes (editors and k8s
+        ConfigMaps and Secrets replace them by rename). Nothing ends the watch but cancellation:
+        a failure is logged, counted, and watching resumes."""
         while True:
-            registered = False
             try:
-                async for changes in watchfiles.awatch(
-                    self._path.parent,
-                    watch_filter=self._is_config,
-                    debounce=300,
-                    rust_timeout=WATCH_TICK_MS,
-                    yield_on_timeout=True,
-                ):
-                    if changes:
-                        await self.reload()
-                    elif not registered:
-                        registered = True
-                        self.watching.set()
-                        if self._changed_since_loaded():
-                            await self.reload()
+                await self._watch_once()
             except Exception:
                 log.exception("config watcher failed; watching again")
                 CONFIG_RELOADS.labels("error").inc()
-            await asyncio.sleep(1)  # never spin if the directory itself is gone
+                await asyncio.sleep(1)  # never spin if a directory itself is gone
+
+    async def _watch_once(self) -> None:
+        """Until the set of watched directories changes (a reload named other secret files)."""
+        secrets = frozenset(self._state.snapshot.config.secret_files)
+        directories = {self._path.parent, *(Path(name).parent for name in secrets)}
+
+        def relevant(_change: watchfiles.Change, path: str) -> bool:
+            # ..data: the kubelet's swap of a ConfigMap's or a Secret's files
+            return path in secrets or Path(path).name in (self._path.name, "..data")
+
+        registered = False
+        async for changes in watchfiles.awatch(
+            *directories,
+            watch_filter=relevant,
+            debounce=300,
+            rust_timeout=WATCH_TICK_MS,
+            yield_on_timeout=True,
+            recursive=False,  # a secret's directory may be large; its own entries are enough
+        ):
+            if changes:
+                await self.reload()
+            elif not registered:
+                registered = True
+                self.watching.set()
+                if self._changed_since_loaded():
+                    await self.reload()
+            if frozenset(self._state.snapshot.config.secret_files) != secrets:
+                return
 
     def _changed_since_loaded(self) -> bool:
         try:
             return text_hash(self._path.read_text()) != self._state.snapshot.config.text_hash
         except OSError:
             return False  # gone: the next event (or its return) says more
-
-    def _is_config(self, _change: watchfiles.Change, path: str) -> bool:
-        return Path(path).name in (self._path.name, "..data")  # ..data: a ConfigMap's swap
 
 
 def _timestamp(seconds: float) -> str:

@@ -114,7 +114,7 @@ _provider = {
         },
         "api_key_file": {
             "type": "string",
-            "description": "file holding the key (k8s secret mount)",
+            "description": "file holding the key (k8s secret mount); a change to it is applied like a config reload",
             "examples": ["/run/secrets/openai/key"],
         },
         "models": {

@@ -1,8 +1,9 @@
 """Who may change the gateway's state through the admin server.
 
-Reads (/healthz, /readyz, /metrics) stay open for probes and scrapers. Anything else
-(POST /reload) is served to a loopback peer, a peer over a Unix socket, or a caller
-presenting the configured bearer token; everyone else gets 403.
+Reads (/healthz, /readyz, /metrics, /status) stay open for probes and scrapers. Anything
+else (POST /reload) needs the configured bearer token from every peer, loopback included: in a
+pod, the app's containers share loopback. With no token configured, a loopback peer or a peer
+over a Unix socket is served (a developer's machine); everyone else gets 403.
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def access_guard(token: Callable[[], str]) -> Middleware:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method in OPEN_METHODS or is_local_peer(request) or has_token(request, token()):
+        configured = token()
+        if request.method in OPEN_METHODS or has_token(request, configured):
             return await handler(request)
-        return web.json_response(
-            {"ok": False, "problems": ["forbidden: loopback, Unix socket or the admin bearer token only"]},
-            status=403,
-        )
+        if not configured and is_local_peer(request):
+            return await handler(request)
+        needs = "the admin bearer token" if configured else "loopback, Unix socket or the admin bearer token only"
+        return web.json_response({"ok": False, "problems": [f"forbidden: {needs}"]}, status=403)
 
     return guard

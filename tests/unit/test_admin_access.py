@@ -46,6 +46,14 @@ def test_reload_over_a_unix_socket_is_served() -> None:
     assert status(request("POST", "/reload", "", family=socket.AF_UNIX), token="") == 200
 
 
+@pytest.mark.parametrize("peer", [("127.0.0.1", 1), ("::1", 1, 0, 0)])
+def test_with_a_token_configured_a_loopback_or_socket_peer_needs_it_too(peer: tuple[object, ...]) -> None:
+    # In a pod the app's containers share loopback: the token is what keeps them out.
+    assert status(request("POST", "/reload", peer)) == 403
+    assert status(request("POST", "/reload", "", family=socket.AF_UNIX)) == 403
+    assert status(request("POST", "/reload", peer, auth=f"Bearer {TOKEN}")) == 200
+
+
 def test_reload_from_a_remote_peer_without_the_token_is_forbidden() -> None:
     assert status(request("POST", "/reload", REMOTE)) == 403
     assert status(request("POST", "/reload", REMOTE, auth="Bearer wrong")) == 403
