@@ -146,6 +146,16 @@ def test_openai_n_is_between_1_and_128() -> None:
         assert _refused(lambda n=n: openai.parse_request(_openai_chat(n=n))).param == "n"
 
 
+def test_gemini_candidate_count_is_between_1_and_128_like_openais_n() -> None:
+    def parse(count: int) -> Any:
+        body = {"contents": [_user("gemini")], "generationConfig": {"candidateCount": count}}
+        return gemini.parse_request(orjson.dumps(body), "m")
+
+    assert parse(MAX_CHOICES).n == MAX_CHOICES
+    for count in (0, -1, MAX_CHOICES + 1, 10**12):
+        assert _refused(lambda count=count: parse(count)).param == "generationConfig.candidateCount"
+
+
 def test_embedding_dimensions_are_positive_and_at_most_65536() -> None:
     def openai_embed(dims: int) -> Any:
         return openai.parse_embedding_request(orjson.dumps({"model": "m", "input": "x", "dimensions": dims}))

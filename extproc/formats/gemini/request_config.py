@@ -5,6 +5,7 @@ from __future__ import annotations
 from extproc.formats.canonical import ChatRequest, ResponseFormat, Tool, ToolChoice
 from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _dict, _get, _int, _list, _str
 from extproc.formats.gemini.schema import _schema_to_json
+from extproc.formats.limits import MAX_CHOICES, check_positive
 
 
 def _parse_tools(tools: list) -> list[Tool]:
@@ -73,6 +74,8 @@ def _parse_generation_config(config: dict, req: ChatRequest) -> None:
         value = _get(config, camel, snake)
         if value is not None:
             setattr(req, field_name, read(value, p + camel))
+    if req.n is not None:  # each candidate is a whole answer: bounded like OpenAI's n
+        check_positive(req.n, MAX_CHOICES, p + "candidateCount")
     value = _get(config, "stopSequences", "stop_sequences")
     if value is not None:
         req.stop = [_str(s, p + "stopSequences") for s in _list(value, p + "stopSequences")]
