@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint format bench clean
+.PHONY: install run test test-unit lint format bench soak clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ format: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || (echo "bench needs wrk: apt-get install wrk" && exit 1)
 	$(BIN)/python -m bench.run
+
+soak: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || (echo "soak needs wrk: apt-get install wrk" && exit 1)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .run
