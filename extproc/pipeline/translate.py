@@ -37,7 +37,7 @@ class TranslateStage(Stage):
             made = embeddings_for(request, provider, target.upstream_model)
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
-        path = upstream_path(provider, endpoint.operation, target.upstream_model, made.stream)
+        path = upstream_path(provider, endpoint.operation, target.upstream_model, made.stream, endpoint.sse)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]
         reply.set_headers += fixed_headers(provider, endpoint.format, ex.headers)
         if made.body is not None:  # an unchanged body is not sent back: a 10 MB image stays where it is

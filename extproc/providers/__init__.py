@@ -19,7 +19,8 @@ from extproc.formats.endpoint import Format, Operation
 
 ANTHROPIC_VERSION = "2023-06-01"
 
-PathBuilder = Callable[[Provider, Operation, str, bool], str]
+# (provider, operation, model, stream, sse): sse=False asks Gemini for its JSON-array stream
+PathBuilder = Callable[[Provider, Operation, str, bool, bool], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,13 @@ def _segment(model: str) -> str:
     return quote(model, safe="")
 
 
-def _openai_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+def _openai_path(provider: Provider, operation: Operation, model: str, stream: bool, sse: bool) -> str:
     return (
         provider.base_path + {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"}[operation]
     )
 
 
-def _azure_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+def _azure_path(provider: Provider, operation: Operation, model: str, stream: bool, sse: bool) -> str:
     version = f"api-version={quote(provider.azure_api_version or '', safe='')}"
     if operation == "models":
         return f"{provider.base_path}/openai/models?{version}"
@@ -64,11 +65,11 @@ def _azure_path(provider: Provider, operation: Operation, model: str, stream: bo
     return f"{provider.base_path}/openai/deployments/{_segment(model)}/{suffix}?{version}"
 
 
-def _anthropic_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+def _anthropic_path(provider: Provider, operation: Operation, model: str, stream: bool, sse: bool) -> str:
     return provider.base_path + ("/v1/models" if operation == "models" else "/v1/messages")
 
 
-def _gemini_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
+def _gemini_path(provider: Provider, operation: Operation, model: str, stream: bool, sse: bool) -> str:
     base = f"{provider.base_path}/v1beta/models"
     if operation == "models":
         return base
@@ -76,7 +77,7 @@ def _gemini_path(provider: Provider, operation: Operation, model: str, stream: b
     segment = _segment(model.removeprefix("models/"))
     if operation == "embeddings":
         return f"{base}/{segment}:batchEmbedContents"
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    method = ("streamGenerateContent?alt=sse" if sse else "streamGenerateContent") if stream else "generateContent"
     return f"{base}/{segment}:{method}"
 
 
@@ -115,6 +116,8 @@ def provider_format(provider: Provider) -> Format:
     return KINDS[provider.kind].format
 
 
-def upstream_path(provider: Provider, operation: Operation, model: str, stream: bool) -> str:
-    """The provider's path for one operation (query string included)."""
-    return kind_of(provider).path(provider, operation, model, stream)
+def upstream_path(provider: Provider, operation: Operation, model: str, stream: bool, sse: bool = True) -> str:
+    """The provider's path for one operation (query string included). A Gemini provider streams as
+    the client asked (`sse`: a Gemini client without alt=sse gets a JSON array, passed through as is);
+    its decoder reads either."""
+    return kind_of(provider).path(provider, operation, model, stream, sse)

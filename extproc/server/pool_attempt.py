@@ -58,4 +58,5 @@ class PoolAttempt:
             request.stream = self.client_stream  # a Gemini client asks by its path, not its body
             model = self.model or request.model
             made = chat_for(request, body, self.endpoint.format, self.provider, model)
-        return RenderedAttempt(upstream_path(self.provider, operation, model, made.stream), made.body)
+        path = upstream_path(self.provider, operation, model, made.stream, self.endpoint.sse)
+        return RenderedAttempt(path, made.body)

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import AZURE_API_VERSION, OPENAI_KEY
-from tests.fakes.providers import FakeOpenAI
+from tests.fakes.providers import FakeGemini, FakeOpenAI
 from tests.integration.sdk_outcomes import openai_client
 from tests.integration.test_openai_gateway import TOOLS
 from tests.support.stack import GatewayStack
@@ -111,3 +111,19 @@ def test_gemini_stream_from_a_provider_that_cannot_stream(gateway: GatewayStack,
     text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
     assert "stream it" in text
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_a_gemini_client_streaming_without_alt_sse_gets_geminis_json_array_from_a_gemini_provider(
+    gateway: GatewayStack, fake_gemini: FakeGemini
+) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "array please"}]}]}
+    url = f"{gateway.base_url}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    response = httpx.post(url, json=body, timeout=20)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.text.startswith("[") and response.text.rstrip().endswith("]")
+    chunks = json.loads(response.text)
+    text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
+    assert "array please" in text and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    seen = fake_gemini.requests[-1]
+    assert seen.path.endswith(":streamGenerateContent") and "alt" not in seen.query  # asked as the client asked

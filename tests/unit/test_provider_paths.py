@@ -59,6 +59,8 @@ def test_hostile_model_stays_inside_its_own_path_segment(kind: str, operation: s
 def test_plain_model_paths_are_what_each_provider_serves() -> None:
     for (kind, operation, stream), expected in PLAIN.items():
         assert upstream_path(KINDS[kind], operation, "m", stream) == expected  # type: ignore[arg-type]
+    assert upstream_path(KINDS["gemini"], "chat", "m", True, sse=False) == "/v1beta/models/m:streamGenerateContent"
+    assert upstream_path(KINDS["openai"], "chat", "m", True, sse=False) == "/v1/chat/completions"  # Gemini's only
     assert upstream_path(KINDS["gemini"], "chat", "models/gemini-2.5-flash", False) == (
         "/v1beta/models/gemini-2.5-flash:generateContent"
     )
