@@ -26,6 +26,7 @@ from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import provider_format
+from extproc.providers.rendering import dropped_for
 from extproc.server import messages as m
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,8 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     ex.answered_by = provider
     if ex.target is not None and provider is not ex.target.provider:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
+    if isinstance(ex.request, ChatRequest):
+        ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.model)
     ex.passthrough = provider_format(provider) == endpoint.format
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 

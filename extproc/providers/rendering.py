@@ -5,6 +5,7 @@ nothing had to change. Used for a single provider (router pass) and per attempt 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from extproc.config.model import Provider
@@ -31,14 +32,33 @@ def render_options(provider: Provider, model: str) -> RenderOptions:
 
 def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
     """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
+    made = _fit_and_render(request, client, provider, model)
+    if made is None:  # the client's own request suits the provider
+        upstream = FORMATS[provider_format(provider)]
+        return ProviderRequest(None if request.model == model else upstream.with_model(body, model), request.stream)
+    return _counted(provider, made)
+
+
+def dropped_for(request: ChatRequest, client: Format, provider: Provider, model: str) -> list[str]:
+    """The features `chat_for` leaves out of `request` for `provider`, `request` untouched: what a
+    pool's answer names once Envoy says which provider gave it (each attempt's upstream pass
+    rendered, and counted, its own)."""
+    try:
+        made = _fit_and_render(copy.deepcopy(request), client, provider, model)
+    except GatewayError:  # refused: that attempt was answered with a 400, nothing was dropped
+        return []
+    return made.dropped if made is not None else []
+
+
+def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, model: str) -> ProviderRequest | None:
+    """None: the provider speaks the client's API and nothing had to change."""
     fitting = fit_to_provider(request, provider)
     stream = request.stream and provider.capabilities.streaming
-    upstream = FORMATS[provider_format(provider)]
     if provider_format(provider) == client and not fitting.changed and stream == request.stream:
-        return ProviderRequest(None if request.model == model else upstream.with_model(body, model), stream)
+        return None
     request.stream = stream
-    rendered = upstream.render_request(request, render_options(provider, model))
-    return _counted(provider, ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped))
+    rendered = FORMATS[provider_format(provider)].render_request(request, render_options(provider, model))
+    return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:

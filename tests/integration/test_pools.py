@@ -192,3 +192,20 @@ def test_a_gemini_client_fails_over_to_anthropic_plain_and_streaming_and_it_is_c
     assert pieces[-1].candidates[0].finish_reason == types.FinishReason.STOP
     assert metric_sum(stack, "gateway_failovers_total", 'route="gemini-then-anthropic"') == failovers + 2
     assert metric_sum(stack, "gateway_retries_total", 'provider="anthropic"') == retries + 2
+
+
+def test_a_pools_answer_names_the_features_the_provider_that_gave_it_dropped(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    asked = {"model": "pool-b-1", "messages": [{"role": "user", "content": "drop some"}], "seed": 7}
+    asked["presence_penalty"] = 0.5
+    before = len(fake_anthropic.requests)
+    by_anthropic = oai(stack).chat.completions.with_raw_response.create(**asked)
+    assert len(fake_anthropic.requests) == before + 1  # the first member answered
+    assert by_anthropic.headers["x-gateway-dropped-features"] == "seed,presence_penalty"
+    # The same request answered by the pool's OpenAI member (Anthropic overloaded) drops nothing.
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    fake_anthropic.enqueue(json_reply(overloaded, status=529))
+    by_openai = oai(stack).chat.completions.with_raw_response.create(**asked)
+    assert fake_openai.last_request.json["seed"] == 7
+    assert "x-gateway-dropped-features" not in by_openai.headers
