@@ -96,33 +96,32 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_a_rotated_provider_key_file_reaches_the_provider_without_touching_the_config(
-    tmp_path: Path, fake_openai: FakeOpenAI
-) -> None:
-    secrets = tmp_path / "secrets"  # laid out like a k8s Secret volume: the key behind ..data
-    (secrets / "..2026_12_02_01").mkdir(parents=True)
-    (secrets / "..2026_12_02_01" / "key").write_text(OPENAI_KEY + "\n")
-    (secrets / "..data").symlink_to("..2026_12_02_01")
-    (secrets / "key").symlink_to("..data/key")
-    provider = {"name": "oa", "kind": "openai", "base_url": fake_openai.base_url + "/v1"}
-    config = {
-        "providers": [{**provider, "api_key_file": str(secrets / "key")}],
-        "routes": [{"model": "*", "provider": "oa"}],
-    }
-    stack = GatewayStack(tmp_path, config).start()
-    try:
-        assert _serves(stack, "gpt-4o")
-        rotated = "sk-rotated-" + OPENAI_KEY[-8:]
-        fake_openai.api_key = rotated  # the provider now refuses the old key
-        (secrets / "..2026_12_02_02").mkdir()
-        (secrets / "..2026_12_02_02" / "key").write_text(rotated + "\n")
-        (secrets / "..data_tmp").symlink_to("..2026_12_02_02")
-        (secrets / "..data_tmp").rename(secrets / "..data")
-        _eventually(lambda: _serves(stack, "gpt-4o"))
-        assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {rotated}"
-        assert httpx.get(stack.admin_url + "/status").json()["config"]["last_reload"]["ok"]
-    finally:
-        stack.stop()
+def test_a_rotated_provider_key_file_reaches_the_provider_without_touching_the_config(tmp_path: Path) -> None:
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake_openai:  # its own: the key it accepts changes
+        secrets = tmp_path / "secrets"  # laid out like a k8s Secret volume: the key behind ..data
+        (secrets / "..2026_12_02_01").mkdir(parents=True)
+        (secrets / "..2026_12_02_01" / "key").write_text(OPENAI_KEY + "\n")
+        (secrets / "..data").symlink_to("..2026_12_02_01")
+        (secrets / "key").symlink_to("..data/key")
+        provider = {"name": "oa", "kind": "openai", "base_url": fake_openai.base_url + "/v1"}
+        config = {
+            "providers": [{**provider, "api_key_file": str(secrets / "key")}],
+            "routes": [{"model": "*", "provider": "oa"}],
+        }
+        stack = GatewayStack(tmp_path, config).start()
+        try:
+            assert _serves(stack, "gpt-4o")
+            rotated = "sk-rotated-" + OPENAI_KEY[-8:]
+            fake_openai.api_key = rotated  # the provider now refuses the old key
+            (secrets / "..2026_12_02_02").mkdir()
+            (secrets / "..2026_12_02_02" / "key").write_text(rotated + "\n")
+            (secrets / "..data_tmp").symlink_to("..2026_12_02_02")
+            (secrets / "..data_tmp").rename(secrets / "..data")
+            _eventually(lambda: _serves(stack, "gpt-4o"))
+            assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {rotated}"
+            assert httpx.get(stack.admin_url + "/status").json()["config"]["last_reload"]["ok"]
+        finally:
+            stack.stop()
 
 
 def test_with_an_admin_token_a_loopback_neighbour_cannot_reload_without_it(tmp_path: Path) -> None:
