@@ -8,6 +8,10 @@ in the client's own format: a whole response before the answer started, an
 in-band error event and a clean end inside a stream. Per-request state lives
 in the Exchange, local to this stream: nothing is shared with the upstream
 pass but headers.
+
+Once the last message Envoy will send is answered (the answer's end, or the
+gateway's own reply), the request is finished and the pass ends; the stream
+then waits for Envoy's reset (server/stream_end.py says why).
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ class RouterPass:
                 except Exception:
                     log.exception("router pass failed", extra={"request_id": ex.request_id})
                     yield self._error(ex, kind, GatewayError("internal", "the gateway failed on this request"))
+                if ex.answered:
+                    break  # nothing more will come
         finally:
             for stage in self._on_finish if ex.headers else ():
                 try:

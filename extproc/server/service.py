@@ -13,6 +13,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, 
 from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.router_pass import RouterPass
+from extproc.server.stream_end import end_quietly
 from extproc.server.upstream_pass import UpstreamPass
 from extproc.state import GatewayState
 
@@ -42,6 +43,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):
                 yield response
         finally:
             gauge.dec()
+        await end_quietly(context)
 
 
 def build_server(state: GatewayState, address: str) -> grpc.aio.Server:

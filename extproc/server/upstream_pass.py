@@ -64,8 +64,20 @@ class UpstreamPass:
                     outcome.abandon()
                     failed = GatewayError("internal", "the gateway failed to prepare the provider request")
                     yield _error(outcome, failed)
+                if self._last_message(message):
+                    break  # the stream then waits for Envoy's reset (server/stream_end.py)
         finally:
             outcome.ended()
+
+    def _last_message(self, message: ProcessingRequest) -> bool:
+        """The answer's headers come only with breakers (each attempt's status is reported);
+        without them the request's body is the last (its headers, for a request without one)."""
+        kind = message.WhichOneof("request")
+        if kind == "response_headers":
+            return True
+        if self._state.snapshot.config.breakers is not None:
+            return False
+        return kind == "request_body" or (kind == "request_headers" and message.request_headers.end_of_stream)
 
     def _handle(self, message: ProcessingRequest, outcome: AttemptOutcome) -> ProcessingResponse:
         kind = message.WhichOneof("request")
