@@ -188,3 +188,23 @@ def test_upstream_pass_errors_speak_the_clients_api() -> None:
     body = orjson.loads(answer.immediate_response.body)
     assert body["type"] == "error" and body["request_id"] == "rid-9"  # Anthropic's error shape
     assert answer.immediate_response.status.code == 503
+
+
+def test_the_pass_stops_reading_once_its_answer_is_given() -> None:
+    """A read still pending when Envoy resets the stream leaks in grpc.aio (server/stream_end.py)."""
+    state = GatewayState(load_text(CONFIG, {"K": "s"}, Path(".")))
+    read: list[str] = []
+
+    async def feed() -> AsyncIterator[ProcessingRequest]:
+        for message in (REQUEST_HEADERS, body({"model": "mock-1", "messages": [{"role": "user", "content": "x"}]})):
+            read.append(message.WhichOneof("request"))
+            yield message
+        read.append("read past the answer")
+        yield ProcessingRequest()
+
+    async def collect() -> list:
+        return [r async for r in RouterPass(state).process(feed())]
+
+    _, answer = asyncio.run(collect())
+    assert answer.immediate_response.status.code == 200  # the mock answered
+    assert read == ["request_headers", "request_body"]
