@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,7 @@ def test_ready_address_rides_on_the_first_gateway_listener_only_when_configured(
     assert "ext_proc" not in json.dumps(ready)  # the ready port serves no gateway API
     clash = VALID + "listeners: [{port: 9902}]\nenvoy: {ready_port: 9902}\n"
     assert problems_of(clash, {"OPENAI_KEY": "k"}) == ["envoy.ready_port: port 9902 is also a listener's port"]
+
+
+def test_the_embedded_default_keeps_its_run_files_per_instance() -> None:
+    assert load_file(None).envoy.xds_dir == str(Path(".run") / str(os.getpid()) / "xds")
