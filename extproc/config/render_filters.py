@@ -17,10 +17,8 @@ def ms(value: int) -> str:
     return f"{value / 1000:g}s"
 
 
-def ext_proc_filter(
-    config: GatewayConfig, *, upstream: bool, listener: str = "", upstream_body: bool = False
-) -> dict[str, Any]:
-    """The ext_proc filter: the router pass (listener) or the upstream pass (cluster).
+def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = "") -> dict[str, Any]:
+    """The ext_proc filter: the router pass (listener) or the upstream pass (a pool's cluster).
 
     The listener's copy is disabled here and enabled by the route configuration
     (`enable_ext_proc_per_route`): a codec error (a 1 MB header, Content-Length
@@ -29,11 +27,10 @@ def ext_proc_filter(
     the filter takes that local reply over and the client gets a reset, no status.)
     """
     if upstream:
-        # A pool's upstream pass renders the body per attempt, so it reads it; a single provider's does not.
-        body = "BUFFERED" if upstream_body else "NONE"
+        # The upstream pass renders the body per attempt, so it reads it.
         # With breakers, each attempt's answer status is reported (a retried failure never reaches the router pass).
         answer = "SEND" if config.breakers is not None else "SKIP"
-        mode = {"request_header_mode": "SEND", "request_body_mode": body, "response_header_mode": answer}
+        mode = {"request_header_mode": "SEND", "request_body_mode": "BUFFERED", "response_header_mode": answer}
     else:
         mode = {"request_header_mode": "SEND", "request_body_mode": "BUFFERED", "response_header_mode": "SEND"}
     mode |= {"response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}
@@ -60,8 +57,7 @@ def ext_proc_filter(
     namespaces = {"untyped": [REQUEST_METADATA_NAMESPACE]}
     if upstream:
         typed["request_attributes"] = [PROVIDER_ATTRIBUTE]
-        if upstream_body:
-            typed["metadata_options"] = {"forwarding_namespaces": namespaces}
+        typed["metadata_options"] = {"forwarding_namespaces": namespaces}
         return {"name": EXT_PROC_FILTER, "typed_config": typed}
     typed["metadata_options"] = {"receiving_namespaces": namespaces}  # the router pass's facts for a pool
     return {"name": EXT_PROC_FILTER, "typed_config": typed, "disabled": True}

@@ -69,7 +69,7 @@ def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path) -> dict[st
     outlier = {**_OUTLIER_DEFAULTS, **resilience.outlier_detection}
     filters = [
         _remove_headers("forget-earlier-attempt", _CREDENTIAL_HEADERS),
-        ext_proc_filter(config, upstream=True, upstream_body=True),
+        ext_proc_filter(config, upstream=True),
         *credentials,
         _remove_headers("attempt-provider-off", (ATTEMPT_PROVIDER_HEADER,)),
         UPSTREAM_CODEC,
