@@ -61,7 +61,7 @@ class CacheStage(Stage):
             try:
                 return self._hit(ex, codec.decode(entry.value), entry.age_s, len(entry.value))
             except (ValueError, KeyError, TypeError):
-                log.warning("unreadable cache entry; answering from the provider", extra={"request_id": ex.request_id})
+                log.warning("unreadable cache entry; answering from the provider")
         ex.cache_key, ex.cache_ttl_s = key, ttl_s
         self._outcome(ex, "MISS")
         return None

@@ -76,7 +76,7 @@ class RouterPass:
                 except GatewayError as error:
                     yield self._error(ex, kind, error)
                 except Exception:
-                    log.exception("router pass failed", extra={"request_id": ex.request_id})
+                    log.exception("router pass failed")  # the request id comes with the task (observe/logs.py)
                     yield self._error(ex, kind, GatewayError("internal", "the gateway failed on this request"))
                 if ex.answered:
                     break  # nothing more will come
@@ -85,9 +85,7 @@ class RouterPass:
                 try:
                     stage.finish(ex)
                 except Exception:
-                    log.exception(
-                        "finishing a request failed", extra={"stage": stage.name, "request_id": ex.request_id}
-                    )
+                    log.exception("finishing a request failed", extra={"stage": stage.name})
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)
