@@ -10,14 +10,14 @@ in the Exchange, local to this stream: nothing is shared with the upstream
 pass but headers.
 
 Once the last message Envoy will send is answered (the answer's end, or the
-gateway's own reply), the request is finished and the pass ends; the stream
-then waits for Envoy's reset (server/stream_end.py says why).
+gateway's own reply), the request is finished and the pass ends, which ends
+the stream: nothing more is read.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     BodyResponse,
@@ -53,7 +53,7 @@ class RouterPass:
 
     async def process(
         self, requests: AsyncIterator[ProcessingRequest], listener: str = ""
-    ) -> AsyncIterator[ProcessingResponse]:
+    ) -> AsyncGenerator[ProcessingResponse, None]:
         ex = Exchange(self._state.snapshot, listener)
         try:
             async for message in requests:

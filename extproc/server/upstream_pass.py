@@ -13,7 +13,7 @@ one. With breakers on, each attempt's answer status comes back here.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     BodyResponse,
@@ -50,7 +50,7 @@ class UpstreamPass:
     def __init__(self, state: GatewayState) -> None:
         self._state = state
 
-    async def process(self, requests: AsyncIterator[ProcessingRequest]) -> AsyncIterator[ProcessingResponse]:
+    async def process(self, requests: AsyncIterator[ProcessingRequest]) -> AsyncGenerator[ProcessingResponse, None]:
         outcome = AttemptOutcome(self._state.breakers, self._state.snapshot.config.breakers)
         try:
             async for message in requests:
@@ -65,7 +65,7 @@ class UpstreamPass:
                     failed = GatewayError("internal", "the gateway failed to prepare the provider request")
                     yield _error(outcome, failed)
                 if self._last_message(message):
-                    break  # the stream then waits for Envoy's reset (server/stream_end.py)
+                    break  # the attempt is answered: the stream ends
         finally:
             outcome.ended()
 
