@@ -11,7 +11,7 @@ from pathlib import Path
 # Envoy runs as our child; gRPC fork handlers only add noise.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from extproc.config.load import ConfigError, load_file
+from extproc.config.load import ConfigError, load_file, run_socket
 from extproc.config.schema import GATEWAY_SCHEMA
 
 
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     path = getattr(args, "file", None) or getattr(args, "config", None)
     try:
         config = load_file(path)
+        if args.command == "run" and config.extproc.unix_socket is None and (socket := run_socket()) is not None:
+            # Envoy is ours and on this host: its ext_proc calls go over a 0600 Unix socket (cheaper than
+            # loopback TCP, and no neighbour can dial it). Set for every later load too (reloads, workers).
+            os.environ["GATEWAY_EXTPROC_SOCKET"] = socket
+            config = load_file(path)
     except ConfigError as error:
         print(f"{path or '<embedded default>'}: invalid configuration", file=sys.stderr)
         for problem in error.problems:

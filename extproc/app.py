@@ -114,6 +114,9 @@ def _remove_instance_files(xds_dir: Path) -> None:
     own = instance_run_dir().resolve()
     if xds_dir.resolve().is_relative_to(own):
         shutil.rmtree(own, ignore_errors=True)
+    else:  # only the ext_proc's sockets were there, removed as their servers stopped
+        with contextlib.suppress(OSError):
+            own.rmdir()
 
 
 async def _follow(config: GatewayConfig, workers: list[Worker]) -> None:

@@ -92,6 +92,13 @@ def instance_run_dir() -> Path:
     return Path(".run") / str(os.getpid())
 
 
+def run_socket() -> str | None:
+    """Where `extproc run` serves the ext_proc by default: a socket among this instance's run files.
+    None where the absolute path would not fit a socket address (108 bytes on Linux)."""
+    path = (instance_run_dir() / "extproc.sock").absolute()
+    return str(path) if len(str(path)) < 100 else None
+
+
 def text_hash(text: str) -> str:
     """A config's version: the same text (before the environment is applied) gives the same hash."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -132,6 +132,7 @@ class GrpcConnection(asyncio.Protocol):
         self._received = 0
         self._blocked: set[_Stream] = set()
         self.closing = False
+        self._out: list[bytes] = []  # frames to send at the end of this turn of the event loop
 
     # -- connection events
 
@@ -179,13 +180,19 @@ class GrpcConnection(asyncio.Protocol):
     def _fail(self, code: int, reason: str) -> None:
         log.warning("ext_proc connection ended", extra={"error": reason})
         self._write(h2.goaway(self._last_stream_id, code))
-        if self._transport is not None:
-            self._transport.close()
+        self.close()
         self._buffer.clear()
 
     def _write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        """Frames written in one turn of the event loop leave in one send (a syscall per frame was a fifth of the CPU)."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._send_out)
+        self._out.append(data)
+
+    def _send_out(self) -> None:
+        if self._out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(self._out))
+        self._out.clear()
 
     # -- frames
 
@@ -417,6 +424,7 @@ class GrpcConnection(asyncio.Protocol):
         return not self._streams
 
     def close(self) -> None:
+        self._send_out()
         if self._transport is not None:
             self._transport.close()
 

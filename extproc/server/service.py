@@ -52,11 +52,18 @@ class ProcessorServer(GrpcServer):
 
     async def start(self) -> None:
         path = Path(self.address.removeprefix("unix:")) if self.address.startswith("unix:") else None
-        if path is not None and path.is_socket():
-            path.unlink()  # left by a process that did not stop cleanly
+        if path is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if path.is_socket():
+                path.unlink()  # left by a process that did not stop cleanly
         await super().start()
         if path is not None:
             os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+    async def stop(self, grace_s: float | None) -> None:
+        await super().stop(grace_s)
+        if self.address.startswith("unix:"):
+            Path(self.address.removeprefix("unix:")).unlink(missing_ok=True)
 
 
 def build_server(state: GatewayState, address: str) -> ProcessorServer:
