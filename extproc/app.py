@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 import uvloop
 
 from extproc.config import render
@@ -138,10 +137,22 @@ async def stop_envoy(config: GatewayConfig, envoy: asyncio.subprocess.Process) -
 
 
 async def _wait_serving(addresses: list[str], timeout_s: float = 30) -> None:
-    """Worker processes are ready once their gRPC address answers."""
+    """Worker processes are ready once their address accepts a connection."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
     for address in addresses:
-        async with grpc.aio.insecure_channel(address) as channel:
-            await asyncio.wait_for(channel.channel_ready(), timeout_s)
+        while True:
+            try:
+                if address.startswith("unix:"):
+                    _, writer = await asyncio.open_unix_connection(address.removeprefix("unix:"))
+                else:
+                    host, _, port = address.rpartition(":")
+                    _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+                writer.close()
+                break
+            except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"ext_proc worker at {address} did not start") from None
+                await asyncio.sleep(0.05)
 
 
 async def drain_envoy(config: GatewayConfig, grace_s: float) -> None:

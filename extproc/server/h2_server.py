@@ -28,7 +28,7 @@ from extproc.server import http2 as h2
 
 log = logging.getLogger(__name__)
 
-METHOD = b"/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 10+ MB body (base64 images) in one buffered message
 _MAX_FRAME = 1 << 20  # what we accept: a large body in few frames
 _REFILL = 1 << 30  # receive windows are topped up once half of the largest window is used
@@ -59,9 +59,10 @@ _OK_TRAILERS = _trailers(_OK)
 class Inbox:
     """The stream's request messages as an async iterator: the handler's side of the stream."""
 
-    __slots__ = ("_ended", "_items", "_waiter")
+    __slots__ = ("_ended", "_items", "_loop", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._items: deque[ProcessingRequest] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
@@ -85,7 +86,7 @@ class Inbox:
         while not self._items:
             if self._ended:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             await self._waiter
             self._waiter = None
         return self._items.popleft()
@@ -94,9 +95,9 @@ class Inbox:
 class _Stream:
     __slots__ = ("headers_sent", "id", "inbox", "partial", "pending", "received", "send_window", "task", "trailers")
 
-    def __init__(self, stream_id: int, send_window: int) -> None:
+    def __init__(self, stream_id: int, send_window: int, loop: asyncio.AbstractEventLoop) -> None:
         self.id = stream_id
-        self.inbox = Inbox()
+        self.inbox = Inbox(loop)
         self.partial = bytearray()  # a request message split across DATA frames
         self.send_window = send_window
         self.pending = bytearray()  # response bytes waiting for flow-control window
@@ -119,10 +120,10 @@ class GrpcConnection(asyncio.Protocol):
         self._handler = handler
         self._connections = connections
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()  # kept: in Python 3.11 each lookup is a getpid() call
         self._buffer = bytearray()
         self._preface_seen = False
-        self._decoder = hpack.Decoder()
-        self._decoder.max_header_list_size = 64 * 1024
+        self._decoder = h2.HeaderDecoder(max_list_size=64 * 1024)
         self._streams: dict[int, _Stream] = {}
         self._last_stream_id = 0
         self._continuation: tuple[int, int, bytearray] | None = None  # stream id, flags, block so far
@@ -186,7 +187,7 @@ class GrpcConnection(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         """Frames written in one turn of the event loop leave in one send (a syscall per frame was a fifth of the CPU)."""
         if not self._out:
-            asyncio.get_running_loop().call_soon(self._send_out)
+            self._loop.call_soon(self._send_out)
         self._out.append(data)
 
     def _send_out(self) -> None:
@@ -285,7 +286,7 @@ class GrpcConnection(asyncio.Protocol):
             self._header_block(stream_id, first_flags, bytes(block))
 
     def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        headers = self._decoder.decode(block, raw=True)  # decoded always: the dynamic table must follow
+        metadata = self._decoder.decode(block)  # every block, even a stream's trailers: the table must follow
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers from the client: its side is done
             stream.inbox.end()
@@ -298,9 +299,8 @@ class GrpcConnection(asyncio.Protocol):
         if self.closing:
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
-        metadata = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
-        stream = _Stream(stream_id, self._initial_window)
-        if metadata.get(":path", "").encode() != METHOD:
+        stream = _Stream(stream_id, self._initial_window, self._loop)
+        if metadata.get(":path") != METHOD:
             self._write(
                 h2.frame(
                     h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, stream_id, _RESPONSE_HEADERS + _trailers(_UNIMPLEMENTED)
@@ -310,7 +310,7 @@ class GrpcConnection(asyncio.Protocol):
         self._streams[stream_id] = stream
         if flags & h2.END_STREAM:
             stream.inbox.end()
-        stream.task = asyncio.get_running_loop().create_task(self._serve(stream, metadata))
+        stream.task = self._loop.create_task(self._serve(stream, metadata))
 
     def _settings(self, payload: bytes) -> None:
         if len(payload) % 6:

@@ -75,6 +75,32 @@ def header_block(headers: list[tuple[str, str]]) -> bytes:
     return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(k, v) for k, v in headers], huffman=False)
 
 
+class HeaderDecoder:
+    """hpack decoding that remembers the blocks which leave the dynamic table as it was: once its
+    headers are indexed, Envoy opens every ext_proc stream with the same few bytes. A block that
+    changes the table forgets them all, since an index may now name another header."""
+
+    def __init__(self, max_list_size: int) -> None:
+        self._decoder = hpack.Decoder()
+        self._decoder.max_header_list_size = max_list_size
+        self._known: dict[bytes, dict[str, str]] = {}
+
+    def decode(self, block: bytes) -> dict[str, str]:
+        """The block's headers (read-only: a remembered block's are shared)."""
+        if (known := self._known.get(block)) is not None:
+            return known
+        table = self._decoder.header_table.dynamic_entries
+        before = len(table), table[0] if table else None
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in self._decoder.decode(block, raw=True)
+        }
+        if before != (len(table), table[0] if table else None):
+            self._known.clear()
+        elif len(self._known) < 64:
+            self._known[block] = headers
+        return headers
+
+
 def strip_padding(flags: int, payload: bytes) -> bytes:
     """The payload of a DATA or HEADERS frame without its padding (and a HEADERS frame's priority)."""
     start, end = 0, len(payload)

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 
 import grpc
+import hpack
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
@@ -284,3 +285,15 @@ def gateway_state(tmp_path: Path) -> GatewayState:
     return GatewayState(
         load_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: '*', provider: mock}]\n", {}, tmp_path)
     )
+
+
+def test_a_remembered_header_block_is_forgotten_once_the_table_changes_what_its_indexes_name() -> None:
+    encoder, decoder = hpack.Encoder(), h2.HeaderDecoder(max_list_size=65536)
+    inserting_a = encoder.encode([("x-a", "1")])
+    indexed_a = encoder.encode([("x-a", "1")])  # now an index into the dynamic table
+    assert decoder.decode(inserting_a) == {"x-a": "1"}
+    assert decoder.decode(indexed_a) == decoder.decode(indexed_a) == {"x-a": "1"}
+    assert decoder.decode(encoder.encode([("x-b", "2")])) == {"x-b": "2"}  # inserted before x-a
+    indexed_b = encoder.encode([("x-b", "2")])
+    assert indexed_b == indexed_a  # the same bytes...
+    assert decoder.decode(indexed_b) == {"x-b": "2"}  # ...now name another header
