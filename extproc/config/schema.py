@@ -314,12 +314,14 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 "address": {
                     "type": "string",
                     "default": "127.0.0.1",
-                    "description": "address of the gRPC service Envoy calls (restart to change)",
+                    "description": "address of the gRPC service Envoy calls, for `extproc serve` (restart to change)",
                 },
                 "port": {
                     **_port,
                     "default": 50051,
-                    "description": "gRPC port; worker N listens on port + N (GATEWAY_EXTPROC_PORT; restart to change)",
+                    "description": "gRPC port of `extproc serve`; worker N listens on port + N. `extproc run` (Envoy on the same "
+                    "host) uses a 0600 socket among its run files instead, unless unix_socket is set "
+                    "(GATEWAY_EXTPROC_PORT; restart to change)",
                 },
                 "unix_socket": {
                     "type": "string",

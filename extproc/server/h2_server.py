@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 10+ MB body (base64 images) in one buffered message
 _MAX_FRAME = 1 << 20  # what we accept: a large body in few frames
+_MAX_STREAMS = 10_000  # per connection; Envoy opens another connection beyond it
 _REFILL = 1 << 30  # receive windows are topped up once half of the largest window is used
 _OK, _UNIMPLEMENTED, _INTERNAL, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 0, 12, 13, 8, 14
 _MESSAGE_PREFIX = struct.Struct(">BI")
@@ -40,6 +41,7 @@ Handler = Callable[[Mapping[str, str], AsyncIterator[ProcessingRequest]], AsyncG
 _OUR_SETTINGS = h2.settings_frame(
     {
         h2.SETTINGS_ENABLE_PUSH: 0,
+        h2.SETTINGS_MAX_CONCURRENT_STREAMS: _MAX_STREAMS,
         h2.SETTINGS_INITIAL_WINDOW_SIZE: h2.MAX_WINDOW,
         h2.SETTINGS_MAX_FRAME_SIZE: _MAX_FRAME,
         h2.SETTINGS_MAX_HEADER_LIST_SIZE: 64 * 1024,
@@ -296,7 +298,7 @@ class GrpcConnection(asyncio.Protocol):
                 raise ConnectionError_(h2.PROTOCOL_ERROR, "a client stream id must be odd")
             return  # a stream we already ended: late trailers
         self._last_stream_id = stream_id
-        if self.closing:
+        if self.closing or len(self._streams) >= _MAX_STREAMS:
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
         stream = _Stream(stream_id, self._initial_window, self._loop)

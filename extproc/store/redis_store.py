@@ -20,6 +20,7 @@ deletes the entries it pops from the index (fine on one server; not cluster-safe
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -28,9 +29,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from extproc.store.base import CacheEntry, Decision, StoreError, Take
+from extproc.store.write_batch import Batch, WriteBatch
 
 T = TypeVar("T")
 
@@ -222,6 +224,7 @@ class RedisStore:
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._cache_set = client.register_script(_CACHE_SET_LUA)
         self._cache_get = client.register_script(_CACHE_GET_LUA)
+        self._writes = WriteBatch(self._send_writes)  # settles and releases: one pipeline per few ms
         # Scrubbed from error messages (from_url has moved a password in the url here too).
         password = client.connection_pool.connection_kwargs.get("password")
         self._secrets = [password] if isinstance(password, str) and password else []
@@ -291,7 +294,7 @@ class RedisStore:
         ]
 
     async def settle(self, key: str, delta: int, limit: int, window_s: float) -> None:
-        await self._call("settle", self._settle(keys=[self._bucket(key)], args=[delta, limit, window_s]))
+        await self._call("settle", self._writes.settle(key, delta, limit, window_s))
 
     async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         reply = await self._call(
@@ -300,7 +303,27 @@ class RedisStore:
         return bool(reply)
 
     async def release(self, key: str, holder: str) -> None:
-        await self._call("release", self._client.zrem(self._prefix + "s:" + key, holder))
+        await self._call("release", self._writes.release(self._prefix + "s:" + key, holder))
+
+    async def _send_writes(self, batch: Batch) -> None:
+        # EVALSHA by hand: redis-py's pipelined scripts cost a SCRIPT EXISTS round trip per pipeline.
+        for attempt in (1, 2):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, correction in batch.settles.items():
+                    if correction.delta:
+                        args = (correction.delta, correction.limit, correction.window_s)
+                        pipe.evalsha(self._settle.sha, 1, self._bucket(key), *args)
+                for key, holders in batch.releases.items():
+                    pipe.zrem(key, *holders)
+                replies = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(reply, NoScriptError) for reply in replies):
+                await self._client.script_load(
+                    _SETTLE_LUA
+                )  # the server forgot it (restarted); releases repeat harmlessly
+                continue
+            if errors := [reply for reply in replies if isinstance(reply, Exception)]:
+                raise errors[0]
+            return
 
     async def cache_get(self, key: str) -> CacheEntry | None:
         keys = [self._prefix + "c:" + key, *self._cache_keys]
@@ -330,4 +353,6 @@ class RedisStore:
         await self._call("ping", self._client.ping())
 
     async def close(self) -> None:
+        with contextlib.suppress(RedisError, OSError):  # counted where each write was made
+            await self._writes.drain()
         await self._client.aclose()

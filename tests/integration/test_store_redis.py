@@ -182,3 +182,38 @@ def test_a_bad_url_is_a_store_error_that_hides_the_password() -> None:
     with pytest.raises(StoreError) as raised:
         RedisStore.connect("http://:hunter2@127.0.0.1:1", None, None, DEFAULT_PREFIX, TIMEOUT_S, 10, 1000)
     assert "hunter2" not in str(raised.value)
+
+
+def test_settles_and_releases_made_together_are_one_round_trip_and_survive_a_server_that_forgot_its_scripts(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        store = connect(redis_server)
+        raw = redis.Redis.from_url(redis_server.url)
+        try:
+            take = Take("k", cost=10, limit=10, window_s=3600)
+            assert (await store.take([take]))[0].allowed  # the bucket is empty now
+            for holder in ("r1", "r2"):
+                assert await store.acquire("slots", holder, limit=2, lease_s=30)
+            await raw.script_flush()  # as after a restart: the settle script must be loaded again
+            before = await _calls(raw)
+            await asyncio.gather(
+                *(store.settle("k", -2, limit=10, window_s=3600) for _ in range(3)),
+                store.release("slots", "r1"),
+                store.release("slots", "r2"),
+            )
+            after = await _calls(raw)
+            # One summed settle and one ZREM, sent twice (again after loading the script): not 3 + 2 calls.
+            assert after["evalsha"] - before["evalsha"] <= 2 and after["zrem"] - before["zrem"] <= 2
+            assert [d.remaining for d in await store.take([Take("k", cost=6, limit=10, window_s=3600)])] == [0]
+            assert await store.acquire("slots", "r3", limit=2, lease_s=30)
+        finally:
+            await store.close()
+            await raw.aclose()
+
+    run(scenario)
+
+
+async def _calls(raw: redis.Redis) -> dict[str, int]:
+    stats = await raw.info("commandstats")
+    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "zrem")}
