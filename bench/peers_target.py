@@ -46,7 +46,8 @@ def gateway_config(
         "extproc": {
             "address": "127.0.0.1",
             "port": base + 1,
-            "workers": 2 if variant == "auth-redis" else 1,  # a memory store is one process's
+            # One worker each, so the Redis variant costs what the store costs; a memory store is one process's.
+            "workers": int(os.environ.get("OURS_WORKERS", "1")) if variant == "auth-redis" else 1,
             "admin_address": "127.0.0.1",
             "admin_port": base + 9,
         },

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     path = getattr(args, "file", None) or getattr(args, "config", None)
     try:
         config = load_file(path)
-        if args.command == "run" and config.extproc.unix_socket is None and (socket := run_socket()) is not None:
+        if args.command == "run" and config.extproc.unix_socket is None and (socket := run_socket(config)) is not None:
             # Envoy is ours and on this host: its ext_proc calls go over a 0600 Unix socket (cheaper than
             # loopback TCP, and no neighbour can dial it). Set for every later load too (reloads, workers).
             os.environ["GATEWAY_EXTPROC_SOCKET"] = socket

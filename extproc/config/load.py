@@ -92,11 +92,18 @@ def instance_run_dir() -> Path:
     return Path(".run") / str(os.getpid())
 
 
-def run_socket() -> str | None:
-    """Where `extproc run` serves the ext_proc by default: a socket among this instance's run files.
-    None where the absolute path would not fit a socket address (108 bytes on Linux)."""
-    path = (instance_run_dir() / "extproc.sock").absolute()
-    return str(path) if len(str(path)) < 100 else None
+def run_socket(config: GatewayConfig) -> str | None:
+    """Where `extproc run` serves the ext_proc unless `unix_socket` is set: beside Envoy's xDS
+    directory, among the run files this instance writes anyway (.run/<pid>/ by default). None
+    (loopback TCP then) where that directory cannot be written or the absolute path would not
+    fit a socket address (108 bytes on Linux)."""
+    run_dir = Path(config.envoy.xds_dir).absolute().parent
+    path = run_dir / "extproc.sock"
+    try:
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return str(path) if len(str(path)) < 100 and os.access(run_dir, os.W_OK) else None
 
 
 def text_hash(text: str) -> str:

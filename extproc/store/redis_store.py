@@ -1,8 +1,9 @@
 """The shared store: limits and the cache in Redis, shared by every ext_proc process and replica.
 
-Each operation is one round trip: a Lua script (EVALSHA, loaded again when the
-server has forgotten it, e.g. after a restart) runs atomically on the server, so
-concurrent replicas never both spend the last token. Scripts read the server's
+Each operation is a Lua script (EVALSHA, loaded again when the server has forgotten it, e.g.
+after a restart) that runs atomically on the server, so concurrent replicas never both spend
+the last token. The takes and acquires made in one turn of the event loop share one round trip
+(`script_pipeline`); settles and releases share one per few milliseconds (`write_batch`). Scripts read the server's
 clock, so replicas with skewed clocks agree on refills and leases.
 
 Keys, under the configured prefix:
@@ -32,6 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from extproc.store.base import CacheEntry, Decision, StoreError, Take
+from extproc.store.script_pipeline import ScriptPipeline
 from extproc.store.write_batch import Batch, WriteBatch
 
 T = TypeVar("T")
@@ -224,6 +226,7 @@ class RedisStore:
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._cache_set = client.register_script(_CACHE_SET_LUA)
         self._cache_get = client.register_script(_CACHE_GET_LUA)
+        self._scripts = ScriptPipeline(client)  # takes and acquires of one turn of the loop: one pipeline
         self._writes = WriteBatch(self._send_writes)  # settles and releases: one pipeline per few ms
         # Scrubbed from error messages (from_url has moved a password in the url here too).
         password = client.connection_pool.connection_kwargs.get("password")
@@ -281,7 +284,7 @@ class RedisStore:
         for take in takes:
             args += [take.cost, take.limit, take.window_s]
         keys = [self._bucket(take.key) for take in takes]
-        reply = await self._call("take", self._take(keys=keys, args=args))
+        reply = await self._call("take", self._scripts.call(self._take.sha, _TAKE_LUA, keys, args))
         return [
             Decision(
                 allowed=bool(reply[4 * i]),
@@ -297,9 +300,8 @@ class RedisStore:
         await self._call("settle", self._writes.settle(key, delta, limit, window_s))
 
     async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
-        reply = await self._call(
-            "acquire", self._acquire(keys=[self._prefix + "s:" + key], args=[holder, limit, lease_s])
-        )
+        keys, args = [self._prefix + "s:" + key], [holder, limit, lease_s]
+        reply = await self._call("acquire", self._scripts.call(self._acquire.sha, _ACQUIRE_LUA, keys, args))
         return bool(reply)
 
     async def release(self, key: str, holder: str) -> None:

@@ -82,6 +82,9 @@ def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(t
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{ports['listen']}" in output
     assert f"http://127.0.0.1:{ports['admin']}/metrics" in output
+    # Envoy called the ext_proc on a socket beside its xDS directory, removed at the stop.
+    assert f"unix:{tmp_path / 'extproc.sock'}" in output
+    assert not (tmp_path / "extproc.sock").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{ports['envoy']}/ready", timeout=2)
 
@@ -117,5 +120,6 @@ def test_two_gateways_started_in_one_directory_keep_their_own_run_files(tmp_path
         first_output = _stop(first)
     assert f"{tmp_path / '.run' / str(first.pid) / 'xds'}" in first_output  # the banner names them
     assert f"{tmp_path / '.run' / str(second.pid) / 'xds'}" in second_output
+    assert f"unix:{tmp_path / '.run' / str(first.pid) / 'extproc.sock'}" in first_output
     assert not (tmp_path / ".run" / str(first.pid)).exists()  # removed with their instance
     assert not (tmp_path / ".run" / str(second.pid)).exists()

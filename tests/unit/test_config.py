@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from extproc.config.load import ConfigError, load_file, load_text
+from extproc.config.load import ConfigError, load_file, load_text, run_socket
+from extproc.config.model import GatewayConfig
 from extproc.config.render import render_clusters, render_listeners, validate
 from tests.support.cli import run_cli
 
@@ -309,3 +310,18 @@ def test_ready_address_rides_on_the_first_gateway_listener_only_when_configured(
 
 def test_the_embedded_default_keeps_its_run_files_per_instance() -> None:
     assert load_file(None).envoy.xds_dir == str(Path(".run") / str(os.getpid()) / "xds")
+
+
+def test_run_serves_the_extproc_on_a_socket_beside_the_xds_directory_or_on_tcp_when_it_cannot(tmp_path: Path) -> None:
+    def config_with_xds(xds_dir: Path) -> GatewayConfig:
+        text = f"providers: [{{name: mock, kind: mock}}]\nenvoy: {{xds_dir: {xds_dir}}}\n"
+        return load_text(text, {}, tmp_path)
+
+    assert run_socket(config_with_xds(tmp_path / "run" / "xds")) == str(tmp_path / "run" / "extproc.sock")
+    assert (tmp_path / "run").is_dir()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() != 0:  # root writes anywhere
+        assert run_socket(config_with_xds(locked / "xds")) is None
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    assert run_socket(config_with_xds(deep / "xds")) is None  # beyond a socket address's 108 bytes
