@@ -10,6 +10,9 @@ store call, or none is. Figures go back as OpenAI's x-ratelimit-* headers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from extproc.config.traffic import LimitRule
 from extproc.errors import GatewayError
 from extproc.observe.metrics import LIMIT_DECISIONS
@@ -40,9 +43,13 @@ class LimitsStage(Stage):
             return None
         ex.input_estimate, reserve = estimate.reserve(body, ex.request)
         takes, kinds = _takes(rules, subject, reserve)
+        # A stream's slots are asked for beside its take: on Redis both leave in one round trip.
+        streams = ex.stream and any(rule.concurrent_streams is not None for rule in rules)
+        slots = asyncio.ensure_future(self._hold_stream_slots(ex, rules, subject)) if streams else None
         try:
             decisions = await self._store.take(takes) if takes else []
         except StoreError as error:
+            await _outcome(slots)  # what it holds is released when the request ends
             self._store_down(ex, error)
             return None
         background.succeeded()
@@ -51,6 +58,7 @@ class LimitsStage(Stage):
         ex.limit_headers = _headers(kinds, decisions)
         refused = [(kinds[i][0], d) for i, d in enumerate(decisions) if not d.allowed]
         if refused:  # all or nothing: the store took none
+            await _outcome(slots)
             rule, decision = max(refused, key=lambda item: item[1].retry_after_s)
             raise GatewayError(
                 "rate_limit",
@@ -59,9 +67,9 @@ class LimitsStage(Stage):
                 headers=(*retry_headers(decision.retry_after_s), *ex.limit_headers),
             )
         ex.reserved = [take for take, (_, kind) in zip(takes, kinds, strict=True) if kind == "tokens"]
-        if ex.stream:
+        if slots is not None:
             try:
-                await self._hold_stream_slots(ex, rules, subject)
+                await slots
             except StoreError as error:
                 self._store_down(ex, error)
         return None
@@ -74,21 +82,29 @@ class LimitsStage(Stage):
             ) from None
 
     async def _hold_stream_slots(self, ex: Exchange, rules: list[LimitRule], subject: Subject) -> None:
+        """A slot of every rule with a stream limit, asked for together; each one held goes into
+        `ex.slots` (released when the request ends), and one refused refuses the request."""
         lease_s = (ex.provider.timeout_ms / 1000 if ex.provider else 600) + _LEASE_MARGIN_S
-        for rule in rules:
-            if rule.concurrent_streams is None:
-                continue
-            key = bucket_key(rule, subject) + "/streams"
-            if not await self._store.acquire(key, ex.request_id, rule.concurrent_streams, lease_s):
-                LIMIT_DECISIONS.labels(rule.name, "streams", "deny").inc()
+        limited = [
+            (rule, rule.concurrent_streams, bucket_key(rule, subject) + "/streams")
+            for rule in rules
+            if rule.concurrent_streams is not None
+        ]
+        held = await asyncio.gather(
+            *(self._store.acquire(key, ex.request_id, limit, lease_s) for _, limit, key in limited)
+        )
+        for (rule, _, key), granted in zip(limited, held, strict=True):
+            LIMIT_DECISIONS.labels(rule.name, "streams", "allow" if granted else "deny").inc()
+            if granted:
+                ex.slots.append(key)
+        for (rule, limit, _), granted in zip(limited, held, strict=True):
+            if not granted:
                 raise GatewayError(
                     "rate_limit",
-                    f"rate limit {rule.name!r}: at most {rule.concurrent_streams} streams at once",
+                    f"rate limit {rule.name!r}: at most {limit} streams at once",
                     code="rate_limit_exceeded",
                     headers=tuple(retry_headers(1)),
                 )
-            LIMIT_DECISIONS.labels(rule.name, "streams", "allow").inc()
-            ex.slots.append(key)
 
     def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
         reply.set_headers += ex.limit_headers
@@ -102,6 +118,13 @@ class LimitsStage(Stage):
         for take in ex.reserved:
             if used != take.cost:
                 background.spawn("limits", self._store.settle(take.key, used - take.cost, take.limit, take.window_s))
+
+
+async def _outcome(slots: asyncio.Future[None] | None) -> None:
+    """Let the slots' request finish before the request is refused: what it holds is then known."""
+    if slots is not None:
+        with contextlib.suppress(GatewayError, StoreError):
+            await slots
 
 
 def tokens_used(ex: Exchange) -> int:

@@ -208,3 +208,37 @@ def test_the_pass_stops_reading_once_its_answer_is_given() -> None:
     _, answer = asyncio.run(collect())
     assert answer.immediate_response.status.code == 200  # the mock answered
     assert read == ["request_headers", "request_body"]
+
+
+def test_a_stream_refused_by_its_request_limit_gives_back_the_stream_slot_asked_for_beside_it() -> None:
+    config = """
+providers: [{name: mock, kind: mock}]
+routes: [{model: "*", provider: mock}]
+limits:
+  rules:
+    - {name: once, key: [], requests: 1, window_s: 3600}
+    - {name: streams, key: [], concurrent_streams: 1}
+"""
+    state = GatewayState(load_text(config, {}, Path(".")))
+    stream_request = {"model": "mock-1", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+
+    async def one(request_id: str) -> int:
+        async def feed() -> AsyncIterator[ProcessingRequest]:
+            yield ProcessingRequest(
+                request_headers=headers(
+                    {":method": "POST", ":path": "/v1/chat/completions", "x-request-id": request_id}
+                )
+            )
+            yield body(stream_request)
+
+        answers = [r async for r in RouterPass(state).process(feed())]
+        return answers[-1].immediate_response.status.code
+
+    async def scenario() -> tuple[int, int, bool]:
+        first, second = await one("r1"), await one("r2")  # the second is over the request limit
+        await asyncio.sleep(0)  # the releases run in the background
+        return first, second, await state.store.acquire("streams/streams", "someone-else", 1, 60)
+
+    first, second, slot_free = asyncio.run(scenario())
+    assert (first, second) == (200, 429)
+    assert slot_free  # neither request kept the only slot
