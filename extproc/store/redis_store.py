@@ -3,8 +3,9 @@
 Each operation is a Lua script (EVALSHA, loaded again when the server has forgotten it, e.g.
 after a restart) that runs atomically on the server, so concurrent replicas never both spend
 the last token. The takes and acquires made in one turn of the event loop share one round trip
-(`script_pipeline`); settles and releases share one per few milliseconds (`write_batch`). Scripts read the server's
-clock, so replicas with skewed clocks agree on refills and leases.
+(`script_pipeline`); settles and releases are gathered for a few milliseconds first
+(`write_batch`). Scripts read the server's clock, so replicas with skewed clocks agree on
+refills and leases.
 
 Keys, under the configured prefix:
   b:<key>   token bucket, hash {t: tokens, s: stamp ms}; expires once it would be full again
@@ -21,6 +22,7 @@ deletes the entries it pops from the index (fine on one server; not cluster-safe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -30,7 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from extproc.store.base import CacheEntry, Decision, StoreError, Take
 from extproc.store.script_pipeline import ScriptPipeline
@@ -308,24 +310,21 @@ class RedisStore:
         await self._call("release", self._writes.release(self._prefix + "s:" + key, holder))
 
     async def _send_writes(self, batch: Batch) -> None:
-        # EVALSHA by hand: redis-py's pipelined scripts cost a SCRIPT EXISTS round trip per pipeline.
-        for attempt in (1, 2):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for key, correction in batch.settles.items():
-                    if correction.delta:
-                        args = (correction.delta, correction.limit, correction.window_s)
-                        pipe.evalsha(self._settle.sha, 1, self._bucket(key), *args)
-                for key, holders in batch.releases.items():
-                    pipe.zrem(key, *holders)
-                replies = await pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(reply, NoScriptError) for reply in replies):
-                await self._client.script_load(
-                    _SETTLE_LUA
-                )  # the server forgot it (restarted); releases repeat harmlessly
-                continue
-            if errors := [reply for reply in replies if isinstance(reply, Exception)]:
-                raise errors[0]
-            return
+        """The batch's summed settles and its releases, in the script pipeline's next send."""
+        replies = [
+            self._scripts.call(
+                self._settle.sha,
+                _SETTLE_LUA,
+                [self._bucket(key)],
+                [correction.delta, correction.limit, correction.window_s],
+            )
+            for key, correction in batch.settles.items()
+            if correction.delta
+        ]
+        replies += [self._scripts.command("ZREM", key, *holders) for key, holders in batch.releases.items()]
+        for outcome in await asyncio.gather(*replies, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def cache_get(self, key: str) -> CacheEntry | None:
         keys = [self._prefix + "c:" + key, *self._cache_keys]

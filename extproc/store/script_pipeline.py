@@ -1,4 +1,4 @@
-"""Script calls made in one turn of the event loop, sent to Redis as one pipeline.
+"""Script calls (and plain commands) made in one turn of the event loop, sent to Redis as one pipeline.
 
 Under load, one Envoy read brings the bodies of several requests, and each
 takes from its buckets in the same turn of the loop. Sent one by one, each
@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError
 
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
-    sha: str
+    sha: str | None  # None: a plain command, `args` whole
     source: str
     keys: list[str]
     args: list[Any]
@@ -34,12 +34,16 @@ class ScriptPipeline:
         self._sending: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
 
     def call(self, sha: str, source: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        return self._queue(ScriptCall(sha, source, keys, args, asyncio.get_running_loop().create_future()))
+
+    def command(self, *args: Any) -> asyncio.Future[Any]:
+        return self._queue(ScriptCall(None, "", [], list(args), asyncio.get_running_loop().create_future()))
+
+    def _queue(self, call: ScriptCall) -> asyncio.Future[Any]:
         if not self._pending:
-            loop.call_soon(self._send)
-        reply: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(ScriptCall(sha, source, keys, args, reply))
-        return reply
+            asyncio.get_running_loop().call_soon(self._send)
+        self._pending.append(call)
+        return call.reply
 
     def _send(self) -> None:
         calls, self._pending = self._pending, []
@@ -66,7 +70,10 @@ class ScriptPipeline:
     async def _execute(self, calls: list[ScriptCall]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for call in calls:
-                pipe.evalsha(call.sha, len(call.keys), *call.keys, *call.args)
+                if call.sha is None:
+                    pipe.execute_command(*call.args)
+                else:
+                    pipe.evalsha(call.sha, len(call.keys), *call.keys, *call.args)
             return list(await pipe.execute(raise_on_error=False))
 
 
