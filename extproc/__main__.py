@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -53,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_file(path)
         if args.command == "run" and config.extproc.unix_socket is None and (socket := run_socket(config)) is not None:
             # Envoy is ours and on this host: its ext_proc calls go over a 0600 Unix socket (cheaper than
-            # loopback TCP, and no neighbour can dial it). Set for every later load too (reloads, workers).
+            # loopback TCP, and no neighbour can dial it). The environment carries it to every later load.
             os.environ["GATEWAY_EXTPROC_SOCKET"] = socket
-            config = load_file(path)
+            config = dataclasses.replace(config, extproc=dataclasses.replace(config.extproc, unix_socket=socket))
     except ConfigError as error:
         print(f"{path or '<embedded default>'}: invalid configuration", file=sys.stderr)
         for problem in error.problems:

@@ -17,7 +17,7 @@ import uvloop
 
 from extproc.config import render
 from extproc.config.load import instance_run_dir
-from extproc.config.model import GatewayConfig
+from extproc.config.model import GatewayConfig, host_and_port, socket_path
 from extproc.config.reload import Reloader
 from extproc.envoy_admin import EnvoyAdmin
 from extproc.heap import settle_heap
@@ -142,11 +142,10 @@ async def _wait_serving(addresses: list[str], timeout_s: float = 30) -> None:
     for address in addresses:
         while True:
             try:
-                if address.startswith("unix:"):
-                    _, writer = await asyncio.open_unix_connection(address.removeprefix("unix:"))
+                if (path := socket_path(address)) is not None:
+                    _, writer = await asyncio.open_unix_connection(path)
                 else:
-                    host, _, port = address.rpartition(":")
-                    _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+                    _, writer = await asyncio.open_connection(*host_and_port(address))
                 writer.close()
                 break
             except OSError:

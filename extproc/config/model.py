@@ -105,6 +105,17 @@ class Listener:
     rate_limit_burst: int | None = None
 
 
+def socket_path(grpc_address: str) -> str | None:
+    """The path of a `unix:<path>` gRPC address; None for `<host>:<port>`."""
+    return grpc_address.removeprefix("unix:") if grpc_address.startswith("unix:") else None
+
+
+def host_and_port(grpc_address: str) -> tuple[str, int]:
+    """The host (without IPv6 brackets) and port of a `<host>:<port>` gRPC address."""
+    host, _, port = grpc_address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True, slots=True)
 class ExtprocSettings:
     address: str = "127.0.0.1"

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from extproc.config.model import GatewayConfig, Provider
+from extproc.config.model import GatewayConfig, Provider, host_and_port, socket_path
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.config.render_filters import EXTPROC_CLUSTER
 from extproc.config.render_listener import gateway_listener
@@ -74,11 +74,11 @@ def envoy_binary() -> str:
 def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
     endpoints = []
     for grpc_address in config.extproc.grpc_addresses():
-        if grpc_address.startswith("unix:"):
-            address: dict[str, Any] = {"pipe": {"path": grpc_address.removeprefix("unix:")}}
+        if (path := socket_path(grpc_address)) is not None:
+            address: dict[str, Any] = {"pipe": {"path": path}}
         else:
-            host, _, port = grpc_address.rpartition(":")
-            address = {"socket_address": {"address": host, "port_value": int(port)}}
+            host, port = host_and_port(grpc_address)
+            address = {"socket_address": {"address": host, "port_value": port}}
         endpoints.append({"endpoint": {"address": address}})
     return {
         "@type": CLUSTER_TYPE,

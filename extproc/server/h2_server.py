@@ -18,12 +18,13 @@ import logging
 import struct
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any, cast
+from typing import cast
 
 import hpack
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 from google.protobuf.message import DecodeError
 
+from extproc.config.model import host_and_port, socket_path
 from extproc.server import http2 as h2
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 10+ MB body (base64 images) in one buf
 _MAX_FRAME = 1 << 20  # what we accept: a large body in few frames
 _MAX_STREAMS = 10_000  # per connection; Envoy opens another connection beyond it
 _REFILL = 1 << 30  # receive windows are topped up once half of the largest window is used
-_OK, _UNIMPLEMENTED, _INTERNAL, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 0, 12, 13, 8, 14
+_OK, _RESOURCE_EXHAUSTED, _UNIMPLEMENTED, _INTERNAL = 0, 8, 12, 13
 _MESSAGE_PREFIX = struct.Struct(">BI")
 
 Handler = Callable[[Mapping[str, str], AsyncIterator[ProcessingRequest]], AsyncGenerator[ProcessingResponse, None]]
@@ -166,9 +167,10 @@ class GrpcConnection(asyncio.Protocol):
             offset, size = 0, len(buffer)
             while size - offset >= 9:
                 high, low, kind, flags, stream_id = h2.FRAME_HEADER.unpack_from(buffer, offset)
-                end = offset + 9 + (high << 16 | low)
-                if end - offset - 9 > _MAX_FRAME:
+                length = high << 16 | low
+                if length > _MAX_FRAME:
                     raise ConnectionError_(h2.FRAME_SIZE_ERROR, "frame larger than advertised")
+                end = offset + 9 + length
                 if end > size:
                     break
                 payload = bytes(buffer[offset + 9 : end])
@@ -301,7 +303,6 @@ class GrpcConnection(asyncio.Protocol):
         if self.closing or len(self._streams) >= _MAX_STREAMS:
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
-        stream = _Stream(stream_id, self._initial_window, self._loop)
         if metadata.get(":path") != METHOD:
             self._write(
                 h2.frame(
@@ -309,7 +310,7 @@ class GrpcConnection(asyncio.Protocol):
                 )
             )
             return
-        self._streams[stream_id] = stream
+        stream = self._streams[stream_id] = _Stream(stream_id, self._initial_window, self._loop)
         if flags & h2.END_STREAM:
             stream.inbox.end()
         stream.task = self._loop.create_task(self._serve(stream, metadata))
@@ -445,12 +446,10 @@ class GrpcServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        kwargs: dict[str, Any] = {"backlog": 1024}
-        if self.address.startswith("unix:"):
-            self._server = await loop.create_unix_server(self._protocol, self.address.removeprefix("unix:"), **kwargs)
+        if (path := socket_path(self.address)) is not None:
+            self._server = await loop.create_unix_server(self._protocol, path, backlog=1024)
         else:
-            host, _, port = self.address.rpartition(":")
-            self._server = await loop.create_server(self._protocol, host.strip("[]"), int(port), **kwargs)
+            self._server = await loop.create_server(self._protocol, *host_and_port(self.address), backlog=1024)
 
     async def stop(self, grace_s: float | None) -> None:
         """Stop listening, let the streams in flight finish (up to `grace_s`), then close."""

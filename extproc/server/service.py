@@ -10,6 +10,7 @@ from pathlib import Path
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
+from extproc.config.model import socket_path
 from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.h2_server import GrpcServer
@@ -51,7 +52,7 @@ class ProcessorServer(GrpcServer):
         super().__init__(ExternalProcessor(state).process, address)
 
     async def start(self) -> None:
-        path = Path(self.address.removeprefix("unix:")) if self.address.startswith("unix:") else None
+        path = self._socket
         if path is not None:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if path.is_socket():
@@ -62,8 +63,13 @@ class ProcessorServer(GrpcServer):
 
     async def stop(self, grace_s: float | None) -> None:
         await super().stop(grace_s)
-        if self.address.startswith("unix:"):
-            Path(self.address.removeprefix("unix:")).unlink(missing_ok=True)
+        if self._socket is not None:
+            self._socket.unlink(missing_ok=True)
+
+    @property
+    def _socket(self) -> Path | None:
+        path = socket_path(self.address)
+        return Path(path) if path is not None else None
 
 
 def build_server(state: GatewayState, address: str) -> ProcessorServer:

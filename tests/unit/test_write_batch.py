@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
-from extproc.store.write_batch import Batch, WriteBatch
+from extproc.store.write_batch import Batch, Flush, WriteBatch
 
 
-def test_writes_made_within_the_window_leave_together_with_settles_of_one_bucket_summed() -> None:
+def recorder() -> tuple[list[Batch], Flush]:
+    """A flush that keeps what it was sent."""
     sent: list[Batch] = []
 
     async def flush(batch: Batch) -> None:
         sent.append(batch)
+
+    return sent, flush
+
+
+def test_writes_made_within_the_window_leave_together_with_settles_of_one_bucket_summed() -> None:
+    sent, flush = recorder()
 
     async def run() -> None:
         writes = WriteBatch(flush, window_s=0.01)
@@ -44,10 +51,7 @@ def test_a_failed_send_reaches_every_write_it_carried() -> None:
 
 
 def test_drain_sends_what_is_gathered_at_once() -> None:
-    sent: list[Batch] = []
-
-    async def flush(batch: Batch) -> None:
-        sent.append(batch)
+    sent, flush = recorder()
 
     async def run() -> None:
         writes = WriteBatch(flush, window_s=60)
@@ -60,10 +64,7 @@ def test_drain_sends_what_is_gathered_at_once() -> None:
 
 
 def test_nothing_is_sent_when_nothing_was_written() -> None:
-    sent: list[Batch] = []
-
-    async def flush(batch: Batch) -> None:
-        sent.append(batch)
+    sent, flush = recorder()
 
     async def run() -> None:
         writes = WriteBatch(flush, window_s=0.001)
