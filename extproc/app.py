@@ -19,6 +19,7 @@ from extproc.config import render
 from extproc.config.load import instance_run_dir
 from extproc.config.model import GatewayConfig, host_and_port, socket_path
 from extproc.config.reload import Reloader
+from extproc.cores import envoy_threads
 from extproc.envoy_admin import EnvoyAdmin
 from extproc.heap import settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
@@ -167,6 +168,7 @@ async def start_envoy(config: GatewayConfig) -> asyncio.subprocess.Process:
     render.write_xds(config, xds_dir)
     bootstrap = render.write_bootstrap(config, xds_dir)
     args = [render.envoy_binary(), "-c", str(bootstrap), "-l", "warning", "--log-format", "%L %n: %v"]
+    args += ["--concurrency", str(envoy_threads(config.envoy.concurrency))]
     args += ["--base-id", str(config.envoy.base_id)] if config.envoy.base_id is not None else ["--disable-hot-restart"]
     # Its own session: a terminal's Ctrl-C reaches only us, and we drain Envoy before stopping it.
     return await asyncio.create_subprocess_exec(*args, start_new_session=True, preexec_fn=_die_with_parent)

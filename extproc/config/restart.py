@@ -21,6 +21,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("envoy", "admin_socket"),
     ("envoy", "xds_dir"),
     ("envoy", "base_id"),
+    ("envoy", "concurrency"),
     ("store", "backend"),  # the store's connections and in-memory state live as long as the process
     ("store", "redis"),
 )

@@ -407,6 +407,16 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                     "disabled; restart to change)",
                     "examples": [1],
                 },
+                "concurrency": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 256,
+                    "description": "Envoy's worker threads when `extproc run` starts it (--concurrency; restart to "
+                    "change). Not set: half the cores this process may use (its CPU affinity and cgroup quota), at "
+                    "least one: Envoy spends about 40% of a request's CPU, and more threads only contend with the "
+                    "ext_proc processes for the same cores",
+                    "examples": [2],
+                },
                 "use_remote_address": {
                     "type": "boolean",
                     "default": True,

@@ -56,9 +56,11 @@ def _start_run(
 
 def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
-    config.write_text(SLOW_MOCK)
+    config.write_text(SLOW_MOCK + "envoy: {concurrency: 3}\n")
     proc, ports = _start_run(config, tmp_path, {"GATEWAY_XDS_DIR": str(tmp_path / "xds")})
     try:
+        server_info = httpx.get(f"http://127.0.0.1:{ports['envoy']}/server_info", timeout=5).json()
+        assert server_info["command_line_options"]["concurrency"] == 3  # envoy.concurrency reached Envoy
         result: dict[str, httpx.Response] = {}
 
         def slow_request() -> None:
