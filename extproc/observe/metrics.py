@@ -9,7 +9,11 @@ configuration or a fixed set, never from a client (see `extproc.pipeline.access_
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, cast
+
 from prometheus_client import Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 # The conventions' attributes, then the gateway's own labels; every per-request family starts with these.
 GEN_AI_LABELS = (
@@ -138,3 +142,17 @@ def request_series(key: tuple[str, ...]) -> RequestSeries:
             _series.clear()
         found = _series[key] = RequestSeries(key)
     return found
+
+
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def labelled(metric: M, *values: str) -> M:
+    """`metric.labels(*values)` for a request's hot path, looked up once per label set (as `request_series`)."""
+    key = (metric, *values)
+    found = _children.get(key)
+    if found is None:
+        if len(_children) >= _MAX_SERIES:
+            _children.clear()
+        found = _children[key] = metric.labels(*values)
+    return cast(M, found)

@@ -18,7 +18,7 @@ from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
-from extproc.observe.metrics import CACHE_BYTES, CACHE_LOOKUPS
+from extproc.observe.metrics import CACHE_BYTES, CACHE_LOOKUPS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.store import background
@@ -78,13 +78,13 @@ class CacheStage(Stage):
         else:
             raise ValueError("a cache entry of another request type")
         self._outcome(ex, "HIT")
-        CACHE_BYTES.labels("served").inc(size)
+        labelled(CACHE_BYTES, "served").inc(size)
         headers = [("content-type", content_type), (CACHE_HEADER, "HIT"), ("age", str(int(age_s)))]
         return LocalAnswer(200, body, headers)
 
     def _outcome(self, ex: Exchange, status: str) -> None:
         ex.cache_status = status
-        CACHE_LOOKUPS.labels(status.lower()).inc()
+        labelled(CACHE_LOOKUPS, status.lower()).inc()
 
     def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
         if ex.cache_status:
@@ -100,7 +100,7 @@ class CacheStage(Stage):
 
     async def _store_entry(self, key: str, value: bytes, ttl_s: float) -> None:
         await self._store.cache_set(key, value, ttl_s)
-        CACHE_BYTES.labels("stored").inc(len(value))
+        labelled(CACHE_BYTES, "stored").inc(len(value))
 
 
 def _ttl(ex: Exchange) -> float:

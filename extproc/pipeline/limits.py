@@ -15,7 +15,7 @@ import contextlib
 
 from extproc.config.traffic import LimitRule
 from extproc.errors import GatewayError
-from extproc.observe.metrics import LIMIT_DECISIONS
+from extproc.observe.metrics import LIMIT_DECISIONS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.ratelimit import estimate
@@ -54,7 +54,7 @@ class LimitsStage(Stage):
             return None
         background.succeeded()
         for (rule, kind), decision in zip(kinds, decisions, strict=True):
-            LIMIT_DECISIONS.labels(rule.name, kind, "allow" if decision.allowed else "deny").inc()
+            labelled(LIMIT_DECISIONS, rule.name, kind, "allow" if decision.allowed else "deny").inc()
         ex.limit_headers = _headers(kinds, decisions)
         refused = [(kinds[i][0], d) for i, d in enumerate(decisions) if not d.allowed]
         if refused:  # all or nothing: the store took none
@@ -94,7 +94,7 @@ class LimitsStage(Stage):
             *(self._store.acquire(key, ex.request_id, limit, lease_s) for _, limit, key in limited)
         )
         for (rule, _, key), granted in zip(limited, held, strict=True):
-            LIMIT_DECISIONS.labels(rule.name, "streams", "allow" if granted else "deny").inc()
+            labelled(LIMIT_DECISIONS, rule.name, "streams", "allow" if granted else "deny").inc()
             if granted:
                 ex.slots.append(key)
         for (rule, limit, _), granted in zip(limited, held, strict=True):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
-from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
-    BodyMutation,
     BodyResponse,
     CommonResponse,
     HeaderMutation,
     HeadersResponse,
-    ImmediateResponse,
     ProcessingResponse,
 )
-from envoy.type.v3.http_status_pb2 import HttpStatus
 
 OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 BUFFERED = ProcessingMode.BUFFERED
@@ -28,44 +26,46 @@ CONTINUE_RESPONSE_HEADERS = ProcessingResponse(response_headers=HeadersResponse(
 CONTINUE_RESPONSE_BODY = ProcessingResponse(response_body=BodyResponse())
 
 Headers = Iterable[tuple[str, str]]
+Phase = Literal["request_headers", "request_body", "response_headers", "response_body"]
 
 
-def header_mutation(set_headers: Headers = (), remove: Iterable[str] = ()) -> HeaderMutation:
-    return HeaderMutation(
-        set_headers=[
-            HeaderValueOption(header=HeaderValue(key=k, raw_value=v.encode()), append_action=OVERWRITE)
-            for k, v in set_headers
-        ],
-        remove_headers=list(remove),
-    )
-
-
-def common(
+def reply(
+    phase: Phase,
     set_headers: Headers = (),
     remove: Iterable[str] = (),
     body: bytes | None = None,
     clear_route_cache: bool = False,
-) -> CommonResponse:
-    response = CommonResponse(header_mutation=header_mutation(set_headers, remove), clear_route_cache=clear_route_cache)
+) -> ProcessingResponse:
+    """The answer to one phase's message. Filled in place: building sub-messages and copying them
+    in costs three times as much in upb (measured)."""
+    response = ProcessingResponse()
+    common: CommonResponse = getattr(response, phase).response
+    common.SetInParent()  # the phase is answered even when nothing changes
+    _fill(common.header_mutation, set_headers, remove)
     if body is not None:
-        response.body_mutation.CopyFrom(BodyMutation(body=body))
+        common.body_mutation.body = body
+    if clear_route_cache:
+        common.clear_route_cache = True
     return response
 
 
 def immediate(status: int, body: bytes, headers: Headers = (), details: str = "") -> ProcessingResponse:
-    return ProcessingResponse(
-        immediate_response=ImmediateResponse(
-            status=HttpStatus(code=status),
-            headers=header_mutation(headers),
-            body=body,
-            details=details,
-        )
-    )
+    response = ProcessingResponse()
+    answer = response.immediate_response
+    answer.status.code = status
+    _fill(answer.headers, headers, ())
+    answer.body = body
+    answer.details = details
+    return response
 
 
-def response_body_mode(body_mode: int) -> ProcessingMode:
-    """A per-request override of how the answer's body is sent; other phases keep the filter's default."""
-    return ProcessingMode(response_body_mode=body_mode)
+def _fill(mutation: HeaderMutation, set_headers: Headers, remove: Iterable[str]) -> None:
+    add = mutation.set_headers.add
+    for key, value in set_headers:
+        header = add(append_action=OVERWRITE).header
+        header.key = key
+        header.raw_value = value.encode()
+    mutation.remove_headers.extend(remove)
 
 
 def headers_of(http_headers) -> dict[str, str]:

@@ -20,8 +20,6 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
-    BodyResponse,
-    HeadersResponse,
     ProcessingRequest,
     ProcessingResponse,
 )
@@ -101,8 +99,7 @@ class RouterPass:
                 return self._answer(ex, answer)
         if not reply.set_headers and not reply.remove_headers:
             return m.CONTINUE_REQUEST_HEADERS
-        common = m.common(reply.set_headers, reply.remove_headers, clear_route_cache=reply.clear_route_cache)
-        return ProcessingResponse(request_headers=HeadersResponse(response=common))
+        return m.reply("request_headers", reply.set_headers, reply.remove_headers, None, reply.clear_route_cache)
 
     async def _request_body(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         body = message.request_body.body
@@ -112,8 +109,7 @@ class RouterPass:
         for stage in self._on_request_body:
             if (answer := await stage.request_body(ex, reply, body)) is not None:
                 return self._answer(ex, answer)
-        common = m.common(reply.set_headers, reply.remove_headers, reply.body, reply.clear_route_cache)
-        response = ProcessingResponse(request_body=BodyResponse(response=common))
+        response = m.reply("request_body", reply.set_headers, reply.remove_headers, reply.body, reply.clear_route_cache)
         if reply.request_metadata is not None:
             response.dynamic_metadata.update({REQUEST_METADATA_NAMESPACE: reply.request_metadata})
         return response
@@ -127,11 +123,9 @@ class RouterPass:
         ex.answered = message.response_headers.end_of_stream or reply.response_body_mode is None
         if not reply.set_headers and not reply.remove_headers and reply.response_body_mode is None:
             return m.CONTINUE_RESPONSE_HEADERS
-        response = ProcessingResponse(
-            response_headers=HeadersResponse(response=m.common(reply.set_headers, reply.remove_headers))
-        )
+        response = m.reply("response_headers", reply.set_headers, reply.remove_headers)
         if reply.response_body_mode is not None:
-            response.mode_override.CopyFrom(m.response_body_mode(reply.response_body_mode))
+            response.mode_override.response_body_mode = reply.response_body_mode  # the other phases keep theirs
         return response
 
     def _response_body(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
@@ -144,7 +138,7 @@ class RouterPass:
             ex.bodies.answer.append(body.body if reply.body is None else reply.body)
         if reply.body is None and not reply.set_headers:
             return m.CONTINUE_RESPONSE_BODY
-        return ProcessingResponse(response_body=BodyResponse(response=m.common(reply.set_headers, body=reply.body)))
+        return m.reply("response_body", reply.set_headers, body=reply.body)
 
     def _answer(self, ex: Exchange, answer: LocalAnswer) -> ProcessingResponse:
         headers = [*answer.headers, *ex.limit_headers, ("x-request-id", ex.request_id)]
@@ -158,7 +152,7 @@ class RouterPass:
             ex.stream_ended = True
             if ex.bodies is not None:
                 ex.bodies.answer.append(out)
-            return ProcessingResponse(response_body=BodyResponse(response=m.common(body=out)))
+            return m.reply("response_body", body=out)
         body = FORMATS[ex.error_format].render_error(error, ex.request_id)
         headers = [("content-type", "application/json"), ("x-request-id", ex.request_id), *error.headers]
         return _immediate(ex, client_status(error), body, headers, details=f"gateway_{error.kind}")

@@ -16,8 +16,6 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
-    BodyResponse,
-    HeadersResponse,
     ProcessingRequest,
     ProcessingResponse,
 )
@@ -121,7 +119,7 @@ class UpstreamPass:
         set_headers += fixed_headers(provider, attempt.endpoint.format, headers)
         remove = [k for k in headers if k.startswith((INTERNAL_PREFIX, "x-envoy-"))]
         remove += attempt.headers_to_remove(headers)
-        return ProcessingResponse(request_headers=HeadersResponse(response=m.common(set_headers, remove)))
+        return m.reply("request_headers", set_headers, remove)
 
 
 def _pool_body(attempt: PoolAttempt, body: bytes) -> ProcessingResponse:
@@ -129,7 +127,7 @@ def _pool_body(attempt: PoolAttempt, body: bytes) -> ProcessingResponse:
     # Always the length: an earlier attempt's length stays on the request (measured), its body does not.
     length = len(rendered.body if rendered.body is not None else body)
     set_headers = [(":path", rendered.path), ("content-length", str(length)), ("content-type", "application/json")]
-    return ProcessingResponse(request_body=BodyResponse(response=m.common(set_headers, body=rendered.body)))
+    return m.reply("request_body", set_headers, body=rendered.body)
 
 
 def _error(outcome: AttemptOutcome, error: GatewayError) -> ProcessingResponse:
