@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -90,6 +91,8 @@ async def serve(
         store_reachable,
     )
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
+    if with_envoy:
+        remove_stale_run_files()
     envoy = await start_envoy(config) if with_envoy else None
     serving = True
     _announce(config, with_envoy, config_path)
@@ -107,6 +110,27 @@ async def serve(
     await admin.cleanup()
     if envoy is not None:
         _remove_instance_files(Path(state.snapshot.config.envoy.xds_dir))
+
+
+def remove_stale_run_files(run_root: Path = Path(".run")) -> None:
+    """`.run/<pid>` of instances that died without their shutdown (killed, crashed): their process is
+    gone, so nothing reads those files or dials that socket again. A live process's stay, whoever's."""
+    if not run_root.is_dir():
+        return
+    for entry in run_root.iterdir():
+        if entry.name.isdigit() and not _alive(int(entry.name)):
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed the run files of a stopped instance", extra={"path": str(entry)})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _remove_instance_files(xds_dir: Path) -> None:

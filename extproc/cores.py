@@ -22,5 +22,6 @@ def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
 
 
 def envoy_threads(configured: int | None) -> int:
-    """Envoy's worker threads: as configured, else half the usable cores (at least one)."""
-    return configured if configured is not None else max(1, usable_cores() // 2)
+    """Envoy's worker threads: as configured, else one per usable core. Envoy's own default counts the
+    host's cores, so a container limited to 2 CPUs on a 64-core node would run 64 threads."""
+    return configured if configured is not None else usable_cores()

@@ -54,7 +54,8 @@ CLIENT_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {"type": "string"},
             "default": {},
-            "description": "free-form labels attached to the client's identity",
+            "description": "free-form labels attached to the client's identity, written in each of its access-log "
+            "lines (`labels`), e.g. to attribute usage to a team",
             "examples": [{"team": "search"}],
         },
     },

@@ -34,6 +34,7 @@ def decode(data: bytes) -> ChatResponse | EmbeddingResponse:
             tool_calls=[ToolCall(c["id"], c["name"], c["arguments"], c["signature"]) for c in item["tool_calls"]],
             finish_reason=item["finish_reason"],
             refusal=item["refusal"],
+            pieces=item.get("pieces") or [],  # entries stored before pieces were kept have none
         )
         for item in raw["choices"]
     ]

@@ -142,7 +142,7 @@ class EnvoySettings:
     xds_dir: str = ""  # empty: this instance's own, .run/<pid>/xds (config/load.py)
     max_request_bytes: int = 32 * 1024 * 1024
     base_id: int | None = None
-    concurrency: int | None = None  # Envoy's worker threads; None: half the usable cores (extproc/cores.py)
+    concurrency: int | None = None  # Envoy's worker threads; None: one per usable core (extproc/cores.py)
     # Whose address is the client's: the peer's (True), or the one in X-Forwarded-For
     # `xff_num_trusted_hops` from the right, as set by proxies in front of Envoy.
     use_remote_address: bool = True

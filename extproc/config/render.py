@@ -139,8 +139,9 @@ def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path)
     return cluster
 
 
-def render_listeners(config: GatewayConfig) -> list[dict[str, Any]]:
-    return [gateway_listener(config, i) for i in range(len(config.listeners))]
+def render_listeners(config: GatewayConfig, secrets: Path | None) -> list[dict[str, Any]]:
+    """`secrets`: the SDS directory TLS certificates are read through; None puts them inline."""
+    return [gateway_listener(config, i, secrets) for i in range(len(config.listeners))]
 
 
 def _optional(item: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -176,7 +177,8 @@ def _validate_bootstrap(config: GatewayConfig, keys_dir: Path, envoy: str | None
         "node": {"id": "validate", "cluster": "validate"},  # SDS needs a node
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
-            "listeners": [_strip_type(r) for r in render_listeners(config)],
+            # Certificates inline: validate mode does not read SDS files, and a listener's must be read now.
+            "listeners": [_strip_type(r) for r in render_listeners(config, None)],
             "clusters": [admin_cluster(config.envoy), *(_strip_type(r) for r in render_clusters(config, keys_dir))],
         },
     }
@@ -234,7 +236,11 @@ def write_clusters(
 
 
 def write_listeners(config: GatewayConfig, xds_dir: Path, version: str | None = None) -> None:
-    _write_resources(xds_dir / "lds.yaml", render_listeners(config), version)
+    """Listeners after their secrets (a TLS listener's certificate source is one): written again here,
+    as a reload may change only the listeners."""
+    keys_dir = secrets_dir(xds_dir)
+    write_secrets(config, keys_dir)
+    _write_resources(xds_dir / "lds.yaml", render_listeners(config, keys_dir), version)
 
 
 def _write_resources(path: Path, resources: list[dict[str, Any]], version: str | None) -> None:

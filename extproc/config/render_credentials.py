@@ -10,6 +10,7 @@ as `[redacted]`. A changed key is picked up by Envoy when the file is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -18,9 +19,9 @@ from typing import Any
 import yaml
 
 from extproc.config.model import GatewayConfig, Provider
+from extproc.config.render_tls import SECRET_TYPE, certificate_secret, certificate_secret_file
 from extproc.providers import kind_of
 
-_SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 _INJECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector"
 _GENERIC_TYPE = "type.googleapis.com/envoy.extensions.http.injected_credentials.generic.v3.Generic"
 
@@ -68,20 +69,30 @@ def credential_filter(provider: Provider, directory: Path) -> dict[str, Any] | N
 
 
 def write_secrets(config: GatewayConfig, directory: Path) -> None:
-    """One SDS file per keyed provider, owner-only, each replaced atomically."""
+    """Every SDS file, owner-only, each replaced atomically: each keyed provider's key, and where each
+    TLS listener's certificate and key are (render_tls)."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     for provider in config.providers:
         if credential_filter(provider, directory) is None:
             continue
         resource = {
-            "@type": _SECRET_TYPE,
+            "@type": SECRET_TYPE,
             "name": secret_name(provider),
             "generic_secret": {"secret": {"inline_string": provider.api_key}},
         }
-        text = yaml.safe_dump({"resources": [resource]}, sort_keys=False)
-        target = _secret_file(provider, directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")  # created 0600
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
+        _write_secret(_secret_file(provider, directory), resource)
+    for listener in config.listeners:
+        if listener.tls_cert_file and listener.tls_key_file:
+            _write_secret(certificate_secret_file(listener, directory), certificate_secret(listener))
+
+
+def _write_secret(target: Path, resource: dict[str, Any]) -> None:
+    text = yaml.safe_dump({"resources": [resource]}, sort_keys=False)
+    with contextlib.suppress(OSError):
+        if target.read_text() == text:
+            return  # unchanged: no rename for Envoy to react to
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")  # created 0600
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, target)

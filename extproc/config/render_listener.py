@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from extproc.config.model import GatewayConfig, Listener, Provider
@@ -120,12 +121,13 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
     }
 
 
-def gateway_listener(config: GatewayConfig, index: int) -> dict[str, Any]:
+def gateway_listener(config: GatewayConfig, index: int, secrets: Path | None) -> dict[str, Any]:
+    """`secrets`: the SDS directory (a TLS listener's certificate is read through it, see render_tls)."""
     listener = config.listeners[index]
     hcm = _http_connection_manager(config, f"gateway_{listener.name}", listener)
     chain: dict[str, Any] = {"filters": [{"name": HCM_NAME, "typed_config": hcm}]}
     if listener.tls_cert_file and listener.tls_key_file:
-        chain["transport_socket"] = downstream_tls(listener)
+        chain["transport_socket"] = downstream_tls(listener, secrets)
     rendered: dict[str, Any] = {
         "@type": LISTENER_TYPE,
         "name": f"listener_{listener.name}",

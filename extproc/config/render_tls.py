@@ -1,4 +1,9 @@
-"""TLS transport sockets: a provider's certificate checked against its host; a listener's own certificate."""
+"""TLS transport sockets: a provider's certificate checked against its host; a listener's own certificate.
+
+A listener's certificate reaches Envoy as an SDS secret (a file in the secrets directory naming
+the certificate and key files), never inline: Envoy then watches the certificate's directory and
+reads the pair again when it is replaced there (a Kubernetes secret's update, a renewal by
+cert-manager or certbot), so a rotated certificate needs no restart."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from extproc.config.model import Listener, Provider
 
 _UPSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _DOWNSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
 def is_ip(host: str) -> bool:
@@ -39,20 +45,46 @@ def upstream_tls(provider: Provider) -> dict[str, Any]:
     return {"name": "envoy.transport_sockets.tls", "typed_config": typed}
 
 
-def downstream_tls(listener: Listener) -> dict[str, Any]:
+def downstream_tls(listener: Listener, secrets: Path | None) -> dict[str, Any]:
+    """Through the SDS file in `secrets`; None: the certificate inline (read once, as validation needs)."""
+    context: dict[str, Any] = {"alpn_protocols": ["h2", "http/1.1"]}
+    if secrets is None:
+        pair = certificate_secret(listener)["tls_certificate"]
+        context["tls_certificates"] = [{k: v for k, v in pair.items() if k != "watched_directory"}]
+    else:
+        source = {
+            "path_config_source": {
+                "path": str(certificate_secret_file(listener, secrets).resolve()),
+                "watched_directory": {"path": str(secrets.resolve())},
+            }
+        }
+        context["tls_certificate_sds_secret_configs"] = [
+            {"name": certificate_secret_name(listener), "sds_config": source}
+        ]
     return {
         "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": _DOWNSTREAM_TLS_TYPE,
-            "common_tls_context": {
-                "alpn_protocols": ["h2", "http/1.1"],
-                "tls_certificates": [
-                    {
-                        "certificate_chain": {"filename": listener.tls_cert_file},
-                        "private_key": {"filename": listener.tls_key_file},
-                    }
-                ],
-            },
+        "typed_config": {"@type": _DOWNSTREAM_TLS_TYPE, "common_tls_context": context},
+    }
+
+
+def certificate_secret_name(listener: Listener) -> str:
+    return f"listener_certificate_{listener.name}"
+
+
+def certificate_secret_file(listener: Listener, secrets: Path) -> Path:
+    return secrets / f"{certificate_secret_name(listener)}.yaml"
+
+
+def certificate_secret(listener: Listener) -> dict[str, Any]:
+    """The SDS resource: where the pair is, and the directory whose changes make Envoy read it again."""
+    assert listener.tls_cert_file and listener.tls_key_file
+    return {
+        "@type": SECRET_TYPE,
+        "name": certificate_secret_name(listener),
+        "tls_certificate": {
+            "certificate_chain": {"filename": listener.tls_cert_file},
+            "private_key": {"filename": listener.tls_key_file},
+            "watched_directory": {"path": str(Path(listener.tls_cert_file).parent)},
         },
     }
 

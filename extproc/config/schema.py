@@ -264,7 +264,9 @@ _listener = {
             "type": "object",
             "additionalProperties": False,
             "required": ["cert_file", "key_file"],
-            "description": "serve HTTPS on this listener (HTTP/2 or HTTP/1.1, chosen by ALPN)",
+            "description": "serve HTTPS on this listener (HTTP/2 or HTTP/1.1, chosen by ALPN). Envoy watches "
+            "the certificate's directory: files replaced there (a Kubernetes secret's update, a renewal) are "
+            "served to new connections without a restart",
             "properties": {
                 "cert_file": {
                     "type": "string",
@@ -412,9 +414,8 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                     "minimum": 1,
                     "maximum": 256,
                     "description": "Envoy's worker threads when `extproc run` starts it (--concurrency; restart to "
-                    "change). Not set: half the cores this process may use (its CPU affinity and cgroup quota), at "
-                    "least one: Envoy spends about 40% of a request's CPU, and more threads only contend with the "
-                    "ext_proc processes for the same cores",
+                    "change). Not set: one per core this process may use (its CPU affinity and cgroup quota; Envoy's "
+                    "own default counts every core of the host)",
                     "examples": [2],
                 },
                 "use_remote_address": {

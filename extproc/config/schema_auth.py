@@ -95,7 +95,7 @@ JWT_SCHEMA: dict[str, Any] = {
                     "type": "array",
                     "items": _claim,
                     "default": [],
-                    "description": "string claims copied into the client's labels",
+                    "description": "string claims copied into the client's labels (written in its access-log lines)",
                     "examples": [["team"]],
                 },
             },

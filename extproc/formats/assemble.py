@@ -79,7 +79,10 @@ class StreamAssembler:
 
     def response(self) -> ChatResponse:
         for index, texts in self._texts.items():
-            self._choices[index].text = "".join(texts)
+            choice = self._choices[index]
+            choice.text = "".join(texts)
+            if len(texts) > 1:
+                choice.pieces = [len(text) for text in texts]
         for (index, _), (call_id, name, fragments) in sorted(self._calls.items()):
             self._choices[index].tool_calls.append(ToolCall(call_id, name, "".join(fragments)))
         choices = [self._choices[index] for index in sorted(self._choices)]

@@ -135,6 +135,7 @@ class Choice:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     refusal: str | None = None
+    pieces: list[int] = field(default_factory=list)  # a streamed text's delta lengths; a replay cuts it the same
 
 
 @dataclass(slots=True)

@@ -96,6 +96,7 @@ def _access_line(ex: Exchange, usage: Usage | None, ended: float) -> dict[str, A
         "client_address": ex.client_address,
         "client": ex.identity.client_id,
         "tenant": ex.identity.tenant,
+        "labels": dict(ex.identity.labels) or None,  # the client's own (keys file, config or token claims)
         "client_api": ex.endpoint.format if ex.endpoint else None,
         "route": ex.route or None,
         "path": ex.path.partition("?")[0],

@@ -15,6 +15,7 @@ from extproc.errors import GatewayError
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
+    Choice,
     Finish,
     ImagePart,
     ResponseFormat,
@@ -65,13 +66,13 @@ def fit_to_provider(request: ChatRequest, provider: Provider) -> Fitting:
 
 
 def response_events(response: ChatResponse) -> list[StreamEvent]:
-    """A whole answer as stream events: how a client stream is served by a provider that cannot stream."""
+    """A whole answer as stream events: how a client stream is served by a provider that cannot stream,
+    and how a cached answer is replayed (in the pieces it was first streamed in, when it was)."""
     events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
     for choice in response.choices:
         for thinking in choice.thinking:
             events.append(ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted))
-        if choice.text:
-            events.append(TextDelta(choice.text, choice.index))
+        events += _text_deltas(choice)
         for i, call in enumerate(choice.tool_calls):
             events.append(ToolCallStart(i, call.id, call.name, choice.index))
             events.append(ToolCallDelta(i, call.arguments, choice.index))
@@ -79,3 +80,17 @@ def response_events(response: ChatResponse) -> list[StreamEvent]:
     if response.usage is not None:
         events.append(UsageUpdate(response.usage))
     return events
+
+
+def _text_deltas(choice: Choice) -> list[StreamEvent]:
+    text, pieces = choice.text, choice.pieces
+    if not text:
+        return []
+    if sum(pieces) != len(text):  # a whole answer, or pieces that do not describe this text
+        return [TextDelta(text, choice.index)]
+    deltas: list[StreamEvent] = []
+    start = 0
+    for length in pieces:
+        deltas.append(TextDelta(text[start : start + length], choice.index))
+        start += length
+    return deltas

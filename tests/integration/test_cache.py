@@ -167,6 +167,22 @@ def test_a_complete_stream_is_stored_and_answers_the_next_request(
     assert len(fake_anthropic.requests) == 1
 
 
+def test_a_replayed_stream_comes_in_the_pieces_it_was_first_streamed_in(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic
+) -> None:
+    question = [{"role": "user", "content": "replay me piece by piece"}]
+    with ant(stack).messages.stream(model="claude-sonnet-4-5", max_tokens=50, messages=question) as stream:
+        first = list(stream.text_stream)
+    assert len(first) > 1  # the provider streamed several deltas
+    stored(stack)
+    replay = oai(stack).chat.completions.create(
+        model="claude-sonnet-4-5", messages=question, max_tokens=50, stream=True
+    )
+    pieces = [c.choices[0].delta.content for c in replay if c.choices and c.choices[0].delta.content]
+    assert pieces == first
+    assert len(fake_anthropic.requests) == 1
+
+
 def test_a_stream_cut_short_by_the_provider_is_not_stored(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     chunk = (
         b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'

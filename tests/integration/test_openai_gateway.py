@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
+from pathlib import Path
 
 import httpx
 import openai
@@ -209,6 +211,14 @@ def test_health_readiness_and_metrics(gateway: GatewayStack, client: openai.Open
     assert "gen_ai_server_request_duration_seconds_bucket" in httpx.get(gateway.admin_url + "/metrics").text
 
 
+def _tls_listener_config(cert_file: Path, key_file: Path) -> dict[str, object]:
+    return {
+        "listeners": [{"name": "tls", "tls": {"cert_file": str(cert_file), "key_file": str(key_file)}}],
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+
+
 def test_tls_listener_serves_with_generated_certificate(tmp_path, fake_openai: FakeOpenAI) -> None:
     authority = trustme.CA()
     cert = authority.issue_cert("127.0.0.1", "localhost")
@@ -216,12 +226,7 @@ def test_tls_listener_serves_with_generated_certificate(tmp_path, fake_openai: F
     cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     authority.cert_pem.write_to_path(str(ca_file))
-    config = {
-        "listeners": [{"name": "tls", "tls": {"cert_file": str(cert_file), "key_file": str(key_file)}}],
-        "providers": [{"name": "mock", "kind": "mock"}],
-        "routes": [{"model": "*", "provider": "mock"}],
-    }
-    stack = GatewayStack(tmp_path / "gw", config).start()
+    stack = GatewayStack(tmp_path / "gw", _tls_listener_config(cert_file, key_file)).start()
     try:
         http = httpx.Client(verify=ssl.create_default_context(cafile=str(ca_file)))
         tls_client = openai.OpenAI(
@@ -231,6 +236,49 @@ def test_tls_listener_serves_with_generated_certificate(tmp_path, fake_openai: F
         assert answer.choices[0].message.content
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"https://127.0.0.1:{stack.port}/v1/models", verify=True)
+    finally:
+        stack.stop()
+
+
+def _served_certificate(port: int, ca_file: Path) -> bytes:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def _install(cert: trustme.LeafCert, cert_file: Path, key_file: Path) -> None:
+    """As a Kubernetes secret update or a renewal does: new files renamed into place."""
+    for target, blob in ((key_file, cert.private_key_pem), (cert_file, cert.private_key_and_cert_chain_pem)):
+        staged = target.with_name(f".{target.name}.new")
+        blob.write_to_path(str(staged))
+        staged.replace(target)
+
+
+def test_a_renewed_listener_certificate_is_served_without_a_restart(tmp_path) -> None:
+    authority = trustme.CA()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    cert_file, key_file, ca_file = certs / "tls.crt", certs / "tls.key", tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    first, renewed = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
+    _install(first, cert_file, key_file)
+    stack = GatewayStack(tmp_path / "gw", _tls_listener_config(cert_file, key_file)).start()
+    try:
+        der = [ssl.PEM_cert_to_DER_cert(c.cert_chain_pems[0].bytes().decode()) for c in (first, renewed)]
+        assert _served_certificate(stack.port, ca_file) == der[0]
+        _install(renewed, cert_file, key_file)
+        assert wait_until(lambda: _served_certificate(stack.port, ca_file) == der[1], timeout=15)
+        answer = httpx.post(
+            f"https://127.0.0.1:{stack.port}/v1/chat/completions",
+            json={"model": "mock-1", "messages": [{"role": "user", "content": "hi"}]},
+            verify=ssl.create_default_context(cafile=str(ca_file)),
+        )
+        assert answer.status_code == 200
     finally:
         stack.stop()
 

@@ -91,6 +91,12 @@ def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(t
         httpx.get(f"http://127.0.0.1:{ports['envoy']}/ready", timeout=2)
 
 
+def _pid_of_ended_process() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def _answers(port: int, model: str) -> int:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     return httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10).status_code
@@ -103,6 +109,10 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def test_two_gateways_started_in_one_directory_keep_their_own_run_files(tmp_path: Path) -> None:
+    """...and remove those of an instance that was killed (its process is gone)."""
+    stale = tmp_path / ".run" / str(_pid_of_ended_process())
+    (stale / "xds").mkdir(parents=True)
+    (stale / "extproc.sock").touch()
     first_config, second_config = tmp_path / "first.yaml", tmp_path / "second.yaml"
     first_config.write_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: first-*, provider: mock}]\n")
     second_config.write_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: second-*, provider: mock}]\n")

@@ -52,6 +52,22 @@ def test_pieces_join_and_the_output_is_estimated_from_what_was_seen() -> None:
     assert choice.thinking == [ThinkingPart("t", "s")]
 
 
+def test_a_gathered_stream_replays_in_the_pieces_it_came_in() -> None:
+    assembler = StreamAssembler()
+    assembler.add([StreamStart("id", "m", 1), TextDelta("Hel"), TextDelta("lo, "), TextDelta("world"), Finish("stop")])
+    answer = assembler.response()
+    assert (answer.choices[0].text, answer.choices[0].pieces) == ("Hello, world", [3, 4, 5])
+    replayed = [ev.text for ev in response_events(answer) if isinstance(ev, TextDelta)]
+    assert replayed == ["Hel", "lo, ", "world"]
+
+
+def test_a_whole_answer_or_pieces_that_do_not_fit_its_text_replay_as_one_delta() -> None:
+    whole = ChatResponse("id", "m", 1, [Choice(0, "Hello", finish_reason="stop")])
+    mismatched = ChatResponse("id", "m", 1, [Choice(0, "Hello", finish_reason="stop", pieces=[2, 2])])
+    for answer in (whole, mismatched):
+        assert [ev.text for ev in response_events(answer) if isinstance(ev, TextDelta)] == ["Hello"]
+
+
 def test_a_stream_with_an_in_band_failure_is_incomplete() -> None:
     assembler = StreamAssembler()
     assembler.add([TextDelta("x"), Finish("stop"), StreamFailure("boom")])

@@ -71,13 +71,20 @@ def test_chat_and_embedding_answers_survive_the_codec_whole() -> None:
                 [ToolCall("call_1", "fn", '{"a":1}', "gem-sig")],
                 "tool_calls",
             ),
-            Choice(1, "second", finish_reason="length", refusal=None),
+            Choice(1, "second", finish_reason="length", refusal=None, pieces=[2, 4]),
         ],
         Usage(10, 20, cached_tokens=3, reasoning_tokens=5),
     )
     assert codec.decode(codec.encode(chat)) == chat
     embedding = EmbeddingResponse("e-model", [[0.5, -1.0], [0.25, 0.0]], Usage(4))
     assert codec.decode(codec.encode(embedding)) == embedding
+
+
+def test_an_entry_stored_before_pieces_were_kept_still_reads() -> None:
+    older = codec.encode(ChatResponse("id", "m", 1, [Choice(0, "hi", finish_reason="stop")]))
+    raw = orjson.loads(older[1:])
+    del raw["choices"][0]["pieces"]
+    assert codec.decode(b"c" + orjson.dumps(raw)).choices[0] == Choice(0, "hi", finish_reason="stop")
 
 
 def test_an_entry_the_codec_did_not_write_is_refused() -> None:

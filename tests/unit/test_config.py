@@ -126,7 +126,7 @@ def test_rendered_envoy_config_passes_envoy_validate_mode() -> None:
     assert set(clusters) == {"extproc", "provider_openai"}
     endpoint = clusters["provider_openai"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert endpoint["metadata"]["filter_metadata"]["llm_gateway"]["provider"] == "openai"
-    rendered = json.dumps(render_listeners(config)) + json.dumps(render_clusters(config, keys_dir))
+    rendered = json.dumps(render_listeners(config, keys_dir)) + json.dumps(render_clusters(config, keys_dir))
     assert "sk-env" not in rendered and '"k"' not in rendered  # keys live only in the private SDS files
 
 
@@ -277,7 +277,7 @@ def test_https_provider_by_ip_address_is_matched_by_ip_san_without_sni() -> None
 
 
 def _hcm(config_text: str) -> dict[str, Any]:
-    listener = render_listeners(load_text(config_text, {}, Path(".")))[0]
+    listener = render_listeners(load_text(config_text, {}, Path(".")), Path("secrets"))[0]
     return listener["filter_chains"][0]["filters"][0]["typed_config"]
 
 
@@ -295,10 +295,10 @@ def test_forwarding_headers_come_from_the_envoy_section() -> None:
 
 
 def test_ready_address_rides_on_the_first_gateway_listener_only_when_configured() -> None:
-    listener = render_listeners(load_text(VALID, {"OPENAI_KEY": "k"}, Path(".")))[0]
+    listener = render_listeners(load_text(VALID, {"OPENAI_KEY": "k"}, Path(".")), Path("secrets"))[0]
     assert "additional_addresses" not in listener and len(listener["filter_chains"]) == 1
     text = VALID + "envoy: {ready_port: 9902, ready_address: 0.0.0.0}\n"
-    listener = render_listeners(load_text(text, {"OPENAI_KEY": "k"}, Path(".")))[0]
+    listener = render_listeners(load_text(text, {"OPENAI_KEY": "k"}, Path(".")), Path("secrets"))[0]
     extra = listener["additional_addresses"][0]["address"]["socket_address"]
     assert extra == {"address": "0.0.0.0", "port_value": 9902}
     ready = next(chain for chain in listener["filter_chains"] if "filter_chain_match" in chain)

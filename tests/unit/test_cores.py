@@ -1,4 +1,4 @@
-"""Envoy's worker threads: as configured, else half the cores the process may use, cgroup quota included."""
+"""Envoy's worker threads: as configured, else one per core the process may use, cgroup quota included."""
 
 from __future__ import annotations
 
@@ -28,11 +28,7 @@ def test_a_cgroup_quota_below_the_affinity_caps_the_usable_cores(
     assert cores.usable_cores(quota) == 1
 
 
-def test_envoy_gets_half_the_usable_cores_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_envoy_gets_a_thread_per_usable_core_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cores, "usable_cores", lambda: 2)
-    assert cores.envoy_threads(None) == 1
-    monkeypatch.setattr(cores, "usable_cores", lambda: 1)
-    assert cores.envoy_threads(None) == 1
-    monkeypatch.setattr(cores, "usable_cores", lambda: 16)
-    assert cores.envoy_threads(None) == 8
-    assert cores.envoy_threads(3) == 3
+    assert cores.envoy_threads(None) == 2
+    assert cores.envoy_threads(1) == 1

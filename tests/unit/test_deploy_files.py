@@ -37,7 +37,7 @@ GATEWAY_IMAGE = "llm-gateway:"
 def bound_addresses(config: GatewayConfig) -> dict[int, str]:
     """Every TCP port the gateway binds (Envoy's listeners, its ready address, the ext_proc's admin) -> address."""
     bound = {config.extproc.admin_port: config.extproc.admin_address}
-    for listener in render_listeners(config):
+    for listener in render_listeners(config, Path("secrets")):
         for address in [listener["address"]] + [extra["address"] for extra in listener.get("additional_addresses", [])]:
             bound[address["socket_address"]["port_value"]] = address["socket_address"]["address"]
     return bound

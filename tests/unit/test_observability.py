@@ -19,6 +19,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeade
 from prometheus_client import REGISTRY
 
 from extproc import app, workers
+from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
 from extproc.observe import logs
 from extproc.observe.bodies import MAX_LOGGED_CHARS, redact
@@ -157,6 +158,7 @@ def test_the_access_line_has_every_field(records: queue.SimpleQueue[logging.LogR
         "request_id": "rid-1",
         "client": "anonymous",
         "tenant": "default",
+        "labels": None,
         "client_api": "openai",
         "route": "claude",
         "provider": "claude",
@@ -170,6 +172,36 @@ def test_the_access_line_has_every_field(records: queue.SimpleQueue[logging.LogR
     assert {key: line[key] for key in expected} == expected
     assert {"duration_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"} <= line.keys()
     assert "request_body" not in line  # never, unless log_bodies asks
+
+
+def test_the_access_line_names_the_clients_labels(records: queue.SimpleQueue[logging.LogRecord]) -> None:
+    config = (
+        CONFIG
+        + f"""
+auth: api_key
+clients:
+  - {{id: search-bot, key_hashes: ["{hash_key("sk-client-1")}"], labels: {{team: search, cost_center: "42"}}}}
+"""
+    )
+    sent = {
+        ":method": "POST",
+        ":path": "/v1/chat/completions",
+        "x-request-id": "rid-1",
+        "authorization": "Bearer sk-client-1",
+    }
+    body = orjson.dumps({"model": "mock-1", "messages": [{"role": "user", "content": "hi"}]})
+
+    async def drain() -> None:
+        async def feed() -> AsyncIterator[ProcessingRequest]:
+            yield ProcessingRequest(request_headers=headers(sent))
+            yield ProcessingRequest(request_body=HttpBody(body=body, end_of_stream=True))
+
+        async for _ in RouterPass(GatewayState(load_text(config, {"K": "secret"}, Path(".")))).process(feed()):
+            pass
+
+    asyncio.run(drain())
+    line = records.get_nowait().__dict__
+    assert (line["client"], line["labels"]) == ("search-bot", {"team": "search", "cost_center": "42"})
 
 
 def test_credentials_and_images_are_redacted_from_logged_bodies() -> None:

@@ -149,7 +149,7 @@ def test_a_pool_is_one_cluster_of_its_providers_by_priority_and_weight(tmp_path:
 
 def test_a_pools_route_retries_on_other_providers_and_priorities() -> None:
     config = load(POOL)
-    hcm = render_listeners(config)[0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm = render_listeners(config, Path("secrets"))[0]["filter_chains"][0]["filters"][0]["typed_config"]
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
     (pool,) = [r for r in routes if r["name"] == "pool_chat"]
     retry = pool["route"]["retry_policy"]
