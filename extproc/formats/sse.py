@@ -34,25 +34,18 @@ class SSEParser:
             chunk = chunk[1:]
         self._pending_cr = False
         buffer = self._buffer + chunk
+        if b"\r" in buffer:  # rare: CRLF and lone CR end lines too
+            self._pending_cr = buffer.endswith(b"\r")
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        cut = buffer.rfind(b"\n")
+        if cut < 0:
+            self._buffer = buffer
+            return []
+        self._buffer = buffer[cut + 1 :]
         events: list[SSEEvent] = []
-        start = 0
-        size = len(buffer)
-        while start < size:
-            lf = buffer.find(b"\n", start)
-            cr = buffer.find(b"\r", start, lf if lf >= 0 else size)
-            if cr >= 0:
-                end, next_start = cr, cr + 1
-                if cr + 1 < size and buffer[cr + 1] == 0x0A:
-                    next_start = cr + 2
-                elif cr + 1 == size:
-                    self._pending_cr = True
-            elif lf >= 0:
-                end, next_start = lf, lf + 1
-            else:
-                break
-            self._line(buffer[start:end].decode("utf-8", "replace"), events)
-            start = next_start
-        self._buffer = buffer[start:]
+        # One decode for every complete line: a newline byte never falls inside a UTF-8 sequence.
+        for line in buffer[:cut].decode("utf-8", "replace").split("\n"):
+            self._line(line, events)
         return events
 
     def close(self) -> list[SSEEvent]:
@@ -69,6 +62,10 @@ class SSEParser:
             if self._has_data or self._raw:
                 events.append(SSEEvent(self._event, "\n".join(self._data), self._raw))
             self._event, self._data, self._raw, self._has_data = "", [], [], False
+            return
+        if line.startswith("data: "):  # nearly every line
+            self._data.append(line[6:])
+            self._has_data = True
             return
         if line[0] == ":":
             return  # comment / keep-alive

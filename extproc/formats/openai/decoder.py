@@ -138,6 +138,10 @@ class StreamDecoder:
             out.append(UsageUpdate(usage))
 
     def _delta(self, ci: int, delta: dict[str, Any], out: list[StreamEvent]) -> None:
+        if len(delta) == 1 and type(delta.get("content")) is str:  # nearly every piece: text alone
+            if delta["content"]:
+                out.append(TextDelta(delta["content"], ci))
+            return
         reasoning = _reasoning_of(delta)
         if reasoning:
             out.append(ThinkingDelta(reasoning, index=ci))
