@@ -1,13 +1,18 @@
-"""The side-by-side harness's extra targets (bench/peers_target.py) stay valid configs as the schema moves."""
+"""The side-by-side harness's extra targets (bench/peers_target.py) stay valid configs as the schema moves,
+and the in-process bench (bench/in_process.py) still drives whole requests."""
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
+from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
+from bench.in_process import MODES, messages, processor
 from bench.peers_target import CLIENT_KEY, PORT_BASE, gateway_config
 from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
@@ -29,3 +34,24 @@ def test_the_targets_file_names_every_variant_and_sends_the_client_key() -> None
     started = " ".join(command for target in targets for command in target["start"])
     assert all(f"bench.peers_target {variant} " in started for variant in PORT_BASE)
     assert {target["headers"]["Authorization"] for target in targets} == {f"Bearer {CLIENT_KEY}"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_in_process_bench_drives_a_whole_request_of_each_mode(mode: str) -> None:
+    """Every message of the request is answered (a refused request would stop after one or two),
+    and the provider's answer reaches the client's format."""
+    service, sent = processor(), messages(mode)
+
+    async def answers() -> list[ProcessingResponse]:
+        async def feed() -> AsyncIterator[ProcessingRequest]:
+            for message in sent:
+                yield message
+
+        return [r async for r in service.process({"x-gw-pass": "router", "x-gw-listener": "main"}, feed())]
+
+    replies = asyncio.run(answers())
+    assert len(replies) == len(sent) == 4
+    assert all(not reply.HasField("immediate_response") for reply in replies)
+    if mode.startswith("x"):  # translated: the client gets OpenAI's format back
+        body = replies[-1].response_body.response.body_mutation.body
+        assert b"chat.completion" in body and b"Benchmark" in body

@@ -1,0 +1,134 @@
+"""The ext_proc's own cost per request, without Envoy, sockets or the HTTP/2 server: the messages
+Envoy sends for one request (request headers and body, answer headers and body) driven through
+`ExternalProcessor.process` in this process, many times over, with API-key auth and request,
+token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
+
+  python -m bench.in_process [chat|stream|xchat|xstream] [--profile]
+
+`chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
+client to an Anthropic provider (both bodies translated). Prints µs per request; `--profile`
+adds the functions that took the most time (cProfile, which slows everything down about
+threefold: read its shares, not its times). The machine's speed moves between runs: compare
+two versions one after the other.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import uvloop
+from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
+from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeaders, ProcessingRequest
+
+from bench import answers
+from bench.peers_target import CLIENT_KEY, gateway_config
+from extproc.config.load import load_text
+from extproc.heap import settle_heap
+from extproc.server.service import ExternalProcessor
+from extproc.state import GatewayState
+
+REQUESTS = 20_000
+WARM_UP = 2_000
+MODES = ("chat", "stream", "xchat", "xstream")
+
+
+def _headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
+    return HttpHeaders(headers=HeaderMap(headers=[HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs]))
+
+
+def messages(mode: str) -> list[ProcessingRequest]:
+    """What Envoy sends for one request of `mode`, as it sends it."""
+    stream, translated = mode.endswith("stream"), mode.startswith("x")
+    body = orjson.dumps(
+        {
+            "model": "fake-model-x" if translated else "fake-model",
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}],
+            "max_tokens": 64,
+            "stream": stream,
+        }
+    )
+    answer = {
+        (False, False): answers.openai_json,
+        (True, False): answers.openai_sse,
+        (False, True): answers.anthropic_json,
+        (True, True): answers.anthropic_sse,
+    }[(stream, translated)]().encode()
+    request = [
+        (":authority", "127.0.0.1:10000"),
+        (":path", "/v1/chat/completions"),
+        (":method", "POST"),
+        (":scheme", "http"),
+        ("user-agent", "OpenAI/Python 1.100.0"),
+        ("content-type", "application/json"),
+        ("authorization", f"Bearer {CLIENT_KEY}"),
+        ("content-length", str(len(body))),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "6f1c2b8e-1d2a-4c39-9f1e-2b7c7a0e9d11"),
+    ]
+    answer_headers = [
+        (":status", "200"),
+        ("content-type", "text/event-stream" if stream else "application/json"),
+        ("date", "Wed, 02 Dec 2026 15:00:00 GMT"),
+        ("server", "envoy"),
+    ]
+    return [
+        ProcessingRequest(request_headers=_headers(request)),
+        ProcessingRequest(request_body=HttpBody(body=body, end_of_stream=True)),
+        ProcessingRequest(response_headers=_headers(answer_headers)),
+        ProcessingRequest(response_body=HttpBody(body=answer, end_of_stream=True)),
+    ]
+
+
+def processor() -> ExternalProcessor:
+    config = gateway_config(
+        "auth-memory",
+        10000,
+        "http://127.0.0.1:1/v1",
+        "http://127.0.0.1:1",
+        Path("/nonexistent"),
+        ["fake-model", "fake-model-x", "claude-sonnet-4-5"],
+    )
+    text = orjson.dumps(config).decode()  # JSON is YAML
+    return ExternalProcessor(GatewayState(load_text(text, {"OURS_UPSTREAM_KEY": "sk-unused"}, Path("."))))
+
+
+async def _requests(service: ExternalProcessor, sent: list[ProcessingRequest], count: int) -> None:
+    async def feed() -> AsyncIterator[ProcessingRequest]:
+        for message in sent:
+            yield message
+
+    for _ in range(count):
+        answered = 0
+        async for response in service.process({"x-gw-pass": "router", "x-gw-listener": "main"}, feed()):
+            response.SerializeToString()
+            answered += 1
+        if answered != len(sent):
+            raise SystemExit(f"{answered} answers to {len(sent)} messages: the request did not go through")
+
+
+def main(argv: list[str]) -> None:
+    mode = next((arg for arg in argv if arg in MODES), "chat")
+    service, sent = processor(), messages(mode)
+    loop = uvloop.new_event_loop()
+    loop.run_until_complete(_requests(service, sent, WARM_UP))
+    settle_heap()  # as the server does once started
+    started = time.perf_counter()
+    loop.run_until_complete(_requests(service, sent, REQUESTS))
+    elapsed = time.perf_counter() - started
+    print(f"{mode}: {elapsed / REQUESTS * 1e6:.1f} µs per request ({REQUESTS} requests, one process, no server)")
+    if "--profile" in argv:
+        profile = cProfile.Profile()
+        profile.enable()
+        loop.run_until_complete(_requests(service, sent, REQUESTS // 4))
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
