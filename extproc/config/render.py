@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from extproc.config.files import write_atomically
 from extproc.config.model import GatewayConfig, Provider, host_and_port, socket_path
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.config.render_filters import EXTPROC_CLUSTER
@@ -37,7 +38,7 @@ from extproc.config.render_pool import (
     upstream_cluster,
 )
 from extproc.config.render_ready import admin_address, admin_cluster
-from extproc.config.render_tls import upstream_tls
+from extproc.config.render_tls import upstream_tls, write_certificate_secrets
 from extproc.contract import METADATA_NAMESPACE
 
 __all__ = [
@@ -201,16 +202,6 @@ def _strip_type(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k != "@type"}
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target then rename: Envoy never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)  # readable by an Envoy running as another user (sidecar container)
-    os.replace(tmp, path)
-
-
 def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True, version: str | None = None) -> None:
     """Validate, then write the keys, cds.yaml and lds.yaml at once: for an Envoy not yet started.
     A running Envoy is updated in steps instead (config/xds_sync.py)."""
@@ -236,10 +227,9 @@ def write_clusters(
 
 
 def write_listeners(config: GatewayConfig, xds_dir: Path, version: str | None = None) -> None:
-    """Listeners after their secrets (a TLS listener's certificate source is one): written again here,
-    as a reload may change only the listeners."""
+    """Listeners after the SDS files of their certificates."""
     keys_dir = secrets_dir(xds_dir)
-    write_secrets(config, keys_dir)
+    write_certificate_secrets(config, keys_dir)
     _write_resources(xds_dir / "lds.yaml", render_listeners(config, keys_dir), version)
 
 

@@ -10,16 +10,13 @@ as `[redacted]`. A changed key is picked up by Envoy when the file is replaced.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from extproc.config.files import write_sds_file
 from extproc.config.model import GatewayConfig, Provider
-from extproc.config.render_tls import SECRET_TYPE, certificate_secret, certificate_secret_file
+from extproc.config.render_tls import SECRET_TYPE
 from extproc.providers import kind_of
 
 _INJECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector"
@@ -69,8 +66,7 @@ def credential_filter(provider: Provider, directory: Path) -> dict[str, Any] | N
 
 
 def write_secrets(config: GatewayConfig, directory: Path) -> None:
-    """Every SDS file, owner-only, each replaced atomically: each keyed provider's key, and where each
-    TLS listener's certificate and key are (render_tls)."""
+    """One SDS file per keyed provider, in an owner-only directory."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     for provider in config.providers:
@@ -81,18 +77,4 @@ def write_secrets(config: GatewayConfig, directory: Path) -> None:
             "name": secret_name(provider),
             "generic_secret": {"secret": {"inline_string": provider.api_key}},
         }
-        _write_secret(_secret_file(provider, directory), resource)
-    for listener in config.listeners:
-        if listener.tls_cert_file and listener.tls_key_file:
-            _write_secret(certificate_secret_file(listener, directory), certificate_secret(listener))
-
-
-def _write_secret(target: Path, resource: dict[str, Any]) -> None:
-    text = yaml.safe_dump({"resources": [resource]}, sort_keys=False)
-    with contextlib.suppress(OSError):
-        if target.read_text() == text:
-            return  # unchanged: no rename for Envoy to react to
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")  # created 0600
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
+        write_sds_file(_secret_file(provider, directory), resource)

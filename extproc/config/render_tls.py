@@ -11,7 +11,8 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from extproc.config.model import Listener, Provider
+from extproc.config.files import write_sds_file
+from extproc.config.model import GatewayConfig, Listener, Provider
 
 _UPSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _DOWNSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
@@ -49,17 +50,16 @@ def downstream_tls(listener: Listener, secrets: Path | None) -> dict[str, Any]:
     """Through the SDS file in `secrets`; None: the certificate inline (read once, as validation needs)."""
     context: dict[str, Any] = {"alpn_protocols": ["h2", "http/1.1"]}
     if secrets is None:
-        pair = certificate_secret(listener)["tls_certificate"]
-        context["tls_certificates"] = [{k: v for k, v in pair.items() if k != "watched_directory"}]
+        context["tls_certificates"] = [_certificate_files(listener)]
     else:
         source = {
             "path_config_source": {
-                "path": str(certificate_secret_file(listener, secrets).resolve()),
+                "path": str(_certificate_secret_file(listener, secrets).resolve()),
                 "watched_directory": {"path": str(secrets.resolve())},
             }
         }
         context["tls_certificate_sds_secret_configs"] = [
-            {"name": certificate_secret_name(listener), "sds_config": source}
+            {"name": _certificate_secret_name(listener), "sds_config": source}
         ]
     return {
         "name": "envoy.transport_sockets.tls",
@@ -67,26 +67,33 @@ def downstream_tls(listener: Listener, secrets: Path | None) -> dict[str, Any]:
     }
 
 
-def certificate_secret_name(listener: Listener) -> str:
+def write_certificate_secrets(config: GatewayConfig, secrets: Path) -> None:
+    """Each TLS listener's SDS file: where its pair is, and the directory whose changes make Envoy read
+    it again."""
+    for listener in config.listeners:
+        if listener.tls_cert_file and listener.tls_key_file:
+            watched = {"watched_directory": {"path": str(Path(listener.tls_cert_file).parent)}}
+            resource = {
+                "@type": SECRET_TYPE,
+                "name": _certificate_secret_name(listener),
+                "tls_certificate": {**_certificate_files(listener), **watched},
+            }
+            write_sds_file(_certificate_secret_file(listener, secrets), resource)
+
+
+def _certificate_files(listener: Listener) -> dict[str, Any]:
+    return {
+        "certificate_chain": {"filename": listener.tls_cert_file},
+        "private_key": {"filename": listener.tls_key_file},
+    }
+
+
+def _certificate_secret_name(listener: Listener) -> str:
     return f"listener_certificate_{listener.name}"
 
 
-def certificate_secret_file(listener: Listener, secrets: Path) -> Path:
-    return secrets / f"{certificate_secret_name(listener)}.yaml"
-
-
-def certificate_secret(listener: Listener) -> dict[str, Any]:
-    """The SDS resource: where the pair is, and the directory whose changes make Envoy read it again."""
-    assert listener.tls_cert_file and listener.tls_key_file
-    return {
-        "@type": SECRET_TYPE,
-        "name": certificate_secret_name(listener),
-        "tls_certificate": {
-            "certificate_chain": {"filename": listener.tls_cert_file},
-            "private_key": {"filename": listener.tls_key_file},
-            "watched_directory": {"path": str(Path(listener.tls_cert_file).parent)},
-        },
-    }
+def _certificate_secret_file(listener: Listener, secrets: Path) -> Path:
+    return secrets / f"{_certificate_secret_name(listener)}.yaml"
 
 
 def system_ca_bundle() -> str:
