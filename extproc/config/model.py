@@ -127,6 +127,7 @@ class ExtprocSettings:
     admin_token: str = field(default="", repr=False)  # resolved secret: never logged
     message_timeout_ms: int = 30_000
     grace_period_s: float = 10.0
+    busy_poll_us: int = 500  # server/busy_poll.py
 
     def grpc_addresses(self) -> list[str]:
         """One listening address per worker process: consecutive ports, or numbered sockets."""

@@ -15,6 +15,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("extproc", "port"),
     ("extproc", "unix_socket"),
     ("extproc", "workers"),
+    ("extproc", "busy_poll_us"),
     ("extproc", "admin_address"),
     ("extproc", "admin_port"),
     ("envoy", "admin_port"),

@@ -372,6 +372,16 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                     "default": 10.0,
                     "description": "on SIGTERM, how long requests in flight may take to finish",
                 },
+                "busy_poll_us": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 100000,
+                    "default": 500,
+                    "description": "after each ext_proc message, how long (µs) each ext_proc process keeps "
+                    "polling for the next one instead of sleeping: at low concurrency each message then skips a "
+                    "process wake-up (README, Performance), for up to this much CPU after each burst of "
+                    "messages; 0 turns it off (restart to change)",
+                },
             },
         },
         "envoy": {

@@ -11,6 +11,7 @@ answer cut short (not JSON) becomes a 502 instead of a truncated 200.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import orjson
 
@@ -80,17 +81,23 @@ class AnswerStage(Stage):
         elif ex.stream_ended:
             reply.body = b""  # the client already got its in-band error and the end
         elif ex.decoder is not None and ex.assembler is not None and ex.encoder is None:
-            try:  # reading a same-API stream must never break it
-                self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
-            except Exception:
-                log.warning("could not read a passed-through stream", exc_info=True)
-                ex.decoder = ex.assembler = None
+            # A same-API stream goes on unchanged: it is read for usage once the chunk has been let go.
+            reply.after_reply = partial(self._read_stream_chunk, ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.passthrough and not ex.stream_from_whole:
             self._read_answer(ex, reply, chunk)
         else:
             self._translate_answer(ex, reply, chunk)
+
+    def _read_stream_chunk(
+        self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool, assembler: StreamAssembler
+    ) -> None:
+        try:  # reading a same-API stream must never break it
+            self._stream_chunk(ex, reply, chunk, end_of_stream, assembler)
+        except Exception:
+            log.warning("could not read a passed-through stream", exc_info=True)
+            ex.decoder = ex.assembler = None
 
     def _stream_chunk(
         self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool, assembler: StreamAssembler

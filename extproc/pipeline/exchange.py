@@ -3,6 +3,7 @@ and what the current phase sends back to Envoy."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
@@ -30,6 +31,9 @@ class PhaseReply:
     clear_route_cache: bool = False
     response_body_mode: int | None = None  # a per-request override of how the answer's body is sent
     request_metadata: dict[str, str | bool] | None = None  # facts for the upstream pass (a pool's attempts)
+    # Reading that cannot change this reply (a same-API stream's chunk): run once the reply has left,
+    # so it is off the request's path. It must not raise.
+    after_reply: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 
 from extproc.config.model import host_and_port, socket_path
 from extproc.server import http2 as h2
+from extproc.server.busy_poll import BusyPoll, busy_poll
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,9 @@ class ConnectionError_(Exception):
 
 
 class GrpcConnection(asyncio.Protocol):
-    def __init__(self, handler: Handler, connections: set[GrpcConnection]) -> None:
+    def __init__(self, handler: Handler, connections: set[GrpcConnection], busy: BusyPoll | None = None) -> None:
         self._handler = handler
+        self._poke = busy.poke if busy is not None else None
         self._connections = connections
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()  # kept: in Python 3.11 each lookup is a getpid() call
@@ -154,6 +156,8 @@ class GrpcConnection(asyncio.Protocol):
         self._blocked.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self._poke is not None:
+            self._poke()
         buffer = self._buffer
         buffer += data
         try:
@@ -435,17 +439,20 @@ class GrpcConnection(asyncio.Protocol):
 class GrpcServer:
     """Listens on `unix:<path>` or `<host>:<port>`; each connection a GrpcConnection."""
 
-    def __init__(self, handler: Handler, address: str) -> None:
+    def __init__(self, handler: Handler, address: str, busy_poll_us: int = 0) -> None:
         self._handler = handler
         self.address = address
+        self._busy_poll_us = busy_poll_us
+        self.busy_poll: BusyPoll | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[GrpcConnection] = set()
 
     def _protocol(self) -> GrpcConnection:
-        return GrpcConnection(self._handler, self._connections)
+        return GrpcConnection(self._handler, self._connections, self.busy_poll)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.busy_poll = busy_poll(self._busy_poll_us)
         if (path := socket_path(self.address)) is not None:
             self._server = await loop.create_unix_server(self._protocol, path, backlog=1024)
         else:

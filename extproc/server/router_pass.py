@@ -11,13 +11,16 @@ pass but headers.
 
 Once the last message Envoy will send is answered (the answer's end, or the
 gateway's own reply), the request is finished and the pass ends, which ends
-the stream: nothing more is read.
+the stream: nothing more is read. Work that cannot change a reply (reading a
+same-API stream, the finish stages' accounting and logs) runs after that
+reply has left, off the request's path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingRequest,
@@ -68,7 +71,11 @@ class RouterPass:
                     elif kind == "response_headers":
                         yield self._response_headers(ex, message)
                     elif kind == "response_body":
-                        yield self._response_body(ex, message)
+                        response, after_reply = self._response_body(ex, message)
+                        yield response
+                        if after_reply is not None:
+                            await _reply_sent()
+                            _run_after_reply(after_reply)
                     else:
                         yield ProcessingResponse()
                 except GatewayError as error:
@@ -77,6 +84,7 @@ class RouterPass:
                     log.exception("router pass failed")  # the request id comes with the task (observe/logs.py)
                     yield self._error(ex, kind, GatewayError("internal", "the gateway failed on this request"))
                 if ex.answered:
+                    await _reply_sent()  # the client's answer goes before the finish stages' bookkeeping
                     break  # nothing more will come
         finally:
             for stage in self._on_finish if ex.headers else ():
@@ -128,7 +136,9 @@ class RouterPass:
             response.mode_override.response_body_mode = reply.response_body_mode  # the other phases keep theirs
         return response
 
-    def _response_body(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
+    def _response_body(
+        self, ex: Exchange, message: ProcessingRequest
+    ) -> tuple[ProcessingResponse, Callable[[], None] | None]:
         body = message.response_body
         ex.answered = body.end_of_stream  # also when a stage fails on this last piece (an in-band error ends it)
         reply = PhaseReply()
@@ -137,8 +147,8 @@ class RouterPass:
         if ex.bodies is not None:
             ex.bodies.answer.append(body.body if reply.body is None else reply.body)
         if reply.body is None and not reply.set_headers:
-            return m.CONTINUE_RESPONSE_BODY
-        return m.reply("response_body", reply.set_headers, body=reply.body)
+            return m.CONTINUE_RESPONSE_BODY, reply.after_reply
+        return m.reply("response_body", reply.set_headers, body=reply.body), reply.after_reply
 
     def _answer(self, ex: Exchange, answer: LocalAnswer) -> ProcessingResponse:
         headers = [*answer.headers, *ex.limit_headers, ("x-request-id", ex.request_id)]
@@ -156,6 +166,18 @@ class RouterPass:
         body = FORMATS[ex.error_format].render_error(error, ex.request_id)
         headers = [("content-type", "application/json"), ("x-request-id", ex.request_id), *error.headers]
         return _immediate(ex, client_status(error), body, headers, details=f"gateway_{error.kind}")
+
+
+async def _reply_sent() -> None:
+    """Let the event loop turn once: the server sends what was written in this turn (h2_server._write)."""
+    await asyncio.sleep(0)
+
+
+def _run_after_reply(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception:  # its reply is gone: a failure here can only be logged
+        log.exception("reading a message after its reply failed")
 
 
 def _immediate(ex: Exchange, status: int, body: bytes, headers: m.Headers, details: str = "") -> ProcessingResponse:

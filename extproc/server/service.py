@@ -49,7 +49,7 @@ class ProcessorServer(GrpcServer):
     """The service on its address; a Unix socket only this uid may dial (Envoy runs as it in the sidecar)."""
 
     def __init__(self, state: GatewayState, address: str) -> None:
-        super().__init__(ExternalProcessor(state).process, address)
+        super().__init__(ExternalProcessor(state).process, address, state.snapshot.config.extproc.busy_poll_us)
 
     async def start(self) -> None:
         path = self._socket

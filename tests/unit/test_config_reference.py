@@ -57,6 +57,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "extproc.admin_port": (lambda f, b: b.extproc.admin_port, (ExtprocSettings, "admin_port")),
     "extproc.message_timeout_ms": (lambda f, b: b.extproc.message_timeout_ms, (ExtprocSettings, "message_timeout_ms")),
     "extproc.grace_period_s": (lambda f, b: b.extproc.grace_period_s, (ExtprocSettings, "grace_period_s")),
+    "extproc.busy_poll_us": (lambda f, b: b.extproc.busy_poll_us, (ExtprocSettings, "busy_poll_us")),
     "envoy.admin_port": (lambda f, b: b.envoy.admin_port, (EnvoySettings, "admin_port")),
     "envoy.max_request_bytes": (lambda f, b: b.envoy.max_request_bytes, (EnvoySettings, "max_request_bytes")),
     "envoy.use_remote_address": (lambda f, b: b.envoy.use_remote_address, (EnvoySettings, "use_remote_address")),

@@ -12,6 +12,8 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeade
 
 from extproc.config.load import load_text
 from extproc.formats import openai as openai_format
+from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.stage import Stage
 from extproc.server.router_pass import RouterPass
 from extproc.state import GatewayState
 
@@ -242,3 +244,60 @@ limits:
     first, second, slot_free = asyncio.run(scenario())
     assert (first, second) == (200, 429)
     assert slot_free  # neither request kept the only slot
+
+
+class _Recorder(Stage):
+    """Records when its deferred read and its finish run, against when each reply left."""
+
+    name = "recorder"
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def request_headers(self, ex: Exchange, reply: PhaseReply, end_of_stream: bool) -> LocalAnswer | None:
+        ex.headers = {"x": "y"}  # a request seen: finish runs
+        return None
+
+    def response_body(self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool) -> None:
+        reply.after_reply = lambda: self.events.append(f"read {chunk.decode()}")
+
+    def finish(self, ex: Exchange) -> None:
+        self.events.append("finish")
+
+
+def _answer_chunks(events: list[str]) -> None:
+    chunks = [
+        ProcessingRequest(response_body=HttpBody(body=b"one")),
+        ProcessingRequest(response_body=HttpBody(body=b"two", end_of_stream=True)),
+    ]
+    state = GatewayState(load_text(CONFIG, {"K": "secret"}, Path(".")))
+    stages = [_Recorder(events)]
+
+    async def feed() -> AsyncIterator[ProcessingRequest]:
+        yield REQUEST_HEADERS
+        for chunk in chunks:
+            yield chunk
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        replies = 0
+        async for _ in RouterPass(state, stages).process(feed()):
+            replies += 1
+            # What the HTTP/2 server does with a reply: write it at the end of this turn of the loop.
+            loop.call_soon(events.append, f"sent reply {replies}")
+
+    asyncio.run(serve())
+
+
+def test_a_chunk_read_that_cannot_change_its_reply_runs_after_the_reply_left() -> None:
+    events: list[str] = []
+    _answer_chunks(events)
+    assert events.index("sent reply 2") < events.index("read one") < events.index("sent reply 3")
+    assert events.index("sent reply 3") < events.index("read two")
+
+
+def test_the_finish_stages_run_after_the_last_reply_left() -> None:
+    events: list[str] = []
+    _answer_chunks(events)
+    assert events.index("sent reply 3") < events.index("finish")
+    assert events.index("read two") < events.index("finish")  # the last chunk's usage is known to finish

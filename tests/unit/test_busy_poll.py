@@ -1,0 +1,116 @@
+"""After data arrives the loop polls without blocking for the busy-poll window, then sleeps again."""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from pathlib import Path
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, ProcessingRequest
+
+from extproc.config.load import load_text
+from extproc.config.restart import restart_required
+from extproc.server.busy_poll import BusyPoll, busy_poll
+from extproc.server.h2_server import GrpcServer
+from tests.support.stack import free_port
+from tests.unit.test_h2_server import echo
+
+
+class RecordingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """Records the timeout and the time of every poll the event loop makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls: list[tuple[float, float | None]] = []
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.polls.append((time.monotonic(), timeout))
+        return super().select(timeout)
+
+
+def _run_recorded(body):  # type: ignore[no-untyped-def]
+    selector = RecordingSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    try:
+        return loop.run_until_complete(body()), selector.polls
+    finally:
+        loop.close()
+
+
+def test_a_poke_keeps_the_loop_polling_without_blocking_for_the_window_then_it_sleeps() -> None:
+    window = 0.02
+
+    async def body() -> tuple[float, int, int]:
+        busy = BusyPoll(asyncio.get_running_loop(), window)
+        poked = time.monotonic()
+        busy.poke()
+        await asyncio.sleep(window * 5)
+        turns = busy.turns
+        await asyncio.sleep(window * 2)
+        return poked, turns, busy.turns
+
+    (poked, turns, turns_later), polls = _run_recorded(body)
+    in_window = [timeout for at, timeout in polls if poked <= at < poked + window * 0.8]
+    after = [timeout for at, timeout in polls if at > poked + window * 1.5]
+    assert turns > 10 and in_window.count(0) > 10  # polled without blocking while the window was open
+    assert turns_later == turns  # and stopped once it closed
+    # then slept until the next timer (the few polls without a timeout are those timers firing)
+    assert any(timeout is None or timeout > 0 for timeout in after) and after.count(0) < 5
+
+
+def test_each_poke_extends_the_window_from_the_latest_data() -> None:
+    window = 0.1
+
+    async def body() -> tuple[float, float, float]:
+        busy = BusyPoll(asyncio.get_running_loop(), window)
+        first = time.monotonic()
+        busy.poke()
+        await asyncio.sleep(window * 0.5)
+        second = time.monotonic()
+        busy.poke()  # more data before the window closed
+        await asyncio.sleep(window * 2)
+        return first, second, busy.last_turn
+
+    (first, second, last_turn), _ = _run_recorded(body)
+    assert last_turn > first + window * 1.1  # kept polling past the first poke's window
+    assert second + window <= last_turn + 0.01  # until the second poke's window ended
+
+
+def test_a_window_of_zero_turns_busy_polling_off() -> None:
+    async def body() -> BusyPoll | None:
+        return busy_poll(0)
+
+    assert asyncio.run(body()) is None
+
+
+def test_the_grpc_server_polls_after_each_message_it_receives() -> None:
+    async def run() -> tuple[int, int]:
+        server = GrpcServer(echo, f"127.0.0.1:{free_port()}", busy_poll_us=50_000)
+        quiet = GrpcServer(echo, f"127.0.0.1:{free_port()}", busy_poll_us=0)
+        turns = []
+        for each in (server, quiet):
+            await each.start()
+            try:
+                async with grpc.aio.insecure_channel(each.address) as channel:
+                    stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
+                    request = ProcessingRequest(request_body=HttpBody(body=b"x", end_of_stream=True))
+                    answers = [a async for a in stub.Process(iter([request]))]
+                    assert len(answers) == 1
+            finally:
+                turns.append(each.busy_poll.turns if each.busy_poll is not None else 0)
+                await each.stop(1)
+        return turns[0], turns[1]
+
+    polled, quiet = asyncio.run(run())
+    assert polled > 0 and quiet == 0
+
+
+def test_busy_poll_defaults_on_and_changing_it_needs_a_restart() -> None:
+    base = "providers: [{name: m, kind: mock}]\nroutes: [{model: m, provider: m}]\n"
+    default = load_text(base, {}, Path("."))
+    off = load_text(base + "extproc: {busy_poll_us: 0}\n", {}, Path("."))
+    assert default.extproc.busy_poll_us == 500 and off.extproc.busy_poll_us == 0
+    assert restart_required(default, off) == ["extproc.busy_poll_us changed: restart the gateway to apply it"]
