@@ -378,9 +378,10 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                     "maximum": 100000,
                     "default": 500,
                     "description": "after each ext_proc message, how long (µs) each ext_proc process keeps "
-                    "polling for the next one instead of sleeping: at low concurrency each message then skips a "
-                    "process wake-up (README, Performance), for up to this much CPU after each burst of "
-                    "messages; 0 turns it off (restart to change)",
+                    "polling for the next one instead of sleeping, while its connection from Envoy carries at most "
+                    "4 streams: at low concurrency each message then skips a process wake-up (README, "
+                    "Performance), for up to this much CPU after each burst of messages; 0 turns it off "
+                    "(restart to change)",
                 },
             },
         },

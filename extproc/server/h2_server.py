@@ -37,6 +37,10 @@ _MAX_STREAMS = 10_000  # per connection; Envoy opens another connection beyond i
 _REFILL = 1 << 30  # receive windows are topped up once half of the largest window is used
 _OK, _RESOURCE_EXHAUSTED, _UNIMPLEMENTED, _INTERNAL = 0, 8, 12, 13
 _MESSAGE_PREFIX = struct.Struct(">BI")
+# Busy polling pays while requests are few. With more streams than this on a connection the
+# next message comes soon anyway, and many long streams (a provider's chunk every few tens of
+# ms each) would keep the process polling all the time for little.
+BUSY_POLL_MAX_STREAMS = 4
 
 Handler = Callable[[Mapping[str, str], AsyncIterator[ProcessingRequest]], AsyncGenerator[ProcessingResponse, None]]
 
@@ -156,7 +160,7 @@ class GrpcConnection(asyncio.Protocol):
         self._blocked.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self._poke is not None:
+        if self._poke is not None and len(self._streams) <= BUSY_POLL_MAX_STREAMS:
             self._poke()
         buffer = self._buffer
         buffer += data

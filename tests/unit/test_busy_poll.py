@@ -14,7 +14,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, Processin
 from extproc.config.load import load_text
 from extproc.config.restart import restart_required
 from extproc.server.busy_poll import BusyPoll, busy_poll
-from extproc.server.h2_server import GrpcServer
+from extproc.server.h2_server import BUSY_POLL_MAX_STREAMS, GrpcServer
 from tests.support.stack import free_port
 from tests.unit.test_h2_server import echo
 
@@ -114,3 +114,40 @@ def test_busy_poll_defaults_on_and_changing_it_needs_a_restart() -> None:
     off = load_text(base + "extproc: {busy_poll_us: 0}\n", {}, Path("."))
     assert default.extproc.busy_poll_us == 500 and off.extproc.busy_poll_us == 0
     assert restart_required(default, off) == ["extproc.busy_poll_us changed: restart the gateway to apply it"]
+
+
+def test_with_more_than_a_few_streams_on_a_connection_the_server_does_not_poll() -> None:
+    request = ProcessingRequest(request_body=HttpBody(body=b"x", end_of_stream=True))
+
+    async def run() -> tuple[int, int, int]:
+        server = GrpcServer(echo, f"127.0.0.1:{free_port()}", busy_poll_us=2_000)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
+                calls = [stub.Process() for _ in range(BUSY_POLL_MAX_STREAMS + 4)]
+                for call in calls:  # every stream open and answered once
+                    await call.write(request)
+                    await call.read()
+                busy = server.busy_poll
+                assert busy is not None
+                await asyncio.sleep(0.05)  # past the window
+                before = busy.turns
+                await calls[0].write(request)  # many streams open: no polling
+                await calls[0].read()
+                await asyncio.sleep(0.05)
+                busy_turns = busy.turns
+                for call in calls[1:]:
+                    await call.done_writing()
+                    await call.wait_for_connection()
+                    assert await call.read() is grpc.aio.EOF
+                await calls[0].write(request)  # one stream left: polling again
+                await calls[0].read()
+                await asyncio.sleep(0.05)
+                return before, busy_turns, busy.turns
+        finally:
+            await server.stop(1)
+
+    before, busy_turns, alone = asyncio.run(run())
+    assert busy_turns == before
+    assert alone > busy_turns
