@@ -38,7 +38,7 @@ from extproc.config.render_pool import (
     upstream_cluster,
 )
 from extproc.config.render_ready import admin_address, admin_cluster
-from extproc.config.render_tls import upstream_tls, write_certificate_secrets
+from extproc.config.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
 from extproc.contract import METADATA_NAMESPACE
 
 __all__ = [
@@ -113,7 +113,9 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path) -> dict[str, Any]:
+def _provider_cluster(
+    config: GatewayConfig, provider: Provider, keys_dir: Path, ca_secrets: Path | None
+) -> dict[str, Any]:
     # No upstream pass: the router pass set the path and host; internal headers are cut here, in C++.
     filters = [strip_internal_headers(), *_optional(credential_filter(provider, keys_dir)), UPSTREAM_CODEC]
     cluster = upstream_cluster(config, provider.cluster, [provider.host], filters)
@@ -136,7 +138,7 @@ def _provider_cluster(config: GatewayConfig, provider: Provider, keys_dir: Path)
         },
     }
     if provider.tls:
-        cluster["transport_socket"] = upstream_tls(provider)
+        cluster["transport_socket"] = upstream_tls(provider, ca_secrets)
     return cluster
 
 
@@ -149,11 +151,14 @@ def _optional(item: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [item] if item is not None else []
 
 
-def render_clusters(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any]]:
-    """`keys_dir` holds the providers' keys as SDS files (see render_credentials)."""
+def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = False) -> list[dict[str, Any]]:
+    """`keys_dir` holds the providers' keys as SDS files (see render_credentials), and their own CAs
+    (see render_tls) unless `inline_ca`."""
+    ca_secrets = None if inline_ca else keys_dir
     providers = [p for p in config.providers if p.kind != "mock"]
-    pools = [pool_cluster(config, route, keys_dir) for route in config.routes if route.pool]
-    return [_extproc_cluster(config), *(_provider_cluster(config, p, keys_dir) for p in providers), *pools]
+    pools = [pool_cluster(config, route, keys_dir, ca_secrets) for route in config.routes if route.pool]
+    clusters = (_provider_cluster(config, p, keys_dir, ca_secrets) for p in providers)
+    return [_extproc_cluster(config), *clusters, *pools]
 
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
@@ -180,7 +185,10 @@ def _validate_bootstrap(config: GatewayConfig, keys_dir: Path, envoy: str | None
         "static_resources": {
             # Certificates inline: validate mode does not read SDS files, and a listener's must be read now.
             "listeners": [_strip_type(r) for r in render_listeners(config, None)],
-            "clusters": [admin_cluster(config.envoy), *(_strip_type(r) for r in render_clusters(config, keys_dir))],
+            "clusters": [
+                admin_cluster(config.envoy),
+                *(_strip_type(r) for r in render_clusters(config, keys_dir, inline_ca=True)),  # CAs read now
+            ],
         },
     }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
@@ -214,11 +222,12 @@ def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True, versi
 def write_clusters(
     config: GatewayConfig, xds_dir: Path, version: str | None = None, retaining: GatewayConfig | None = None
 ) -> list[str]:
-    """Write the keys, then cds.yaml; with `retaining`, its clusters the new config drops stay too
+    """Write the keys and the providers' CAs, then cds.yaml; with `retaining`, its clusters the new config drops stay too
     (until no listener routes to them) and their names are returned. `version` becomes the
     file's `version_info`, which Envoy reports back once it applied it."""
     keys_dir = secrets_dir(xds_dir)
     write_secrets(config, keys_dir)
+    write_ca_secrets(config, keys_dir)
     clusters = render_clusters(config, keys_dir)
     names = {cluster["name"] for cluster in clusters}
     retained = [c for c in render_clusters(retaining, keys_dir) if c["name"] not in names] if retaining else []

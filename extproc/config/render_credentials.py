@@ -16,7 +16,7 @@ from typing import Any
 
 from extproc.config.files import write_sds_file
 from extproc.config.model import GatewayConfig, Provider
-from extproc.config.render_tls import SECRET_TYPE
+from extproc.config.render_tls import SECRET_TYPE, sds_source
 from extproc.providers import kind_of
 
 _INJECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector"
@@ -45,12 +45,7 @@ def credential_filter(provider: Provider, directory: Path) -> dict[str, Any] | N
         "header": credential.header,
         "credential": {
             "name": secret_name(provider),
-            "sds_config": {
-                "path_config_source": {
-                    "path": str(_secret_file(provider, directory).resolve()),
-                    "watched_directory": {"path": str(directory.resolve())},
-                }
-            },
+            "sds_config": sds_source(_secret_file(provider, directory), directory),
         },
     }
     if credential.prefix:

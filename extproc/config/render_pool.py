@@ -55,7 +55,7 @@ def pool_members(config: GatewayConfig, route: Route) -> list[tuple[Provider, in
     return members
 
 
-def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path) -> dict[str, Any]:
+def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path, ca_secrets: Path | None) -> dict[str, Any]:
     members = pool_members(config, route)
     resilience = route.resilience
     by_priority: dict[int, list[dict[str, Any]]] = {}
@@ -90,7 +90,11 @@ def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path) -> dict[st
     if resilience.circuit_breakers:
         cluster["circuit_breakers"] = {"thresholds": [{"priority": "DEFAULT", **resilience.circuit_breakers}]}
     matches = [
-        {"name": provider.name, "match": {"provider": provider.name}, "transport_socket": upstream_tls(provider)}
+        {
+            "name": provider.name,
+            "match": {"provider": provider.name},
+            "transport_socket": upstream_tls(provider, ca_secrets),
+        }
         for provider, _, _ in members
         if provider.tls
     ]

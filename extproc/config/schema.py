@@ -102,7 +102,9 @@ _provider = {
             "properties": {
                 "ca_file": {
                     "type": "string",
-                    "description": "PEM bundle of CAs to trust instead of the system's (a private CA)",
+                    "description": "PEM bundle of CAs to trust instead of the system's (a private CA); Envoy watches its "
+                    "directory: a bundle replaced there (a Kubernetes secret's update) is trusted for new "
+                    "connections without a restart",
                     "examples": ["private-ca.pem"],
                 }
             },

@@ -14,6 +14,7 @@ import pytest
 import trustme
 
 from tests.conftest import OPENAI_KEY
+from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeOpenAI
 from tests.integration.sdk_outcomes import anthropic_client, openai_client
 from tests.support.stack import GatewayStack
@@ -116,3 +117,48 @@ def test_provider_certificate_from_a_ca_the_gateway_does_not_trust_is_refused(tl
     assert raised.value.status_code in (502, 503)
     assert len(tls_world.right_name.requests) == before
     assert _envoy_stat(tls_world, "cluster.provider_untrusted.ssl.fail_verify_error") >= 1
+
+
+def _answers(stack: GatewayStack, model: str) -> bool:
+    try:
+        return bool(
+            openai_client(stack.base_url).chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}]
+            )
+        )
+    except openai.APIStatusError:
+        return False
+
+
+def test_a_rotated_provider_ca_file_is_trusted_without_a_restart(tmp_path: Path) -> None:
+    """A private CA replaced in place (a renamed file, as a Kubernetes secret update does) is read again
+    by Envoy: the provider whose certificate only the new CA signs is reached without a restart."""
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    ca_dir = tmp_path / "ca"
+    ca_dir.mkdir()
+    ca_file = ca_dir / "ca.pem"
+    old_ca.cert_pem.write_to_path(str(ca_file))
+    fake = _serving(new_ca, "localhost", "localhost")
+    provider = {
+        "name": "private",
+        "kind": "openai",
+        "base_url": fake.base_url + "/v1",
+        "api_key_env": "TEST_OPENAI_KEY",
+    }
+    config = {
+        "providers": [{**provider, "tls": {"ca_file": str(ca_file)}}],
+        "routes": [{"model": "*", "provider": "private"}],
+    }
+    stack = GatewayStack(tmp_path / "gateway", config, {"TEST_OPENAI_KEY": OPENAI_KEY}).start()
+    try:
+        assert not _answers(stack, "gpt-4o")  # the old CA does not sign the provider's certificate
+        assert fake.requests == []
+        staged = ca_dir / ".ca.pem.new"
+        new_ca.cert_pem.write_to_path(str(staged))
+        staged.replace(ca_file)
+        assert wait_until(lambda: _answers(stack, "gpt-4o"), timeout=15)
+        assert fake.last_request.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+        assert stack.extproc_process.poll() is None
+    finally:
+        stack.stop()
+        fake.stop()

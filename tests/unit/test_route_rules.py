@@ -173,3 +173,28 @@ def test_single_provider_routes_pay_nothing_for_pools(tmp_path: Path) -> None:
         "envoy.filters.http.upstream_codec",
     ]
     assert not [c for c in render_clusters(config, tmp_path) if c["name"].startswith("pool_")]
+
+
+def test_a_private_ca_is_read_through_one_sds_secret_by_the_provider_and_its_pools(tmp_path: Path) -> None:
+    from extproc.config.render import write_clusters
+    from extproc.config.render_credentials import secrets_dir
+
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    private = (
+        '  - {name: pv, kind: openai, base_url: "https://llm.internal/v1", api_key_env: K, tls: {ca_file: ca.pem}}\n'
+    )
+    routes = '  - {name: chat, model: "*", pool: [{provider: pv}, {provider: oa}]}\n'
+    config = load_text(PROVIDERS + private + "routes:\n" + routes, {"K": "secret"}, tmp_path)
+    write_clusters(config, tmp_path / "xds")
+    clusters = {c["name"]: c for c in render_clusters(config, secrets_dir(tmp_path / "xds"))}
+    (member,) = [m["transport_socket"] for m in clusters["pool_chat"]["transport_socket_matches"] if m["name"] == "pv"]
+    for socket in (clusters["provider_pv"]["transport_socket"], member):
+        combined = socket["typed_config"]["common_tls_context"]["combined_validation_context"]
+        assert combined["default_validation_context"]["match_typed_subject_alt_names"][0]["matcher"] == {
+            "exact": "llm.internal"
+        }
+        assert combined["validation_context_sds_secret_config"]["name"] == "provider_ca_pv"
+    written = (secrets_dir(tmp_path / "xds") / "provider_ca_pv.yaml").read_text()
+    assert str(tmp_path / "ca.pem") in written and "watched_directory" in written
+    public = clusters["provider_oa"]["transport_socket"]["typed_config"]["common_tls_context"]
+    assert "trusted_ca" in public["validation_context"]  # the system's CAs, inline: no private CA to watch
