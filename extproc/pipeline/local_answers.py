@@ -10,6 +10,7 @@ from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import mock
+from extproc.providers.capabilities import response_events
 
 
 class LocalAnswersStage(Stage):
@@ -32,15 +33,19 @@ class LocalAnswersStage(Stage):
         if provider.mock_latency_ms:
             await asyncio.sleep(provider.mock_latency_ms / 1000)
         client = FORMATS[endpoint.format]
+        content_type = CONTENT_TYPE_JSON
         if isinstance(request, EmbeddingRequest):
-            out = client.render_embedding_response(mock.embed(request), request, endpoint)
-            content_type = CONTENT_TYPE_JSON
-        elif isinstance(request, ChatRequest) and ex.stream:
-            encoder = client.stream_encoder(request, endpoint)
-            out = encoder.encode(mock.stream(provider, request)) + encoder.close()
-            content_type = client.stream_content_type(endpoint)
+            embedding = mock.embed(request)
+            out = client.render_embedding_response(embedding, request, endpoint)
+            ex.usage = embedding.usage
         else:
             assert isinstance(request, ChatRequest)
-            out = client.render_response(mock.respond(provider, request))
-            content_type = CONTENT_TYPE_JSON
+            response = mock.respond(provider, request)
+            if ex.stream:
+                encoder = client.stream_encoder(request, endpoint)
+                out = encoder.encode(response_events(response)) + encoder.close()
+                content_type = client.stream_content_type(endpoint)
+            else:
+                out = client.render_response(response)
+            ex.usage = response.usage
         return LocalAnswer(200, out, [("content-type", content_type)])

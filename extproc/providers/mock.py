@@ -13,13 +13,8 @@ from extproc.formats.canonical import (
     Choice,
     EmbeddingRequest,
     EmbeddingResponse,
-    Finish,
-    StreamEvent,
-    StreamStart,
-    TextDelta,
     TextPart,
     Usage,
-    UsageUpdate,
 )
 
 
@@ -45,8 +40,11 @@ def _answer(provider: Provider, request: ChatRequest) -> tuple[str, Usage, str]:
 
 
 def respond(provider: Provider, request: ChatRequest) -> ChatResponse:
+    """The answer, cut in words: streamed (`response_events`), it comes one word per text delta."""
     text, usage, finish = _answer(provider, request)
-    choice = Choice(index=0, text=text, finish_reason=finish)  # type: ignore[arg-type]
+    words = text.split(" ")
+    pieces = [len(word) + (i > 0) for i, word in enumerate(words)]  # each word after the first with its space
+    choice = Choice(index=0, text=text, finish_reason=finish, pieces=pieces)  # type: ignore[arg-type]
     return ChatResponse(
         id=f"chatcmpl-mock{uuid.uuid4().hex[:20]}",
         model=request.model,
@@ -54,19 +52,6 @@ def respond(provider: Provider, request: ChatRequest) -> ChatResponse:
         choices=[choice],
         usage=usage,
     )
-
-
-def stream(provider: Provider, request: ChatRequest) -> list[StreamEvent]:
-    """The same answer as `respond`, as stream events: one text delta per word."""
-    text, usage, finish = _answer(provider, request)
-    events: list[StreamEvent] = [
-        StreamStart(id=f"chatcmpl-mock{uuid.uuid4().hex[:20]}", model=request.model, created=int(time.time()))
-    ]
-    words = text.split(" ")
-    events.extend(TextDelta(word if i == 0 else " " + word) for i, word in enumerate(words))
-    events.append(Finish(finish))  # type: ignore[arg-type]
-    events.append(UsageUpdate(usage))
-    return events
 
 
 def embed(request: EmbeddingRequest) -> EmbeddingResponse:

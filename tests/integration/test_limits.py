@@ -55,6 +55,13 @@ def stack(
                 "tokens": 100_000,
                 "window_s": 3_600_000,  # no refill to speak of during the test
             },
+            {
+                "name": "mock-tokens",
+                "key": ["client"],
+                "match": {"models": ["mock-tok-*"]},
+                "tokens": 1000,
+                "window_s": 3_600_000,
+            },
             {"name": "one-stream", "key": ["client"], "match": {"models": ["gpt-stream-*"]}, "concurrent_streams": 1},
             {"name": "tenant-pool", "key": ["tenant"], "match": {"models": ["gpt-tenant-*"]}, "requests": 2},
         ]
@@ -154,6 +161,25 @@ def test_tokens_are_settled_with_the_providers_count_and_refused_once_spent(
         ask(stack, "bob", "gpt-tok-1")
     assert refused.value.response.headers["x-ratelimit-remaining-tokens"] == "0"
     assert "tokens-per-client" in refused.value.message
+
+
+def test_an_answer_of_the_built_in_mock_is_settled_with_its_own_token_count(stack: GatewayStack) -> None:
+    client = oai(stack, "carol")
+    question = [{"role": "user", "content": "count these five words"}]
+    first = client.chat.completions.with_raw_response.create(model="mock-tok-1", messages=question)
+    reserved = 1000 - int(first.headers["x-ratelimit-remaining-tokens"])  # the estimate taken up front
+    usage = first.parse().usage
+    assert usage is not None and usage.completion_tokens > 0 and usage.total_tokens != reserved
+    _settled()
+    streamed = client.chat.completions.create(
+        model="mock-tok-1", messages=question, stream=True, stream_options={"include_usage": True}
+    )
+    (streamed_usage,) = [piece.usage for piece in streamed if piece.usage]
+    assert streamed_usage == usage  # the same answer, streamed
+    _settled()
+    third = ask(stack, "carol", "mock-tok-1", "count these five words")
+    # Each answer charged its own count (the mock's input and output words), not the estimate.
+    assert int(third["x-ratelimit-remaining-tokens"]) == 1000 - 2 * usage.total_tokens - reserved
 
 
 def test_a_stream_the_client_cancels_is_charged_for_what_it_received(
