@@ -35,5 +35,6 @@ REQUEST_METADATA_NAMESPACE = "llm_gateway.request"
 POOL_KEY = "pool"  # the route's name
 CLIENT_PATH_KEY = "client_path"  # the client's own path (its API)
 STREAM_KEY = "stream"  # the client asked for a stream
+READ_AT_KEY = "read_at"  # time.monotonic() once its body was read (one clock for every process of the host)
 ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
 PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"

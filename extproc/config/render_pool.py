@@ -13,11 +13,11 @@ via a matcher), and the name is removed before the request leaves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from extproc.config.model import GatewayConfig, Provider, Route
+from extproc.config.pool_timeouts import PoolTimeouts
 from extproc.config.render_credentials import credential_filter
 from extproc.config.render_filters import ext_proc_filter, ms
 from extproc.config.render_tls import is_ip, upstream_tls
@@ -128,8 +128,6 @@ def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
     """The route action: Envoy's retries move to another provider (another priority once a
     priority failed), each attempt bounded by the first-byte and idle timeouts."""
     resilience = route.resilience
-    members = pool_members(config, route)
-    total = resilience.total_ms or max(provider.timeout_ms for provider, _, _ in members)
     retry: dict[str, Any] = {
         "retry_on": ",".join(sorted({_RETRY_ON[item] for item in resilience.retry_on})),
         "num_retries": resilience.retry_attempts,
@@ -153,26 +151,17 @@ def pool_route(config: GatewayConfig, route: Route) -> dict[str, Any]:
     }
     if "429" in resilience.retry_on:
         retry["retriable_status_codes"] = [429]
-    first_byte = resilience.first_byte_ms or _largest(p.first_byte_timeout_ms for p, _, _ in members)
-    if first_byte:
-        retry["per_try_timeout"] = ms(first_byte)
-    if resilience.idle_ms:
-        retry["per_try_idle_timeout"] = ms(resilience.idle_ms)
-    action = {"cluster": route.cluster, "timeout": ms(total), "retry_policy": retry}
+    timeouts = PoolTimeouts.for_route(config, route)
+    if timeouts.first_byte_ms:
+        retry["per_try_timeout"] = ms(timeouts.first_byte_ms)
+    if timeouts.attempt_idle_ms:
+        retry["per_try_idle_timeout"] = ms(timeouts.attempt_idle_ms)
+    action = {"cluster": route.cluster, "timeout": ms(timeouts.total_ms), "retry_policy": retry}
     # Between two pieces of a stream: measured, the per-try idle timeout stops once the answer is
-    # being forwarded, so the route's own idle timeout bounds a stream that stalls midway. It also
-    # runs while attempts wait for a first byte, so it leaves every attempt its first-byte time.
-    idle = resilience.idle_ms or max(provider.idle_timeout_ms for provider, _, _ in members)
-    if first_byte:
-        idle = max(idle, first_byte * (resilience.retry_attempts + 1) + 1000)
-    action["idle_timeout"] = ms(idle)
+    # being forwarded, so the route's own idle timeout bounds a stream that stalls midway (it also
+    # runs while attempts wait: see PoolTimeouts).
+    action["idle_timeout"] = ms(timeouts.idle_ms)
     return action
-
-
-def _largest(values: Iterable[int | None]) -> int | None:
-    """A pool's bound when the route gives none: its most patient provider's (Envoy bounds attempts per route)."""
-    given = [value for value in values if value]
-    return max(given) if given else None
 
 
 def _endpoint(provider: Provider, weight: int) -> dict[str, Any]:

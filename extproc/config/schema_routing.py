@@ -200,8 +200,8 @@ BREAKERS: dict[str, Any] = {
             "exclusiveMinimum": 0,
             "maximum": 1,
             "default": 0.5,
-            "description": "the share of failed requests in the window (5xx, 429, timeouts, resets) that opens "
-            "the breaker",
+            "description": "the share of failed requests in the window (5xx, 429, timeouts, a single provider's "
+            "resets; never a client hanging up) that opens the breaker",
         },
         "min_requests": {
             **_positive,

@@ -30,7 +30,7 @@ class PhaseReply:
     body: bytes | None = None  # None: the body goes on unchanged
     clear_route_cache: bool = False
     response_body_mode: int | None = None  # a per-request override of how the answer's body is sent
-    request_metadata: dict[str, str | bool] | None = None  # facts for the upstream pass (a pool's attempts)
+    request_metadata: dict[str, str | bool | float] | None = None  # facts for the upstream pass (a pool's attempts)
     # Reading that cannot change this reply (a same-API stream's chunk): run once the reply has left,
     # so it is off the request's path. It must not raise.
     after_reply: Callable[[], None] | None = None

@@ -10,7 +10,9 @@ the client sent it, for the upstream pass to render per attempt.
 
 from __future__ import annotations
 
-from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, ROUTE_HEADER, STREAM_KEY
+import time
+
+from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, READ_AT_KEY, ROUTE_HEADER, STREAM_KEY
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
@@ -53,5 +55,11 @@ def _to_pool(ex: Exchange, reply: PhaseReply) -> None:
     endpoint, target = ex.endpoint, ex.target
     assert endpoint is not None and target is not None
     reply.set_headers.append((ROUTE_HEADER, target.cluster))
-    reply.request_metadata = {POOL_KEY: target.route, CLIENT_PATH_KEY: ex.path, STREAM_KEY: ex.stream}
+    facts: dict[str, str | bool | float] = {
+        POOL_KEY: target.route,
+        CLIENT_PATH_KEY: ex.path,
+        STREAM_KEY: ex.stream,
+        READ_AT_KEY: time.monotonic(),
+    }
+    reply.request_metadata = facts
     reply.clear_route_cache = True

@@ -21,6 +21,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 from extproc.config.model import Provider
+from extproc.config.pool_timeouts import PoolTimeouts
 from extproc.contract import (
     ATTEMPT_PROVIDER_HEADER,
     ATTRIBUTES_KEY,
@@ -28,6 +29,7 @@ from extproc.contract import (
     INTERNAL_PREFIX,
     POOL_KEY,
     PROVIDER_ATTRIBUTE,
+    READ_AT_KEY,
     REQUEST_METADATA_NAMESPACE,
     STREAM_KEY,
 )
@@ -89,13 +91,12 @@ class UpstreamPass:
             outcome.client_format = endpoint.format if endpoint else "openai"
             provider = self._provider(message)
             outcome.started(provider, headers)
-            outcome.attempt = attempt = PoolAttempt.of(
-                self._state.snapshot.config,
-                provider,
-                facts.fields[POOL_KEY].string_value,
-                endpoint,
-                facts.fields[STREAM_KEY].bool_value,
-            )
+            config, route_name = self._state.snapshot.config, facts.fields[POOL_KEY].string_value
+            stream = facts.fields[STREAM_KEY].bool_value
+            outcome.attempt = attempt = PoolAttempt.of(config, provider, route_name, endpoint, stream)
+            route = config.route(route_name)
+            if config.breakers is not None and route is not None:
+                outcome.bounded_by(PoolTimeouts.for_route(config, route), facts.fields[READ_AT_KEY].number_value)
             return self._pool_headers(attempt, headers)
         if kind == "request_body" and outcome.attempt is not None:
             return _pool_body(outcome.attempt, message.request_body.body)

@@ -166,6 +166,31 @@ def test_a_stalled_provider_hits_the_first_byte_timeout_and_the_pool_answers(
     assert len(fake_gemini.requests) == 1
 
 
+def recent_requests(stack: GatewayStack, provider: str) -> int:
+    """Outcomes the provider's breaker was told of (the last ones kept)."""
+    status = httpx.get(stack.admin_url + "/status").json()["providers"][provider]
+    return int(status.get("recent", {}).get("requests", 0))
+
+
+def test_clients_hanging_up_on_a_pool_attempt_never_open_its_breaker_but_its_timeouts_do(
+    stack: GatewayStack, flaky: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    impatient = openai.OpenAI(api_key="unused", base_url=stack.base_url + "/v1", max_retries=0, timeout=0.3)
+    for _ in range(4):  # breakers open at 4 requests, half of them failed
+        flaky.enqueue(Reply(hang=True))
+        with pytest.raises(openai.APITimeoutError):
+            impatient.chat.completions.create(model="stall-1", messages=[{"role": "user", "content": "bye"}])
+    assert wait_until(lambda: len(flaky.requests) == 4, timeout=5)
+    time.sleep(0.5)  # what the closed attempts report comes once Envoy closed their streams
+    assert breaker_of(stack, "flaky") == "closed" and recent_requests(stack, "flaky") == 0
+    assert fake_gemini.requests == []  # no attempt was cut: none went on to the next provider
+    for _ in range(4):  # the same provider, now cut by the route's 0.8 s first-byte timeout
+        flaky.enqueue(Reply(hang=True))
+        assert ask(stack, "stall-1") == 200  # answered by the pool's next provider
+    _until(stack, "flaky", "open")
+    assert recent_requests(stack, "flaky") == 4 and len(fake_gemini.requests) == 4
+
+
 def test_a_stream_that_stalls_midway_is_cut_by_the_idle_timeout(stack: GatewayStack, flaky: FakeOpenAI) -> None:
     chunk = (
         b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
