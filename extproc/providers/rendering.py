@@ -43,8 +43,12 @@ def dropped_for(request: ChatRequest, client: Format, provider: Provider, model:
     """The features `chat_for` leaves out of `request` for `provider`, `request` untouched: what a
     pool's answer names once Envoy says which provider gave it (each attempt's upstream pass
     rendered, and counted, its own)."""
+    # Fitting replaces the request's and its messages' fields, never changes them in place: shallow
+    # copies keep `request` as it was (a tenth of a deep copy's cost on a long conversation).
+    fitted = copy.copy(request)
+    fitted.messages = [copy.copy(message) for message in request.messages]
     try:
-        made = _fit_and_render(copy.deepcopy(request), client, provider, model)
+        made = _fit_and_render(fitted, client, provider, model)
     except GatewayError:  # refused: that attempt was answered with a 400, nothing was dropped
         return []
     return made.dropped if made is not None else []
