@@ -1,16 +1,31 @@
 # The two commands that matter: `make run` and `make test`.
+# Every install comes from uv.lock (exact versions, hashes); uv itself is pinned
+# by hash in tools/uv-requirements.txt. `make lock` / `make upgrade` change the lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 
-.PHONY: install run test test-unit lint format bench soak clean
+.PHONY: install run test test-unit lint format bench soak clean lock upgrade
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+$(UV): tools/uv-requirements.txt
+	test -d $(TOOLS) || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --require-hashes --no-deps --only-binary=:all: -r tools/uv-requirements.txt
+	touch $(UV)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	UV_PYTHON=$(PYTHON) $(UV) sync --locked --extra test --quiet
 	touch $(STAMP)
+
+# Re-resolve after editing pyproject.toml; other pins stay as they are.
+lock: $(UV)
+	$(UV) lock
+
+# Move every dependency to its newest release the constraints allow.
+upgrade: $(UV)
+	$(UV) lock --upgrade
 
 install: $(STAMP)
 
@@ -43,4 +58,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
 clean:
-	rm -rf $(VENV) .run
+	rm -rf $(VENV) $(TOOLS) .run
