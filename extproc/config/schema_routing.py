@@ -52,7 +52,7 @@ ROUTE_MATCH: dict[str, Any] = {
         "apis": {
             "type": "array",
             "minItems": 1,
-            "items": {"enum": ["openai", "anthropic", "gemini"]},
+            "items": {"enum": ["openai", "responses", "anthropic", "gemini"]},
             "description": "the API the client speaks is one of these",
             "examples": [["anthropic"]],
         },

@@ -38,9 +38,20 @@ class ThinkingPart:
     text: str
     signature: str | None = None
     redacted: bool = False
+    encrypted: str | None = None  # OpenAI's reasoning encrypted_content: only an OpenAI Responses API reads it
 
 
-Part = TextPart | ImagePart | ThinkingPart
+@dataclass(slots=True)
+class FilePart:
+    """A document (a PDF, a text file) given inline (base64 `data` + `media_type`) or by `url`."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    filename: str | None = None
+
+
+Part = TextPart | ImagePart | ThinkingPart | FilePart
 
 
 @dataclass(slots=True)
@@ -87,6 +98,21 @@ class ResponseFormat:
     strict: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ApiFeature:
+    """Something the client's own API carries that the canonical model does not (a hosted tool,
+    an item type, stored state). A provider that speaks that API gets it with the client's bytes;
+    any other provider cannot: `when_foreign` says what then happens to the request.
+
+    - "policy": dropped and named, or refused, per the provider's `unsupported` policy;
+    - "drop": always dropped and named (history only the client's API can read);
+    - "refuse": always a 400 naming `param` (the request cannot be answered without it)."""
+
+    name: str  # named in x-gateway-dropped-features
+    param: str  # the client's field, named in a 400
+    when_foreign: Literal["policy", "drop", "refuse"] = "policy"
+
+
 @dataclass(slots=True)
 class ChatRequest:
     model: str
@@ -109,6 +135,10 @@ class ChatRequest:
     user: str | None = None
     reasoning_effort: str | None = None  # "minimal" | "low" | "medium" | "high"
     thinking_budget: int | None = None  # tokens; Anthropic budget_tokens, Gemini thinkingBudget
+    reasoning_summary: str | None = None  # Responses reasoning.summary: show the reasoning ("auto", "detailed", ...)
+    # Responses namespace tools are flattened for providers without namespaces: flat name -> (namespace, name)
+    tool_namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
+    api_features: list[ApiFeature] = field(default_factory=list)  # see ApiFeature
 
 
 @dataclass(slots=True)
@@ -189,6 +219,7 @@ class ThinkingDelta:
     signature: str | None = None
     index: int = 0
     redacted: bool = False
+    encrypted: str | None = None  # OpenAI's reasoning encrypted_content, closing the reasoning it belongs to
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Format = Literal["openai", "anthropic", "gemini"]
-Operation = Literal["chat", "embeddings", "models"]
+Format = Literal["openai", "anthropic", "gemini", "responses"]  # "openai" is Chat Completions (and embeddings)
+Operation = Literal["chat", "embeddings", "models", "count_tokens"]
 
 
 @dataclass(frozen=True, slots=True)

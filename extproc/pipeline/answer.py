@@ -26,7 +26,7 @@ from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import provider_format
+from extproc.providers import serves, wire_format
 from extproc.providers.rendering import dropped_for
 from extproc.server import messages as m
 
@@ -50,11 +50,11 @@ class AnswerStage(Stage):
             ex.error_body = True
             reply.response_body_mode = m.BUFFERED
             return
-        if endpoint is None or provider is None:
-            return
+        if endpoint is None or provider is None or endpoint.operation == "count_tokens":
+            return  # a count goes to the client as the provider sent it
         if ex.passthrough and not ex.stream_from_whole:
             if ex.stream:  # read as it goes by, never changed
-                ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
+                ex.decoder = FORMATS[endpoint.format].stream_decoder()
                 ex.assembler = StreamAssembler()
                 reply.response_body_mode = m.STREAMED
             else:
@@ -66,7 +66,7 @@ class AnswerStage(Stage):
             reply.response_body_mode = m.BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
-            ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
+            ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder()
             ex.encoder = client.stream_encoder(ex.request, endpoint)
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
@@ -122,9 +122,9 @@ class AnswerStage(Stage):
 
     def _read_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         """A same-API answer: its usage and canonical form, and a 502 when it is not JSON at all."""
-        provider, request = ex.provider, ex.request
-        assert provider is not None and request is not None
-        upstream = FORMATS[provider_format(provider)]
+        endpoint, request = ex.endpoint, ex.request
+        assert endpoint is not None and request is not None
+        upstream = FORMATS[endpoint.format]  # the provider speaks the client's API
         try:
             if isinstance(request, EmbeddingRequest):
                 ex.answer = upstream.parse_embedding_response(body, ex.model)
@@ -141,7 +141,7 @@ class AnswerStage(Stage):
     def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         endpoint, provider, request = ex.endpoint, ex.provider, ex.request
         assert endpoint is not None and provider is not None and request is not None
-        upstream = FORMATS[provider_format(provider)]
+        upstream = FORMATS[wire_format(provider, endpoint.format)]
         client = FORMATS[endpoint.format]
         if isinstance(request, EmbeddingRequest):
             embedding = upstream.parse_embedding_response(body, ex.model)
@@ -156,9 +156,9 @@ class AnswerStage(Stage):
 
     def _translate_error(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         status = ex.provider_status
-        provider = ex.provider
-        if provider is not None and _looks_like_json(body):
-            error = FORMATS[provider_format(provider)].parse_error(status, body)
+        provider, endpoint = ex.provider, ex.endpoint
+        if provider is not None and endpoint is not None and _looks_like_json(body):
+            error = FORMATS[wire_format(provider, endpoint.format)].parse_error(status, body)
             if ex.passthrough and error.kind != "provider_auth":
                 return  # already in the client's own format
         else:
@@ -188,7 +188,7 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):
         ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.model)
-    ex.passthrough = provider_format(provider) == endpoint.format
+    ex.passthrough = serves(provider, endpoint.format)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 
 

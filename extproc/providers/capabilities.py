@@ -35,18 +35,35 @@ class Fitting:
     changed: bool = False  # the request was adapted or cut down in any way
 
 
-def fit_to_provider(request: ChatRequest, provider: Provider) -> Fitting:
-    """Change `request` in place to what the provider can do; say what changed."""
+def fit_to_provider(request: ChatRequest, provider: Provider, native: bool = True) -> Fitting:
+    """Change `request` in place to what the provider can do; say what changed. `native`: the
+    provider speaks the client's API, so what only that API carries (ApiFeature) goes with it."""
     caps = provider.capabilities
     fitting = Fitting()
     dropped = fitting.dropped
 
-    def lacks(feature: str) -> None:
+    def lacks(feature: str, param: str | None = None) -> None:
         if provider.unsupported == "reject":
             raise GatewayError(
-                "invalid_request", f"{feature} is not supported by provider {provider.name}", param=feature
+                "invalid_request", f"{feature} is not supported by provider {provider.name}", param=param or feature
             )
-        dropped.append(feature)
+        if feature not in dropped:
+            dropped.append(feature)
+
+    if not native:
+        for api_feature in request.api_features:
+            if api_feature.when_foreign == "refuse":
+                raise GatewayError(
+                    "invalid_request",
+                    f"{api_feature.name} is not supported by provider {provider.name}: it needs state the "
+                    "provider keeps (send the whole conversation with each request, with store: false)",
+                    param=api_feature.param,
+                )
+            if api_feature.when_foreign == "drop":
+                if api_feature.name not in dropped:
+                    dropped.append(api_feature.name)
+            else:
+                lacks(api_feature.name, api_feature.param)
 
     if request.tools and not caps.tools:
         lacks("tools")
@@ -71,7 +88,9 @@ def response_events(response: ChatResponse) -> list[StreamEvent]:
     events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
     for choice in response.choices:
         for thinking in choice.thinking:
-            events.append(ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted))
+            events.append(
+                ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted, thinking.encrypted)
+            )
         events += _text_deltas(choice)
         for i, call in enumerate(choice.tool_calls):
             events.append(ToolCallStart(i, call.id, call.name, choice.index))

@@ -15,7 +15,7 @@ from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
 from extproc.observe.metrics import FEATURES_DROPPED
-from extproc.providers import kind_of, provider_format
+from extproc.providers import kind_of, provider_format, serves, wire_format
 from extproc.providers.capabilities import fit_to_provider
 
 
@@ -34,7 +34,7 @@ def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provid
     """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
     made = _fit_and_render(request, client, provider, model)
     if made is None:  # the client's own request suits the provider
-        upstream = FORMATS[provider_format(provider)]
+        upstream = FORMATS[client]
         return ProviderRequest(None if request.model == model else upstream.with_model(body, model), request.stream)
     return _counted(provider, made)
 
@@ -56,12 +56,13 @@ def dropped_for(request: ChatRequest, client: Format, provider: Provider, model:
 
 def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, model: str) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
-    fitting = fit_to_provider(request, provider)
+    native = serves(provider, client)
+    fitting = fit_to_provider(request, provider, native)
     stream = request.stream and provider.capabilities.streaming
-    if provider_format(provider) == client and not fitting.changed and stream == request.stream:
+    if native and not fitting.changed and stream == request.stream:
         return None
     request.stream = stream
-    rendered = FORMATS[provider_format(provider)].render_request(request, render_options(provider, model))
+    rendered = FORMATS[wire_format(provider, client)].render_request(request, render_options(provider, model))
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 
 
@@ -80,6 +81,5 @@ def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
 
 def fixed_headers(provider: Provider, client: Format, present: dict[str, str]) -> list[tuple[str, str]]:
     """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept."""
-    kind = kind_of(provider)
-    same_api = kind.format == client
-    return [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]
+    same_api = serves(provider, client)
+    return [(name, value) for name, value in kind_of(provider).fixed_headers if not (same_api and name in present)]

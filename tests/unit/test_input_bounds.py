@@ -17,8 +17,14 @@ from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS, anthropic, gemini, openai
 from extproc.formats.base import RenderOptions
 from extproc.formats.limits import MAX_CHOICES, MAX_DEPTH, MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, MAX_MESSAGES
+from extproc.formats.responses import request as responses
 
-PARSERS = {"openai": openai.parse_request, "anthropic": anthropic.parse_request, "gemini": gemini.parse_request}
+PARSERS = {
+    "openai": openai.parse_request,
+    "anthropic": anthropic.parse_request,
+    "gemini": gemini.parse_request,
+    "responses": responses.parse_request,
+}
 DEPTHS = [5000, 1000]
 
 
@@ -66,6 +72,11 @@ DEEP_TOOL_SCHEMAS: list[tuple[str, dict[str, Any]]] = [
         {"name": "f", "parametersJsonSchema": "DEEP"}]}]}),
     ("gemini", {"contents": [_user("gemini")], "tools": [{"functionDeclarations": [
         {"name": "f", "parameters": {"type": "OBJECT", "properties": {"p": "DEEP"}}}]}]}),
+    ("responses", {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": "DEEP"}]}),
+    ("responses", {"model": "m", "input": "hi", "tools": [{"type": "namespace", "name": "n", "tools": [
+        {"type": "function", "name": "f", "parameters": "DEEP"}]}]}),
+    ("responses", {"model": "m", "input": "hi", "text": {"format": {"type": "json_schema", "name": "s",
+        "schema": "DEEP"}}}),
 ]  # fmt: skip
 DEEP_MESSAGE_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("openai", {"model": "m", "messages": [{"role": "user", "content": "DEEP"}]}),
@@ -78,6 +89,8 @@ DEEP_MESSAGE_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("gemini", {"contents": [_user("gemini"), {"role": "model", "parts": [
         {"functionCall": {"name": "f", "args": {}}}]}, {"role": "user", "parts": [
         {"functionResponse": {"name": "f", "response": "DEEP"}}]}]}),
+    ("responses", {"model": "m", "input": [{"role": "user", "content": "DEEP"}]}),
+    ("responses", {"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": "DEEP"}]}),
 ]  # fmt: skip
 
 
