@@ -22,6 +22,7 @@ from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY, PROVIDER_ENV, 
 from tests.fakes.anthropic import anthropic_error
 from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.fixtures import fixture_json
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -435,3 +436,58 @@ def test_a_websocket_upgrade_is_refused_at_once_with_426(stack: GatewayStack) ->
     assert head.startswith(b"HTTP/1.1 426 ")
     error = json.loads(body)["error"]
     assert error["code"] == "websocket_not_supported" and error["type"] == "invalid_request_error"
+
+
+def test_reasoning_effort_becomes_anthropic_thinking_and_gemini_thinking_config(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> None:
+    client(stack).responses.create(model="claude-sonnet-4-5", input="think hard", reasoning={"effort": "high"})
+    assert fake_anthropic.last_request.json["thinking"] == {"type": "enabled", "budget_tokens": 16384}
+    client(stack).responses.create(model="gemini-2.5-flash", input="think a bit", reasoning={"effort": "low"})
+    assert fake_gemini.last_request.json["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+
+
+def test_anthropic_thinking_goes_back_to_anthropic_with_its_signature(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic
+) -> None:
+    recorded = fixture_json("anthropic/message-thinking.response.json")["content"][0]
+    fake_anthropic.enqueue_fixture("anthropic/message-thinking.response.json")
+    asked: Any = [{"role": "user", "content": "How do I cross the street?"}]
+    first = client(stack).responses.create(
+        model="claude-sonnet-4-5", input=asked, reasoning={"effort": "low", "summary": "auto"}
+    )
+    reasoning = first.output[0]
+    assert reasoning.type == "reasoning" and reasoning.summary[0].text == recorded["thinking"]
+    follow = [
+        *asked,
+        *(item.model_dump(exclude_none=True) for item in first.output),
+        {"role": "user", "content": "and then?"},
+    ]
+    client(stack).responses.create(model="claude-sonnet-4-5", input=follow, reasoning={"effort": "low"})
+    turn = fake_anthropic.last_request.json["messages"][1]
+    assert turn["role"] == "assistant"
+    assert turn["content"][0] == {
+        "type": "thinking",
+        "thinking": recorded["thinking"],
+        "signature": recorded["signature"],
+    }
+
+
+def test_geminis_call_signature_goes_back_with_its_call(stack: GatewayStack, fake_gemini: FakeGemini) -> None:
+    part = fixture_json("gemini/generate-function-call-signature.response.json")["candidates"][0]["content"]["parts"][0]
+    fake_gemini.enqueue_fixture("gemini/generate-function-call-signature.response.json")
+    tools: Any = [{**TOOLS[0], "name": "get_capital"}]
+    asked: Any = [{"role": "user", "content": "capital of France?"}]
+    first = client(stack).responses.create(model="gemini-2.5-flash", input=asked, tools=tools)
+    call = next(item for item in first.output if item.type == "function_call")
+    follow = [
+        *asked,
+        *(item.model_dump(exclude_none=True) for item in first.output),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Paris"},
+    ]
+    client(stack).responses.create(model="gemini-2.5-flash", input=follow, tools=tools)
+    model_turn = fake_gemini.last_request.json["contents"][1]
+    assert model_turn["role"] == "model"
+    (sent_call,) = [p for p in model_turn["parts"] if "functionCall" in p]
+    assert sent_call["thoughtSignature"] == part["thoughtSignature"]
+    assert sent_call["functionCall"]["name"] == "get_capital"
