@@ -53,7 +53,8 @@ ROUTE_MATCH: dict[str, Any] = {
             "type": "array",
             "minItems": 1,
             "items": {"enum": ["openai", "responses", "anthropic", "gemini"]},
-            "description": "the API the client speaks is one of these",
+            "description": "the API the client speaks is one of these (openai: Chat Completions and embeddings; "
+            "responses: the Responses API)",
             "examples": [["anthropic"]],
         },
         "path_prefix": {
