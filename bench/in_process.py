@@ -3,10 +3,12 @@ Envoy sends for one request (request headers and body, answer headers and body) 
 `ExternalProcessor.process` in this process, many times over, with API-key auth and request,
 token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
 
-  python -m bench.in_process [chat|stream|xchat|xstream] [--profile]
+  python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--profile]
 
 `chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
-client to an Anthropic provider (both bodies translated). Prints µs per request; `--profile`
+client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
+`rxchat`/`rxstream`: the same request in the Responses API, to the OpenAI provider (same API)
+and to the Anthropic provider. Prints µs per request; `--profile`
 adds the functions that took the most time (cProfile, which slows everything down about
 threefold: read its shares, not its times). The machine's speed moves between runs: compare
 two versions one after the other.
@@ -35,7 +37,7 @@ from extproc.state import GatewayState
 
 REQUESTS = 20_000
 WARM_UP = 2_000
-MODES = ("chat", "stream", "xchat", "xstream")
+MODES = ("chat", "stream", "xchat", "xstream", "rchat", "rstream", "rxchat", "rxstream")
 
 
 def _headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
@@ -44,24 +46,34 @@ def _headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
 
 def messages(mode: str) -> list[ProcessingRequest]:
     """What Envoy sends for one request of `mode`, as it sends it."""
-    stream, translated = mode.endswith("stream"), mode.startswith("x")
-    body = orjson.dumps(
-        {
-            "model": "fake-model-x" if translated else "fake-model",
+    stream, responses = mode.endswith("stream"), mode.startswith("r")
+    translated = mode.startswith(("x", "rx"))
+    model = "fake-model-x" if translated else "fake-model"
+    if responses:
+        request_body = {
+            "model": model,
+            "instructions": "Be brief.",
+            "input": [{"role": "user", "content": "Say hello."}],
+            "max_output_tokens": 64,
+            "stream": stream,
+        }
+    else:
+        request_body = {
+            "model": model,
             "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}],
             "max_tokens": 64,
             "stream": stream,
         }
-    )
+    body = orjson.dumps(request_body)
     answer = {
-        (False, False): answers.openai_json,
-        (True, False): answers.openai_sse,
+        (False, False): answers.responses_json if responses else answers.openai_json,
+        (True, False): answers.responses_sse if responses else answers.openai_sse,
         (False, True): answers.anthropic_json,
         (True, True): answers.anthropic_sse,
     }[(stream, translated)]().encode()
     request = [
         (":authority", "127.0.0.1:10000"),
-        (":path", "/v1/chat/completions"),
+        (":path", "/v1/responses" if responses else "/v1/chat/completions"),
         (":method", "POST"),
         (":scheme", "http"),
         ("user-agent", "OpenAI/Python 1.100.0"),
