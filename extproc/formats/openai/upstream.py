@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart
+from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart
 from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
 
@@ -69,6 +69,11 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
     return out
 
 
+def _says_nothing(m: Message) -> bool:
+    """An assistant turn of thinking only (Chat Completions has no field for it): left out, not sent empty."""
+    return m.role == "assistant" and not m.tool_calls and all(isinstance(p, ThinkingPart) for p in m.content)
+
+
 def _effort_for_budget(budget: int) -> str | None:
     """Anthropic/Gemini thinking budget -> OpenAI reasoning_effort (approximate)."""
     if budget <= 0:
@@ -85,7 +90,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     dropped: list[str] = []
     body: dict[str, Any] = {
         "model": options.model,
-        "messages": [_render_message(m, options, dropped) for m in req.messages],
+        "messages": [_render_message(m, options, dropped) for m in req.messages if not _says_nothing(m)],
     }
     if req.max_tokens is not None:
         body[MAX_TOKENS_FIELD] = req.max_tokens
