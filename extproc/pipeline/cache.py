@@ -5,7 +5,9 @@ Keys are scoped by tenant (or client), route and the canonical request
 (`extproc.cache.key`); entries are canonical answers (`extproc.cache.codec`),
 so one entry serves every client API, as a whole answer or replayed as a
 stream. Errors and incomplete streams are never stored. A store that cannot
-be reached means the request bypasses the cache.
+be reached means the request bypasses the cache, and so does a request the
+canonical model cannot hold whole (a Responses request naming stored state,
+files by id or hosted tools).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class CacheStage(Stage):
             return None
         ttl_s = _ttl(ex)
         directives = control.parse(ex.headers.get("cache-control", ""))
-        if ttl_s <= 0 or directives.no_store:
+        if ttl_s <= 0 or directives.no_store or _unseen_parts(request):
             self._outcome(ex, "BYPASS")
             return None
         scope = ex.identity.tenant if settings.scope == "tenant" else ex.identity.client_id
@@ -113,6 +115,13 @@ def _ttl(ex: Exchange) -> float:
         return target.provider.cache_ttl_s
     settings = ex.snapshot.config.cache
     return settings.embeddings_ttl_s if isinstance(ex.request, EmbeddingRequest) else settings.chat_ttl_s
+
+
+def _unseen_parts(request: ChatRequest | EmbeddingRequest) -> bool:
+    """A request that carries what the canonical model does not (a previous_response_id, a file by
+    id, a hosted tool's settings, another item type): its key could not tell two such requests
+    apart, so it is never cached. OpenAI's encrypted reasoning is in the key (and only dropped)."""
+    return isinstance(request, ChatRequest) and any(f.when_foreign != "drop" for f in request.api_features)
 
 
 def _not_an_answer(ex: Exchange) -> bool:

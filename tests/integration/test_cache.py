@@ -155,6 +155,18 @@ def test_a_responses_stream_passed_through_is_stored_and_answers_a_chat_client(
     assert len(fake_openai.requests) == 1
 
 
+def test_a_responses_request_the_canonical_model_cannot_hold_whole_is_never_cached(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    for previous in ("resp_first", "resp_second"):  # two conversations, one new question
+        raw = oai(stack).responses.with_raw_response.create(
+            model="shared-model", input="and then?", previous_response_id=previous, max_output_tokens=50
+        )
+        assert raw.headers["x-gateway-cache"] == "BYPASS"
+        assert fake_openai.last_request.json["previous_response_id"] == previous
+    assert len(fake_openai.requests) == 2
+
+
 def test_a_token_count_is_never_answered_from_the_cache(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     ask(stack, "shared-model", "count or answer?")
     stored(stack)
