@@ -445,6 +445,8 @@ def test_reasoning_effort_becomes_anthropic_thinking_and_gemini_thinking_config(
     assert fake_anthropic.last_request.json["thinking"] == {"type": "enabled", "budget_tokens": 16384}
     client(stack).responses.create(model="gemini-2.5-flash", input="think a bit", reasoning={"effort": "low"})
     assert fake_gemini.last_request.json["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+    client(stack).responses.create(model="gemini-2.5-flash", input="show me", reasoning={"summary": "auto"})
+    assert fake_gemini.last_request.json["generationConfig"]["thinkingConfig"] == {"includeThoughts": True}
 
 
 def test_anthropic_thinking_goes_back_to_anthropic_with_its_signature(

@@ -196,8 +196,11 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         budget = _EFFORT_BUDGET.get(req.reasoning_effort)
         if budget is None:
             _unsupported("reasoning_effort", options, dropped)
-    if budget is not None:
-        config["thinkingConfig"] = {"thinkingBudget": budget}
+    thinking: dict[str, Any] = {} if budget is None else {"thinkingBudget": budget}
+    if req.reasoning_summary is not None and budget != 0:  # a Responses client asked to see the reasoning
+        thinking["includeThoughts"] = True
+    if thinking:
+        config["thinkingConfig"] = thinking
     if config:
         body["generationConfig"] = config
     try:

@@ -1,6 +1,6 @@
 """Client side: canonical stream events -> Responses API SSE events (`StreamEncoder`).
 
-The sequence OpenAI sends (see the recordings cited in tests/unit/test_format_responses.py):
+The sequence OpenAI sends (the recordings named in tests/support/responses_samples.py):
 response.created and response.in_progress; per output item output_item.added, its content
 (content_part.added / output_text.delta... / output_text.done / content_part.done for a
 message; reasoning_summary_part.added / reasoning_summary_text.delta... / .done for reasoning;
@@ -139,11 +139,8 @@ class StreamEncoder:
             return current
         self._close_current(out)
         item = self._current = self._open("message", "msg_")
-        item.delta_tail = b',"item_id":"%s","output_index":%d,"content_index":0,"delta":' % (
-            item.id.encode(),
-            item.index,
-        )
         item_id = item.id.encode()
+        item.delta_tail = b',"item_id":"%s","output_index":%d,"content_index":0,"delta":' % (item_id, item.index)
         added = b'{"id":"%s","type":"message","status":"in_progress","content":[],"role":"assistant"}' % item_id
         self._raw("response.output_item.added", b',"output_index":%d,"item":%s' % (item.index, added), out)
         where = b',"item_id":"%s","output_index":%d,"content_index":0' % (item_id, item.index)
@@ -188,7 +185,7 @@ class StreamEncoder:
 
     def _close_message(self, item: _Item, text: str, out: list[bytes]) -> None:
         """The text goes out four times (two done events, the item, the final response): it is
-        written as JSON once, and the item once (an orjson Fragment in the final response)."""
+        written as JSON once, and the item once (kept as JSON for the final response)."""
         text_json = orjson.dumps(text)
         where = b',"item_id":"%s","output_index":%d,"content_index":0' % (item.id.encode(), item.index)
         part = b'{"type":"output_text","annotations":[],"logprobs":[],"text":%s}' % text_json
