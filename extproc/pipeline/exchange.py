@@ -86,6 +86,7 @@ class Exchange:
     input_estimate: int = 0  # tokens the request was estimated at
     reserved: list[Take] = field(default_factory=list)  # token buckets charged with the estimate
     slots: list[str] = field(default_factory=list)  # concurrent-stream slots held
+    slot_holder: str = ""  # whom the slots are held for: an id the gateway made, unique to this request
     limit_headers: Headers = field(default_factory=list)  # x-ratelimit-* for the answer
     cache_key: str = ""  # set: the answer is to be stored under it
     cache_ttl_s: float = 0.0
