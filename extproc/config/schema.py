@@ -232,8 +232,10 @@ _route = {
         },
         "auth": {
             **AUTH_METHOD,
-            "description": "this route's client auth, instead of its listener's (checked once the body is read); "
-            "not with match.clients or match.tenants",
+            "description": "this route's client auth, instead of its listener's: a credential is checked on the "
+            "request headers under the widest method of the routes they leave possible (once the body is read "
+            "when one of them is none), and the route taken admits only its own; not with match.clients or "
+            "match.tenants",
         },
         "cache_ttl_s": CACHE_TTL,
     },

@@ -96,6 +96,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "jwt.algorithms": (lambda f, b: _jwt(f).algorithms, (JwtSettings, "algorithms")),
     "jwt.leeway_s": (lambda f, b: _jwt(f).leeway_s, (JwtSettings, "leeway_s")),
     "jwt.jwks_refresh_s": (lambda f, b: _jwt(f).jwks_refresh_s, (JwtSettings, "jwks_refresh_s")),
+    "jwt.allow_plaintext": (lambda f, b: _jwt(f).allow_plaintext, (JwtSettings, "allow_plaintext")),
     "jwt.claims.client": (lambda f, b: _jwt(f).client_claim, (JwtSettings, "client_claim")),
     "jwt.claims.tenant": (lambda f, b: _jwt(f).tenant_claim, (JwtSettings, "tenant_claim")),
     "jwt.claims.models": (lambda f, b: _jwt(f).models_claim, (JwtSettings, "models_claim")),

@@ -157,7 +157,7 @@ def test_the_access_line_has_every_field(records: queue.SimpleQueue[logging.LogR
     expected = {
         "request_id": "rid-1",
         "client": "anonymous",
-        "tenant": "default",
+        "tenant": "anonymous",
         "labels": None,
         "client_api": "openai",
         "route": "claude",
