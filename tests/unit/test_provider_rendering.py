@@ -41,5 +41,10 @@ def test_the_features_a_provider_lacks_are_named_and_the_request_is_left_as_it_w
     }
     request = FORMATS["openai"].parse_request(orjson.dumps(body), endpoint)
     before = copy.deepcopy(request)
-    assert sorted(dropped_for(request, "openai", provider, "claude-x")) == ["images", "json_schema", "response_format", "tools"]
+    assert sorted(dropped_for(request, "openai", provider, "claude-x")) == [
+        "images",
+        "json_schema",
+        "response_format",
+        "tools",
+    ]
     assert request == before
