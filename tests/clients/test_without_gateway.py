@@ -6,6 +6,7 @@ with --record-clients to re-record the requests in tests/fixtures/clients."""
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import pytest
 
@@ -21,9 +22,7 @@ CODEX = f"codex-{runners.pinned_version('@openai/codex')}"
 
 
 def _agents_version() -> str:
-    from agents.version import __version__
-
-    return f"openai-agents-{__version__}"
+    return f"openai-agents-{version('openai-agents')}"
 
 
 def _record(request: pytest.FixtureRequest, name: str, fake: FakeProvider, sandbox: runners.Sandbox) -> None:
