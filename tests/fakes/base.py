@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.fakes.script import ToolRoundTrip
 from tests.support.fixtures import fixture_bytes, fixture_content_type, fixture_status
 
 JSON = "application/json"
@@ -166,6 +167,8 @@ class FakeProvider:
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self.stream_disconnects = 0
+        # A scripted conversation (script.py) replaces the default answers' plan when set.
+        self.script: ToolRoundTrip | None = None
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -266,6 +269,7 @@ class FakeProvider:
             self._queue.clear()
         self.requests.clear()
         self.stream_disconnects = 0
+        self.script = None
 
     @property
     def last_request(self) -> RecordedRequest:

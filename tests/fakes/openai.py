@@ -19,6 +19,7 @@ from tests.fakes.base import (
     mask_key,
     stable_id,
 )
+from tests.fakes.openai_responses import ResponsesAnswer, plan_responses
 from tests.fakes.plans import (
     Plan,
     ToolSpec,
@@ -65,7 +66,7 @@ def azure_error(status: int, code: str, message: str) -> Reply:
 
 
 class FakeOpenAI(FakeProvider):
-    """``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``
+    """``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``, ``GET /v1/models``
     (Bearer auth) and the Azure paths ``/openai/deployments/{d}/...``
     (``api-key`` header, ``api-version`` query)."""
 
@@ -89,6 +90,8 @@ class FakeOpenAI(FakeProvider):
         route = (request.method, request.path)
         if route == ("POST", "/v1/chat/completions"):
             return self._chat(request, None)
+        if route == ("POST", "/v1/responses"):
+            return self._responses(request)
         if route == ("POST", "/v1/embeddings"):
             return self._embeddings(request, None)
         if route == ("GET", "/v1/models"):
@@ -137,6 +140,23 @@ class FakeOpenAI(FakeProvider):
             )
         return request.json
 
+    # -- responses ---------------------------------------------------------
+
+    def _responses(self, request: RecordedRequest) -> Reply:
+        body = self._body(request)
+        if isinstance(body, Reply):
+            return body
+        model = body.get("model")
+        if not model:
+            return openai_error(
+                400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+            )
+        if not self.known_model(model):
+            return openai_error(
+                400, f"The requested model '{model}' does not exist.", param="model", code="model_not_found"
+            )
+        return ResponsesAnswer(body, plan_responses(body, self.script), request.body).reply()
+
     # -- chat completions --------------------------------------------------
 
     def _chat(self, request: RecordedRequest, deployment: str | None) -> Reply:
@@ -166,6 +186,16 @@ class FakeOpenAI(FakeProvider):
 
     def _plan(self, body: dict[str, Any], messages: list[Any]) -> Plan:
         last = messages[-1] if isinstance(messages[-1], dict) else {}
+        if self.script is not None:
+            turns = [m for m in messages if isinstance(m, dict)]
+            return self.script.plan(
+                offered=[
+                    (t.get("function") or {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)
+                ],
+                tool_results=[text_of(m.get("content")) for m in turns if m.get("role") == "tool"],
+                prompt_text=" ".join(text_of(m.get("content")) for m in turns),
+                message_count=len(turns),
+            )
         return make_plan(
             prefix="fake-openai",
             last_text=text_of(last.get("content")),
