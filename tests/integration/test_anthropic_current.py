@@ -193,6 +193,53 @@ def test_a_pooled_route_keeps_the_beta_query_and_the_clients_bytes_too(
     assert seen.headers["anthropic-beta"] == ",".join(BETAS)
 
 
+def test_an_openai_client_unknown_content_and_fields_reach_openai_untouched(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    """Same leniency for the other client APIs: a content part type, role and field the gateway does not
+    know go on to a provider of their own API, even one that rejects what it lacks."""
+    audio = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    messages: list[Any] = [
+        {"role": "user", "content": [{"type": "text", "text": "what is said?"}, audio]},
+        {"role": "function", "name": "lookup", "content": "a result"},
+    ]
+    raw = openai_client(stack.base_url).chat.completions.with_raw_response.create(
+        model="gpt-reject-5", messages=messages, extra_body={"web_search_options": {}, "verbosity": "low"}
+    )
+    assert raw.http_response.status_code == 200
+    seen = fake_openai.last_request.json
+    assert seen["messages"] == messages and seen["web_search_options"] == {} and seen["verbosity"] == "low"
+    assert DROPPED not in raw.headers
+
+
+def test_an_openai_clients_unknown_part_to_anthropic_is_dropped_and_named(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic
+) -> None:
+    audio = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    raw = openai_client(stack.base_url).chat.completions.with_raw_response.create(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}, audio]}]
+    )
+    assert raw.http_response.status_code == 200
+    assert raw.headers[DROPPED] == "content.input_audio"
+    assert fake_anthropic.last_request.json["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    ]
+
+
+def test_a_gemini_clients_code_execution_reaches_gemini_untouched(stack: GatewayStack, fake_gemini: FakeGemini) -> None:
+    from google.genai import types
+
+    client = gemini_client(stack.base_url)
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(code_execution=types.ToolCodeExecution())],
+        safety_settings=[types.SafetySetting(category="HARM_CATEGORY_HATE_SPEECH", threshold="BLOCK_NONE")],
+    )
+    answer = client.models.generate_content(model="gemini-2.5-flash", contents="sum 1..10 in code", config=config)
+    assert answer.text is not None
+    seen = fake_gemini.last_request.json
+    assert seen["tools"] == [{"codeExecution": {}}] and seen["safetySettings"][0]["threshold"] == "BLOCK_NONE"
+
+
 # ---------------------------------------------------------------- another API: mapped, named or refused
 
 
