@@ -20,6 +20,7 @@ BODY_FORMAT_HEADER = "x-gw-body-format"  # the wire format the body was rendered
 ATTEMPT_PROVIDER_HEADER = "x-gateway-attempt-provider"
 
 DROPPED_HEADER = "x-gateway-dropped-features"
+TOKEN_COUNT_HEADER = "x-gateway-token-count"  # "estimate": a count the gateway made, not the provider
 # Envoy's count of tries, on each attempt (include_request_attempt_count) and on the answer
 # (include_attempt_count_in_response, removed before the client gets it).
 ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Format = Literal["openai", "anthropic", "gemini"]
-Operation = Literal["chat", "embeddings", "models"]
+Operation = Literal["chat", "embeddings", "models", "count_tokens"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,22 @@ def request_series(key: tuple[str, ...]) -> RequestSeries:
 _children: dict[tuple[object, ...], Any] = {}
 
 
+_MAX_FEATURE_LABELS = 256
+_feature_labels: set[str] = set()
+
+
+def feature_label(name: str) -> str:
+    """A dropped feature's name as a metric label. Some names carry a word the client chose (an
+    unknown block or tool type): only the first 256 distinct names get a series of their own, later
+    ones count as "other", so no client can grow the metrics without bound."""
+    if name in _feature_labels:
+        return name
+    if len(_feature_labels) >= _MAX_FEATURE_LABELS:
+        return "other"
+    _feature_labels.add(name)
+    return name
+
+
 def labelled(metric: M, *values: str) -> M:
     """`metric.labels(*values)` for a request's hot path, looked up once per label set (as `request_series`)."""
     key = (metric, *values)

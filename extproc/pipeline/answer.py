@@ -22,6 +22,7 @@ from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.formats.token_count import parse_gemini_count, render_anthropic_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
@@ -45,12 +46,16 @@ class AnswerStage(Stage):
             _answered_by(ex, headers)
         endpoint, provider = ex.endpoint, ex.provider
         if ex.dropped:
-            reply.set_headers.append((DROPPED_HEADER, ",".join(ex.dropped)))
+            reply.set_headers.append((DROPPED_HEADER, dropped_header(ex.dropped)))
         if status >= 400:
             ex.error_body = True
             reply.response_body_mode = m.BUFFERED
             return
         if endpoint is None or provider is None:
+            return
+        if endpoint.operation == "count_tokens":  # a count: the provider's own, or Gemini's to translate
+            if not ex.passthrough:
+                reply.response_body_mode = m.BUFFERED
             return
         if ex.passthrough and not ex.stream_from_whole:
             if ex.stream:  # read as it goes by, never changed
@@ -85,6 +90,8 @@ class AnswerStage(Stage):
             reply.after_reply = partial(self._read_stream_chunk, ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
+        elif ex.endpoint is not None and ex.endpoint.operation == "count_tokens":
+            self._translate_count(reply, chunk)
         elif ex.passthrough and not ex.stream_from_whole:
             self._read_answer(ex, reply, chunk)
         else:
@@ -154,6 +161,12 @@ class AnswerStage(Stage):
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
 
+    def _translate_count(self, reply: PhaseReply, body: bytes) -> None:
+        """Gemini's countTokens answer as Anthropic's count (the one client API that asks here)."""
+        out = render_anthropic_count(parse_gemini_count(body))
+        reply.body = out
+        reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]
+
     def _translate_error(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         status = ex.provider_status
         provider = ex.provider
@@ -174,6 +187,17 @@ class AnswerStage(Stage):
             ("content-type", CONTENT_TYPE_JSON),
             ("content-length", str(len(out))),
         ]
+
+
+MAX_NAMED_DROPS = 32
+
+
+def dropped_header(dropped: list[str]) -> str:
+    """The features a provider lacked, for x-gateway-dropped-features: at most 32 names (a request
+    may carry any number of unknown blocks), then how many more."""
+    if len(dropped) <= MAX_NAMED_DROPS:
+        return ",".join(dropped)
+    return ",".join(dropped[:MAX_NAMED_DROPS]) + f",+{len(dropped) - MAX_NAMED_DROPS}-more"
 
 
 def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:

@@ -37,7 +37,7 @@ class CacheStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         settings = ex.snapshot.config.cache
         target, request = ex.target, ex.request
-        if not settings.enabled or target is None or request is None:
+        if not settings.enabled or target is None or request is None or _not_an_answer(ex):
             return None
         ttl_s = _ttl(ex)
         directives = control.parse(ex.headers.get("cache-control", ""))
@@ -113,3 +113,8 @@ def _ttl(ex: Exchange) -> float:
         return target.provider.cache_ttl_s
     settings = ex.snapshot.config.cache
     return settings.embeddings_ttl_s if isinstance(ex.request, EmbeddingRequest) else settings.chat_ttl_s
+
+
+def _not_an_answer(ex: Exchange) -> bool:
+    """A token count is not an answer to the request it counts: never stored, never served from it."""
+    return ex.endpoint is not None and ex.endpoint.operation == "count_tokens"

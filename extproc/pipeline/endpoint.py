@@ -18,12 +18,14 @@ OPENAI_CHAT = Endpoint("openai", "chat")
 OPENAI_EMBEDDINGS = Endpoint("openai", "embeddings")
 OPENAI_MODELS = Endpoint("openai", "models")
 ANTHROPIC_CHAT = Endpoint("anthropic", "chat")
+ANTHROPIC_COUNT = Endpoint("anthropic", "count_tokens")
 ANTHROPIC_MODELS = Endpoint("anthropic", "models")
 GEMINI_MODELS = Endpoint("gemini", "models")
 
 _POST_ROUTES = {
     "/v1/chat/completions": OPENAI_CHAT,
     "/v1/messages": ANTHROPIC_CHAT,
+    "/v1/messages/count_tokens": ANTHROPIC_COUNT,
     "/v1/embeddings": OPENAI_EMBEDDINGS,
 }
 # Gemini method -> (operation, stream, batch)

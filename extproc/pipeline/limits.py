@@ -61,7 +61,8 @@ class LimitsStage(Stage):
         rules = [rule for rule in settings.rules if applies(rule, subject)]
         if not rules:
             return None
-        ex.input_estimate, reserve = estimate.reserve(body, ex.request)
+        counting = ex.endpoint is not None and ex.endpoint.operation == "count_tokens"
+        ex.input_estimate, reserve = (0, 0) if counting else estimate.reserve(body, ex.request)
         takes, kinds = _takes(rules, subject, reserve)
         # A stream's slots are asked for beside its take: on Redis both leave in one round trip.
         streams = ex.stream and any(rule.concurrent_streams is not None for rule in rules)

@@ -1,16 +1,22 @@
-"""Stage: what the gateway answers itself: the model list, and the built-in mock provider."""
+"""Stage: what the gateway answers itself: the model list, the built-in mock provider, and an
+input token count where the route's provider cannot count (not one Anthropic or Gemini provider):
+an estimate, marked as one."""
 
 from __future__ import annotations
 
 import asyncio
 
+from extproc.contract import TOKEN_COUNT_HEADER
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.formats.token_count import render_anthropic_count
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import mock
 from extproc.providers.capabilities import response_events
+from extproc.providers.rendering import counts_tokens
+from extproc.ratelimit import estimate
 
 
 class LocalAnswersStage(Stage):
@@ -26,6 +32,8 @@ class LocalAnswersStage(Stage):
 
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         provider = ex.provider
+        if ex.endpoint is not None and ex.endpoint.operation == "count_tokens":
+            return _estimated_count(ex, body)
         if provider is None or provider.kind != "mock":
             return None
         endpoint, request = ex.endpoint, ex.request
@@ -49,3 +57,13 @@ class LocalAnswersStage(Stage):
                 out = client.render_response(response)
             ex.usage = response.usage
         return LocalAnswer(200, out, [("content-type", content_type)])
+
+
+def _estimated_count(ex: Exchange, body: bytes) -> LocalAnswer | None:
+    """None: one provider that counts gets the request. A pool's attempts may cross formats, so a
+    pooled route is estimated too."""
+    target = ex.target
+    if target is not None and not target.pooled and counts_tokens(target.provider):
+        return None
+    answer = render_anthropic_count(estimate.input_tokens(body))
+    return LocalAnswer(200, answer, [("content-type", CONTENT_TYPE_JSON), (TOKEN_COUNT_HEADER, "estimate")])

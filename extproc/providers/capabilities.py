@@ -3,7 +3,9 @@
 A feature the provider lacks is adapted where a faithful adaptation exists
 (a stream is served from a whole answer, `max_tokens` is capped), otherwise
 dropped (and named in a response header) or rejected with a 400, per the
-provider's `unsupported` policy.
+provider's `unsupported` policy. What only the client's own API carries (the
+request's ApiFeatures) reaches a provider only with the client's own bytes:
+a request rendered from the canonical model loses it, named or refused.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class Fitting:
     changed: bool = False  # the request was adapted or cut down in any way
 
 
-def fit_to_provider(request: ChatRequest, provider: Provider) -> Fitting:
-    """Change `request` in place to what the provider can do; say what changed."""
+def fit_to_provider(request: ChatRequest, provider: Provider, native: bool = True) -> Fitting:
+    """Change `request` in place to what the provider can do; say what changed. `native`: the
+    provider speaks the client's API, so what only that API carries (ApiFeature) goes with it."""
     caps = provider.capabilities
     fitting = Fitting()
     dropped = fitting.dropped
@@ -47,6 +50,9 @@ def fit_to_provider(request: ChatRequest, provider: Provider) -> Fitting:
                 "invalid_request", f"{feature} is not supported by provider {provider.name}", param=feature
             )
         dropped.append(feature)
+
+    if not native:
+        dropped += api_features_lost(request, provider)
 
     if request.tools and not caps.tools:
         lacks("tools")
@@ -63,6 +69,23 @@ def fit_to_provider(request: ChatRequest, provider: Provider) -> Fitting:
         fitting.changed = True
     fitting.changed = fitting.changed or bool(dropped)
     return fitting
+
+
+def api_features_lost(request: ChatRequest, provider: Provider) -> list[str]:
+    """The names of the request's ApiFeatures, each once, for a provider that gets the request
+    rendered from the canonical model; a 400 naming the client's field where one must be refused."""
+    names: list[str] = []
+    for feature in request.api_features:
+        refuse = feature.when_foreign == "refuse"
+        if refuse or (feature.when_foreign == "policy" and provider.unsupported == "reject"):
+            raise GatewayError(
+                "invalid_request",
+                f"{feature.name} is not supported by provider {provider.name}",
+                param=feature.param,
+            )
+        if feature.name not in names:
+            names.append(feature.name)
+    return names
 
 
 def response_events(response: ChatResponse) -> list[StreamEvent]:

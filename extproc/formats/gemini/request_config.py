@@ -1,21 +1,39 @@
-"""Client side: the request's tools, toolConfig and generationConfig -> ChatRequest fields."""
+"""Client side: the request's tools, toolConfig and generationConfig -> ChatRequest fields.
+
+A tool kind, calling mode, output modality or MIME type, thinking level or generationConfig field
+the canonical model does not carry is an ApiFeature (see `request`), never a 400."""
 
 from __future__ import annotations
 
-from extproc.formats.canonical import ChatRequest, ResponseFormat, Tool, ToolChoice
-from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _dict, _get, _int, _list, _str
+from extproc.formats.canonical import ApiFeature, ChatRequest, ResponseFormat, Tool, ToolChoice, feature_name, unset
+from extproc.formats.gemini.common import _GENERATION_NUMBERS, _dict, _get, _int, _list, _str
 from extproc.formats.gemini.schema import _schema_to_json
 from extproc.formats.limits import MAX_CHOICES, check_positive
 
+# generationConfig fields the canonical request is read from (both spellings); others are ApiFeatures
+_CONFIG_FIELDS = frozenset(
+    {camel for camel, _, _, _ in _GENERATION_NUMBERS}
+    | {snake for _, snake, _, _ in _GENERATION_NUMBERS}
+    | {
+        "stopSequences", "stop_sequences", "responseModalities", "response_modalities", "responseMimeType",
+        "response_mime_type", "responseJsonSchema", "response_json_schema", "responseSchema", "response_schema",
+        "thinkingConfig", "thinking_config",
+    }
+)  # fmt: skip
 
-def _parse_tools(tools: list) -> list[Tool]:
+
+def _unknown(features: list[ApiFeature], prefix: str, word: object, param: str, value: object) -> None:
+    features.append(ApiFeature(feature_name(prefix, word), param, value=value))
+
+
+def _parse_tools(tools: list, features: list[ApiFeature]) -> list[Tool]:
     result: list[Tool] = []
     for i, tool in enumerate(tools):
         param = f"tools[{i}]"
         tool = _dict(tool, param)
         for key, value in tool.items():
-            if value is not None and key not in ("functionDeclarations", "function_declarations"):
-                raise _bad(f"tool '{key}' is not supported by this gateway", f"{param}.{key}")
+            if not unset(value) and key not in ("functionDeclarations", "function_declarations"):
+                _unknown(features, "tools.", key, f"{param}.{key}", value)  # googleSearch, codeExecution, ...
         decls = _get(tool, "functionDeclarations", "function_declarations")
         if decls is None:
             continue
@@ -37,7 +55,7 @@ def _parse_tools(tools: list) -> list[Tool]:
     return result
 
 
-def _parse_tool_config(config: dict) -> ToolChoice | None:
+def _parse_tool_config(config: dict, features: list[ApiFeature]) -> ToolChoice | None:
     fcc = _get(config, "functionCallingConfig", "function_calling_config")
     if fcc is None:
         return None
@@ -60,16 +78,19 @@ def _parse_tool_config(config: dict) -> ToolChoice | None:
         if names and len(names) == 1:
             return ToolChoice("function", names[0])
         return ToolChoice("required")
-    if mode == "MODE_UNSPECIFIED":
-        return None
-    raise _bad(f"unknown function calling mode {mode!r}", param)
+    if mode != "MODE_UNSPECIFIED":
+        _unknown(features, "toolConfig.functionCallingConfig.mode.", mode, param, fcc)
+    return None
 
 
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 
 
-def _parse_generation_config(config: dict, req: ChatRequest) -> None:
+def _parse_generation_config(config: dict, req: ChatRequest, features: list[ApiFeature]) -> None:
     p = "generationConfig."
+    for key, value in config.items():
+        if key not in _CONFIG_FIELDS and not unset(value):
+            _unknown(features, p, key, p + key, value)  # responseLogprobs, speechConfig, mediaResolution, ...
     for camel, snake, field_name, read in _GENERATION_NUMBERS:
         value = _get(config, camel, snake)
         if value is not None:
@@ -83,8 +104,8 @@ def _parse_generation_config(config: dict, req: ChatRequest) -> None:
     modalities = _get(config, "responseModalities", "response_modalities")
     if modalities is not None:
         for m in _list(modalities, p + "responseModalities"):
-            if _str(m, p + "responseModalities").upper() != "TEXT":
-                raise _bad(f"response modality {m!r} is not supported", p + "responseModalities")
+            if _str(m, p + "responseModalities").upper() != "TEXT":  # IMAGE, AUDIO
+                _unknown(features, p + "responseModalities.", m, p + "responseModalities", modalities)
 
     mime = _get(config, "responseMimeType", "response_mime_type")
     if mime is not None:
@@ -102,8 +123,8 @@ def _parse_generation_config(config: dict, req: ChatRequest) -> None:
             req.response_format = ResponseFormat("json_object")
         else:
             req.response_format = ResponseFormat("json_schema", schema=json_schema)
-    else:
-        raise _bad(f"responseMimeType {mime!r} is not supported", p + "responseMimeType")
+    else:  # text/x.enum, ...
+        _unknown(features, p + "responseMimeType.", mime, p + "responseMimeType", config)
 
     thinking = _get(config, "thinkingConfig", "thinking_config")
     if thinking is not None:
@@ -112,10 +133,14 @@ def _parse_generation_config(config: dict, req: ChatRequest) -> None:
         if budget is not None:
             budget = _int(budget, p + "thinkingConfig.thinkingBudget")
             req.thinking_budget = None if budget < 0 else budget  # -1: dynamic, the default
+        if _get(thinking, "includeThoughts", "include_thoughts") is True:
+            req.reasoning_summary = "auto"
         level = _get(thinking, "thinkingLevel", "thinking_level")
         if level is not None:
             level = _str(level, p + "thinkingConfig.thinkingLevel").upper()
             if level in _LEVELS:
                 req.reasoning_effort = _LEVELS[level]
             elif level != "THINKING_LEVEL_UNSPECIFIED":
-                raise _bad(f"unknown thinking level {level!r}", p + "thinkingConfig.thinkingLevel")
+                _unknown(
+                    features, p + "thinkingConfig.thinkingLevel.", level, p + "thinkingConfig.thinkingLevel", level
+                )

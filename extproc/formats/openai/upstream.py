@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart
+from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, effort_of
 from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
 
@@ -33,7 +33,9 @@ def _parts_content(parts: Sequence[Part], allow_images: bool) -> str | list[dict
 def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> dict[str, Any]:
     if m.role == "user":
         return {"role": "user", "content": _parts_content(m.content, True)}
-    if m.role == "system":
+    if (
+        m.role == "system"
+    ):  # in its place: OpenAI reads system messages anywhere (Anthropic's mid-conversation ones too)
         if any(isinstance(p, ImagePart) for p in m.content):
             _add_dropped("system_image", options, dropped)
         return {"role": "system", "content": _parts_content(m.content, False)}
@@ -54,17 +56,6 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
     if m.tool_calls:
         out["tool_calls"] = [_tool_call_json(tc) for tc in m.tool_calls]
     return out
-
-
-def _effort_for_budget(budget: int) -> str | None:
-    """Anthropic/Gemini thinking budget -> OpenAI reasoning_effort (approximate)."""
-    if budget <= 0:
-        return None  # 0 = thinking off, -1 = dynamic: leave the model default
-    if budget < 4096:
-        return "low"
-    if budget < 16384:
-        return "medium"
-    return "high"
 
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
@@ -115,9 +106,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.user is not None:
         body["user"] = req.user
-    effort = req.reasoning_effort
-    if effort is None and req.thinking_budget is not None:
-        effort = _effort_for_budget(req.thinking_budget)
+    effort = effort_of(req)  # Anthropic adaptive thinking's effort, or a level for a thinking budget
     if effort is not None:
         body["reasoning_effort"] = effort
     if req.stream:
