@@ -21,21 +21,15 @@ NO_RESPONSES_API = pytest.mark.xfail(
     strict=True,
     reason="POST /v1/responses answers 404 `unknown path /v1/responses`: the Responses API is not served (issue 20 part 1)",
 )
-NO_SYSTEM_MESSAGES = pytest.mark.xfail(
-    strict=True,
-    reason="Claude Code sends a `role: system` message inside `messages` for a model name it does not know; the "
-    "gateway answers 400 `messages[1].role must be 'user' or 'assistant'` (issue 20 part 2: mid-conversation "
-    "system messages)",
-)
 
 
 @pytest.mark.parametrize(
     ("provider", "model"),
     [
         pytest.param("anthropic", MODELS["anthropic"], id="anthropic"),
-        pytest.param("openai", MODELS["openai"], id="openai", marks=NO_SYSTEM_MESSAGES),
-        pytest.param("gemini", MODELS["gemini"], id="gemini", marks=NO_SYSTEM_MESSAGES),
-        pytest.param("anthropic", ANTHROPIC_ALIAS, id="anthropic-by-an-alias", marks=NO_SYSTEM_MESSAGES),
+        pytest.param("openai", MODELS["openai"], id="openai"),
+        pytest.param("gemini", MODELS["gemini"], id="gemini"),
+        pytest.param("anthropic", ANTHROPIC_ALIAS, id="anthropic-by-an-alias"),
     ],
 )
 def test_claude_code_round_trip(

@@ -25,20 +25,12 @@ TOOLS = {"claude-code": "Read", "codex": "exec_command", "openai-agents": "read_
 NO_RESPONSES_API = pytest.mark.xfail(
     strict=True, reason="POST /v1/responses is not a path the gateway serves (issue 20 part 1)"
 )
-NO_SYSTEM_MESSAGES = pytest.mark.xfail(
-    strict=True,
-    reason="a `role: system` message inside `messages` is rejected: `messages[1].role must be 'user' or "
-    "'assistant'` (issue 20 part 2)",
-)
 
 
 def _marks(path: Path) -> list[pytest.MarkDecorator]:
     recorded = load(path)
     if recorded["path"] == "/v1/responses":
         return [NO_RESPONSES_API]
-    messages = recorded["body"].get("messages", [])
-    if recorded["path"] == "/v1/messages" and any(m.get("role") == "system" for m in messages):
-        return [NO_SYSTEM_MESSAGES]
     return []
 
 
