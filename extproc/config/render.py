@@ -37,7 +37,7 @@ from extproc.config.render_pool import (
     strip_internal_headers,
     upstream_cluster,
 )
-from extproc.config.render_ready import admin_address, admin_cluster
+from extproc.config.render_ready import admin_address, admin_cluster, extproc_admin_cluster
 from extproc.config.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
 from extproc.contract import METADATA_NAMESPACE
 
@@ -158,7 +158,9 @@ def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = 
     providers = [p for p in config.providers if p.kind != "mock"]
     pools = [pool_cluster(config, route, keys_dir, ca_secrets) for route in config.routes if route.pool]
     clusters = (_provider_cluster(config, p, keys_dir, ca_secrets) for p in providers)
-    return [_extproc_cluster(config), *clusters, *pools]
+    # The ready port's GET /metrics (render_ready) reaches the ext_proc's admin through this one.
+    metrics = [extproc_admin_cluster(config.extproc)] if config.envoy.ready_port is not None else []
+    return [_extproc_cluster(config), *clusters, *pools, *metrics]
 
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:

@@ -356,7 +356,8 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 },
                 "admin_token_env": {
                     "type": "string",
-                    "description": "environment variable holding the bearer token for POST /reload from non-loopback peers",
+                    "description": "environment variable holding the bearer token that GET /status and POST /reload then "
+                    "need from every peer, loopback included",
                     "examples": ["GATEWAY_ADMIN_TOKEN"],
                 },
                 "admin_token_file": {
@@ -449,9 +450,9 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 "ready_port": {
                     **_port,
                     "description": "port where Envoy answers GET /ready (200; 503 while draining) for a Kubernetes "
-                    "readiness probe, and Envoy's metrics (GET /stats/prometheus) for a scraper: an extra address "
-                    "of the first listener, so it is bound only with it; it serves nothing else (admin stays on "
-                    "127.0.0.1 or its Unix socket). Off when absent",
+                    "readiness probe, and Envoy's metrics (GET /stats/prometheus) and the ext_proc's (GET /metrics) for "
+                    "a scraper: an extra address of the first listener, so it is bound only with it; it serves "
+                    "nothing else (both admin servers can stay on loopback or a Unix socket). Off when absent",
                     "examples": [9902],
                 },
                 "ready_address": {
