@@ -24,6 +24,8 @@ PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
 _positive = {"type": "integer", "minimum": 1}
+# extproc.max_stream_line_bytes's default, declared here once (the SSE parser's own default reads it).
+MAX_STREAM_LINE_BYTES = 4 * 1024 * 1024
 _name = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 60}
 
 _capabilities = {
@@ -370,6 +372,15 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                     "default": 30000,
                     "description": "how long Envoy waits for each answer of the ext_proc; slower is a 504 "
                     "(gateway_timeout). Size it for the largest body accepted",
+                },
+                "max_stream_line_bytes": {
+                    "type": "integer",
+                    "minimum": 1024,
+                    "maximum": 1 << 30,
+                    "default": MAX_STREAM_LINE_BYTES,
+                    "description": "the longest line (or SSE event) of a provider's stream the gateway reads (4 "
+                    "MiB): a longer one ends the client's stream with an in-band error in its format, so a "
+                    "provider cannot make the ext_proc hold and scan an endless line",
                 },
                 "grace_period_s": {
                     "type": "number",

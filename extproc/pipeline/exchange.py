@@ -12,6 +12,7 @@ from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.contract import StreamDecoder, StreamEncoder
 from extproc.formats.endpoint import Endpoint, Format
+from extproc.formats.sse import LineGate
 from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import monotonic
 from extproc.routing import Target
@@ -77,6 +78,7 @@ class Exchange:
     error_body: bool = False  # the provider's answer is an error to map
     decoder: StreamDecoder | None = None
     encoder: StreamEncoder | None = None
+    line_gate: LineGate | None = None  # a same-API SSE stream goes on in whole lines (formats/sse.py)
     stream_ended: bool = False  # an in-band error already closed the client's stream
     # what the answer was, read from every answer (translated or not)
     assembler: StreamAssembler | None = None  # a stream's events, gathered
