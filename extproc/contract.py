@@ -19,6 +19,14 @@ BODY_FORMAT_HEADER = "x-gw-body-format"  # the wire format the body was rendered
 # on it; removed by Envoy before the request leaves (never x-gw-*: those the pass itself removes).
 ATTEMPT_PROVIDER_HEADER = "x-gateway-attempt-provider"
 
+# A request's headers: over these the router pass answers 431 in the client's format. Envoy's codec
+# takes up to its own caps (render_listener), above which it refuses the request before any path
+# is read (its answer then carries every API's error fields: config/render_local_reply.py).
+HEADER_BYTES_LIMIT = 60 * 1024  # Envoy's own default limit
+HEADER_COUNT_LIMIT = 100
+ENVOY_HEADER_KB_CAP = 96
+ENVOY_HEADER_COUNT_CAP = 150
+
 DROPPED_HEADER = "x-gateway-dropped-features"
 TOKEN_COUNT_HEADER = "x-gateway-token-count"  # "estimate": a count the gateway made, not the provider
 # Envoy's count of tries, on each attempt (include_request_attempt_count) and on the answer

@@ -245,12 +245,24 @@ def _looks_like_json(body: bytes) -> bool:
     return True
 
 
+_RESET_BEFORE_HEADERS = "upstream connect error or disconnect/reset before headers."
+
+
 def _envoy_error(status: int, body: bytes) -> GatewayError:
-    """Envoy's own local replies (provider unreachable, timeout) as gateway errors."""
+    """Envoy's own replies (provider unreachable, reset, garbage, too slow; a body over its buffer)
+    in the gateway's words; Envoy's reason, when it gives one, in brackets."""
     text = body.decode("utf-8", "replace").strip()[:300]
+    if text.startswith(_RESET_BEFORE_HEADERS):
+        reason = text.rpartition("reset reason: ")[2] or "reset"
+        if status == 502:  # Envoy's UPE: what came back was no HTTP answer
+            return GatewayError("provider_error", f"the provider's answer was not valid HTTP ({reason})")
+        what = "closed the connection before answering" if "termination" in reason else "could not be reached"
+        return GatewayError("unavailable", f"the provider {what} ({reason})", code="provider_unavailable")
     if status == 503:
-        return GatewayError("unavailable", f"the provider is unreachable: {text}", code="provider_unavailable")
+        return GatewayError("unavailable", f"the provider is unreachable ({text})", code="provider_unavailable")
     if status == 504:
         return GatewayError("timeout", "the provider did not answer in time", code="provider_timeout")
+    if status == 413 and text == "Payload Too Large":  # Envoy's buffer (envoy.max_request_bytes)
+        return GatewayError("request_too_large", "the request body is larger than the gateway accepts")
     kind = kind_for_status(status)
     return GatewayError(kind, text or f"upstream error {status}", status=status if kind != "provider_auth" else 0)

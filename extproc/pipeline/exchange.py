@@ -55,6 +55,7 @@ class Exchange:
     request_id: str = ""
     path: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    header_bytes: int = 0  # the request headers' size as Envoy sent them
     client_address: str = ""  # the peer Envoy trusts (use_remote_address, xff_num_trusted_hops), never raw XFF
     endpoint: Endpoint | None = None
     error_format: Format = "openai"

@@ -95,6 +95,7 @@ class RouterPass:
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)
+        ex.header_bytes = message.request_headers.ByteSize()
         ex.request_id = headers.get("x-request-id", "")
         bind_request_id(ex.request_id)
         ex.path = headers.get(":path", "")
