@@ -36,6 +36,8 @@ ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count"
 # gRPC stream metadata: which pass (and listener) a stream belongs to.
 PASS_METADATA_KEY = "x-gw-pass"
 LISTENER_METADATA_KEY = "x-gw-listener"
+# On TCP, the shared secret Envoy proves itself with (config/render_peer.py).
+EXTPROC_TOKEN_HEADER = "x-gw-extproc-token"
 
 METADATA_NAMESPACE = "llm_gateway"
 # A pooled request's facts, from the router pass to every attempt's upstream pass, as dynamic

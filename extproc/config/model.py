@@ -131,6 +131,11 @@ class ExtprocSettings:
     grace_period_s: float = 10.0
     busy_poll_us: int = 500  # server/busy_poll.py
 
+    @property
+    def on_tcp(self) -> bool:
+        """Served on TCP ports: Envoy proves itself with a token there (config/render_peer.py)."""
+        return not self.unix_socket
+
     def grpc_addresses(self) -> list[str]:
         """One listening address per worker process: consecutive ports, or numbered sockets."""
         if self.unix_socket:
