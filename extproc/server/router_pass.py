@@ -74,8 +74,10 @@ class RouterPass:
                         response, after_reply = self._response_body(ex, message)
                         yield response
                         if after_reply is not None:
-                            await _reply_sent()
-                            _run_after_reply(after_reply)
+                            try:
+                                await _reply_sent()
+                            finally:  # also when Envoy, done with the request, reset the stream meanwhile
+                                _run_after_reply(after_reply)
                     else:
                         yield ProcessingResponse()
                 except GatewayError as error:
