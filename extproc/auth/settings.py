@@ -17,6 +17,7 @@ from extproc.auth.apikeys import ClientRecord
 from extproc.auth.clients import KeysFileError, parse_clients, read_keys_file
 from extproc.auth.identity import AuthMethod
 from extproc.config.addresses import is_loopback
+from extproc.config.redact import env_var_unset
 
 ALGORITHMS = ("HS256", "RS256", "ES256")
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
@@ -168,7 +169,7 @@ def _secret(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problem
     if "secret_env" in raw:
         where, value = "jwt.secret_env", env.get(raw["secret_env"], "").encode()
         if not value:
-            problems.append(f"{where}: environment variable {raw['secret_env']} is not set")
+            problems.append(env_var_unset(where, raw["secret_env"]))
             return b""
     else:
         where = "jwt.secret_file"

@@ -31,6 +31,7 @@ from extproc.config.model import (
     Provider,
     Route,
 )
+from extproc.config.redact import env_var_unset, schema_message, yaml_problem
 from extproc.config.route_model import BreakerPolicy
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
@@ -62,7 +63,7 @@ def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfi
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"<file>: not valid YAML: {exc}"]) from None
+        raise ConfigError([f"<file>: {yaml_problem(exc)}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(["<root>: must be a mapping"])
     apply_env_overrides(raw, env)
@@ -149,7 +150,7 @@ def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
 def _message(error: ValidationError) -> str:
     if error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "base_url":
         return "not an http(s) URL"
-    return error.message
+    return schema_message(error)
 
 
 def _int(value: str) -> int | str:
@@ -279,7 +280,7 @@ def _admin_token(
         problems.append("extproc: give admin_token_env or admin_token_file, not both")
     elif env_name:
         if not env.get(env_name):
-            problems.append(f"extproc.admin_token_env: environment variable {env_name} is not set")
+            problems.append(env_var_unset("extproc.admin_token_env", env_name))
         return env.get(env_name, "")
     elif file_name:
         try:
@@ -314,7 +315,7 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     elif "api_key_env" in raw:
         api_key = env.get(raw["api_key_env"], "")
         if not api_key:
-            problems.append(f"{where}.api_key_env: environment variable {raw['api_key_env']} is not set")
+            problems.append(env_var_unset(f"{where}.api_key_env", raw["api_key_env"]))
     elif "api_key_file" in raw:
         key_path = _resolve(raw["api_key_file"], base_dir)
         try:

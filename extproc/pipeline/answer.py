@@ -19,9 +19,10 @@ from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEAD
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, StreamFailure
 from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.formats.sse import LineGate, overflow_message
 from extproc.formats.token_count import parse_gemini_count, render_anthropic_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
@@ -57,10 +58,13 @@ class AnswerStage(Stage):
             if not ex.passthrough:
                 reply.response_body_mode = m.BUFFERED
             return
+        max_line = ex.snapshot.config.extproc.max_stream_line_bytes
         if ex.passthrough and not ex.stream_from_whole:
-            if ex.stream:  # read as it goes by, never changed
-                ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
+            if ex.stream:  # read as it goes by, never changed (only held back to whole lines)
+                ex.decoder = FORMATS[provider_format(provider)].stream_decoder(max_line)
                 ex.assembler = StreamAssembler()
+                if endpoint.sse:  # Gemini's JSON array (no alt=sse) is bounded by its decoder alone
+                    ex.line_gate = LineGate(max_line)
                 reply.response_body_mode = m.STREAMED
             else:
                 reply.response_body_mode = m.BUFFERED
@@ -71,7 +75,7 @@ class AnswerStage(Stage):
             reply.response_body_mode = m.BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
-            ex.decoder = FORMATS[provider_format(provider)].stream_decoder()
+            ex.decoder = FORMATS[provider_format(provider)].stream_decoder(max_line)
             ex.encoder = client.stream_encoder(ex.request, endpoint)
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
@@ -87,6 +91,10 @@ class AnswerStage(Stage):
             reply.body = b""  # the client already got its in-band error and the end
         elif ex.decoder is not None and ex.assembler is not None and ex.encoder is None:
             # A same-API stream goes on unchanged: it is read for usage once the chunk has been let go.
+            if ex.line_gate is not None:
+                reply.body = ex.line_gate.let_through(chunk, end_of_stream)
+                if ex.line_gate.overflow:
+                    self._end_passthrough_stream(ex, reply, reply.body or b"", ex.line_gate.at_event_end)
             reply.after_reply = partial(self._read_stream_chunk, ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
@@ -96,6 +104,19 @@ class AnswerStage(Stage):
             self._read_answer(ex, reply, chunk)
         else:
             self._translate_answer(ex, reply, chunk)
+
+    def _end_passthrough_stream(self, ex: Exchange, reply: PhaseReply, before: bytes, at_event_end: bool) -> None:
+        """A line over the bound: never sent (`before`: the whole lines that came before it in this
+        chunk); the client's stream ends with an in-band error in its own format (the provider's, as
+        the stream is passed through) instead."""
+        endpoint, request = ex.endpoint, ex.request
+        assert endpoint is not None and isinstance(request, ChatRequest)
+        error = GatewayError("provider_error", overflow_message(ex.snapshot.config.extproc.max_stream_line_bytes))
+        encoder = FORMATS[endpoint.format].stream_encoder(request, endpoint)
+        # A blank line first if the client holds part of an event: it must not run into the error's.
+        separator = b"" if at_event_end else b"\n"
+        reply.body = before + separator + encoder.encode([StreamFailure(error)]) + encoder.close()
+        ex.stream_ended = True
 
     def _read_stream_chunk(
         self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool, assembler: StreamAssembler
@@ -224,12 +245,24 @@ def _looks_like_json(body: bytes) -> bool:
     return True
 
 
+_RESET_BEFORE_HEADERS = "upstream connect error or disconnect/reset before headers."
+
+
 def _envoy_error(status: int, body: bytes) -> GatewayError:
-    """Envoy's own local replies (provider unreachable, timeout) as gateway errors."""
+    """Envoy's own replies (provider unreachable, reset, garbage, too slow; a body over its buffer)
+    in the gateway's words; Envoy's reason, when it gives one, in brackets."""
     text = body.decode("utf-8", "replace").strip()[:300]
+    if text.startswith(_RESET_BEFORE_HEADERS):
+        reason = text.rpartition("reset reason: ")[2] or "reset"
+        if status == 502:  # Envoy's UPE: what came back was no HTTP answer
+            return GatewayError("provider_error", f"the provider's answer was not valid HTTP ({reason})")
+        what = "closed the connection before answering" if "termination" in reason else "could not be reached"
+        return GatewayError("unavailable", f"the provider {what} ({reason})", code="provider_unavailable")
     if status == 503:
-        return GatewayError("unavailable", f"the provider is unreachable: {text}", code="provider_unavailable")
+        return GatewayError("unavailable", f"the provider is unreachable ({text})", code="provider_unavailable")
     if status == 504:
         return GatewayError("timeout", "the provider did not answer in time", code="provider_timeout")
+    if status == 413 and text == "Payload Too Large":  # Envoy's buffer (envoy.max_request_bytes)
+        return GatewayError("request_too_large", "the request body is larger than the gateway accepts")
     kind = kind_for_status(status)
     return GatewayError(kind, text or f"upstream error {status}", status=status if kind != "provider_auth" else 0)

@@ -1,12 +1,12 @@
 """Stage: which client API a request speaks (from method, path and headers), and what a
-client may never send: internal `x-gw-*` headers, or `x-envoy-*` headers that steer Envoy
-(retries, timeouts)."""
+client may never send: internal `x-gw-*` headers, `x-envoy-*` headers that steer Envoy
+(retries, timeouts), or more headers than the gateway takes (a 431 in its format)."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from extproc.contract import INTERNAL_PREFIX
+from extproc.contract import HEADER_BYTES_LIMIT, HEADER_COUNT_LIMIT, INTERNAL_PREFIX
 from extproc.errors import GatewayError
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
@@ -82,6 +82,12 @@ class EndpointStage(Stage):
         ex.client_address = headers.get("x-envoy-external-address", "")
         ex.endpoint = endpoint = classify(headers.get(":method", ""), ex.path, headers)
         ex.error_format = endpoint.format if endpoint else guess_format(ex.path, headers)
+        if ex.header_bytes > HEADER_BYTES_LIMIT or len(headers) > HEADER_COUNT_LIMIT:
+            raise GatewayError(
+                "headers_too_large",
+                f"the request headers are too large: at most {HEADER_BYTES_LIMIT // 1024} KiB "
+                f"in at most {HEADER_COUNT_LIMIT} headers",
+            )
         if endpoint is None:
             raise GatewayError("not_found", f"unknown path {ex.path.partition('?')[0]}")
         reply.remove_headers += [name for name in headers if name.startswith(FORBIDDEN_PREFIXES)]

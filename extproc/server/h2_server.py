@@ -8,7 +8,8 @@ about 0.2 ms of CPU per exchange, most of the ext_proc's CPU under load
 answered with one write. Scope: prior-knowledge h2c (Envoy's ext_proc cluster
 is HTTP/2 only), that one method, uncompressed messages; any gRPC client can
 call it (the tests use grpcio's). The peer is Envoy on loopback or a 0600 Unix
-socket; still, a malformed peer gets a GOAWAY and its streams end, never a hang.
+socket, checked (server/peer.py: the uid on a socket, Envoy's token on TCP); still, a
+malformed peer gets a GOAWAY and its streams end, never a hang.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from google.protobuf.message import DecodeError
 from extproc.config.model import host_and_port, socket_path
 from extproc.server import http2 as h2
 from extproc.server.busy_poll import BusyPoll, busy_poll
+from extproc.server.peer import has_token, uid_allowed, unix_peer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 10+ MB body (base64 images) in one buf
 _MAX_FRAME = 1 << 20  # what we accept: a large body in few frames
 _MAX_STREAMS = 10_000  # per connection; Envoy opens another connection beyond it
 _REFILL = 1 << 30  # receive windows are topped up once half of the largest window is used
-_OK, _RESOURCE_EXHAUSTED, _UNIMPLEMENTED, _INTERNAL = 0, 8, 12, 13
+_OK, _RESOURCE_EXHAUSTED, _UNIMPLEMENTED, _INTERNAL, _UNAUTHENTICATED = 0, 8, 12, 13, 16
 _MESSAGE_PREFIX = struct.Struct(">BI")
 # Busy polling pays while requests are few. With more streams than this on a connection the
 # next message comes soon anyway, and many long streams (a provider's chunk every few tens of
@@ -124,8 +126,15 @@ class ConnectionError_(Exception):
 
 
 class GrpcConnection(asyncio.Protocol):
-    def __init__(self, handler: Handler, connections: set[GrpcConnection], busy: BusyPoll | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        connections: set[GrpcConnection],
+        busy: BusyPoll | None = None,
+        token: bytes | None = None,
+    ) -> None:
         self._handler = handler
+        self._token = token  # None: no token asked for (a Unix socket, or none known)
         self._poke = busy.poke if busy is not None else None
         self._connections = connections
         self._transport: asyncio.Transport | None = None
@@ -148,6 +157,11 @@ class GrpcConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        sock = transport.get_extra_info("socket")
+        if sock is not None and (peer := unix_peer(sock)) is not None and not uid_allowed(peer[1]):
+            log.warning("ext_proc refused a peer of another user", extra={"peer_pid": peer[0], "peer_uid": peer[1]})
+            self._transport.abort()  # not a byte of HTTP/2 for it
+            return
         self._connections.add(self)
         self._transport.write(_OUR_SETTINGS)
 
@@ -308,6 +322,11 @@ class GrpcConnection(asyncio.Protocol):
                 raise ConnectionError_(h2.PROTOCOL_ERROR, "a client stream id must be odd")
             return  # a stream we already ended: late trailers
         self._last_stream_id = stream_id
+        if self._token is not None:
+            if not has_token(metadata, self._token):
+                self._refuse(stream_id)
+                return
+            self._token = None  # this connection is Envoy's: its other streams need no check
         if self.closing or len(self._streams) >= _MAX_STREAMS:
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
@@ -322,6 +341,13 @@ class GrpcConnection(asyncio.Protocol):
         if flags & h2.END_STREAM:
             stream.inbox.end()
         stream.task = self._loop.create_task(self._serve(stream, metadata))
+
+    def _refuse(self, stream_id: int) -> None:
+        """A peer without Envoy's token: UNAUTHENTICATED, then the connection ends."""
+        block = _RESPONSE_HEADERS + _trailers(_UNAUTHENTICATED, "not Envoy")
+        self._write(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, stream_id, block))
+        peer = self._transport.get_extra_info("peername") if self._transport is not None else None
+        raise ConnectionError_(h2.NO_ERROR, f"a peer without Envoy's token: {peer}")
 
     def _settings(self, payload: bytes) -> None:
         if len(payload) % 6:
@@ -443,16 +469,18 @@ class GrpcConnection(asyncio.Protocol):
 class GrpcServer:
     """Listens on `unix:<path>` or `<host>:<port>`; each connection a GrpcConnection."""
 
-    def __init__(self, handler: Handler, address: str, busy_poll_us: int = 0) -> None:
+    def __init__(self, handler: Handler, address: str, busy_poll_us: int = 0, token: str | None = None) -> None:
+        """`token`: what a TCP peer's first stream must carry (Envoy's, config/render_peer.py)."""
         self._handler = handler
         self.address = address
+        self._token = token.encode() if token is not None and socket_path(address) is None else None
         self._busy_poll_us = busy_poll_us
         self.busy_poll: BusyPoll | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[GrpcConnection] = set()
 
     def _protocol(self) -> GrpcConnection:
-        return GrpcConnection(self._handler, self._connections, self.busy_poll)
+        return GrpcConnection(self._handler, self._connections, self.busy_poll, self._token)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -135,3 +135,20 @@ def test_two_gateways_started_in_one_directory_keep_their_own_run_files(tmp_path
     assert f"unix:{tmp_path / '.run' / str(first.pid) / 'extproc.sock'}" in first_output
     assert not (tmp_path / ".run" / str(first.pid)).exists()  # removed with their instance
     assert not (tmp_path / ".run" / str(second.pid)).exists()
+
+
+def test_run_says_so_when_it_must_serve_the_ext_proc_on_tcp_and_only_envoy_is_served(tmp_path: Path) -> None:
+    """A run directory too deep for a socket's address (108 bytes): loopback TCP, never silently."""
+    deep = tmp_path / ("d" * 100)
+    config = tmp_path / "gateway.yaml"
+    config.write_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: '*', provider: mock}]\n")
+    proc, ports = _start_run(config, tmp_path, {"GATEWAY_XDS_DIR": str(deep / "xds")})
+    try:
+        assert _answers(ports["listen"], "any") == 200  # Envoy shows its token
+    finally:
+        output = _stop(proc)
+    assert f"ext_proc gRPC       127.0.0.1:{ports['extproc']}  (TCP: Envoy's token required)" in output
+    warning = next(line for line in output.splitlines() if "not on a Unix socket" in line)
+    assert "any local process can connect" in warning
+    assert str(deep / "xds" / "secrets" / "extproc_token.yaml") in warning
+    assert "extproc.unix_socket" in warning

@@ -22,6 +22,8 @@ import yaml
 
 from extproc.config.load import load_file
 from extproc.config.render import envoy_binary, write_bootstrap, write_xds
+from extproc.config.render_credentials import secrets_dir
+from extproc.config.render_peer import read_token
 
 # Ports handed out in this test process: the kernel may give the same free port to two callers
 # that bind and close one after the other, and two parts of one stack must never share a port.
@@ -119,6 +121,13 @@ class GatewayStack:
     def envoy_process(self) -> subprocess.Popen[bytes]:
         """The Envoy process (local mode only)."""
         return self._procs[1]
+
+    @property
+    def extproc_token(self) -> str:
+        """The token Envoy shows the ext_proc on TCP (what a neighbour does not have)."""
+        token = read_token(secrets_dir(self.workdir / "xds"))
+        assert token is not None, "no ext_proc token was rendered"
+        return token
 
     def worker_pids(self) -> list[int]:
         """The ext_proc's extra worker processes (children started by multiprocessing's spawn)."""
