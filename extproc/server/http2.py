@@ -78,7 +78,8 @@ def header_block(headers: list[tuple[str, str]]) -> bytes:
 class HeaderDecoder:
     """hpack decoding that remembers the blocks which leave the dynamic table as it was: once its
     headers are indexed, Envoy opens every ext_proc stream with the same few bytes. A block that
-    changes the table forgets them all, since an index may now name another header."""
+    changes the table forgets them all, since an index may now name another header. Only small
+    blocks are remembered (Envoy's indexed ones are a few bytes): a peer cannot fill the memo."""
 
     def __init__(self, max_list_size: int) -> None:
         self._decoder = hpack.Decoder()
@@ -90,13 +91,15 @@ class HeaderDecoder:
         if (known := self._known.get(block)) is not None:
             return known
         table = self._decoder.header_table.dynamic_entries
-        before = len(table), table[0] if table else None
+        count, first = len(table), table[0] if table else None
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in self._decoder.decode(block, raw=True)
         }
-        if before != (len(table), table[0] if table else None):
+        # Each insertion puts a new tuple first, even one equal to the old first entry (whose
+        # index then names another header): identity, not equality, tells the table changed.
+        if len(table) != count or (table[0] if table else None) is not first:
             self._known.clear()
-        elif len(self._known) < 64:
+        elif len(self._known) < 64 and len(block) <= 1024:
             self._known[block] = headers
         return headers
 
