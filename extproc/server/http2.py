@@ -29,7 +29,8 @@ SETTINGS_MAX_FRAME_SIZE = 0x5
 SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
 
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
-FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x6, 0x7, 0x8, 0x9
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
+ENHANCE_YOUR_CALM = 0xB
 
 DEFAULT_WINDOW = 65_535
 DEFAULT_MAX_FRAME = 16_384
@@ -108,6 +109,8 @@ def strip_padding(flags: int, payload: bytes) -> bytes:
     """The payload of a DATA or HEADERS frame without its padding (and a HEADERS frame's priority)."""
     start, end = 0, len(payload)
     if flags & PADDED:
+        if not payload:
+            raise ValueError("padded frame without its pad length")
         start, end = 1, end - payload[0]
     if flags & PRIORITY_FLAG:
         start += 5
