@@ -297,3 +297,19 @@ def test_a_remembered_header_block_is_forgotten_once_the_table_changes_what_its_
     indexed_b = encoder.encode([("x-b", "2")])
     assert indexed_b == indexed_a  # the same bytes...
     assert decoder.decode(indexed_b) == {"x-b": "2"}  # ...now name another header
+
+
+def test_a_remembered_header_block_is_forgotten_when_an_insertion_evicts_without_changing_the_first_entry() -> None:
+    """Inserting a header equal to the table's first entry, which evicts the last one, leaves the
+    table's length and first entry as they were, yet index 63 now names another header."""
+    value_a, value_b = "a" * 1965, "b" * 1965  # each entry 2,000 bytes: two fit in the 4,096-byte table
+
+    def inserting(name: str, value: str) -> bytes:
+        return hpack.Encoder().encode([(name, value)], huffman=False)  # a literal added to the table
+
+    decoder = h2.HeaderDecoder(max_list_size=65536)
+    decoder.decode(inserting("x-b", value_b))
+    decoder.decode(inserting("x-a", value_a))  # the table: x-a, x-b
+    assert decoder.decode(b"\xbf") == {"x-b": value_b}  # index 63, the second entry; remembered
+    decoder.decode(inserting("x-a", value_a))  # the table: x-a, x-a (x-b evicted)
+    assert decoder.decode(b"\xbf") == {"x-a": value_a}
