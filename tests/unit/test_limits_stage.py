@@ -23,6 +23,8 @@ from extproc.pipeline.limits import LimitsStage
 from extproc.routing import Facts
 from extproc.state import GatewayState
 from extproc.store.memory import MemoryStore
+from tests.support.metrics import pending_writes_here
+from tests.support.wait import wait_until_async
 
 TOKENS = 10_000
 CONFIG = f"""
@@ -65,8 +67,9 @@ async def admitted(stage: LimitsStage, ex: Exchange) -> Exchange:
 
 
 async def finished(stage: LimitsStage, ex: Exchange) -> None:
+    before = pending_writes_here()
     stage.finish(ex)
-    await asyncio.sleep(0)  # the settles run in the background: on the embedded store, within one turn of the loop
+    assert await wait_until_async(lambda: pending_writes_here() == before)  # the settles run in the background
 
 
 async def left(stage: LimitsStage, state: GatewayState) -> int:
