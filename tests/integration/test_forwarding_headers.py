@@ -12,11 +12,14 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import PROVIDER_ENV
 from tests.fakes.providers import FakeOpenAI
 from tests.support.stack import GatewayStack
 from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
 
 SPOOFED = "203.0.113.9"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -19,6 +19,8 @@ from tests.integration.sdk_outcomes import anthropic_client, openai_client
 from tests.support.stack import GatewayStack
 from tests.support.wait import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 def _serving(ca: trustme.CA, name: str, host: str) -> FakeOpenAI:
     """A fake OpenAI over TLS whose certificate names `name`, reached as https://`host`:port."""
