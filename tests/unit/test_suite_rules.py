@@ -1,5 +1,6 @@
 """Rules of the suite itself, kept by reading its source: every module that runs the real gateway
-or Redis is marked `integration`, and no test sleeps to wait for something to happen."""
+or Redis is marked `integration`, no test sleeps to wait for something to happen, and every stage
+of the router pass has unit tests of its own."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import ast
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from extproc.breakers.manager import Breakers
+from extproc.breakers.memory import MemoryBreakers
+from extproc.pipeline import default_stages
+from extproc.store.memory import MemoryStore
 
 TESTS = Path(__file__).resolve().parents[1]
 # Where the fixtures that start a gateway or a Redis server are defined.
@@ -151,3 +157,10 @@ def test_the_rules_see_what_they_look_for(tmp_path: Path) -> None:
     )
     lines = module.read_text().splitlines()
     assert [n for n in _sleeps(module) if not _says_why(lines, n)] == [4]
+
+
+def test_every_stage_of_the_router_pass_has_unit_tests_of_its_own() -> None:
+    """Each stage is also driven alone with an Exchange, in tests/unit/test_stage_<name>.py."""
+    names = [stage.name for stage in default_stages(MemoryStore(1, 1), Breakers(MemoryBreakers()))]
+    missing = [name for name in names if not (TESTS / "unit" / f"test_stage_{name}.py").is_file()]
+    assert missing == []
