@@ -82,6 +82,12 @@ CACHE_BYTES = Counter(
 STORE_ERRORS = Counter(
     "gateway_store_errors_total", "Operations the store (Redis) could not do, by operation.", ["operation"]
 )
+STORE_PENDING_WRITES = Gauge(
+    "gateway_store_pending_writes",
+    "Store writes made after an answer (token settles, stream slot releases, cache fills) and not done yet; "
+    "a number that keeps growing means the store is slower than the traffic.",
+    multiprocess_mode="livesum",
+)
 BREAKER_TRANSITIONS = Counter(
     "gateway_breaker_transitions_total", "Circuit breaker changes, by provider and new state.", ["provider", "to"]
 )

@@ -27,12 +27,13 @@ import pytest
 import redis as redis_client
 
 from tests.conftest import PROVIDER_ENV, standard_config
-from tests.fakes.base import Reply, json_reply, wait_until
+from tests.fakes.base import Reply, json_reply
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.clients import keyed_clients
 from tests.support.metrics import metric_sum
 from tests.support.redis_server import RedisServer
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until, wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -232,9 +233,8 @@ async def _hang_up_before_the_answer(gateway: Gateway, model: str, fake_openai: 
     )
     try:
         call = asyncio.ensure_future(client.chat.completions.create(model=model, messages=QUESTION, **options))
-        while len(fake_openai.requests) == asked:
-            assert not call.done(), call.result()
-            await asyncio.sleep(0.01)
+        assert await wait_until_async(lambda: len(fake_openai.requests) > asked or call.done(), 10, interval=0.01)
+        assert not call.done(), call.result()
         call.cancel()  # the SDK drops its connection: Envoy resets the request
         with contextlib.suppress(asyncio.CancelledError):
             await call

@@ -29,10 +29,10 @@ from extproc.contract import (
     STREAM_KEY,
 )
 from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY
-from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeOpenAI
 from tests.integration.conftest import AuthGateway
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

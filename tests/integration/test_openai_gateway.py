@@ -12,10 +12,10 @@ import pytest
 import trustme
 
 from tests.conftest import OPENAI_KEY
-from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply
 from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

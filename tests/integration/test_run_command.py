@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.metrics import metric_sum
 from tests.support.stack import free_port, wait_http, wait_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +72,11 @@ def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(t
                 timeout=20,
             )
 
+        admin = f"http://127.0.0.1:{ports['admin']}"
         worker = threading.Thread(target=slow_request)
         worker.start()
-        threading.Event().wait(0.5)  # the request is now inside the mock's latency
+        # The request is in the ext_proc (inside the mock's latency) once its stream is counted.
+        assert wait_until(lambda: metric_sum(admin, "gateway_active_streams", 'pass_="router"') == 1, timeout=10)
         proc.send_signal(signal.SIGTERM)
         worker.join(20)
         output, _ = proc.communicate(timeout=30)

@@ -41,6 +41,8 @@ class TestRedisStore(StoreContract):
         return connect(self.server, max_entries=max_entries, max_bytes=max_bytes)
 
     async def pause(self, seconds: float) -> None:
+        # Not a wait: the server's own clock must move (refills and expiries are what is tested),
+        # and a Redis server's time cannot be faked as the memory store's is.
         await asyncio.sleep(seconds)
 
 

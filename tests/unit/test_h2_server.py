@@ -27,6 +27,7 @@ from extproc.server.h2_server import GrpcServer
 from extproc.server.service import ProcessorServer
 from extproc.state import GatewayState
 from tests.support.stack import free_port
+from tests.support.wait import wait_until_async
 
 
 def _body(data: bytes) -> ProcessingRequest:
@@ -150,7 +151,7 @@ def test_a_stream_the_client_cancels_closes_its_handler() -> None:
     async def client(channel: grpc.aio.Channel) -> bool:
         async def never_ending() -> AsyncIterator[ProcessingRequest]:
             yield _body(b"x")
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # the client never ends its side
 
         call = _stub(channel).Process(never_ending())
         await call.read()
@@ -232,33 +233,37 @@ def test_an_even_stream_id_from_the_client_is_a_protocol_error() -> None:
 
 
 def test_stop_lets_a_stream_in_flight_finish_and_refuses_new_ones() -> None:
-    release = asyncio.Event()
+    arrived, release = asyncio.Event(), asyncio.Event()
 
     async def slow(
         metadata: Mapping[str, str], requests: AsyncIterator[ProcessingRequest]
     ) -> AsyncGenerator[ProcessingResponse]:
         async for message in requests:
+            arrived.set()
             await release.wait()
             yield _echo(message.request_body.body)
 
-    async def run() -> tuple[list[bytes], bool]:
+    async def run() -> tuple[list[bytes], bool, bool]:
         server = GrpcServer(slow, f"127.0.0.1:{free_port()}")
         await server.start()
+        host, _, port = server.address.rpartition(":")
+
+        def refused() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex((host, int(port))) != 0
+
         async with grpc.aio.insecure_channel(server.address) as channel:
             call = _stub(channel).Process(iter([_body(b"in flight")]))
-            await asyncio.sleep(0.2)
+            await asyncio.wait_for(arrived.wait(), 5)
             stopping = asyncio.ensure_future(server.stop(5))
-            await asyncio.sleep(0.2)
+            refused_while_stopping = await wait_until_async(refused)
             release.set()
             answers = [r.request_body.response.body_mutation.body async for r in call]
             await stopping
-        with socket.socket() as probe:
-            host, _, port = server.address.rpartition(":")
-            refused = probe.connect_ex((host, int(port))) != 0
-        return answers, refused
+        return answers, refused_while_stopping, refused()
 
-    answers, refused = asyncio.run(run())
-    assert answers == [b"in flight"] and refused
+    answers, refused_while_stopping, refused_after = asyncio.run(run())
+    assert answers == [b"in flight"] and refused_while_stopping and refused_after
 
 
 def test_the_service_socket_is_for_its_own_user_only(tmp_path: Path, gateway_state: GatewayState) -> None:

@@ -25,6 +25,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 from extproc.config.load import load_text
 from extproc.server.router_pass import RouterPass
 from extproc.state import GatewayState
+from tests.support.wait import wait_until_async
 
 STREAMS = 2
 CONFIG = f"""
@@ -73,8 +74,7 @@ class Stream:
             self.replies.append(reply)
 
     async def answered_twice(self) -> list[ProcessingResponse]:
-        while len(self.replies) < 2 and not self.task.done():
-            await asyncio.sleep(0)
+        assert await wait_until_async(lambda: len(self.replies) >= 2 or self.task.done())
         return self.replies
 
 

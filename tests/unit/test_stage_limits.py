@@ -22,7 +22,10 @@ from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.limits import LimitsStage
 from extproc.routing import Facts
 from extproc.state import GatewayState
+from extproc.store.base import Decision, StoreError, Take
 from extproc.store.memory import MemoryStore
+from tests.support.metrics import pending_writes_here
+from tests.support.wait import wait_until_async
 
 TOKENS = 10_000
 CONFIG = f"""
@@ -65,8 +68,9 @@ async def admitted(stage: LimitsStage, ex: Exchange) -> Exchange:
 
 
 async def finished(stage: LimitsStage, ex: Exchange) -> None:
+    before = pending_writes_here()
     stage.finish(ex)
-    await asyncio.sleep(0)  # the settles run in the background: on the embedded store, within one turn of the loop
+    assert await wait_until_async(lambda: pending_writes_here() == before)  # the settles run in the background
 
 
 async def left(stage: LimitsStage, state: GatewayState) -> int:
@@ -152,3 +156,87 @@ def test_streams_that_send_one_request_id_hold_a_slot_each() -> None:
         await admitted(stage, exchange(state, stream=True, request_id="same"))  # the slot was given back
 
     run(scenario)
+
+
+REQUESTS = """
+providers: [{name: openai, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K}]
+routes: [{model: "*", provider: openai}]
+limits:
+  on_store_error: ON_STORE_ERROR
+  rules:
+    - {name: two-a-minute, key: [client], match: {models: ["gpt-x"]}, requests: 2, window_s: 60}
+"""
+
+
+def requests_state(on_store_error: str = "allow") -> GatewayState:
+    return GatewayState(load_text(REQUESTS.replace("ON_STORE_ERROR", on_store_error), {"K": "secret"}, Path(".")))
+
+
+def test_a_request_over_the_limit_is_refused_with_when_to_retry_and_the_limits_figures() -> None:
+    async def scenario() -> None:
+        stage, state = LimitsStage(MemoryStore(100, 1 << 20)), requests_state()
+        first = await admitted(stage, exchange(state))
+        assert dict(first.limit_headers)["x-ratelimit-remaining-requests"] == "1"
+        await admitted(stage, exchange(state))
+        with pytest.raises(GatewayError) as refused:
+            await stage.request_body(exchange(state), PhaseReply(), BODY)
+        error = refused.value
+        assert (error.kind, error.status, error.code) == ("rate_limit", 429, "rate_limit_exceeded")
+        assert "two-a-minute" in error.message
+        headers = dict(error.headers)
+        assert 20 < int(headers["retry-after"]) <= 30  # two a minute: the next fits in about 30 s
+        assert headers["x-ratelimit-remaining-requests"] == "0" and headers["x-ratelimit-limit-requests"] == "2"
+
+    asyncio.run(scenario())
+
+
+def test_the_limits_figures_go_back_with_the_answer() -> None:
+    async def scenario() -> None:
+        stage, state = LimitsStage(MemoryStore(100, 1 << 20)), requests_state()
+        ex = await admitted(stage, exchange(state))
+        reply = PhaseReply()
+        stage.response_headers(ex, reply, {":status": "200"})
+        assert reply.set_headers == ex.limit_headers and dict(reply.set_headers)["x-ratelimit-limit-requests"] == "2"
+
+    asyncio.run(scenario())
+
+
+def test_a_request_no_rule_matches_is_not_counted() -> None:
+    async def scenario() -> None:
+        stage, state = LimitsStage(MemoryStore(100, 1 << 20)), requests_state()
+        ex = exchange(state)
+        ex.model = "gpt-other"
+        ex.target = state.snapshot.router.resolve("gpt-other", Facts({}, "openai", "/v1/chat/completions", "", ""))
+        for _ in range(3):
+            await admitted(stage, ex)
+        assert ex.limit_headers == [] and ex.reserved == [] and ex.slots == []
+
+    asyncio.run(scenario())
+
+
+class Unreachable(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__(100, 1 << 20)
+
+    async def take(self, takes: list[Take]) -> list[Decision]:
+        raise StoreError("redis went away")
+
+
+def test_with_the_store_down_requests_are_allowed_by_default() -> None:
+    async def scenario() -> None:
+        stage, state = LimitsStage(Unreachable()), requests_state("allow")
+        ex = await admitted(stage, exchange(state))
+        assert ex.limit_headers == [] and ex.reserved == []
+
+    asyncio.run(scenario())
+
+
+def test_with_the_store_down_and_on_store_error_deny_requests_are_refused_as_unavailable() -> None:
+    async def scenario() -> None:
+        stage, state = LimitsStage(Unreachable()), requests_state("deny")
+        with pytest.raises(GatewayError) as refused:
+            await stage.request_body(exchange(state), PhaseReply(), BODY)
+        assert (refused.value.kind, refused.value.status) == ("unavailable", 503)
+        assert dict(refused.value.headers)["retry-after"] == "1"
+
+    asyncio.run(scenario())
