@@ -48,6 +48,7 @@ from tests.support.h2_peer import (
     serving,
     settings_frame,
 )
+from tests.support.wait import wait_until_async
 from tests.unit.test_h2_server import _body, _echo, echo
 
 SMALL = Limits(message_bytes=64 * 1024, connection_bytes=256 * 1024)  # stream window 65,541 bytes
@@ -68,10 +69,7 @@ def _no_server_faults(caplog: pytest.LogCaptureFixture) -> AsyncIterator[None]:
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Until `predicate` holds: state the server changes between its reads."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
-        await asyncio.sleep(0.005)
+    assert await wait_until_async(predicate, timeout, interval=0.005), "the condition never held"
 
 
 class Counting:
