@@ -1,0 +1,45 @@
+"""What a request's provider gets besides the canonical request, for the cache key.
+
+A provider of another API is sent a body rendered from the canonical request alone. A
+provider of the client's own API is sent the client's own body and its protocol headers: what
+of those can differ between two requests of one canonical form is keyed too, the members of
+the body the canonical request does not carry and the beta headers (`anthropic-beta`,
+`openai-beta`: they switch features on). `anthropic-version` is not keyed: it picks the wire
+format's version, and the gateway reads an answer of either version into the same canonical
+answer. A pool may be answered by any of its members, so all of them count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from extproc.cache.key import Forwarded
+from extproc.config.model import Provider
+from extproc.formats.anthropic import carried as anthropic
+from extproc.formats.carried import Fields, uncarried
+from extproc.formats.endpoint import Format
+from extproc.formats.gemini import carried as gemini
+from extproc.formats.openai import carried as openai
+from extproc.providers import kind_of
+
+WIRE_VERSIONS = frozenset({"anthropic-version"})
+SHAPES: dict[Format, Fields] = {
+    "openai": openai.CHAT,
+    "anthropic": anthropic.MESSAGES,
+    "gemini": gemini.GENERATE_CONTENT,
+}
+
+
+def forwarded(
+    client: Format,
+    answerers: Sequence[tuple[Provider, str]],
+    headers: Mapping[str, str],
+    source: dict[str, Any] | None,
+) -> Forwarded:
+    """`source`: the client's chat body as parsed (None for embeddings: always rendered)."""
+    same_api = [kind for kind in map(kind_of, (provider for provider, _ in answerers)) if kind.format == client]
+    names = {name for kind in same_api for name in kind.passthrough_headers} - WIRE_VERSIONS
+    protocol = tuple(sorted((name, value) for name in names if (value := headers.get(name)) is not None))
+    own = uncarried(source, SHAPES[client]) if same_api and source is not None else []
+    return Forwarded(tuple((provider.name, model) for provider, model in answerers), protocol, own)
