@@ -7,11 +7,14 @@ the body the canonical request does not carry and the beta headers (`anthropic-b
 `openai-beta`: they switch features on). `anthropic-version` is not keyed: it picks the wire
 format's version, and the gateway reads an answer of either version into the same canonical
 answer. A pool may be answered by any of its members, so all of them count.
+
+The answer such a provider gives is the one the client asked for: where that holds parts a
+canonical entry cannot (log probabilities, audio), the request is not replayable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from extproc.cache.key import Forwarded
@@ -29,6 +32,11 @@ SHAPES: dict[Format, Fields] = {
     "anthropic": anthropic.MESSAGES,
     "gemini": gemini.GENERATE_CONTENT,
 }
+ASKS_FOR_UNCARRIED_ANSWER: dict[Format, Callable[[dict[str, Any]], bool]] = {
+    "openai": openai.asks_for_uncarried_answer,
+    "anthropic": anthropic.asks_for_uncarried_answer,
+    "gemini": gemini.asks_for_uncarried_answer,
+}
 
 
 def forwarded(
@@ -41,5 +49,7 @@ def forwarded(
     same_api = [kind for kind in map(kind_of, (provider for provider, _ in answerers)) if kind.format == client]
     names = {name for kind in same_api for name in kind.passthrough_headers} - WIRE_VERSIONS
     protocol = tuple(sorted((name, value) for name in names if (value := headers.get(name)) is not None))
-    own = uncarried(source, SHAPES[client]) if same_api and source is not None else []
-    return Forwarded(tuple((provider.name, model) for provider, model in answerers), protocol, own)
+    own, replayable = [], True
+    if same_api and source is not None:  # the client's own body may be what the provider gets
+        own, replayable = uncarried(source, SHAPES[client]), not ASKS_FOR_UNCARRIED_ANSWER[client](source)
+    return Forwarded(tuple((provider.name, model) for provider, model in answerers), protocol, own, replayable)

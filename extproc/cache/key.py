@@ -29,6 +29,9 @@ class Forwarded:
     answerers: tuple[tuple[str, str], ...] = ()  # (provider, model) of each that may answer
     headers: tuple[tuple[str, str], ...] = ()  # protocol headers sent on that can change the answer
     uncarried: Uncarried = dataclasses.field(default_factory=list)  # the client's own members sent on
+    # Not keyed: False when the request asks for answer parts a canonical entry cannot hold (log
+    # probabilities, audio): such a request is never answered from the cache nor stored.
+    replayable: bool = True
 
 
 def cache_key(scope: str, route: str, request: ChatRequest | EmbeddingRequest, forwarded: Forwarded) -> str:

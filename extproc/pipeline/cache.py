@@ -53,9 +53,12 @@ class CacheStage(Stage):
             return None
         scope = ex.identity.tenant if settings.scope == "tenant" else ex.identity.client_id
         try:
-            key = cache_key(f"{settings.scope}:{scope}", target.route, request, self._forwarded(ex, source))
+            sent = self._forwarded(ex, source)
+            key = cache_key(f"{settings.scope}:{scope}", target.route, request, sent) if sent.replayable else ""
         except Exception as error:  # too deep to write, say: answered by the provider, never a 500
             log.warning("no cache key for this request (%s): the cache is bypassed", error.__class__.__name__)
+            key = ""
+        if not key:  # or its answer has parts a canonical entry cannot hold (log probabilities, audio)
             self._outcome(ex, "BYPASS")
             return None
         if directives.no_cache:

@@ -109,12 +109,16 @@ def _cached(stack: GatewayStack, model: str, text: str, **extra: Any) -> None:
 # does not carry (seed it does), and one the gateway has never heard of.
 OPENAI_FIELDS: dict[str, dict[str, Any]] = {
     "logit_bias": {"logit_bias": {"1734": -100}},
-    "logprobs": {"logprobs": True, "top_logprobs": 3},
-    "audio": {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
     "prediction": {"prediction": {"type": "content", "content": "a predicted answer"}},
     "service_tier": {"service_tier": "flex"},
     "seed": {"seed": 7},
     "a future field": {"extra_body": {"reasoning_budget_of_2027": {"tokens": 5}}},
+}
+# Fields that ask for answer parts a cache entry (a canonical answer) cannot hold.
+OPENAI_ANSWER_FIELDS: dict[str, dict[str, Any]] = {
+    "logprobs": {"logprobs": True, "top_logprobs": 3},
+    "audio": {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
+    "web search": {"web_search_options": {"search_context_size": "low"}},
 }
 
 
@@ -140,6 +144,19 @@ def test_an_openai_field_is_never_answered_from_the_entry_of_the_request_without
     stored(stack, before)
     assert ask(stack, "gpt-4o-mini", text, **extra)[1]["x-gateway-cache"] == "HIT"  # its own entry
     assert len(fake_openai.requests) == 2
+
+
+@pytest.mark.parametrize("field", OPENAI_ANSWER_FIELDS)
+def test_a_request_for_answer_parts_an_entry_cannot_hold_is_always_answered_by_the_provider(
+    stack: GatewayStack, fake_openai: FakeOpenAI, field: str
+) -> None:
+    text = f"the answer carries {field}"
+    _cached(stack, "gpt-4o-mini", text)
+    extra = OPENAI_ANSWER_FIELDS[field]
+    for asked in (2, 3):  # never from an entry, never stored
+        _, headers = ask(stack, "gpt-4o-mini", text, **extra)
+        assert headers["x-gateway-cache"] == "BYPASS"
+        assert len(fake_openai.requests) == asked and _sent(fake_openai, extra)
 
 
 def test_the_openai_beta_header_gets_its_own_entry(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:

@@ -173,6 +173,27 @@ def test_the_provider_and_the_model_that_answer_change_the_key() -> None:
     assert pooled != key
 
 
+@pytest.mark.parametrize(
+    ("client", "request_", "provider"),
+    [
+        ("openai", lambda: _openai(logprobs=True), "oai"),
+        ("openai", lambda: _openai(top_logprobs=2), "oai"),
+        ("openai", lambda: _openai(modalities=["text", "audio"]), "oai"),
+        ("openai", lambda: _openai(web_search_options={}), "oai"),
+        ("anthropic", lambda: _anthropic(mcp_servers=[{"type": "url", "url": "https://x", "name": "x"}]), "claude"),
+        ("gemini", lambda: _gemini(generationConfig={"responseLogprobs": True}), "gem"),
+    ],
+)
+def test_a_request_for_answer_parts_a_canonical_entry_cannot_hold_is_not_replayable(
+    client: Format, request_: Any, provider: str
+) -> None:
+    request = request_()
+    assert not forwarded(client, [(PROVIDERS[provider], "m")], {}, request.source).replayable
+    # Rendered for another API the field is left out: that answer is the canonical one.
+    other = "claude" if provider != "claude" else "oai"
+    assert forwarded(client, [(PROVIDERS[other], "m")], {}, request.source).replayable
+
+
 def test_the_walk_names_where_each_uncarried_member_is_in_a_stable_order() -> None:
     body = {
         "zeta": 1,
@@ -220,6 +241,12 @@ def test_a_schema_deeper_than_orjson_writes_bypasses_the_cache() -> None:
         schema = {"type": "object", "properties": {"inner": schema}}
     request = ChatRequest("gpt-4o", [Message("user", [TextPart(QUESTION)])], tools=[Tool("deep", None, schema)])
     ex = _exchange(request)
+    _lookup(ex)
+    assert ex.cache_status == "BYPASS" and ex.cache_key == ""
+
+
+def test_a_request_a_canonical_entry_cannot_answer_is_neither_looked_up_nor_stored() -> None:
+    ex = _exchange(_openai(model="gpt-4o", logprobs=True))
     _lookup(ex)
     assert ex.cache_status == "BYPASS" and ex.cache_key == ""
 

@@ -8,6 +8,8 @@ answer's content.
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.formats.carried import CARRIED, Choose, Each, Fields
 
 _NOTHING = Fields({})
@@ -74,3 +76,9 @@ MESSAGES = Fields(
         "tool_choice": Fields({"type": CARRIED, "name": CARRIED, "disable_parallel_tool_use": CARRIED}),
     }
 )
+
+
+def asks_for_uncarried_answer(body: dict[str, Any]) -> bool:
+    """The body asks for answer parts the canonical answer does not carry: an MCP server's
+    tool use and results. A replay from the cache could not give them back."""
+    return body.get("mcp_servers") is not None

@@ -101,3 +101,12 @@ GENERATE_CONTENT = Fields(
         **_both("generationConfig", "generation_config", _GENERATION),
     }
 )
+
+
+def asks_for_uncarried_answer(body: dict[str, Any]) -> bool:
+    """The body asks for answer parts the canonical answer does not carry: log probabilities.
+    A replay from the cache could not give them back."""
+    config = body.get("generationConfig") or body.get("generation_config")
+    if not isinstance(config, dict):
+        return False
+    return bool(config.get("responseLogprobs") or config.get("response_logprobs")) or config.get("logprobs") is not None

@@ -72,3 +72,16 @@ CHAT = Fields(
         "reasoning_effort": CARRIED,
     }
 )
+
+
+def asks_for_uncarried_answer(body: dict[str, Any]) -> bool:
+    """The body asks for answer parts the canonical answer does not carry: log probabilities,
+    audio, web search annotations. A replay from the cache could not give them back."""
+    modalities = body.get("modalities")
+    return (
+        bool(body.get("logprobs"))
+        or body.get("top_logprobs") is not None
+        or body.get("audio") is not None
+        or (isinstance(modalities, list) and "audio" in modalities)
+        or body.get("web_search_options") is not None
+    )
