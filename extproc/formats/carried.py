@@ -34,9 +34,6 @@ class Fields:
         self.names = frozenset(members)  # checked all at once, in C
         self.nested = tuple((name, rule) for name, rule in members.items() if rule is not CARRIED)
 
-    def pick(self, value: dict[str, Any]) -> Fields:
-        return self
-
 
 @dataclass(frozen=True, slots=True)
 class Each:
@@ -68,7 +65,6 @@ class When:
 
 
 Rule = Carried | Fields | Each | Choose | When
-_OBJECTS = (Fields, Choose)
 Uncarried = list[tuple[str, Any]]  # (where in the body, the value there)
 Trail = tuple[Any, str | int] | None  # (the parent's trail, this step): built only as deep as the walk goes
 
@@ -82,9 +78,8 @@ def uncarried(body: dict[str, Any], shape: Fields) -> Uncarried:
 
 
 def _object(value: dict[str, Any], shape: Fields, trail: Trail, found: list[tuple[Trail, Any]]) -> None:
-    keys = value.keys()
-    if not keys <= shape.names:
-        found.extend(((trail, name), value[name]) for name in keys - shape.names)
+    if not shape.names.issuperset(value):
+        found.extend(((trail, name), value[name]) for name in value.keys() - shape.names)
     for name, rule in shape.nested:  # the type checks are inline: this runs per message and part
         member = value.get(name)
         if member is None:  # absent, or null (read as absent)
@@ -95,12 +90,19 @@ def _object(value: dict[str, Any], shape: Fields, trail: Trail, found: list[tupl
         elif type(rule) is When:
             if not rule.test(member, value):
                 found.append(((trail, name), member))
-        elif isinstance(rule, _OBJECTS) and type(member) is dict:
+        elif isinstance(rule, Fields):
+            if type(member) is dict:
+                _object(member, rule, (trail, name), found)
+        elif isinstance(rule, Choose) and type(member) is dict:
             _object(member, rule.pick(member), (trail, name), found)
 
 
 def _items(items: list[Any], rule: Rule, parent: dict[str, Any], trail: Trail, found: list[tuple[Trail, Any]]) -> None:
-    if isinstance(rule, _OBJECTS):
+    if isinstance(rule, Fields):
+        for index, item in enumerate(items):
+            if type(item) is dict:
+                _object(item, rule, (trail, index), found)
+    elif isinstance(rule, Choose):
         for index, item in enumerate(items):
             if type(item) is dict:
                 _object(item, rule.pick(item), (trail, index), found)
