@@ -24,7 +24,7 @@ from extproc.formats.carried import Fields, uncarried
 from extproc.formats.endpoint import Format
 from extproc.formats.gemini import carried as gemini
 from extproc.formats.openai import carried as openai
-from extproc.providers import kind_of
+from extproc.providers import ProviderKind, kind_of
 
 WIRE_VERSIONS = frozenset({"anthropic-version"})
 SHAPES: dict[Format, Fields] = {
@@ -46,10 +46,26 @@ def forwarded(
     source: dict[str, Any] | None,
 ) -> Forwarded:
     """`source`: the client's chat body as parsed (None for embeddings: always rendered)."""
-    same_api = [kind for kind in map(kind_of, (provider for provider, _ in answerers)) if kind.format == client]
-    names = {name for kind in same_api for name in kind.passthrough_headers} - WIRE_VERSIONS
-    protocol = tuple(sorted((name, value) for name in names if (value := headers.get(name)) is not None))
+    same_api = False
+    protocol: set[tuple[str, str]] = set()
+    for provider, _ in answerers:
+        kind = kind_of(provider)
+        if kind.format == client:
+            same_api = True
+            protocol.update((name, value) for name in _keyed(kind) if (value := headers.get(name)) is not None)
     own, replayable = [], True
     if same_api and source is not None:  # the client's own body may be what the provider gets
         own, replayable = uncarried(source, SHAPES[client]), not ASKS_FOR_UNCARRIED_ANSWER[client](source)
-    return Forwarded(tuple((provider.name, model) for provider, model in answerers), protocol, own, replayable)
+    sent = tuple((provider.name, model) for provider, model in answerers)
+    return Forwarded(sent, tuple(sorted(protocol)) if protocol else (), own, replayable)
+
+
+_KEYED: dict[str, tuple[str, ...]] = {}
+
+
+def _keyed(kind: ProviderKind) -> tuple[str, ...]:
+    """The kind's same-API headers that can change the answer (its beta headers)."""
+    found = _KEYED.get(kind.name)
+    if found is None:
+        found = _KEYED[kind.name] = tuple(sorted(kind.passthrough_headers - WIRE_VERSIONS))
+    return found

@@ -22,7 +22,7 @@ from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.carried import Uncarried
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forwarded:
     """What reaches the provider besides the canonical request."""
 
