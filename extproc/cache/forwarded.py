@@ -4,9 +4,10 @@ A provider of another API is sent a body rendered from the canonical request alo
 provider of the client's own API is sent the client's own body and its protocol headers: what
 of those can differ between two requests of one canonical form is keyed too, the members of
 the body the canonical request does not carry and the beta headers (`anthropic-beta`,
-`openai-beta`: they switch features on). `anthropic-version` is not keyed: it picks the wire
-format's version, and the gateway reads an answer of either version into the same canonical
-answer. A pool may be answered by any of its members, so all of them count.
+`openai-beta`: they switch features on), and the query string a kind passes on (Anthropic's
+`?beta=true`). `anthropic-version` is not keyed: it picks the wire format's version, and the
+gateway reads an answer of either version into the same canonical answer. A pool may be
+answered by any of its members, so all of them count.
 
 The answer such a provider gives is the one the client asked for: where that holds parts a
 canonical entry cannot (log probabilities, audio), the request is not replayable.
@@ -20,6 +21,7 @@ from typing import Any
 from extproc.cache.key import Forwarded
 from extproc.config.model import Provider
 from extproc.formats.anthropic import carried as anthropic
+from extproc.formats.canonical import ApiFeature
 from extproc.formats.carried import Fields, uncarried
 from extproc.formats.endpoint import Format
 from extproc.formats.gemini import carried as gemini
@@ -32,7 +34,7 @@ SHAPES: dict[Format, Fields] = {
     "anthropic": anthropic.MESSAGES,
     "gemini": gemini.GENERATE_CONTENT,
 }
-ASKS_FOR_UNCARRIED_ANSWER: dict[Format, Callable[[dict[str, Any]], bool]] = {
+ASKS_FOR_UNCARRIED_ANSWER: dict[Format, Callable[[dict[str, Any], list[ApiFeature]], bool]] = {
     "openai": openai.asks_for_uncarried_answer,
     "anthropic": anthropic.asks_for_uncarried_answer,
     "gemini": gemini.asks_for_uncarried_answer,
@@ -44,20 +46,28 @@ def forwarded(
     answerers: Sequence[tuple[Provider, str]],
     headers: Mapping[str, str],
     source: dict[str, Any] | None,
+    client_path: str = "",
+    features: list[ApiFeature] | None = None,
 ) -> Forwarded:
-    """`source`: the client's chat body as parsed (None for embeddings: always rendered)."""
+    """`source`: the client's chat body as parsed (None for embeddings: always rendered);
+    `client_path`: its path as it goes on (the gateway's own `key` parameter taken out);
+    `features`: what its parser found that the canonical model cannot say (`ApiFeature`)."""
     same_api = False
     protocol: set[tuple[str, str]] = set()
+    query = ""
     for provider, _ in answerers:
         kind = kind_of(provider)
         if kind.format == client:
             same_api = True
             protocol.update((name, value) for name in _keyed(kind) if (value := headers.get(name)) is not None)
+            if kind.passthrough_query:
+                query = client_path.partition("?")[2]
     own, replayable = [], True
     if same_api and source is not None:  # the client's own body may be what the provider gets
-        own, replayable = uncarried(source, SHAPES[client]), not ASKS_FOR_UNCARRIED_ANSWER[client](source)
+        own = uncarried(source, SHAPES[client])
+        replayable = not ASKS_FOR_UNCARRIED_ANSWER[client](source, features or [])
     sent = tuple((provider.name, model) for provider, model in answerers)
-    return Forwarded(sent, tuple(sorted(protocol)) if protocol else (), own, replayable)
+    return Forwarded(sent, tuple(sorted(protocol)) if protocol else (), own, query, replayable)
 
 
 _KEYED: dict[str, tuple[str, ...]] = {}

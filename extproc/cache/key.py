@@ -5,7 +5,7 @@ The request is keyed in canonical form, so the same question asked through the O
 Anthropic or Gemini API shares an entry wherever the provider is sent the same request. What
 the canonical form does not say is keyed beside it (`Forwarded`): the providers and models that
 may answer, the protocol headers a provider of the client's own API is sent, and the members of
-the client's own body that such a provider gets but the canonical request does not carry.
+the client's own body and query that such a provider gets but the canonical request does not carry.
 Fields that do not change the answer (streaming, usage reporting, the end-user id) are left
 out; the tenant (or client) scope comes first, so one tenant's key can never equal another's.
 """
@@ -29,6 +29,7 @@ class Forwarded:
     answerers: tuple[tuple[str, str], ...] = ()  # (provider, model) of each that may answer
     headers: tuple[tuple[str, str], ...] = ()  # protocol headers sent on that can change the answer
     uncarried: Uncarried = dataclasses.field(default_factory=list)  # the client's own members sent on
+    query: str = ""  # the client's query string sent on
     # Not keyed: False when the request asks for answer parts a canonical entry cannot hold (log
     # probabilities, audio): such a request is never answered from the cache nor stored.
     replayable: bool = True
@@ -41,7 +42,9 @@ def cache_key(scope: str, route: str, request: ChatRequest | EmbeddingRequest, f
         kind = b"chat"
     else:
         kind = b"embeddings"
-    beside = orjson.dumps([forwarded.answerers, forwarded.headers, forwarded.uncarried], option=orjson.OPT_SORT_KEYS)
+    beside = orjson.dumps(
+        [forwarded.answerers, forwarded.headers, forwarded.query, forwarded.uncarried], option=orjson.OPT_SORT_KEYS
+    )
     digest = hashlib.sha256()
     for part in (scope.encode(), route.encode(), kind, beside):
         digest.update(len(part).to_bytes(4, "big") + part)  # length-prefixed: no two splits hash alike

@@ -88,7 +88,8 @@ class CacheStage(Stage):
         if target.pooled:  # any member may answer
             config = ex.snapshot.config
             answerers = [(_member(config.provider(m.provider)), m.model or ex.model) for m in target.pool]
-        return forwarded(endpoint.format, answerers, ex.headers, source)
+        features = ex.request.api_features if isinstance(ex.request, ChatRequest) else None
+        return forwarded(endpoint.format, answerers, ex.headers, source, ex.path, features)
 
     def _hit(self, ex: Exchange, answer: object, age_s: float, size: int) -> LocalAnswer:
         endpoint, request = ex.endpoint, ex.request

@@ -119,6 +119,7 @@ OPENAI_ANSWER_FIELDS: dict[str, dict[str, Any]] = {
     "logprobs": {"logprobs": True, "top_logprobs": 3},
     "audio": {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
     "web search": {"web_search_options": {"search_context_size": "low"}},
+    "a custom tool": {"tools": [{"type": "custom", "custom": {"name": "grep"}}]},
 }
 
 
@@ -144,6 +145,30 @@ def test_an_openai_field_is_never_answered_from_the_entry_of_the_request_without
     stored(stack, before)
     assert ask(stack, "gpt-4o-mini", text, **extra)[1]["x-gateway-cache"] == "HIT"  # its own entry
     assert len(fake_openai.requests) == 2
+
+
+def test_a_member_inside_the_conversation_is_never_answered_from_the_entry_without_it(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    """A participant's name and the developer role reach an OpenAI provider but not the canonical request."""
+    text = "who is asking matters"
+
+    def asked(messages: list[dict[str, str]]) -> str:
+        raw = oai(stack).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=messages, max_tokens=50
+        )
+        return raw.headers["x-gateway-cache"]
+
+    system = {"role": "system", "content": "Be brief."}
+    before = _stored_bytes(stack)
+    assert asked([system, {"role": "user", "content": text}]) == "MISS"
+    stored(stack, before)
+    assert asked([system, {"role": "user", "content": text}]) == "HIT"
+    assert asked([system, {"role": "user", "content": text, "name": "alice"}]) == "MISS"
+    assert fake_openai.last_request.json["messages"][1]["name"] == "alice"
+    assert asked([{**system, "role": "developer"}, {"role": "user", "content": text}]) == "MISS"
+    assert fake_openai.last_request.json["messages"][0]["role"] == "developer"
+    assert len(fake_openai.requests) == 3
 
 
 @pytest.mark.parametrize("field", OPENAI_ANSWER_FIELDS)
@@ -193,7 +218,10 @@ def test_the_anthropic_beta_header_and_unmodelled_fields_get_their_own_entries(
     assert fake_anthropic.last_request.json["service_tier"] == "standard_only"
     cached_block = [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
     assert ask_anthropic(stack, "claude-sonnet-4-5", cached_block)[1]["x-gateway-cache"] == "MISS"
-    assert len(fake_anthropic.requests) == 4
+    # Anthropic's SDKs mark beta calls with a query the gateway passes on
+    assert ask_anthropic(stack, "claude-sonnet-4-5", text, extra_query={"beta": "true"})[1]["x-gateway-cache"] == "MISS"
+    assert fake_anthropic.last_request.query == {"beta": "true"}
+    assert len(fake_anthropic.requests) == 5
 
 
 def test_gemini_safety_settings_get_their_own_entry(stack: GatewayStack, fake_gemini: FakeGemini) -> None:

@@ -42,6 +42,11 @@ cache: {chat_ttl_s: 60}
 SNAPSHOT = Snapshot.of(load_text(CONFIG, {"K": "provider-secret"}, Path(".")))
 PROVIDERS = {p.name: p for p in SNAPSHOT.config.providers}
 QUESTION = "What is the capital of France?"
+CITED = {
+    "type": "document",
+    "source": {"type": "text", "media_type": "text/plain", "data": "Paris is the capital."},
+    "citations": {"enabled": True},
+}
 
 
 def _openai(**extra: Any) -> ChatRequest:
@@ -135,9 +140,12 @@ def test_what_cannot_change_the_answer_does_not_change_the_key() -> None:
     assert versioned == _key(_anthropic(), "anthropic", "claude", {"anthropic-version": "2023-06-01"})
 
 
-def test_fields_a_provider_of_another_api_is_never_sent_do_not_split_its_entry() -> None:
-    """Rendered for Anthropic, an OpenAI request's logit_bias is left out: the same request is sent."""
-    assert _key(_openai(logit_bias={"1": 5}), "openai", "claude") == _key(_openai(), "openai", "claude")
+def test_what_a_provider_of_another_api_is_never_sent_does_not_split_its_entry() -> None:
+    """Rendered for Anthropic, an OpenAI participant's name is left out: the same request is sent.
+    (A field the parser names as an API feature stays in the canonical request's key.)"""
+    named = {"messages": [{"role": "user", "content": QUESTION, "name": "alice"}]}
+    assert _key(_openai(**named), "openai", "claude") == _key(_openai(), "openai", "claude")
+    assert _key(_openai(**named), "openai", "oai") != _key(_openai(), "openai", "oai")
     assert _key(_openai(), "openai", "claude", {"openai-beta": "x"}) == _key(_openai(), "openai", "claude")
     assert _key(_anthropic(), "anthropic", "oai", {"anthropic-beta": "x"}) == _key(_anthropic(), "anthropic", "oai")
 
@@ -180,18 +188,41 @@ def test_the_provider_and_the_model_that_answer_change_the_key() -> None:
         ("openai", lambda: _openai(top_logprobs=2), "oai"),
         ("openai", lambda: _openai(modalities=["text", "audio"]), "oai"),
         ("openai", lambda: _openai(web_search_options={}), "oai"),
+        ("openai", lambda: _openai(tools=[{"type": "custom", "custom": {"name": "grep"}}]), "oai"),
         ("anthropic", lambda: _anthropic(mcp_servers=[{"type": "url", "url": "https://x", "name": "x"}]), "claude"),
+        ("anthropic", lambda: _anthropic(tools=[{"type": "web_search_20250305", "name": "web_search"}]), "claude"),
+        (
+            "anthropic",
+            lambda: _anthropic(messages=[{"role": "user", "content": [CITED, {"type": "text", "text": "?"}]}]),
+            "claude",
+        ),
         ("gemini", lambda: _gemini(generationConfig={"responseLogprobs": True}), "gem"),
+        ("gemini", lambda: _gemini(generationConfig={"responseModalities": ["TEXT", "IMAGE"]}), "gem"),
+        ("gemini", lambda: _gemini(tools=[{"googleSearch": {}}]), "gem"),
     ],
 )
 def test_a_request_for_answer_parts_a_canonical_entry_cannot_hold_is_not_replayable(
     client: Format, request_: Any, provider: str
 ) -> None:
     request = request_()
-    assert not forwarded(client, [(PROVIDERS[provider], "m")], {}, request.source).replayable
+    sent = forwarded(client, [(PROVIDERS[provider], "m")], {}, request.source, "", request.api_features)
+    assert not sent.replayable
     # Rendered for another API the field is left out: that answer is the canonical one.
     other = "claude" if provider != "claude" else "oai"
-    assert forwarded(client, [(PROVIDERS[other], "m")], {}, request.source).replayable
+    assert forwarded(client, [(PROVIDERS[other], "m")], {}, request.source, "", request.api_features).replayable
+    plain = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini}[client]()
+    assert forwarded(client, [(PROVIDERS[provider], "m")], {}, plain.source, "", plain.api_features).replayable
+
+
+def test_the_query_a_same_api_provider_is_sent_changes_the_key() -> None:
+    """Anthropic's SDKs mark beta calls `?beta=true`, and the gateway passes the query on to Anthropic."""
+    request = _anthropic()
+
+    def key(provider: str, path: str) -> str:
+        return cache_key("t", "r", request, forwarded("anthropic", [(PROVIDERS[provider], "m")], {}, None, path))
+
+    assert key("claude", "/v1/messages?beta=true") != key("claude", "/v1/messages")
+    assert key("oai", "/v1/messages?beta=true") == key("oai", "/v1/messages")  # not passed on to OpenAI
 
 
 def test_the_walk_names_where_each_uncarried_member_is_in_a_stable_order() -> None:

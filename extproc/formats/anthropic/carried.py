@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from extproc.formats.canonical import ApiFeature
 from extproc.formats.carried import CARRIED, Choose, Each, Fields
 
 _NOTHING = Fields({})
@@ -78,7 +79,23 @@ MESSAGES = Fields(
 )
 
 
-def asks_for_uncarried_answer(body: dict[str, Any]) -> bool:
-    """The body asks for answer parts the canonical answer does not carry: an MCP server's
-    tool use and results. A replay from the cache could not give them back."""
-    return body.get("mcp_servers") is not None
+def asks_for_uncarried_answer(body: dict[str, Any], features: list[ApiFeature]) -> bool:
+    """The body asks for answer parts the canonical answer does not carry: a server tool's use
+    and results (web search, code execution, an MCP server's), citations of a document. A replay
+    from the cache could not give them back."""
+    tools = body.get("tools")
+    if body.get("mcp_servers") is not None or (
+        isinstance(tools, list) and any(isinstance(t, dict) and t.get("type") not in (None, "custom") for t in tools)
+    ):
+        return True
+    return any(  # a document or search result block is an API feature of the request: few to look at
+        feature.name in _CITABLE and isinstance(feature.value, dict) and _citations_on(feature.value.get("citations"))
+        for feature in features
+    )
+
+
+_CITABLE = frozenset({"content.document", "content.search_result"})
+
+
+def _citations_on(citations: Any) -> bool:
+    return isinstance(citations, dict) and bool(citations.get("enabled"))

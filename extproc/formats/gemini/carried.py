@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.base import is_int
+from extproc.formats.canonical import ApiFeature, unset
 from extproc.formats.carried import CARRIED, Choose, Each, Fields, Rule, When
 
 
@@ -103,10 +104,25 @@ GENERATE_CONTENT = Fields(
 )
 
 
-def asks_for_uncarried_answer(body: dict[str, Any]) -> bool:
-    """The body asks for answer parts the canonical answer does not carry: log probabilities.
-    A replay from the cache could not give them back."""
+def asks_for_uncarried_answer(body: dict[str, Any], features: list[ApiFeature]) -> bool:
+    """The body asks for answer parts the canonical answer does not carry: log probabilities,
+    images or audio, a built-in tool's results (Google Search grounding, code execution). A
+    replay from the cache could not give them back."""
+    tools = body.get("tools")
+    if isinstance(tools, list) and any(
+        isinstance(tool, dict) and any(name not in _DECLARATIONS and not unset(value) for name, value in tool.items())
+        for tool in tools
+    ):
+        return True
     config = body.get("generationConfig") or body.get("generation_config")
     if not isinstance(config, dict):
         return False
-    return bool(config.get("responseLogprobs") or config.get("response_logprobs")) or config.get("logprobs") is not None
+    modalities = config.get("responseModalities") or config.get("response_modalities") or []
+    return (
+        bool(config.get("responseLogprobs") or config.get("response_logprobs"))
+        or config.get("logprobs") is not None
+        or (isinstance(modalities, list) and any(str(m).upper() != "TEXT" for m in modalities))
+    )
+
+
+_DECLARATIONS = ("functionDeclarations", "function_declarations")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from extproc.formats.canonical import ApiFeature
 from extproc.formats.carried import CARRIED, Choose, Each, Fields, When
 
 _NOTHING = Fields({})
@@ -74,14 +75,19 @@ CHAT = Fields(
 )
 
 
-def asks_for_uncarried_answer(body: dict[str, Any]) -> bool:
+def asks_for_uncarried_answer(body: dict[str, Any], features: list[ApiFeature]) -> bool:
     """The body asks for answer parts the canonical answer does not carry: log probabilities,
-    audio, web search annotations. A replay from the cache could not give them back."""
-    modalities = body.get("modalities")
+    audio, web search annotations, a custom tool's calls. A replay from the cache could not give
+    them back."""
+    modalities, tools = body.get("modalities"), body.get("tools")
     return (
         bool(body.get("logprobs"))
         or body.get("top_logprobs") is not None
         or body.get("audio") is not None
         or (isinstance(modalities, list) and "audio" in modalities)
         or body.get("web_search_options") is not None
+        or (
+            isinstance(tools, list)
+            and any(isinstance(t, dict) and t.get("type", "function") != "function" for t in tools)
+        )
     )
