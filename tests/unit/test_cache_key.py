@@ -1,10 +1,9 @@
 """The cache key covers what the provider is sent: the client fields a same-API provider gets
-beyond the canonical request, its beta headers and who answers; and the cache stage, driven alone
-with an Exchange, bypasses a request whose key cannot be computed."""
+beyond the canonical request, its beta headers and query, and who answers (the cache stage driven
+alone with an Exchange: tests/unit/test_stage_cache.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,10 @@ from extproc.cache.key import cache_key
 from extproc.config.load import load_text
 from extproc.config.model import Provider
 from extproc.formats import anthropic, gemini, openai
-from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
+from extproc.formats.canonical import ChatRequest
 from extproc.formats.carried import uncarried
 from extproc.formats.endpoint import Format
-from extproc.observe.metrics import CACHE_LOOKUPS
-from extproc.pipeline import cache as cache_stage
-from extproc.pipeline.cache import CacheStage
-from extproc.pipeline.endpoint import ANTHROPIC_CHAT, OPENAI_CHAT
-from extproc.pipeline.exchange import Exchange, PhaseReply
-from extproc.pipeline.parse import resolve
 from extproc.state import Snapshot
-from extproc.store.memory import MemoryStore
 
 CONFIG = """
 providers:
@@ -239,57 +231,3 @@ def test_the_walk_names_where_each_uncarried_member_is_in_a_stable_order() -> No
         (".zeta", 1),
     ]
     assert uncarried(_openai().source or {}, SHAPES["openai"]) == []
-
-
-def _exchange(request: ChatRequest, model: str = "gpt-4o") -> Exchange:
-    ex = Exchange(SNAPSHOT, endpoint=OPENAI_CHAT, request=request, model=model)
-    ex.target = resolve(ex)
-    return ex
-
-
-def _lookup(ex: Exchange) -> None:
-    answer = asyncio.run(CacheStage(MemoryStore(100, 1 << 20)).request_body(ex, PhaseReply(), b""))
-    assert answer is None
-
-
-def test_a_request_whose_key_cannot_be_computed_bypasses_the_cache_and_is_counted(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def fails(*args: object) -> str:
-        raise TypeError("cannot write this")
-
-    monkeypatch.setattr(cache_stage, "cache_key", fails)
-    bypassed = CACHE_LOOKUPS.labels("bypass")._value.get()
-    ex = _exchange(_openai(model="gpt-4o"))
-    _lookup(ex)
-    assert ex.cache_status == "BYPASS" and ex.cache_key == ""  # nothing will be stored
-    assert CACHE_LOOKUPS.labels("bypass")._value.get() == bypassed + 1
-
-
-def test_a_schema_deeper_than_orjson_writes_bypasses_the_cache() -> None:
-    schema: dict[str, Any] = {"type": "object"}
-    for _ in range(300):
-        schema = {"type": "object", "properties": {"inner": schema}}
-    request = ChatRequest("gpt-4o", [Message("user", [TextPart(QUESTION)])], tools=[Tool("deep", None, schema)])
-    ex = _exchange(request)
-    _lookup(ex)
-    assert ex.cache_status == "BYPASS" and ex.cache_key == ""
-
-
-def test_a_request_a_canonical_entry_cannot_answer_is_neither_looked_up_nor_stored() -> None:
-    ex = _exchange(_openai(model="gpt-4o", logprobs=True))
-    _lookup(ex)
-    assert ex.cache_status == "BYPASS" and ex.cache_key == ""
-
-
-def test_the_lookup_keys_a_same_api_request_on_its_own_fields_and_lets_go_of_the_body() -> None:
-    plain, biased = _exchange(_openai(model="gpt-4o")), _exchange(_openai(model="gpt-4o", logit_bias={"1": 5}))
-    _lookup(plain)
-    _lookup(biased)
-    assert plain.cache_status == biased.cache_status == "MISS"
-    assert plain.cache_key and biased.cache_key and plain.cache_key != biased.cache_key
-    assert isinstance(biased.request, ChatRequest) and biased.request.source is None
-    translated = Exchange(SNAPSHOT, endpoint=ANTHROPIC_CHAT, request=_anthropic(model="gpt-4o"), model="gpt-4o")
-    translated.target = resolve(translated)
-    _lookup(translated)
-    assert translated.cache_key == plain.cache_key  # an Anthropic client, the same request sent to OpenAI
