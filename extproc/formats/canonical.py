@@ -151,6 +151,9 @@ class ChatRequest:
     thinking_budget: int | None = None  # tokens; Anthropic budget_tokens, Gemini thinkingBudget
     reasoning_summary: str | None = None  # show the reasoning ("auto", ...): Anthropic display "summarized"
     api_features: list[ApiFeature] = field(default_factory=list)  # see ApiFeature
+    # The client's body as its parser read it: a provider of the client's own API is sent those
+    # bytes, so the cache key adds what the fields above do not carry (`formats.carried`).
+    source: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)

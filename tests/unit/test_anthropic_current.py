@@ -197,12 +197,12 @@ def test_feature_names_keep_only_what_is_safe_in_a_header() -> None:
 
 
 def test_features_enter_the_cache_key_with_their_values() -> None:
-    from extproc.cache.key import cache_key
+    from extproc.cache.key import Forwarded, cache_key
 
     one = _parse(_minimal(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]))
     two = _parse(_minimal(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]))
     plain = _parse(_minimal())
-    keys = {cache_key("t:a", "r", req) for req in (one, two, plain)}
+    keys = {cache_key("t:a", "r", req, Forwarded()) for req in (one, two, plain)}  # the canonical request alone
     assert len(keys) == 3
 
 

@@ -2,8 +2,9 @@
 completed, the same question is then answered here in the asker's format, Cache-Control and the
 route's TTL are followed, and a store that cannot be reached means the cache is bypassed.
 
-What exactly the key covers is tested with the key itself (tests/unit/test_cache_units.py) and
-through the real Envoy (tests/integration/test_cache.py).
+What exactly the key covers is tested with the key itself (tests/unit/test_cache_key.py,
+tests/unit/test_cache_units.py) and through the real Envoy (tests/integration/test_cache_key.py,
+tests/integration/test_cache.py).
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 
 from extproc.auth.identity import Identity
 from extproc.formats import FORMATS
-from extproc.formats.canonical import ChatResponse
+from extproc.formats.canonical import ChatRequest, ChatResponse, Tool
+from extproc.observe.metrics import CACHE_LOOKUPS
+from extproc.pipeline import cache as cache_module
 from extproc.pipeline.cache import CacheStage
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.state import Snapshot
 from extproc.store.base import StoreError
 from extproc.store.memory import MemoryStore
-from tests.support.exchanges import PROVIDERS, at_body, chat, snapshot
+from tests.support.exchanges import MESSAGES_PATH, PROVIDERS, at_body, chat, snapshot
 from tests.support.metrics import pending_writes_here
 from tests.support.wait import wait_until_async
 
@@ -198,3 +202,49 @@ def test_a_store_that_cannot_be_reached_means_the_request_bypasses_the_cache() -
     ex, raw = at_body(CACHED, chat("gpt-4o"), identity=ALICE)
     assert asyncio.run(CacheStage(Unreachable()).request_body(ex, PhaseReply(), raw)) is None
     assert ex.cache_status == "BYPASS" and not ex.cache_key  # nothing is written either
+
+
+def test_a_request_whose_key_cannot_be_computed_bypasses_the_cache_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fails(*args: object) -> str:
+        raise TypeError("cannot write this")
+
+    monkeypatch.setattr(cache_module, "cache_key", fails)
+    bypassed = CACHE_LOOKUPS.labels("bypass")._value.get()
+    ex, answer = Cache().ask()
+    assert answer is None and ex.cache_status == "BYPASS" and not ex.cache_key  # nothing is written either
+    assert CACHE_LOOKUPS.labels("bypass")._value.get() == bypassed + 1
+
+
+def test_a_schema_deeper_than_the_key_can_be_written_bypasses_the_cache() -> None:
+    """orjson reads 1024 levels but writes 254: such a request is answered by its provider, never a 500."""
+    schema: dict[str, Any] = {"type": "object"}
+    for _ in range(300):
+        schema = {"type": "object", "properties": {"inner": schema}}
+    ex, raw = at_body(CACHED, chat("gpt-4o"), identity=ALICE)
+    assert isinstance(ex.request, ChatRequest)
+    ex.request.tools = [Tool("deep", None, schema)]  # as a parser with no nesting bound would read it
+    assert asyncio.run(Cache().stage.request_body(ex, PhaseReply(), raw)) is None
+    assert ex.cache_status == "BYPASS" and not ex.cache_key
+
+
+def test_a_request_for_answer_parts_an_entry_cannot_hold_is_neither_looked_up_nor_stored() -> None:
+    ex, answer = Cache().ask(logprobs=True, top_logprobs=2)
+    assert answer is None and ex.cache_status == "BYPASS" and not ex.cache_key
+
+
+def test_a_same_api_request_is_keyed_on_its_own_fields_and_the_body_is_let_go() -> None:
+    cache = Cache()
+    plain, _ = cache.ask()
+    named, _ = cache.ask(messages=[{"role": "user", "content": "what is a cache?", "name": "alice"}])
+    assert plain.cache_status == named.cache_status == "MISS" and plain.cache_key != named.cache_key
+    assert isinstance(named.request, ChatRequest) and named.request.source is None  # read once, not kept
+    beta, _ = cache.ask(headers={"openai-beta": "assistants=v2"})
+    assert beta.cache_key not in (plain.cache_key, named.cache_key)
+    # An Anthropic client, its request rendered for OpenAI: the same request reaches the provider.
+    body = {"model": "gpt-4o", "max_tokens": 50, "messages": [{"role": "user", "content": "what is a cache?"}]}
+    plain_50, _ = cache.ask(max_tokens=50)
+    translated, raw = at_body(CACHED, body, MESSAGES_PATH, identity=ALICE)
+    asyncio.run(cache.stage.request_body(translated, PhaseReply(), raw))
+    assert translated.cache_key == plain_50.cache_key

@@ -381,7 +381,7 @@ def parse_request(body: bytes, path_model: str | None = None, counting: bool = F
         else:
             _parse_user(content, path, ctx, messages)
 
-    req = ChatRequest(model=model, messages=messages, max_tokens=max_tokens)
+    req = ChatRequest(model=model, messages=messages, max_tokens=max_tokens, source=data)
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise invalid("stream must be a boolean", "stream")

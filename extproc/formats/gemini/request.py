@@ -76,7 +76,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     check_count(contents, MAX_MESSAGES, "contents")
     messages.extend(_parse_contents(contents, features))
 
-    req = ChatRequest(model=model, messages=messages, include_usage=True, api_features=features)
+    req = ChatRequest(model=model, messages=messages, include_usage=True, api_features=features, source=data)
 
     tools = data.get("tools")
     if tools is not None:

@@ -314,6 +314,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         user=_opt_str(data, "user", "user"),
         reasoning_effort=_opt_str(data, "reasoning_effort", "reasoning_effort"),
         api_features=features,
+        source=data,
     )
     for key, value in data.items():
         if key not in _READ_FIELDS and not unset(value):
