@@ -38,6 +38,7 @@ STRING_OR_ARRAY = b'"[n'
 
 _SEPARATOR = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")  # between a key and its value
 _SMALL = 512  # bytes below which bytes.find beats a call through ctypes (measured)
+_MAX_LOOKS = 64  # occurrences of one name looked at one by one; past that, the body is read again
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,12 @@ def _holds(data: dict[str, Any], path: tuple[str, ...]) -> bool:
 
 
 def _counts_twice(body: bytes, checked: Field, positions: Iterable[int]) -> bool:
-    """Whether the field's name is twice a key whose value starts with one of its kinds."""
+    """Whether the field's name is twice a key whose value starts with one of its kinds (or
+    there are too many of its kind to look at one by one: the exact reading decides)."""
     seen = False
-    for at in positions:
+    for looked, at in enumerate(positions):
+        if looked == _MAX_LOOKS:
+            return True
         separator = _SEPARATOR.match(body, at + len(checked.needle))
         end = len(body) if separator is None else separator.end()
         if end < len(body) and body[end] in checked.kinds:  # else a value, or a kind no provider takes
@@ -98,18 +102,16 @@ def _python_positions(body: bytes, needle: bytes) -> Iterator[int]:
         at = body.find(needle, at + 1)
 
 
-def _libc_positions(body: bytes, needle: bytes) -> list[int]:
+def _libc_positions(body: bytes, needle: bytes) -> Iterator[int]:
     """libc's strstr stops at a NUL byte, which JSON that orjson read never holds."""
     assert _strstr is not None
     found = _strstr(body, needle)
     if not found:
-        return []
+        return
     base = _strstr(body, b"")  # strstr finds the empty needle at the start: the body's address
-    positions = []
     while found:
-        positions.append(found - base)
+        yield found - base
         found = _strstr(found + 1, needle)  # `body` ends in a NUL: never past it
-    return positions
 
 
 def _load_strstr() -> Any:

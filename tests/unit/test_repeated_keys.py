@@ -227,3 +227,18 @@ def test_an_escaped_quote_before_a_name_is_not_taken_for_the_field() -> None:
         + ('"parameters": {"properties": {"a\\"model": {"type": "string"}}}}}]')
     )
     assert _openai(_body("large", fields)).model == "gpt-4o-mini"
+
+
+def test_a_name_nested_too_often_to_look_at_each_is_decided_by_reading_the_body_again(
+    size: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of nested `"model": {}` keys cost one exact reading, not a look at each."""
+    readings: list[bytes] = []
+    exact = module._repeated_field
+    monkeypatch.setattr(module, "_repeated_field", lambda body, checked: readings.append(body) or exact(body, checked))
+    nested = ", ".join('{"model": {}}' for _ in range(5000))
+    tools = f'"tools": [{{"type": "function", "function": {{"name": "f", "parameters": {{"x": [{nested}]}}}}}}]'
+    assert _openai(_body(size, OPENAI_BASE + ", " + tools)).model == "gpt-4o-mini"
+    assert len(readings) == 1
+    error = _refused(_openai, _body(size, OPENAI_BASE + ", " + tools + ', "model": "o1-pro"'))
+    assert error.param == "model"
