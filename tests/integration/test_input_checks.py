@@ -262,7 +262,8 @@ def test_a_second_model_cannot_slip_past_the_allow_list(
     """`limited` may use gpt-* only. orjson keeps the last model (allowed); a provider keeping
     the first would have answered as the model the client is not allowed."""
     body = '{"model": "gpt-o1-pro", "messages": [{"role": "user", "content": "hi"}], "model": "gpt-4o-mini"}'
-    for named in (body, body.replace('"gpt-o1-pro"', '"claude-test-1"')):
+    spelled = body.replace('], "model"', r'], "mod\u0065l"')  # the same key to every JSON parser
+    for named in (body, body.replace('"gpt-o1-pro"', '"claude-test-1"'), spelled):
         answer = _post(stack, "/v1/chat/completions", named, client="limited")
         assert answer.status_code == 400
         error = answer.json()["error"]

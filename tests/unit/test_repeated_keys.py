@@ -234,11 +234,48 @@ def test_a_name_nested_too_often_to_look_at_each_is_decided_by_reading_the_body_
 ) -> None:
     """Thousands of nested `"model": {}` keys cost one exact reading, not a look at each."""
     readings: list[bytes] = []
-    exact = module._repeated_field
-    monkeypatch.setattr(module, "_repeated_field", lambda body, checked: readings.append(body) or exact(body, checked))
+    exact = module._repeated_by_renaming
+    monkeypatch.setattr(
+        module, "_repeated_by_renaming", lambda body, *args: readings.append(body) or exact(body, *args)
+    )
     nested = ", ".join('{"model": {}}' for _ in range(5000))
     tools = f'"tools": [{{"type": "function", "function": {{"name": "f", "parameters": {{"x": [{nested}]}}}}}}]'
     assert _openai(_body(size, OPENAI_BASE + ", " + tools)).model == "gpt-4o-mini"
     assert len(readings) == 1
     error = _refused(_openai, _body(size, OPENAI_BASE + ", " + tools + ', "model": "o1-pro"'))
     assert error.param == "model"
+
+
+ESCAPED_REPEATS: list[tuple[Callable[[bytes], Any], str, str]] = [
+    (_openai, OPENAI_BASE + r', "mod\u0065l": "o1-pro"', "model"),
+    (_openai, OPENAI_BASE + r', "max_tokens": 5, "\u006dax_tokens": 4000000', "max_tokens"),
+    (_anthropic, ANTHROPIC_BASE + r', "\u006D\u0065ssages": []', "messages"),
+    (
+        _gemini,
+        GEMINI_BASE + r', "generationConfig": {"maxOutputTokens": 5, "max\u004futputTokens": 9}',
+        "generationConfig.maxOutputTokens",
+    ),
+]
+
+
+@pytest.mark.parametrize(("parse", "fields", "param"), ESCAPED_REPEATS)
+def test_a_field_repeated_with_its_name_spelled_in_escapes_is_a_400(
+    size: str, parse: Callable[[bytes], Any], fields: str, param: str
+) -> None:
+    """`"mod\\u0065l"` is the key `model` to every JSON parser, the providers' included."""
+    error = _refused(parse, _body(size, fields))
+    assert error.param == param
+
+
+def test_escaped_text_without_a_repeat_is_accepted_and_read_once(size: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    readings: list[bytes] = []
+    exact = module._repeated_by_decoding
+    monkeypatch.setattr(
+        module, "_repeated_by_decoding", lambda body, *args: readings.append(body) or exact(body, *args)
+    )
+    accented = r'"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "caf\u00e9 \u00fcber \u003cb\u003e"}]'
+    assert _openai(_body(size, accented)).messages[0].content[0].text == "café über <b>"
+    assert readings == []  # what JSON writers escape leaves the search alone
+    spelled = r'"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\u0068i"}]'
+    assert _openai(_body(size, spelled)).messages[0].content[0].text == "hi"
+    assert len(readings) == 1  # a spelled letter: read once more, nothing repeated
