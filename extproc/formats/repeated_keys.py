@@ -102,7 +102,7 @@ def _holds(data: dict[str, Any], path: tuple[str, ...]) -> bool:
 
 def _counts_twice(body: bytes, checked: Field, positions: Iterable[int]) -> bool:
     """Whether the field's name is twice a key whose value starts with one of its kinds (or
-    there are too many of its kind to look at one by one: the exact reading decides)."""
+    occurs too often to look at each: the exact reading decides)."""
     seen = False
     for looked, at in enumerate(positions):
         if looked == _MAX_LOOKS:
