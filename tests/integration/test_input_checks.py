@@ -45,7 +45,11 @@ def stack(
 ) -> Iterator[GatewayStack]:
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
     config["clients"] = CLIENTS
-    config["routes"] = [{"model": "gpt-tok-*", "provider": "openai", "cache_ttl_s": 0}, *config["routes"]]
+    config["routes"] = [
+        {"model": "gpt-tok-*", "provider": "openai", "cache_ttl_s": 0},
+        {"model": "renamed-gpt", "provider": "openai", "upstream_model": "gpt-4o-real", "cache_ttl_s": 0},
+        *config["routes"],
+    ]
     config["cache"] = {"chat_ttl_s": 600}  # the key is computed for every cacheable request
     config["limits"] = {
         "rules": [
@@ -235,6 +239,18 @@ def test_a_gemini_function_schema_nested_300_levels_is_a_400(stack: GatewayStack
         client.models.generate_content(model="gemini-2.5-flash", contents="hi", config=config)
     _gemini_refusal(raised, "parametersJsonSchema")
     _no_provider_saw_it(fake_gemini)
+
+
+def test_a_field_carried_unread_too_deep_to_write_again_is_a_400_when_the_model_is_renamed(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    """The gateway forwards a field it does not know untouched, but naming the route's upstream
+    model writes the body again: a value over orjson's 254 written levels was a 500."""
+    client = openai_client(stack.base_url, KEYS["alice"])
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="renamed-gpt", messages=HI, extra_body={"x_unknown": _deep_schema(DEEP)})
+    assert "nested too deeply" in _openai_refusal(raised, "body")
+    _no_provider_saw_it(fake_openai)
 
 
 def test_a_schema_at_the_bound_is_answered_with_a_cache_key(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:

@@ -401,3 +401,29 @@ def test_the_schema_bound_counts_levels_as_written() -> None:
     for _ in range(MAX_SCHEMA_DEPTH + 1):
         listed = [listed]
     assert _refused(lambda: check(("c", listed))).param == "c"
+
+
+def test_a_body_renamed_for_its_provider_with_a_value_too_deep_to_write_is_a_400() -> None:
+    """A field the gateway carries unread may nest as deep as orjson reads; naming the route's
+    upstream model writes the body again."""
+    body = _openai_chat(x_unknown=_nested(300))
+    assert openai.parse_request(body).model == "m"  # carried, not read: the provider's to judge
+    for fmt in ("openai", "anthropic"):
+        error = _refused(lambda fmt=fmt: FORMATS[fmt].with_model(body, "upstream-model"))
+        assert "nested too deeply" in error.message
+
+
+def test_a_deep_schema_is_named_where_the_client_put_it_beside_tools_of_other_kinds() -> None:
+    deep = _nested(MAX_SCHEMA_DEPTH + 1)
+    custom = {"type": "custom", "custom": {"name": "c"}}
+    body = _openai_chat(tools=[custom, {"type": "function", "function": {"name": "f", "parameters": deep}}])
+    assert _refused(lambda: openai.parse_request(body)).param == "tools[1].function.parameters"
+    body = _json(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [_user("anthropic")],
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}, {"name": "f", "input_schema": deep}],
+        }
+    )
+    assert _refused(lambda: anthropic.parse_request(body)).param == "tools[1].input_schema"
