@@ -29,9 +29,28 @@ from extproc.formats.canonical import (
     feature_name,
     unset,
 )
-from extproc.formats.limits import MAX_MESSAGES, ORJSON_WRITE_DEPTH, check_count, loads, too_deep
+from extproc.formats.limits import (
+    MAX_MESSAGES,
+    ORJSON_WRITE_DEPTH,
+    check_count,
+    check_schema_depth,
+    check_tokens,
+    loads,
+    too_deep,
+)
 from extproc.formats.model_name import check_model
+from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field, refuse_repeated
 
+# What the gateway decides on (route, allow-list, streaming, token limits) and the conversation it
+# estimates and keys the cache on: never repeated. Each name costs a search of the raw body.
+# `thinking` itself is not searched for (every thinking block has a "thinking" key): its budget is.
+CHECKED_FIELDS = (
+    Field(("model",), STRING),
+    Field(("stream",), BOOLEAN),
+    Field(("max_tokens",), NUMBER),
+    Field(("messages",), ARRAY),
+    Field(("thinking", "budget_tokens"), NUMBER),
+)
 _TOOL_CHOICE_IN = {"auto": "auto", "any": "required", "none": "none", "tool": "function"}
 _EFFORT_IN = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 # thinking.display -> canonical reasoning_summary: "summarized" asks to see the thinking
@@ -50,12 +69,13 @@ class _Context:
     """What one parse gathers besides the messages: tool names by call id (tool results name their
     function) and the features the canonical model cannot carry."""
 
-    __slots__ = ("cache_hint", "features", "tool_names")
+    __slots__ = ("cache_hint", "features", "schemas", "tool_names")
 
     def __init__(self) -> None:
         self.tool_names: dict[str, str] = {}  # tool_use id -> name, for the tool results that follow
         self.features: list[ApiFeature] = []
         self.cache_hint = False  # a cache_control was seen (named once)
+        self.schemas: list[tuple[str, Any]] = []  # (param, tool or response schema), bounded once read
 
     def unknown(self, prefix: str, word: object, param: str, value: Any) -> None:
         self.features.append(ApiFeature(feature_name(prefix, word), param, value=value))
@@ -236,6 +256,7 @@ def _parse_tools(tools: Any, ctx: _Context) -> list[Tool]:
         schema = tool.get("input_schema")
         if not isinstance(schema, dict):
             raise invalid(f"{path}.input_schema: an object is required", f"{path}.input_schema")
+        ctx.schemas.append((f"{path}.input_schema", schema))
         strict = tool.get("strict")
         if strict is not None and not isinstance(strict, bool):
             raise invalid(f"{path}.strict must be a boolean", f"{path}.strict")
@@ -278,7 +299,7 @@ def _parse_thinking(thinking: Any, req: ChatRequest, effort: str | None, ctx: _C
         budget = thinking.get("budget_tokens")
         if not is_int(budget):
             raise invalid("thinking.budget_tokens: an integer is required", "thinking.budget_tokens")
-        req.thinking_budget = budget
+        req.thinking_budget = check_tokens(budget, "thinking.budget_tokens")
         req.reasoning_effort = effort
     elif ttype == "adaptive":
         req.reasoning_effort = effort or "high"
@@ -312,6 +333,7 @@ def _parse_output_config(config: Any, req: ChatRequest, ctx: _Context) -> str | 
             if not isinstance(schema, dict):
                 raise invalid("output_config.format.schema: an object is required", "output_config.format.schema")
             req.response_format = ResponseFormat("json_schema", schema=schema)
+            ctx.schemas.append(("output_config.format.schema", schema))
         else:
             ctx.unknown("output_config.format.", ftype, "output_config.format.type", fmt)
     for key, value in config.items():
@@ -333,6 +355,7 @@ def parse_request(body: bytes, path_model: str | None = None, counting: bool = F
     data = loads(body, None)
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object", None)
+    refuse_repeated(body, data, CHECKED_FIELDS)
     model = data.get("model", path_model)
     if not isinstance(model, str) or not model:
         raise invalid("model: a non-empty string is required", "model")
@@ -342,8 +365,10 @@ def parse_request(body: bytes, path_model: str | None = None, counting: bool = F
         max_tokens = None
     elif max_tokens is None:
         raise invalid("max_tokens: field required", "max_tokens")
-    elif not is_int(max_tokens) or max_tokens < 1:
-        raise invalid("max_tokens must be a positive integer", "max_tokens")
+    elif not is_int(max_tokens):
+        raise invalid("max_tokens must be an integer", "max_tokens")
+    else:
+        check_tokens(max_tokens, "max_tokens")
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list):
         raise invalid("messages: an array is required", "messages")
@@ -423,4 +448,5 @@ def parse_request(body: bytes, path_model: str | None = None, counting: bool = F
         if key not in _READ_FIELDS and not unset(value):
             ctx.unknown("", key, key, value)  # context_management, container, mcp_servers, service_tier, ...
     req.api_features = ctx.features
+    check_schema_depth([schema for _, schema in ctx.schemas], lambda: [param for param, _ in ctx.schemas])
     return req

@@ -27,6 +27,7 @@ from extproc.formats.gemini.common import (
     _call_id,
     _dict,
     _get,
+    _get_one,
     _json_object,
     _json_text,
     _list,
@@ -34,7 +35,25 @@ from extproc.formats.gemini.common import (
     _str,
 )
 from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
-from extproc.formats.limits import MAX_MESSAGES, check_count
+from extproc.formats.limits import MAX_MESSAGES, check_count, check_schema_depth
+from extproc.formats.repeated_keys import ARRAY, NUMBER_OR_STRING, OBJECT, Field
+
+_CONFIG = ("generationConfig", "generation_config")
+_THINKING = ("thinkingConfig", "thinking_config")
+# What the gateway decides on (token limits) and the conversation it estimates and keys the cache
+# on: never repeated; the model and streaming come from the URL. Each name present costs a search
+# of the raw body. `_get_one` refuses a checked field given in both spellings.
+CHECKED_FIELDS = (
+    Field(("contents",), ARRAY),
+    *(Field((config,), OBJECT) for config in _CONFIG),
+    *(Field((c, name), NUMBER_OR_STRING) for c in _CONFIG for name in ("maxOutputTokens", "max_output_tokens")),
+    *(
+        Field((c, t, name), NUMBER_OR_STRING)
+        for c in _CONFIG
+        for t in _THINKING
+        for name in ("thinkingBudget", "thinking_budget")
+    ),
+)
 
 _ROLES_USER = ("user", "function")  # "function" is the legacy role for functionResponse turns
 # what the canonical request is read from (both spellings); any other top-level field is an ApiFeature
@@ -61,7 +80,7 @@ def parse_request(body: bytes, path_model: str | None) -> ChatRequest:
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data, model = _request_object(body, path_model)
+    data, model = _request_object(body, path_model, CHECKED_FIELDS)
     features: list[ApiFeature] = []
     messages: list[Message] = []
     system = _get(data, "systemInstruction", "system_instruction")
@@ -78,15 +97,17 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
 
     req = ChatRequest(model=model, messages=messages, include_usage=True, api_features=features, source=data)
 
+    schemas: list[tuple[str, Any]] = []  # (param, JSON schema) as the gateway carries them
     tools = data.get("tools")
     if tools is not None:
-        req.tools = _parse_tools(_list(tools, "tools"), features)
+        req.tools = _parse_tools(_list(tools, "tools"), features, schemas)
     tool_config = _get(data, "toolConfig", "tool_config")
     if tool_config is not None:
         req.tool_choice = _parse_tool_config(_dict(tool_config, "toolConfig"), features)
-    config = _get(data, "generationConfig", "generation_config")
+    config = _get_one(data, *_CONFIG, "generationConfig")
     if config is not None:
-        _parse_generation_config(_dict(config, "generationConfig"), req, features)
+        _parse_generation_config(_dict(config, "generationConfig"), req, features, schemas)
+    check_schema_depth([schema for _, schema in schemas], lambda: [param for param, _ in schemas])
     for key, value in data.items():
         if key not in _READ_FIELDS and not unset(value):
             _unknown(features, "", key, key, value)  # cachedContent, safetySettings, labels, ...

@@ -26,9 +26,24 @@ from extproc.formats.canonical import (
     feature_name,
     unset,
 )
-from extproc.formats.limits import MAX_CHOICES, MAX_MESSAGES, check_count, check_positive
+from extproc.formats.limits import (
+    MAX_CHOICES,
+    MAX_MESSAGES,
+    check_count,
+    check_positive,
+    check_schema_depth,
+    check_tokens,
+)
 from extproc.formats.openai.common import _SHAPE_ERRORS, _SYSTEM_ROLES
-from extproc.formats.openai.validation import _loads_object, _model, _opt_bool, _opt_int, _opt_num, _opt_str
+from extproc.formats.openai.validation import (
+    CHAT_FIELDS,
+    _loads_object,
+    _model,
+    _opt_bool,
+    _opt_int,
+    _opt_num,
+    _opt_str,
+)
 
 _PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
 # what the canonical request is read from; any other top-level field is an ApiFeature
@@ -267,8 +282,31 @@ def _parse_n(data: dict[str, Any]) -> int | None:
     return n
 
 
+def _opt_tokens(data: dict[str, Any], key: str) -> int | None:
+    value = _opt_int(data, key)
+    return None if value is None else check_tokens(value, key)
+
+
+def _check_schemas(tools: list[Tool], response_format: ResponseFormat | None, tools_raw: Any) -> None:
+    if not tools and response_format is None:
+        return
+    schemas: list[Any] = [tool.parameters for tool in tools]
+    if response_format is not None and response_format.schema is not None:
+        schemas.append(response_format.schema)
+    check_schema_depth(schemas, lambda: [*_tool_params(tools_raw or []), "response_format.json_schema.schema"])
+
+
+def _tool_params(tools_raw: list[Any]) -> list[str]:
+    """Where each function tool's parameters are (a tool of another type is not a Tool)."""
+    return [
+        f"tools[{i}].function.parameters"
+        for i, tool in enumerate(tools_raw)
+        if isinstance(tool, dict) and tool.get("type", "function") == "function"
+    ]
+
+
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data = _loads_object(body)
+    data = _loads_object(body, CHAT_FIELDS)
     model = _model(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
@@ -290,9 +328,12 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
             raise invalid("'stream_options' must be an object", "stream_options")
         include_usage = bool(_opt_bool(stream_options, "include_usage", "stream_options.include_usage"))
 
-    max_tokens = _opt_int(data, "max_completion_tokens")
-    legacy_max = _opt_int(data, "max_tokens")
+    max_tokens = _opt_tokens(data, "max_completion_tokens")
+    legacy_max = _opt_tokens(data, "max_tokens")
     tools_raw = data.get("tools")
+    response_format = _parse_response_format(data.get("response_format"), features)
+    tools = [] if tools_raw is None else _parse_tools(tools_raw, features)
+    _check_schemas(tools, response_format, tools_raw)
     request = ChatRequest(
         model=model,
         messages=messages,
@@ -307,8 +348,8 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         seed=_opt_int(data, "seed"),
         presence_penalty=_opt_num(data, "presence_penalty"),
         frequency_penalty=_opt_num(data, "frequency_penalty"),
-        response_format=_parse_response_format(data.get("response_format"), features),
-        tools=[] if tools_raw is None else _parse_tools(tools_raw, features),
+        response_format=response_format,
+        tools=tools,
         tool_choice=_parse_tool_choice(data.get("tool_choice"), features),
         parallel_tool_calls=_opt_bool(data, "parallel_tool_calls", "parallel_tool_calls"),
         user=_opt_str(data, "user", "user"),

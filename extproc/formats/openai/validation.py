@@ -7,6 +7,22 @@ from typing import Any
 from extproc.formats.base import invalid, is_int, is_num
 from extproc.formats.limits import loads
 from extproc.formats.model_name import check_model
+from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, STRING_OR_ARRAY, Field
+from extproc.formats.repeated_keys import refuse_repeated as _refuse_repeated
+
+# What the gateway decides on (route, allow-list, streaming, token limits) and the conversation it
+# estimates and keys the cache on: never repeated. Each name costs a search of the raw body.
+CHAT_FIELDS = (
+    Field(("model",), STRING),
+    Field(("stream",), BOOLEAN),
+    Field(("messages",), ARRAY),
+    Field(("max_tokens",), NUMBER),
+    Field(("max_completion_tokens",), NUMBER),
+)
+EMBEDDING_FIELDS = (
+    Field(("model",), STRING),
+    Field(("input",), STRING_OR_ARRAY),
+)
 
 
 def _opt_int(body: dict[str, Any], key: str) -> int | None:
@@ -45,10 +61,11 @@ def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
     return v
 
 
-def _loads_object(body: bytes) -> dict[str, Any]:
+def _loads_object(body: bytes, checked: tuple[Field, ...]) -> dict[str, Any]:
     data = loads(body)
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object", "body")
+    _refuse_repeated(body, data, checked)
     return data
 
 
