@@ -13,6 +13,6 @@ ENV PATH=/app/.venv/bin:$PATH \
     GATEWAY_ENVOY_TEMPLATE=/app/envoy/bootstrap.yaml \
     GATEWAY_XDS_DIR=/run/gateway/xds
 USER gateway
-EXPOSE 10000 9090 9902
+EXPOSE 10000 9902
 ENTRYPOINT ["extproc"]
 CMD ["run", "--config", "/etc/gateway/gateway.yaml"]

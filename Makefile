@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: install run test test-unit lint format bench soak clean lock upgrade
+.PHONY: install run test test-unit test-clients record-clients lint format bench soak clean lock upgrade
 
 $(UV): tools/uv-requirements.txt
 	test -d $(TOOLS) || $(PYTHON) -m venv $(TOOLS)
@@ -40,6 +40,25 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# The real agent clients (Claude Code and Codex from npm, pinned with their hashes in
+# tests/clients/package-lock.json; the Agents SDK from uv.lock) through the real gateway.
+CLIENTS := tests/clients
+CLIENTS_STAMP := $(CLIENTS)/node_modules/.installed
+
+$(CLIENTS_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	@command -v npm >/dev/null || (echo "make test-clients needs Node.js and npm" && exit 1)
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(CLIENTS_STAMP)
+
+test-clients: $(STAMP) $(CLIENTS_STAMP)
+	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace >/dev/null) \
+		|| (echo "make test-clients needs strace (it checks that the clients stay on loopback)" && exit 1)
+	$(BIN)/pytest -q -m clients $(CLIENTS)
+
+# Re-record the clients' requests (tests/fixtures/clients) after changing a pinned version.
+record-clients: $(STAMP) $(CLIENTS_STAMP)
+	$(BIN)/pytest -q -m clients $(CLIENTS)/test_without_gateway.py --record-clients
+
 lint: $(STAMP)
 	$(BIN)/ruff check extproc tests bench
 	$(BIN)/ruff format --check extproc tests bench
@@ -58,4 +77,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .run
+	rm -rf $(VENV) $(TOOLS) .run $(CLIENTS)/node_modules

@@ -3,15 +3,18 @@ Envoy sends for one request (request headers and body, answer headers and body) 
 `ExternalProcessor.process` in this process, many times over, with API-key auth and request,
 token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
 
-  python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--profile]
+  python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache] [--profile]
 
 `chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
 client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
 `rxchat`/`rxstream`: the same request in the Responses API, to the OpenAI provider (same API)
-and to the Anthropic provider. Prints µs per request; `--profile`
-adds the functions that took the most time (cProfile, which slows everything down about
-threefold: read its shares, not its times). The machine's speed moves between runs: compare
-two versions one after the other.
+and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (a long system
+prompt, tools with schemas, a conversation of tool calls and their results) instead of two short
+messages; `--cache` turns the response cache on, every request asking `Cache-Control: no-cache`
+so each one computes its key, reaches the provider and is stored (the path of a miss). Prints µs
+per request; `--profile` adds the functions that took the most time (cProfile, which slows
+everything down about threefold: read its shares, not its times). The machine's speed moves
+between runs: compare two versions one after the other.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import uvloop
@@ -44,23 +48,70 @@ def _headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
     return HttpHeaders(headers=HeaderMap(headers=[HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs]))
 
 
-def messages(mode: str) -> list[ProcessingRequest]:
+def agent_request() -> dict[str, Any]:
+    """An agent's request of about 80 KB: instructions, tools and a conversation of tool calls."""
+    text = ("the quick brown fox reads a file and writes a patch for the failing test " * 50)[:3600]
+    schema = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "a file in the repository"},
+            "lines": {"type": "array", "items": {"type": "integer"}},
+            "options": {"type": "object", "properties": {"recursive": {"type": "boolean"}}},
+        },
+        "required": ["path"],
+    }
+    tools = [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": text[:400], "parameters": schema}}
+        for i in range(12)
+    ]
+    conversation: list[dict[str, Any]] = [{"role": "system", "content": text * 3}, {"role": "user", "content": text}]
+    for turn in range(15):
+        call = {
+            "id": f"call_{turn}",
+            "type": "function",
+            "function": {"name": "tool_1", "arguments": '{"path":"a.py"}'},
+        }
+        conversation.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        conversation.append({"role": "tool", "tool_call_id": f"call_{turn}", "content": text})
+    conversation.append({"role": "user", "content": "Now fix the test."})
+    return {"messages": conversation, "tools": tools}
+
+
+def as_responses(chat: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions request's conversation and tools as the Responses API says them."""
+    items: list[dict[str, Any]] = []
+    instructions = None
+    for message in chat["messages"]:
+        role = message["role"]
+        if role == "system" and instructions is None:
+            instructions = message["content"]
+        elif role == "tool":
+            items.append(
+                {"type": "function_call_output", "call_id": message["tool_call_id"], "output": message["content"]}
+            )
+        elif message.get("tool_calls"):
+            items += [
+                {"type": "function_call", "call_id": call["id"], **call["function"]} for call in message["tool_calls"]
+            ]
+        else:
+            items.append({"role": role, "content": message["content"]})
+    tools = [{"type": "function", **tool["function"]} for tool in chat.get("tools", [])]
+    return {"instructions": instructions, "input": items, **({"tools": tools} if tools else {})}
+
+
+def messages(mode: str, agent: bool = False, cache: bool = False) -> list[ProcessingRequest]:
     """What Envoy sends for one request of `mode`, as it sends it."""
     stream, responses = mode.endswith("stream"), mode.startswith("r")
     translated = mode.startswith(("x", "rx"))
     model = "fake-model-x" if translated else "fake-model"
+    short = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]}
+    chat = agent_request() if agent else short
     if responses:
-        request_body = {
-            "model": model,
-            "instructions": "Be brief.",
-            "input": [{"role": "user", "content": "Say hello."}],
-            "max_output_tokens": 64,
-            "stream": stream,
-        }
+        request_body = {"model": model, **as_responses(chat), "max_output_tokens": 64, "stream": stream}
     else:
         request_body = {
             "model": model,
-            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}],
+            **chat,
             "max_tokens": 64,
             "stream": stream,
         }
@@ -83,6 +134,8 @@ def messages(mode: str) -> list[ProcessingRequest]:
         ("x-forwarded-proto", "http"),
         ("x-request-id", "6f1c2b8e-1d2a-4c39-9f1e-2b7c7a0e9d11"),
     ]
+    if cache:
+        request.append(("cache-control", "no-cache"))
     answer_headers = [
         (":status", "200"),
         ("content-type", "text/event-stream" if stream else "application/json"),
@@ -97,7 +150,7 @@ def messages(mode: str) -> list[ProcessingRequest]:
     ]
 
 
-def processor() -> ExternalProcessor:
+def processor(cache: bool = False) -> ExternalProcessor:
     config = gateway_config(
         "auth-memory",
         10000,
@@ -106,6 +159,8 @@ def processor() -> ExternalProcessor:
         Path("/nonexistent"),
         ["fake-model", "fake-model-x", "claude-sonnet-4-5"],
     )
+    if cache:
+        config["cache"] = {"chat_ttl_s": 3600}
     text = orjson.dumps(config).decode()  # JSON is YAML
     return ExternalProcessor(GatewayState(load_text(text, {"OURS_UPSTREAM_KEY": "sk-unused"}, Path("."))))
 
@@ -126,14 +181,16 @@ async def _requests(service: ExternalProcessor, sent: list[ProcessingRequest], c
 
 def main(argv: list[str]) -> None:
     mode = next((arg for arg in argv if arg in MODES), "chat")
-    service, sent = processor(), messages(mode)
+    cache = "--cache" in argv
+    service, sent = processor(cache), messages(mode, "--agent" in argv, cache)
     loop = uvloop.new_event_loop()
     loop.run_until_complete(_requests(service, sent, WARM_UP))
     settle_heap()  # as the server does once started
     started = time.perf_counter()
     loop.run_until_complete(_requests(service, sent, REQUESTS))
     elapsed = time.perf_counter() - started
-    print(f"{mode}: {elapsed / REQUESTS * 1e6:.1f} µs per request ({REQUESTS} requests, one process, no server)")
+    label = mode + (" agent" if "--agent" in argv else "") + (" cache" if cache else "")
+    print(f"{label}: {elapsed / REQUESTS * 1e6:.1f} µs per request ({REQUESTS} requests, one process, no server)")
     if "--profile" in argv:
         profile = cProfile.Profile()
         profile.enable()

@@ -20,12 +20,14 @@ from extproc.config import render
 from extproc.config.load import instance_run_dir
 from extproc.config.model import GatewayConfig, host_and_port, socket_path
 from extproc.config.reload import Reloader
+from extproc.config.render_credentials import secrets_dir
+from extproc.config.render_peer import ensure_token, token_file
 from extproc.cores import envoy_threads
 from extproc.envoy_admin import EnvoyAdmin
 from extproc.heap import settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import set_level, setup_logging
-from extproc.server.service import build_server
+from extproc.server.service import build_server, peer_token
 from extproc.state import GatewayState
 from extproc.store.base import StoreError
 from extproc.workers import Worker, send_config, start_workers, stop_workers, supervise
@@ -49,7 +51,11 @@ async def serve(
     state = GatewayState(config)
     serving = False
     addresses = config.extproc.grpc_addresses()
+    if with_envoy and config.extproc.on_tcp:
+        ensure_token(secrets_dir(Path(config.envoy.xds_dir)))  # before the servers read it; Envoy gets it rendered
     server = build_server(state, addresses[0])
+    if config.extproc.on_tcp:
+        _warn_tcp(config, with_envoy)
     await server.start()
     workers = start_workers(config)
     await _wait_serving(addresses[1:])
@@ -110,6 +116,25 @@ async def serve(
     await admin.cleanup()
     if envoy is not None:
         _remove_instance_files(Path(state.snapshot.config.envoy.xds_dir))
+
+
+def _warn_tcp(config: GatewayConfig, with_envoy: bool) -> None:
+    """The ext_proc on TCP: say what the port trusts (README, Security boundaries)."""
+    where = ", ".join(config.extproc.grpc_addresses())
+    if peer_token(config) is None:
+        log.warning(
+            "the ext_proc serves gRPC on TCP with no Envoy token to check: any process that can reach "
+            f"{where} can act as Envoy, feed forged answers into a tenant's cache and settle made-up usage; "
+            "render Envoy's files with this gateway (extproc render, or run), or use extproc.unix_socket"
+        )
+        return
+    if with_envoy:  # `extproc run` could not use a Unix socket
+        log.warning(
+            f"the ext_proc serves gRPC on TCP {where}, not on a Unix socket: any local process can connect; it "
+            "serves only peers that show the token Envoy reads from "
+            f"{token_file(secrets_dir(Path(config.envoy.xds_dir))).resolve()}. Set extproc.unix_socket to a "
+            "path shorter than 100 bytes in a directory you can write to keep the port closed"
+        )
 
 
 def remove_stale_run_files(run_root: Path = Path(".run")) -> None:
@@ -217,7 +242,10 @@ def _announce(config: GatewayConfig, with_envoy: bool, config_path: Path | None)
         where = f"unix:{envoy.admin_socket}" if envoy.admin_socket else f"http://127.0.0.1:{envoy.admin_port}"
         lines.append(f"  envoy admin         {where}")
         lines.append(f"  envoy xDS files     {Path(envoy.xds_dir).resolve()}")
-    lines.append(f"  ext_proc gRPC       {', '.join(config.extproc.grpc_addresses())}")
+    transport = ""
+    if config.extproc.on_tcp:  # the warning above says what that means
+        transport = "  (TCP: Envoy's token required)" if peer_token(config) else "  (TCP: open to any local process)"
+    lines.append(f"  ext_proc gRPC       {', '.join(config.extproc.grpc_addresses())}{transport}")
     admin = f"http://{config.extproc.admin_address}:{config.extproc.admin_port}"
     lines.append(f"  health / metrics    {admin}/healthz  {admin}/readyz  {admin}/metrics  {admin}/status")
     print("LLM gateway is up:\n" + "\n".join(lines), file=sys.stderr, flush=True)

@@ -19,6 +19,14 @@ BODY_FORMAT_HEADER = "x-gw-body-format"  # the wire format the body was rendered
 # on it; removed by Envoy before the request leaves (never x-gw-*: those the pass itself removes).
 ATTEMPT_PROVIDER_HEADER = "x-gateway-attempt-provider"
 
+# A request's headers: over these the router pass answers 431 in the client's format. Envoy's codec
+# takes up to its own caps (render_listener), above which it refuses the request before any path
+# is read (its answer then carries every API's error fields: config/render_local_reply.py).
+HEADER_BYTES_LIMIT = 60 * 1024  # Envoy's own default limit
+HEADER_COUNT_LIMIT = 100
+ENVOY_HEADER_KB_CAP = 96
+ENVOY_HEADER_COUNT_CAP = 150
+
 DROPPED_HEADER = "x-gateway-dropped-features"
 TOKEN_COUNT_HEADER = "x-gateway-token-count"  # "estimate": a count the gateway made, not the provider
 # Envoy's count of tries, on each attempt (include_request_attempt_count) and on the answer
@@ -28,6 +36,8 @@ ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count"
 # gRPC stream metadata: which pass (and listener) a stream belongs to.
 PASS_METADATA_KEY = "x-gw-pass"
 LISTENER_METADATA_KEY = "x-gw-listener"
+# On TCP, the shared secret Envoy proves itself with (config/render_peer.py).
+EXTPROC_TOKEN_HEADER = "x-gw-extproc-token"
 
 METADATA_NAMESPACE = "llm_gateway"
 # A pooled request's facts, from the router pass to every attempt's upstream pass, as dynamic

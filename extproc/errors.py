@@ -7,6 +7,7 @@
 | permission         | 403    | permission_error       | permission_error      | PERMISSION_DENIED   |
 | not_found          | 404    | invalid_request_error  | not_found_error       | NOT_FOUND           |
 | request_too_large  | 413    | invalid_request_error  | request_too_large     | INVALID_ARGUMENT    |
+| headers_too_large  | 431    | invalid_request_error  | invalid_request_error | INVALID_ARGUMENT    |
 | rate_limit         | 429    | rate_limit_error       | rate_limit_error      | RESOURCE_EXHAUSTED  |
 | provider_error     | 502    | api_error              | api_error             | INTERNAL            |
 | provider_auth      | 502    | api_error              | api_error             | INTERNAL            |
@@ -35,6 +36,7 @@ ErrorKind = Literal[
     "permission",
     "not_found",
     "request_too_large",
+    "headers_too_large",
     "rate_limit",
     "provider_error",
     "provider_auth",
@@ -50,6 +52,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str, str]] = {
     "permission": (403, "permission_error", "permission_error", "PERMISSION_DENIED"),
     "not_found": (404, "invalid_request_error", "not_found_error", "NOT_FOUND"),
     "request_too_large": (413, "invalid_request_error", "request_too_large", "INVALID_ARGUMENT"),
+    "headers_too_large": (431, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"),
     "rate_limit": (429, "rate_limit_error", "rate_limit_error", "RESOURCE_EXHAUSTED"),
     "provider_error": (502, "api_error", "api_error", "INTERNAL"),
     "provider_auth": (502, "api_error", "api_error", "INTERNAL"),
@@ -87,6 +90,8 @@ def kind_for_status(status: int) -> ErrorKind:
         return "not_found"
     if status == 413:
         return "request_too_large"
+    if status == 431:
+        return "headers_too_large"
     if status == 429:
         return "rate_limit"
     if status in (503, 529):

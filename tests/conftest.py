@@ -103,6 +103,14 @@ def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dic
     }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-clients",
+        action="store_true",
+        help="re-record the real clients' requests in tests/fixtures/clients (make record-clients)",
+    )
+
+
 PROVIDER_ENV = {"TEST_OPENAI_KEY": OPENAI_KEY, "TEST_ANTHROPIC_KEY": ANTHROPIC_KEY, "TEST_GEMINI_KEY": GEMINI_KEY}
 
 

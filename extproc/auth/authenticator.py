@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from extproc.auth.apikeys import ApiKeyStore
 from extproc.auth.credentials import find_credential
@@ -21,6 +21,8 @@ from extproc.observe.metrics import AUTH_FAILURES
 if TYPE_CHECKING:
     from extproc.auth.jwt_verifier import JwtVerifier
 
+_SEND_A_KEY = "a JWT is not accepted here; send an API key"
+_SEND_A_JWT = "an API key is not accepted here; send a JWT"
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -45,22 +47,48 @@ class Authenticator:
             AUTH_FAILURES.labels(error.reason).inc()
             raise
 
+    def admit(self, identity: Identity, method: AuthMethod) -> Identity:
+        """The identity a route whose method is `method` serves, once the route is known: anyone, as
+        anonymous, under `none`; else the caller, if it authenticated the way the route asks."""
+        if method == "none":
+            return ANONYMOUS
+        if identity.method == method or (method == "any" and identity.method != "none"):
+            return identity
+        if identity.method == "none":
+            error = AuthError("missing")
+        else:
+            error = AuthError("method_not_allowed", _SEND_A_JWT if method == "jwt" else _SEND_A_KEY)
+        AUTH_FAILURES.labels(error.reason).inc()
+        raise error
+
     async def _authenticate(self, headers: Mapping[str, str], path: str, method: AuthMethod) -> Identity:
         credential = find_credential(headers, path)
         if credential is None:
             raise AuthError("missing")
         if looks_like_jwt(credential.value):
             if method not in ("jwt", "any") or self._jwt is None:
-                raise AuthError("method_not_allowed", "a JWT is not accepted here; send an API key")
+                raise AuthError("method_not_allowed", _SEND_A_KEY)
             return await self._jwt.verify(credential.value)
         if method not in ("api_key", "any"):
-            raise AuthError("method_not_allowed", "an API key is not accepted here; send a JWT")
+            raise AuthError("method_not_allowed", _SEND_A_JWT)
         identity = self._inline.lookup(credential.value)
         if identity is None and self._keys_file is not None:
             identity = self._keys_file.current().lookup(credential.value)
         if identity is None:
             raise AuthError("unknown_key")
         return identity
+
+
+def method_before_body(methods: set[str]) -> AuthMethod | None:
+    """The one method to check a credential under at the request headers, given every method the
+    request may meet once its route is known. When each of them needs a credential, a credential
+    that fails the widest fails them all: it is refused before any body is read. None: some route
+    takes anyone, so the check waits for the route."""
+    if "none" in methods:
+        return None
+    if len(methods) == 1:
+        return cast(AuthMethod, next(iter(methods)))
+    return "any"
 
 
 def looks_like_jwt(value: str) -> bool:

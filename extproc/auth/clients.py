@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from extproc.auth.apikeys import ClientRecord, is_key_hash
+from extproc.auth.identity import reserved_name
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -27,7 +28,8 @@ CLIENT_SCHEMA: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "maxLength": 200,
-            "description": "the client's unique id: in logs, limits, the cache scope and route matches",
+            "description": "the client's unique id: in logs, limits, the cache scope and route matches (not "
+            "`anonymous`, nor starting with `jwt:`: those name callers of other auth methods)",
             "examples": ["search-team"],
         },
         "tenant": {
@@ -35,7 +37,8 @@ CLIENT_SCHEMA: dict[str, Any] = {
             "minLength": 1,
             "maxLength": 200,
             "default": "default",
-            "description": "the client's tenant: limits and the cache can be kept per tenant",
+            "description": "the client's tenant: limits and the cache can be kept per tenant (not `anonymous`, "
+            "nor starting with `jwt:`)",
         },
         "key_hashes": {
             "type": "array",
@@ -78,6 +81,9 @@ def parse_clients(items: list[dict[str, Any]], where: str, problems: list[str]) 
         if item["id"] in ids:
             problems.append(f"{at}.id: duplicate client id {item['id']!r}")
         ids.add(item["id"])
+        for field_name in ("id", "tenant"):
+            if field_name in item and (why := reserved_name(item[field_name])):
+                problems.append(f"{at}.{field_name}: {item[field_name]!r} is reserved: {why}")
         for j, key_hash in enumerate(item["key_hashes"]):
             if not is_key_hash(key_hash):
                 problems.append(f'{at}.key_hashes[{j}]: not a "sha256:<64 hex>" hash (use `extproc keys hash`)')

@@ -1,4 +1,12 @@
-"""Who a request comes from: the identity later stages use for access, limits and cache scope."""
+"""Who a request comes from: the identity later stages use for access, limits and cache scope.
+
+Identities from different methods never share a name, so never a cache scope
+or a limit bucket: an API-key client is named as configured; a JWT's client
+and tenant claims are prefixed `jwt:` (a token's `sub` equal to a client's id
+is another caller); a caller on an `auth: none` route is client `anonymous`
+in tenant `anonymous`. API-key ids and tenants may not take those names
+(`reserved_name`), so no configuration can make two of them meet.
+"""
 
 from __future__ import annotations
 
@@ -44,4 +52,20 @@ class Identity:
         return any(fnmatchcase(model, glob) for glob in self.models)
 
 
-ANONYMOUS = Identity("anonymous", "default", method="none")
+JWT_PREFIX = "jwt:"
+ANONYMOUS_NAME = "anonymous"
+ANONYMOUS = Identity(ANONYMOUS_NAME, ANONYMOUS_NAME, method="none")
+
+
+def jwt_name(claim: str) -> str:
+    """A client or tenant named by a token, in the JWT namespace."""
+    return JWT_PREFIX + claim
+
+
+def reserved_name(name: str) -> str | None:
+    """Why an API-key client id or tenant may not be `name` (it belongs to another method), or None."""
+    if name.startswith(JWT_PREFIX):
+        return f"names starting with {JWT_PREFIX!r} are those of JWT clients"
+    if name == ANONYMOUS_NAME:
+        return f"{ANONYMOUS_NAME!r} is the name of callers without a credential (auth: none)"
+    return None

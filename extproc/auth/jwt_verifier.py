@@ -15,7 +15,7 @@ import jwt
 from jwt import PyJWK
 
 from extproc.auth.errors import AuthError
-from extproc.auth.identity import Identity, Labels
+from extproc.auth.identity import Identity, Labels, jwt_name
 from extproc.auth.jwks import JwksFile, JwksUrl, KeySet, KeySource
 from extproc.auth.settings import JwtSettings
 
@@ -104,9 +104,9 @@ class JwtVerifier:
             raise AuthError("malformed", f"the token lacks the {s.client_claim!r} claim")
         tenant = claims.get(s.tenant_claim)
         labels = {name: claims[name] for name in s.labels_claims if isinstance(claims.get(name), str)}
-        return Identity(
-            client_id=client,
-            tenant=tenant if isinstance(tenant, str) and tenant else "default",
+        return Identity(  # in the JWT namespace: a `sub` equal to an API-key client's id is another caller
+            client_id=jwt_name(client),
+            tenant=jwt_name(tenant if isinstance(tenant, str) and tenant else "default"),
             models=_models(claims.get(s.models_claim), s.default_models),
             labels=Labels(labels),
             method="jwt",

@@ -11,10 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from extproc.auth.apikeys import ClientRecord
 from extproc.auth.clients import KeysFileError, parse_clients, read_keys_file
 from extproc.auth.identity import AuthMethod
+from extproc.config.addresses import is_loopback
+from extproc.config.redact import env_var_unset
 
 ALGORITHMS = ("HS256", "RS256", "ES256")
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
@@ -27,6 +30,7 @@ class JwtSettings:
     algorithms: tuple[str, ...] = ("RS256", "ES256")
     jwks_file: Path | None = None
     jwks_url: str | None = None
+    allow_plaintext: bool = False  # a jwks_url over http beyond loopback (checked at load)
     secret: bytes = field(default=b"", repr=False)  # HS256 key: never logged
     leeway_s: float = 30.0
     jwks_refresh_s: float = 300.0
@@ -121,6 +125,10 @@ def _jwt(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: 
         problems.append("jwt.algorithms: HS256 needs secret_env or secret_file")
     if has_secret and any(alg != "HS256" for alg in algorithms):
         problems.append("jwt.algorithms: RS256/ES256 need jwks_file or jwks_url, not a secret")
+    if "jwks_url" in raw:
+        _check_jwks_transport(raw["jwks_url"], raw.get("allow_plaintext", False), problems)
+    elif "allow_plaintext" in raw:
+        problems.append("jwt.allow_plaintext: only for a jwks_url")
     jwks_file = None
     if "jwks_file" in raw:
         jwks_file = _resolve(raw["jwks_file"], base_dir)
@@ -135,6 +143,7 @@ def _jwt(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: 
         algorithms=algorithms,
         jwks_file=jwks_file,
         jwks_url=raw.get("jwks_url"),
+        allow_plaintext=raw.get("allow_plaintext", False),
         secret=secret,
         leeway_s=float(raw.get("leeway_s", 30)),
         jwks_refresh_s=float(raw.get("jwks_refresh_s", 300)),
@@ -146,11 +155,21 @@ def _jwt(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: 
     )
 
 
+def _check_jwks_transport(url: str, allowed: bool, problems: list[str]) -> None:
+    """Plain http only to loopback unless allowed, as for providers: the keys decide who may call."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allowed and not is_loopback(parts.hostname or ""):
+        problems.append(
+            f"jwt.jwks_url: http:// to {parts.hostname} fetches the token signing keys unencrypted: whoever is "
+            "on the path could swap them and sign any token; use https:// or set jwt.allow_plaintext: true"
+        )
+
+
 def _secret(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> bytes:
     if "secret_env" in raw:
         where, value = "jwt.secret_env", env.get(raw["secret_env"], "").encode()
         if not value:
-            problems.append(f"{where}: environment variable {raw['secret_env']} is not set")
+            problems.append(env_var_unset(where, raw["secret_env"]))
             return b""
     else:
         where = "jwt.secret_file"

@@ -7,7 +7,6 @@ Every problem is reported at once, each with its path
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,7 +18,9 @@ from urllib.parse import urlsplit
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
+from extproc.auth.identity import ANONYMOUS_NAME, JWT_PREFIX
 from extproc.auth.settings import AuthSettings, parse_auth_settings
+from extproc.config.addresses import is_loopback
 from extproc.config.load_routes import parse_routes
 from extproc.config.model import (
     Capabilities,
@@ -30,6 +31,7 @@ from extproc.config.model import (
     Provider,
     Route,
 )
+from extproc.config.redact import env_var_unset, schema_message, yaml_problem
 from extproc.config.route_model import BreakerPolicy
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
@@ -61,7 +63,7 @@ def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfi
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"<file>: not valid YAML: {exc}"]) from None
+        raise ConfigError([f"<file>: {yaml_problem(exc)}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(["<root>: must be a mapping"])
     apply_env_overrides(raw, env)
@@ -148,7 +150,7 @@ def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
 def _message(error: ValidationError) -> str:
     if error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "base_url":
         return "not an http(s) URL"
-    return error.message
+    return schema_message(error)
 
 
 def _int(value: str) -> int | str:
@@ -203,6 +205,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         problems.append(f"envoy.ready_port: port {env_section['ready_port']} is also a listener's port")
     store = parse_store(raw, env, base_dir, problems)
     limits = parse_limits(raw, problems)
+    _check_caller_names(auth, routes, limits, problems)
     cache = parse_cache(raw)
     _check_store(store, limits, cache.enabled, raw["extproc"].get("workers", 1), problems)
     breakers = BreakerPolicy(**raw["breakers"]) if "breakers" in raw else None
@@ -231,6 +234,28 @@ def _check_store(store: StoreSettings, limits: LimitSettings, cache: bool, worke
         )
 
 
+def _check_caller_names(auth: AuthSettings, routes: list[Route], limits: LimitSettings, problems: list[str]) -> None:
+    """With JWT clients and no keys file, every caller's name is known: a rule naming another would
+    never match (most likely a token's subject written without its `jwt:`, whose limit would never
+    apply)."""
+    if auth.jwt is None or auth.keys_file is not None:
+        return
+    known = {
+        "clients": {client.id for client in auth.clients} | {ANONYMOUS_NAME},
+        "tenants": {client.tenant for client in auth.clients} | {ANONYMOUS_NAME},
+    }
+    matches = [(f"routes[{i}].match", route.match.clients, route.match.tenants) for i, route in enumerate(routes)]
+    matches += [(f"limits.rules[{i}].match", r.match.clients, r.match.tenants) for i, r in enumerate(limits.rules)]
+    for where, clients, tenants in matches:
+        for field_name, names in (("clients", clients), ("tenants", tenants)):
+            for j, name in enumerate(names):
+                if not name.startswith(JWT_PREFIX) and name not in known[field_name]:
+                    problems.append(
+                        f"{where}.{field_name}[{j}]: no caller is named {name!r}: it is no API-key client's, and "
+                        f"a JWT's are {JWT_PREFIX}<claim> (write {JWT_PREFIX + name!r})"
+                    )
+
+
 def _check_client_auth(auth: AuthSettings, listeners: list[Listener], routes: list[Route], problems: list[str]) -> None:
     """Every method named can work, and no listener beyond loopback is open by accident (closed by default)."""
     own: list[tuple[str, str | None]] = [(f"listeners[{i}]", item.auth) for i, item in enumerate(listeners)]
@@ -240,20 +265,11 @@ def _check_client_auth(auth: AuthSettings, listeners: list[Listener], routes: li
             problems.append(f"{where}.auth: {problem}")
     for i, listener in enumerate(listeners):
         implicit_none = listener.auth is None and auth.default_method is None and not auth.configured
-        if implicit_none and not _is_loopback(listener.address):
+        if implicit_none and not is_loopback(listener.address):
             problems.append(
                 f"listeners[{i}].auth: listener on {listener.address} has no client auth; "
                 "configure clients or jwt, or say auth: none"
             )
-
-
-def _is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
 
 
 def _admin_token(
@@ -264,7 +280,7 @@ def _admin_token(
         problems.append("extproc: give admin_token_env or admin_token_file, not both")
     elif env_name:
         if not env.get(env_name):
-            problems.append(f"extproc.admin_token_env: environment variable {env_name} is not set")
+            problems.append(env_var_unset("extproc.admin_token_env", env_name))
         return env.get(env_name, "")
     elif file_name:
         try:
@@ -299,7 +315,7 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     elif "api_key_env" in raw:
         api_key = env.get(raw["api_key_env"], "")
         if not api_key:
-            problems.append(f"{where}.api_key_env: environment variable {raw['api_key_env']} is not set")
+            problems.append(env_var_unset(f"{where}.api_key_env", raw["api_key_env"]))
     elif "api_key_file" in raw:
         key_path = _resolve(raw["api_key_file"], base_dir)
         try:
@@ -344,7 +360,7 @@ def _provider_transport(
 ) -> str | None:
     """Plain http only to loopback unless allowed; `tls.ca_file` only for https and only if it exists."""
     parts = urlsplit(base_url)
-    if parts.scheme == "http" and not raw.get("allow_plaintext") and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not raw.get("allow_plaintext") and not is_loopback(parts.hostname or ""):
         problems.append(
             f"{where}.base_url: http:// to {parts.hostname} sends prompts and the API key unencrypted; "
             "use https:// or set allow_plaintext: true"

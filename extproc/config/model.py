@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
 from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience, RouteMatch
+from extproc.config.schema import MAX_STREAM_LINE_BYTES
 from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 
 ProviderKind = str  # one of schema.PROVIDER_KINDS
@@ -126,8 +127,14 @@ class ExtprocSettings:
     admin_port: int = 9090
     admin_token: str = field(default="", repr=False)  # resolved secret: never logged
     message_timeout_ms: int = 30_000
+    max_stream_line_bytes: int = MAX_STREAM_LINE_BYTES  # formats/sse.py
     grace_period_s: float = 10.0
     busy_poll_us: int = 500  # server/busy_poll.py
+
+    @property
+    def on_tcp(self) -> bool:
+        """Served on TCP ports: Envoy proves itself with a token there (config/render_peer.py)."""
+        return not self.unix_socket
 
     def grpc_addresses(self) -> list[str]:
         """One listening address per worker process: consecutive ports, or numbered sockets."""

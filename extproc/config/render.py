@@ -28,6 +28,7 @@ from extproc.config.model import GatewayConfig, Provider, host_and_port, socket_
 from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.config.render_filters import EXTPROC_CLUSTER
 from extproc.config.render_listener import gateway_listener
+from extproc.config.render_peer import ensure_token, token_filter
 from extproc.config.render_pool import (
     CLUSTER_TYPE,
     HTTP_OPTIONS_KEY,
@@ -37,7 +38,7 @@ from extproc.config.render_pool import (
     strip_internal_headers,
     upstream_cluster,
 )
-from extproc.config.render_ready import admin_address, admin_cluster
+from extproc.config.render_ready import admin_address, admin_cluster, extproc_admin_cluster
 from extproc.config.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
 from extproc.contract import METADATA_NAMESPACE
 
@@ -72,7 +73,7 @@ def envoy_binary() -> str:
     return found
 
 
-def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
+def _extproc_cluster(config: GatewayConfig, keys_dir: Path) -> dict[str, Any]:
     endpoints = []
     for grpc_address in config.extproc.grpc_addresses():
         if (path := socket_path(grpc_address)) is not None:
@@ -96,6 +97,8 @@ def _extproc_cluster(config: GatewayConfig) -> dict[str, Any]:
                         "initial_connection_window_size": 32 * 1024 * 1024,
                     }
                 },
+                # On TCP every stream carries the token the ext_proc serves (render_peer.py).
+                **({"http_filters": [token_filter(keys_dir), UPSTREAM_CODEC]} if config.extproc.on_tcp else {}),
             }
         },
         # A worker that is down or restarting is ejected at its first refused connection.
@@ -158,7 +161,9 @@ def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = 
     providers = [p for p in config.providers if p.kind != "mock"]
     pools = [pool_cluster(config, route, keys_dir, ca_secrets) for route in config.routes if route.pool]
     clusters = (_provider_cluster(config, p, keys_dir, ca_secrets) for p in providers)
-    return [_extproc_cluster(config), *clusters, *pools]
+    # The ready port's GET /metrics (render_ready) reaches the ext_proc's admin through this one.
+    metrics = [extproc_admin_cluster(config.extproc)] if config.envoy.ready_port is not None else []
+    return [_extproc_cluster(config, keys_dir), *clusters, *pools, *metrics]
 
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
@@ -175,6 +180,8 @@ def validate(config: GatewayConfig, envoy: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="gateway-validate-") as scratch:
         keys_dir = Path(scratch) / "secrets"  # the new keys are checked here, never applied by a refused config
         write_secrets(config, keys_dir)
+        if config.extproc.on_tcp:
+            ensure_token(keys_dir)
         _validate_bootstrap(config, keys_dir, envoy)
 
 
@@ -228,6 +235,8 @@ def write_clusters(
     keys_dir = secrets_dir(xds_dir)
     write_secrets(config, keys_dir)
     write_ca_secrets(config, keys_dir)
+    if config.extproc.on_tcp:
+        ensure_token(keys_dir)  # made once, kept: the ext_proc read it at its start
     clusters = render_clusters(config, keys_dir)
     names = {cluster["name"] for cluster in clusters}
     retained = [c for c in render_clusters(retaining, keys_dir) if c["name"] not in names] if retaining else []

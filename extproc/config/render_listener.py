@@ -12,7 +12,13 @@ from extproc.config.render_pool import pool_route
 from extproc.config.render_rate_limit import local_rate_limit_filter
 from extproc.config.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
 from extproc.config.render_tls import downstream_tls
-from extproc.contract import METADATA_NAMESPACE, PROVIDER_HEADER, ROUTE_HEADER
+from extproc.contract import (
+    ENVOY_HEADER_COUNT_CAP,
+    ENVOY_HEADER_KB_CAP,
+    METADATA_NAMESPACE,
+    PROVIDER_HEADER,
+    ROUTE_HEADER,
+)
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
@@ -95,6 +101,9 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
         "use_remote_address": config.envoy.use_remote_address,
         "xff_num_trusted_hops": config.envoy.xff_num_trusted_hops,
         "local_reply_config": local_reply_config(),
+        # Above the router pass's own header limits (a 431 in the client's format), below Envoy's codec.
+        "max_request_headers_kb": ENVOY_HEADER_KB_CAP,
+        "common_http_protocol_options": {"max_headers_count": ENVOY_HEADER_COUNT_CAP},
         "stream_idle_timeout": "300s",
         "request_timeout": "0s",
         "route_config": {

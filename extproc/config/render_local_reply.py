@@ -14,6 +14,15 @@ A fourth is a WebSocket upgrade (Codex tries one on /v1/responses before HTTPS):
 an upgrade no route allows with an empty 403 (details `upgrade_failed`, measured) before any
 filter runs. It becomes a 426 in the client's format: Codex falls back to HTTPS at once on a
 426, where any other status has it retry the WebSocket.
+
+Every other reply Envoy makes on its own (a provider's reset, timeout or garbage: 502, 503,
+504; a body over the buffer: 413) passes the router pass, which renders it like any error
+(pipeline/answer.py). The last kind never does: Envoy's HTTP/1 codec refusing a request
+(headers over its caps: 431; malformed HTTP: 400) before the path or any header was read, so
+no route and no ext_proc. Not knowing the client's API, its body carries the fields of all
+three at once (OpenAI's and Anthropic's `error.type`/`message`, Anthropic's `type: error` and
+`request_id`, Gemini's `error.code`/`status`/`details`), so each SDK reads it as its own, and a
+request id made up for it (no request had one yet), in `x-request-id` and in the body.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config.render_rate_limit import LOCAL_RATE_LIMITED
+from extproc.contract import ENVOY_HEADER_COUNT_CAP, ENVOY_HEADER_KB_CAP
 from extproc.errors import ERROR_TABLE
 
 _ANTHROPIC_PATH = {"string_match": {"prefix": "/v1/messages"}}
@@ -28,6 +38,10 @@ _GEMINI_PATH = {"string_match": {"safe_regex": {"regex": r"^/v1(beta)?/models/[^
 _REQUEST_ID = "%REQ(x-request-id)%"
 # Anything beyond this prefix names the ext_proc failure (timeout, gRPC status...).
 _EXT_PROC_TIMEOUT = "response.code == 504 && response.code_details.startsWith('ext_proc_error_per-message_timeout')"
+# The codec refused the request before it had a path (measured, Envoy 1.40: details
+# http1.headers_too_large, http1.too_many_headers, http1.codec_error, ...; no request header at all).
+_CODEC_REFUSAL = "response.code_details.startsWith('http1.') && !has(request.path)"
+_MADE_UP_ID = "%RESP(x-request-id)%"  # the body is formatted after the mapper's headers are added
 
 
 def _status_is(code: int) -> dict[str, Any]:
@@ -88,9 +102,48 @@ def _mappers(condition: dict[str, Any], status: int, kind: str, code: str, messa
     return mappers
 
 
-def local_reply_config() -> dict[str, Any]:
+def _codec_refusal(status: int | None, message: str) -> dict[str, Any]:
+    """One body every client's SDK reads as its own API's error (see the module's docstring);
+    `status` None: any other status the codec answers with."""
+    kind = "headers_too_large" if status == 431 else "invalid_request"
+    _, error_type, _, gemini_status = ERROR_TABLE[kind]
+    info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": kind.upper(),
+        "domain": "gateway",
+        "metadata": {"request_id": _MADE_UP_ID},
+    }
+    error = {
+        "type": error_type,
+        "message": f"{message} (request id: {_MADE_UP_ID})",
+        "param": None,
+        "code": status or "%RESPONSE_CODE%",
+        "status": gemini_status,
+        "details": [info],
+    }
+    condition = _cel(f"response.code == {status} && {_CODEC_REFUSAL}" if status is not None else _CODEC_REFUSAL)
     return {
-        "mappers": _mappers(
+        "filter": condition,
+        "headers_to_add": [
+            {"header": {"key": "x-request-id", "value": "%UNIQUE_ID%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+        ],
+        "body_format_override": {
+            "json_format": {"type": "error", "error": error, "request_id": _MADE_UP_ID},
+            "content_type": "application/json",
+        },
+    }
+
+
+def local_reply_config() -> dict[str, Any]:
+    too_large = f"the request headers are larger than the gateway reads ({ENVOY_HEADER_KB_CAP} KiB, "
+    too_large += f"{ENVOY_HEADER_COUNT_CAP} headers)"
+    codec = [
+        _codec_refusal(431, too_large),
+        _codec_refusal(None, "the request is not valid HTTP (%RESPONSE_CODE_DETAILS%)"),
+    ]
+    return {
+        "mappers": codec
+        + _mappers(
             _status_is(500),
             503,
             "unavailable",

@@ -1,5 +1,5 @@
-"""Envoy for probes and scrapers from outside the pod: GET /ready and GET /stats/prometheus on an
-extra address of the first gateway listener (`envoy.ready_port`).
+"""Envoy for probes and scrapers from outside the pod: GET /ready, GET /stats/prometheus and the
+ext_proc's GET /metrics on an extra address of the first gateway listener (`envoy.ready_port`).
 
 Why not a listener of its own (measured, Envoy 1.40, file-based LDS): when the gateway
 listener cannot bind (port taken), Envoy rejects that listener but still adds the others,
@@ -13,7 +13,9 @@ A filter chain matched on the ready port serves two things and nothing else:
   cluster `envoy_admin` of the bootstrap (admin itself stays on loopback or a Unix socket:
   it has mutating endpoints). Only that exact path reaches admin (a query string, e.g.
   `?usedonly`, travels with it: admin's options for that page only read); another method
-  on it is a 405.
+  on it is a 405;
+- GET /metrics: the ext_proc's metrics, proxied to its admin server (cluster `extproc_admin`),
+  so that server can stay on loopback: /status and POST /reload are not reachable from here.
 Any other path is a 404: neither the gateway's API nor the rest of admin is reachable there.
 """
 
@@ -21,11 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.config.model import EnvoySettings
+from extproc.config.model import EnvoySettings, ExtprocSettings
 
 READY_PATH = "/ready"
 STATS_PATH = "/stats/prometheus"
+EXTPROC_METRICS_PATH = "/metrics"
 ADMIN_CLUSTER = "envoy_admin"
+EXTPROC_ADMIN_CLUSTER = "extproc_admin"
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 HCM_NAME = "envoy.filters.network.http_connection_manager"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {
@@ -55,18 +60,35 @@ def admin_cluster(envoy: EnvoySettings) -> dict[str, Any]:
     }
 
 
+def extproc_admin_cluster(extproc: ExtprocSettings) -> dict[str, Any]:
+    """The ext_proc's admin server, for the ready chain's GET /metrics (in cds.yaml: the ready port
+    may come with a reload). An admin bound to every address is reached on loopback."""
+    host = _ANY_ADDRESS.get(extproc.admin_address, extproc.admin_address)
+    endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": extproc.admin_port}}}}
+    return {
+        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "name": EXTPROC_ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": EXTPROC_ADMIN_CLUSTER, "endpoints": [{"lb_endpoints": [endpoint]}]},
+    }
+
+
 def _ready_routes() -> list[dict[str, Any]]:
-    """GET /stats/prometheus -> admin; any other method on it -> 405; every other path -> 404."""
+    """GET /stats/prometheus -> Envoy's admin, GET /metrics -> the ext_proc's; any other method on
+    them -> 405; every other path -> 404."""
     get = [{"name": ":method", "string_match": {"exact": "GET"}}]
-    return [
-        {"match": {"path": STATS_PATH, "headers": get}, "route": {"cluster": ADMIN_CLUSTER}},
-        {
-            "match": {"path": STATS_PATH},
-            "direct_response": {"status": 405},
-            "response_headers_to_add": [{"header": {"key": "allow", "value": "GET"}}],
-        },
-        {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
-    ]
+    routes: list[dict[str, Any]] = []
+    for path, cluster in ((STATS_PATH, ADMIN_CLUSTER), (EXTPROC_METRICS_PATH, EXTPROC_ADMIN_CLUSTER)):
+        routes.append({"match": {"path": path, "headers": get}, "route": {"cluster": cluster}})
+        routes.append(
+            {
+                "match": {"path": path},
+                "direct_response": {"status": 405},
+                "response_headers_to_add": [{"header": {"key": "allow", "value": "GET"}}],
+            }
+        )
+    return [*routes, {"match": {"prefix": "/"}, "direct_response": {"status": 404}}]
 
 
 def _ready_chain(port: int) -> dict[str, Any]:

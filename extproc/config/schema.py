@@ -24,6 +24,8 @@ PROVIDER_KINDS = ["openai", "openai-compatible", "openai-responses", "anthropic"
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
 _positive = {"type": "integer", "minimum": 1}
+# extproc.max_stream_line_bytes's default, declared here once (the SSE parser's own default reads it).
+MAX_STREAM_LINE_BYTES = 4 * 1024 * 1024
 _name = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 60}
 
 _capabilities = {
@@ -232,8 +234,10 @@ _route = {
         },
         "auth": {
             **AUTH_METHOD,
-            "description": "this route's client auth, instead of its listener's (checked once the body is read); "
-            "not with match.clients or match.tenants",
+            "description": "this route's client auth, instead of its listener's: a credential is checked on the "
+            "request headers under the widest method of the routes they leave possible (once the body is read "
+            "when one of them is none), and the route taken admits only its own; not with match.clients or "
+            "match.tenants",
         },
         "cache_ttl_s": CACHE_TTL,
     },
@@ -354,7 +358,8 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 },
                 "admin_token_env": {
                     "type": "string",
-                    "description": "environment variable holding the bearer token for POST /reload from non-loopback peers",
+                    "description": "environment variable holding the bearer token that GET /status and POST /reload then "
+                    "need from every peer, loopback included",
                     "examples": ["GATEWAY_ADMIN_TOKEN"],
                 },
                 "admin_token_file": {
@@ -367,6 +372,15 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                     "default": 30000,
                     "description": "how long Envoy waits for each answer of the ext_proc; slower is a 504 "
                     "(gateway_timeout). Size it for the largest body accepted",
+                },
+                "max_stream_line_bytes": {
+                    "type": "integer",
+                    "minimum": 1024,
+                    "maximum": 1 << 30,
+                    "default": MAX_STREAM_LINE_BYTES,
+                    "description": "the longest line (or SSE event) of a provider's stream the gateway reads (4 "
+                    "MiB): a longer one ends the client's stream with an in-band error in its format, so a "
+                    "provider cannot make the ext_proc hold and scan an endless line",
                 },
                 "grace_period_s": {
                     "type": "number",
@@ -447,9 +461,9 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                 "ready_port": {
                     **_port,
                     "description": "port where Envoy answers GET /ready (200; 503 while draining) for a Kubernetes "
-                    "readiness probe, and Envoy's metrics (GET /stats/prometheus) for a scraper: an extra address "
-                    "of the first listener, so it is bound only with it; it serves nothing else (admin stays on "
-                    "127.0.0.1 or its Unix socket). Off when absent",
+                    "readiness probe, and Envoy's metrics (GET /stats/prometheus) and the ext_proc's (GET /metrics) for "
+                    "a scraper: an extra address of the first listener, so it is bound only with it; it serves "
+                    "nothing else (both admin servers can stay on loopback or a Unix socket). Off when absent",
                     "examples": [9902],
                 },
                 "ready_address": {

@@ -52,8 +52,15 @@ JWT_SCHEMA: dict[str, Any] = {
         "jwks_url": {
             "type": "string",
             "pattern": "^https?://[^/?#@\\s]+",
-            "description": "http(s) URL of a JWKS, fetched by the ext_proc" + _SOURCE,
+            "description": "http(s) URL of a JWKS, fetched by the ext_proc. An http:// URL must point at loopback "
+            "(127.0.0.0/8, ::1, localhost) unless allow_plaintext is true" + _SOURCE,
             "examples": ["https://issuer.example/.well-known/jwks.json"],
+        },
+        "allow_plaintext": {
+            "type": "boolean",
+            "default": False,
+            "description": "allow an http:// jwks_url to a host beyond loopback: whoever is on the path could "
+            "swap the keys and sign any token (only for a trusted network, e.g. a service mesh doing mTLS)",
         },
         "secret_env": {
             "type": "string",
@@ -83,8 +90,18 @@ JWT_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "description": "which claims carry the client's identity",
             "properties": {
-                "client": {**_claim, "default": "sub", "description": "the claim naming the client"},
-                "tenant": {**_claim, "default": "tenant", "description": "the claim naming the client's tenant"},
+                "client": {
+                    **_claim,
+                    "default": "sub",
+                    "description": "the claim naming the client; the gateway calls it `jwt:<value>` (in logs, "
+                    "limits, route matches and the cache scope), so it never meets an API-key client's id",
+                },
+                "tenant": {
+                    **_claim,
+                    "default": "tenant",
+                    "description": "the claim naming the client's tenant, called `jwt:<value>` like the client "
+                    "(`jwt:default` for a token without it)",
+                },
                 "models": {
                     **_claim,
                     "default": "models",

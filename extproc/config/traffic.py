@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from extproc.config.redact import env_var_unset
+
 MIB = 1024 * 1024
 
 
@@ -97,7 +99,7 @@ def _password(section: dict[str, Any], env: Mapping[str, str], base_dir: Path, p
         return None
     if env_name:
         if not env.get(env_name):
-            problems.append(f"store.redis.password_env: environment variable {env_name} is not set")
+            problems.append(env_var_unset("store.redis.password_env", env_name))
         return env.get(env_name) or None
     if file_name:
         path = Path(file_name) if Path(file_name).is_absolute() else base_dir / file_name

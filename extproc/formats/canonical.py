@@ -100,17 +100,42 @@ class ResponseFormat:
 
 @dataclass(frozen=True, slots=True)
 class ApiFeature:
-    """Something the client's own API carries that the canonical model does not (a hosted tool,
-    an item type, stored state). A provider that speaks that API gets it with the client's bytes;
-    any other provider cannot: `when_foreign` says what then happens to the request.
+    """Something the client's own API carries that the canonical model does not (a server tool, a
+    block type or a field the gateway does not know, a cache hint). A provider that speaks that API
+    gets it with the client's bytes; any other provider cannot: `when_foreign` says what then happens
+    to the request.
 
     - "policy": dropped and named, or refused, per the provider's `unsupported` policy;
     - "drop": always dropped and named (history only the client's API can read);
-    - "refuse": always a 400 naming `param` (the request cannot be answered without it)."""
+    - "refuse": always a 400 naming `param` (the request cannot be answered without it).
 
-    name: str  # named in x-gateway-dropped-features
+    `value` is the client's JSON for it: never rendered, but part of the cache key, so two requests
+    that differ only in what the canonical model cannot say never share an answer."""
+
+    name: str  # named in x-gateway-dropped-features (see `feature_name`)
     param: str  # the client's field, named in a 400
     when_foreign: Literal["policy", "drop", "refuse"] = "policy"
+    value: Any = None
+
+
+_FEATURE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")
+MAX_FEATURE_NAME = 64
+
+
+def feature_name(prefix: str, client_word: object) -> str:
+    """`prefix` and a word the client chose (a block or tool type, a field name) as a feature name
+    that is safe in a response header and a log line: letters, digits, `_-./`, at most 64 characters;
+    anything else names the family only."""
+    safe = isinstance(client_word, str) and 0 < len(client_word) <= MAX_FEATURE_NAME
+    if safe and all(c in _FEATURE_CHARS for c in str(client_word)):
+        return f"{prefix}{client_word}"
+    return f"{prefix}other"
+
+
+def unset(value: object) -> bool:
+    """A field the client sent as null, false, "" or []: asking for nothing, so not a feature to carry.
+    An empty object is something (`googleSearch: {}`, `web_search_options: {}` switch a tool on)."""
+    return value is None or value is False or (isinstance(value, (str, list)) and not value)
 
 
 @dataclass(slots=True)
@@ -135,10 +160,13 @@ class ChatRequest:
     user: str | None = None
     reasoning_effort: str | None = None  # "minimal" | "low" | "medium" | "high"
     thinking_budget: int | None = None  # tokens; Anthropic budget_tokens, Gemini thinkingBudget
-    reasoning_summary: str | None = None  # Responses reasoning.summary: show the reasoning ("auto", "detailed", ...)
+    reasoning_summary: str | None = None  # show the reasoning ("auto", "detailed", ...): Anthropic display "summarized"
     # Responses namespace tools are flattened for providers without namespaces: flat name -> (namespace, name)
     tool_namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
     api_features: list[ApiFeature] = field(default_factory=list)  # see ApiFeature
+    # The client's body as its parser read it: a provider of the client's own API is sent those
+    # bytes, so the cache key adds what the fields above do not carry (`formats.carried`).
+    source: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -262,6 +290,23 @@ class StreamFailure:
 StreamEvent = (
     StreamStart | TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | Finish | UsageUpdate | StreamFailure
 )
+
+
+def effort_of(request: ChatRequest) -> str | None:
+    """The request's reasoning effort for an API that takes a level (OpenAI's reasoning_effort and
+    reasoning.effort): the client's own level, else one for its thinking budget (Anthropic
+    budget_tokens, Gemini thinkingBudget; approximate). A budget of 0 (thinking off) or -1 (the
+    model decides) leaves the model's default."""
+    if request.reasoning_effort is not None:
+        return request.reasoning_effort
+    budget = request.thinking_budget
+    if budget is None or budget <= 0:
+        return None
+    if budget < 4096:
+        return "low"
+    if budget < 16384:
+        return "medium"
+    return "high"
 
 
 def with_user_turn(messages: list[Message]) -> list[Message]:

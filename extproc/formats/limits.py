@@ -3,11 +3,14 @@ the client's format, never a provider's refusal, a 503 or a traceback in the gat
 
 JSON nesting: orjson reads at most 1024 levels and writes at most 254, and the gateway's
 own recursive walks (Gemini schema conversion, Anthropic's surrogate scrub) stop at
-MAX_DEPTH. `loads` and `dumps_request` turn orjson's depth refusals into the same 400.
+MAX_DEPTH. `loads` and `dumps_request` turn orjson's depth refusals into the same 400, and
+tool and response schemas, which the gateway writes again (the cache key, a provider's
+body, a renamed model), are bounded where they are read (`check_schema_depth`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,6 +25,16 @@ MAX_EMBEDDING_INPUTS = 4_096  # OpenAI's own limit on one embeddings request
 MAX_DEPTH = 64  # levels the gateway's own recursive walks over client JSON go down
 ORJSON_READ_DEPTH = 1024
 ORJSON_WRITE_DEPTH = 254
+# Every token-valued field (max_tokens, max_completion_tokens, maxOutputTokens, thinking budgets)
+# is 1..MAX_TOKENS. The largest context windows served today hold 1-2 million tokens and output
+# limits are far below (OpenAI 128K, Anthropic 128K, Gemini 64K): no real request asks for more,
+# and the token reservation a request makes stays bounded.
+MAX_TOKENS = 4_000_000
+# JSON levels a tool or response schema may nest: what orjson writes, less room for the levels
+# the gateway puts around a schema when it writes one (a provider's body: at most 6; the cache
+# key's request: 3). Real schemas nest far less (OpenAI's strict mode: 10 levels of objects).
+SCHEMA_ROOM = 16
+MAX_SCHEMA_DEPTH = ORJSON_WRITE_DEPTH - SCHEMA_ROOM
 
 
 def check_count(items: list[Any], limit: int, param: str) -> None:
@@ -32,6 +45,11 @@ def check_count(items: list[Any], limit: int, param: str) -> None:
 def check_positive(value: int, high: int, param: str) -> None:
     if not 1 <= value <= high:
         raise invalid(f"'{param}' must be a positive integer of at most {high}", param)
+
+
+def check_tokens(value: int, param: str) -> int:
+    check_positive(value, MAX_TOKENS, param)
+    return value
 
 
 def too_deep(param: str, limit: int = MAX_DEPTH) -> GatewayError:
@@ -59,3 +77,29 @@ def dumps_request(body: dict[str, Any], param: str = "body") -> bytes:
         if "ecursion" in str(exc):  # orjson: "Recursion limit reached"
             raise too_deep(param, ORJSON_WRITE_DEPTH) from None
         raise invalid(f"the request cannot be written as JSON: {exc}", param) from None
+
+
+def check_schema_depth(schemas: list[Any], params: Callable[[], list[str]]) -> None:
+    """Each schema nests at most MAX_SCHEMA_DEPTH levels; `params` names them, in order, for
+    the refusal. orjson is the measure: written below SCHEMA_ROOM levels, a schema fails
+    exactly when it nests deeper. One C pass over all of a request's schemas costs a fifth of
+    a Python walk over them."""
+    if not schemas:
+        return
+    try:
+        orjson.dumps(_below(schemas, SCHEMA_ROOM - 1))  # the list of schemas is a level
+        return
+    except orjson.JSONEncodeError:
+        pass
+    for param, schema in zip(params(), schemas, strict=True):  # which one: for the refusal only
+        try:
+            orjson.dumps(_below(schema, SCHEMA_ROOM))
+        except orjson.JSONEncodeError:
+            raise too_deep(param, MAX_SCHEMA_DEPTH) from None
+    raise too_deep("body", MAX_SCHEMA_DEPTH)  # not reached: the group failed, so one of them does
+
+
+def _below(value: Any, levels: int) -> Any:
+    for _ in range(levels):
+        value = [value]
+    return value

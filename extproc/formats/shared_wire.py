@@ -5,18 +5,21 @@ from __future__ import annotations
 import orjson
 
 from extproc.errors import GatewayError
+from extproc.formats.limits import dumps_request
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_SSE = "text/event-stream; charset=utf-8"
 
 
 def rename_model(body: bytes, model: str) -> bytes:
-    """A JSON body naming another model; untouched when the name is already right."""
+    """A JSON body naming another model; untouched when the name is already right. Written again,
+    a value orjson read but cannot write (a field the gateway carries unread, nested over 254
+    levels) is the client's 400."""
     data = orjson.loads(body)
     if data.get("model") == model:
         return body
     data["model"] = model
-    return orjson.dumps(data)
+    return dumps_request(data)
 
 
 def no_embeddings(api: str) -> GatewayError:

@@ -1,5 +1,5 @@
 """Admin HTTP server: /healthz (alive), /readyz (serving, Envoy included), /metrics (Prometheus),
-POST /reload (local peers or the bearer token only)."""
+GET /status and POST /reload (local peers, or the bearer token once one is configured)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Who may change the gateway's state through the admin server.
+"""Who may change the gateway's state, or read its private side, through the admin server.
 
-Reads (/healthz, /readyz, /metrics, /status) stay open for probes and scrapers. Anything
-else (POST /reload) needs the configured bearer token from every peer, loopback included: in a
-pod, the app's containers share loopback. With no token configured, a loopback peer or a peer
-over a Unix socket is served (a developer's machine); everyone else gets 403.
+Probes and scrapers' reads (/healthz, /readyz, /metrics) stay open. Anything else (POST /reload,
+and GET /status: the running config's reload errors and the providers' breakers) needs the
+configured bearer token from every peer, loopback included: in a pod, the app's containers share
+loopback. With no token configured, a loopback peer or a peer over a Unix socket is served (a
+developer's machine); everyone else gets 403.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 OPEN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+GUARDED_READS = frozenset({"/status"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,7 +56,7 @@ def access_guard(token: Callable[[], str]) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         configured = token()
-        if request.method in OPEN_METHODS or has_token(request, configured):
+        if (request.method in OPEN_METHODS and request.path not in GUARDED_READS) or has_token(request, configured):
             return await handler(request)
         if not configured and is_local_peer(request):
             return await handler(request)

@@ -82,6 +82,12 @@ CACHE_BYTES = Counter(
 STORE_ERRORS = Counter(
     "gateway_store_errors_total", "Operations the store (Redis) could not do, by operation.", ["operation"]
 )
+STORE_PENDING_WRITES = Gauge(
+    "gateway_store_pending_writes",
+    "Store writes made after an answer (token settles, stream slot releases, cache fills) and not done yet; "
+    "a number that keeps growing means the store is slower than the traffic.",
+    multiprocess_mode="livesum",
+)
 BREAKER_TRANSITIONS = Counter(
     "gateway_breaker_transitions_total", "Circuit breaker changes, by provider and new state.", ["provider", "to"]
 )
@@ -145,6 +151,22 @@ def request_series(key: tuple[str, ...]) -> RequestSeries:
 
 
 _children: dict[tuple[object, ...], Any] = {}
+
+
+_MAX_FEATURE_LABELS = 256
+_feature_labels: set[str] = set()
+
+
+def feature_label(name: str) -> str:
+    """A dropped feature's name as a metric label. Some names carry a word the client chose (an
+    unknown block or tool type): only the first 256 distinct names get a series of their own, later
+    ones count as "other", so no client can grow the metrics without bound."""
+    if name in _feature_labels:
+        return name
+    if len(_feature_labels) >= _MAX_FEATURE_LABELS:
+        return "other"
+    _feature_labels.add(name)
+    return name
 
 
 def labelled(metric: M, *values: str) -> M:

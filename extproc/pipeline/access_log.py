@@ -22,7 +22,12 @@ from extproc.pipeline.stage import Stage
 from extproc.providers import kind_of
 
 CLIENT_CLOSED = 499
-_OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "models": "list_models"}  # gen_ai.operation.name
+_OPERATIONS = {  # gen_ai.operation.name
+    "chat": "chat",
+    "embeddings": "embeddings",
+    "models": "list_models",
+    "count_tokens": "count_tokens",
+}
 
 
 class AccessLogStage(Stage):

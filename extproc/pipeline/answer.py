@@ -19,9 +19,12 @@ from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEAD
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, StreamFailure
 from extproc.formats.client_answer import render_answer
+from extproc.formats.endpoint import Format
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.formats.sse import LineGate, overflow_message
+from extproc.formats.token_count import parse_gemini_count, render_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
@@ -45,17 +48,24 @@ class AnswerStage(Stage):
             _answered_by(ex, headers)
         endpoint, provider = ex.endpoint, ex.provider
         if ex.dropped:
-            reply.set_headers.append((DROPPED_HEADER, ",".join(ex.dropped)))
+            reply.set_headers.append((DROPPED_HEADER, dropped_header(ex.dropped)))
         if status >= 400:
             ex.error_body = True
             reply.response_body_mode = m.BUFFERED
             return
-        if endpoint is None or provider is None or endpoint.operation == "count_tokens":
-            return  # a count goes to the client as the provider sent it
+        if endpoint is None or provider is None:
+            return
+        if endpoint.operation == "count_tokens":  # a count: the provider's own, or Gemini's to translate
+            if not ex.passthrough:
+                reply.response_body_mode = m.BUFFERED
+            return
+        max_line = ex.snapshot.config.extproc.max_stream_line_bytes
         if ex.passthrough and not ex.stream_from_whole:
-            if ex.stream:  # read as it goes by, never changed
-                ex.decoder = FORMATS[endpoint.format].stream_decoder()
+            if ex.stream:  # read as it goes by, never changed (only held back to whole lines)
+                ex.decoder = FORMATS[endpoint.format].stream_decoder(max_line)
                 ex.assembler = StreamAssembler()
+                if endpoint.sse:  # Gemini's JSON array (no alt=sse) is bounded by its decoder alone
+                    ex.line_gate = LineGate(max_line)
                 reply.response_body_mode = m.STREAMED
             else:
                 reply.response_body_mode = m.BUFFERED
@@ -66,7 +76,7 @@ class AnswerStage(Stage):
             reply.response_body_mode = m.BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
-            ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder()
+            ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder(max_line)
             ex.encoder = client.stream_encoder(ex.request, endpoint)
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
@@ -82,13 +92,32 @@ class AnswerStage(Stage):
             reply.body = b""  # the client already got its in-band error and the end
         elif ex.decoder is not None and ex.assembler is not None and ex.encoder is None:
             # A same-API stream goes on unchanged: it is read for usage once the chunk has been let go.
+            if ex.line_gate is not None:
+                reply.body = ex.line_gate.let_through(chunk, end_of_stream)
+                if ex.line_gate.overflow:
+                    self._end_passthrough_stream(ex, reply, reply.body or b"", ex.line_gate.at_event_end)
             reply.after_reply = partial(self._read_stream_chunk, ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
+        elif ex.endpoint is not None and ex.endpoint.operation == "count_tokens":
+            self._translate_count(ex.endpoint.format, reply, chunk)
         elif ex.passthrough and not ex.stream_from_whole:
             self._read_answer(ex, reply, chunk)
         else:
             self._translate_answer(ex, reply, chunk)
+
+    def _end_passthrough_stream(self, ex: Exchange, reply: PhaseReply, before: bytes, at_event_end: bool) -> None:
+        """A line over the bound: never sent (`before`: the whole lines that came before it in this
+        chunk); the client's stream ends with an in-band error in its own format (the provider's, as
+        the stream is passed through) instead."""
+        endpoint, request = ex.endpoint, ex.request
+        assert endpoint is not None and isinstance(request, ChatRequest)
+        error = GatewayError("provider_error", overflow_message(ex.snapshot.config.extproc.max_stream_line_bytes))
+        encoder = FORMATS[endpoint.format].stream_encoder(request, endpoint)
+        # A blank line first if the client holds part of an event: it must not run into the error's.
+        separator = b"" if at_event_end else b"\n"
+        reply.body = before + separator + encoder.encode([StreamFailure(error)]) + encoder.close()
+        ex.stream_ended = True
 
     def _read_stream_chunk(
         self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool, assembler: StreamAssembler
@@ -154,6 +183,12 @@ class AnswerStage(Stage):
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
 
+    def _translate_count(self, client: Format, reply: PhaseReply, body: bytes) -> None:
+        """Gemini's countTokens answer as the client's count."""
+        out = render_count(client, parse_gemini_count(body))
+        reply.body = out
+        reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]
+
     def _translate_error(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         status = ex.provider_status
         provider, endpoint = ex.provider, ex.endpoint
@@ -174,6 +209,17 @@ class AnswerStage(Stage):
             ("content-type", CONTENT_TYPE_JSON),
             ("content-length", str(len(out))),
         ]
+
+
+MAX_NAMED_DROPS = 32
+
+
+def dropped_header(dropped: list[str]) -> str:
+    """The features a provider lacked, for x-gateway-dropped-features: at most 32 names (a request
+    may carry any number of unknown blocks), then how many more."""
+    if len(dropped) <= MAX_NAMED_DROPS:
+        return ",".join(dropped)
+    return ",".join(dropped[:MAX_NAMED_DROPS]) + f",+{len(dropped) - MAX_NAMED_DROPS}-more"
 
 
 def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
@@ -200,12 +246,24 @@ def _looks_like_json(body: bytes) -> bool:
     return True
 
 
+_RESET_BEFORE_HEADERS = "upstream connect error or disconnect/reset before headers."
+
+
 def _envoy_error(status: int, body: bytes) -> GatewayError:
-    """Envoy's own local replies (provider unreachable, timeout) as gateway errors."""
+    """Envoy's own replies (provider unreachable, reset, garbage, too slow; a body over its buffer)
+    in the gateway's words; Envoy's reason, when it gives one, in brackets."""
     text = body.decode("utf-8", "replace").strip()[:300]
+    if text.startswith(_RESET_BEFORE_HEADERS):
+        reason = text.rpartition("reset reason: ")[2] or "reset"
+        if status == 502:  # Envoy's UPE: what came back was no HTTP answer
+            return GatewayError("provider_error", f"the provider's answer was not valid HTTP ({reason})")
+        what = "closed the connection before answering" if "termination" in reason else "could not be reached"
+        return GatewayError("unavailable", f"the provider {what} ({reason})", code="provider_unavailable")
     if status == 503:
-        return GatewayError("unavailable", f"the provider is unreachable: {text}", code="provider_unavailable")
+        return GatewayError("unavailable", f"the provider is unreachable ({text})", code="provider_unavailable")
     if status == 504:
         return GatewayError("timeout", "the provider did not answer in time", code="provider_timeout")
+    if status == 413 and text == "Payload Too Large":  # Envoy's buffer (envoy.max_request_bytes)
+        return GatewayError("request_too_large", "the request body is larger than the gateway accepts")
     kind = kind_for_status(status)
     return GatewayError(kind, text or f"upstream error {status}", status=status if kind != "provider_auth" else 0)

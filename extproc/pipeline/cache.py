@@ -1,21 +1,23 @@
 """Stage: the response cache. A hit is answered here, in the asker's format, before the request
 goes to any provider; a miss is stored once its answer completed.
 
-Keys are scoped by tenant (or client), route and the canonical request
-(`extproc.cache.key`); entries are canonical answers (`extproc.cache.codec`),
-so one entry serves every client API, as a whole answer or replayed as a
-stream. Errors and incomplete streams are never stored. A store that cannot
-be reached means the request bypasses the cache, and so does a request the
-canonical model cannot hold whole (a Responses request naming stored state,
-files by id or hosted tools).
+Keys are scoped by tenant (or client) and route, and name who may answer and
+the request as that provider gets it (`extproc.cache.key`); entries are
+canonical answers (`extproc.cache.codec`), so one entry serves every client
+API, as a whole answer or replayed as a stream. Errors and incomplete streams
+are never stored. A store that cannot be reached, or a request whose key
+cannot be computed, means the request bypasses the cache.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from extproc.cache import codec, control
-from extproc.cache.key import cache_key
+from extproc.cache.forwarded import forwarded
+from extproc.cache.key import Forwarded, cache_key
+from extproc.config.model import Provider
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.client_answer import render_answer
@@ -39,15 +41,26 @@ class CacheStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         settings = ex.snapshot.config.cache
         target, request = ex.target, ex.request
+        source = None
+        if isinstance(request, ChatRequest):  # read here only: not kept for the answer's whole life
+            source, request.source = request.source, None
         if not settings.enabled or target is None or request is None or _not_an_answer(ex):
             return None
         ttl_s = _ttl(ex)
         directives = control.parse(ex.headers.get("cache-control", ""))
-        if ttl_s <= 0 or directives.no_store or _unseen_parts(request):
+        if ttl_s <= 0 or directives.no_store:
             self._outcome(ex, "BYPASS")
             return None
         scope = ex.identity.tenant if settings.scope == "tenant" else ex.identity.client_id
-        key = cache_key(f"{settings.scope}:{scope}", target.route, request)
+        try:
+            sent = self._forwarded(ex, source)
+            key = cache_key(f"{settings.scope}:{scope}", target.route, request, sent) if sent.replayable else ""
+        except Exception as error:  # too deep to write, say: answered by the provider, never a 500
+            log.warning("no cache key for this request (%s): the cache is bypassed", error.__class__.__name__)
+            key = ""
+        if not key:  # or its answer has parts a canonical entry cannot hold (log probabilities, audio)
+            self._outcome(ex, "BYPASS")
+            return None
         if directives.no_cache:
             ex.cache_key, ex.cache_ttl_s = key, ttl_s
             self._outcome(ex, "REFRESH")
@@ -67,6 +80,16 @@ class CacheStage(Stage):
         ex.cache_key, ex.cache_ttl_s = key, ttl_s
         self._outcome(ex, "MISS")
         return None
+
+    def _forwarded(self, ex: Exchange, source: dict[str, Any] | None) -> Forwarded:
+        target, endpoint = ex.target, ex.endpoint
+        assert target is not None and endpoint is not None
+        answerers: list[tuple[Provider, str]] = [(target.provider, target.upstream_model)]
+        if target.pooled:  # any member may answer
+            config = ex.snapshot.config
+            answerers = [(_member(config.provider(m.provider)), m.model or ex.model) for m in target.pool]
+        features = ex.request.api_features if isinstance(ex.request, ChatRequest) else None
+        return forwarded(endpoint.format, answerers, ex.headers, source, ex.path, features)
 
     def _hit(self, ex: Exchange, answer: object, age_s: float, size: int) -> LocalAnswer:
         endpoint, request = ex.endpoint, ex.request
@@ -105,6 +128,11 @@ class CacheStage(Stage):
         labelled(CACHE_BYTES, "stored").inc(len(value))
 
 
+def _member(provider: Provider | None) -> Provider:
+    assert provider is not None  # a pool's members are checked at load
+    return provider
+
+
 def _ttl(ex: Exchange) -> float:
     """The route's TTL, else the provider's, else the default for the request type."""
     target = ex.target
@@ -115,13 +143,6 @@ def _ttl(ex: Exchange) -> float:
         return target.provider.cache_ttl_s
     settings = ex.snapshot.config.cache
     return settings.embeddings_ttl_s if isinstance(ex.request, EmbeddingRequest) else settings.chat_ttl_s
-
-
-def _unseen_parts(request: ChatRequest | EmbeddingRequest) -> bool:
-    """A request that carries what the canonical model does not (a previous_response_id, a file by
-    id, a hosted tool's settings, another item type): its key could not tell two such requests
-    apart, so it is never cached. OpenAI's encrypted reasoning is in the key (and only dropped)."""
-    return isinstance(request, ChatRequest) and any(f.when_foreign != "drop" for f in request.api_features)
 
 
 def _not_an_answer(ex: Exchange) -> bool:

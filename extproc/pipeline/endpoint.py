@@ -1,12 +1,12 @@
 """Stage: which client API a request speaks (from method, path and headers), and what a
-client may never send: internal `x-gw-*` headers, or `x-envoy-*` headers that steer Envoy
-(retries, timeouts)."""
+client may never send: internal `x-gw-*` headers, `x-envoy-*` headers that steer Envoy
+(retries, timeouts), or more headers than the gateway takes (a 431 in its format)."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from extproc.contract import INTERNAL_PREFIX
+from extproc.contract import HEADER_BYTES_LIMIT, HEADER_COUNT_LIMIT, INTERNAL_PREFIX
 from extproc.errors import GatewayError
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
@@ -20,12 +20,14 @@ OPENAI_MODELS = Endpoint("openai", "models")
 RESPONSES_CREATE = Endpoint("responses", "chat")
 RESPONSES_COUNT = Endpoint("responses", "count_tokens")
 ANTHROPIC_CHAT = Endpoint("anthropic", "chat")
+ANTHROPIC_COUNT = Endpoint("anthropic", "count_tokens")
 ANTHROPIC_MODELS = Endpoint("anthropic", "models")
 GEMINI_MODELS = Endpoint("gemini", "models")
 
 _POST_ROUTES = {
     "/v1/chat/completions": OPENAI_CHAT,
     "/v1/messages": ANTHROPIC_CHAT,
+    "/v1/messages/count_tokens": ANTHROPIC_COUNT,
     "/v1/embeddings": OPENAI_EMBEDDINGS,
     "/v1/responses": RESPONSES_CREATE,
     "/v1/responses/input_tokens": RESPONSES_COUNT,
@@ -94,6 +96,12 @@ class EndpointStage(Stage):
         ex.client_address = headers.get("x-envoy-external-address", "")
         ex.endpoint = endpoint = classify(headers.get(":method", ""), ex.path, headers)
         ex.error_format = endpoint.format if endpoint else guess_format(ex.path, headers)
+        if ex.header_bytes > HEADER_BYTES_LIMIT or len(headers) > HEADER_COUNT_LIMIT:
+            raise GatewayError(
+                "headers_too_large",
+                f"the request headers are too large: at most {HEADER_BYTES_LIMIT // 1024} KiB "
+                f"in at most {HEADER_COUNT_LIMIT} headers",
+            )
         if endpoint is None:
             route = ex.path.partition("?")[0]
             if _stored_response(headers.get(":method", ""), route):

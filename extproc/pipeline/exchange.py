@@ -12,6 +12,7 @@ from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.contract import StreamDecoder, StreamEncoder
 from extproc.formats.endpoint import Endpoint, Format
+from extproc.formats.sse import LineGate
 from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import monotonic
 from extproc.routing import Target
@@ -54,6 +55,7 @@ class Exchange:
     request_id: str = ""
     path: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    header_bytes: int = 0  # the request headers' size as Envoy sent them
     client_address: str = ""  # the peer Envoy trusts (use_remote_address, xff_num_trusted_hops), never raw XFF
     endpoint: Endpoint | None = None
     error_format: Format = "openai"
@@ -77,6 +79,7 @@ class Exchange:
     error_body: bool = False  # the provider's answer is an error to map
     decoder: StreamDecoder | None = None
     encoder: StreamEncoder | None = None
+    line_gate: LineGate | None = None  # a same-API SSE stream goes on in whole lines (formats/sse.py)
     stream_ended: bool = False  # an in-band error already closed the client's stream
     # what the answer was, read from every answer (translated or not)
     assembler: StreamAssembler | None = None  # a stream's events, gathered
@@ -86,6 +89,7 @@ class Exchange:
     input_estimate: int = 0  # tokens the request was estimated at
     reserved: list[Take] = field(default_factory=list)  # token buckets charged with the estimate
     slots: list[str] = field(default_factory=list)  # concurrent-stream slots held
+    slot_holder: str = ""  # whom the slots are held for: an id the gateway made, unique to this request
     limit_headers: Headers = field(default_factory=list)  # x-ratelimit-* for the answer
     cache_key: str = ""  # set: the answer is to be stored under it
     cache_ttl_s: float = 0.0

@@ -2,16 +2,22 @@
 
 Runs once the route is known (rules may key on provider, model and route)
 and before the cache, so a cached answer still counts as a request. Tokens
-are reserved from an estimate now and settled with the provider's own count
-when the request ends, whatever ended it (a cut stream settles with what the
-client received). Every bucket a request touches is charged in one atomic
-store call, or none is. Figures go back as OpenAI's x-ratelimit-* headers.
+are reserved from an estimate now (never below 0, never above the bucket's
+size: `store.base.within_bucket`) and settled with the provider's own count
+when the request ends, whatever ended it: a cut stream settles with what the
+client received, and a client that hung up before the answer started pays for
+its prompt, which the provider was sent. Every bucket a request touches is
+charged in one atomic store call, or none is. Figures go back as OpenAI's
+x-ratelimit-* headers. A stream's concurrency slot is held under an id the
+gateway makes, so streams that share a client's x-request-id hold one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 
 from extproc.config.traffic import LimitRule
 from extproc.errors import GatewayError
@@ -22,9 +28,23 @@ from extproc.ratelimit import estimate
 from extproc.ratelimit.headers import limit_headers, retry_headers, tightest
 from extproc.ratelimit.rules import Subject, applies, bucket_key
 from extproc.store import background
-from extproc.store.base import Decision, Store, StoreError, Take
+from extproc.store.base import Decision, Store, StoreError, Take, within_bucket
 
 _LEASE_MARGIN_S = 60.0  # a stream slot outlives the provider's own timeout, then lapses
+
+# Whom a stream slot is held for: never the client's x-request-id (streams sending one id would share a
+# slot), but a random prefix per process and a counter, unique across the processes and replicas that
+# share a store without a system call per request. A forked child draws its own prefix.
+_holder_prefix = os.urandom(8).hex()
+_holders = itertools.count()
+
+
+def _new_prefix() -> None:
+    global _holder_prefix
+    _holder_prefix = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_prefix)
 
 
 class LimitsStage(Stage):
@@ -91,9 +111,8 @@ class LimitsStage(Stage):
             for rule in rules
             if rule.concurrent_streams is not None
         ]
-        held = await asyncio.gather(
-            *(self._store.acquire(key, ex.request_id, limit, lease_s) for _, limit, key in limited)
-        )
+        ex.slot_holder = holder = f"{_holder_prefix}-{next(_holders)}"
+        held = await asyncio.gather(*(self._store.acquire(key, holder, limit, lease_s) for _, limit, key in limited))
         for (rule, _, key), granted in zip(limited, held, strict=True):
             labelled(LIMIT_DECISIONS, rule.name, "streams", "allow" if granted else "deny").inc()
             if granted:
@@ -112,13 +131,13 @@ class LimitsStage(Stage):
 
     def finish(self, ex: Exchange) -> None:
         for key in ex.slots:
-            background.spawn("limits", self._store.release(key, ex.request_id))
+            background.spawn("limits", self._store.release(key, ex.slot_holder))
         if not ex.reserved:
             return
         used = tokens_used(ex)
         for take in ex.reserved:
             if used != take.cost:
-                background.spawn("limits", self._store.settle(take.key, used - take.cost, take.limit, take.window_s))
+                background.spawn("limits", self._store.settle(take.key, take.cost, used, take.limit, take.window_s))
 
 
 async def _outcome(slots: asyncio.Future[None] | None) -> None:
@@ -134,9 +153,13 @@ def tokens_used(ex: Exchange) -> int:
         return 0  # answered without a provider
     if ex.usage is not None:
         return ex.usage.input_tokens + ex.usage.output_tokens
-    if ex.assembler is not None:  # a stream that ended before its usage (cancelled, cut)
-        return ex.input_estimate + ex.assembler.estimated_output_tokens()
-    if ex.status and ex.status < 400:
+    if (assembler := ex.assembler) is not None:  # a stream that ended before its usage (cancelled, cut)
+        output = assembler.estimated_output_tokens()
+        seen = assembler.usage  # the count so far, when the provider sends one as it goes (Anthropic, Gemini)
+        if seen is None or seen.input_tokens <= 0:
+            return ex.input_estimate + output
+        return seen.input_tokens + max(output, seen.output_tokens)
+    if ex.status < 400:  # answered, or the client hung up before any answer (status 0): the prompt went out
         return ex.input_estimate
     return 0  # refused or failed: nothing was generated
 
@@ -150,8 +173,7 @@ def _takes(rules: list[LimitRule], subject: Subject, reserve: int) -> tuple[list
             takes.append(Take(key + "/requests", 1, rule.requests, rule.window_s))
             kinds.append((rule, "requests"))
         if rule.tokens is not None:
-            # Capped at the bucket's size, so a large request still fits a full bucket.
-            takes.append(Take(key + "/tokens", min(reserve, rule.tokens), rule.tokens, rule.window_s))
+            takes.append(Take(key + "/tokens", within_bucket(reserve, rule.tokens), rule.tokens, rule.window_s))
             kinds.append((rule, "tokens"))
     return takes, kinds
 

@@ -1,22 +1,22 @@
 """Stage: what the gateway answers itself: the model list, the built-in mock provider, and an
-estimated input token count where the provider cannot count (`POST /v1/responses/input_tokens`
-for a route that does not go to one OpenAI-kind provider), marked as an estimate."""
+input token count where the route's provider cannot count (see `rendering.counts_tokens`): an
+estimate, marked as one."""
 
 from __future__ import annotations
 
 import asyncio
 
-import orjson
-
-from extproc.config.model import Provider
 from extproc.contract import TOKEN_COUNT_HEADER
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.endpoint import Format
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
+from extproc.formats.token_count import render_count
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import mock, serves
+from extproc.providers import mock
 from extproc.providers.capabilities import response_events
+from extproc.providers.rendering import counts_tokens
 from extproc.ratelimit import estimate
 
 
@@ -33,14 +33,12 @@ class LocalAnswersStage(Stage):
 
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         provider, endpoint = ex.provider, ex.endpoint
-        if provider is None or endpoint is None:
-            return None
-        if endpoint.operation == "count_tokens":
-            return _count_tokens(ex, provider, body)
-        if provider.kind != "mock":
+        if endpoint is not None and endpoint.operation == "count_tokens":
+            return _estimated_count(ex, endpoint.format, body)
+        if provider is None or provider.kind != "mock":
             return None
         request = ex.request
-        assert request is not None
+        assert endpoint is not None and request is not None
         if provider.mock_latency_ms:
             await asyncio.sleep(provider.mock_latency_ms / 1000)
         client = FORMATS[endpoint.format]
@@ -62,10 +60,11 @@ class LocalAnswersStage(Stage):
         return LocalAnswer(200, out, [("content-type", content_type)])
 
 
-def _count_tokens(ex: Exchange, provider: Provider, body: bytes) -> LocalAnswer | None:
-    """None: the route's one provider speaks the Responses API and counts itself."""
+def _estimated_count(ex: Exchange, client: Format, body: bytes) -> LocalAnswer | None:
+    """None: one provider that counts gets the request. A pool's attempts may cross formats, so a
+    pooled route is estimated too."""
     target = ex.target
-    if target is not None and not target.pooled and provider.kind != "mock" and serves(provider, "responses"):
+    if target is not None and not target.pooled and counts_tokens(target.provider, client):
         return None
-    answer = orjson.dumps({"object": "response.input_tokens", "input_tokens": estimate.input_tokens(body)})
+    answer = render_count(client, estimate.input_tokens(body))
     return LocalAnswer(200, answer, [("content-type", CONTENT_TYPE_JSON), (TOKEN_COUNT_HEADER, "estimate")])

@@ -17,8 +17,8 @@ from extproc.formats.canonical import ChatRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import serves, upstream_path, wire_format
-from extproc.providers.rendering import chat_for, embeddings_for, fixed_headers
+from extproc.providers import serves, upstream_path, wire_format, with_client_query
+from extproc.providers.rendering import chat_for, count_for, embeddings_for, fixed_headers
 
 
 class TranslateStage(Stage):
@@ -32,7 +32,9 @@ class TranslateStage(Stage):
             return None
         provider = target.provider
         ex.passthrough = serves(provider, endpoint.format)
-        if isinstance(request, ChatRequest):
+        if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":
+            made = count_for(request, body, endpoint.format, provider, target.upstream_model)
+        elif isinstance(request, ChatRequest):
             made = chat_for(request, body, endpoint.format, provider, target.upstream_model)
             ex.stream_from_whole = ex.stream and not made.stream  # ask for the whole answer, stream it to the client
         else:
@@ -41,6 +43,7 @@ class TranslateStage(Stage):
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
         api = wire_format(provider, endpoint.format)
         path = upstream_path(provider, api, endpoint.operation, target.upstream_model, made.stream, endpoint.sse)
+        path = with_client_query(path, provider, endpoint.format, ex.path)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]
         reply.set_headers += fixed_headers(provider, endpoint.format, ex.headers)
         if made.body is not None:  # an unchanged body is not sent back: a 10 MB image stays where it is

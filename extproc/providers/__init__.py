@@ -48,6 +48,7 @@ class ProviderKind:
     fixed_headers: tuple[tuple[str, str], ...] = ()  # sent on every request unless the client's own is kept
     passthrough_headers: frozenset[str] = frozenset()  # a same-API client's own headers that are forwarded
     also_serves: frozenset[Format] = frozenset()  # client APIs passed through besides `format`
+    passthrough_query: bool = False  # a same-API client's query string is forwarded (Anthropic's ?beta=true)
 
 
 def _segment(model: str) -> str:
@@ -76,8 +77,11 @@ def _azure_path(provider: Provider, api: Format, operation: Operation, model: st
     return f"{provider.base_path}/openai/deployments/{_segment(model)}/{suffix}?{version}"
 
 
+_ANTHROPIC_PATHS = {"models": "/v1/models", "count_tokens": "/v1/messages/count_tokens"}
+
+
 def _anthropic_path(provider: Provider, api: Format, operation: Operation, model: str, stream: bool, sse: bool) -> str:
-    return provider.base_path + ("/v1/models" if operation == "models" else "/v1/messages")
+    return provider.base_path + _ANTHROPIC_PATHS.get(operation, "/v1/messages")
 
 
 def _gemini_path(provider: Provider, api: Format, operation: Operation, model: str, stream: bool, sse: bool) -> str:
@@ -88,6 +92,8 @@ def _gemini_path(provider: Provider, api: Format, operation: Operation, model: s
     segment = _segment(model.removeprefix("models/"))
     if operation == "embeddings":
         return f"{base}/{segment}:batchEmbedContents"
+    if operation == "count_tokens":
+        return f"{base}/{segment}:countTokens"
     method = ("streamGenerateContent?alt=sse" if sse else "streamGenerateContent") if stream else "generateContent"
     return f"{base}/{segment}:{method}"
 
@@ -128,6 +134,7 @@ ANTHROPIC = ProviderKind(
     "anthropic",
     fixed_headers=(("anthropic-version", ANTHROPIC_VERSION),),
     passthrough_headers=frozenset({"anthropic-version", "anthropic-beta"}),
+    passthrough_query=True,
 )
 GEMINI = ProviderKind("gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini")
 MOCK = ProviderKind("mock", "openai", _openai_path, None, False, "mock")
@@ -170,3 +177,15 @@ def upstream_path(
     provider streams as the client asked (`sse`: a Gemini client without alt=sse gets a JSON array,
     passed through as is); its decoder reads either."""
     return kind_of(provider).path(provider, api, operation, model, stream, sse)
+
+
+def with_client_query(path: str, provider: Provider, client: Format, client_path: str) -> str:
+    """`path` with the query string of the client's own path, where the provider speaks the client's
+    API and reads one (Anthropic's TypeScript SDK, Claude Code's, marks beta calls `?beta=true`).
+    `client_path` is the path after the auth stage took any `key` parameter out: a gateway key
+    never reaches a provider."""
+    kind = kind_of(provider)
+    _, sep, query = client_path.partition("?")
+    if not sep or not query or not kind.passthrough_query or not serves(provider, client):
+        return path
+    return f"{path}{'&' if '?' in path else '?'}{query}"

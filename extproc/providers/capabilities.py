@@ -3,7 +3,9 @@
 A feature the provider lacks is adapted where a faithful adaptation exists
 (a stream is served from a whole answer, `max_tokens` is capped), otherwise
 dropped (and named in a response header) or rejected with a 400, per the
-provider's `unsupported` policy.
+provider's `unsupported` policy. What only the client's own API carries (the
+request's ApiFeatures) reaches a provider only with the client's own bytes:
+a request rendered from the canonical model loses it, named or refused.
 """
 
 from __future__ import annotations
@@ -42,28 +44,15 @@ def fit_to_provider(request: ChatRequest, provider: Provider, native: bool = Tru
     fitting = Fitting()
     dropped = fitting.dropped
 
-    def lacks(feature: str, param: str | None = None) -> None:
+    def lacks(feature: str) -> None:
         if provider.unsupported == "reject":
             raise GatewayError(
-                "invalid_request", f"{feature} is not supported by provider {provider.name}", param=param or feature
+                "invalid_request", f"{feature} is not supported by provider {provider.name}", param=feature
             )
-        if feature not in dropped:
-            dropped.append(feature)
+        dropped.append(feature)
 
     if not native:
-        for api_feature in request.api_features:
-            if api_feature.when_foreign == "refuse":
-                raise GatewayError(
-                    "invalid_request",
-                    f"{api_feature.name} is not supported by provider {provider.name}: it needs state the "
-                    "provider keeps (send the whole conversation with each request, with store: false)",
-                    param=api_feature.param,
-                )
-            if api_feature.when_foreign == "drop":
-                if api_feature.name not in dropped:
-                    dropped.append(api_feature.name)
-            else:
-                lacks(api_feature.name, api_feature.param)
+        dropped += api_features_lost(request, provider)
 
     if request.tools and not caps.tools:
         lacks("tools")
@@ -80,6 +69,27 @@ def fit_to_provider(request: ChatRequest, provider: Provider, native: bool = Tru
         fitting.changed = True
     fitting.changed = fitting.changed or bool(dropped)
     return fitting
+
+
+def api_features_lost(request: ChatRequest, provider: Provider) -> list[str]:
+    """The names of the request's ApiFeatures, each once, for a provider that gets the request
+    rendered from the canonical model; a 400 naming the client's field where one must be refused."""
+    names: list[str] = []
+    for feature in request.api_features:
+        if feature.when_foreign == "refuse":
+            raise GatewayError(
+                "invalid_request",
+                f"{feature.name} is not supported by provider {provider.name}: it needs state the provider "
+                "keeps (send the whole conversation with each request, with store: false)",
+                param=feature.param,
+            )
+        if feature.when_foreign == "policy" and provider.unsupported == "reject":
+            raise GatewayError(
+                "invalid_request", f"{feature.name} is not supported by provider {provider.name}", param=feature.param
+            )
+        if feature.name not in names:
+            names.append(feature.name)
+    return names
 
 
 def response_events(response: ChatResponse) -> list[StreamEvent]:

@@ -14,9 +14,10 @@ from extproc.formats import FORMATS
 from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
-from extproc.observe.metrics import FEATURES_DROPPED
+from extproc.formats.token_count import gemini_count_request
+from extproc.observe.metrics import FEATURES_DROPPED, feature_label
 from extproc.providers import kind_of, provider_format, serves, wire_format
-from extproc.providers.capabilities import fit_to_provider
+from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,31 @@ def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, mo
     stream = request.stream and provider.capabilities.streaming
     if native and not fitting.changed and stream == request.stream:
         return None
+    if native:  # rendered from the canonical request after all: what only the client's bytes carried is lost
+        fitting.dropped += api_features_lost(request, provider)
     request.stream = stream
     rendered = FORMATS[wire_format(provider, client)].render_request(request, render_options(provider, model))
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
+
+
+def counts_tokens(provider: Provider, client: Format) -> bool:
+    """Whether the provider counts a prompt's tokens for a client of an API with a count
+    (Anthropic's count_tokens, the Responses API's input_tokens): a provider of that API itself,
+    and Gemini by countTokens for any client."""
+    return provider_format(provider) == "gemini" or serves(provider, client)
+
+
+def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
+    """A token count's request: the client's own for a provider of its API, else Gemini's countTokens
+    for the request as generateContent would get it (fitted as a chat request would be: what a
+    provider lacks is not counted, and named)."""
+    if serves(provider, client):
+        return ProviderRequest(None if request.model == model else FORMATS[client].with_model(body, model), False)
+    if provider_format(provider) != "gemini":
+        raise GatewayError("internal", f"provider {provider.name} cannot count tokens")
+    fitting = fit_to_provider(request, provider, native=False)
+    rendered = gemini_count_request(request, render_options(provider, model))
+    return _counted(provider, ProviderRequest(rendered.body, False, fitting.dropped + rendered.dropped))
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
@@ -75,7 +98,7 @@ def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) ->
 
 def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
     for feature in made.dropped:
-        FEATURES_DROPPED.labels(provider.name, feature).inc()
+        FEATURES_DROPPED.labels(provider.name, feature_label(feature)).inc()
     return made
 
 

@@ -16,7 +16,8 @@ def input_tokens(body: bytes) -> int:
 
 
 def reserve(body: bytes, request: ChatRequest | EmbeddingRequest | None) -> tuple[int, int]:
-    """(input estimate, tokens to reserve): the input, plus the output the client allows."""
+    """(input estimate, tokens to reserve): the input, plus the output the client allows (none when it
+    allows less than none)."""
     estimate = input_tokens(body)
     output = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
-    return estimate, estimate + output
+    return estimate, estimate + max(output, 0)

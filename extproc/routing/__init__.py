@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from extproc.config.model import GatewayConfig, Provider, Route
-from extproc.config.route_model import PoolMember
+from extproc.config.route_model import PoolMember, RouteMatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,11 @@ class Router:
         self._named = frozenset(self.models()) | {name for route in config.routes for name in _upstream_models(route)}
         self.routes_choose_auth = any(route.auth is not None for route in config.routes)
         self.needs_identity = any(route.match.needs_identity for route in config.routes)
+        # Each rule's own method (None: its listener's); those a request's headers can rule out kept apart.
+        self._methods_always = {route.auth for route in config.routes if not _borne_by_headers(route.match)}
+        if self._listed:
+            self._methods_always.add(None)  # a provider's listed model is served under the listener's method
+        self._methods_if = [(route, route.auth) for route in config.routes if _borne_by_headers(route.match)]
 
     def resolve(self, model: str, facts: Facts) -> Target | None:
         for route, provider in self._candidates_for(model):
@@ -58,6 +63,16 @@ class Router:
                 return _target(route, provider, model)
         listed = self._listed.get(model)
         return Target(listed, model, route=model, cluster=listed.cluster) if listed else None
+
+    def methods_before_body(self, listener: str, facts: Facts) -> set[str]:
+        """The client auth methods a request may be checked under once its body names the model:
+        the own method (else the listener's) of every rule the headers do not rule out. The model
+        and the caller are not known yet, so every rule counts that could still match."""
+        methods = {listener if method is None else method for method in self._methods_always}
+        for route, method in self._methods_if:
+            if _holds_before_body(route, facts):
+                methods.add(listener if method is None else method)
+        return methods or {listener}  # no route at all: a 404, after the listener's check
 
     def _candidates_for(self, model: str) -> list[tuple[Route, Provider]]:
         """The rules whose model pattern takes this model, in order; remembered per model (bounded)."""
@@ -98,6 +113,20 @@ def _holds(route: Route, facts: Facts) -> bool:
         and (not match.tenants or facts.tenant in match.tenants)
         and all(header.holds(facts.headers) for header in match.headers)
     )
+
+
+def _holds_before_body(route: Route, facts: Facts) -> bool:
+    """`_holds` less the caller: what a request's headers decide (the API, the path, headers)."""
+    match = route.match
+    return (
+        (not match.apis or facts.api in match.apis)
+        and (match.path_prefix is None or facts.path.startswith(match.path_prefix))
+        and all(header.holds(facts.headers) for header in match.headers)
+    )
+
+
+def _borne_by_headers(match: RouteMatch) -> bool:
+    return bool(match.apis or match.path_prefix is not None or match.headers)
 
 
 def _target(route: Route, provider: Provider, model: str) -> Target:

@@ -28,6 +28,11 @@ class BusyPoll:
         self.turns = 0  # polling turns so far, and when the latest began (for tests and profiles)
         self.last_turn = 0.0
 
+    @property
+    def spinning(self) -> bool:
+        """Whether the loop is polling now (a window is open)."""
+        return self._spinning
+
     def poke(self) -> None:
         """Data arrived: keep polling until `window_s` after now."""
         self._last = time.monotonic()

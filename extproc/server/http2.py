@@ -29,7 +29,8 @@ SETTINGS_MAX_FRAME_SIZE = 0x5
 SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
 
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
-FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x6, 0x7, 0x8, 0x9
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
+ENHANCE_YOUR_CALM = 0xB
 
 DEFAULT_WINDOW = 65_535
 DEFAULT_MAX_FRAME = 16_384
@@ -78,7 +79,8 @@ def header_block(headers: list[tuple[str, str]]) -> bytes:
 class HeaderDecoder:
     """hpack decoding that remembers the blocks which leave the dynamic table as it was: once its
     headers are indexed, Envoy opens every ext_proc stream with the same few bytes. A block that
-    changes the table forgets them all, since an index may now name another header."""
+    changes the table forgets them all, since an index may now name another header. Only small
+    blocks are remembered (Envoy's indexed ones are a few bytes): a peer cannot fill the memo."""
 
     def __init__(self, max_list_size: int) -> None:
         self._decoder = hpack.Decoder()
@@ -90,13 +92,15 @@ class HeaderDecoder:
         if (known := self._known.get(block)) is not None:
             return known
         table = self._decoder.header_table.dynamic_entries
-        before = len(table), table[0] if table else None
+        count, first = len(table), table[0] if table else None
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in self._decoder.decode(block, raw=True)
         }
-        if before != (len(table), table[0] if table else None):
+        # Each insertion puts a new tuple first, even one equal to the old first entry (whose
+        # index then names another header): identity, not equality, tells the table changed.
+        if len(table) != count or (table[0] if table else None) is not first:
             self._known.clear()
-        elif len(self._known) < 64:
+        elif len(self._known) < 64 and len(block) <= 1024:
             self._known[block] = headers
         return headers
 
@@ -105,6 +109,8 @@ def strip_padding(flags: int, payload: bytes) -> bytes:
     """The payload of a DATA or HEADERS frame without its padding (and a HEADERS frame's priority)."""
     start, end = 0, len(payload)
     if flags & PADDED:
+        if not payload:
+            raise ValueError("padded frame without its pad length")
         start, end = 1, end - payload[0]
     if flags & PRIORITY_FLAG:
         start += 5

@@ -10,7 +10,7 @@ from extproc.config.model import GatewayConfig, Provider
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.endpoint import Endpoint
-from extproc.providers import KINDS, kind_of, serves, upstream_path, wire_format
+from extproc.providers import KINDS, kind_of, serves, upstream_path, wire_format, with_client_query
 from extproc.providers.rendering import chat_for, embeddings_for
 
 # Every kind's same-API protocol headers: an attempt keeps only its own kind's, from a client of its API.
@@ -29,17 +29,24 @@ class PoolAttempt:
     endpoint: Endpoint  # the client's API
     model: str | None  # the model this provider is asked for; None: the client's own
     client_stream: bool
+    client_path: str = ""  # the client's path (its query goes on to a provider of its API that reads one)
 
     @classmethod
     def of(
-        cls, config: GatewayConfig, provider: Provider, route_name: str, endpoint: Endpoint | None, stream: bool
+        cls,
+        config: GatewayConfig,
+        provider: Provider,
+        route_name: str,
+        endpoint: Endpoint | None,
+        stream: bool,
+        client_path: str = "",
     ) -> PoolAttempt:
         route = config.route(route_name)
         if endpoint is None or route is None or not route.pool:
             raise GatewayError("internal", f"no pooled route {route_name!r} for this attempt")
         if not any(member.provider == provider.name for member in route.pool):
             raise GatewayError("internal", f"provider {provider.name!r} is not in route {route_name!r}")
-        return cls(provider, endpoint, route.upstream_model_for(provider.name), stream)
+        return cls(provider, endpoint, route.upstream_model_for(provider.name), stream, client_path)
 
     def headers_to_remove(self, present: dict[str, str]) -> list[str]:
         own = kind_of(self.provider)
@@ -60,4 +67,6 @@ class PoolAttempt:
             made = chat_for(request, body, self.endpoint.format, self.provider, model)
         api = wire_format(self.provider, self.endpoint.format)
         path = upstream_path(self.provider, api, operation, model, made.stream, self.endpoint.sse)
-        return RenderedAttempt(path, made.body)
+        return RenderedAttempt(
+            with_client_query(path, self.provider, self.endpoint.format, self.client_path), made.body
+        )

@@ -74,8 +74,10 @@ class RouterPass:
                         response, after_reply = self._response_body(ex, message)
                         yield response
                         if after_reply is not None:
-                            await _reply_sent()
-                            _run_after_reply(after_reply)
+                            try:
+                                await _reply_sent()
+                            finally:  # also when Envoy, done with the request, reset the stream meanwhile
+                                _run_after_reply(after_reply)
                     else:
                         yield ProcessingResponse()
                 except GatewayError as error:
@@ -95,6 +97,7 @@ class RouterPass:
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)
+        ex.header_bytes = message.request_headers.ByteSize()
         ex.request_id = headers.get("x-request-id", "")
         bind_request_id(ex.request_id)
         ex.path = headers.get(":path", "")

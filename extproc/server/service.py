@@ -10,7 +10,9 @@ from pathlib import Path
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
-from extproc.config.model import socket_path
+from extproc.config.model import GatewayConfig, socket_path
+from extproc.config.render_credentials import secrets_dir
+from extproc.config.render_peer import read_token
 from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.h2_server import GrpcServer
@@ -46,10 +48,11 @@ class ExternalProcessor:
 
 
 class ProcessorServer(GrpcServer):
-    """The service on its address; a Unix socket only this uid may dial (Envoy runs as it in the sidecar)."""
+    """The service on its address: a Unix socket only this uid may dial (Envoy runs as it in the sidecar),
+    or a TCP port where a peer must show Envoy's token (server/peer.py)."""
 
-    def __init__(self, state: GatewayState, address: str) -> None:
-        super().__init__(ExternalProcessor(state).process, address, state.snapshot.config.extproc.busy_poll_us)
+    def __init__(self, state: GatewayState, address: str, token: str | None = None) -> None:
+        super().__init__(ExternalProcessor(state).process, address, state.snapshot.config.extproc.busy_poll_us, token)
 
     async def start(self) -> None:
         path = self._socket
@@ -72,5 +75,11 @@ class ProcessorServer(GrpcServer):
         return Path(path) if path is not None else None
 
 
+def peer_token(config: GatewayConfig) -> str | None:
+    """The token Envoy was rendered with, for a TCP address; None on a Unix socket or when no Envoy
+    configuration of this gateway's holds one (an Envoy set up elsewhere)."""
+    return read_token(secrets_dir(Path(config.envoy.xds_dir))) if config.extproc.on_tcp else None
+
+
 def build_server(state: GatewayState, address: str) -> ProcessorServer:
-    return ProcessorServer(state, address)
+    return ProcessorServer(state, address, peer_token(state.snapshot.config))

@@ -87,13 +87,14 @@ class UpstreamPass:
             facts = message.metadata_context.filter_metadata.get(REQUEST_METADATA_NAMESPACE)
             if facts is None or POOL_KEY not in facts.fields:
                 raise GatewayError("internal", "an upstream attempt without its pooled route")
-            endpoint = classify("POST", facts.fields[CLIENT_PATH_KEY].string_value, {})
+            client_path = facts.fields[CLIENT_PATH_KEY].string_value
+            endpoint = classify("POST", client_path, {})
             outcome.client_format = endpoint.format if endpoint else "openai"
             provider = self._provider(message)
             outcome.started(provider, headers)
             config, route_name = self._state.snapshot.config, facts.fields[POOL_KEY].string_value
             stream = facts.fields[STREAM_KEY].bool_value
-            outcome.attempt = attempt = PoolAttempt.of(config, provider, route_name, endpoint, stream)
+            outcome.attempt = attempt = PoolAttempt.of(config, provider, route_name, endpoint, stream, client_path)
             route = config.route(route_name)
             if config.breakers is not None and route is not None:
                 outcome.bounded_by(PoolTimeouts.for_route(config, route), facts.fields[READ_AT_KEY].number_value)

@@ -1,8 +1,10 @@
 """Store writes nobody waits for (settling tokens, filling the cache), and the store's health.
 
 Background writes run after the answer went out; a failure is logged and
-counted, never raised into a request. An outage is logged once when it starts
-and once when the store answers again, while every failed operation is counted.
+counted, never raised into a request. Those not done yet are counted in
+`gateway_store_pending_writes`: a backlog shows a store slower than the
+traffic. An outage is logged once when it starts and once when the store
+answers again, while every failed operation is counted.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from extproc.observe.metrics import STORE_ERRORS
+from extproc.observe.metrics import STORE_ERRORS, STORE_PENDING_WRITES
 from extproc.store.base import StoreError
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,15 @@ def succeeded() -> None:
 
 
 def spawn(operation: str, work: Coroutine[Any, Any, None]) -> None:
+    STORE_PENDING_WRITES.inc()
     task = asyncio.get_running_loop().create_task(_guarded(operation, work))
     _running.add(task)
-    task.add_done_callback(_running.discard)
+    task.add_done_callback(_done)
+
+
+def _done(task: asyncio.Task[None]) -> None:
+    _running.discard(task)
+    STORE_PENDING_WRITES.dec()  # here, not in the task: a task cancelled before it ran is done too
 
 
 async def _guarded(operation: str, work: Coroutine[Any, Any, None]) -> None:

@@ -17,9 +17,22 @@ class StoreError(Exception):
     """The store could not be reached or answered badly."""
 
 
+def within_bucket(tokens: int, limit: int) -> int:
+    """What a take may cost a bucket of `limit` tokens: never below 0 (a negative cost would fill the bucket)
+    and never above `limit` (so any request fits a full bucket; what it uses beyond is settled as debt)."""
+    return min(max(tokens, 0), limit)
+
+
+def correction(reserved: int, used: int, limit: int) -> int:
+    """What a settle adds to a bucket's spending once a request that reserved `reserved` used `used`: the charge in
+    all is `used` (never below 0), and what comes back is never more than the reservation (bounded as a take is)."""
+    return max(used, 0) - within_bucket(reserved, limit)
+
+
 @dataclass(frozen=True, slots=True)
 class Take:
-    """Take `cost` from the token bucket `key`: `limit` tokens, refilled evenly over `window_s`."""
+    """Take `cost` from the token bucket `key`: `limit` tokens, refilled evenly over `window_s`.
+    A store takes `within_bucket(cost, limit)`, whatever `cost` says."""
 
     key: str
     cost: int
@@ -47,14 +60,14 @@ class Store(Protocol):
         """All or nothing: when any bucket lacks its cost, nothing is taken and that one is refused."""
         ...
 
-    async def settle(self, key: str, delta: int, limit: int, window_s: float) -> None:
-        """Correct a bucket after the fact: a positive delta takes more (may go into debt), a negative one gives back
-        (never above `limit`)."""
+    async def settle(self, key: str, reserved: int, used: int, limit: int, window_s: float) -> None:
+        """Correct a bucket after the fact, by `correction(reserved, used, limit)`: using more than was reserved
+        takes more (may go into debt), using less gives back (never above `limit`)."""
         ...
 
     async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
-        """Hold one of `limit` slots under `key` for `holder` (a request id); a lease lapses after `lease_s`
-        so a crashed process never keeps its slots."""
+        """Hold one of `limit` slots under `key` for `holder` (unique to one request); a lease lapses after
+        `lease_s` so a crashed process never keeps its slots."""
         ...
 
     async def release(self, key: str, holder: str) -> None: ...

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from extproc.store.base import CacheEntry, Decision, Take
+from extproc.store.base import CacheEntry, Decision, Take, correction, within_bucket
 
 # Every this many operations, forget buckets that have refilled, leases that lapsed and cache entries
 # that expired, so keys seen once (a client that never comes back) do not stay forever.
@@ -54,27 +54,28 @@ class MemoryStore:
 
     async def take(self, takes: Sequence[Take]) -> list[Decision]:
         now = self._tick()
+        costs = [t.cost if 0 <= t.cost <= t.limit else within_bucket(t.cost, t.limit) for t in takes]
         # Work on a copy of the levels so a bucket named twice pays both costs, and a refusal writes nothing.
         levels: dict[str, float] = {}
         before: list[float] = []
         fits: list[bool] = []
-        for take in takes:
+        for take, cost in zip(takes, costs, strict=True):
             level = levels.get(take.key)
             if level is None:
                 level = self._level(take.key, take.limit, take.window_s, now)
             before.append(level)
-            fits.append(level >= take.cost)
-            levels[take.key] = level - take.cost if fits[-1] else level
+            fits.append(level >= cost)
+            levels[take.key] = level - cost if fits[-1] else level
         if all(fits):
             for take in takes:
                 self._write(take.key, levels[take.key], take.limit, take.window_s, now)
-            return [_decision(t, True, level - t.cost) for t, level in zip(takes, before, strict=True)]
-        return [_decision(t, ok, level) for t, ok, level in zip(takes, fits, before, strict=True)]
+            return [_decision(t, cost, True, level - cost) for t, cost, level in zip(takes, costs, before, strict=True)]
+        return [_decision(t, cost, ok, level) for t, cost, ok, level in zip(takes, costs, fits, before, strict=True)]
 
-    async def settle(self, key: str, delta: int, limit: int, window_s: float) -> None:
+    async def settle(self, key: str, reserved: int, used: int, limit: int, window_s: float) -> None:
         now = self._tick()
         level = self._level(key, limit, window_s, now)
-        self._write(key, min(float(limit), level - delta), limit, window_s, now)
+        self._write(key, min(float(limit), level - correction(reserved, used, limit)), limit, window_s, now)
 
     # Concurrency slots
 
@@ -162,13 +163,13 @@ class MemoryStore:
         self._drop_expired(now)
 
 
-def _decision(take: Take, allowed: bool, tokens: float) -> Decision:
-    """What a client sees about bucket `take.key` holding `tokens` (after the take when it was allowed)."""
+def _decision(take: Take, cost: int, allowed: bool, tokens: float) -> Decision:
+    """What a client sees about bucket `take.key` holding `tokens` (after the take of `cost` when it was allowed)."""
     rate = take.limit / take.window_s  # tokens per second
     return Decision(
         allowed=allowed,
         limit=take.limit,
         remaining=max(0, math.floor(tokens)),
         reset_s=max(0.0, (take.limit - tokens) / rate),
-        retry_after_s=0.0 if allowed else (take.cost - tokens) / rate,
+        retry_after_s=0.0 if allowed else (cost - tokens) / rate,
     )

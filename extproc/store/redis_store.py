@@ -34,7 +34,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from extproc.store.base import CacheEntry, Decision, StoreError, Take
+from extproc.store.base import CacheEntry, Decision, StoreError, Take, correction, within_bucket
 from extproc.store.script_pipeline import ScriptPipeline
 from extproc.store.write_batch import Batch, WriteBatch
 
@@ -284,7 +284,8 @@ class RedisStore:
             return []
         args: list[int | float] = []
         for take in takes:
-            args += [take.cost, take.limit, take.window_s]
+            cost = take.cost if 0 <= take.cost <= take.limit else within_bucket(take.cost, take.limit)
+            args += [cost, take.limit, take.window_s]
         keys = [self._bucket(take.key) for take in takes]
         reply = await self._call("take", self._scripts.call(self._take.sha, _TAKE_LUA, keys, args))
         return [
@@ -298,7 +299,9 @@ class RedisStore:
             for i, take in enumerate(takes)
         ]
 
-    async def settle(self, key: str, delta: int, limit: int, window_s: float) -> None:
+    async def settle(self, key: str, reserved: int, used: int, limit: int, window_s: float) -> None:
+        # Bounded per request here: the batch sums the corrections of one bucket into one script call.
+        delta = correction(reserved, used, limit)
         await self._call("settle", self._writes.settle(key, delta, limit, window_s))
 
     async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:

@@ -93,6 +93,19 @@ class FakeAnthropic(FakeProvider):
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         last = messages[-1] if messages else {}
         prompt = " ".join([text_of(body.get("system"))] + [text_of(m.get("content")) for m in messages])
+        if self.script is not None:
+            return self.script.plan(
+                offered=[t["name"] for t in body.get("tools") or [] if isinstance(t, dict) and "name" in t],
+                tool_results=[
+                    text_of(block.get("content"))
+                    for message in messages
+                    if isinstance(message.get("content"), list)
+                    for block in message["content"]
+                    if isinstance(block, dict) and block.get("type") == "tool_result"
+                ],
+                prompt_text=prompt,
+                message_count=len(messages),
+            )
         return make_plan(
             prefix="fake-anthropic",
             last_text=text_of(last.get("content")),

@@ -10,9 +10,8 @@ import re
 import socket
 import ssl
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -20,7 +19,9 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.fakes.script import ToolRoundTrip
 from tests.support.fixtures import fixture_bytes, fixture_content_type, fixture_status
+from tests.support.wait import wait_until  # noqa: F401 - importable beside the fakes, as it always was
 
 JSON = "application/json"
 JSON_UTF8 = "application/json; charset=utf-8"
@@ -66,17 +67,6 @@ class RecordedRequest:
     headers: CIMultiDict[str]
     body: bytes
     json: Any = None
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; the fakes update their
-    counters from their own thread, so tests sometimes have to wait."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # --------------------------------------------------------------------------
@@ -166,6 +156,8 @@ class FakeProvider:
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self.stream_disconnects = 0
+        # A scripted conversation (script.py) replaces the default answers' plan when set.
+        self.script: ToolRoundTrip | None = None
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -266,6 +258,7 @@ class FakeProvider:
             self._queue.clear()
         self.requests.clear()
         self.stream_disconnects = 0
+        self.script = None
 
     @property
     def last_request(self) -> RecordedRequest:
@@ -320,7 +313,7 @@ class FakeProvider:
         headers = {"Content-Type": reply.content_type, **reply.headers}
         if reply.chunks is None:
             if reply.delay:
-                await asyncio.sleep(reply.delay)
+                await asyncio.sleep(reply.delay)  # not a wait: the scripted provider is slow to answer
             return web.Response(status=reply.status, body=reply.body, headers=headers)
         return await self._stream(request, reply, headers)
 
@@ -335,13 +328,13 @@ class FakeProvider:
         chunks = reply.chunks or []
         try:
             if reply.delay:
-                await asyncio.sleep(reply.delay)
+                await asyncio.sleep(reply.delay)  # not a wait: the scripted provider is slow to start
             await response.prepare(request)
             for index, chunk in enumerate(chunks):
                 if reply.abort_after_chunks is not None and index >= reply.abort_after_chunks:
                     break
                 if index and reply.chunk_delay:
-                    await asyncio.sleep(reply.chunk_delay)
+                    await asyncio.sleep(reply.chunk_delay)  # not a wait: the scripted stream's pace
                 await response.write(chunk)  # one transport write per chunk
             if reply.abort_after_chunks is not None:
                 self._abort(request)  # no terminating chunk: a truncated body

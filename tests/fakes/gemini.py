@@ -143,6 +143,18 @@ class FakeGemini(FakeProvider):
         prompt = " ".join(
             text_of(field_of(content, "parts")) for content in [system, *contents] if isinstance(content, dict)
         )
+        if self.script is not None:
+            return self.script.plan(
+                offered=[str(d.get("name")) for d in self._declarations(body)],
+                tool_results=[
+                    response_text(field_of(field_of(part, "functionResponse"), "response"))
+                    for content in contents
+                    for part in field_of(content, "parts") or []
+                    if isinstance(part, dict) and field_of(part, "functionResponse")
+                ],
+                prompt_text=prompt,
+                message_count=len(contents),
+            )
         tool = None
         if not responses and field_of(last, "role", "user") == "user":
             tool = self._tool_to_call(body)
@@ -157,13 +169,17 @@ class FakeGemini(FakeProvider):
         )
 
     @staticmethod
-    def _tool_to_call(body: dict[str, Any]) -> ToolSpec | None:
-        declarations = [
+    def _declarations(body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
             declaration
             for tool in field_of(body, "tools") or []
             for declaration in field_of(tool, "functionDeclarations") or []
             if isinstance(declaration, dict)
         ]
+
+    @classmethod
+    def _tool_to_call(cls, body: dict[str, Any]) -> ToolSpec | None:
+        declarations = cls._declarations(body)
         calling = field_of(field_of(body, "toolConfig") or {}, "functionCallingConfig") or {}
         if not declarations or str(field_of(calling, "mode", "AUTO")).upper() == "NONE":
             return None

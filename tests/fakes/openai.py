@@ -156,9 +156,9 @@ class FakeOpenAI(FakeProvider):
         model = body["model"]
         if not azure and not self.known_model(model):
             return openai_error(
-                404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
+                400, f"The requested model '{model}' does not exist.", param="model", code="model_not_found"
             )
-        return openai_responses.answer(request, body, model)
+        return openai_responses.answer(request, body, model, self.script)
 
     def _body(self, request: RecordedRequest) -> dict[str, Any] | Reply:
         if not isinstance(request.json, dict):
@@ -199,6 +199,16 @@ class FakeOpenAI(FakeProvider):
 
     def _plan(self, body: dict[str, Any], messages: list[Any]) -> Plan:
         last = messages[-1] if isinstance(messages[-1], dict) else {}
+        if self.script is not None:
+            turns = [m for m in messages if isinstance(m, dict)]
+            return self.script.plan(
+                offered=[
+                    (t.get("function") or {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)
+                ],
+                tool_results=[text_of(m.get("content")) for m in turns if m.get("role") == "tool"],
+                prompt_text=" ".join(text_of(m.get("content")) for m in turns),
+                message_count=len(turns),
+            )
         return make_plan(
             prefix="fake-openai",
             last_text=text_of(last.get("content")),

@@ -10,7 +10,9 @@ details); a stream as in ``test_openai_responses_stream.yaml`` and
 ``sequence_number`` on every event, deltas carrying ``obfuscation``, reasoning items with
 ``encrypted_content`` and summary parts); errors as in
 ``test_openai_responses_model_http_error.yaml``. Requests are checked the way the real
-API refuses them: an unknown item type or role, a call output without its call id.
+API refuses them: an unknown item type or role, a call output without its call id. With a
+scripted tool round trip set on the fake (``fakes/script.py``) it answers as that script says,
+calling the tool inside its namespace when the client offered it in one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from tests.fakes.base import CREATED, SSE_UTF8, RecordedRequest, Reply, dumps, json_reply, stable_id
 from tests.fakes.plans import Plan, ToolSpec, make_plan, split_fragments, split_pieces, text_of
+from tests.fakes.script import ToolRoundTrip
 
 ITEM_TYPES = {"message", "function_call", "function_call_output", "reasoning", "item_reference"}
 ROLES = {"user", "assistant", "system", "developer"}
@@ -79,28 +82,38 @@ def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _item_text(item: dict[str, Any]) -> str:
-    if item.get("type") == "function_call_output":
-        return text_of(item.get("output"))
-    return text_of(item.get("content"))
+    output = item.get("output") if item.get("type") == "function_call_output" else item.get("content")
+    return output if isinstance(output, str) else text_of(output)
 
 
 class ResponsesPlan:
     """What to answer, and which tool (with its namespace) to call."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any], script: ToolRoundTrip | None = None) -> None:
         items = _items(body)
         last = items[-1] if items else {}
         self.namespace: str | None = None
-        tool = self._tool(body, last)
         instructions = body.get("instructions") if isinstance(body.get("instructions"), str) else ""
-        self.plan: Plan = make_plan(
-            prefix="fake-openai",
-            last_text=_item_text(last),
-            prompt_text=" ".join([instructions, *(_item_text(i) for i in items)]),
-            message_count=len(items),
-            tool=tool,
-            max_tokens=body.get("max_output_tokens"),
-        )
+        prompt_text = " ".join([instructions, *(_item_text(i) for i in items)])
+        if script is not None:
+            tools = _function_tools(body)
+            self.plan: Plan = script.plan(
+                offered=[tool.get("name", "") for _, tool in tools],
+                tool_results=[_item_text(i) for i in items if i.get("type") == "function_call_output"],
+                prompt_text=prompt_text,
+                message_count=len(items),
+            )
+            if self.plan.tool is not None:
+                self.namespace = next((ns for ns, tool in tools if tool.get("name") == script.tool), None)
+        else:
+            self.plan = make_plan(
+                prefix="fake-openai",
+                last_text=_item_text(last),
+                prompt_text=prompt_text,
+                message_count=len(items),
+                tool=self._tool(body, last),
+                max_tokens=body.get("max_output_tokens"),
+            )
         reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
         self.reasoning = bool(reasoning.get("effort"))  # a reasoning model thinks when asked to
         self.summary = reasoning.get("summary") or reasoning.get("generate_summary")
@@ -135,10 +148,10 @@ class ResponsesPlan:
 class ResponsesRenderer:
     """One answer in the wire format, plain or streamed; ids derive from the request."""
 
-    def __init__(self, body: dict[str, Any], seed: bytes, model: str) -> None:
+    def __init__(self, body: dict[str, Any], seed: bytes, model: str, script: ToolRoundTrip | None = None) -> None:
         self.body = body
         self.model = model
-        self.plan = ResponsesPlan(body)
+        self.plan = ResponsesPlan(body, script)
         self.response_id = "resp_" + stable_id(seed, 48).lower()
         self.message_id = "msg_" + stable_id(seed + b"m", 48).lower()
         self.call_item_id = "fc_" + stable_id(seed + b"f", 48).lower()
@@ -184,7 +197,7 @@ class ResponsesRenderer:
         return items
 
     def response(self, status: str, output: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
-        body = self.body
+        body, done = self.body, status != "in_progress"
         incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
         return {
             "id": self.response_id,
@@ -192,6 +205,7 @@ class ResponsesRenderer:
             "created_at": CREATED,
             "status": status,
             "background": False,
+            "completed_at": CREATED + 1 if done else None,
             "error": None,
             "incomplete_details": incomplete,
             "instructions": body.get("instructions"),
@@ -200,7 +214,7 @@ class ResponsesRenderer:
             "model": self.model,
             "output": output,
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": None,
+            "previous_response_id": body.get("previous_response_id"),
             "prompt_cache_key": body.get("prompt_cache_key"),
             "reasoning": {"effort": None, "summary": None, **(body.get("reasoning") or {})},
             "safety_identifier": None,
@@ -293,9 +307,9 @@ class ResponsesRenderer:
         return frames
 
 
-def answer(request: RecordedRequest, body: dict[str, Any], model: str) -> Reply:
+def answer(request: RecordedRequest, body: dict[str, Any], model: str, script: ToolRoundTrip | None = None) -> Reply:
     """The answer to a valid ``POST /v1/responses`` (or its ``input_tokens``)."""
-    renderer = ResponsesRenderer(body, request.body, model)
+    renderer = ResponsesRenderer(body, request.body, model, script)
     if request.path.endswith("/input_tokens"):
         return json_reply({"object": "response.input_tokens", "input_tokens": renderer.plan.plan.prompt_tokens})
     if body.get("stream"):

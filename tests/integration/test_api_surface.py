@@ -10,9 +10,10 @@ import openai
 import pytest
 from google.genai import types
 
-from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI, Reply, wait_until
+from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI, Reply
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,12 @@ import pytest
 
 from tests.conftest import OPENAI_KEY, PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.base import Reply, json_reply, wait_until
+from tests.fakes.base import Reply, json_reply
 from tests.fakes.openai import FakeOpenAI, openai_error
 from tests.fakes.providers import FakeGemini
-from tests.support.metrics import metric_sum
+from tests.support.metrics import metric_sum, wait_settled
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -119,12 +120,12 @@ def test_a_breaker_opens_fails_fast_half_opens_and_closes(stack: GatewayStack, f
     assert int(paused.value.response.headers["retry-after"]) >= 1
     assert len(flaky.requests) == 4
     assert metric_sum(stack, "gateway_breaker_rejections_total", 'provider="flaky"') == 1
-    time.sleep(OPEN_S + 0.2)
+    _until(stack, "flaky", "half_open")  # the open time is over: the next request is the probe
     flaky.enqueue(openai_error(500, "still broken", type_="server_error"))
     assert ask(stack, "single-1") == 500  # the probe fails: open again
     _until(stack, "flaky", "open")
     assert breaker_of(stack, "flaky") == "open" and ask(stack, "single-1") == 503
-    time.sleep(OPEN_S + 0.2)
+    _until(stack, "flaky", "half_open")
     assert ask(stack, "single-1") == 200  # the probe succeeds: closed
     _until(stack, "flaky", "closed")
     assert breaker_of(stack, "flaky") == "closed" and transitions(stack, "closed") == 1
@@ -137,8 +138,10 @@ def test_retry_after_from_the_provider_pauses_it_that_long(stack: GatewayStack, 
     flaky.enqueue(limited)
     assert ask(stack, "single-1") == 429
     _until(stack, "flaky", "open")
+    opened = time.monotonic()
     assert ask(stack, "single-1") == 503
-    time.sleep(1.2)
+    _until(stack, "flaky", "half_open")
+    assert time.monotonic() - opened < OPEN_S  # the provider's 1 s, not the breaker's own open time
     assert ask(stack, "single-1") == 200
     assert len(flaky.requests) == 2
 
@@ -181,7 +184,7 @@ def test_clients_hanging_up_on_a_pool_attempt_never_open_its_breaker_but_its_tim
         with pytest.raises(openai.APITimeoutError):
             impatient.chat.completions.create(model="stall-1", messages=[{"role": "user", "content": "bye"}])
     assert wait_until(lambda: len(flaky.requests) == 4, timeout=5)
-    time.sleep(0.5)  # what the closed attempts report comes once Envoy closed their streams
+    wait_settled(stack)  # what the closed attempts report comes once Envoy closed their streams
     assert breaker_of(stack, "flaky") == "closed" and recent_requests(stack, "flaky") == 0
     assert fake_gemini.requests == []  # no attempt was cut: none went on to the next provider
     for _ in range(4):  # the same provider, now cut by the route's 0.8 s first-byte timeout

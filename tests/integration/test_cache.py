@@ -5,7 +5,6 @@ Every hit is proven by the fake provider's request log: a hit never reaches it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.integration.sdk_outcomes import gemini_client
 from tests.support.clients import keyed_clients
-from tests.support.metrics import metric_sum
+from tests.support.metrics import metric_sum, wait_settled
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -79,11 +78,12 @@ def ask(
 _written = {"bytes": 0.0}
 
 
-def stored(stack: GatewayStack | None = None) -> None:
+def stored(stack: GatewayStack, written: bool = True) -> None:
     """Until the entry the last answer made is written (it is, once the ext_proc closed the
-    request's stream); without a stack, a short pause where nothing is expected to be written."""
-    if stack is None:
-        time.sleep(0.3)
+    request's stream); `written=False`: until whatever the requests wrote is done, where the
+    cache is expected to have been left alone."""
+    if not written:
+        wait_settled(stack)
         return
     before = _written["bytes"]
     assert wait_until(lambda: metric_sum(stack, "gateway_cache_bytes_total", 'op="stored"') > before, timeout=10)
@@ -250,7 +250,7 @@ def test_a_stream_cut_short_by_the_provider_is_not_stored(stack: GatewayStack, f
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "cut"}], max_tokens=50, stream=True
             )
         )
-    stored()
+    stored(stack, written=False)
     _, headers = ask(stack, "gpt-4o-mini", "cut")
     assert headers["x-gateway-cache"] == "MISS"
     assert len(fake_openai.requests) == 2
@@ -260,7 +260,7 @@ def test_errors_are_never_stored(stack: GatewayStack, fake_openai: FakeOpenAI) -
     fake_openai.enqueue(openai_error(500, "the provider broke", type_="server_error"))
     with pytest.raises(openai.InternalServerError):
         ask(stack, "gpt-4o-mini", "fail once")
-    stored()
+    stored(stack, written=False)
     _, headers = ask(stack, "gpt-4o-mini", "fail once")
     assert headers["x-gateway-cache"] == "MISS"
     assert len(fake_openai.requests) == 2
@@ -280,7 +280,7 @@ def test_one_tenant_never_reads_another_tenants_entry(stack: GatewayStack, fake_
 def test_cache_control_no_store_no_cache_and_max_age_are_followed(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "no-store"})
     assert headers["x-gateway-cache"] == "BYPASS"
-    stored()
+    stored(stack, written=False)
     _, headers = ask(stack, "gpt-4o-mini", "directives")
     assert headers["x-gateway-cache"] == "MISS"  # no-store wrote nothing
     stored(stack)
@@ -288,7 +288,6 @@ def test_cache_control_no_store_no_cache_and_max_age_are_followed(stack: Gateway
     assert headers["x-gateway-cache"] == "REFRESH"
     assert len(fake_openai.requests) == 3
     stored(stack)
-    time.sleep(1.1)
     _, headers = ask(stack, "gpt-4o-mini", "directives", headers={"cache-control": "max-age=0"})
     assert headers["x-gateway-cache"] == "REFRESH"
     stored(stack)
@@ -301,10 +300,10 @@ def test_route_ttls_expire_entries_and_a_zero_ttl_never_caches(stack: GatewaySta
     ask(stack, "brief-1", "short memory")
     stored(stack)
     assert ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "HIT"
-    time.sleep(1.2)
-    assert ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "MISS"
+    # Hits until the route's 1 s TTL is over; then the provider is asked again.
+    assert wait_until(lambda: ask(stack, "brief-1", "short memory")[1]["x-gateway-cache"] == "MISS", 5, 0.1)
     assert ask(stack, "never-1", "no memory")[1]["x-gateway-cache"] == "BYPASS"
-    stored()
+    stored(stack, written=False)
     assert ask(stack, "never-1", "no memory")[1]["x-gateway-cache"] == "BYPASS"
     assert len(fake_openai.requests) == 4
 

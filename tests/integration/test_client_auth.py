@@ -23,10 +23,11 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY
-from tests.fakes.base import RecordedRequest, wait_until
+from tests.fakes.base import RecordedRequest
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI, Reply
 from tests.integration.conftest import AuthGateway, rsa_key
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

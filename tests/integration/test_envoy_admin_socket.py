@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import socket
 import stat
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +30,7 @@ def test_envoy_admin_on_a_unix_socket_is_owner_only_and_not_on_tcp(tmp_path: Pat
     }
     stack = GatewayStack(tmp_path / "gw", config).start()
     try:
-        deadline = time.monotonic() + 20
-        while not Path(admin_socket).exists():
-            assert time.monotonic() < deadline, "Envoy never opened its admin socket"
-            time.sleep(0.05)
+        assert wait_until(Path(admin_socket).exists, timeout=20), "Envoy never opened its admin socket"
         assert stat.S_IMODE(Path(admin_socket).stat().st_mode) == 0o600
         assert _unix_get(admin_socket, "/ready").status_code == 200
         with socket.socket() as probe:  # the TCP admin port the stack reserved stays closed

@@ -9,14 +9,17 @@ header nor X-Forwarded-For (the header allow-list).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import PROVIDER_ENV
 from tests.fakes.providers import FakeOpenAI
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
 
 SPOOFED = "203.0.113.9"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -31,13 +34,13 @@ def _client_address(stack: GatewayStack, fake: FakeOpenAI) -> str:
     seen = httpx.Headers(list(fake.last_request.headers.items()))
     assert not [name for name in seen if name.startswith("x-envoy-") or name == "x-forwarded-for"]
     request_id = response.headers["x-request-id"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in (stack.workdir / "extproc.log").read_text().splitlines():
-            if request_id in line and '"extproc.access"' in line:
-                return str(json.loads(line)["client_address"])
-        time.sleep(0.05)
-    raise AssertionError("no access line for the request")
+
+    def access_line() -> str | None:  # written by the ext_proc's log thread
+        lines = (stack.workdir / "extproc.log").read_text().splitlines()
+        return next((line for line in lines if request_id in line and '"extproc.access"' in line), None)
+
+    assert wait_until(lambda: access_line() is not None, timeout=10), "no access line for the request"
+    return str(json.loads(access_line() or "")["client_address"])
 
 
 def test_client_sent_forwarded_for_does_not_become_the_client_address(

@@ -7,7 +7,6 @@ each rule matches its own model prefix, so the tests do not share buckets.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.base import Reply, json_reply
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.clients import keyed_clients
-from tests.support.metrics import metric_sum
+from tests.support.metrics import metric_sum, wait_settled
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -140,10 +139,6 @@ def test_a_tenant_rule_shares_one_budget_between_the_tenants_clients(stack: Gate
     ask(stack, "carol", "gpt-tenant-1")  # another tenant
 
 
-def _settled() -> None:
-    time.sleep(1.0)  # settling runs once the ext_proc closed the request's stream
-
-
 def test_tokens_are_settled_with_the_providers_count_and_refused_once_spent(
     stack: GatewayStack, fake_openai: FakeOpenAI
 ) -> None:
@@ -151,12 +146,12 @@ def test_tokens_are_settled_with_the_providers_count_and_refused_once_spent(
     first = ask(stack, "bob", "gpt-tok-1")
     reserved = 600 - int(first["x-ratelimit-remaining-tokens"])  # the estimate taken up front
     assert 0 < reserved < 50
-    _settled()
+    wait_settled(stack)  # settling runs once the ext_proc closed the request's stream
     fake_openai.enqueue(usage_reply(100, 200))
     second = ask(stack, "bob", "gpt-tok-1")
     # 300 used by the first answer, then this request's estimate.
     assert int(second["x-ratelimit-remaining-tokens"]) == 600 - 300 - reserved
-    _settled()
+    wait_settled(stack)
     with pytest.raises(openai.RateLimitError) as refused:  # 600 spent
         ask(stack, "bob", "gpt-tok-1")
     assert refused.value.response.headers["x-ratelimit-remaining-tokens"] == "0"
@@ -170,13 +165,13 @@ def test_an_answer_of_the_built_in_mock_is_settled_with_its_own_token_count(stac
     reserved = 1000 - int(first.headers["x-ratelimit-remaining-tokens"])  # the estimate taken up front
     usage = first.parse().usage
     assert usage is not None and usage.completion_tokens > 0 and usage.total_tokens != reserved
-    _settled()
+    wait_settled(stack)
     streamed = client.chat.completions.create(
         model="mock-tok-1", messages=question, stream=True, stream_options={"include_usage": True}
     )
     (streamed_usage,) = [piece.usage for piece in streamed if piece.usage]
     assert streamed_usage == usage  # the same answer, streamed
-    _settled()
+    wait_settled(stack)
     third = ask(stack, "carol", "mock-tok-1", "count these five words")
     # Each answer charged its own count (the mock's input and output words), not the estimate.
     assert int(third["x-ratelimit-remaining-tokens"]) == 1000 - 2 * usage.total_tokens - reserved
@@ -204,7 +199,7 @@ def test_a_stream_the_client_cancels_is_charged_for_what_it_received(
         if received >= 5 * len(piece):
             break
     stream.close()
-    time.sleep(1.0)
+    wait_settled(stack)  # the cancelled stream's settle
     again = client.chat.completions.with_raw_response.create(  # the same body: the same estimate
         model="gpt-cut-1", messages=[{"role": "user", "content": "long story"}], stream=True
     )
@@ -247,7 +242,7 @@ def test_a_second_stream_of_one_client_is_refused_while_the_first_runs(
         )
     )
     runner.join(10)
-    _settled()
+    wait_settled(stack)
     list(
         oai(stack, "alice").chat.completions.create(
             model="gpt-stream-1", messages=[{"role": "user", "content": "c"}], stream=True

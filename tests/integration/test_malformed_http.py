@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.stack import GatewayStack
 
+pytestmark = pytest.mark.integration
+
 _CHAT = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
 
 

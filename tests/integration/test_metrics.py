@@ -7,7 +7,6 @@ changed by a reload, in every worker."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,15 @@ import pytest
 import yaml
 
 from tests.conftest import LIMITED, PROVIDER_ENV
-from tests.fakes.base import Reply, wait_until
+from tests.fakes.base import Reply
 from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeOpenAI
 from tests.integration.conftest import AuthGateway
 from tests.integration.sdk_outcomes import anthropic_client, openai_client
+from tests.support.access_log import access_line, access_lines, log_lines
 from tests.support.metrics import metric_sum, served_per_worker
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -86,27 +87,6 @@ def histogram(stack: GatewayStack, name: str, part: str, **labels: str) -> float
 def counted_after(stack: GatewayStack, before: float, **labels: str) -> None:
     """Requests are counted once the ext_proc's stream for them ended, just after the answer."""
     assert wait_until(lambda: requests(stack, **labels) == before + 1, timeout=10), requests(stack, **labels)
-
-
-def log_lines(stack: GatewayStack) -> list[dict[str, Any]]:
-    """The ext_proc's JSON lines so far (every process writes to the one file)."""
-    text = (stack.workdir / "extproc.log").read_text(errors="replace")
-    return [json.loads(raw) for raw in text.splitlines() if raw.startswith("{")]
-
-
-def access_lines(stack: GatewayStack) -> list[dict[str, Any]]:
-    return [line for line in log_lines(stack) if line["logger"] == "extproc.access"]
-
-
-def access_line(stack: GatewayStack, request_id: str) -> dict[str, Any]:
-    """The request's line, once the ext_proc's log thread wrote it."""
-    deadline = time.monotonic() + 5
-    while True:
-        for line in access_lines(stack):
-            if line["request_id"] == request_id:
-                return line
-        assert time.monotonic() < deadline, f"no access line for {request_id}"
-        time.sleep(0.05)
 
 
 CHAT = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "route": "chat", "provider": "openai"}
@@ -325,15 +305,19 @@ def test_a_reload_changes_the_log_level_and_body_logging_in_every_worker(tmp_pat
 
         _reload(stack, log_level="warning")
         lines, served = len(access_lines(stack)), served_per_worker(stack)
-        for _ in range(12):
-            _ask(stack)
+        unlogged = {_ask(stack) for _ in range(12)}
         assert all(now > then for now, then in zip(served_per_worker(stack), served, strict=True))  # both asked
-        time.sleep(0.5)  # lines are written by a thread of each process
-        assert len(access_lines(stack)) == lines
 
         _reload(stack, log_level="info", log_bodies=True)
+        served = served_per_worker(stack)
         image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + "iVBORw0KGgo" * 50}}]
         asked = [_ask(stack, image) for _ in range(8)]
+        assert all(now > then for now, then in zip(served_per_worker(stack), served, strict=True))  # both asked
+        # Each process's log thread writes its lines in order: once the lines of these requests are
+        # written, any line of the requests made at warning level would be written before them.
+        assert wait_until(lambda: set(asked) <= {line["request_id"] for line in access_lines(stack)}, timeout=5)
+        assert len(access_lines(stack)) == lines + len(asked)
+        assert not unlogged & {line["request_id"] for line in access_lines(stack)}
         for request_id in asked:
             line = access_line(stack, request_id)
             assert "iVBORw0KGgo" not in line["request_body"] and "sk-in-the-body" not in line["request_body"]
@@ -348,15 +332,17 @@ def test_an_error_logged_while_a_request_is_handled_names_its_request_id(auth_ga
     """The JWKS file turns bad: the request that reads it logs the error (its own answer matters not here)."""
     auth_gateway.jwks_path.write_text("{not json")
     try:
-        time.sleep(1.1)  # the file is looked at once a second at most
-        request_id = _ask_with_a_token(auth_gateway).headers["x-request-id"]
-        deadline = time.monotonic() + 5
-        while not any(
-            line["msg"].startswith("JWKS file rejected") and line.get("request_id") == request_id
-            for line in log_lines(auth_gateway.stack)
-        ):
-            assert time.monotonic() < deadline, auth_gateway.stack.logs()
-            time.sleep(0.05)
+        # The file is looked at once a second at most, by whichever request comes then: ask until one has.
+        asked: set[str] = set()
+        earlier = len(log_lines(auth_gateway.stack))
+
+        def rejected_by() -> set[str]:
+            asked.add(_ask_with_a_token(auth_gateway).headers["x-request-id"])
+            lines = log_lines(auth_gateway.stack)[earlier:]
+            return {line.get("request_id", "") for line in lines if line["msg"].startswith("JWKS file rejected")}
+
+        assert wait_until(lambda: bool(rejected_by()), timeout=10, interval=0.05), auth_gateway.stack.logs()
+        assert rejected_by() <= asked  # the one line names the request that read the file
     finally:
         auth_gateway.write_jwks({auth_gateway.kid: auth_gateway.signing_key})
         # The next tests of this shared gateway need the keys back.

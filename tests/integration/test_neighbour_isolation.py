@@ -1,9 +1,12 @@
 """Nothing else on loopback can obtain a provider key: not by dialing the ext_proc's gRPC port as if it
-were Envoy, not from Envoy's admin, not from the stack's logs. Client keys stay out of the logs too."""
+were Envoy (a neighbour without Envoy's token is refused outright, test_extproc_peers.py; these show
+that even a peer holding it gets no key), not from Envoy's admin, not from the stack's logs. Client
+keys stay out of the logs too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 import httpx
@@ -17,6 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 from extproc.contract import (
     ATTRIBUTES_KEY,
     CLIENT_PATH_KEY,
+    EXTPROC_TOKEN_HEADER,
     LISTENER_METADATA_KEY,
     PASS_METADATA_KEY,
     POOL_KEY,
@@ -25,10 +29,10 @@ from extproc.contract import (
     STREAM_KEY,
 )
 from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY
-from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeOpenAI
 from tests.integration.conftest import AuthGateway
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,23 +47,30 @@ def _headers(pairs: dict[str, str]) -> HttpHeaders:
     )
 
 
+@dataclass
+class Peer:
+    channel: grpc.Channel
+    token: str  # Envoy's: as if the neighbour had it
+
+
 @pytest.fixture
-def channel(auth_gateway: AuthGateway) -> Iterator[grpc.Channel]:
+def channel(auth_gateway: AuthGateway) -> Iterator[Peer]:
     with grpc.insecure_channel(f"127.0.0.1:{auth_gateway.stack.grpc_port}") as chan:
         grpc.channel_ready_future(chan).result(timeout=10)
-        yield chan
+        yield Peer(chan, auth_gateway.stack.extproc_token)
 
 
-def _exchange(channel: grpc.Channel, metadata: tuple[tuple[str, str], ...], messages: list[ProcessingRequest]) -> bytes:
+def _exchange(peer: Peer, metadata: tuple[tuple[str, str], ...], messages: list[ProcessingRequest]) -> bytes:
     """Every answer of one stream, serialized: whatever a neighbour could read from it."""
-    stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
+    stub = external_processor_pb2_grpc.ExternalProcessorStub(peer.channel)
+    metadata = (*metadata, (EXTPROC_TOKEN_HEADER, peer.token))
     answers = list(stub.Process(iter(messages), metadata=metadata, timeout=10))
     assert answers
     return b"".join(answer.SerializeToString() for answer in answers)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_neighbour_posing_as_the_upstream_pass_gets_no_provider_key(channel: grpc.Channel, provider: str) -> None:
+def test_neighbour_posing_as_the_upstream_pass_gets_no_provider_key(channel: Peer, provider: str) -> None:
     attributes = Struct()
     attributes.update({PROVIDER_ATTRIBUTE: provider})
     facts = Struct()
@@ -84,7 +95,7 @@ def test_neighbour_posing_as_the_upstream_pass_gets_no_provider_key(channel: grp
 
 
 def test_neighbour_posing_as_the_router_pass_gets_no_provider_key(
-    channel: grpc.Channel, auth_gateway: AuthGateway, fake_openai: FakeOpenAI
+    channel: Peer, auth_gateway: AuthGateway, fake_openai: FakeOpenAI
 ) -> None:
     headers = {
         ":method": "POST",

@@ -12,6 +12,8 @@ import pytest
 from tests.fakes.providers import FakeOpenAI, Reply
 from tests.support.stack import GatewayStack
 
+pytestmark = pytest.mark.integration
+
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
 
 

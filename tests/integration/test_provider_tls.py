@@ -14,10 +14,12 @@ import pytest
 import trustme
 
 from tests.conftest import OPENAI_KEY
-from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeOpenAI
 from tests.integration.sdk_outcomes import anthropic_client, openai_client
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def _serving(ca: trustme.CA, name: str, host: str) -> FakeOpenAI:

@@ -1,5 +1,5 @@
-"""Envoy's ready address: GET /ready for a probe and GET /stats/prometheus for a scraper from outside
-the pod, and nothing else of admin or the gateway."""
+"""Envoy's ready address: GET /ready for a probe, GET /stats/prometheus (Envoy's) and GET /metrics
+(the ext_proc's) for a scraper from outside the pod, and nothing else of either admin or the gateway."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from tests.support.stack import GatewayStack, free_port
+
+pytestmark = pytest.mark.integration
 
 
 def _config(**envoy: str) -> dict[str, Any]:
@@ -37,7 +39,9 @@ def test_ready_listener_answers_200_once_envoys_listeners_are_up(ready_stack: Ga
     assert httpx.get(_ready_url(ready_stack, "/ready"), timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/stats", "/config_dump", "/clusters", "/quitquitquit", "/v1/models"])
+@pytest.mark.parametrize(
+    "path", ["/stats", "/config_dump", "/clusters", "/quitquitquit", "/v1/models", "/status", "/reload", "/healthz"]
+)
 def test_ready_listener_serves_neither_admin_nor_the_gateway(ready_stack: GatewayStack, path: str) -> None:
     assert httpx.post(_ready_url(ready_stack, path), timeout=5).status_code == 404
     assert httpx.get(ready_stack.envoy_admin_url + "/ready", timeout=5).status_code == 200  # Envoy still up
@@ -66,6 +70,8 @@ def test_ready_listener_serves_envoys_metrics_for_prometheus(ready_stack: Gatewa
         ("POST", "/quitquitquit", 404),
         ("POST", "/stats/prometheus", 405),
         ("PUT", "/stats/prometheus", 405),
+        ("POST", "/metrics", 405),
+        ("GET", "/metrics/", 404),
     ],
 )
 def test_ready_listener_lets_nothing_but_get_stats_prometheus_reach_admin(
@@ -78,6 +84,14 @@ def test_ready_listener_lets_nothing_but_get_stats_prometheus_reach_admin(
     assert "envoy_" not in answer.text and "configs" not in answer.text
     assert ready_stack.envoy_process.poll() is None  # Envoy keeps running
     assert httpx.get(_ready_url(ready_stack, "/ready"), timeout=5).status_code == 200
+
+
+def test_ready_listener_serves_the_ext_procs_metrics_so_its_admin_can_stay_on_loopback(
+    ready_stack: GatewayStack,
+) -> None:
+    answer = httpx.get(_ready_url(ready_stack, "/metrics"), timeout=5)
+    assert answer.status_code == 200
+    assert "# TYPE gateway_config_reloads_total counter" in answer.text.splitlines()
 
 
 def test_metrics_reach_an_admin_on_a_unix_socket(tmp_path: Path) -> None:

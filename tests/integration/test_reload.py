@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,16 +15,15 @@ import yaml
 from tests.conftest import OPENAI_KEY
 from tests.fakes.providers import FakeOpenAI
 from tests.integration.sdk_outcomes import openai_client
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack, free_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _eventually(check, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the change never took effect"
-        time.sleep(0.1)
+def _eventually(check: Callable[[], bool], timeout: float = 15) -> None:
+    assert wait_until(check, timeout, interval=0.1), "the change never took effect"
 
 
 def _serves(stack: GatewayStack, model: str) -> bool:
@@ -215,12 +214,11 @@ def test_a_reload_envoy_rejects_fails_with_its_reason_and_keeps_the_running_conf
         (problem,) = answer.json()["problems"]
         assert problem.startswith("Envoy rejected the new listeners:") and "Address already in use" in problem
         assert _serves(stack, "a-1") and not _serves(stack, "b-1")
-        # Rolled back. The file watcher reloads the same edit once more on its own, so wait until
-        # that attempt has rolled back too.
-        deadline = time.monotonic() + 15
-        while (port := _lds_port(tmp_path)) != stack.port and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert port == stack.port
+        # Rolled back. The file watcher tries the same edit once more on its own; each attempt is
+        # counted once its files are rolled back.
+        refused = 'result="error"'
+        assert wait_until(lambda: metric_sum(stack, "gateway_config_reloads_total", refused) == 2, timeout=15)
+        assert _lds_port(tmp_path) == stack.port
     finally:
         busy.close()
         stack.stop()

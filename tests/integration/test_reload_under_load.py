@@ -19,6 +19,7 @@ import yaml
 from tests.fakes.base import RecordedRequest, Reply
 from tests.fakes.openai import FakeOpenAI
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +104,7 @@ class Load:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.outcomes: list[Outcome] = []
+        self._receiving = 0  # streams whose answer is arriving now
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [
@@ -119,6 +121,19 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(30)
+
+    def answered(self, kind: str, after: float = 0.0) -> int:
+        """Requests of `kind` started after `after` (time.monotonic()) and answered well."""
+        with self._lock:
+            return sum(1 for o in self.outcomes if o.kind == kind and o.ok and o.started > after)
+
+    def receiving(self) -> int:
+        with self._lock:
+            return self._receiving
+
+    def steady(self) -> bool:
+        """Every kind of request answered, and streams in flight (their answers arriving)."""
+        return all(self.answered(kind) for kind in ("single-1", "pool-1")) and self.receiving() >= 2
 
     def _loop(self, send: Callable[[httpx.Client, int], Outcome]) -> None:
         with httpx.Client(base_url=self.base_url, timeout=30) as client:
@@ -147,7 +162,15 @@ class Load:
         started = time.monotonic()
         try:
             with client.stream("POST", "/v1/chat/completions", json=self._body("single-1", stream=True)) as answer:
-                body = b"".join(answer.iter_bytes())
+                chunks = answer.iter_bytes()
+                body = next(chunks, b"")
+                with self._lock:
+                    self._receiving += 1
+                try:
+                    body += b"".join(chunks)
+                finally:
+                    with self._lock:
+                        self._receiving -= 1
                 by = _answered_by(body)
                 status = answer.status_code
         except httpx.HTTPError as error:
@@ -161,10 +184,7 @@ def _status(stack: GatewayStack) -> dict[str, Any]:
 
 
 def _wait(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the reload never finished"
-        time.sleep(0.05)
+    assert wait_until(check, timeout, interval=0.05), "the load or the reload never got there"
 
 
 def _chat(stack: GatewayStack, model: str) -> httpx.Response:
@@ -179,7 +199,7 @@ def test_a_reload_under_load_loses_nothing_and_applies_routes_weights_keys_and_l
             path = tmp_path / "gateway.yaml"
             version = _status(stack)["version"]
             with Load(stack.base_url) as load:
-                time.sleep(1.5)  # steady state, streams in flight
+                _wait(load.steady)
                 written = yaml.safe_load(path.read_text())
                 written.update(_config(first, second, after=True))
                 reload_started = time.monotonic()
@@ -187,7 +207,16 @@ def test_a_reload_under_load_loses_nothing_and_applies_routes_weights_keys_and_l
                 _wait(lambda: _status(stack)["version"] != version)
                 reload_done = time.monotonic()
                 first_requests_after = len(first.requests)
-                time.sleep(3)  # long enough for new streams to start
+                # New requests of every kind, on the new config, and enough of them in all.
+                _wait(
+                    lambda: (
+                        load.answered("stream", reload_done) >= 2
+                        and load.answered("single-1", reload_done) >= 2
+                        and load.answered("pool-1", reload_done) >= 3
+                        and load.answered("stream") >= 6
+                        and load.answered("single-1") >= 10
+                    )
+                )
 
             outcomes = load.outcomes
             counts = Counter((o.kind, o.ok) for o in outcomes)
@@ -228,10 +257,11 @@ def test_a_broken_file_under_load_changes_nothing_and_status_names_it(tmp_path: 
             path = tmp_path / "gateway.yaml"
             version = _status(stack)["version"]
             with Load(stack.base_url) as load:
-                time.sleep(1)
+                _wait(load.steady)
                 path.write_text("providers: [{name: broken, kind: nonsense}]\n")
                 _wait(lambda: _status(stack)["last_error"] is not None)
-                time.sleep(1)
+                refused = time.monotonic()
+                _wait(lambda: all(load.answered(kind, refused) >= 2 for kind in ("single-1", "pool-1", "stream")))
             failed = [o for o in load.outcomes if not o.ok]
             print(f"broken file under load: {len(load.outcomes)} requests, {len(failed)} failed")
             assert failed == [], failed[:5]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,10 @@ import pytest
 
 from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY, PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import anthropic_error
+from tests.fakes.base import GEMINI_JSON, json_reply
 from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
+from tests.support.access_log import access_line
 from tests.support.fixtures import fixture_json
 from tests.support.stack import GatewayStack
 
@@ -276,12 +277,21 @@ def test_stored_responses_are_not_served(stack: GatewayStack) -> None:
         assert caught.value.body["code"] == "response_not_stored"  # type: ignore[index]
 
 
-def test_input_tokens_are_counted_by_openai_and_estimated_elsewhere(
-    stack: GatewayStack, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+def test_input_tokens_are_counted_by_openai_and_gemini_and_estimated_elsewhere(
+    stack: GatewayStack, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
 ) -> None:
     counted = client(stack).responses.input_tokens.with_raw_response.count(model="gpt-4o-mini", input="count me")
     assert fake_openai.last_request.path == "/v1/responses/input_tokens"
     assert "x-gateway-token-count" not in counted.headers and counted.parse().input_tokens > 0
+    fake_gemini.enqueue(json_reply({"totalTokens": 321, "promptTokensDetails": []}, 200, GEMINI_JSON))
+    by_gemini = client(stack).responses.input_tokens.with_raw_response.count(
+        model="gemini-2.5-flash", instructions="be brief", input="count me", tools=TOOLS
+    )
+    assert "x-gateway-token-count" not in by_gemini.headers and by_gemini.parse().input_tokens == 321
+    inner = fake_gemini.last_request.json["generateContentRequest"]
+    assert fake_gemini.last_request.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    assert inner["systemInstruction"] == {"parts": [{"text": "be brief"}]}
+    assert inner["tools"][0]["functionDeclarations"][0]["name"] == "lookup"
     estimated = client(stack).responses.input_tokens.with_raw_response.count(
         model="claude-sonnet-4-5", input="count me"
     )
@@ -393,18 +403,6 @@ def test_provider_failure_mid_stream_is_response_failed_and_a_clean_end(
         stream.get_final_response()  # the helper raises: no response.completed came
 
 
-def _access_line(stack: GatewayStack, request_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
-    while True:
-        for raw in (stack.workdir / "extproc.log").read_text(errors="replace").splitlines():
-            if raw.startswith("{") and request_id in raw:
-                line = json.loads(raw)
-                if line.get("logger") == "extproc.access" and line["request_id"] == request_id:
-                    return line
-        assert time.monotonic() < deadline, f"no access line for {request_id}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize(("model", "reasoning"), [("gpt-4o-mini", 7), ("claude-sonnet-4-5", 0)])
 def test_usage_of_responses_streams_reaches_the_access_line(stack: GatewayStack, model: str, reasoning: int) -> None:
     with client(stack).responses.with_streaming_response.create(
@@ -413,7 +411,7 @@ def test_usage_of_responses_streams_reaches_the_access_line(stack: GatewayStack,
         request_id = raw.headers["x-request-id"]
         events = list(raw.parse())
     usage = events[-1].response.usage  # type: ignore[union-attr]
-    line = _access_line(stack, request_id)
+    line = access_line(stack, request_id)
     assert line["client_api"] == "responses" and line["status"] == 200
     assert (line["input_tokens"], line["output_tokens"]) == (usage.input_tokens, usage.output_tokens)
     assert line["reasoning_tokens"] == usage.output_tokens_details.reasoning_tokens == reasoning

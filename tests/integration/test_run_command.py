@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.metrics import metric_sum
 from tests.support.stack import free_port, wait_http, wait_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +72,11 @@ def test_run_starts_envoy_and_extproc_and_drains_in_flight_requests_on_sigterm(t
                 timeout=20,
             )
 
+        admin = f"http://127.0.0.1:{ports['admin']}"
         worker = threading.Thread(target=slow_request)
         worker.start()
-        threading.Event().wait(0.5)  # the request is now inside the mock's latency
+        # The request is in the ext_proc (inside the mock's latency) once its stream is counted.
+        assert wait_until(lambda: metric_sum(admin, "gateway_active_streams", 'pass_="router"') == 1, timeout=10)
         proc.send_signal(signal.SIGTERM)
         worker.join(20)
         output, _ = proc.communicate(timeout=30)
@@ -135,3 +139,20 @@ def test_two_gateways_started_in_one_directory_keep_their_own_run_files(tmp_path
     assert f"unix:{tmp_path / '.run' / str(first.pid) / 'extproc.sock'}" in first_output
     assert not (tmp_path / ".run" / str(first.pid)).exists()  # removed with their instance
     assert not (tmp_path / ".run" / str(second.pid)).exists()
+
+
+def test_run_says_so_when_it_must_serve_the_ext_proc_on_tcp_and_only_envoy_is_served(tmp_path: Path) -> None:
+    """A run directory too deep for a socket's address (108 bytes): loopback TCP, never silently."""
+    deep = tmp_path / ("d" * 100)
+    config = tmp_path / "gateway.yaml"
+    config.write_text("providers: [{name: mock, kind: mock}]\nroutes: [{model: '*', provider: mock}]\n")
+    proc, ports = _start_run(config, tmp_path, {"GATEWAY_XDS_DIR": str(deep / "xds")})
+    try:
+        assert _answers(ports["listen"], "any") == 200  # Envoy shows its token
+    finally:
+        output = _stop(proc)
+    assert f"ext_proc gRPC       127.0.0.1:{ports['extproc']}  (TCP: Envoy's token required)" in output
+    warning = next(line for line in output.splitlines() if "not on a Unix socket" in line)
+    assert "any local process can connect" in warning
+    assert str(deep / "xds" / "secrets" / "extproc_token.yaml") in warning
+    assert "extproc.unix_socket" in warning

@@ -3,7 +3,6 @@ and what happens when Redis goes away and comes back."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,11 +13,11 @@ import openai
 import pytest
 
 from tests.conftest import PROVIDER_ENV, standard_config
-from tests.fakes.base import wait_until
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.metrics import metric_sum, served_per_worker
 from tests.support.redis_server import RedisServer
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -137,10 +136,7 @@ def test_with_redis_stopped_the_cache_is_bypassed_limits_allow_and_both_recover(
     finally:
         redis.start()
     # Redis is back (empty: no persistence): limits and the cache work again, without a restart.
-    deadline = time.monotonic() + 10
-    while _outcome(stack, "gpt-outage-1", "after") != 429 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _outcome(stack, "gpt-outage-1", "after") == 429
+    assert wait_until(lambda: _outcome(stack, "gpt-outage-1", "after") == 429, timeout=10, interval=0.2)
     before = _stored_bytes(stack)
     assert ask(stack, "gpt-4o-mini", "cached after the outage")["x-gateway-cache"] == "MISS"
     _until_stored(stack, before)
@@ -223,7 +219,7 @@ def test_a_breaker_opened_through_one_worker_holds_for_both_and_lets_one_probe_t
                 paused = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"p{i}"), range(12)))
             assert paused == [503] * 12 and len(flaky.requests) == 4
             assert all(count > 0 for count in served_per_worker(stack))  # both workers refused
-            time.sleep(3.2)
+            _until_breaker(stack, "flaky", "half_open")  # open_s is over: one probe may go
             reply = json_reply(
                 {
                     "id": "c",

@@ -41,6 +41,8 @@ class TestRedisStore(StoreContract):
         return connect(self.server, max_entries=max_entries, max_bytes=max_bytes)
 
     async def pause(self, seconds: float) -> None:
+        # Not a wait: the server's own clock must move (refills and expiries are what is tested),
+        # and a Redis server's time cannot be faked as the memory store's is.
         await asyncio.sleep(seconds)
 
 
@@ -103,7 +105,7 @@ def test_every_key_carries_the_prefix_and_idle_buckets_expire(redis_server: Redi
 def every_operation(store: RedisStore) -> dict[str, Callable[[], Awaitable[object]]]:
     return {
         "take": lambda: store.take([Take("k", cost=1, limit=5, window_s=60)]),
-        "settle": lambda: store.settle("k", 1, limit=5, window_s=60),
+        "settle": lambda: store.settle("k", reserved=1, used=2, limit=5, window_s=60),
         "acquire": lambda: store.acquire("k", "r1", limit=1, lease_s=60),
         "release": lambda: store.release("k", "r1"),
         "cache_get": lambda: store.cache_get("k"),
@@ -198,7 +200,7 @@ def test_settles_and_releases_made_together_are_one_round_trip_and_survive_a_ser
             await raw.script_flush()  # as after a restart: the settle script must be loaded again
             before = await _calls(raw)
             await asyncio.gather(
-                *(store.settle("k", -2, limit=10, window_s=3600) for _ in range(3)),
+                *(store.settle("k", reserved=3, used=1, limit=10, window_s=3600) for _ in range(3)),
                 store.release("slots", "r1"),
                 store.release("slots", "r2"),
             )

@@ -3,16 +3,14 @@ a same-API answer cut short is a 502 in the client's format, not a truncated 200
 
 from __future__ import annotations
 
-import time
-
 import anthropic
 import openai
 import pytest
 
-from tests.fakes.base import Reply, wait_until
+from tests.fakes.base import Reply
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.support.fixtures import fixture_json
-from tests.support.metrics import metric_sum
+from tests.support.metrics import metric_sum, wait_settled
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
@@ -28,9 +26,7 @@ def tokens(stack: GatewayStack, provider: str) -> dict[str, float]:
 
 
 def counted(stack: GatewayStack, provider: str, before: dict[str, float]) -> dict[str, float]:
-    # Counted once the ext_proc closed the request's stream.
-    assert wait_until(lambda: tokens(stack, provider) != before, timeout=10)
-    time.sleep(0.1)  # every type of the one answer is counted together; a moment for the last
+    wait_settled(stack)  # counted, every type together, before the ext_proc closed the request's stream
     after = tokens(stack, provider)
     return {kind: after[kind] - before[kind] for kind in after}
 

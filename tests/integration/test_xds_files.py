@@ -3,7 +3,6 @@ written atomically, is picked up while Envoy runs."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,9 @@ import pytest
 
 from extproc.config.load import load_file
 from extproc.config.render import write_xds
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +29,13 @@ def test_rendered_xds_files_are_picked_up_by_a_running_envoy(tmp_path: Path) -> 
         ]
         loaded = load_file(stack.write_config(), stack.env)
         write_xds(loaded, tmp_path / "xds")
-        deadline = time.monotonic() + 10
-        while "provider_extra::" not in httpx.get(stack.envoy_admin_url + "/clusters").text:
-            assert time.monotonic() < deadline, "Envoy did not load the new cluster"
-            time.sleep(0.1)
+        assert wait_until(
+            lambda: "provider_extra::" in httpx.get(stack.envoy_admin_url + "/clusters").text, timeout=10
+        ), "Envoy did not load the new cluster"
         # The ext_proc's watcher reloads the same edit and rewrites the files: let it finish first.
-        while 'gateway_config_reloads_total{result="ok"} 1.0' not in httpx.get(stack.admin_url + "/metrics").text:
-            assert time.monotonic() < deadline + 20, "the ext_proc did not reload the edited file"
-            time.sleep(0.1)
+        assert wait_until(lambda: metric_sum(stack, "gateway_config_reloads_total", 'result="ok"') == 1, timeout=30), (
+            "the ext_proc did not reload the edited file"
+        )
         xds_files = [p for p in (tmp_path / "xds").iterdir() if p.is_file()]
         assert all((p.stat().st_mode & 0o444) == 0o444 for p in xds_files)  # Envoy as any user reads them
         leftovers = [p.name for p in (tmp_path / "xds").iterdir() if p.name.startswith(".")]

@@ -6,7 +6,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +13,7 @@ from types import TracebackType
 import pytest
 
 from tests.support.stack import free_port
+from tests.support.wait import wait_until
 
 
 class RedisServer:
@@ -94,11 +94,10 @@ class RedisServer:
         request = b"PING\r\n"
         if self.password is not None:
             request = f"AUTH {self.password}\r\n".encode() + request
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self._proc.returncode}; see {self.workdir}")
+        proc = self._proc
+        assert proc is not None
+
+        def pong() -> bool:
             try:
                 with self._connect() as sock:
                     sock.sendall(request)
@@ -108,11 +107,14 @@ class RedisServer:
                         if not chunk:
                             break
                         reply += chunk
-                    if b"PONG" in reply:
-                        return
+                    return b"PONG" in reply
             except OSError:
-                pass  # not listening yet
-            time.sleep(0.02)
+                return False  # not listening yet
+
+        if wait_until(lambda: proc.poll() is not None or pong(), timeout, interval=0.02) and proc.poll() is None:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}; see {self.workdir}")
         self.stop()
         raise TimeoutError(f"redis-server on port {self.port} not ready after {timeout}s")
 

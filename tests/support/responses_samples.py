@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from extproc.formats.sse import SSEParser
+
 RESPONSE_ID = "resp_67e52d90176c819180bd8b6823aff4c7093f95c20016a37e"
 MODEL = "gpt-4o-2024-08-06"
 
@@ -151,3 +153,15 @@ HTTP_ERROR = {
         "type": "invalid_request_error",
     }
 }
+
+
+def events_of(data: bytes) -> list[dict[str, Any]]:
+    """The JSON of every SSE event of a Responses stream, each checked to name its type in its
+    `event:` line too."""
+    parser = SSEParser()
+    out = []
+    for event in parser.feed(data) + parser.close():
+        obj = orjson.loads(event.data)
+        assert event.event == obj["type"]
+        out.append(obj)
+    return out

@@ -12,7 +12,6 @@ import random
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +21,9 @@ import yaml
 
 from extproc.config.load import load_file
 from extproc.config.render import envoy_binary, write_bootstrap, write_xds
+from extproc.config.render_credentials import secrets_dir
+from extproc.config.render_peer import read_token
+from tests.support.wait import wait_until
 
 # Ports handed out in this test process: the kernel may give the same free port to two callers
 # that bind and close one after the other, and two parts of one stack must never share a port.
@@ -58,27 +60,27 @@ def free_port() -> int:
 
 def wait_http(url: str, timeout: float = 20.0, alive: Callable[[], bool] = lambda: True) -> None:
     """Wait for a 200 from `url`; give up at once when `alive` says the server process died."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline and alive():
+    last: list[Exception] = []
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
+                return bool(response.status == 200)
         except Exception as error:  # not up yet
-            last = error
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready after {timeout}s: {last}")
+            last[:] = [error]
+            return False
+
+    if not wait_until(lambda: not alive() or answers(), timeout, interval=0.05) or not alive():
+        raise TimeoutError(f"{url} not ready after {timeout}s: {last[0] if last else 'the server exited'}")
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"port {port} not listening after {timeout}s")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    if not wait_until(listening, timeout, interval=0.05):
+        raise TimeoutError(f"port {port} not listening after {timeout}s")
 
 
 class GatewayStack:
@@ -119,6 +121,13 @@ class GatewayStack:
     def envoy_process(self) -> subprocess.Popen[bytes]:
         """The Envoy process (local mode only)."""
         return self._procs[1]
+
+    @property
+    def extproc_token(self) -> str:
+        """The token Envoy shows the ext_proc on TCP (what a neighbour does not have)."""
+        token = read_token(secrets_dir(self.workdir / "xds"))
+        assert token is not None, "no ext_proc token was rendered"
+        return token
 
     def worker_pids(self) -> list[int]:
         """The ext_proc's extra worker processes (children started by multiprocessing's spawn)."""

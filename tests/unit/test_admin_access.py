@@ -1,5 +1,5 @@
-"""The admin server's state-changing endpoints: loopback, Unix socket or bearer token, else 403;
-probes and metrics stay open to anyone."""
+"""The admin server's state-changing endpoints and /status: loopback, Unix socket or bearer token,
+else 403; probes and metrics stay open to anyone."""
 
 from __future__ import annotations
 
@@ -71,3 +71,18 @@ def test_no_configured_token_opens_nothing_to_remote_peers() -> None:
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 def test_probes_and_metrics_stay_open_to_remote_peers(path: str) -> None:
     assert status(request("GET", path, REMOTE)) == 200
+
+
+def test_status_with_a_token_configured_needs_it_from_every_peer() -> None:
+    # /status carries the last reload's problems and the breakers: read like POST /reload is called.
+    for peer in (REMOTE, ("127.0.0.1", 1)):
+        assert status(request("GET", "/status", peer)) == 403
+        assert status(request("GET", "/status", peer, auth="Bearer wrong")) == 403
+        assert status(request("GET", "/status", peer, auth=f"Bearer {TOKEN}")) == 200
+    assert status(request("GET", "/status", "", family=socket.AF_UNIX)) == 403
+
+
+def test_status_without_a_token_is_served_to_local_peers_only() -> None:
+    assert status(request("GET", "/status", ("127.0.0.1", 1)), token="") == 200
+    assert status(request("GET", "/status", "", family=socket.AF_UNIX), token="") == 200
+    assert status(request("GET", "/status", REMOTE), token="") == 403

@@ -63,7 +63,7 @@ def test_inline_client_then_keys_file_client(authenticator: Authenticator) -> No
 
 def test_a_jwt_goes_to_the_verifier(authenticator: Authenticator) -> None:
     identity = authenticate(authenticator, {"authorization": f"Bearer {jwt_token()}"}, "jwt")
-    assert (identity.client_id, identity.method) == ("svc", "jwt")
+    assert (identity.client_id, identity.tenant, identity.method) == ("jwt:svc", "jwt:t1", "jwt")
     assert authenticate(authenticator, {"authorization": f"Bearer {jwt_token()}"}, "any").method == "jwt"
 
 

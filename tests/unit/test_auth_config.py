@@ -243,3 +243,107 @@ def test_keys_hash_reads_the_key_from_stdin() -> None:
 def test_keys_hash_does_not_take_the_key_from_argv() -> None:
     assert run_cli("keys", "hash", "gw-test-key").returncode != 0
     assert run_cli("keys", "hash", stdin="").returncode != 0
+
+
+# --------------------------------------------------------------------------
+# jwks_url transport, as for providers' base_url
+# --------------------------------------------------------------------------
+
+PLAINTEXT_JWKS = "jwt: {issuer: i, audience: a, jwks_url: 'http://idp.example/jwks.json'}\n"
+
+
+def test_extproc_check_refuses_a_jwks_url_over_plain_http_and_says_why_with_the_option_path(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(BASE + PLAINTEXT_JWKS)
+    result = run_cli("check", str(config))
+    assert result.returncode == 2
+    assert (
+        "jwt.jwks_url: http:// to idp.example fetches the token signing keys unencrypted: whoever is on the path "
+        "could swap them and sign any token; use https:// or set jwt.allow_plaintext: true"
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    "jwt",
+    [
+        "{issuer: i, audience: a, jwks_url: 'http://idp.example/jwks.json', allow_plaintext: true}",
+        "{issuer: i, audience: a, jwks_url: 'https://idp.example/jwks.json'}",
+        "{issuer: i, audience: a, jwks_url: 'http://127.0.0.1:8080/jwks.json'}",
+        "{issuer: i, audience: a, jwks_url: 'http://localhost/jwks.json'}",
+    ],
+)
+def test_a_jwks_url_is_accepted_over_https_to_loopback_or_when_plaintext_is_allowed(tmp_path: Path, jwt: str) -> None:
+    settings = load(f"jwt: {jwt}\n", tmp_path).auth.jwt
+    assert settings is not None and settings.jwks_url is not None
+
+
+def test_allow_plaintext_without_a_jwks_url_is_a_problem(tmp_path: Path) -> None:
+    write_jwks(tmp_path)
+    problems = problems_of("jwt: {issuer: i, audience: a, jwks_file: jwks.json, allow_plaintext: true}\n", tmp_path)
+    assert problems == ["jwt.allow_plaintext: only for a jwks_url"]
+
+
+# --------------------------------------------------------------------------
+# Names that belong to other methods' callers
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        (
+            f'{{id: "jwt:alice", key_hashes: ["{HASH}"]}}',
+            "clients[0].id: 'jwt:alice' is reserved: names starting with 'jwt:' are those of JWT clients",
+        ),
+        (
+            f'{{id: ops, tenant: "jwt:acme", key_hashes: ["{HASH}"]}}',
+            "clients[0].tenant: 'jwt:acme' is reserved: names starting with 'jwt:' are those of JWT clients",
+        ),
+        (
+            f'{{id: anonymous, key_hashes: ["{HASH}"]}}',
+            "clients[0].id: 'anonymous' is reserved: 'anonymous' is the name of callers without a credential "
+            "(auth: none)",
+        ),
+        (
+            f'{{id: ops, tenant: anonymous, key_hashes: ["{HASH}"]}}',
+            "clients[0].tenant: 'anonymous' is reserved: 'anonymous' is the name of callers without a credential "
+            "(auth: none)",
+        ),
+    ],
+)
+def test_an_api_key_client_may_not_take_a_name_of_jwt_or_anonymous_callers(
+    tmp_path: Path, client: str, expected: str
+) -> None:
+    assert problems_of(f"clients:\n  - {client}\n", tmp_path) == [expected]
+
+
+def test_a_keys_file_client_with_a_reserved_name_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / "clients.yaml").write_text(f'clients:\n  - {{id: "jwt:svc", key_hashes: ["{HASH}"]}}\n')
+    problems = problems_of("keys_file: clients.yaml\n", tmp_path)
+    assert problems == [
+        "keys_file: clients.yaml: clients[0].id: 'jwt:svc' is reserved: names starting with 'jwt:' are those of "
+        "JWT clients"
+    ]
+
+
+def test_a_rule_naming_a_jwt_subject_without_its_prefix_is_refused_where_every_caller_is_known(tmp_path: Path) -> None:
+    write_jwks(tmp_path)
+    text = f"""
+providers: [{{name: m, kind: mock}}]
+clients: [{{id: search, tenant: acme, key_hashes: ["{HASH}"]}}]
+jwt: {{issuer: i, audience: a, jwks_file: jwks.json}}
+routes:
+  - {{model: "*", provider: m, match: {{clients: [search, "jwt:svc-a", svc-a, anonymous]}}}}
+limits:
+  rules: [{{name: svc, key: [client], requests: 5, match: {{tenants: [acme, org-1]}}}}]
+"""
+    with pytest.raises(ConfigError) as raised:
+        load_text(text, {}, tmp_path)
+    assert raised.value.problems == [
+        "routes[0].match.clients[2]: no caller is named 'svc-a': it is no API-key client's, and a JWT's are "
+        "jwt:<claim> (write 'jwt:svc-a')",
+        "limits.rules[0].match.tenants[1]: no caller is named 'org-1': it is no API-key client's, and a JWT's are "
+        "jwt:<claim> (write 'jwt:org-1')",
+    ]
+    (tmp_path / "clients.yaml").write_text("clients: []\n")  # clients that may come later: any name may be one
+    assert load_text(text + "keys_file: clients.yaml\n", {}, tmp_path).routes[0].match.clients[2] == "svc-a"

@@ -75,19 +75,19 @@ def reason_of(verifier: JwtVerifier, value: str) -> str:
 def test_rs256_token_from_the_jwks_file_gives_its_identity(tmp_path: Path) -> None:
     verifier = JwtVerifier(settings(tmp_path))
     identity = verify(verifier, token(RSA_KEY, "RS256", models=["gpt-*"], team="search", level=3))
-    assert (identity.client_id, identity.tenant, identity.method) == ("svc-a", "acme", "jwt")
+    assert (identity.client_id, identity.tenant, identity.method) == ("jwt:svc-a", "jwt:acme", "jwt")
     assert identity.models == ("gpt-*",)
     assert dict(identity.labels) == {"team": "search"}
 
 
 def test_es256_token_is_accepted(tmp_path: Path) -> None:
     identity = verify(JwtVerifier(settings(tmp_path)), token(EC_KEY, "ES256", kid="e1"))
-    assert identity.client_id == "svc-a"
+    assert identity.client_id == "jwt:svc-a"
 
 
 def test_hs256_token_with_the_configured_secret_is_accepted(tmp_path: Path) -> None:
     verifier = JwtVerifier(settings(tmp_path, algorithms=("HS256",), jwks_file=None, secret=SECRET))
-    assert verify(verifier, token(SECRET, "HS256", kid=None)).client_id == "svc-a"
+    assert verify(verifier, token(SECRET, "HS256", kid=None)).client_id == "jwt:svc-a"
     assert reason_of(verifier, token(b"another-secret-of-at-least-32-bytes-long", "HS256", kid=None)) == "bad_signature"
 
 
@@ -149,8 +149,8 @@ def test_leeway_accepts_small_clock_skew_both_ways(tmp_path: Path) -> None:
     just_expired = token(RSA_KEY, "RS256", iat=now - 300, exp=now - 10)
     nearly_valid = token(RSA_KEY, "RS256", nbf=now + 10, iat=now + 10)
     lenient, strict = JwtVerifier(settings(tmp_path)), JwtVerifier(settings(tmp_path, leeway_s=0))
-    assert verify(lenient, just_expired).client_id == "svc-a"
-    assert verify(lenient, nearly_valid).client_id == "svc-a"
+    assert verify(lenient, just_expired).client_id == "jwt:svc-a"
+    assert verify(lenient, nearly_valid).client_id == "jwt:svc-a"
     assert reason_of(strict, just_expired) == "expired"
     assert reason_of(strict, nearly_valid) == "not_yet_valid"
 
@@ -192,29 +192,29 @@ def test_unknown_kid_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_kid_rereads_the_jwks_file_at_once(tmp_path: Path) -> None:
     clock = Clock()
     verifier = JwtVerifier(settings(tmp_path), clock)
-    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "svc-a"
+    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "jwt:svc-a"
     rewrite(tmp_path / "jwks.json", jwks((RSA_KEY, "k1"), (RSA_KEY_2, "k2")))
     clock.now += 0.2  # the once-a-second look is not due yet
-    assert verify(verifier, token(RSA_KEY_2, "RS256", kid="k2")).client_id == "svc-a"
+    assert verify(verifier, token(RSA_KEY_2, "RS256", kid="k2")).client_id == "jwt:svc-a"
 
 
 def test_jwks_file_rotation_is_picked_up_without_restart(tmp_path: Path) -> None:
     clock = Clock()
     verifier = JwtVerifier(settings(tmp_path), clock)
-    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "svc-a"
+    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "jwt:svc-a"
     rewrite(tmp_path / "jwks.json", jwks((RSA_KEY_2, "k2")))
     clock.now += 1.5
-    assert verify(verifier, token(RSA_KEY_2, "RS256", kid="k2")).client_id == "svc-a"
+    assert verify(verifier, token(RSA_KEY_2, "RS256", kid="k2")).client_id == "jwt:svc-a"
     assert reason_of(verifier, token(RSA_KEY, "RS256")) == "unknown_kid"  # the retired key is gone
 
 
 def test_a_broken_jwks_file_keeps_the_previous_keys(tmp_path: Path) -> None:
     clock = Clock()
     verifier = JwtVerifier(settings(tmp_path), clock)
-    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "svc-a"
+    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "jwt:svc-a"
     (tmp_path / "jwks.json").write_text("{not json")
     clock.now += 1.5
-    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "svc-a"
+    assert verify(verifier, token(RSA_KEY, "RS256")).client_id == "jwt:svc-a"
 
 
 class JwksServer:
@@ -261,10 +261,10 @@ def test_jwks_url_is_fetched_cached_and_rotated_on_unknown_kid() -> None:
         async with jwks_server(jwks((RSA_KEY, "k1"))) as server:
             verifier = url_verifier(server.url, clock)
             for _ in range(3):
-                assert (await verifier.verify(token(RSA_KEY, "RS256"))).client_id == "svc-a"
+                assert (await verifier.verify(token(RSA_KEY, "RS256"))).client_id == "jwt:svc-a"
             assert server.fetches == 1  # cached
             server.document = jwks((RSA_KEY, "k1"), (EC_KEY, "e2"))
-            assert (await verifier.verify(token(EC_KEY, "ES256", kid="e2"))).client_id == "svc-a"
+            assert (await verifier.verify(token(EC_KEY, "ES256", kid="e2"))).client_id == "jwt:svc-a"
             assert server.fetches == 2  # fetched at once for the new kid
             clock.now += 301
             await verifier.verify(token(RSA_KEY, "RS256"))
@@ -300,7 +300,7 @@ def test_jwks_url_failure_keeps_the_cached_keys() -> None:
             await verifier.verify(token(RSA_KEY, "RS256"))
             server.failing = True
             clock.now += 301
-            assert (await verifier.verify(token(RSA_KEY, "RS256"))).client_id == "svc-a"
+            assert (await verifier.verify(token(RSA_KEY, "RS256"))).client_id == "jwt:svc-a"
             assert server.fetches == 2
 
     asyncio.run(scenario())
@@ -324,7 +324,7 @@ def test_concurrent_verifications_share_one_jwks_fetch() -> None:
             verifier = url_verifier(server.url, Clock())
             value = token(RSA_KEY, "RS256")
             results = await asyncio.gather(*(verifier.verify(value) for _ in range(10)))
-            assert {r.client_id for r in results} == {"svc-a"}
+            assert {r.client_id for r in results} == {"jwt:svc-a"}
             assert server.fetches == 1
 
     asyncio.run(scenario())

@@ -16,6 +16,7 @@ from extproc.config.restart import restart_required
 from extproc.server.busy_poll import BusyPoll, busy_poll
 from extproc.server.h2_server import BUSY_POLL_MAX_STREAMS, GrpcServer
 from tests.support.stack import free_port
+from tests.support.wait import wait_until_async
 from tests.unit.test_h2_server import echo
 
 
@@ -43,18 +44,21 @@ def _run_recorded(body):  # type: ignore[no-untyped-def]
 def test_a_poke_keeps_the_loop_polling_without_blocking_for_the_window_then_it_sleeps() -> None:
     window = 0.02
 
-    async def body() -> tuple[float, int, int]:
+    async def body() -> tuple[float, float, int, int]:
         busy = BusyPoll(asyncio.get_running_loop(), window)
         poked = time.monotonic()
         busy.poke()
-        await asyncio.sleep(window * 5)
-        turns = busy.turns
-        await asyncio.sleep(window * 2)
-        return poked, turns, busy.turns
+        assert busy.spinning
+        # Polled by a timer, so that only the busy poll keeps the loop from blocking meanwhile.
+        assert await wait_until_async(lambda: not busy.spinning, interval=window / 4)
+        closed, turns = time.monotonic(), busy.turns
+        await asyncio.sleep(window * 2)  # not a wait: the idle stretch whose polls are looked at below
+        return poked, closed, turns, busy.turns
 
-    (poked, turns, turns_later), polls = _run_recorded(body)
+    (poked, closed, turns, turns_later), polls = _run_recorded(body)
     in_window = [timeout for at, timeout in polls if poked <= at < poked + window * 0.8]
-    after = [timeout for at, timeout in polls if at > poked + window * 1.5]
+    after = [timeout for at, timeout in polls if at >= closed]
+    assert closed >= poked + window  # the window lasted its length
     assert turns > 10 and in_window.count(0) > 10  # polled without blocking while the window was open
     assert turns_later == turns  # and stopped once it closed
     # then slept until the next timer (the few polls without a timeout are those timers firing)
@@ -68,10 +72,10 @@ def test_each_poke_extends_the_window_from_the_latest_data() -> None:
         busy = BusyPoll(asyncio.get_running_loop(), window)
         first = time.monotonic()
         busy.poke()
-        await asyncio.sleep(window * 0.5)
+        await asyncio.sleep(window * 0.5)  # not a wait: the next data comes halfway through the window
         second = time.monotonic()
         busy.poke()  # more data before the window closed
-        await asyncio.sleep(window * 2)
+        assert await wait_until_async(lambda: not busy.spinning)
         return first, second, busy.last_turn
 
     (first, second, last_turn), _ = _run_recorded(body)
@@ -131,11 +135,11 @@ def test_with_more_than_a_few_streams_on_a_connection_the_server_does_not_poll()
                     await call.read()
                 busy = server.busy_poll
                 assert busy is not None
-                await asyncio.sleep(0.05)  # past the window
+                assert await wait_until_async(lambda: not busy.spinning)  # past the window
                 before = busy.turns
                 await calls[0].write(request)  # many streams open: no polling
-                await calls[0].read()
-                await asyncio.sleep(0.05)
+                await calls[0].read()  # the server was poked, if at all, when the request arrived
+                assert not busy.spinning
                 busy_turns = busy.turns
                 for call in calls[1:]:
                     await call.done_writing()
@@ -143,7 +147,7 @@ def test_with_more_than_a_few_streams_on_a_connection_the_server_does_not_poll()
                     assert await call.read() is grpc.aio.EOF
                 await calls[0].write(request)  # one stream left: polling again
                 await calls[0].read()
-                await asyncio.sleep(0.05)
+                assert await wait_until_async(lambda: busy.turns > busy_turns)
                 return before, busy_turns, busy.turns
         finally:
             await server.stop(1)

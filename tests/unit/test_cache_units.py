@@ -6,7 +6,7 @@ import orjson
 
 from extproc.cache import codec
 from extproc.cache.control import parse
-from extproc.cache.key import cache_key
+from extproc.cache.key import Forwarded, cache_key
 from extproc.formats import anthropic, gemini, openai
 from extproc.formats.canonical import (
     ChatResponse,
@@ -19,6 +19,7 @@ from extproc.formats.canonical import (
 )
 
 QUESTION = "What is the capital of France?"
+NOWHERE = Forwarded()
 
 
 def _openai(**extra: object) -> bytes:
@@ -36,26 +37,26 @@ def test_the_same_question_through_openai_anthropic_and_gemini_gives_one_key() -
         ),
         "m",
     )
-    key = cache_key("tenant:acme", "route", from_openai)
-    assert cache_key("tenant:acme", "route", from_anthropic) == key
-    assert cache_key("tenant:acme", "route", from_gemini) == key
+    key = cache_key("tenant:acme", "route", from_openai, NOWHERE)
+    assert cache_key("tenant:acme", "route", from_anthropic, NOWHERE) == key
+    assert cache_key("tenant:acme", "route", from_gemini, NOWHERE) == key
 
 
 def test_streaming_usage_reporting_and_the_end_user_id_do_not_change_the_key() -> None:
-    plain = cache_key("tenant:a", "r", openai.parse_request(_openai()))
+    plain = cache_key("tenant:a", "r", openai.parse_request(_openai()), NOWHERE)
     streamed = openai.parse_request(_openai(stream=True, stream_options={"include_usage": True}, user="u-1"))
-    assert cache_key("tenant:a", "r", streamed) == plain
+    assert cache_key("tenant:a", "r", streamed, NOWHERE) == plain
 
 
 def test_scope_route_and_every_answer_changing_field_change_the_key() -> None:
     request = openai.parse_request(_openai())
-    key = cache_key("tenant:a", "r", request)
-    assert cache_key("tenant:b", "r", request) != key
-    assert cache_key("tenant:a", "r2", request) != key
-    assert cache_key("tenant:a", "r", openai.parse_request(_openai(temperature=0.5))) != key
-    assert cache_key("tenant:a", "r", openai.parse_request(_openai(max_tokens=65))) != key
+    key = cache_key("tenant:a", "r", request, NOWHERE)
+    assert cache_key("tenant:b", "r", request, NOWHERE) != key
+    assert cache_key("tenant:a", "r2", request, NOWHERE) != key
+    assert cache_key("tenant:a", "r", openai.parse_request(_openai(temperature=0.5)), NOWHERE) != key
+    assert cache_key("tenant:a", "r", openai.parse_request(_openai(max_tokens=65)), NOWHERE) != key
     # Length-prefixed parts: moving a character between scope and route is another key.
-    assert cache_key("tenant:ab", "c", request) != cache_key("tenant:a", "bc", request)
+    assert cache_key("tenant:ab", "c", request, NOWHERE) != cache_key("tenant:a", "bc", request, NOWHERE)
 
 
 def test_chat_and_embedding_answers_survive_the_codec_whole() -> None:
@@ -95,10 +96,10 @@ def test_an_entry_the_codec_did_not_write_is_refused() -> None:
 
 
 def test_embedding_requests_key_on_their_inputs() -> None:
-    one = cache_key("t", "r", EmbeddingRequest("m", ["a"]))
-    assert one == cache_key("t", "r", EmbeddingRequest("m", ["a"]))
-    assert one != cache_key("t", "r", EmbeddingRequest("m", ["b"]))
-    assert one != cache_key("t", "r", EmbeddingRequest("m", ["a"], dimensions=8))
+    one = cache_key("t", "r", EmbeddingRequest("m", ["a"]), NOWHERE)
+    assert one == cache_key("t", "r", EmbeddingRequest("m", ["a"]), NOWHERE)
+    assert one != cache_key("t", "r", EmbeddingRequest("m", ["b"]), NOWHERE)
+    assert one != cache_key("t", "r", EmbeddingRequest("m", ["a"], dimensions=8), NOWHERE)
 
 
 def test_cache_control_directives() -> None:

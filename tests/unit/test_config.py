@@ -138,7 +138,7 @@ def test_provider_keys_are_written_owner_only_and_injected_by_envoy(tmp_path: Pa
     write_xds(config, tmp_path, check=False)
     keys = secrets_dir(tmp_path)
     assert keys.stat().st_mode & 0o777 == 0o700
-    (secret,) = keys.iterdir()
+    (secret,) = (path for path in keys.iterdir() if path.name != "extproc_token.yaml")  # Envoy's own, on TCP
     assert secret.stat().st_mode & 0o777 == 0o600
     assert "sk-private" in secret.read_text()
     assert "sk-private" not in (tmp_path / "cds.yaml").read_text()
@@ -151,7 +151,7 @@ def test_broken_rendered_config_is_rejected_by_envoy(monkeypatch: pytest.MonkeyP
 
     config = load_text(VALID, {"OPENAI_KEY": "k"}, Path("."))
     original = render._extproc_cluster
-    monkeypatch.setattr(render, "_extproc_cluster", lambda c: {**original(c), "connect_timeout": "-1s"})
+    monkeypatch.setattr(render, "_extproc_cluster", lambda c, keys: {**original(c, keys), "connect_timeout": "-1s"})
     with pytest.raises(RuntimeError, match="envoy rejected"):
         validate(config)
 

@@ -58,6 +58,10 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "extproc.message_timeout_ms": (lambda f, b: b.extproc.message_timeout_ms, (ExtprocSettings, "message_timeout_ms")),
     "extproc.grace_period_s": (lambda f, b: b.extproc.grace_period_s, (ExtprocSettings, "grace_period_s")),
     "extproc.busy_poll_us": (lambda f, b: b.extproc.busy_poll_us, (ExtprocSettings, "busy_poll_us")),
+    "extproc.max_stream_line_bytes": (
+        lambda f, b: b.extproc.max_stream_line_bytes,
+        (ExtprocSettings, "max_stream_line_bytes"),
+    ),
     "envoy.admin_port": (lambda f, b: b.envoy.admin_port, (EnvoySettings, "admin_port")),
     "envoy.max_request_bytes": (lambda f, b: b.envoy.max_request_bytes, (EnvoySettings, "max_request_bytes")),
     "envoy.use_remote_address": (lambda f, b: b.envoy.use_remote_address, (EnvoySettings, "use_remote_address")),
@@ -96,6 +100,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "jwt.algorithms": (lambda f, b: _jwt(f).algorithms, (JwtSettings, "algorithms")),
     "jwt.leeway_s": (lambda f, b: _jwt(f).leeway_s, (JwtSettings, "leeway_s")),
     "jwt.jwks_refresh_s": (lambda f, b: _jwt(f).jwks_refresh_s, (JwtSettings, "jwks_refresh_s")),
+    "jwt.allow_plaintext": (lambda f, b: _jwt(f).allow_plaintext, (JwtSettings, "allow_plaintext")),
     "jwt.claims.client": (lambda f, b: _jwt(f).client_claim, (JwtSettings, "client_claim")),
     "jwt.claims.tenant": (lambda f, b: _jwt(f).tenant_claim, (JwtSettings, "tenant_claim")),
     "jwt.claims.models": (lambda f, b: _jwt(f).models_claim, (JwtSettings, "models_claim")),

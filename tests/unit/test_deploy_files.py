@@ -18,7 +18,7 @@ from extproc.__main__ import main as extproc_main
 from extproc.config.load import load_file, load_text
 from extproc.config.model import GatewayConfig
 from extproc.config.render import render_listeners
-from extproc.config.render_ready import READY_PATH, STATS_PATH
+from extproc.config.render_ready import EXTPROC_METRICS_PATH, READY_PATH, STATS_PATH
 from extproc.observe.admin import build_admin_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,9 +51,15 @@ def http_targets(config: GatewayConfig) -> set[tuple[int, str]]:
     """(port, path) a probe or a scraper may GET: the ext_proc admin's routes and Envoy's ready port."""
     routes = build_admin_app(_never_ready).router.routes()
     targets = {(config.extproc.admin_port, r.resource.canonical) for r in routes if r.method == "GET" and r.resource}
-    if config.envoy.ready_port is not None:
-        targets |= {(config.envoy.ready_port, READY_PATH), (config.envoy.ready_port, STATS_PATH)}
+    if (ready := config.envoy.ready_port) is not None:
+        targets |= {(ready, READY_PATH), (ready, STATS_PATH), (ready, EXTPROC_METRICS_PATH)}
     return targets
+
+
+def assert_served_inside(config: GatewayConfig, port: int, path: str) -> None:
+    """`port` serves GET `path` to a check run inside the container (on any address, loopback too)."""
+    assert port in bound_addresses(config), f"port {port} is not one the gateway binds"
+    assert (port, path) in http_targets(config), f"GET {path} is not served on port {port}"
 
 
 def assert_reachable_from_outside(config: GatewayConfig, port: int, path: str | None = None) -> None:
@@ -158,11 +164,21 @@ def test_compose_gateway_ports_and_healthcheck_are_ones_its_gateway_yaml_serves(
     assert exposed is not None
     for port in exposed.group(1).split():
         assert_reachable_from_outside(config, int(port))
+    # The healthcheck runs inside the container: loopback is enough.
     urls = [urlsplit(url) for url in urls_in(gateway["healthcheck"]["test"])]
     assert urls
     for url in urls:
-        assert url.port is not None
-        assert_reachable_from_outside(config, url.port, url.path)
+        assert url.port is not None and url.hostname in LOOPBACK
+        assert_served_inside(config, url.port, url.path)
+
+
+def test_compose_binds_the_extproc_admin_to_loopback() -> None:
+    """/status and POST /reload are for the operator inside the container; no probe from outside
+    needs the admin (the healthcheck runs inside, Prometheus scrapes Envoy's ready port)."""
+    config = compose_gateway_config()
+    assert config.extproc.admin_address in LOOPBACK
+    published = [int(str(mapping).rsplit(":", 1)[-1]) for mapping in COMPOSE["services"]["gateway"]["ports"]]
+    assert config.extproc.admin_port not in published
 
 
 def test_compose_gateway_finds_its_keys_file_and_redis() -> None:
@@ -193,7 +209,7 @@ def test_prometheus_scrapes_both_halves_of_the_gateway_at_ports_that_serve_them(
                 assert host == "gateway", f"{target}: only the gateway is scraped"
                 assert_reachable_from_outside(config, int(port), path)
                 scraped.add((int(port), path))
-    assert scraped == {(config.extproc.admin_port, "/metrics"), (config.envoy.ready_port, STATS_PATH)}
+    assert scraped == {(config.envoy.ready_port, EXTPROC_METRICS_PATH), (config.envoy.ready_port, STATS_PATH)}
 
 
 # --- deploy/k8s ------------------------------------------------------------------------------------
@@ -428,3 +444,17 @@ def test_the_sidecar_renders_first_then_runs_the_gateway_as_native_sidecars_besi
     assert [c["name"] for c in sidecar.pod["containers"]] == ["app"]
     # The app starts once Envoy answers /ready.
     assert sidecar.container("llm-gateway-envoy")["startupProbe"]["httpGet"]["path"] == READY_PATH
+
+
+def test_the_extproc_admin_leaves_loopback_only_for_the_kubelets_probes(k8s: Manifest, embedded: GatewayConfig) -> None:
+    """The kubelet probes the pod's address, so /healthz and /readyz need the admin beyond loopback;
+    nothing else justifies it (/status and POST /reload are the operator's)."""
+    if embedded.extproc.admin_address in LOOPBACK:
+        return
+    probed = set()
+    for container in k8s.containers():
+        named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if kind in container:
+                probed.add(named.get(container[kind]["httpGet"]["port"], container[kind]["httpGet"]["port"]))
+    assert embedded.extproc.admin_port in probed

@@ -58,7 +58,7 @@ def _codes_in_code() -> set[str]:
         codes.update(re.findall(r'\bcode="([a-z_]+)"', path.read_text()))
     for mapper in local_reply_config()["mappers"]:
         error = mapper["body_format_override"]["json_format"].get("error", {})
-        if isinstance(error.get("code"), str):
+        if isinstance(error.get("code"), str) and not error["code"].startswith("%"):  # not Envoy's %RESPONSE_CODE%
             codes.add(error["code"])
     return codes
 

@@ -9,10 +9,8 @@ from typing import Any
 
 import httpx
 import openai
-import orjson
 import pytest
 
-from extproc.formats.sse import SSEParser
 from tests.fakes.providers import FakeOpenAI
 from tests.support import responses_samples as rec
 
@@ -26,16 +24,6 @@ TOOL: Any = {
 
 def client(fake: FakeOpenAI) -> openai.OpenAI:
     return openai.OpenAI(api_key=fake.api_key, base_url=fake.base_url + "/v1", max_retries=0, timeout=5)
-
-
-def events(body: bytes) -> list[dict[str, Any]]:
-    parser = SSEParser()
-    out = []
-    for event in parser.feed(body) + parser.close():
-        data = orjson.loads(event.data)
-        assert event.event == data["type"]
-        out.append(data)
-    return out
 
 
 def post(fake: FakeOpenAI, body: dict[str, Any]) -> Any:
@@ -59,8 +47,8 @@ def test_stream_has_the_recorded_event_sequence_and_parses_with_the_sdk(fake_ope
     assert final.output_text == "fake-openai says: stream me"
     response = post(fake_openai, {"model": MODEL, "input": "stream me", "stream": True})
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
-    ours = events(response.content)
-    recorded = events(rec.text_stream(["a", "b"], rec.usage(1, 1)))
+    ours = rec.events_of(response.content)
+    recorded = rec.events_of(rec.text_stream(["a", "b"], rec.usage(1, 1)))
     assert [e["type"] for e in ours if e["type"] != "response.output_text.delta"] == [
         e["type"] for e in recorded if e["type"] != "response.output_text.delta"
     ]
@@ -79,8 +67,8 @@ def test_tool_call_and_namespace_and_reasoning_as_recorded(fake_openai: FakeOpen
     assert call.type == "function_call" and (call.namespace, call.name) == ("weather", "get_weather")
     assert json.loads(call.arguments) == {"location": "Paris?"}
     assert answer.usage is not None and answer.usage.output_tokens_details.reasoning_tokens > 0
-    streamed = events(post(fake_openai, {**body, "stream": True}).content)
-    recorded = events(rec.call_stream(['{"', "x"], rec.usage(1, 1)))
+    streamed = rec.events_of(post(fake_openai, {**body, "stream": True}).content)
+    recorded = rec.events_of(rec.call_stream(['{"', "x"], rec.usage(1, 1)))
     kinds = {e["type"] for e in streamed}
     assert {e["type"] for e in recorded} - {"response.reasoning_summary_part.done"} <= kinds
 
@@ -117,9 +105,10 @@ def test_what_the_real_api_refuses_is_a_400_naming_the_field(
     assert set(error) == set(rec.HTTP_ERROR["error"]) and error["param"] == param
 
 
-def test_unknown_model_is_a_404_and_the_count_endpoint_counts() -> None:
+def test_unknown_model_is_a_400_naming_it_and_the_count_endpoint_counts() -> None:
     with FakeOpenAI(models=[MODEL]) as fake:
-        with pytest.raises(openai.NotFoundError):
+        with pytest.raises(openai.BadRequestError) as caught:
             client(fake).responses.create(model="gpt-nope", input="x")
+        assert caught.value.code == "model_not_found" and caught.value.param == "model"
         counted = client(fake).responses.input_tokens.count(model=MODEL, input="three words here")
     assert counted.input_tokens > 0

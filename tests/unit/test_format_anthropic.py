@@ -347,20 +347,19 @@ def test_parse_request_reads_output_config_and_adaptive_thinking() -> None:
         (b'{"model":"m","max_tokens":"5","messages":[]}', "max_tokens"),
         (b'{"max_tokens":5,"messages":[]}', "model"),
         (b'{"model":"m","max_tokens":5}', "messages"),
-        (b'{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}', "messages[0].role"),
+        (b'{"model":"m","max_tokens":5,"messages":[{"role":5,"content":"x"}]}', "messages[0].role"),
+        (b'{"model":"m","max_tokens":5,"messages":[{"role":"system","content":5}]}', "messages[0].content"),
         (b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":5}]}', "messages[0].content"),
         (
             b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"a","name":"b","input":{}}]}]}',
             "messages[0].content[0].type",
         ),
         (
-            b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}',
-            "messages[0].content[0].type",
+            b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":5}]}]}',
+            "messages[0].content[0].source",
         ),
-        (
-            b'{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}',
-            "tools[0].type",
-        ),
+        (b'{"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":5}}', "tool_choice.type"),
+        (b'{"model":"m","max_tokens":5,"messages":[],"thinking":{"type":"adaptive","display":1}}', "thinking.display"),
         (b'{"model":"m","max_tokens":5,"messages":[],"tools":[{"name":"f"}]}', "tools[0].input_schema"),
         (b'{"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"tool"}}', "tool_choice.name"),
         (b'{"model":"m","max_tokens":5,"messages":[],"thinking":{"type":"enabled"}}', "thinking.budget_tokens"),
@@ -781,16 +780,20 @@ def test_encoder_any_event_sequence_is_what_the_sdk_accumulates(
 # ---------------------------------------------------------------- provider side: render_request
 
 
-def test_render_request_hoists_and_concatenates_system_messages() -> None:
+def test_render_request_hoists_leading_system_messages_and_keeps_later_ones_in_place() -> None:
     req = _req(
         Message("system", [TextPart("one")]),
+        Message("system", [TextPart("one more")]),
         _user("hi"),
         Message("system", [TextPart("two")]),
         max_tokens=100,
     )
     body, dropped = _render(req)
-    assert body["system"] == [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]
-    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert body["system"] == [{"type": "text", "text": "one"}, {"type": "text", "text": "one more"}]
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "system", "content": [{"type": "text", "text": "two"}]},
+    ]
     assert body["max_tokens"] == 100 and body["model"] == "claude-test" and dropped == []
     single, _ = _render(_req(Message("system", [TextPart("only")]), _user("x")))
     assert single["system"] == "only"

@@ -244,6 +244,8 @@ def test_request_fixture_round_trip_is_stable(name: str):
     first = fmt.parse_request(fixture(f"{name}.request.json"), "gemini-2.5-flash")
     body = fmt.render_request(first, OPTIONS).body
     second = fmt.parse_request(body, "gemini-2.5-flash")
+    assert [feature.name for feature in first.api_features] in ([], ["safetySettings"])  # named, not rendered
+    first.api_features = []
     assert second == first
     assert fmt.render_request(second, OPTIONS).body == body
 
@@ -523,29 +525,23 @@ def test_models_prefix_in_path_model_is_stripped():
         (b"{}", "contents"),
         (b'{"contents": []}', "contents"),
         (b'{"contents": {}}', "contents"),
-        (b'{"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}', "contents[0].role"),
+        (b'{"contents": [{"role": 5, "parts": [{"text": "x"}]}]}', "contents[0].role"),
         (b'{"contents": [{"role": "user"}]}', "contents[0].parts"),
         (b'{"contents": [{"parts": [{"text": 5}]}]}', "contents[0].parts[0].text"),
-        (b'{"contents": [{"parts": [{"executableCode": {"code": "1"}}]}]}', "contents[0].parts[0]"),
+        (b'{"contents": [{"parts": [{"thought": true}]}]}', "contents[0].parts[0]"),
         (b'{"contents": [{"parts": [{"functionCall": {"name": "f"}}]}]}', "contents[0].parts[0]"),
         (b'{"contents": [{"parts": [{"inlineData": {"data": "AA=="}}]}]}', "contents[0].parts[0].inlineData"),
-        (b'{"contents": [{"parts": [{"text": "x"}]}], "cachedContent": "c/1"}', "cachedContent"),
-        (b'{"contents": [{"parts": [{"text": "x"}]}], "tools": [{"googleSearch": {}}]}', "tools[0].googleSearch"),
         (b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"topK": 1.5}}', "generationConfig.topK"),
         (
             b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"temperature": "hot"}}',
             "generationConfig.temperature",
         ),
         (
-            b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseMimeType": "text/x.enum"}}',
-            "generationConfig.responseMimeType",
-        ),
-        (
-            b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": ["IMAGE"]}}',
+            b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": [1]}}',
             "generationConfig.responseModalities",
         ),
         (
-            b'{"contents": [{"parts": [{"text": "x"}]}], "toolConfig": {"functionCallingConfig": {"mode": "S"}}}',
+            b'{"contents": [{"parts": [{"text": "x"}]}], "toolConfig": {"functionCallingConfig": {"mode": 1}}}',
             "toolConfig.functionCallingConfig.mode",
         ),
     ],
@@ -555,6 +551,60 @@ def test_bad_requests_raise_invalid_request_naming_the_field(body: bytes, param:
         fmt.parse_request(body, "gemini-2.5-flash")
     assert info.value.kind == "invalid_request"
     assert info.value.param == param
+
+
+_TEXT = {"parts": [{"text": "x"}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "name", "param"),
+    [
+        ({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}, "role.assistant", "contents[0].role"),
+        (
+            {"contents": [{"parts": [{"executableCode": {"code": "1"}}]}]},
+            "parts.executableCode",
+            "contents[0].parts[0]",
+        ),
+        (
+            {"contents": [_TEXT, {"role": "model", "parts": [{"codeExecutionResult": {"outcome": "OK"}}]}]},
+            "parts.codeExecutionResult",
+            "contents[1].parts[0]",
+        ),
+        ({"contents": [_TEXT], "cachedContent": "cachedContents/1"}, "cachedContent", "cachedContent"),
+        ({"contents": [_TEXT], "tools": [{"googleSearch": {}}]}, "tools.googleSearch", "tools[0].googleSearch"),
+        ({"contents": [_TEXT], "tools": [{"codeExecution": {}}]}, "tools.codeExecution", "tools[0].codeExecution"),
+        (
+            {"contents": [_TEXT], "generationConfig": {"responseMimeType": "text/x.enum"}},
+            "generationConfig.responseMimeType.text/x.enum",
+            "generationConfig.responseMimeType",
+        ),
+        (
+            {"contents": [_TEXT], "generationConfig": {"responseModalities": ["IMAGE"]}},
+            "generationConfig.responseModalities.IMAGE",
+            "generationConfig.responseModalities",
+        ),
+        (
+            {"contents": [_TEXT], "generationConfig": {"responseLogprobs": True}},
+            "generationConfig.responseLogprobs",
+            "generationConfig.responseLogprobs",
+        ),
+        (
+            {"contents": [_TEXT], "toolConfig": {"functionCallingConfig": {"mode": "S"}}},
+            "toolConfig.functionCallingConfig.mode.S",
+            "toolConfig.functionCallingConfig.mode",
+        ),
+        (
+            {"contents": [_TEXT], "generationConfig": {"thinkingConfig": {"thinkingLevel": "ULTRA"}}},
+            "generationConfig.thinkingConfig.thinkingLevel.ULTRA",
+            "generationConfig.thinkingConfig.thinkingLevel",
+        ),
+        ({"contents": [_TEXT], "safetySettings": [{"category": "c"}]}, "safetySettings", "safetySettings"),
+    ],
+)
+def test_what_the_canonical_model_cannot_carry_is_recorded_never_refused(body: dict, name: str, param: str):
+    req = fmt.parse_request(orjson.dumps(body), "gemini-2.5-flash")
+    (feature,) = req.api_features
+    assert (feature.name, feature.param, feature.when_foreign) == (name, param, "policy")
 
 
 def test_missing_model_is_invalid_request():

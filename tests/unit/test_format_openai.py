@@ -312,11 +312,11 @@ BAD_REQUESTS = [
     (orjson.dumps({"model": "m", "messages": []}), "messages"),
     (orjson.dumps({"model": "m"}), "messages"),
     (orjson.dumps(_msgs("hello")), "messages[0]"),
-    (orjson.dumps(_msgs({"role": "function", "content": "x"})), "messages[0].role"),
+    (orjson.dumps(_msgs({"role": 5, "content": "x"})), "messages[0].role"),
     (orjson.dumps(_msgs({"content": "x"})), "messages[0].role"),
     (orjson.dumps(_msgs({"role": "user"})), "messages[0].content"),
     (orjson.dumps(_msgs({"role": "user", "content": 5})), "messages[0].content"),
-    (orjson.dumps(_msgs({"role": "user", "content": [{"type": "input_audio"}]})), "messages[0].content[0].type"),
+    (orjson.dumps(_msgs({"role": "user", "content": [{"type": 7}]})), "messages[0].content[0].type"),
     (orjson.dumps(_msgs({"role": "system", "content": [{"type": "image_url"}]})), "messages[0].content[0].type"),
     (orjson.dumps(_msgs({"role": "user", "content": [{"type": "text", "text": 3}]})), "messages[0].content[0].text"),
     (
@@ -348,10 +348,9 @@ BAD_REQUESTS = [
     (orjson.dumps({**_msgs({"role": "user", "content": "x"}), "stop": ["a", 1]}), "stop"),
     (orjson.dumps({**_msgs({"role": "user", "content": "x"}), "stream": "yes"}), "stream"),
     (orjson.dumps({**_msgs({"role": "user", "content": "x"}), "tool_choice": "sometimes"}), "tool_choice"),
-    (orjson.dumps({**_msgs({"role": "user", "content": "x"}), "tools": [{"type": "custom"}]}), "tools[0].type"),
     (orjson.dumps({**_msgs({"role": "user", "content": "x"}), "tools": [{"function": {}}]}), "tools[0].function.name"),
     (
-        orjson.dumps({**_msgs({"role": "user", "content": "x"}), "response_format": {"type": "xml"}}),
+        orjson.dumps({**_msgs({"role": "user", "content": "x"}), "response_format": {"type": 1}}),
         "response_format.type",
     ),
     (
@@ -359,6 +358,43 @@ BAD_REQUESTS = [
         "stream_options.include_usage",
     ),
 ]
+
+
+_USER = {"role": "user", "content": "x"}
+UNKNOWN_FEATURES = [
+    ({**_msgs(_USER, {"role": "function", "name": "f", "content": "r"})}, "role.function", "messages[1].role"),
+    (_msgs({"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}), "content.input_audio", None),
+    (_msgs({"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}), "content.file", None),
+    ({**_msgs(_USER), "tools": [{"type": "custom", "custom": {"name": "g"}}]}, "tools.custom", "tools[0]"),
+    ({**_msgs(_USER), "tool_choice": {"type": "allowed_tools"}}, "tool_choice.allowed_tools", "tool_choice"),
+    ({**_msgs(_USER), "response_format": {"type": "xml"}}, "response_format.xml", "response_format.type"),
+    ({**_msgs(_USER), "web_search_options": {}}, "web_search_options", "web_search_options"),
+    ({**_msgs(_USER), "logit_bias": {"50256": -100}}, "logit_bias", "logit_bias"),
+    ({**_msgs(_USER), "modalities": ["text", "audio"]}, "modalities", "modalities"),
+    (
+        _msgs({"role": "assistant", "tool_calls": [{"type": "custom", "id": "c", "custom": {"name": "g"}}]}),
+        "tool_calls.custom",
+        "messages[0].tool_calls[0].type",
+    ),
+    ({**_msgs(_USER), "brand_new_field": 1}, "brand_new_field", "brand_new_field"),
+    ({**_msgs(_USER), "x\r\nSet-Cookie: a": 1}, "other", None),
+]
+
+
+@pytest.mark.parametrize(("body", "name", "param"), UNKNOWN_FEATURES)
+def test_what_the_canonical_model_cannot_carry_is_recorded_never_refused(
+    body: dict[str, Any], name: str, param: str | None
+) -> None:
+    req = fmt.parse_request(orjson.dumps(body), None)
+    (feature,) = req.api_features
+    assert feature.name == name and feature.when_foreign == "policy"
+    if param is not None:
+        assert feature.param == param
+
+
+def test_defaults_sent_as_false_or_null_are_not_features() -> None:
+    body = {**_msgs(_USER), "logprobs": False, "store": None, "modalities": []}
+    assert fmt.parse_request(orjson.dumps(body), None).api_features == []
 
 
 @pytest.mark.parametrize(("body", "param"), BAD_REQUESTS)

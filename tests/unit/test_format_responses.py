@@ -45,7 +45,6 @@ from extproc.formats.canonical import (
 from extproc.formats.endpoint import Endpoint
 from extproc.formats.responses import reasoning
 from extproc.formats.responses.common import flat_tool_name
-from extproc.formats.sse import SSEParser
 from tests.support import responses_samples as rec
 from tests.support.fixtures import fixture_json
 
@@ -60,17 +59,6 @@ def parse(body: dict[str, Any]) -> ChatRequest:
 def recorded(name: str) -> dict[str, Any]:
     """A real client's request body (agents/README.md), its model placeholder named."""
     return {**fixture_json(f"agents/{name}.json")["body"], "model": "gpt-x"}
-
-
-def events_of(data: bytes) -> list[dict[str, Any]]:
-    """The JSON of every SSE event, checked to name its type in its `event:` line too."""
-    parser = SSEParser()
-    out = []
-    for event in parser.feed(data) + parser.close():
-        obj = orjson.loads(event.data)
-        assert event.event == obj["type"]
-        out.append(obj)
-    return out
 
 
 # ---------------------------------------------------------------- requests real clients send
@@ -88,7 +76,8 @@ def test_codex_request_parses_with_developer_messages_namespaces_and_hosted_tool
     assert "exec_command" in names and "multi_agent_v1__spawn_agent" in names
     assert req.tool_namespaces["multi_agent_v1__spawn_agent"] == ("multi_agent_v1", "spawn_agent")
     web_search = next(i for i, t in enumerate(body["tools"]) if t["type"] == "web_search")
-    assert req.api_features == [ApiFeature("tools.web_search", f"tools[{web_search}]")]  # store: false is no feature
+    hosted = ApiFeature("tools.web_search", f"tools[{web_search}]", value=body["tools"][web_search])
+    assert req.api_features == [hosted]  # store: false is no feature
 
 
 def test_codex_second_turn_carries_the_call_and_its_output() -> None:
@@ -179,8 +168,10 @@ def test_images_and_files_become_parts_and_openai_file_ids_are_noted() -> None:
         FilePart("application/pdf", "JVBERi0x", filename="a.pdf"),
     ]
     assert req.api_features == [
-        ApiFeature("input_file.file_id", "input[0].content[3].file_id"),
-        ApiFeature("input.input_audio", "input[0].content[4].type"),
+        ApiFeature(
+            "input_file.file_id", "input[0].content[3].file_id", value={"type": "input_file", "file_id": "file-123"}
+        ),
+        ApiFeature("input.input_audio", "input[0].content[4].type", value={"type": "input_audio", "input_audio": {}}),
     ]
 
 
@@ -195,12 +186,35 @@ def test_state_kept_at_the_provider_is_refused_elsewhere_and_other_items_follow_
         }
     )  # fmt: skip
     assert req.api_features == [
-        ApiFeature("input.item_reference", "input[0].id", "refuse"),
-        ApiFeature("input.computer_call_output", "input[1].type"),
-        ApiFeature("tool_choice.web_search_preview", "tool_choice"),
-        ApiFeature("store", "store", "refuse"),
-        ApiFeature("previous_response_id", "previous_response_id", "refuse"),
+        ApiFeature("input.item_reference", "input[0].id", "refuse", {"type": "item_reference", "id": "msg_1"}),
+        ApiFeature(
+            "input.computer_call_output", "input[1].type", value={"type": "computer_call_output", "call_id": "c"}
+        ),
+        ApiFeature("tool_choice.web_search_preview", "tool_choice", value={"type": "web_search_preview"}),
+        ApiFeature("store", "store", "refuse", True),
+        ApiFeature("previous_response_id", "previous_response_id", "refuse", "resp_1"),
     ]
+
+
+def test_what_the_parser_does_not_know_is_noted_with_a_safe_name_never_refused() -> None:
+    req = parse(
+        {
+            "model": "m",
+            "input": [{"role": "robot", "content": "x"}, {"role": "user", "content": "q"}],
+            "text": {"format": {"type": "xml"}},
+            "tools": [{"type": "web search\r\nX-Evil: 1"}],
+            "verbosity_of_tomorrow": "low",
+            "metadata": {"k": "v"},  # bookkeeping: not a feature
+        }
+    )
+    assert [m.role for m in req.messages] == ["user"]
+    assert [(f.name, f.param) for f in req.api_features] == [
+        ("role.robot", "input[0].role"),
+        ("text.format.xml", "text.format.type"),
+        ("tools.other", "tools[0]"),
+        ("verbosity_of_tomorrow", "verbosity_of_tomorrow"),
+    ]
+    assert req.api_features[0].value == {"role": "robot", "content": "x"}
 
 
 def test_reasoning_effort_summary_and_json_schema_map_to_the_canonical_fields() -> None:
@@ -234,7 +248,6 @@ def test_reasoning_effort_summary_and_json_schema_map_to_the_canonical_fields() 
         ({"model": "m", "input": 5}, "input"),
         ({"model": "m", "input": []}, "input"),
         ({"model": "m", "input": [5]}, "input[0]"),
-        ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
         ({"model": "m", "input": [{"role": ["user"], "content": "x"}]}, "input[0].role"),
         ({"model": "m", "input": [{"role": "user"}]}, "input[0].content"),
         ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text"}]}]}, "input[0].content[0].text"),
@@ -258,7 +271,7 @@ def test_reasoning_effort_summary_and_json_schema_map_to_the_canonical_fields() 
         ({"model": "m", "input": "q", "tool_choice": {"type": "function"}}, "tool_choice.name"),
         ({"model": "m", "input": "q", "reasoning": "high"}, "reasoning"),
         ({"model": "m", "input": "q", "reasoning": {"effort": 3}}, "reasoning.effort"),
-        ({"model": "m", "input": "q", "text": {"format": {"type": "xml"}}}, "text.format.type"),
+        ({"model": "m", "input": "q", "text": {"format": {"type": 5}}}, "text.format.type"),
         ({"model": "m", "input": "q", "text": {"format": {"type": "json_schema", "name": "s"}}}, "text.format.schema"),
         ({"model": "m", "input": "q", "max_output_tokens": 0}, "max_output_tokens"),
         ({"model": "m", "input": "q", "max_output_tokens": "9"}, "max_output_tokens"),
@@ -354,7 +367,7 @@ def sdk_final(data: bytes, request: ChatRequest = REQUEST) -> Any:
     """What the official SDK's stream helper (`client.responses.stream`) makes of the events."""
     state: ResponseStreamState[Any] = ResponseStreamState(input_tools=omit, text_format=omit)
     final = None
-    for raw in events_of(data):
+    for raw in rec.events_of(data):
         event = construct_type(type_=ResponseStreamEvent, value=raw)  # type: ignore[arg-type]
         for seen in state.handle_event(event):  # type: ignore[arg-type]
             if seen.type in ("response.completed", "response.incomplete", "response.failed"):
@@ -373,7 +386,7 @@ TEXT_EVENTS: list[Any] = [
 
 def test_text_stream_has_the_recorded_event_sequence_and_numbers() -> None:
     for cuts in (1, 3, 5):
-        events = events_of(encode(TEXT_EVENTS, cuts=cuts))
+        events = rec.events_of(encode(TEXT_EVENTS, cuts=cuts))
         assert [e["type"] for e in events] == [
             "response.created",
             "response.in_progress",
@@ -412,7 +425,7 @@ def test_call_stream_keeps_each_calls_arguments_apart_and_restores_the_namespace
         Finish("tool_calls"),
     ]
     data = encode(events, asked)
-    types = [e["type"] for e in events_of(data)]
+    types = [e["type"] for e in rec.events_of(data)]
     assert types.count("response.function_call_arguments.delta") == 3 and types[-1] == "response.completed"
     final = sdk_final(data, asked)
     message, first, second = final.output
@@ -431,7 +444,7 @@ def test_reasoning_stream_shows_the_summary_when_asked_and_keeps_the_signature()
         TextDelta("A"),
         Finish("stop"),
     ]
-    seen = events_of(encode(events, asked))
+    seen = rec.events_of(encode(events, asked))
     assert [e["type"] for e in seen[2:8]] == [
         "response.output_item.added",
         "response.reasoning_summary_part.added",
@@ -445,7 +458,7 @@ def test_reasoning_stream_shows_the_summary_when_asked_and_keeps_the_signature()
     assert reasoning.decode(done["encrypted_content"]) == ThinkingPart("deep thought", "sig-9")
     final = sdk_final(encode(events, asked), asked)
     assert final.output[0].type == "reasoning" and final.output_text == "A"
-    quiet = events_of(encode(events))  # no summary asked: the reasoning item only
+    quiet = rec.events_of(encode(events))  # no summary asked: the reasoning item only
     assert "response.reasoning_summary_text.delta" not in [e["type"] for e in quiet]
 
 
@@ -455,7 +468,7 @@ def test_failure_in_a_stream_is_an_error_event_then_response_failed_and_the_end(
         encoder = WIRE.stream_encoder(REQUEST, ENDPOINT)
         data = encoder.encode([*before, StreamFailure(error), TextDelta("never")]) + encoder.encode([TextDelta("x")])
         data += encoder.close()
-        seen = events_of(data)
+        seen = rec.events_of(data)
         assert [e["type"] for e in seen[:2]] == ["response.created", "response.in_progress"]
         assert [e["type"] for e in seen[-2:]] == ["error", "response.failed"]
         assert seen[-2]["code"] == "rate_limit_exceeded" and seen[-2]["message"] == "slow down"
@@ -466,7 +479,7 @@ def test_failure_in_a_stream_is_an_error_event_then_response_failed_and_the_end(
 
 
 def test_stream_cut_by_max_tokens_ends_with_response_incomplete() -> None:
-    seen = events_of(encode([StreamStart("r", "m", 1), TextDelta("a"), Finish("length")]))
+    seen = rec.events_of(encode([StreamStart("r", "m", 1), TextDelta("a"), Finish("length")]))
     assert seen[-1]["type"] == "response.incomplete"
     assert seen[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
 

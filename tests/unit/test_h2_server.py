@@ -27,6 +27,7 @@ from extproc.server.h2_server import GrpcServer
 from extproc.server.service import ProcessorServer
 from extproc.state import GatewayState
 from tests.support.stack import free_port
+from tests.support.wait import wait_until_async
 
 
 def _body(data: bytes) -> ProcessingRequest:
@@ -150,7 +151,7 @@ def test_a_stream_the_client_cancels_closes_its_handler() -> None:
     async def client(channel: grpc.aio.Channel) -> bool:
         async def never_ending() -> AsyncIterator[ProcessingRequest]:
             yield _body(b"x")
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # the client never ends its side
 
         call = _stub(channel).Process(never_ending())
         await call.read()
@@ -232,33 +233,37 @@ def test_an_even_stream_id_from_the_client_is_a_protocol_error() -> None:
 
 
 def test_stop_lets_a_stream_in_flight_finish_and_refuses_new_ones() -> None:
-    release = asyncio.Event()
+    arrived, release = asyncio.Event(), asyncio.Event()
 
     async def slow(
         metadata: Mapping[str, str], requests: AsyncIterator[ProcessingRequest]
     ) -> AsyncGenerator[ProcessingResponse]:
         async for message in requests:
+            arrived.set()
             await release.wait()
             yield _echo(message.request_body.body)
 
-    async def run() -> tuple[list[bytes], bool]:
+    async def run() -> tuple[list[bytes], bool, bool]:
         server = GrpcServer(slow, f"127.0.0.1:{free_port()}")
         await server.start()
+        host, _, port = server.address.rpartition(":")
+
+        def refused() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex((host, int(port))) != 0
+
         async with grpc.aio.insecure_channel(server.address) as channel:
             call = _stub(channel).Process(iter([_body(b"in flight")]))
-            await asyncio.sleep(0.2)
+            await asyncio.wait_for(arrived.wait(), 5)
             stopping = asyncio.ensure_future(server.stop(5))
-            await asyncio.sleep(0.2)
+            refused_while_stopping = await wait_until_async(refused)
             release.set()
             answers = [r.request_body.response.body_mutation.body async for r in call]
             await stopping
-        with socket.socket() as probe:
-            host, _, port = server.address.rpartition(":")
-            refused = probe.connect_ex((host, int(port))) != 0
-        return answers, refused
+        return answers, refused_while_stopping, refused()
 
-    answers, refused = asyncio.run(run())
-    assert answers == [b"in flight"] and refused
+    answers, refused_while_stopping, refused_after = asyncio.run(run())
+    assert answers == [b"in flight"] and refused_while_stopping and refused_after
 
 
 def test_the_service_socket_is_for_its_own_user_only(tmp_path: Path, gateway_state: GatewayState) -> None:
@@ -297,3 +302,19 @@ def test_a_remembered_header_block_is_forgotten_once_the_table_changes_what_its_
     indexed_b = encoder.encode([("x-b", "2")])
     assert indexed_b == indexed_a  # the same bytes...
     assert decoder.decode(indexed_b) == {"x-b": "2"}  # ...now name another header
+
+
+def test_a_remembered_header_block_is_forgotten_when_an_insertion_evicts_without_changing_the_first_entry() -> None:
+    """Inserting a header equal to the table's first entry, which evicts the last one, leaves the
+    table's length and first entry as they were, yet index 63 now names another header."""
+    value_a, value_b = "a" * 1965, "b" * 1965  # each entry 2,000 bytes: two fit in the 4,096-byte table
+
+    def inserting(name: str, value: str) -> bytes:
+        return hpack.Encoder().encode([(name, value)], huffman=False)  # a literal added to the table
+
+    decoder = h2.HeaderDecoder(max_list_size=65536)
+    decoder.decode(inserting("x-b", value_b))
+    decoder.decode(inserting("x-a", value_a))  # the table: x-a, x-b
+    assert decoder.decode(b"\xbf") == {"x-b": value_b}  # index 63, the second entry; remembered
+    decoder.decode(inserting("x-a", value_a))  # the table: x-a, x-a (x-b evicted)
+    assert decoder.decode(b"\xbf") == {"x-a": value_a}

@@ -30,6 +30,7 @@ from extproc.server.router_pass import RouterPass
 from extproc.state import GatewayState
 from extproc.store import background
 from extproc.store.base import StoreError
+from tests.support.wait import wait_until_async
 
 CONFIG = """
 providers:
@@ -157,7 +158,7 @@ def test_the_access_line_has_every_field(records: queue.SimpleQueue[logging.LogR
     expected = {
         "request_id": "rid-1",
         "client": "anonymous",
-        "tenant": "default",
+        "tenant": "anonymous",
         "labels": None,
         "client_api": "openai",
         "route": "claude",
@@ -261,3 +262,39 @@ def test_each_failed_store_operation_is_counted() -> None:
     background.failed("cache", StoreError("still away"))  # logged once, counted each time
     background.succeeded()
     assert failed("cache") == before + 2
+
+
+def test_store_writes_after_the_answer_are_counted_until_done_even_when_cancelled() -> None:
+    def pending() -> float:
+        return REGISTRY.get_sample_value("gateway_store_pending_writes") or 0.0
+
+    async def scenario() -> list[float]:
+        before = pending()
+        release, started = asyncio.Event(), asyncio.Event()
+
+        async def slow_write() -> None:
+            started.set()
+            await release.wait()
+
+        async def failing_write() -> None:
+            raise StoreError("redis went away")
+
+        background.spawn("limits", slow_write())
+        background.spawn("cache", failing_write())
+        background.spawn("cache", slow_write())
+        seen = [pending() - before]
+        assert await wait_until_async(lambda: pending() - before == 2)  # the failed one is done
+        seen.append(pending() - before)
+        release.set()
+        assert await wait_until_async(lambda: pending() == before)
+        seen.append(pending() - before)
+        release.clear()
+        started.clear()
+        background.spawn("limits", slow_write())
+        await started.wait()
+        (left,) = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        left.cancel()  # a loop closing at shutdown cancels what is left
+        assert await wait_until_async(lambda: pending() == before)
+        return seen
+
+    assert asyncio.run(scenario()) == [3, 2, 0]

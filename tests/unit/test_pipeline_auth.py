@@ -36,6 +36,20 @@ routes:
   - {{model: "claude-*", provider: claude}}
   - {{model: "*", provider: mock}}
 """
+SECRET = "an-hs256-secret-of-at-least-32-bytes!!"
+# The listener asks for JWTs; one route takes API keys too, one takes anyone but only with x-public.
+ROUTE_AUTH = f"""
+auth: jwt
+clients:
+  - {{id: search, tenant: acme, key_hashes: ["{hash_key(KEY)}"]}}
+jwt: {{issuer: https://issuer.test, audience: gateway, algorithms: [HS256], secret_env: S}}
+providers:
+  - {{name: mock, kind: mock}}
+routes:
+  - {{name: vip, model: "gpt-*", provider: mock, match: {{tenants: [acme, "jwt:acme"]}}}}
+  - {{name: public, model: "open-*", provider: mock, auth: none, match: {{headers: [{{name: x-public, present: true}}]}}}}
+  - {{name: shared, model: "*", provider: mock, auth: any}}
+"""
 OPEN_ROUTE = CONFIG.replace('  - {model: "*", provider: mock}', '  - {model: "*", provider: mock, auth: none}')
 
 
@@ -50,7 +64,7 @@ def body(model: str) -> ProcessingRequest:
 
 
 def run(config: str, messages: list[ProcessingRequest]) -> list[ProcessingResponse]:
-    state = GatewayState(load_text(config, {"K": "provider-secret"}, Path(".")))
+    state = GatewayState(load_text(config, {"K": "provider-secret", "S": SECRET}, Path(".")))
 
     async def feed() -> AsyncIterator[ProcessingRequest]:
         for message in messages:
@@ -128,3 +142,40 @@ routes:
     assert error["code"] == "jwks_unavailable" and "try again later" in error["message"]
     sent = {h.header.key: h.header.raw_value for h in answer.immediate_response.headers.set_headers}
     assert sent["retry-after"] == b"5" and "www-authenticate" not in sent
+
+
+def token(**claims: object) -> str:
+    base = {"iss": "https://issuer.test", "aud": "gateway", "sub": "svc", "tenant": "acme", "exp": 4102444800}
+    return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
+
+
+def status(answer: ProcessingResponse) -> int:
+    return answer.immediate_response.status.code if answer.HasField("immediate_response") else 0
+
+
+def test_a_bad_or_missing_credential_is_refused_at_the_headers_even_where_routes_choose_their_own_auth() -> None:
+    expired = token(exp=1_700_000_000)
+    for credential in ({}, {"x-api-key": "gw-nobody"}, {"authorization": f"Bearer {expired}"}):
+        (answer,) = run(ROUTE_AUTH, [headers(chat(credential))])  # no body is ever asked for
+        assert status(answer) == 401, credential
+
+
+def test_a_route_taking_anyone_that_the_headers_leave_possible_waits_for_the_route() -> None:
+    public = chat({"x-public": "1"})
+    first, answer = run(ROUTE_AUTH, [headers(public), body("open-1")])
+    assert first.WhichOneof("response") == "request_headers"
+    assert status(answer) == 200
+    _, refused = run(ROUTE_AUTH, [headers(public), body("other-1")])
+    assert status(refused) == 401
+
+
+def test_an_api_key_is_refused_by_the_jwt_route_it_resolves_to_once_the_caller_is_known() -> None:
+    keyed = {"x-api-key": KEY}
+    for extra in ({}, {"x-public": "1"}):  # checked at the headers, and once the route is known
+        _, refused = run(ROUTE_AUTH, [headers(chat({**keyed, **extra})), body("gpt-4o")])
+        assert status(refused) == 401
+        assert orjson.loads(refused.immediate_response.body)["error"]["code"] == "method_not_allowed"
+        _, shared = run(ROUTE_AUTH, [headers(chat({**keyed, **extra})), body("other-1")])
+        assert status(shared) == 200
+    _, vip = run(ROUTE_AUTH, [headers(chat({"authorization": f"Bearer {token()}"})), body("gpt-4o")])
+    assert status(vip) == 200

@@ -46,6 +46,7 @@ def test_tokens_reserved_are_the_input_estimate_plus_the_output_the_client_allow
     body = b"x" * 400
     assert estimate.reserve(body, request) == (100, 200)
     assert estimate.reserve(body, ChatRequest("m", [])) == (100, 100)
+    assert estimate.reserve(body, ChatRequest("m", [], max_tokens=-(10**12))) == (100, 100)  # less than none: none
     assert estimate.input_tokens(b"") == 1
 
 

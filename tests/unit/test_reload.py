@@ -21,6 +21,7 @@ from extproc.config.reload import Reloader
 from extproc.config.restart import restart_required
 from extproc.envoy_admin import XdsState
 from extproc.state import GatewayState
+from tests.support.wait import wait_until_async
 
 BASE: dict[str, Any] = {
     "extproc": {"port": 50100, "workers": 1},
@@ -232,10 +233,7 @@ def test_a_provider_swap_reaches_envoy_clusters_first_and_never_routes_to_a_miss
 async def _watch_until(reloader: Reloader, done: Any, timeout: float = 15) -> None:
     watcher = asyncio.ensure_future(reloader.watch())
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not done():
-            assert asyncio.get_running_loop().time() < deadline, "the watcher never applied the change"
-            await asyncio.sleep(0.05)
+        assert await wait_until_async(done, timeout, interval=0.05), "the watcher never applied the change"
     finally:
         watcher.cancel()
 
@@ -273,10 +271,8 @@ def test_a_configmap_update_laid_out_the_way_the_kubelet_does_it_is_reloaded(tmp
             new = {**BASE, "routes": [{"model": "k-*", "provider": "mock"}]}
             _kubelet_publish(tmp_path, "..2026_12_02_01_05_00.2", new)
             shutil.rmtree(tmp_path / "..2026_12_02_01_00_00.1")  # the kubelet removes the old generation
-            deadline = asyncio.get_running_loop().time() + 15
-            while models(state) != ["k-*"]:
-                assert asyncio.get_running_loop().time() < deadline, "the ConfigMap update was never applied"
-                await asyncio.sleep(0.05)
+            applied = await wait_until_async(lambda: models(state) == ["k-*"], 15, interval=0.05)
+            assert applied, "the ConfigMap update was never applied"
         finally:
             watcher.cancel()
 

@@ -70,6 +70,32 @@ def test_rules_on_clients_or_tenants_are_known_to_need_the_identity() -> None:
     assert not Router(load('  - {model: "*", provider: oa}\n')).needs_identity
 
 
+JWT = "jwt: {issuer: i, audience: a, jwks_url: 'https://i.example/jwks.json'}\n"
+AUTH_RULES = """
+  - {name: vip, model: "gpt-*", provider: oa, match: {tenants: ["jwt:acme"]}}
+  - {name: jwt-only, model: "o3-*", provider: oa, auth: jwt}
+  - {name: public, model: "open-*", provider: mock, auth: none, match: {headers: [{name: x-public, present: true}]}}
+  - {name: claude-open, model: "*", provider: an, auth: none, match: {apis: [anthropic]}}
+  - {name: keyed, model: "*", provider: mock, auth: any}
+"""
+
+
+def test_the_methods_before_the_body_are_those_of_every_rule_the_headers_leave_possible() -> None:
+    router = Router(load(AUTH_RULES, JWT))
+    # The vip rule (no own method: the listener's) cannot be ruled out before the caller is known.
+    assert router.methods_before_body("api_key", facts()) == {"api_key", "jwt", "any"}
+    assert router.methods_before_body("api_key", facts({"x-public": "1"})) == {"api_key", "jwt", "none", "any"}
+    assert router.methods_before_body("jwt", facts(api="anthropic")) == {"jwt", "none", "any"}
+
+
+def test_a_provider_listing_models_adds_the_listeners_method_before_the_body() -> None:
+    only_jwt = '  - {model: "o3-*", provider: oa, auth: jwt}\n'
+    assert Router(load(only_jwt, JWT)).methods_before_body("none", facts()) == {"jwt"}
+    listed = PROVIDERS.replace("{name: mock, kind: mock}", "{name: mock, kind: mock, models: [mock-1]}")
+    config = load_text(listed + "routes:\n" + only_jwt + JWT, {"K": "secret"}, Path("."))
+    assert Router(config).methods_before_body("none", facts()) == {"jwt", "none"}
+
+
 def test_a_pool_needs_a_name_real_providers_and_at_least_two_members() -> None:
     assert problems('  - {model: "*", pool: [{provider: oa}, {provider: an}]}\n') == [
         "routes[0].name: a route with a pool needs a name (a-z, 0-9, _ and -)"

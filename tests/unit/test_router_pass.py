@@ -16,6 +16,8 @@ from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.server.router_pass import RouterPass
 from extproc.state import GatewayState
+from tests.support.metrics import pending_writes_here
+from tests.support.wait import wait_until_async
 
 CONFIG = """
 providers:
@@ -237,8 +239,9 @@ limits:
         return answers[-1].immediate_response.status.code
 
     async def scenario() -> tuple[int, int, bool]:
+        before = pending_writes_here()
         first, second = await one("r1"), await one("r2")  # the second is over the request limit
-        await asyncio.sleep(0)  # the releases run in the background
+        assert await wait_until_async(lambda: pending_writes_here() == before)  # the releases run in the background
         return first, second, await state.store.acquire("streams/streams", "someone-else", 1, 60)
 
     first, second, slot_free = asyncio.run(scenario())

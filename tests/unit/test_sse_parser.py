@@ -1,7 +1,12 @@
-"""The SSE parser gives the same events however the stream is cut and whichever line ends it uses."""
+"""The SSE parser gives the same events however the stream is cut and whichever line ends it uses,
+costs bytes in proportion to what it is fed, and stops at a line over its bound."""
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,3 +57,71 @@ def test_a_line_that_is_not_a_field_is_kept_raw_and_a_last_event_without_its_bla
     parsed = parser.feed(b'{"error": {"code": 500}}\n\ndata: last')
     parsed += parser.close()
     assert parsed == [SSEEvent("", "", ['{"error": {"code": 500}}']), SSEEvent("", "last")]
+
+
+# --- linear and bounded ------------------------------------------------------------------------
+
+
+def allocated_while_feeding(feed: Callable[[bytes], object], chunks: list[bytes]) -> int:
+    """Bytes allocated inside the feed calls beyond what each call started with, summed: what a
+    parser copies. A parser that re-concatenates its buffer per chunk allocates the whole line again
+    each time (quadratic); one that appends allocates about what it keeps."""
+    total = 0
+    tracemalloc.start()
+    try:
+        for chunk in chunks:
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            feed(chunk)
+            total += tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    return total
+
+
+def long_line_chunks(size: int, chunk: int = 1024, prefix: bytes = b"data: ") -> list[bytes]:
+    line = prefix + b"x" * size
+    return [line[i : i + chunk] for i in range(0, len(line), chunk)]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_feeding_a_long_line_in_small_chunks_costs_bytes_in_proportion_to_its_length(newline: bytes) -> None:
+    per_byte = []
+    for size in (256 * 1024, 1024 * 1024):
+        parser = SSEParser()  # both lengths within the default bound (4 MiB)
+        chunks = [*long_line_chunks(size), newline + newline]
+        per_byte.append(allocated_while_feeding(parser.feed, chunks) / size)
+        assert len(parser.close()) == 0
+    # Linear: a constant number of copies per byte, whatever the length (quadratic: 128, then 512).
+    assert max(per_byte) < 8, per_byte
+
+
+def test_a_line_over_the_bound_stops_the_parser_and_keeps_the_events_before_it() -> None:
+    parser = SSEParser(max_line_bytes=1024)
+    events = parser.feed(b"data: first\n\n")
+    for chunk in long_line_chunks(2000, chunk=100):
+        events += parser.feed(chunk)
+    assert parser.overflow
+    assert events == [SSEEvent("", "first")]
+    assert parser.feed(b"\n\ndata: after\n\n") == [] and parser.close() == []  # nothing more is read
+
+
+def test_a_long_line_arriving_whole_is_bounded_too() -> None:
+    parser = SSEParser(max_line_bytes=1024)
+    assert parser.feed(b"data: ok\n\n" + b"data: " + b"y" * 2000 + b"\n\n") == [SSEEvent("", "ok")]
+    assert parser.overflow
+
+
+def test_an_event_of_many_short_lines_is_bounded_as_one_line() -> None:
+    parser = SSEParser(max_line_bytes=1024)
+    assert parser.feed(b"data: x\n" * 300) == []
+    assert parser.overflow
+
+
+@given(st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=40))
+def test_lines_within_the_bound_are_never_cut_short(sizes: list[int]) -> None:
+    stream = b"".join(b"data: " + b"z" * size + b"\n\n" for size in sizes)
+    parser = SSEParser(max_line_bytes=70)
+    parsed = [ev for i in range(0, len(stream), 7) for ev in parser.feed(stream[i : i + 7])] + parser.close()
+    assert not parser.overflow
+    assert [len(ev.data) for ev in parsed] == sizes

@@ -102,7 +102,7 @@ class StoreContract:
             take = Take("k", cost=1, limit=10, window_s=1)  # a token every 0.1 s
             [first] = await store.take([take])
             assert first.remaining == 9
-            await store.settle("k", 14, limit=10, window_s=1)  # 9 - 14 = 5 tokens of debt
+            await store.settle("k", reserved=1, used=15, limit=10, window_s=1)  # 9 - 14 = 5 tokens of debt
             [refused] = await store.take([take])
             assert not refused.allowed
             assert refused.remaining == 0
@@ -115,12 +115,44 @@ class StoreContract:
         async def scenario(store: Store) -> None:
             [taken] = await store.take([Take("k", cost=4, limit=10, window_s=60)])
             assert taken.remaining == 6
-            await store.settle("k", -2, limit=10, window_s=60)
+            await store.settle("k", reserved=4, used=2, limit=10, window_s=60)
             [after] = await store.take([Take("k", cost=1, limit=10, window_s=60)])
             assert after.remaining == 7  # 6 + 2 - 1
-            await store.settle("k", -100, limit=10, window_s=60)
+            await store.settle("k", reserved=10, used=0, limit=10, window_s=60)
             [capped] = await store.take([Take("k", cost=1, limit=10, window_s=60)])
             assert capped.remaining == 9
+
+        self.run(scenario)
+
+    def test_a_take_costs_no_less_than_nothing_and_no_more_than_the_bucket(self) -> None:
+        async def scenario(store: Store) -> None:
+            await store.take([Take("k", cost=6, limit=10, window_s=3600)])
+            [negative] = await store.take([Take("k", cost=-1_000_000_000_000, limit=10, window_s=3600)])
+            assert negative.allowed and negative.remaining == 4  # nothing given back
+            [left] = await store.take([Take("k", cost=1, limit=10, window_s=3600)])
+            assert left.remaining == 3
+            [huge] = await store.take([Take("full", cost=10**15, limit=10, window_s=3600)])
+            assert huge.allowed and huge.remaining == 0  # the bucket's size: a full bucket pays it
+            [refused] = await store.take([Take("full", cost=10**15, limit=10, window_s=3600)])
+            assert not refused.allowed
+            assert refused.retry_after_s == approx(3600, abs=self.slack_s)  # until the bucket is full again
+
+        self.run(scenario)
+
+    def test_a_settle_charges_what_was_used_and_gives_back_no_more_than_was_reserved(self) -> None:
+        async def scenario(store: Store) -> None:
+            limit, window = 100, 3600
+            await store.take([Take("k", cost=50, limit=limit, window_s=window)])
+            await store.take([Take("k", cost=20, limit=limit, window_s=window)])  # 30 left
+            await store.settle("k", reserved=20, used=-1_000_000_000_000, limit=limit, window_s=window)
+            [after] = await store.take([Take("k", cost=1, limit=limit, window_s=window)])
+            assert after.remaining == 49  # 30 + the 20 reserved, not the whole bucket
+            await store.settle("k", reserved=-1_000_000_000_000, used=9, limit=limit, window_s=window)
+            [charged] = await store.take([Take("k", cost=1, limit=limit, window_s=window)])
+            assert charged.remaining == 39  # 49 - 9 used - 1 taken: nothing more for a reservation below 0
+            await store.settle("k", reserved=10**15, used=0, limit=limit, window_s=window)
+            [refilled] = await store.take([Take("k", cost=1, limit=limit, window_s=window)])
+            assert refilled.remaining == 99  # back to full at most, whatever the reservation claims
 
         self.run(scenario)
 
@@ -265,7 +297,7 @@ def test_memory_store_forgets_a_bucket_once_it_has_refilled() -> None:
         await store.take([Take("k", cost=1, limit=5, window_s=1)])
         assert "k" in store._buckets
         clock.now += 1
-        await store.settle("k", 0, limit=5, window_s=1)  # seen again, full
+        await store.settle("k", reserved=1, used=1, limit=5, window_s=1)  # seen again, full
         assert "k" not in store._buckets
 
     asyncio.run(scenario())

@@ -30,10 +30,10 @@ _ERROR_KINDS: dict[str, Any] = {
 class _UsageTracker:
     """Anthropic reports input from message_start and cumulative totals in message_delta."""
 
-    __slots__ = ("cache_creation", "cache_read", "output", "uncached")
+    __slots__ = ("cache_creation", "cache_read", "output", "thinking", "uncached")
 
     def __init__(self) -> None:
-        self.uncached = self.cache_read = self.cache_creation = self.output = 0
+        self.uncached = self.cache_read = self.cache_creation = self.output = self.thinking = 0
 
     def update(self, usage: Any) -> bool:
         if not isinstance(usage, dict):
@@ -46,6 +46,9 @@ class _UsageTracker:
             self.cache_creation = usage["cache_creation_input_tokens"]
         if is_int(usage.get("output_tokens")):
             self.output = usage["output_tokens"]
+        details = usage.get("output_tokens_details")  # thinking_tokens: part of output_tokens
+        if isinstance(details, dict) and is_int(details.get("thinking_tokens")):
+            self.thinking = details["thinking_tokens"]
         return True
 
     def canonical(self) -> Usage:
@@ -54,6 +57,7 @@ class _UsageTracker:
             output_tokens=self.output,
             cached_tokens=self.cache_read,
             cache_creation_tokens=self.cache_creation,
+            reasoning_tokens=self.thinking,
         )
 
 

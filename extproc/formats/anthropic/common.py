@@ -67,7 +67,10 @@ def _scrub(value: Any, depth: int) -> Any:
     return value
 
 
-def _anthropic_usage(usage: Usage | None) -> dict[str, int]:
+def _anthropic_usage(usage: Usage | None) -> dict[str, Any]:
+    """`usage` of a message (and of a stream's message_start and message_delta). Reasoning tokens,
+    whichever provider counted them, are `output_tokens_details.thinking_tokens` (part of
+    output_tokens, as the API reports them)."""
     if usage is None:
         return {
             "input_tokens": 0,
@@ -76,12 +79,15 @@ def _anthropic_usage(usage: Usage | None) -> dict[str, int]:
             "output_tokens": 0,
         }
     uncached = usage.input_tokens - usage.cached_tokens - usage.cache_creation_tokens
-    return {
+    out: dict[str, Any] = {
         "input_tokens": max(uncached, 0),
         "cache_creation_input_tokens": usage.cache_creation_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": usage.output_tokens,
     }
+    if usage.reasoning_tokens > 0:
+        out["output_tokens_details"] = {"thinking_tokens": min(usage.reasoning_tokens, usage.output_tokens)}
+    return out
 
 
 def _tool_input(arguments: str) -> dict[str, Any]:

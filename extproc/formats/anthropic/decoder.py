@@ -22,7 +22,7 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
-from extproc.formats.sse import SSEEvent, SSEParser
+from extproc.formats.sse import MAX_LINE_BYTES, SSEEvent, SSEParser, overflow_message
 
 
 class StreamDecoder:
@@ -34,8 +34,8 @@ class StreamDecoder:
     A redacted_thinking block arrives whole in content_block_start: one redacted ThinkingDelta.
     """
 
-    def __init__(self) -> None:
-        self._sse = SSEParser()
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._sse = SSEParser(max_line_bytes)
         self._created = int(time.time())
         self._started = False
         self._finished = False
@@ -49,6 +49,7 @@ class StreamDecoder:
         events: list[StreamEvent] = []
         for sse in self._sse.feed(chunk):
             self._handle(sse, events)
+        self._check_overflow(events)
         return events
 
     def close(self) -> list[StreamEvent]:
@@ -58,9 +59,14 @@ class StreamDecoder:
         events: list[StreamEvent] = []
         for sse in self._sse.close():
             self._handle(sse, events)
+        self._check_overflow(events)
         if not self._finished and not self._failed:
             self._fail(_provider_failure("provider stream ended before the message was complete"), events)
         return events
+
+    def _check_overflow(self, events: list[StreamEvent]) -> None:
+        if self._sse.overflow and not self._failed and not self._finished:
+            self._fail(_provider_failure(overflow_message(self._sse.max_line_bytes)), events)
 
     def _fail(self, error: GatewayError, events: list[StreamEvent]) -> None:
         self._failed = True

@@ -155,14 +155,21 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     messages: list[dict[str, Any]] = []
     for msg in with_user_turn(req.messages):
         if msg.role == "system":
+            # The system messages before the first turn are the top-level `system`; a later one keeps
+            # its place, as a system message in `messages` (the API takes them anywhere).
+            blocks: list[dict[str, Any]] = []
             for part in msg.content:
                 if isinstance(part, TextPart):
                     if part.text:
-                        system.append({"type": "text", "text": part.text})
+                        blocks.append({"type": "text", "text": part.text})
                 elif isinstance(part, ImagePart) and "system_image" not in dropped:
                     unsupported("system_image")
                 elif isinstance(part, FilePart) and "system_file" not in dropped:
                     unsupported("system_file")
+            if messages:
+                _append(messages, "system", blocks)
+            else:
+                system += blocks
         elif msg.role == "tool":
             _append(messages, "user", [_tool_result_block(msg)])
         elif msg.role == "user":
@@ -206,6 +213,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                 budget = None
     if budget is not None:
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if req.reasoning_summary:  # the client asked to see the reasoning
+            body["thinking"]["display"] = "summarized"
 
     if req.temperature is not None:
         if budget is not None:

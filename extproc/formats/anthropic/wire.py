@@ -12,6 +12,7 @@ from extproc.formats.contract import StreamDecoder as StreamDecoderType
 from extproc.formats.contract import StreamEncoder as StreamEncoderType
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.formats.shared_wire import CONTENT_TYPE_SSE, no_embeddings, rename_model
+from extproc.formats.sse import MAX_LINE_BYTES
 
 
 class AnthropicWire:
@@ -19,7 +20,7 @@ class AnthropicWire:
 
     # ---- client side
     def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
-        return request.parse_request(body, endpoint.path_model)
+        return request.parse_request(body, endpoint.path_model, counting=endpoint.operation == "count_tokens")
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         raise no_embeddings("Anthropic")
@@ -57,8 +58,8 @@ class AnthropicWire:
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse:
         raise no_embeddings("Anthropic")
 
-    def stream_decoder(self) -> StreamDecoderType:
-        return StreamDecoder()
+    def stream_decoder(self, max_line_bytes: int = MAX_LINE_BYTES) -> StreamDecoderType:
+        return StreamDecoder(max_line_bytes=max_line_bytes)
 
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return answers.parse_error(status, body)

@@ -11,6 +11,7 @@ from extproc.errors import GatewayError
 from extproc.formats.base import provider_error, random_text
 from extproc.formats.limits import loads
 from extproc.formats.model_name import check_model
+from extproc.formats.repeated_keys import Field, refuse_repeated
 
 
 def _call_id() -> str:
@@ -25,6 +26,17 @@ def _get(obj: dict, camel: str, snake: str) -> Any:
     """A field in camelCase or snake_case; null counts as absent (proto3 JSON)."""
     value = obj.get(camel)
     return obj.get(snake) if value is None else value
+
+
+def _get_one(obj: dict, camel: str, snake: str, param: str) -> Any:
+    """A field the gateway decides on, in one spelling only: given in both, which one the
+    provider reads is its own choice, and the gateway must read the same."""
+    value = obj.get(camel)
+    if value is None:
+        return obj.get(snake)
+    if obj.get(snake) is not None:
+        raise _bad(f"'{param}' is given twice, as {camel} and as {snake}", param)
+    return value
 
 
 def _json_text(value: Any, param: str | None = None) -> str:
@@ -102,9 +114,10 @@ def _int(value: Any, param: str) -> int:
     raise _bad(f"'{param}' must be an integer", param)
 
 
-def _request_object(body: bytes, path_model: str | None) -> tuple[dict, str]:
+def _request_object(body: bytes, path_model: str | None, checked: tuple[Field, ...]) -> tuple[dict, str]:
     """A client's JSON request object and the model it is for (from the URL, `models/` dropped)."""
     data = _dict(loads(body), "body")
+    refuse_repeated(body, data, checked)
     model = path_model or data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("the model name is missing from the URL", "model")

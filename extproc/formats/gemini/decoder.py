@@ -23,21 +23,43 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.gemini.answers import _call_from, _error_from, _finish_in, _parse_usage, _parts_of
-from extproc.formats.sse import SSEParser
+from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
 
 class _ArraySplitter:
-    """Splits the JSON array a non-SSE streamGenerateContent writes into its elements."""
+    """Splits the JSON array a non-SSE streamGenerateContent writes into its elements; each byte is
+    looked at once. An element over `max_bytes` stops it (`overflow`)."""
 
     _SPECIAL = re.compile(rb'["\\\[\]{}]')
 
-    def __init__(self) -> None:
-        self._depth = 0  # 1 inside the outer array, >= 2 inside an element
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES, outside: int = 0) -> None:
+        """`outside=1`: no outer array, each top-level value is an element (stray closers are ignored)."""
+        self._max = max_bytes
+        self._floor = outside
+        self._depth = outside  # 1 inside the outer array, >= 2 inside an element
         self._in_string = False
         self._escape = False
         self._element = bytearray()
+        self.overflow = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        if self.overflow:
+            return out
+        out = self._split(chunk)
+        for i, element in enumerate(out):
+            if len(element) > self._max:
+                self._stop()
+                return out[:i]
+        if len(self._element) > self._max:
+            self._stop()
+        return out
+
+    def _stop(self) -> None:
+        self.overflow = True
+        self._element = bytearray()
+
+    def _split(self, chunk: bytes) -> list[bytes]:
         out: list[bytes] = []
         pos = 0
         size = len(chunk)
@@ -70,7 +92,7 @@ class _ArraySplitter:
             elif char in (0x7D, 0x5D):  # } ]
                 if self._depth >= 2:
                     self._element += chunk[end:pos]
-                self._depth = max(self._depth - 1, 0)
+                self._depth = max(self._depth - 1, self._floor)
                 if self._depth == 1 and self._element:
                     out.append(bytes(self._element))
                     self._element.clear()
@@ -95,12 +117,15 @@ class StreamDecoder:
     Gemini puts finishReason on the last chunk and reports cumulative usage on
     every chunk, so Finish and one final UsageUpdate are emitted at close()."""
 
-    def __init__(self, model: str = "") -> None:
+    def __init__(self, model: str = "", max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._model = model
+        self._max = max_line_bytes
         self._mode = ""  # "sse" | "array", decided by the first non-blank byte
-        self._sse = SSEParser()
-        self._array = _ArraySplitter()
-        self._raw: list[str] = []
+        self._sse = SSEParser(max_line_bytes)
+        self._array = _ArraySplitter(max_line_bytes)
+        # Bare JSON objects among the SSE lines, told apart as they complete: each line is scanned
+        # once (parsing all the lines so far after each one was quadratic).
+        self._objects = _ArraySplitter(min(max_line_bytes, _RAW_LIMIT), outside=1)
         self._raw_size = 0
         self._started = False
         self._failed = False
@@ -128,7 +153,12 @@ class StreamDecoder:
                 self._handle_sse(event, events)
                 if self._failed:
                     break
+        self._check_overflow(events)
         return events
+
+    def _check_overflow(self, events: list[StreamEvent]) -> None:
+        if (self._sse.overflow or self._array.overflow) and not self._failed:
+            self._fail(provider_error(overflow_message(self._max)), events)
 
     def close(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -140,9 +170,10 @@ class StreamDecoder:
                     self._handle_sse(event, events)
                     if self._failed:
                         break
+                self._check_overflow(events)
             elif self._mode == "array" and self._array.pending:
                 self._fail(provider_error("the provider stream ended mid-element"), events)
-            if self._raw and not self._failed:
+            if self._raw_size and not self._failed:
                 self._fail(provider_error("the provider stream contained malformed data"), events)
         self._closed = True
         if self._failed or not self._started:
@@ -165,19 +196,21 @@ class StreamDecoder:
         if event.data:
             self._handle_json(event.data, events)
         if event.raw and not self._failed:
-            # a bare JSON object written without `data:` (Gemini's mid-stream error)
-            self._raw.extend(event.raw)
-            self._raw_size += sum(len(line) for line in event.raw)
-            try:
-                obj = orjson.loads("\n".join(self._raw))
-            except orjson.JSONDecodeError:
-                if self._raw_size > _RAW_LIMIT:
-                    self._fail(provider_error("the provider stream contained malformed data"), events)
-                obj = None
-            if obj is not None:
-                self._raw.clear()
-                self._raw_size = 0
-                self._handle(obj, events)
+            # a bare JSON object written without `data:` (Gemini's mid-stream error), maybe over several lines
+            for line in event.raw:
+                self._raw_size += len(line) + 1
+                for text in self._objects.feed(line.encode() + b"\n"):
+                    self._raw_size = 0  # what came before it was not JSON: only an object counts
+                    try:
+                        obj = orjson.loads(text)
+                    except orjson.JSONDecodeError:
+                        self._fail(provider_error("the provider stream contained malformed data"), events)
+                        return
+                    self._handle(obj, events)
+                    if self._failed:
+                        return
+            if self._raw_size > _RAW_LIMIT or self._objects.overflow:
+                self._fail(provider_error("the provider stream contained malformed data"), events)
 
     def _handle_json(self, data: bytes | str, events: list[StreamEvent]) -> None:
         try:

@@ -11,6 +11,11 @@ from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
 from extproc.formats.gemini.answers import _error_from
 from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _request_object, _str
 from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.repeated_keys import ARRAY, OBJECT, Field
+
+# The text embedded (the model comes from the URL): never repeated.
+SINGLE_FIELDS = (Field(("content",), OBJECT),)
+BATCH_FIELDS = (Field(("requests",), ARRAY),)
 
 
 def _embed_text(content: Any, param: str) -> str:
@@ -41,7 +46,7 @@ def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool 
     """`:embedContent` (batch=False) or `:batchEmbedContents` (batch=True).
     `title` is accepted and ignored. A batch must use one taskType and one
     outputDimensionality for all its requests (the canonical request has one)."""
-    data, model = _request_object(body, path_model)
+    data, model = _request_object(body, path_model, BATCH_FIELDS if batch else SINGLE_FIELDS)
     if not batch:
         if data.get("content") is None:
             raise _bad("'content' is required", "content")

@@ -1,16 +1,33 @@
-"""Client side: a generateContent / streamGenerateContent body -> ChatRequest."""
+"""Client side: a generateContent / streamGenerateContent body -> ChatRequest.
+
+Strict only where the canonical model needs the request. A role, part kind, tool kind, setting or
+top-level field it does not know (cachedContent, codeExecution, googleSearch, ...) is an
+ApiFeature: it goes on untouched to a Gemini provider, and is dropped and named, or refused, per
+the `unsupported` policy of any other.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from extproc.errors import GatewayError
-from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, ThinkingPart, ToolCall
+from extproc.formats.canonical import (
+    ApiFeature,
+    ChatRequest,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCall,
+    feature_name,
+    unset,
+)
 from extproc.formats.gemini.common import (
     _bad,
     _call_id,
     _dict,
     _get,
+    _get_one,
     _json_object,
     _json_text,
     _list,
@@ -18,9 +35,39 @@ from extproc.formats.gemini.common import (
     _str,
 )
 from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
-from extproc.formats.limits import MAX_MESSAGES, check_count
+from extproc.formats.limits import MAX_MESSAGES, check_count, check_schema_depth
+from extproc.formats.repeated_keys import ARRAY, NUMBER_OR_STRING, OBJECT, Field
+
+_CONFIG = ("generationConfig", "generation_config")
+_THINKING = ("thinkingConfig", "thinking_config")
+# What the gateway decides on (token limits) and the conversation it estimates and keys the cache
+# on: never repeated; the model and streaming come from the URL. Each name present costs a search
+# of the raw body. `_get_one` refuses a checked field given in both spellings.
+CHECKED_FIELDS = (
+    Field(("contents",), ARRAY),
+    *(Field((config,), OBJECT) for config in _CONFIG),
+    *(Field((c, name), NUMBER_OR_STRING) for c in _CONFIG for name in ("maxOutputTokens", "max_output_tokens")),
+    *(
+        Field((c, t, name), NUMBER_OR_STRING)
+        for c in _CONFIG
+        for t in _THINKING
+        for name in ("thinkingBudget", "thinking_budget")
+    ),
+)
 
 _ROLES_USER = ("user", "function")  # "function" is the legacy role for functionResponse turns
+# what the canonical request is read from (both spellings); any other top-level field is an ApiFeature
+_READ_FIELDS = frozenset(
+    {
+        "model", "contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config",
+        "generationConfig", "generation_config",
+    }
+)  # fmt: skip
+_PART_FIELDS = frozenset({"thought", "thoughtSignature", "thought_signature"})  # beside a part's data
+
+
+def _unknown(features: list[ApiFeature], prefix: str, word: object, param: str, value: object) -> None:
+    features.append(ApiFeature(feature_name(prefix, word), param, value=value))
 
 
 def parse_request(body: bytes, path_model: str | None) -> ChatRequest:
@@ -33,11 +80,8 @@ def parse_request(body: bytes, path_model: str | None) -> ChatRequest:
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data, model = _request_object(body, path_model)
-
-    if _get(data, "cachedContent", "cached_content") is not None:
-        raise _bad("cachedContent is not supported by this gateway", "cachedContent")
-
+    data, model = _request_object(body, path_model, CHECKED_FIELDS)
+    features: list[ApiFeature] = []
     messages: list[Message] = []
     system = _get(data, "systemInstruction", "system_instruction")
     if system is not None:
@@ -49,22 +93,24 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     if not contents:
         raise _bad("'contents' must not be empty", "contents")
     check_count(contents, MAX_MESSAGES, "contents")
-    messages.extend(_parse_contents(contents))
+    messages.extend(_parse_contents(contents, features))
 
-    req = ChatRequest(model=model, messages=messages, include_usage=True)
+    req = ChatRequest(model=model, messages=messages, include_usage=True, api_features=features, source=data)
 
+    schemas: list[tuple[str, Any]] = []  # (param, JSON schema) as the gateway carries them
     tools = data.get("tools")
     if tools is not None:
-        req.tools = _parse_tools(_list(tools, "tools"))
+        req.tools = _parse_tools(_list(tools, "tools"), features, schemas)
     tool_config = _get(data, "toolConfig", "tool_config")
     if tool_config is not None:
-        req.tool_choice = _parse_tool_config(_dict(tool_config, "toolConfig"))
-    config = _get(data, "generationConfig", "generation_config")
+        req.tool_choice = _parse_tool_config(_dict(tool_config, "toolConfig"), features)
+    config = _get_one(data, *_CONFIG, "generationConfig")
     if config is not None:
-        _parse_generation_config(_dict(config, "generationConfig"), req)
-    safety = _get(data, "safetySettings", "safety_settings")
-    if safety is not None:
-        _list(safety, "safetySettings")  # accepted and ignored: no canonical equivalent
+        _parse_generation_config(_dict(config, "generationConfig"), req, features, schemas)
+    check_schema_depth([schema for _, schema in schemas], lambda: [param for param, _ in schemas])
+    for key, value in data.items():
+        if key not in _READ_FIELDS and not unset(value):
+            _unknown(features, "", key, key, value)  # cachedContent, safetySettings, labels, ...
     return req
 
 
@@ -83,7 +129,7 @@ def _parse_system(system: Any) -> Message:
     return Message("system", content)
 
 
-def _parse_contents(contents: list) -> list[Message]:
+def _parse_contents(contents: list, features: list[ApiFeature]) -> list[Message]:
     messages: list[Message] = []
     open_calls: dict[str, list[str]] = {}  # function name -> unanswered call ids, oldest first
     for i, content in enumerate(contents):
@@ -98,11 +144,11 @@ def _parse_contents(contents: list) -> list[Message]:
         if not parts:
             raise _bad("'parts' must not be empty", param + ".parts")
         if role == "model":
-            messages.append(_parse_model_turn(parts, param, open_calls))
+            messages.append(_parse_model_turn(parts, param, open_calls, features))
         elif role in _ROLES_USER:
-            messages.extend(_parse_user_turn(parts, param, open_calls))
+            messages.extend(_parse_user_turn(parts, param, open_calls, features))
         else:
-            raise _bad(f"role must be 'user' or 'model', got {role!r}", param + ".role")
+            _unknown(features, "role.", role, param + ".role", content)
     return messages
 
 
@@ -136,12 +182,16 @@ def _media_part(part: dict, param: str) -> ImagePart | None:
     return None
 
 
-def _unsupported_part(part: dict, param: str) -> GatewayError:
-    keys = ", ".join(sorted(k for k, v in part.items() if v is not None)) or "nothing"
-    return _bad(f"unsupported part (has {keys})", param)
+def _unknown_part(part: dict, param: str, features: list[ApiFeature]) -> None:
+    """A part of a kind the canonical model does not carry (executableCode, codeExecutionResult,
+    videoMetadata, ...), named by its data field; a part with nothing in it is the client's error."""
+    kinds = sorted(k for k, v in part.items() if v is not None and k not in _PART_FIELDS)
+    if not kinds:
+        raise _bad("a part needs data (text, inlineData, fileData, functionCall, ...)", param)
+    _unknown(features, "parts.", kinds[0], param, part)
 
 
-def _parse_model_turn(parts: list, param: str, open_calls: dict[str, list[str]]) -> Message:
+def _parse_model_turn(parts: list, param: str, open_calls: dict[str, list[str]], features: list[ApiFeature]) -> Message:
     msg = Message("assistant")
     for j, part in enumerate(parts):
         p = f"{param}.parts[{j}]"
@@ -174,10 +224,10 @@ def _parse_model_turn(parts: list, param: str, open_calls: dict[str, list[str]])
             continue
         if _get(part, "functionResponse", "function_response") is not None:
             raise _bad("functionResponse parts belong in a user turn", p)
-        if sig is not None:  # a signature-only part
-            msg.content.append(ThinkingPart("", sig))
+        if sig is not None and all(k in _PART_FIELDS for k, v in part.items() if v is not None):
+            msg.content.append(ThinkingPart("", sig))  # a signature-only part
             continue
-        raise _unsupported_part(part, p)
+        _unknown_part(part, p, features)
     return msg
 
 
@@ -193,7 +243,9 @@ def _response_text(response: dict, param: str) -> tuple[str, bool]:
     return _json_text(response, param), False
 
 
-def _parse_user_turn(parts: list, param: str, open_calls: dict[str, list[str]]) -> list[Message]:
+def _parse_user_turn(
+    parts: list, param: str, open_calls: dict[str, list[str]], features: list[ApiFeature]
+) -> list[Message]:
     # Tool results come first: OpenAI wants them right after the assistant turn.
     out: list[Message] = []
     user = Message("user")
@@ -228,7 +280,7 @@ def _parse_user_turn(parts: list, param: str, open_calls: dict[str, list[str]]) 
             continue
         if _get(part, "functionCall", "function_call") is not None:
             raise _bad("functionCall parts belong in a model turn", p)
-        raise _unsupported_part(part, p)
+        _unknown_part(part, p, features)
     if user.content:
         out.append(user)
     return out

@@ -113,6 +113,11 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     tool_turn: dict | None = None  # the user content collecting consecutive tool results
     for i, msg in enumerate(with_user_turn(req.messages)):
         if msg.role == "system":
+            # Gemini has one systemInstruction and no system turns. Every system message, a later one
+            # too (Anthropic's and OpenAI's mid-conversation system messages), is folded into it in
+            # conversation order: it keeps its authority (the meaning) and its order among the other
+            # system texts, not its place among the turns. As a user turn it would keep the place but
+            # speak with the user's voice, which changes what it means more.
             for part in msg.content:
                 if isinstance(part, TextPart):
                     system.append({"text": part.text})
@@ -196,8 +201,10 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         budget = _EFFORT_BUDGET.get(req.reasoning_effort)
         if budget is None:
             _unsupported("reasoning_effort", options, dropped)
-    thinking: dict[str, Any] = {} if budget is None else {"thinkingBudget": budget}
-    if req.reasoning_summary is not None and budget != 0:  # a Responses client asked to see the reasoning
+    thinking: dict[str, Any] = {}
+    if budget is not None:
+        thinking["thinkingBudget"] = budget
+    if req.reasoning_summary and budget != 0:  # the client asked to see the reasoning: Gemini's thought summaries
         thinking["includeThoughts"] = True
     if thinking:
         config["thinkingConfig"] = thinking

@@ -16,6 +16,7 @@ from extproc.formats.endpoint import Endpoint, Format
 from extproc.formats.gemini import answers, embeddings, request, response, upstream
 from extproc.formats.gemini.decoder import StreamDecoder
 from extproc.formats.gemini.encoder import StreamEncoder
+from extproc.formats.sse import MAX_LINE_BYTES
 
 SSE = "text/event-stream"
 JSON_ARRAY = "application/json; charset=UTF-8"
@@ -64,8 +65,8 @@ class GeminiWire:
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse:
         return embeddings.parse_embedding_response(body, model)
 
-    def stream_decoder(self) -> StreamDecoderType:
-        return StreamDecoder()
+    def stream_decoder(self, max_line_bytes: int = MAX_LINE_BYTES) -> StreamDecoderType:
+        return StreamDecoder(max_line_bytes=max_line_bytes)
 
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return answers.parse_error(status, body)

@@ -23,7 +23,7 @@ from extproc.formats.canonical import (
 from extproc.formats.openai.answers import _finish_in, _parse_usage, _reasoning_of
 from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id, new_completion_id
 from extproc.formats.openai.provider_errors import _error_from_object
-from extproc.formats.sse import SSEParser
+from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
 
 class StreamDecoder:
@@ -37,8 +37,8 @@ class StreamDecoder:
 
     __slots__ = ("_calls", "_counts", "_ended", "_finished", "_last_key", "_model", "_sse", "_started")
 
-    def __init__(self, model: str = "") -> None:
-        self._sse = SSEParser()
+    def __init__(self, model: str = "", max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._sse = SSEParser(max_line_bytes)
         self._model = model  # fallback when the provider sends none
         self._started = False
         self._ended = False  # [DONE] or failure seen
@@ -55,6 +55,7 @@ class StreamDecoder:
             self._event(ev.data, ev.raw, out)
             if self._ended:
                 break
+        self._check_overflow(out)
         return out
 
     def close(self) -> list[StreamEvent]:
@@ -64,6 +65,7 @@ class StreamDecoder:
                 self._event(ev.data, ev.raw, out)
                 if self._ended:
                     break
+        self._check_overflow(out)
         if not self._ended and not self._finished:
             self._fail(out, provider_error("provider stream ended before the answer was complete"))
         self._ended = True
@@ -82,6 +84,10 @@ class StreamDecoder:
                 created=created if is_int(created) and created > 0 else int(time.time()),
             )
         )
+
+    def _check_overflow(self, out: list[StreamEvent]) -> None:
+        if self._sse.overflow and not self._ended:
+            self._fail(out, provider_error(overflow_message(self._sse.max_line_bytes)))
 
     def _fail(self, out: list[StreamEvent], error: GatewayError) -> None:
         self._ensure_start(out)

@@ -14,11 +14,11 @@ from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
 from extproc.formats.openai.answers import _int, load_answer
 from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
-from extproc.formats.openai.validation import _loads_object, _model, _opt_int
+from extproc.formats.openai.validation import EMBEDDING_FIELDS, _loads_object, _model, _opt_int
 
 
 def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRequest:
-    data = _loads_object(body)
+    data = _loads_object(body, EMBEDDING_FIELDS)
     model = _model(data, path_model)
     raw = data.get("input")
     if isinstance(raw, str):

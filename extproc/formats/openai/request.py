@@ -1,4 +1,10 @@
-"""Client side: a `/v1/chat/completions` body -> ChatRequest (`parse_request`)."""
+"""Client side: a `/v1/chat/completions` body -> ChatRequest (`parse_request`).
+
+Strict only where the canonical model needs the request. A role, content part, tool or tool call
+type, `tool_choice` or `response_format` shape, or top-level field it does not know is an
+ApiFeature: it goes on untouched to an OpenAI-format provider, and is dropped and named, or
+refused, per the `unsupported` policy of any other.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 from extproc.errors import GatewayError
 from extproc.formats.base import invalid
 from extproc.formats.canonical import (
+    ApiFeature,
     ChatRequest,
     ImagePart,
     Message,
@@ -16,10 +23,42 @@ from extproc.formats.canonical import (
     Tool,
     ToolCall,
     ToolChoice,
+    feature_name,
+    unset,
 )
-from extproc.formats.limits import MAX_CHOICES, MAX_MESSAGES, check_count, check_positive
+from extproc.formats.limits import (
+    MAX_CHOICES,
+    MAX_MESSAGES,
+    check_count,
+    check_positive,
+    check_schema_depth,
+    check_tokens,
+)
 from extproc.formats.openai.common import _SHAPE_ERRORS, _SYSTEM_ROLES
-from extproc.formats.openai.validation import _loads_object, _model, _opt_bool, _opt_int, _opt_num, _opt_str
+from extproc.formats.openai.validation import (
+    CHAT_FIELDS,
+    _loads_object,
+    _model,
+    _opt_bool,
+    _opt_int,
+    _opt_num,
+    _opt_str,
+    response_format_of,
+)
+
+_PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
+# what the canonical request is read from; any other top-level field is an ApiFeature
+_READ_FIELDS = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "max_completion_tokens", "max_tokens", "temperature",
+        "top_p", "top_k", "stop", "n", "seed", "presence_penalty", "frequency_penalty", "response_format",
+        "tools", "tool_choice", "parallel_tool_calls", "user", "reasoning_effort",
+    }
+)  # fmt: skip
+
+
+def _unknown(features: list[ApiFeature], prefix: str, word: object, param: str, value: Any) -> None:
+    features.append(ApiFeature(feature_name(prefix, word), param, value=value))
 
 
 def _image_part(part: dict[str, Any], param: str) -> ImagePart:
@@ -47,8 +86,9 @@ def _image_part(part: dict[str, Any], param: str) -> ImagePart:
     raise invalid("image URLs must be http(s) URLs or base64 data URIs", f"{param}.image_url.url")
 
 
-def _parse_parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[Part]:
-    """Message content: a string or a list of typed parts restricted to `allowed`."""
+def _parse_parts(content: Any, param: str, allowed: tuple[str, ...], features: list[ApiFeature]) -> list[Part]:
+    """Message content: a string or a list of typed parts; a part the canonical model knows must be
+    one `allowed` for the role, any other (input_audio, file, ...) is an ApiFeature."""
     if isinstance(content, str):
         return [TextPart(content)]
     if not isinstance(content, list):
@@ -60,9 +100,12 @@ def _parse_parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[Par
             raise invalid(f"'{pparam}' must be an object", pparam)
         ptype = part.get("type")
         if ptype not in allowed:
-            if isinstance(ptype, str):
+            if not isinstance(ptype, str):
+                raise invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
+            if ptype in _PART_TYPES:
                 raise invalid(f"content part type '{ptype}' is not supported here", f"{pparam}.type")
-            raise invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
+            _unknown(features, "content.", ptype, f"{pparam}.type", part)
+            continue
         if ptype == "image_url":
             parts.append(_image_part(part, pparam))
             continue
@@ -74,7 +117,7 @@ def _parse_parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[Par
     return parts
 
 
-def _parse_tool_calls(raw: Any, param: str, names: dict[str, str]) -> list[ToolCall]:
+def _parse_tool_calls(raw: Any, param: str, names: dict[str, str], features: list[ApiFeature]) -> list[ToolCall]:
     if not isinstance(raw, list):
         raise invalid(f"'{param}' must be an array", param)
     calls: list[ToolCall] = []
@@ -83,8 +126,9 @@ def _parse_tool_calls(raw: Any, param: str, names: dict[str, str]) -> list[ToolC
         if not isinstance(tc, dict):
             raise invalid(f"'{tparam}' must be an object", tparam)
         ttype = tc.get("type", "function")
-        if ttype != "function":
-            raise invalid("only function tool calls are supported", f"{tparam}.type")
+        if ttype != "function":  # a custom tool's call, ...
+            _unknown(features, "tool_calls.", ttype, f"{tparam}.type", tc)
+            continue
         call_id = tc.get("id")
         if not isinstance(call_id, str) or not call_id:
             raise invalid(f"'{tparam}.id' must be a non-empty string", f"{tparam}.id")
@@ -102,7 +146,8 @@ def _parse_tool_calls(raw: Any, param: str, names: dict[str, str]) -> list[ToolC
     return calls
 
 
-def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
+def _parse_message(m: Any, i: int, names: dict[str, str], features: list[ApiFeature]) -> Message | None:
+    """None: a role the canonical model does not know (recorded)."""
     param = f"messages[{i}]"
     if not isinstance(m, dict):
         raise invalid(f"'{param}' must be an object", param)
@@ -111,18 +156,18 @@ def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
     if role in _SYSTEM_ROLES:
         if content is None:
             raise invalid(f"'{param}.content' is required", f"{param}.content")
-        return Message("system", _parse_parts(content, f"{param}.content", ("text",)))
+        return Message("system", _parse_parts(content, f"{param}.content", ("text",), features))
     if role == "user":
         if content is None:
             raise invalid(f"'{param}.content' is required", f"{param}.content")
-        return Message("user", _parse_parts(content, f"{param}.content", ("text", "image_url")))
+        return Message("user", _parse_parts(content, f"{param}.content", ("text", "image_url"), features))
     if role == "assistant":
-        parts = [] if content is None else _parse_parts(content, f"{param}.content", ("text", "refusal"))
+        parts = [] if content is None else _parse_parts(content, f"{param}.content", ("text", "refusal"), features)
         refusal = _opt_str(m, "refusal", f"{param}.refusal")
         if refusal and not parts:
             parts.append(TextPart(refusal))  # canonical messages have no refusal field
         raw_calls = m.get("tool_calls")
-        calls = [] if raw_calls is None else _parse_tool_calls(raw_calls, f"{param}.tool_calls", names)
+        calls = [] if raw_calls is None else _parse_tool_calls(raw_calls, f"{param}.tool_calls", names, features)
         return Message("assistant", parts, tool_calls=calls)
     if role == "tool":
         call_id = m.get("tool_call_id")
@@ -130,17 +175,18 @@ def _parse_message(m: Any, i: int, names: dict[str, str]) -> Message:
             raise invalid(f"'{param}.tool_call_id' must be a non-empty string", f"{param}.tool_call_id")
         if content is None:
             raise invalid(f"'{param}.content' is required", f"{param}.content")
-        parts = _parse_parts(content, f"{param}.content", ("text",))
+        parts = _parse_parts(content, f"{param}.content", ("text",), features)
         name = names.get(call_id)
         if name is None:
             name = _opt_str(m, "name", f"{param}.name")
         return Message("tool", parts, tool_call_id=call_id, name=name)
-    if isinstance(role, str):
-        raise invalid(f"invalid role '{role}': expected system, developer, user, assistant or tool", f"{param}.role")
+    if isinstance(role, str):  # the legacy "function" role, or one added since
+        _unknown(features, "role.", role, f"{param}.role", m)
+        return None
     raise invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
 
 
-def _parse_tools(raw: Any) -> list[Tool]:
+def _parse_tools(raw: Any, features: list[ApiFeature]) -> list[Tool]:
     if not isinstance(raw, list):
         raise invalid("'tools' must be an array", "tools")
     tools: list[Tool] = []
@@ -148,8 +194,10 @@ def _parse_tools(raw: Any) -> list[Tool]:
         param = f"tools[{i}]"
         if not isinstance(t, dict):
             raise invalid(f"'{param}' must be an object", param)
-        if t.get("type", "function") != "function":
-            raise invalid("only function tools are supported", f"{param}.type")
+        ttype = t.get("type", "function")
+        if ttype != "function":  # custom tools, ...
+            _unknown(features, "tools.", ttype, param, t)
+            continue
         fn = t.get("function")
         if not isinstance(fn, dict):
             raise invalid(f"'{param}.function' must be an object", f"{param}.function")
@@ -170,7 +218,7 @@ def _parse_tools(raw: Any) -> list[Tool]:
     return tools
 
 
-def _parse_tool_choice(raw: Any) -> ToolChoice | None:
+def _parse_tool_choice(raw: Any, features: list[ApiFeature]) -> ToolChoice | None:
     if raw is None:
         return None
     if raw in ("auto", "none", "required"):
@@ -181,35 +229,20 @@ def _parse_tool_choice(raw: Any) -> ToolChoice | None:
         if not isinstance(name, str) or not name:
             raise invalid("'tool_choice.function.name' must be a non-empty string", "tool_choice.function.name")
         return ToolChoice("function", name)
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str):  # allowed_tools, custom, ...
+        _unknown(features, "tool_choice.", raw["type"], "tool_choice", raw)
+        return None
     raise invalid(
         "'tool_choice' must be 'auto', 'none', 'required' or {type: 'function', function: {name}}", "tool_choice"
     )
 
 
-def _parse_response_format(raw: Any) -> ResponseFormat | None:
+def _parse_response_format(raw: Any, features: list[ApiFeature]) -> ResponseFormat | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
         raise invalid("'response_format' must be an object", "response_format")
-    rtype = raw.get("type")
-    if rtype in ("text", "json_object"):
-        return ResponseFormat(rtype)
-    if rtype == "json_schema":
-        js = raw.get("json_schema")
-        if not isinstance(js, dict):
-            raise invalid("'response_format.json_schema' must be an object", "response_format.json_schema")
-        schema = js.get("schema")
-        if schema is not None and not isinstance(schema, dict):
-            raise invalid(
-                "'response_format.json_schema.schema' must be an object", "response_format.json_schema.schema"
-            )
-        return ResponseFormat(
-            "json_schema",
-            schema=schema,
-            name=_opt_str(js, "name", "response_format.json_schema.name"),
-            strict=_opt_bool(js, "strict", "response_format.json_schema.strict"),
-        )
-    raise invalid("'response_format.type' must be 'text', 'json_object' or 'json_schema'", "response_format.type")
+    return response_format_of(raw, "response_format", raw.get("json_schema"), "response_format.json_schema", features)
 
 
 def _parse_stop(raw: Any) -> list[str]:
@@ -229,15 +262,43 @@ def _parse_n(data: dict[str, Any]) -> int | None:
     return n
 
 
+def _opt_tokens(data: dict[str, Any], key: str) -> int | None:
+    value = _opt_int(data, key)
+    return None if value is None else check_tokens(value, key)
+
+
+def _check_schemas(tools: list[Tool], response_format: ResponseFormat | None, tools_raw: Any) -> None:
+    if not tools and response_format is None:
+        return
+    schemas: list[Any] = [tool.parameters for tool in tools]
+    if response_format is not None and response_format.schema is not None:
+        schemas.append(response_format.schema)
+    check_schema_depth(schemas, lambda: [*_tool_params(tools_raw or []), "response_format.json_schema.schema"])
+
+
+def _tool_params(tools_raw: list[Any]) -> list[str]:
+    """Where each function tool's parameters are (a tool of another type is not a Tool)."""
+    return [
+        f"tools[{i}].function.parameters"
+        for i, tool in enumerate(tools_raw)
+        if isinstance(tool, dict) and tool.get("type", "function") == "function"
+    ]
+
+
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data = _loads_object(body)
+    data = _loads_object(body, CHAT_FIELDS)
     model = _model(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid("'messages' must be a non-empty array", "messages")
     check_count(raw_messages, MAX_MESSAGES, "messages")
     names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
-    messages = [_parse_message(m, i, names) for i, m in enumerate(raw_messages)]
+    features: list[ApiFeature] = []
+    messages = [
+        message
+        for i, raw in enumerate(raw_messages)
+        if (message := _parse_message(raw, i, names, features)) is not None
+    ]
 
     stream = _opt_bool(data, "stream", "stream") or False
     include_usage = False
@@ -247,10 +308,13 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
             raise invalid("'stream_options' must be an object", "stream_options")
         include_usage = bool(_opt_bool(stream_options, "include_usage", "stream_options.include_usage"))
 
-    max_tokens = _opt_int(data, "max_completion_tokens")
-    legacy_max = _opt_int(data, "max_tokens")
+    max_tokens = _opt_tokens(data, "max_completion_tokens")
+    legacy_max = _opt_tokens(data, "max_tokens")
     tools_raw = data.get("tools")
-    return ChatRequest(
+    response_format = _parse_response_format(data.get("response_format"), features)
+    tools = [] if tools_raw is None else _parse_tools(tools_raw, features)
+    _check_schemas(tools, response_format, tools_raw)
+    request = ChatRequest(
         model=model,
         messages=messages,
         stream=stream,
@@ -264,13 +328,19 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         seed=_opt_int(data, "seed"),
         presence_penalty=_opt_num(data, "presence_penalty"),
         frequency_penalty=_opt_num(data, "frequency_penalty"),
-        response_format=_parse_response_format(data.get("response_format")),
-        tools=[] if tools_raw is None else _parse_tools(tools_raw),
-        tool_choice=_parse_tool_choice(data.get("tool_choice")),
+        response_format=response_format,
+        tools=tools,
+        tool_choice=_parse_tool_choice(data.get("tool_choice"), features),
         parallel_tool_calls=_opt_bool(data, "parallel_tool_calls", "parallel_tool_calls"),
         user=_opt_str(data, "user", "user"),
         reasoning_effort=_opt_str(data, "reasoning_effort", "reasoning_effort"),
+        api_features=features,
+        source=data,
     )
+    for key, value in data.items():
+        if key not in _READ_FIELDS and not unset(value):
+            _unknown(features, "", key, key, value)  # store, metadata, logit_bias, modalities, audio, ...
+    return request
 
 
 def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart
+from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart, effort_of
 from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
 
@@ -46,7 +46,9 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
     _files(m, options, dropped)
     if m.role == "user":
         return {"role": "user", "content": _parts_content(m.content, True)}
-    if m.role == "system":
+    if (
+        m.role == "system"
+    ):  # in its place: OpenAI reads system messages anywhere (Anthropic's mid-conversation ones too)
         if any(isinstance(p, ImagePart) for p in m.content):
             _add_dropped("system_image", options, dropped)
         return {"role": "system", "content": _parts_content(m.content, False)}
@@ -72,17 +74,6 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
 def _says_nothing(m: Message) -> bool:
     """An assistant turn of thinking only (Chat Completions has no field for it): left out, not sent empty."""
     return m.role == "assistant" and not m.tool_calls and all(isinstance(p, ThinkingPart) for p in m.content)
-
-
-def _effort_for_budget(budget: int) -> str | None:
-    """Anthropic/Gemini thinking budget -> OpenAI reasoning_effort (approximate)."""
-    if budget <= 0:
-        return None  # 0 = thinking off, -1 = dynamic: leave the model default
-    if budget < 4096:
-        return "low"
-    if budget < 16384:
-        return "medium"
-    return "high"
 
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
@@ -133,9 +124,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.user is not None:
         body["user"] = req.user
-    effort = req.reasoning_effort
-    if effort is None and req.thinking_budget is not None:
-        effort = _effort_for_budget(req.thinking_budget)
+    effort = effort_of(req)  # Anthropic adaptive thinking's effort, or a level for a thinking budget
     if effort is not None:
         body["reasoning_effort"] = effort
     if req.stream:

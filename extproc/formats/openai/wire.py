@@ -12,6 +12,7 @@ from extproc.formats.openai import answers, embeddings, provider_errors, request
 from extproc.formats.openai.decoder import StreamDecoder
 from extproc.formats.openai.encoder import StreamEncoder
 from extproc.formats.shared_wire import CONTENT_TYPE_SSE, rename_model
+from extproc.formats.sse import MAX_LINE_BYTES
 
 
 class OpenAIWire:
@@ -57,8 +58,8 @@ class OpenAIWire:
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse:
         return embeddings.parse_embedding_response(body, model)
 
-    def stream_decoder(self) -> StreamDecoderType:
-        return StreamDecoder()
+    def stream_decoder(self, max_line_bytes: int = MAX_LINE_BYTES) -> StreamDecoderType:
+        return StreamDecoder(max_line_bytes=max_line_bytes)
 
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return provider_errors.parse_error(status, body)

@@ -31,7 +31,7 @@ from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id
 from extproc.formats.openai.provider_errors import _error_from_object
 from extproc.formats.responses.answers import call_name, message_text, summary_text
 from extproc.formats.responses.common import finish_of, new_response_id, parse_usage
-from extproc.formats.sse import SSEParser
+from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 _THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
@@ -40,8 +40,8 @@ _THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response
 class StreamDecoder:
     __slots__ = ("_calls", "_count", "_ended", "_finished", "_sent", "_sse", "_started", "_summaries")
 
-    def __init__(self) -> None:
-        self._sse = SSEParser()
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._sse = SSEParser(max_line_bytes)
         self._started = False
         self._ended = False  # an end (completed, incomplete, failed) or a failure seen
         self._finished = False
@@ -58,6 +58,7 @@ class StreamDecoder:
             self._event(ev.data, out)
             if self._ended:
                 break
+        self._check_overflow(out)
         return out
 
     def close(self) -> list[StreamEvent]:
@@ -67,9 +68,14 @@ class StreamDecoder:
                 self._event(ev.data, out)
                 if self._ended:
                     break
+        self._check_overflow(out)
         if not self._ended:
             self._fail(out, provider_error("provider stream ended before the answer was complete"))
         return out
+
+    def _check_overflow(self, out: list[StreamEvent]) -> None:
+        if self._sse.overflow and not self._ended:
+            self._fail(out, provider_error(overflow_message(self._sse.max_line_bytes)))
 
     def _fail(self, out: list[StreamEvent], error: GatewayError) -> None:
         self._start(out, {})

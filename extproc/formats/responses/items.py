@@ -11,7 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.base import invalid
-from extproc.formats.canonical import ApiFeature, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart, ToolCall
+from extproc.formats.canonical import (
+    ApiFeature,
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCall,
+    feature_name,
+)
 from extproc.formats.limits import MAX_MESSAGES, check_count
 from extproc.formats.responses import reasoning
 from extproc.formats.responses.common import flat_tool_name
@@ -54,9 +64,9 @@ class InputReader:
         elif kind == "reasoning":
             self._reasoning(item, param)
         elif kind == "item_reference":  # an item the provider stored: only that provider has it
-            self.features.append(ApiFeature("input.item_reference", f"{param}.id", "refuse"))
-        elif isinstance(kind, str):
-            self.features.append(ApiFeature(f"input.{kind}", f"{param}.type"))
+            self.features.append(ApiFeature("input.item_reference", f"{param}.id", "refuse", item))
+        elif isinstance(kind, str):  # a hosted tool's call, a custom tool's, an item type added since
+            self.features.append(ApiFeature(feature_name("input.", kind), f"{param}.type", value=item))
         else:
             raise invalid(f"'{param}.type' must be a string", f"{param}.type")
 
@@ -70,9 +80,12 @@ class InputReader:
 
     def _message(self, item: dict[str, Any], param: str) -> None:
         raw_role = item.get("role")
-        role = _ROLES.get(raw_role) if isinstance(raw_role, str) else None
-        if role is None:
-            raise invalid("'role' must be user, assistant, system or developer", f"{param}.role")
+        if not isinstance(raw_role, str):
+            raise invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
+        role = _ROLES.get(raw_role)
+        if role is None:  # a role added since
+            self.features.append(ApiFeature(feature_name("role.", raw_role), f"{param}.role", value=item))
+            return
         content = item.get("content")
         if content is None:
             raise invalid(f"'{param}.content' is required", f"{param}.content")
@@ -102,7 +115,7 @@ class InputReader:
             elif kind == "input_file":
                 self._file(part, pparam, parts)
             elif isinstance(kind, str):
-                self.features.append(ApiFeature(f"input.{kind}", f"{pparam}.type"))
+                self.features.append(ApiFeature(feature_name("input.", kind), f"{pparam}.type", value=part))
             else:
                 raise invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
         return parts
@@ -147,7 +160,7 @@ class InputReader:
         """A file uploaded to OpenAI's Files API: no other provider can read it."""
         if not isinstance(part.get("file_id"), str):
             raise invalid(f"'{param}' needs a URL, inline data or a file_id", param)
-        self.features.append(ApiFeature(feature, f"{param}.file_id"))
+        self.features.append(ApiFeature(feature, f"{param}.file_id", value=part))
 
     def _call(self, item: dict[str, Any], param: str) -> None:
         call_id = item.get("call_id")
@@ -188,6 +201,7 @@ class InputReader:
                 self._assistant().content.append(own)
                 return
             # OpenAI's: only an OpenAI Responses API can read it; any other provider goes without
+            # (its value is keyed as the ThinkingPart's `encrypted`)
             self.features.append(ApiFeature("reasoning.encrypted_content", f"{param}.encrypted_content", "drop"))
             self._assistant().content.append(ThinkingPart(text, encrypted=encrypted))
         elif text:

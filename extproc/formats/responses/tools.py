@@ -12,13 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.base import invalid
-from extproc.formats.canonical import ApiFeature, Tool, ToolChoice
+from extproc.formats.canonical import ApiFeature, Tool, ToolChoice, feature_name
 from extproc.formats.limits import MAX_MESSAGES, check_count
 from extproc.formats.openai.validation import _opt_bool, _opt_str
 from extproc.formats.responses.common import flat_tool_name
 
 
-def parse_tools(raw: Any, namespaces: dict[str, tuple[str, str]], features: list[ApiFeature]) -> list[Tool]:
+def parse_tools(
+    raw: Any, namespaces: dict[str, tuple[str, str]], features: list[ApiFeature], schemas: list[tuple[str, Any]]
+) -> list[Tool]:
+    """`schemas` gathers (param, parameters) of each function, for the schema bound."""
     if not isinstance(raw, list):
         raise invalid("'tools' must be an array", "tools")
     check_count(raw, MAX_MESSAGES, "tools")
@@ -27,11 +30,11 @@ def parse_tools(raw: Any, namespaces: dict[str, tuple[str, str]], features: list
         param = f"tools[{i}]"
         kind = _kind(tool, param)
         if kind == "function":
-            tools.append(_function(tool, param))
+            tools.append(_function(tool, param, schemas))
         elif kind == "namespace":
-            tools += _namespace(tool, param, namespaces, features)
+            tools += _namespace(tool, param, namespaces, features, schemas)
         else:
-            features.append(ApiFeature(f"tools.{kind}", param))
+            features.append(ApiFeature(feature_name("tools.", kind), param, value=tool))
     return tools
 
 
@@ -44,13 +47,15 @@ def _kind(tool: Any, param: str) -> str:
     return kind
 
 
-def _function(tool: dict[str, Any], param: str) -> Tool:
+def _function(tool: dict[str, Any], param: str, schemas: list[tuple[str, Any]]) -> Tool:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise invalid(f"'{param}.name' must be a non-empty string", f"{param}.name")
     parameters = tool.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise invalid(f"'{param}.parameters' must be an object", f"{param}.parameters")
+    if parameters is not None:
+        schemas.append((f"{param}.parameters", parameters))
     return Tool(
         name,
         _opt_str(tool, "description", f"{param}.description"),
@@ -60,7 +65,11 @@ def _function(tool: dict[str, Any], param: str) -> Tool:
 
 
 def _namespace(
-    tool: dict[str, Any], param: str, namespaces: dict[str, tuple[str, str]], features: list[ApiFeature]
+    tool: dict[str, Any],
+    param: str,
+    namespaces: dict[str, tuple[str, str]],
+    features: list[ApiFeature],
+    schemas: list[tuple[str, Any]],
 ) -> list[Tool]:
     namespace = tool.get("name")
     if not isinstance(namespace, str) or not namespace:
@@ -73,9 +82,9 @@ def _namespace(
         mparam = f"{param}.tools[{j}]"
         kind = _kind(member, mparam)
         if kind != "function":
-            features.append(ApiFeature(f"tools.{kind}", mparam))
+            features.append(ApiFeature(feature_name("tools.", kind), mparam, value=member))
             continue
-        function = _function(member, mparam)
+        function = _function(member, mparam, schemas)
         flat = flat_tool_name(namespace, function.name)
         namespaces[flat] = (namespace, function.name)
         function.name = flat
@@ -100,8 +109,8 @@ def parse_tool_choice(raw: Any, features: list[ApiFeature]) -> ToolChoice | None
             name = flat_tool_name(namespace, name)
         return ToolChoice("function", name)
     if kind == "allowed_tools":  # a subset of the tools: the canonical model has the mode only
-        features.append(ApiFeature("tool_choice.allowed_tools", "tool_choice"))
+        features.append(ApiFeature("tool_choice.allowed_tools", "tool_choice", value=raw))
         mode = raw.get("mode")
         return ToolChoice("required" if mode == "required" else "auto")
-    features.append(ApiFeature(f"tool_choice.{kind}", "tool_choice"))  # a hosted tool
+    features.append(ApiFeature(feature_name("tool_choice.", kind), "tool_choice", value=raw))  # a hosted tool
     return None

@@ -13,10 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart
+from extproc.formats.canonical import (
+    ChatRequest,
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    ThinkingPart,
+    effort_of,
+)
 from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import _add_dropped
-from extproc.formats.openai.upstream import _effort_for_budget
 
 
 def _content(parts: Sequence[Part], text_type: str) -> list[dict[str, Any]]:
@@ -104,9 +112,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
             )
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
-    effort = req.reasoning_effort
-    if effort is None and req.thinking_budget is not None:
-        effort = _effort_for_budget(req.thinking_budget)
+    effort = effort_of(req)  # the client's level, or one for its thinking budget
     if effort is not None or req.reasoning_summary is not None:
         body["reasoning"] = {
             key: value for key, value in (("effort", effort), ("summary", req.reasoning_summary)) if value

@@ -14,6 +14,7 @@ from extproc.formats.responses import answers, request, response, upstream
 from extproc.formats.responses.decoder import StreamDecoder
 from extproc.formats.responses.encoder import StreamEncoder
 from extproc.formats.shared_wire import CONTENT_TYPE_SSE, no_embeddings, rename_model
+from extproc.formats.sse import MAX_LINE_BYTES
 
 
 class ResponsesWire:
@@ -59,8 +60,8 @@ class ResponsesWire:
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse:
         raise no_embeddings("Responses")
 
-    def stream_decoder(self) -> StreamDecoderType:
-        return StreamDecoder()
+    def stream_decoder(self, max_line_bytes: int = MAX_LINE_BYTES) -> StreamDecoderType:
+        return StreamDecoder(max_line_bytes)
 
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return provider_errors.parse_error(status, body)

@@ -1,0 +1,48 @@
+"""Input token counts: Anthropic's `POST /v1/messages/count_tokens` and the Responses API's
+`POST /v1/responses/input_tokens`, whichever provider serves them.
+
+A provider of the client's own API (Anthropic; OpenAI's Responses API) counts the client's own
+request (passed through, not read here). A Gemini
+provider counts the request translated to generateContent, in `:countTokens`' generateContentRequest
+form (the only one that takes the system instruction and tools; generation settings are not part
+of it); its `totalTokens` is the answer. Any other provider cannot count: the gateway estimates,
+and says so in a header (`contract.TOKEN_COUNT_HEADER`).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from extproc.formats.base import RenderedRequest, RenderOptions, count, provider_error
+from extproc.formats.canonical import ChatRequest
+from extproc.formats.endpoint import Format
+from extproc.formats.gemini import render_request as render_gemini
+
+
+def gemini_count_request(request: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    """A countTokens body for `request`, rendered for Gemini as generateContent would get it."""
+    rendered = render_gemini(request, options)
+    inner = orjson.loads(rendered.body)  # a count only: the chat path never reads its own output back
+    inner.pop("generationConfig", None)  # refused by countTokens on the Developer API
+    model = options.model if options.model.startswith("models/") else f"models/{options.model}"
+    body = orjson.dumps({"generateContentRequest": {"model": model, **inner}})
+    return RenderedRequest(body, rendered.dropped)
+
+
+def parse_gemini_count(body: bytes) -> int:
+    """countTokens' answer -> the prompt's tokens."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise provider_error("the provider's token count is not valid JSON") from None
+    if not isinstance(data, dict) or "totalTokens" not in data:
+        raise provider_error("the provider's answer has no token count")
+    return count(data, "totalTokens")
+
+
+def render_count(client: Format, tokens: int) -> bytes:
+    """A count answer in the client's API: Anthropic's MessageTokensCount, or the Responses API's
+    input token count (`response.input_tokens`)."""
+    if client == "responses":
+        return orjson.dumps({"object": "response.input_tokens", "input_tokens": max(tokens, 0)})
+    return orjson.dumps({"input_tokens": max(tokens, 0)})
