@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.cache.key import Forwarded, cache_key
+from extproc.cache.forwarded import forwarded
+from extproc.cache.key import cache_key
 from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS, anthropic, gemini, openai
 from extproc.formats.base import RenderOptions
@@ -30,6 +31,7 @@ from extproc.formats.limits import (
     check_schema_depth,
 )
 from extproc.formats.responses import request as responses
+from tests.unit.test_cache_key import PROVIDERS
 
 PARSERS = {
     "openai": openai.parse_request,
@@ -443,7 +445,8 @@ def test_a_schema_at_the_bound_keys_the_cache_and_renders_for_every_provider(
     request = PARSERS[fmt](body(schema), "m")
     carried = request.tools[-1].parameters if request.tools else request.response_format.schema
     assert _depth(carried) == MAX_SCHEMA_DEPTH
-    assert cache_key("tenant", "route", request, Forwarded())
+    for provider in PROVIDERS.values():  # the client's own body walked too, where a provider of its API gets it
+        assert cache_key("tenant", "route", request, forwarded(fmt, [(provider, "m")], {}, request.source))
     for provider in FORMATS.values():
         assert provider.render_request(request, RenderOptions(model="m")).body
 
