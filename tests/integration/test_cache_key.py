@@ -198,6 +198,17 @@ RESPONSES_FIELDS: dict[str, dict[str, Any]] = {
     "text.verbosity": {"text": {"verbosity": "low"}},
     "include": {"include": ["reasoning.encrypted_content"]},
 }
+
+
+def _responses_cached(stack: GatewayStack, text: str, *before: Any) -> None:
+    """Ask once through the Responses API (a miss the provider answers), wait for the entry, and
+    draw it."""
+    stored_before = _stored_bytes(stack)
+    assert ask_responses(stack, text, *before)[1]["x-gateway-cache"] == "MISS"
+    stored(stack, stored_before)
+    assert ask_responses(stack, text, *before)[1]["x-gateway-cache"] == "HIT"
+
+
 RESPONSES_ANSWER_FIELDS: dict[str, dict[str, Any]] = {
     "a hosted tool": {"tools": [{"type": "web_search"}]},
     "log probabilities": {"include": ["message.output_text.logprobs"], "top_logprobs": 2},
@@ -210,10 +221,7 @@ def test_a_responses_field_is_never_answered_from_the_entry_of_the_request_witho
     stack: GatewayStack, fake_openai: FakeOpenAI, field: str
 ) -> None:
     text = f"a responses answer depends on {field}"
-    before = _stored_bytes(stack)
-    assert ask_responses(stack, text)[1]["x-gateway-cache"] == "MISS"
-    stored(stack, before)
-    assert ask_responses(stack, text)[1]["x-gateway-cache"] == "HIT"
+    _responses_cached(stack, text)
     assert ask_responses(stack, text, **RESPONSES_FIELDS[field])[1]["x-gateway-cache"] == "MISS"
     assert fake_openai.last_request.path == "/v1/responses" and len(fake_openai.requests) == 2
 
@@ -223,10 +231,7 @@ def test_a_developer_message_is_never_answered_from_the_entry_of_a_system_messag
 ) -> None:
     """Both are a system message to the canonical request; OpenAI gets the role as sent."""
     text, instruction = "whose instruction is it", "Be brief."
-    before = _stored_bytes(stack)
-    assert ask_responses(stack, text, {"role": "system", "content": instruction})[1]["x-gateway-cache"] == "MISS"
-    stored(stack, before)
-    assert ask_responses(stack, text, {"role": "system", "content": instruction})[1]["x-gateway-cache"] == "HIT"
+    _responses_cached(stack, text, {"role": "system", "content": instruction})
     assert ask_responses(stack, text, {"role": "developer", "content": instruction})[1]["x-gateway-cache"] == "MISS"
     assert fake_openai.last_request.json["input"][0]["role"] == "developer" and len(fake_openai.requests) == 2
 
@@ -236,9 +241,7 @@ def test_a_responses_request_for_what_an_entry_cannot_hold_is_always_answered_by
     stack: GatewayStack, fake_openai: FakeOpenAI, field: str
 ) -> None:
     text = f"a responses answer carries {field}"
-    before = _stored_bytes(stack)
-    assert ask_responses(stack, text)[1]["x-gateway-cache"] == "MISS"
-    stored(stack, before)
+    _responses_cached(stack, text)
     for asked in (2, 3):  # never from an entry, never stored
         assert ask_responses(stack, text, **RESPONSES_ANSWER_FIELDS[field])[1]["x-gateway-cache"] == "BYPASS"
         assert len(fake_openai.requests) == asked
