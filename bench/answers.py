@@ -155,3 +155,55 @@ def gemini_sse() -> str:
         for i, piece in enumerate(pieces)
     ]
     return _sse(events)
+
+
+def _response(status: str, output: list[Any], usage: Any) -> dict[str, Any]:
+    return {
+        "id": "resp_bench0001",
+        "object": "response",
+        "created_at": 1760000000,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "model": "gpt-bench",
+        "output": output,
+        "usage": usage,
+    }
+
+
+_RESPONSES_USAGE = {
+    "input_tokens": _PROMPT_TOKENS,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": _OUTPUT_TOKENS,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": _PROMPT_TOKENS + _OUTPUT_TOKENS,
+}
+_MESSAGE = {
+    "id": "msg_bench0001",
+    "type": "message",
+    "status": "completed",
+    "role": "assistant",
+    "content": [{"type": "output_text", "annotations": [], "text": ANSWER_TEXT}],
+}
+
+
+def responses_json() -> str:
+    return _dumps(_response("completed", [_MESSAGE], _RESPONSES_USAGE))
+
+
+def responses_sse() -> str:
+    started = _dumps(_response("in_progress", [], None))
+    where = {"item_id": _MESSAGE["id"], "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "annotations": [], "text": ""}
+    raw: list[dict[str, Any]] = [
+        {"type": "response.created", "response": json.loads(started)},
+        {"type": "response.in_progress", "response": json.loads(started)},
+        {"type": "response.output_item.added", "output_index": 0, "item": {**_MESSAGE, "content": []}},
+        {"type": "response.content_part.added", **where, "part": part},
+        *({"type": "response.output_text.delta", **where, "delta": piece} for piece in _PIECES),
+        {"type": "response.output_text.done", **where, "text": ANSWER_TEXT},
+        {"type": "response.content_part.done", **where, "part": {**part, "text": ANSWER_TEXT}},
+        {"type": "response.output_item.done", "output_index": 0, "item": _MESSAGE},
+        {"type": "response.completed", "response": _response("completed", [_MESSAGE], _RESPONSES_USAGE)},
+    ]
+    return _sse([(event["type"], _dumps({**event, "sequence_number": n})) for n, event in enumerate(raw)])

@@ -108,3 +108,25 @@ def anthropic_sse() -> Check:
         return _text_is("".join(d.get("text", "") for d in deltas), ANSWER_TEXT)
 
     return _guard(check)
+
+
+def responses_json() -> Check:
+    def check(content_type: str, body: bytes) -> str | None:
+        answer = _json(content_type, body)
+        if answer.get("object") != "response" or answer.get("status") != "completed":
+            return "not a completed response"
+        texts = [part["text"] for item in answer["output"] if item["type"] == "message" for part in item["content"]]
+        return _text_is("".join(texts), ANSWER_TEXT)
+
+    return _guard(check)
+
+
+def responses_sse() -> Check:
+    def check(content_type: str, body: bytes) -> str | None:
+        events = [json.loads(data) for data in _sse_data(content_type, body)]
+        if not events or events[-1].get("type") != "response.completed":
+            return "stream does not end with response.completed"
+        deltas = [e["delta"] for e in events if e.get("type") == "response.output_text.delta"]
+        return _text_is("".join(deltas), ANSWER_TEXT)
+
+    return _guard(check)

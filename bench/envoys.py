@@ -26,9 +26,11 @@ SSE = "text/event-stream"
 # base_url under /stream, so their requests land on the SSE answers.
 FAKE_ROUTES: list[tuple[str, str, str]] = [
     ("/stream/v1/chat/completions", SSE, answers.openai_sse()),
+    ("/stream/v1/responses", SSE, answers.responses_sse()),
     ("/stream/v1/messages", SSE, answers.anthropic_sse()),
     ("/stream/v1beta/models/", SSE, answers.gemini_sse()),
     ("/v1/chat/completions", JSON, answers.openai_json()),
+    ("/v1/responses", JSON, answers.responses_json()),
     ("/v1/messages", JSON, answers.anthropic_json()),
     ("/v1beta/models/", JSON, answers.gemini_json()),
 ]

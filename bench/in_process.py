@@ -3,16 +3,18 @@ Envoy sends for one request (request headers and body, answer headers and body) 
 `ExternalProcessor.process` in this process, many times over, with API-key auth and request,
 token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
 
-  python -m bench.in_process [chat|stream|xchat|xstream] [--agent] [--cache] [--profile]
+  python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache] [--profile]
 
 `chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
-client to an Anthropic provider (both bodies translated). `--agent` sends an agent's request of
-about 80 KB (a long system prompt, tools with schemas, a conversation of tool calls and their
-results) instead of two short messages; `--cache` turns the response cache on, every request
-asking `Cache-Control: no-cache` so each one computes its key, reaches the provider and is
-stored (the path of a miss). Prints µs per request; `--profile` adds the functions that took the
-most time (cProfile, which slows everything down about threefold: read its shares, not its
-times). The machine's speed moves between runs: compare two versions one after the other.
+client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
+`rxchat`/`rxstream`: the same request in the Responses API, to the OpenAI provider (same API)
+and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (a long system
+prompt, tools with schemas, a conversation of tool calls and their results) instead of two short
+messages; `--cache` turns the response cache on, every request asking `Cache-Control: no-cache`
+so each one computes its key, reaches the provider and is stored (the path of a miss). Prints µs
+per request; `--profile` adds the functions that took the most time (cProfile, which slows
+everything down about threefold: read its shares, not its times). The machine's speed moves
+between runs: compare two versions one after the other.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from extproc.state import GatewayState
 
 REQUESTS = 20_000
 WARM_UP = 2_000
-MODES = ("chat", "stream", "xchat", "xstream")
+MODES = ("chat", "stream", "xchat", "xstream", "rchat", "rstream", "rxchat", "rxstream")
 
 
 def _headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
@@ -75,27 +77,54 @@ def agent_request() -> dict[str, Any]:
     return {"messages": conversation, "tools": tools}
 
 
+def as_responses(chat: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions request's conversation and tools as the Responses API says them."""
+    items: list[dict[str, Any]] = []
+    instructions = None
+    for message in chat["messages"]:
+        role = message["role"]
+        if role == "system" and instructions is None:
+            instructions = message["content"]
+        elif role == "tool":
+            items.append(
+                {"type": "function_call_output", "call_id": message["tool_call_id"], "output": message["content"]}
+            )
+        elif message.get("tool_calls"):
+            items += [
+                {"type": "function_call", "call_id": call["id"], **call["function"]} for call in message["tool_calls"]
+            ]
+        else:
+            items.append({"role": role, "content": message["content"]})
+    tools = [{"type": "function", **tool["function"]} for tool in chat.get("tools", [])]
+    return {"instructions": instructions, "input": items, **({"tools": tools} if tools else {})}
+
+
 def messages(mode: str, agent: bool = False, cache: bool = False) -> list[ProcessingRequest]:
     """What Envoy sends for one request of `mode`, as it sends it."""
-    stream, translated = mode.endswith("stream"), mode.startswith("x")
+    stream, responses = mode.endswith("stream"), mode.startswith("r")
+    translated = mode.startswith(("x", "rx"))
+    model = "fake-model-x" if translated else "fake-model"
     short = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]}
-    body = orjson.dumps(
-        {
-            "model": "fake-model-x" if translated else "fake-model",
-            **(agent_request() if agent else short),
+    chat = agent_request() if agent else short
+    if responses:
+        request_body = {"model": model, **as_responses(chat), "max_output_tokens": 64, "stream": stream}
+    else:
+        request_body = {
+            "model": model,
+            **chat,
             "max_tokens": 64,
             "stream": stream,
         }
-    )
+    body = orjson.dumps(request_body)
     answer = {
-        (False, False): answers.openai_json,
-        (True, False): answers.openai_sse,
+        (False, False): answers.responses_json if responses else answers.openai_json,
+        (True, False): answers.responses_sse if responses else answers.openai_sse,
         (False, True): answers.anthropic_json,
         (True, True): answers.anthropic_sse,
     }[(stream, translated)]().encode()
     request = [
         (":authority", "127.0.0.1:10000"),
-        (":path", "/v1/chat/completions"),
+        (":path", "/v1/responses" if responses else "/v1/chat/completions"),
         (":method", "POST"),
         (":scheme", "http"),
         ("user-agent", "OpenAI/Python 1.100.0"),

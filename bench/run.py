@@ -56,6 +56,20 @@ def openai_body(model: str, stream: bool = False) -> dict[str, Any]:
     return body
 
 
+def responses_body(model: str, stream: bool = False) -> dict[str, Any]:
+    """The same request as `openai_body`, in the Responses API."""
+    body: dict[str, Any] = {
+        "model": model,
+        "instructions": _SYSTEM,
+        "input": [{"role": "user", "content": _PROMPT}],
+        "max_output_tokens": 64,
+        "temperature": 0.2,
+    }
+    if stream:
+        body["stream"] = True
+    return body
+
+
 def anthropic_body(model: str, stream: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
@@ -102,6 +116,14 @@ SCENARIOS = [
         checks.openai_json(),
     ),
     Scenario(
+        "gateway-responses-passthrough",
+        "gateway",
+        "/v1/responses",
+        responses_body("gpt-bench"),
+        _OPENAI_HEADERS,
+        checks.responses_json(),
+    ),
+    Scenario(
         "gateway-openai-to-gemini",
         "gateway",
         "/v1/chat/completions",
@@ -116,6 +138,22 @@ SCENARIOS = [
         openai_body("gemini-bench-stream", stream=True),
         _OPENAI_HEADERS,
         checks.openai_sse(),
+    ),
+    Scenario(
+        "gateway-responses-to-gemini",
+        "gateway",
+        "/v1/responses",
+        responses_body("gemini-bench"),
+        _OPENAI_HEADERS,
+        checks.responses_json(),
+    ),
+    Scenario(
+        "gateway-responses-to-gemini-stream",
+        "gateway",
+        "/v1/responses",
+        responses_body("gemini-bench-stream", stream=True),
+        _OPENAI_HEADERS,
+        checks.responses_sse(),
     ),
     Scenario(
         "gateway-anthropic-to-openai",

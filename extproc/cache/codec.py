@@ -30,7 +30,9 @@ def decode(data: bytes) -> ChatResponse | EmbeddingResponse:
         Choice(
             index=item["index"],
             text=item["text"],
-            thinking=[ThinkingPart(t["text"], t["signature"], t["redacted"]) for t in item["thinking"]],
+            thinking=[
+                ThinkingPart(t["text"], t["signature"], t["redacted"], t.get("encrypted")) for t in item["thinking"]
+            ],
             tool_calls=[ToolCall(c["id"], c["name"], c["arguments"], c["signature"]) for c in item["tool_calls"]],
             finish_reason=item["finish_reason"],
             refusal=item["refusal"],

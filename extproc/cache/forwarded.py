@@ -26,18 +26,21 @@ from extproc.formats.carried import Fields, uncarried
 from extproc.formats.endpoint import Format
 from extproc.formats.gemini import carried as gemini
 from extproc.formats.openai import carried as openai
-from extproc.providers import ProviderKind, kind_of
+from extproc.formats.responses import carried as responses
+from extproc.providers import ProviderKind, kind_of, serves
 
 WIRE_VERSIONS = frozenset({"anthropic-version"})
 SHAPES: dict[Format, Fields] = {
     "openai": openai.CHAT,
     "anthropic": anthropic.MESSAGES,
     "gemini": gemini.GENERATE_CONTENT,
+    "responses": responses.RESPONSES,
 }
 ASKS_FOR_UNCARRIED_ANSWER: dict[Format, Callable[[dict[str, Any], list[ApiFeature]], bool]] = {
     "openai": openai.asks_for_uncarried_answer,
     "anthropic": anthropic.asks_for_uncarried_answer,
     "gemini": gemini.asks_for_uncarried_answer,
+    "responses": responses.asks_for_uncarried_answer,
 }
 
 
@@ -56,8 +59,8 @@ def forwarded(
     protocol: set[tuple[str, str]] = set()
     query = ""
     for provider, _ in answerers:
-        kind = kind_of(provider)
-        if kind.format == client:
+        if serves(provider, client):
+            kind = kind_of(provider)
             same_api = True
             protocol.update((name, value) for name in _keyed(kind) if (value := headers.get(name)) is not None)
             if kind.passthrough_query:

@@ -10,6 +10,10 @@ that one, so it is left alone: the timeout mapper matches the details, not the s
 Errors the ext_proc answers itself never use 500, so only Envoy's are mapped.
 A third is the listener's local_ratelimit guard: its 429 (details `local_rate_limited`)
 -> 429 `rate_limit`; the ext_proc's own 429s carry other details and are left alone.
+A fourth is a WebSocket upgrade (Codex tries one on /v1/responses before HTTPS): Envoy refuses
+an upgrade no route allows with an empty 403 (details `upgrade_failed`, measured) before any
+filter runs. It becomes a 426 in the client's format: Codex falls back to HTTPS at once on a
+426, where any other status has it retry the WebSocket.
 
 Every other reply Envoy makes on its own (a provider's reset, timeout or garbage: 502, 503,
 504; a body over the buffer: 413) passes the router pass, which renders it like any error
@@ -152,6 +156,13 @@ def local_reply_config() -> dict[str, Any]:
             "timeout",
             "gateway_timeout",
             "the gateway's processor did not answer in time; retry shortly",
+        )
+        + _mappers(
+            _cel("response.code == 403 && response.code_details == 'upgrade_failed'"),
+            426,
+            "invalid_request",
+            "websocket_not_supported",
+            "the gateway does not serve WebSockets: send the request over HTTP (POST, with stream: true to stream)",
         )
         + _mappers(
             _cel(f"response.code == 429 && response.code_details == '{LOCAL_RATE_LIMITED}'"),

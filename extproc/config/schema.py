@@ -20,7 +20,7 @@ from extproc.config.schema_routing import (
 )
 from extproc.config.schema_traffic import CACHE_SCHEMA, CACHE_TTL, LIMITS_SCHEMA, LOCAL_RATE_LIMIT, STORE_SCHEMA
 
-PROVIDER_KINDS = ["openai", "openai-compatible", "anthropic", "gemini", "mock"]
+PROVIDER_KINDS = ["openai", "openai-compatible", "openai-responses", "anthropic", "gemini", "mock"]
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
 _positive = {"type": "integer", "minimum": 1}

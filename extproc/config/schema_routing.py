@@ -52,8 +52,9 @@ ROUTE_MATCH: dict[str, Any] = {
         "apis": {
             "type": "array",
             "minItems": 1,
-            "items": {"enum": ["openai", "anthropic", "gemini"]},
-            "description": "the API the client speaks is one of these",
+            "items": {"enum": ["openai", "responses", "anthropic", "gemini"]},
+            "description": "the API the client speaks is one of these (openai: Chat Completions and embeddings; "
+            "responses: the Responses API)",
             "examples": [["anthropic"]],
         },
         "path_prefix": {

@@ -6,5 +6,6 @@ from extproc.formats.anthropic.wire import WIRE as ANTHROPIC
 from extproc.formats.contract import WireFormat
 from extproc.formats.gemini.wire import WIRE as GEMINI
 from extproc.formats.openai.wire import WIRE as OPENAI
+from extproc.formats.responses.wire import WIRE as RESPONSES
 
-FORMATS: dict[str, WireFormat] = {"openai": OPENAI, "anthropic": ANTHROPIC, "gemini": GEMINI}
+FORMATS: dict[str, WireFormat] = {"openai": OPENAI, "anthropic": ANTHROPIC, "gemini": GEMINI, "responses": RESPONSES}

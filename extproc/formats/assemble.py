@@ -100,9 +100,12 @@ class StreamAssembler:
         if ev.redacted:
             thinking.append(ThinkingPart("", ev.signature, redacted=True))
             return
-        if not thinking or thinking[-1].signature is not None or thinking[-1].redacted:
+        last = thinking[-1] if thinking else None
+        if last is None or last.signature is not None or last.redacted or last.encrypted is not None:
             thinking.append(ThinkingPart(""))
         last = thinking[-1]
         last.text += ev.text
         if ev.signature is not None:
             last.signature = ev.signature
+        if ev.encrypted is not None:
+            last.encrypted = ev.encrypted

@@ -38,9 +38,20 @@ class ThinkingPart:
     text: str
     signature: str | None = None
     redacted: bool = False
+    encrypted: str | None = None  # OpenAI's reasoning encrypted_content: only an OpenAI Responses API reads it
 
 
-Part = TextPart | ImagePart | ThinkingPart
+@dataclass(slots=True)
+class FilePart:
+    """A document (a PDF, a text file) given inline (base64 `data` + `media_type`) or by `url`."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    filename: str | None = None
+
+
+Part = TextPart | ImagePart | ThinkingPart | FilePart
 
 
 @dataclass(slots=True)
@@ -149,7 +160,9 @@ class ChatRequest:
     user: str | None = None
     reasoning_effort: str | None = None  # "minimal" | "low" | "medium" | "high"
     thinking_budget: int | None = None  # tokens; Anthropic budget_tokens, Gemini thinkingBudget
-    reasoning_summary: str | None = None  # show the reasoning ("auto", ...): Anthropic display "summarized"
+    reasoning_summary: str | None = None  # show the reasoning ("auto", "detailed", ...): Anthropic display "summarized"
+    # Responses namespace tools are flattened for providers without namespaces: flat name -> (namespace, name)
+    tool_namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
     api_features: list[ApiFeature] = field(default_factory=list)  # see ApiFeature
     # The client's body as its parser read it: a provider of the client's own API is sent those
     # bytes, so the cache key adds what the fields above do not carry (`formats.carried`).
@@ -234,6 +247,7 @@ class ThinkingDelta:
     signature: str | None = None
     index: int = 0
     redacted: bool = False
+    encrypted: str | None = None  # OpenAI's reasoning encrypted_content, closing the reasoning it belongs to
 
 
 @dataclass(slots=True)

@@ -15,6 +15,6 @@ def render_answer(
 ) -> tuple[bytes, str]:
     """(body, content type)."""
     if not stream:
-        return client.render_response(answer), CONTENT_TYPE_JSON
+        return client.render_response(answer, request), CONTENT_TYPE_JSON
     encoder = client.stream_encoder(request, endpoint)
     return encoder.encode(response_events(answer)) + encoder.close(), client.stream_content_type(endpoint)

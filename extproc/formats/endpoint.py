@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Format = Literal["openai", "anthropic", "gemini"]
+Format = Literal["openai", "anthropic", "gemini", "responses"]  # "openai" is Chat Completions (and embeddings)
 Operation = Literal["chat", "embeddings", "models", "count_tokens"]
 
 

@@ -1,6 +1,8 @@
-"""Input token counts: Anthropic's `POST /v1/messages/count_tokens`, whichever provider serves it.
+"""Input token counts: Anthropic's `POST /v1/messages/count_tokens` and the Responses API's
+`POST /v1/responses/input_tokens`, whichever provider serves them.
 
-An Anthropic provider counts the client's own request (passed through, not read here). A Gemini
+A provider of the client's own API (Anthropic; OpenAI's Responses API) counts the client's own
+request (passed through, not read here). A Gemini
 provider counts the request translated to generateContent, in `:countTokens`' generateContentRequest
 form (the only one that takes the system instruction and tools; generation settings are not part
 of it); its `totalTokens` is the answer. Any other provider cannot count: the gateway estimates,
@@ -13,6 +15,7 @@ import orjson
 
 from extproc.formats.base import RenderedRequest, RenderOptions, count, provider_error
 from extproc.formats.canonical import ChatRequest
+from extproc.formats.endpoint import Format
 from extproc.formats.gemini import render_request as render_gemini
 
 
@@ -37,6 +40,9 @@ def parse_gemini_count(body: bytes) -> int:
     return count(data, "totalTokens")
 
 
-def render_anthropic_count(tokens: int) -> bytes:
-    """Anthropic's count_tokens answer (the SDK's MessageTokensCount)."""
+def render_count(client: Format, tokens: int) -> bytes:
+    """A count answer in the client's API: Anthropic's MessageTokensCount, or the Responses API's
+    input token count (`response.input_tokens`)."""
+    if client == "responses":
+        return orjson.dumps({"object": "response.input_tokens", "input_tokens": max(tokens, 0)})
     return orjson.dumps({"input_tokens": max(tokens, 0)})

@@ -21,14 +21,15 @@ from extproc.formats import FORMATS
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest, StreamFailure
 from extproc.formats.client_answer import render_answer
+from extproc.formats.endpoint import Format
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.formats.sse import LineGate, overflow_message
-from extproc.formats.token_count import parse_gemini_count, render_anthropic_count
+from extproc.formats.token_count import parse_gemini_count, render_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import provider_format
+from extproc.providers import serves, wire_format
 from extproc.providers.rendering import dropped_for
 from extproc.server import messages as m
 
@@ -61,7 +62,7 @@ class AnswerStage(Stage):
         max_line = ex.snapshot.config.extproc.max_stream_line_bytes
         if ex.passthrough and not ex.stream_from_whole:
             if ex.stream:  # read as it goes by, never changed (only held back to whole lines)
-                ex.decoder = FORMATS[provider_format(provider)].stream_decoder(max_line)
+                ex.decoder = FORMATS[endpoint.format].stream_decoder(max_line)
                 ex.assembler = StreamAssembler()
                 if endpoint.sse:  # Gemini's JSON array (no alt=sse) is bounded by its decoder alone
                     ex.line_gate = LineGate(max_line)
@@ -75,7 +76,7 @@ class AnswerStage(Stage):
             reply.response_body_mode = m.BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
-            ex.decoder = FORMATS[provider_format(provider)].stream_decoder(max_line)
+            ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder(max_line)
             ex.encoder = client.stream_encoder(ex.request, endpoint)
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
@@ -99,7 +100,7 @@ class AnswerStage(Stage):
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.endpoint is not None and ex.endpoint.operation == "count_tokens":
-            self._translate_count(reply, chunk)
+            self._translate_count(ex.endpoint.format, reply, chunk)
         elif ex.passthrough and not ex.stream_from_whole:
             self._read_answer(ex, reply, chunk)
         else:
@@ -150,9 +151,9 @@ class AnswerStage(Stage):
 
     def _read_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         """A same-API answer: its usage and canonical form, and a 502 when it is not JSON at all."""
-        provider, request = ex.provider, ex.request
-        assert provider is not None and request is not None
-        upstream = FORMATS[provider_format(provider)]
+        endpoint, request = ex.endpoint, ex.request
+        assert endpoint is not None and request is not None
+        upstream = FORMATS[endpoint.format]  # the provider speaks the client's API
         try:
             if isinstance(request, EmbeddingRequest):
                 ex.answer = upstream.parse_embedding_response(body, ex.model)
@@ -169,7 +170,7 @@ class AnswerStage(Stage):
     def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         endpoint, provider, request = ex.endpoint, ex.provider, ex.request
         assert endpoint is not None and provider is not None and request is not None
-        upstream = FORMATS[provider_format(provider)]
+        upstream = FORMATS[wire_format(provider, endpoint.format)]
         client = FORMATS[endpoint.format]
         if isinstance(request, EmbeddingRequest):
             embedding = upstream.parse_embedding_response(body, ex.model)
@@ -182,17 +183,17 @@ class AnswerStage(Stage):
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
 
-    def _translate_count(self, reply: PhaseReply, body: bytes) -> None:
-        """Gemini's countTokens answer as Anthropic's count (the one client API that asks here)."""
-        out = render_anthropic_count(parse_gemini_count(body))
+    def _translate_count(self, client: Format, reply: PhaseReply, body: bytes) -> None:
+        """Gemini's countTokens answer as the client's count."""
+        out = render_count(client, parse_gemini_count(body))
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]
 
     def _translate_error(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         status = ex.provider_status
-        provider = ex.provider
-        if provider is not None and _looks_like_json(body):
-            error = FORMATS[provider_format(provider)].parse_error(status, body)
+        provider, endpoint = ex.provider, ex.endpoint
+        if provider is not None and endpoint is not None and _looks_like_json(body):
+            error = FORMATS[wire_format(provider, endpoint.format)].parse_error(status, body)
             if ex.passthrough and error.kind != "provider_auth":
                 return  # already in the client's own format
         else:
@@ -233,7 +234,7 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):
         ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.model)
-    ex.passthrough = provider_format(provider) == endpoint.format
+    ex.passthrough = serves(provider, endpoint.format)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 
 

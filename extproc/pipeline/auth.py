@@ -29,7 +29,8 @@ from extproc.routing import Facts
 
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 # Bearer-token APIs say how to authenticate; Anthropic's x-api-key API sends no challenge.
-_CHALLENGE = {"openai": 'Bearer realm="llm-gateway"', "gemini": 'Bearer realm="llm-gateway"'}
+_BEARER_CHALLENGE = 'Bearer realm="llm-gateway"'
+_CHALLENGE = {"openai": _BEARER_CHALLENGE, "responses": _BEARER_CHALLENGE, "gemini": _BEARER_CHALLENGE}
 
 
 def listener_method(ex: Exchange) -> AuthMethod:

@@ -17,6 +17,8 @@ FORBIDDEN_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
 OPENAI_CHAT = Endpoint("openai", "chat")
 OPENAI_EMBEDDINGS = Endpoint("openai", "embeddings")
 OPENAI_MODELS = Endpoint("openai", "models")
+RESPONSES_CREATE = Endpoint("responses", "chat")
+RESPONSES_COUNT = Endpoint("responses", "count_tokens")
 ANTHROPIC_CHAT = Endpoint("anthropic", "chat")
 ANTHROPIC_COUNT = Endpoint("anthropic", "count_tokens")
 ANTHROPIC_MODELS = Endpoint("anthropic", "models")
@@ -27,7 +29,10 @@ _POST_ROUTES = {
     "/v1/messages": ANTHROPIC_CHAT,
     "/v1/messages/count_tokens": ANTHROPIC_COUNT,
     "/v1/embeddings": OPENAI_EMBEDDINGS,
+    "/v1/responses": RESPONSES_CREATE,
+    "/v1/responses/input_tokens": RESPONSES_COUNT,
 }
+RESPONSES_PREFIX = "/v1/responses"
 # Gemini method -> (operation, stream, batch)
 _GEMINI_METHODS = {
     "generateContent": ("chat", False, False),
@@ -65,8 +70,17 @@ def _speaks_gemini(query: str, headers: dict[str, str]) -> bool:
     return "x-goog-api-key" in headers or "key" in parse_qs(query)
 
 
+def _stored_response(method: str, route: str) -> bool:
+    """GET or DELETE /v1/responses/{id} (and its input_items), POST /v1/responses/{id}/cancel."""
+    if not route.startswith(RESPONSES_PREFIX + "/"):
+        return False
+    return method in ("GET", "DELETE") or route.endswith("/cancel")
+
+
 def guess_format(path: str, headers: dict[str, str]) -> Format:
     """The error format for a request we cannot classify."""
+    if path.startswith(RESPONSES_PREFIX):
+        return "responses"
     if path.startswith("/v1beta") or "x-goog-api-key" in headers:
         return "gemini"
     if "anthropic-version" in headers or "x-api-key" in headers:
@@ -89,7 +103,15 @@ class EndpointStage(Stage):
                 f"in at most {HEADER_COUNT_LIMIT} headers",
             )
         if endpoint is None:
-            raise GatewayError("not_found", f"unknown path {ex.path.partition('?')[0]}")
+            route = ex.path.partition("?")[0]
+            if _stored_response(headers.get(":method", ""), route):
+                raise GatewayError(
+                    "not_found",
+                    "the gateway does not store responses: send the whole conversation in `input` with each "
+                    "request, with store: false",
+                    code="response_not_stored",
+                )
+            raise GatewayError("not_found", f"unknown path {route}")
         reply.remove_headers += [name for name in headers if name.startswith(FORBIDDEN_PREFIXES)]
         if endpoint.operation != "models" and end_of_stream:
             raise GatewayError("invalid_request", "a JSON request body is required")

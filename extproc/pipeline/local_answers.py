@@ -1,6 +1,6 @@
 """Stage: what the gateway answers itself: the model list, the built-in mock provider, and an
-input token count where the route's provider cannot count (not one Anthropic or Gemini provider):
-an estimate, marked as one."""
+input token count where the route's provider cannot count (see `rendering.counts_tokens`): an
+estimate, marked as one."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import asyncio
 from extproc.contract import TOKEN_COUNT_HEADER
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.endpoint import Format
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
-from extproc.formats.token_count import render_anthropic_count
+from extproc.formats.token_count import render_count
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import mock
@@ -31,12 +32,12 @@ class LocalAnswersStage(Stage):
         return LocalAnswer(200, body, [("content-type", CONTENT_TYPE_JSON)])
 
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
-        provider = ex.provider
-        if ex.endpoint is not None and ex.endpoint.operation == "count_tokens":
-            return _estimated_count(ex, body)
+        provider, endpoint = ex.provider, ex.endpoint
+        if endpoint is not None and endpoint.operation == "count_tokens":
+            return _estimated_count(ex, endpoint.format, body)
         if provider is None or provider.kind != "mock":
             return None
-        endpoint, request = ex.endpoint, ex.request
+        request = ex.request
         assert endpoint is not None and request is not None
         if provider.mock_latency_ms:
             await asyncio.sleep(provider.mock_latency_ms / 1000)
@@ -54,16 +55,16 @@ class LocalAnswersStage(Stage):
                 out = encoder.encode(response_events(response)) + encoder.close()
                 content_type = client.stream_content_type(endpoint)
             else:
-                out = client.render_response(response)
+                out = client.render_response(response, request)
             ex.usage = response.usage
         return LocalAnswer(200, out, [("content-type", content_type)])
 
 
-def _estimated_count(ex: Exchange, body: bytes) -> LocalAnswer | None:
+def _estimated_count(ex: Exchange, client: Format, body: bytes) -> LocalAnswer | None:
     """None: one provider that counts gets the request. A pool's attempts may cross formats, so a
     pooled route is estimated too."""
     target = ex.target
-    if target is not None and not target.pooled and counts_tokens(target.provider):
+    if target is not None and not target.pooled and counts_tokens(target.provider, client):
         return None
-    answer = render_anthropic_count(estimate.input_tokens(body))
+    answer = render_count(client, estimate.input_tokens(body))
     return LocalAnswer(200, answer, [("content-type", CONTENT_TYPE_JSON), (TOKEN_COUNT_HEADER, "estimate")])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from extproc.contract import INTERNAL_PREFIX
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import kind_of
+from extproc.providers import kind_of, serves
 
 # x-forwarded-proto stays: Envoy's router cannot route without it (measured: a 404 with no route).
 TO_PROVIDER = frozenset(
@@ -45,8 +45,7 @@ class ProviderHeadersStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         provider, endpoint = ex.provider, ex.endpoint
         assert provider is not None and endpoint is not None
-        kind = kind_of(provider)
-        extra = kind.passthrough_headers if kind.format == endpoint.format else frozenset()
+        extra = kind_of(provider).passthrough_headers if serves(provider, endpoint.format) else frozenset()
         already = set(reply.remove_headers)
         reply.remove_headers += [name for name in ex.headers if not _to_provider(name, extra) and name not in already]
         return None

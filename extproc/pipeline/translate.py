@@ -17,7 +17,7 @@ from extproc.formats.canonical import ChatRequest
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import provider_format, upstream_path, with_client_query
+from extproc.providers import serves, upstream_path, wire_format, with_client_query
 from extproc.providers.rendering import chat_for, count_for, embeddings_for, fixed_headers
 
 
@@ -31,7 +31,7 @@ class TranslateStage(Stage):
             _to_pool(ex, reply)
             return None
         provider = target.provider
-        ex.passthrough = provider_format(provider) == endpoint.format
+        ex.passthrough = serves(provider, endpoint.format)
         if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":
             made = count_for(request, body, endpoint.format, provider, target.upstream_model)
         elif isinstance(request, ChatRequest):
@@ -41,7 +41,8 @@ class TranslateStage(Stage):
             made = embeddings_for(request, provider, target.upstream_model)
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
-        path = upstream_path(provider, endpoint.operation, target.upstream_model, made.stream, endpoint.sse)
+        api = wire_format(provider, endpoint.format)
+        path = upstream_path(provider, api, endpoint.operation, target.upstream_model, made.stream, endpoint.sse)
         path = with_client_query(path, provider, endpoint.format, ex.path)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]
         reply.set_headers += fixed_headers(provider, endpoint.format, ex.headers)

@@ -76,12 +76,16 @@ def api_features_lost(request: ChatRequest, provider: Provider) -> list[str]:
     rendered from the canonical model; a 400 naming the client's field where one must be refused."""
     names: list[str] = []
     for feature in request.api_features:
-        refuse = feature.when_foreign == "refuse"
-        if refuse or (feature.when_foreign == "policy" and provider.unsupported == "reject"):
+        if feature.when_foreign == "refuse":
             raise GatewayError(
                 "invalid_request",
-                f"{feature.name} is not supported by provider {provider.name}",
+                f"{feature.name} is not supported by provider {provider.name}: it needs state the provider "
+                "keeps (send the whole conversation with each request, with store: false)",
                 param=feature.param,
+            )
+        if feature.when_foreign == "policy" and provider.unsupported == "reject":
+            raise GatewayError(
+                "invalid_request", f"{feature.name} is not supported by provider {provider.name}", param=feature.param
             )
         if feature.name not in names:
             names.append(feature.name)
@@ -94,7 +98,9 @@ def response_events(response: ChatResponse) -> list[StreamEvent]:
     events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
     for choice in response.choices:
         for thinking in choice.thinking:
-            events.append(ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted))
+            events.append(
+                ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted, thinking.encrypted)
+            )
         events += _text_deltas(choice)
         for i, call in enumerate(choice.tool_calls):
             events.append(ToolCallStart(i, call.id, call.name, choice.index))

@@ -16,7 +16,7 @@ from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.token_count import gemini_count_request
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
-from extproc.providers import kind_of, provider_format
+from extproc.providers import kind_of, provider_format, serves, wire_format
 from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
 
@@ -35,7 +35,7 @@ def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provid
     """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
     made = _fit_and_render(request, client, provider, model)
     if made is None:  # the client's own request suits the provider
-        upstream = FORMATS[provider_format(provider)]
+        upstream = FORMATS[client]
         return ProviderRequest(None if request.model == model else upstream.with_model(body, model), request.stream)
     return _counted(provider, made)
 
@@ -57,28 +57,30 @@ def dropped_for(request: ChatRequest, client: Format, provider: Provider, model:
 
 def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, model: str) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
-    same_api = provider_format(provider) == client
-    fitting = fit_to_provider(request, provider, native=same_api)
+    native = serves(provider, client)
+    fitting = fit_to_provider(request, provider, native)
     stream = request.stream and provider.capabilities.streaming
-    if same_api and not fitting.changed and stream == request.stream:
+    if native and not fitting.changed and stream == request.stream:
         return None
-    if same_api:  # rendered from the canonical request after all: what only the client's bytes carried is lost
+    if native:  # rendered from the canonical request after all: what only the client's bytes carried is lost
         fitting.dropped += api_features_lost(request, provider)
     request.stream = stream
-    rendered = FORMATS[provider_format(provider)].render_request(request, render_options(provider, model))
+    rendered = FORMATS[wire_format(provider, client)].render_request(request, render_options(provider, model))
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 
 
-def counts_tokens(provider: Provider) -> bool:
-    """Whether the provider counts a prompt's tokens: Anthropic itself, Gemini by countTokens."""
-    return provider.kind in ("anthropic", "gemini")
+def counts_tokens(provider: Provider, client: Format) -> bool:
+    """Whether the provider counts a prompt's tokens for a client of an API with a count
+    (Anthropic's count_tokens, the Responses API's input_tokens): a provider of that API itself,
+    and Gemini by countTokens for any client."""
+    return provider_format(provider) == "gemini" or serves(provider, client)
 
 
 def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
     """A token count's request: the client's own for a provider of its API, else Gemini's countTokens
     for the request as generateContent would get it (fitted as a chat request would be: what a
     provider lacks is not counted, and named)."""
-    if provider_format(provider) == client:
+    if serves(provider, client):
         return ProviderRequest(None if request.model == model else FORMATS[client].with_model(body, model), False)
     if provider_format(provider) != "gemini":
         raise GatewayError("internal", f"provider {provider.name} cannot count tokens")
@@ -102,6 +104,5 @@ def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
 
 def fixed_headers(provider: Provider, client: Format, present: dict[str, str]) -> list[tuple[str, str]]:
     """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept."""
-    kind = kind_of(provider)
-    same_api = kind.format == client
-    return [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]
+    same_api = serves(provider, client)
+    return [(name, value) for name, value in kind_of(provider).fixed_headers if not (same_api and name in present)]

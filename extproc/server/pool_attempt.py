@@ -10,7 +10,7 @@ from extproc.config.model import GatewayConfig, Provider
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.endpoint import Endpoint
-from extproc.providers import KINDS, kind_of, upstream_path, with_client_query
+from extproc.providers import KINDS, kind_of, serves, upstream_path, wire_format, with_client_query
 from extproc.providers.rendering import chat_for, embeddings_for
 
 # Every kind's same-API protocol headers: an attempt keeps only its own kind's, from a client of its API.
@@ -50,7 +50,7 @@ class PoolAttempt:
 
     def headers_to_remove(self, present: dict[str, str]) -> list[str]:
         own = kind_of(self.provider)
-        keep = own.passthrough_headers if own.format == self.endpoint.format else frozenset()
+        keep = own.passthrough_headers if serves(self.provider, self.endpoint.format) else frozenset()
         return [name for name in present if name in _PROTOCOL_HEADERS and name not in keep]
 
     def render(self, body: bytes) -> RenderedAttempt:
@@ -65,7 +65,8 @@ class PoolAttempt:
             request.stream = self.client_stream  # a Gemini client asks by its path, not its body
             model = self.model or request.model
             made = chat_for(request, body, self.endpoint.format, self.provider, model)
-        path = upstream_path(self.provider, operation, model, made.stream, self.endpoint.sse)
+        api = wire_format(self.provider, self.endpoint.format)
+        path = upstream_path(self.provider, api, operation, model, made.stream, self.endpoint.sse)
         return RenderedAttempt(
             with_client_query(path, self.provider, self.endpoint.format, self.client_path), made.body
         )

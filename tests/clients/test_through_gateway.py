@@ -16,12 +16,6 @@ pytestmark = [pytest.mark.clients, pytest.mark.integration]
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash"}
 
-# What each failing pair hits today; strict, so a pair that starts passing fails until its mark goes.
-NO_RESPONSES_API = pytest.mark.xfail(
-    strict=True,
-    reason="POST /v1/responses answers 404 `unknown path /v1/responses`: the Responses API is not served (issue 20 part 1)",
-)
-
 
 @pytest.mark.parametrize(
     ("provider", "model"),
@@ -40,7 +34,6 @@ def test_claude_code_round_trip(
     check_round_trip(run, round_trip, sandbox.secret)
 
 
-@NO_RESPONSES_API
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_codex_round_trip(
     request: pytest.FixtureRequest, client_gateway: GatewayStack, sandbox: runners.Sandbox, provider: str
@@ -51,7 +44,7 @@ def test_codex_round_trip(
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-@pytest.mark.parametrize("api", [pytest.param("responses", marks=NO_RESPONSES_API), "chat_completions"])
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_agents_sdk_round_trip(
     request: pytest.FixtureRequest,
@@ -67,16 +60,10 @@ def test_agents_sdk_round_trip(
 
 
 # Codex's own model_providers entries use HTTPS only unless `supports_websockets = true`; its built-in
-# `openai` provider (pointed at the gateway with `openai_base_url`) always tries the WebSocket first.
-SLOW_WEBSOCKET_REFUSAL = pytest.mark.xfail(
-    strict=True,
-    reason="Envoy answers a WebSocket upgrade on /v1/responses with 403 and no body (no upgrade configured): Codex "
-    "tries it 7 times over about 6 s before falling back to HTTPS (a 426 Upgrade Required makes it fall back after "
-    "the first try); and /v1/responses is not served (issue 20 part 1)",
-)
+# `openai` provider (pointed at the gateway with `openai_base_url`) always tries the WebSocket first:
+# on anything but a 426 Upgrade Required it tries again (7 times over about 6 s) before HTTPS.
 
 
-@SLOW_WEBSOCKET_REFUSAL
 def test_gateway_refuses_a_websocket_on_responses_with_426(client_gateway: GatewayStack) -> None:
     upgrade = {
         "Connection": "Upgrade",
@@ -87,10 +74,10 @@ def test_gateway_refuses_a_websocket_on_responses_with_426(client_gateway: Gatew
     }
     response = httpx.get(f"{client_gateway.base_url}/v1/responses", headers=upgrade, timeout=10)
     assert response.status_code == 426, (response.status_code, response.text)
-    assert response.headers.get("x-request-id")
+    error = response.json()["error"]  # OpenAI's error format, as for any /v1/responses answer
+    assert error["code"] == "websocket_not_supported" and response.headers["x-request-id"] in error["message"]
 
 
-@SLOW_WEBSOCKET_REFUSAL
 def test_codex_with_websockets_on_falls_back_to_https_at_once(
     fake_openai: FakeOpenAI, client_gateway: GatewayStack, sandbox: runners.Sandbox
 ) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from typing import Any
 
+from tests.fakes import openai_responses
 from tests.fakes.base import (
     CREATED,
     JSON,
@@ -19,7 +20,6 @@ from tests.fakes.base import (
     mask_key,
     stable_id,
 )
-from tests.fakes.openai_responses import ResponsesAnswer, plan_responses
 from tests.fakes.plans import (
     Plan,
     ToolSpec,
@@ -32,6 +32,8 @@ from tests.fakes.plans import (
 )
 
 _AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|embeddings)$")
+_AZURE_RESPONSES = ("/openai/responses", "/openai/responses/input_tokens")
+_RESPONSES = ("/v1/responses", "/v1/responses/input_tokens")
 
 _OPENAI_NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -66,9 +68,10 @@ def azure_error(status: int, code: str, message: str) -> Reply:
 
 
 class FakeOpenAI(FakeProvider):
-    """``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``, ``GET /v1/models``
-    (Bearer auth) and the Azure paths ``/openai/deployments/{d}/...``
-    (``api-key`` header, ``api-version`` query)."""
+    """``POST /v1/chat/completions``, ``POST /v1/responses`` (and ``input_tokens``),
+    ``POST /v1/embeddings``, ``GET /v1/models`` (Bearer auth) and the Azure paths
+    ``/openai/deployments/{d}/...`` and ``/openai/responses`` (``api-key`` header,
+    ``api-version`` query)."""
 
     name = "openai"
     default_api_key = "sk-test-openai"
@@ -85,12 +88,14 @@ class FakeOpenAI(FakeProvider):
         azure = _AZURE_PATH.match(request.path)
         if azure:
             return self._azure(request, azure["deployment"], azure["op"])
+        if request.path in _AZURE_RESPONSES:
+            return self._azure_responses(request)
         if (error := self._check_bearer(request)) is not None:
             return error
         route = (request.method, request.path)
         if route == ("POST", "/v1/chat/completions"):
             return self._chat(request, None)
-        if route == ("POST", "/v1/responses"):
+        if request.method == "POST" and request.path in _RESPONSES:
             return self._responses(request)
         if route == ("POST", "/v1/embeddings"):
             return self._embeddings(request, None)
@@ -130,6 +135,31 @@ class FakeOpenAI(FakeProvider):
             return self._embeddings(request, deployment)
         return self._chat(request, deployment)
 
+    def _azure_responses(self, request: RecordedRequest) -> Reply:
+        if "api-version" not in request.query:
+            return azure_error(404, "404", "Resource not found")
+        if request.headers.get("api-key") != self.api_key:
+            return azure_error(401, "401", _AZURE_BAD_KEY)
+        return self._responses(request, azure=True)
+
+    # -- responses ---------------------------------------------------------
+
+    def _responses(self, request: RecordedRequest, azure: bool = False) -> Reply:
+        body = self._body(request)
+        if isinstance(body, Reply):
+            return body
+        refused = openai_responses.check(body)
+        if refused is not None:
+            message, param = refused
+            code = "missing_required_parameter" if message.startswith("Missing") else None
+            return openai_error(400, message, param=param, code=code)
+        model = body["model"]
+        if not azure and not self.known_model(model):
+            return openai_error(
+                400, f"The requested model '{model}' does not exist.", param="model", code="model_not_found"
+            )
+        return openai_responses.answer(request, body, model, self.script)
+
     def _body(self, request: RecordedRequest) -> dict[str, Any] | Reply:
         if not isinstance(request.json, dict):
             return openai_error(
@@ -139,23 +169,6 @@ class FakeOpenAI(FakeProvider):
                 "but what was sent was not valid JSON.",
             )
         return request.json
-
-    # -- responses ---------------------------------------------------------
-
-    def _responses(self, request: RecordedRequest) -> Reply:
-        body = self._body(request)
-        if isinstance(body, Reply):
-            return body
-        model = body.get("model")
-        if not model:
-            return openai_error(
-                400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
-            )
-        if not self.known_model(model):
-            return openai_error(
-                400, f"The requested model '{model}' does not exist.", param="model", code="model_not_found"
-            )
-        return ResponsesAnswer(body, plan_responses(body, self.script), request.body).reply()
 
     # -- chat completions --------------------------------------------------
 

@@ -130,4 +130,32 @@ def ask_gemini(base_url: str, model: str, stream: bool, api_key: str = CLIENT_KE
     return outcome
 
 
-ASK = {"openai": ask_openai, "anthropic": ask_anthropic, "gemini": ask_gemini}
+_RESPONSES_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def ask_responses(base_url: str, model: str, stream: bool, api_key: str = CLIENT_KEY, **extra: Any) -> Outcome:
+    """The Responses API. A stream's failure arrives as events (`error`, `response.failed`), which
+    the SDK hands over without raising: raised here, as a client reading them would."""
+    client = openai_client(base_url, api_key)
+    if stream:
+        answer = None
+        events = client.responses.create(model=model, input=PROMPT, stream=True, **extra)
+        for event in events:
+            if event.type in ("error", "response.failed"):
+                raise openai.APIError(f"stream failed: {event.type}", request=events.response.request, body=None)
+            if event.type in ("response.completed", "response.incomplete"):
+                answer = event.response
+        assert answer is not None, "the stream ended without its last event"
+    else:
+        answer = client.responses.create(model=model, input=PROMPT, **extra)
+    calls = [(item.name, json.loads(item.arguments or "{}")) for item in answer.output if item.type == "function_call"]
+    if answer.status == "incomplete":
+        reason = answer.incomplete_details.reason if answer.incomplete_details else None
+        finish = _RESPONSES_INCOMPLETE.get(reason or "", reason)
+    else:
+        finish = "tool_calls" if calls else "stop"
+    usage = (answer.usage.input_tokens, answer.usage.output_tokens) if answer.usage else None
+    return Outcome(answer.output_text, calls, finish, usage)
+
+
+ASK = {"openai": ask_openai, "anthropic": ask_anthropic, "gemini": ask_gemini, "responses": ask_responses}

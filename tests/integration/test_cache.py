@@ -121,6 +121,61 @@ def test_a_question_asked_through_openai_hits_when_asked_again_through_anthropic
     assert len(fake_openai.requests) == 1
 
 
+def test_a_question_asked_through_chat_completions_hits_when_asked_through_the_responses_api(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    text, _ = ask(stack, "shared-model", "one entry for chat and responses")
+    stored(stack)
+    raw = oai(stack).responses.with_raw_response.create(
+        model="shared-model", input="one entry for chat and responses", max_output_tokens=50
+    )
+    assert raw.headers["x-gateway-cache"] == "HIT"
+    assert raw.parse().output_text == text and raw.parse().status == "completed"
+    events = list(
+        oai(stack).responses.create(
+            model="shared-model", input="one entry for chat and responses", max_output_tokens=50, stream=True
+        )
+    )
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == text  # type: ignore[union-attr]
+    assert events[-1].type == "response.completed"
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_responses_stream_passed_through_is_stored_and_answers_a_chat_client(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    events = list(
+        oai(stack).responses.create(model="shared-model", input="stream it once", max_output_tokens=50, stream=True)
+    )
+    assert fake_openai.last_request.path == "/v1/responses"
+    streamed = events[-1].response.output_text  # type: ignore[union-attr]
+    stored(stack)
+    again, headers = ask(stack, "shared-model", "stream it once")
+    assert headers["x-gateway-cache"] == "HIT" and again == streamed
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_responses_request_the_canonical_model_cannot_hold_whole_is_never_cached(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    for previous in ("resp_first", "resp_second"):  # two conversations, one new question
+        raw = oai(stack).responses.with_raw_response.create(
+            model="shared-model", input="and then?", previous_response_id=previous, max_output_tokens=50
+        )
+        assert raw.headers["x-gateway-cache"] == "BYPASS"
+        assert fake_openai.last_request.json["previous_response_id"] == previous
+    assert len(fake_openai.requests) == 2
+
+
+def test_a_token_count_is_never_answered_from_the_cache(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    ask(stack, "shared-model", "count or answer?")
+    stored(stack)
+    for _ in range(2):
+        raw = oai(stack).responses.input_tokens.with_raw_response.count(model="shared-model", input="count or answer?")
+        assert "x-gateway-cache" not in raw.headers and raw.parse().input_tokens > 0
+    assert [r.path for r in fake_openai.requests] == ["/v1/chat/completions", *["/v1/responses/input_tokens"] * 2]
+
+
 def test_a_cached_answer_replays_as_a_stream_through_each_sdk(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     text, _ = ask(stack, "shared-model", "replay me as a stream")
     stored(stack)

@@ -184,6 +184,69 @@ def test_a_request_for_answer_parts_an_entry_cannot_hold_is_always_answered_by_t
         assert len(fake_openai.requests) == asked and _sent(fake_openai, extra)
 
 
+def ask_responses(stack: GatewayStack, question: str, *before: Any, **extra: Any) -> tuple[str, httpx.Headers]:
+    """`before`: input items ahead of the question."""
+    raw = oai(stack).responses.with_raw_response.create(
+        model="gpt-4o-mini", input=[*before, {"role": "user", "content": question}], max_output_tokens=50, **extra
+    )
+    return raw.parse().output_text, raw.headers
+
+
+# Fields of the Responses API an OpenAI provider gets with the client's bytes that the canonical
+# request does not carry, and ones that ask for what a cache entry cannot hold or state OpenAI keeps.
+RESPONSES_FIELDS: dict[str, dict[str, Any]] = {
+    "text.verbosity": {"text": {"verbosity": "low"}},
+    "include": {"include": ["reasoning.encrypted_content"]},
+}
+
+
+def _responses_cached(stack: GatewayStack, text: str, *before: Any) -> None:
+    """Ask once through the Responses API (a miss the provider answers), wait for the entry, and
+    draw it."""
+    stored_before = _stored_bytes(stack)
+    assert ask_responses(stack, text, *before)[1]["x-gateway-cache"] == "MISS"
+    stored(stack, stored_before)
+    assert ask_responses(stack, text, *before)[1]["x-gateway-cache"] == "HIT"
+
+
+RESPONSES_ANSWER_FIELDS: dict[str, dict[str, Any]] = {
+    "a hosted tool": {"tools": [{"type": "web_search"}]},
+    "log probabilities": {"include": ["message.output_text.logprobs"], "top_logprobs": 2},
+    "stored state": {"store": True},
+}
+
+
+@pytest.mark.parametrize("field", RESPONSES_FIELDS)
+def test_a_responses_field_is_never_answered_from_the_entry_of_the_request_without_it(
+    stack: GatewayStack, fake_openai: FakeOpenAI, field: str
+) -> None:
+    text = f"a responses answer depends on {field}"
+    _responses_cached(stack, text)
+    assert ask_responses(stack, text, **RESPONSES_FIELDS[field])[1]["x-gateway-cache"] == "MISS"
+    assert fake_openai.last_request.path == "/v1/responses" and len(fake_openai.requests) == 2
+
+
+def test_a_developer_message_is_never_answered_from_the_entry_of_a_system_message(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    """Both are a system message to the canonical request; OpenAI gets the role as sent."""
+    text, instruction = "whose instruction is it", "Be brief."
+    _responses_cached(stack, text, {"role": "system", "content": instruction})
+    assert ask_responses(stack, text, {"role": "developer", "content": instruction})[1]["x-gateway-cache"] == "MISS"
+    assert fake_openai.last_request.json["input"][0]["role"] == "developer" and len(fake_openai.requests) == 2
+
+
+@pytest.mark.parametrize("field", RESPONSES_ANSWER_FIELDS)
+def test_a_responses_request_for_what_an_entry_cannot_hold_is_always_answered_by_the_provider(
+    stack: GatewayStack, fake_openai: FakeOpenAI, field: str
+) -> None:
+    text = f"a responses answer carries {field}"
+    _responses_cached(stack, text)
+    for asked in (2, 3):  # never from an entry, never stored
+        assert ask_responses(stack, text, **RESPONSES_ANSWER_FIELDS[field])[1]["x-gateway-cache"] == "BYPASS"
+        assert len(fake_openai.requests) == asked
+
+
 def test_the_openai_beta_header_gets_its_own_entry(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
     text = "a beta feature may answer otherwise"
     _cached(stack, "gpt-4o-mini", text)

@@ -84,6 +84,10 @@ def ask(client: str, url: str, model: str, text: str = "hi", headers: dict[str, 
         messages = [{"role": "user", "content": text}]
         answer = sdk.chat.completions.create(model=model, messages=messages, stream=stream, extra_headers=headers)
         return list(answer) if stream else answer
+    if client == "responses":
+        sdk = openai.OpenAI(api_key=CLIENT_KEY, base_url=url + "/v1", max_retries=0, timeout=20)
+        answered = sdk.responses.create(model=model, input=text, stream=stream, extra_headers=headers)
+        return list(answered) if stream else answered
     if client == "anthropic":
         sdk = anthropic.Anthropic(api_key=CLIENT_KEY, base_url=url, max_retries=0, timeout=20)
         messages = [{"role": "user", "content": text}]
@@ -102,6 +106,7 @@ def ask(client: str, url: str, model: str, text: str = "hi", headers: dict[str, 
 
 SDK_ERRORS: dict[str, type[Exception]] = {
     "openai": openai.APIStatusError,
+    "responses": openai.APIStatusError,
     "anthropic": anthropic.APIStatusError,
     "gemini": genai_errors.APIError,
 }
@@ -128,7 +133,7 @@ def assert_in_clients_format(client: str, got: Seen, status: int, kind_words: st
     """The error is the client's own API's, names what happened, and carries the request id."""
     assert got.status == status
     assert got.request_id
-    if client == "openai":
+    if client in ("openai", "responses"):
         error = got.body["error"]
         assert error["type"] and error["message"].endswith(f"(request id: {got.request_id})")
     elif client == "anthropic":
@@ -144,7 +149,7 @@ def assert_in_clients_format(client: str, got: Seen, status: int, kind_words: st
     assert "upstream connect error" not in error["message"]  # Envoy's own words stay out
 
 
-CLIENTS = ["openai", "anthropic", "gemini"]
+CLIENTS = ["openai", "responses", "anthropic", "gemini"]
 CASES: dict[str, tuple[Callable[[str, Stack], object], int, str]] = {
     "provider resets before its headers": (lambda c, s: ask(c, s.url, "reset-1"), 503, "closed the connection"),
     "provider resets a stream before its headers": (

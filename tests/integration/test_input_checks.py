@@ -126,6 +126,32 @@ def test_openai_token_fields_out_of_bounds_are_400s_naming_them(
     _no_provider_saw_it(fake_openai, fake_anthropic)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_negative_max_output_tokens_is_refused_and_cannot_lock_the_token_bucket(
+    stack: GatewayStack, fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    """The Responses API's token field, on the same-API path (the client's bytes go to OpenAI)."""
+    client = openai_client(stack.base_url, KEYS["alice"])
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="gpt-tok-1", input="hi", max_output_tokens=-1_000_000_000_000, stream=stream)
+    assert "'max_output_tokens' must be a positive integer" in _openai_refusal(raised, "max_output_tokens")
+    _no_provider_saw_it(fake_openai)
+    answered = client.responses.with_raw_response.create(model="gpt-tok-1", input="hi", max_output_tokens=10)
+    assert answered.http_response.status_code == 200
+    assert 0 < TOKEN_BUDGET - int(answered.headers["x-ratelimit-remaining-tokens"]) < 100
+
+
+@pytest.mark.parametrize("value", [0, MAX_TOKENS + 1])
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-test-1"])  # same API, translated
+def test_responses_max_output_tokens_out_of_bounds_is_a_400_naming_it(
+    stack: GatewayStack, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, value: int, model: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        openai_client(stack.base_url, KEYS["alice"]).responses.create(model=model, input="hi", max_output_tokens=value)
+    assert str(MAX_TOKENS) in _openai_refusal(raised, "max_output_tokens")
+    _no_provider_saw_it(fake_openai, fake_anthropic)
+
+
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
@@ -209,6 +235,34 @@ def test_an_openai_response_schema_nested_300_levels_is_a_400(stack: GatewayStac
     _no_provider_saw_it(fake_openai)
 
 
+@pytest.mark.parametrize(
+    ("tools", "text", "named"),
+    [
+        ([{"type": "function", "name": "f", "parameters": _deep_schema(DEEP)}], None, "tools[0].parameters"),
+        (
+            [
+                {
+                    "type": "namespace",
+                    "name": "n",
+                    "tools": [{"type": "function", "name": "f", "parameters": _deep_schema(DEEP)}],
+                }
+            ],
+            None,
+            "tools[0].tools[0].parameters",
+        ),
+        ([], {"format": {"type": "json_schema", "name": "s", "schema": _deep_schema(DEEP)}}, "text.format.schema"),
+    ],
+)
+def test_a_responses_schema_nested_300_levels_is_a_400_not_a_500(
+    stack: GatewayStack, fake_openai: FakeOpenAI, tools: Any, text: Any, named: str
+) -> None:
+    extra = {"tools": tools} if tools else {"text": text}
+    with pytest.raises(openai.BadRequestError) as raised:
+        openai_client(stack.base_url, KEYS["alice"]).responses.create(model="gpt-4o-mini", input="hi", **extra)
+    assert f"at most {MAX_SCHEMA_DEPTH} levels" in _openai_refusal(raised, named)
+    _no_provider_saw_it(fake_openai)
+
+
 def test_an_anthropic_tool_schema_nested_300_levels_is_a_400(
     stack: GatewayStack, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -279,8 +333,12 @@ def test_a_second_model_cannot_slip_past_the_allow_list(
     the first would have answered as the model the client is not allowed."""
     body = '{"model": "gpt-o1-pro", "messages": [{"role": "user", "content": "hi"}], "model": "gpt-4o-mini"}'
     spelled = body.replace('], "model"', r'], "mod\u0065l"')  # the same key to every JSON parser
-    for named in (body, body.replace('"gpt-o1-pro"', '"claude-test-1"'), spelled):
-        answer = _post(stack, "/v1/chat/completions", named, client="limited")
+    responses = body.replace('"messages"', '"input"')  # the Responses API, passed through to OpenAI
+    for path, named in [
+        *(("/v1/chat/completions", b) for b in (body, body.replace('"gpt-o1-pro"', '"claude-test-1"'), spelled)),
+        *(("/v1/responses", b) for b in (responses, responses.replace('], "model"', r'], "mod\u0065l"'))),
+    ]:
+        answer = _post(stack, path, named, client="limited")
         assert answer.status_code == 400
         error = answer.json()["error"]
         assert error["param"] == "model" and "more than once" in error["message"]
@@ -328,6 +386,13 @@ def test_a_second_model_cannot_slip_past_the_allow_list(
             "generationConfig",
         ),
         ("/v1/embeddings", '{"model": "gpt-e", "input": "secret", "input": "hi"}', "input"),
+        ("/v1/responses", '{"stream": true, "model": "gpt-4o-mini", "input": "hi", "stream": false}', "stream"),
+        ("/v1/responses", '{"model": "gpt-4o-mini", "input": "secret", "input": "hi"}', "input"),
+        (
+            "/v1/responses",
+            '{"max_output_tokens": 4000000, "model": "claude-test-1", "input": "hi", "max_output_tokens": 10}',
+            "max_output_tokens",
+        ),
     ],
 )
 def test_a_checked_field_given_twice_is_a_400_in_the_clients_format(

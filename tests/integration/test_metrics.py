@@ -22,6 +22,7 @@ from tests.fakes.openai import openai_error
 from tests.fakes.providers import FakeAnthropic, FakeOpenAI
 from tests.integration.conftest import AuthGateway
 from tests.integration.sdk_outcomes import anthropic_client, openai_client
+from tests.support.access_log import access_line, access_lines, log_lines
 from tests.support.metrics import metric_sum, served_per_worker
 from tests.support.stack import GatewayStack
 from tests.support.wait import wait_until
@@ -86,26 +87,6 @@ def histogram(stack: GatewayStack, name: str, part: str, **labels: str) -> float
 def counted_after(stack: GatewayStack, before: float, **labels: str) -> None:
     """Requests are counted once the ext_proc's stream for them ended, just after the answer."""
     assert wait_until(lambda: requests(stack, **labels) == before + 1, timeout=10), requests(stack, **labels)
-
-
-def log_lines(stack: GatewayStack) -> list[dict[str, Any]]:
-    """The ext_proc's JSON lines so far (every process writes to the one file)."""
-    text = (stack.workdir / "extproc.log").read_text(errors="replace")
-    return [json.loads(raw) for raw in text.splitlines() if raw.startswith("{")]
-
-
-def access_lines(stack: GatewayStack) -> list[dict[str, Any]]:
-    return [line for line in log_lines(stack) if line["logger"] == "extproc.access"]
-
-
-def access_line(stack: GatewayStack, request_id: str) -> dict[str, Any]:
-    """The request's line, once the ext_proc's log thread wrote it."""
-
-    def found() -> dict[str, Any] | None:
-        return next((line for line in access_lines(stack) if line["request_id"] == request_id), None)
-
-    assert wait_until(lambda: found() is not None, timeout=5), f"no access line for {request_id}"
-    return found() or {}
 
 
 CHAT = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "route": "chat", "provider": "openai"}

@@ -306,6 +306,7 @@ def test_body_over_the_configured_limit_is_413_in_the_clients_format(tmp_path) -
     ("path", "headers", "check"),
     [
         ("/v1/chat/completions", {}, lambda body: body["error"]["type"] == "api_error"),
+        ("/v1/responses", {}, lambda body: body["error"]["code"] == "gateway_unavailable"),  # OpenAI's format
         ("/v1/messages", {"anthropic-version": "2023-06-01"}, lambda body: body["error"]["type"] == "overloaded_error"),
         ("/v1beta/models/m:generateContent", {}, lambda body: body["error"]["status"] == "UNAVAILABLE"),
     ],

@@ -52,6 +52,9 @@ def test_the_in_process_bench_drives_a_whole_request_of_each_mode(mode: str) -> 
     replies = asyncio.run(answers())
     assert len(replies) == len(sent) == 4
     assert all(not reply.HasField("immediate_response") for reply in replies)
+    body = replies[-1].response_body.response.body_mutation.body
     if mode.startswith("x"):  # translated: the client gets OpenAI's format back
-        body = replies[-1].response_body.response.body_mutation.body
         assert b"chat.completion" in body and b"Benchmark" in body
+    if mode.startswith("rx"):  # the Responses API's
+        assert b'"response.completed"' in body if mode.endswith("stream") else b'"object":"response"' in body
+        assert b"Benchmark" in body

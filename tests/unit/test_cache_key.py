@@ -18,6 +18,7 @@ from extproc.formats import anthropic, gemini, openai
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.carried import uncarried
 from extproc.formats.endpoint import Format
+from extproc.formats.responses import request as responses
 from extproc.state import Snapshot
 
 CONFIG = """
@@ -54,6 +55,11 @@ def _anthropic(**extra: Any) -> ChatRequest:
 def _gemini(**extra: Any) -> ChatRequest:
     body = {"contents": [{"parts": [{"text": QUESTION}]}], "generationConfig": {"maxOutputTokens": 64}, **extra}
     return gemini.parse_request(orjson.dumps(body), "m")
+
+
+def _responses(**extra: Any) -> ChatRequest:
+    body = {"model": "m", "max_output_tokens": 64, "input": [{"role": "user", "content": QUESTION}], **extra}
+    return responses.parse_request(orjson.dumps(body))
 
 
 def _key(
@@ -120,6 +126,55 @@ def test_a_gemini_field_a_same_api_provider_gets_changes_the_key(extra: dict[str
     assert _key(_gemini(**extra), "gemini", "gem") != _key(_gemini(), "gemini", "gem")
 
 
+NAMESPACE = {
+    "type": "namespace",
+    "name": "files",
+    "tools": [{"type": "function", "name": "read", "parameters": {"type": "object"}}],
+}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"include": ["reasoning.encrypted_content"]},
+        {"text": {"verbosity": "low"}},
+        {"service_tier": "flex"},
+        {"truncation": "auto"},
+        {"max_tool_calls": 3},
+        {"a_field_from_2027": 1},
+        {"input": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": QUESTION}]},
+        {"input": [{"role": "user", "content": [{"type": "input_text", "text": QUESTION, "new": 1}]}]},
+        {"tools": [{**NAMESPACE, "description": "file tools"}]},
+        {
+            "input": [
+                {"role": "user", "content": QUESTION},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "Paris", "annotations": [{"x": 1}]}]},
+                {"role": "user", "content": "Sure?"},
+            ]
+        },
+    ],
+)
+def test_a_responses_field_a_same_api_provider_gets_changes_the_key(extra: dict[str, Any]) -> None:
+    assert _key(_responses(**extra), "responses", "oai") != _key(_responses(), "responses", "oai")
+
+
+def test_what_cannot_change_a_responses_answer_does_not_change_the_key() -> None:
+    plain = _key(_responses(), "responses", "oai")
+    bookkeeping = {
+        "stream": True,
+        "user": "u-1",
+        "store": False,
+        "metadata": {"k": "v"},
+        "prompt_cache_key": "session-1",
+        "client_metadata": {"x": "y"},
+        "safety_identifier": "s",
+        "input": [{"type": "message", "id": "msg_1", "status": "completed", "role": "user", "content": QUESTION}],
+    }
+    assert _key(_responses(**bookkeeping), "responses", "oai") == plain
+    tools = {"tools": [NAMESPACE]}
+    assert _key(_responses(**tools), "responses", "oai") == _key(_responses(**tools), "responses", "oai")
+
+
 def test_what_cannot_change_the_answer_does_not_change_the_key() -> None:
     plain = _key(_openai(), "openai", "oai")
     streamed = _openai(stream=True, stream_options={"include_usage": True}, user="u-1")
@@ -158,6 +213,7 @@ def test_two_client_apis_share_a_key_where_the_provider_is_sent_the_same_request
             _key(_openai(), "openai", provider),
             _key(_anthropic(), "anthropic", provider),
             _key(_gemini(), "gemini", provider),
+            _key(_responses(), "responses", provider),  # a Responses client of OpenAI: passed through
         }
         assert len(keys) == 1, provider
     assert _key(_openai(), "openai", "claude") != _key(_openai(), "openai", "oai")
@@ -191,6 +247,12 @@ def test_the_provider_and_the_model_that_answer_change_the_key() -> None:
         ("gemini", lambda: _gemini(generationConfig={"responseLogprobs": True}), "gem"),
         ("gemini", lambda: _gemini(generationConfig={"responseModalities": ["TEXT", "IMAGE"]}), "gem"),
         ("gemini", lambda: _gemini(tools=[{"googleSearch": {}}]), "gem"),
+        ("responses", lambda: _responses(store=True), "oai"),
+        ("responses", lambda: _responses(previous_response_id="resp_1"), "oai"),
+        ("responses", lambda: _responses(background=True), "oai"),
+        ("responses", lambda: _responses(tools=[{"type": "web_search"}]), "oai"),
+        ("responses", lambda: _responses(top_logprobs=2), "oai"),
+        ("responses", lambda: _responses(include=["message.output_text.logprobs"]), "oai"),
     ],
 )
 def test_a_request_for_answer_parts_a_canonical_entry_cannot_hold_is_not_replayable(
@@ -202,7 +264,7 @@ def test_a_request_for_answer_parts_a_canonical_entry_cannot_hold_is_not_replaya
     # Rendered for another API the field is left out: that answer is the canonical one.
     other = "claude" if provider != "claude" else "oai"
     assert forwarded(client, [(PROVIDERS[other], "m")], {}, request.source, "", request.api_features).replayable
-    plain = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini}[client]()
+    plain = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini, "responses": _responses}[client]()
     assert forwarded(client, [(PROVIDERS[provider], "m")], {}, plain.source, "", plain.api_features).replayable
 
 

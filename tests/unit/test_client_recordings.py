@@ -1,10 +1,7 @@
 """The requests the real clients send (recorded in tests/fixtures/clients by `make record-clients`),
 read the way the gateway reads them: the endpoint its path and headers name, then that API's
 parser (pipeline/endpoint.py, pipeline/parse.py). Turn 1 is the task with the client's tools;
-turn 2 adds the tool call the provider asked for and the client's result.
-
-Failing cases are marked strict: they fail loudly once the gateway reads them, so the mark
-has to go."""
+turn 2 adds the tool call the provider asked for and the client's result."""
 
 from __future__ import annotations
 
@@ -22,19 +19,7 @@ from tests.clients.recording import load, recordings
 SECRET = "pelican-0000"  # what the recorded tool read (recording.py replaces each run's own)
 TOOLS = {"claude-code": "Read", "codex": "exec_command", "openai-agents": "read_note"}
 
-NO_RESPONSES_API = pytest.mark.xfail(
-    strict=True, reason="POST /v1/responses is not a path the gateway serves (issue 20 part 1)"
-)
-
-
-def _marks(path: Path) -> list[pytest.MarkDecorator]:
-    recorded = load(path)
-    if recorded["path"] == "/v1/responses":
-        return [NO_RESPONSES_API]
-    return []
-
-
-CASES = [pytest.param(path, id=path.name.removesuffix(".json"), marks=_marks(path)) for path in recordings()]
+CASES = [pytest.param(path, id=path.name.removesuffix(".json")) for path in recordings()]
 
 
 def _tool_name(path: Path) -> str:

@@ -30,9 +30,15 @@ from extproc.formats.limits import (
     ORJSON_WRITE_DEPTH,
     check_schema_depth,
 )
+from extproc.formats.responses import request as responses
 from tests.unit.test_cache_key import PROVIDERS
 
-PARSERS = {"openai": openai.parse_request, "anthropic": anthropic.parse_request, "gemini": gemini.parse_request}
+PARSERS = {
+    "openai": openai.parse_request,
+    "anthropic": anthropic.parse_request,
+    "gemini": gemini.parse_request,
+    "responses": responses.parse_request,
+}
 DEPTHS = [5000, 1000]
 
 
@@ -80,6 +86,11 @@ DEEP_TOOL_SCHEMAS: list[tuple[str, dict[str, Any]]] = [
         {"name": "f", "parametersJsonSchema": "DEEP"}]}]}),
     ("gemini", {"contents": [_user("gemini")], "tools": [{"functionDeclarations": [
         {"name": "f", "parameters": {"type": "OBJECT", "properties": {"p": "DEEP"}}}]}]}),
+    ("responses", {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": "DEEP"}]}),
+    ("responses", {"model": "m", "input": "hi", "tools": [{"type": "namespace", "name": "n", "tools": [
+        {"type": "function", "name": "f", "parameters": "DEEP"}]}]}),
+    ("responses", {"model": "m", "input": "hi", "text": {"format": {"type": "json_schema", "name": "s",
+        "schema": "DEEP"}}}),
 ]  # fmt: skip
 DEEP_MESSAGE_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("openai", {"model": "m", "messages": [{"role": "user", "content": "DEEP"}]}),
@@ -92,6 +103,8 @@ DEEP_MESSAGE_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("gemini", {"contents": [_user("gemini"), {"role": "model", "parts": [
         {"functionCall": {"name": "f", "args": {}}}]}, {"role": "user", "parts": [
         {"functionResponse": {"name": "f", "response": "DEEP"}}]}]}),
+    ("responses", {"model": "m", "input": [{"role": "user", "content": "DEEP"}]}),
+    ("responses", {"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": "DEEP"}]}),
 ]  # fmt: skip
 
 
@@ -257,6 +270,12 @@ TOKEN_FIELDS: list[tuple[str, str, Callable[[Any], bytes], Callable[[Any], Any]]
         lambda v: _gemini_config({"max_output_tokens": str(v)}),
         lambda r: r.max_tokens,
     ),
+    (
+        "responses",
+        "max_output_tokens",
+        lambda v: orjson.dumps({"model": "m", "input": "hi", "max_output_tokens": v}),
+        lambda r: r.max_tokens,
+    ),
 ]
 
 
@@ -365,6 +384,44 @@ SCHEMA_CARRIERS: list[tuple[str, str, Callable[[Any], bytes]]] = [
         "generationConfig.responseJsonSchema",
         lambda s: _gemini_config({"responseMimeType": "application/json", "responseJsonSchema": s}),
     ),
+    (
+        "responses",
+        "tools[1].parameters",  # after a hosted tool, which is not a canonical tool
+        lambda s: _json(
+            {
+                "model": "m",
+                "input": "hi",
+                "tools": [{"type": "web_search"}, {"type": "function", "name": "f", "parameters": s}],
+            }
+        ),
+    ),
+    (
+        "responses",
+        "tools[0].tools[1].parameters",
+        lambda s: _json(
+            {
+                "model": "m",
+                "input": "hi",
+                "tools": [
+                    {
+                        "type": "namespace",
+                        "name": "n",
+                        "tools": [
+                            {"type": "function", "name": "g"},
+                            {"type": "function", "name": "f", "parameters": s},
+                        ],
+                    }
+                ],
+            }
+        ),
+    ),
+    (
+        "responses",
+        "text.format.schema",
+        lambda s: _json(
+            {"model": "m", "input": "hi", "text": {"format": {"type": "json_schema", "name": "n", "schema": s}}}
+        ),
+    ),
 ]
 
 
@@ -381,7 +438,9 @@ def test_a_schema_nested_past_the_bound_is_a_400_naming_it(fmt: str, param: str,
 def test_a_schema_at_the_bound_keys_the_cache_and_renders_for_every_provider(
     fmt: str, param: str, body: Callable[[Any], bytes]
 ) -> None:
-    wrapped = param.endswith("].parameters")  # Gemini's: the schema sits one level down, under "default"
+    wrapped = fmt == "gemini" and param.endswith(
+        "].parameters"
+    )  # Gemini's: the schema sits one level down, under "default"
     schema = _nested(MAX_SCHEMA_DEPTH - 1 if wrapped else MAX_SCHEMA_DEPTH)
     request = PARSERS[fmt](body(schema), "m")
     carried = request.tools[-1].parameters if request.tools else request.response_format.schema

@@ -19,7 +19,7 @@ from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ApiFeature, ChatRequest, Message, TextPart
 from extproc.formats.endpoint import Endpoint
-from extproc.formats.token_count import gemini_count_request, parse_gemini_count, render_anthropic_count
+from extproc.formats.token_count import gemini_count_request, parse_gemini_count, render_count
 from extproc.observe import metrics
 from extproc.pipeline.answer import MAX_NAMED_DROPS, dropped_header
 from extproc.pipeline.endpoint import classify
@@ -162,9 +162,13 @@ def test_anthropic_passthrough_keeps_the_clients_query_and_nothing_else_does() -
 def test_count_tokens_is_an_endpoint_of_its_own_with_each_providers_path() -> None:
     assert classify("POST", "/v1/messages/count_tokens?beta=true", {}) == Endpoint("anthropic", "count_tokens")
     assert classify("POST", "/v1/messages?beta=true", {}) == ANTHROPIC
-    assert upstream_path(_provider("claude"), "count_tokens", "c", False) == "/v1/messages/count_tokens"
-    assert upstream_path(_provider("gem"), "count_tokens", "g", False) == "/v1beta/models/g:countTokens"
-    assert [counts_tokens(_provider(n)) for n in ("claude", "gem", "gpt")] == [True, True, False]
+    assert classify("POST", "/v1/responses/input_tokens", {}) == Endpoint("responses", "count_tokens")
+    claude, gem, gpt = _provider("claude"), _provider("gem"), _provider("gpt")
+    assert upstream_path(claude, "anthropic", "count_tokens", "c", False) == "/v1/messages/count_tokens"
+    assert upstream_path(gem, "gemini", "count_tokens", "g", False) == "/v1beta/models/g:countTokens"
+    assert upstream_path(gpt, "responses", "count_tokens", "o", False) == "/v1/responses/input_tokens"
+    assert [counts_tokens(p, "anthropic") for p in (claude, gem, gpt)] == [True, True, False]
+    assert [counts_tokens(p, "responses") for p in (claude, gem, gpt)] == [False, True, True]
 
 
 def test_a_count_for_gemini_is_a_generate_content_request_without_generation_settings() -> None:
@@ -197,9 +201,10 @@ def test_a_count_for_anthropic_is_the_clients_own_body() -> None:
     assert count_for(request, body, "anthropic", _provider("claude"), "claude-x").body is None
 
 
-def test_gemini_count_answers_read_as_anthropic_counts() -> None:
+def test_gemini_count_answers_read_as_each_clients_count() -> None:
     assert parse_gemini_count(b'{"totalTokens": 31, "promptTokensDetails": []}') == 31
-    assert orjson.loads(render_anthropic_count(31)) == {"input_tokens": 31}
+    assert orjson.loads(render_count("anthropic", 31)) == {"input_tokens": 31}
+    assert orjson.loads(render_count("responses", 31)) == {"object": "response.input_tokens", "input_tokens": 31}
     for bad in (b"nope", b"{}", b"[]"):
         with pytest.raises(GatewayError) as info:
             parse_gemini_count(bad)

@@ -8,7 +8,7 @@ import pytest
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
-from extproc.providers import upstream_path
+from extproc.providers import provider_format, upstream_path
 
 HOSTILE = ["../../v1/files", "a?key=x", "a#b", "a/b", "a:streamGenerateContent", "%2e%2e", "a b\r\nx: y", "./."]
 KINDS = {
@@ -34,8 +34,9 @@ CASES = [(kind, op, stream) for kind in KINDS for op in ("chat", "embeddings") f
 @pytest.mark.parametrize("model", HOSTILE)
 def test_hostile_model_stays_inside_its_own_path_segment(kind: str, operation: str, stream: bool, model: str) -> None:
     provider = KINDS[kind]
-    plain = upstream_path(provider, operation, "m", stream)  # type: ignore[arg-type]
-    path = upstream_path(provider, operation, model, stream)  # type: ignore[arg-type]
+    api = provider_format(provider)
+    plain = upstream_path(provider, api, operation, "m", stream)  # type: ignore[arg-type]
+    path = upstream_path(provider, api, operation, model, stream)  # type: ignore[arg-type]
     assert not set("#\r\n ") & set(path)
     if kind not in ("gemini", "azure"):
         assert path == plain  # OpenAI, Anthropic, mock: the model travels in the body only
@@ -58,20 +59,35 @@ def test_hostile_model_stays_inside_its_own_path_segment(kind: str, operation: s
 
 def test_plain_model_paths_are_what_each_provider_serves() -> None:
     for (kind, operation, stream), expected in PLAIN.items():
-        assert upstream_path(KINDS[kind], operation, "m", stream) == expected  # type: ignore[arg-type]
-    assert upstream_path(KINDS["gemini"], "chat", "m", True, sse=False) == "/v1beta/models/m:streamGenerateContent"
-    assert upstream_path(KINDS["openai"], "chat", "m", True, sse=False) == "/v1/chat/completions"  # Gemini's only
-    assert upstream_path(KINDS["gemini"], "chat", "models/gemini-2.5-flash", False) == (
+        provider = KINDS[kind]
+        assert upstream_path(provider, provider_format(provider), operation, "m", stream) == expected  # type: ignore[arg-type]
+    assert upstream_path(KINDS["gemini"], "gemini", "chat", "m", True, sse=False) == (
+        "/v1beta/models/m:streamGenerateContent"
+    )
+    assert upstream_path(KINDS["openai"], "openai", "chat", "m", True, sse=False) == "/v1/chat/completions"
+    assert upstream_path(KINDS["gemini"], "gemini", "chat", "models/gemini-2.5-flash", False) == (
         "/v1beta/models/gemini-2.5-flash:generateContent"
     )
-    assert upstream_path(KINDS["azure"], "chat", "gpt-4o.mini_1", False).startswith(
+    assert upstream_path(KINDS["azure"], "openai", "chat", "gpt-4o.mini_1", False).startswith(
         "/openai/deployments/gpt-4o.mini_1/"
     )
+
+
+def test_responses_paths_name_no_model_and_keep_azures_api_version() -> None:
+    azure = Provider("p", "openai", base_url="https://r.openai.azure.com", azure_api_version="2025-04-01-preview")
+    for model in ("m", *HOSTILE):
+        assert upstream_path(KINDS["openai"], "responses", "chat", model, True) == "/v1/responses"
+        assert upstream_path(KINDS["openai"], "responses", "count_tokens", model, False) == (
+            "/v1/responses/input_tokens"
+        )
+        assert upstream_path(azure, "responses", "chat", model, False) == (
+            "/openai/responses?api-version=2025-04-01-preview"
+        )
 
 
 @pytest.mark.parametrize("model", [".", ".."])
 def test_dot_model_is_refused_rather_than_resolved_away_by_a_url_normaliser(model: str) -> None:
     for kind in ("azure", "gemini"):
         with pytest.raises(GatewayError) as caught:
-            upstream_path(KINDS[kind], "chat", model, False)
+            upstream_path(KINDS[kind], provider_format(KINDS[kind]), "chat", model, False)
         assert (caught.value.kind, caught.value.param) == ("invalid_request", "model")

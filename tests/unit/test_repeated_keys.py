@@ -15,6 +15,7 @@ import pytest
 from extproc.errors import GatewayError, client_status
 from extproc.formats import anthropic, gemini, openai
 from extproc.formats import repeated_keys as module
+from extproc.formats.responses import request as responses
 
 PAD = '"padding": "' + "x" * 2000 + '", '
 USER_OPENAI = '[{"role": "user", "content": "hi"}]'
@@ -45,6 +46,10 @@ def _anthropic(body: bytes) -> Any:
     return anthropic.parse_request(body)
 
 
+def _responses(body: bytes) -> Any:
+    return responses.parse_request(body)
+
+
 def _gemini(body: bytes) -> Any:
     return gemini.parse_request(body, "m")
 
@@ -60,6 +65,7 @@ def _gemini_batch(body: bytes) -> Any:
 OPENAI_BASE = f'"model": "gpt-4o-mini", "messages": {USER_OPENAI}'
 ANTHROPIC_BASE = f'"model": "claude-x", "max_tokens": 10, "messages": {USER_OPENAI}'
 GEMINI_BASE = f'"contents": {USER_GEMINI}'
+RESPONSES_BASE = f'"model": "gpt-4o-mini", "input": {USER_OPENAI}'
 
 # (parser, fields of a valid body, a repeat of one checked field put before them, the field named)
 REPEATS: list[tuple[Callable[[bytes], Any], str, str, str]] = [
@@ -81,6 +87,10 @@ REPEATS: list[tuple[Callable[[bytes], Any], str, str, str]] = [
         '"thinking": {"type": "enabled", "budget_tokens": 9}',
         "thinking",
     ),
+    (_responses, RESPONSES_BASE, '"model": "o1-pro"', "model"),
+    (_responses, RESPONSES_BASE + ', "stream": false', '"stream": true', "stream"),
+    (_responses, RESPONSES_BASE, '"input": "something else"', "input"),
+    (_responses, RESPONSES_BASE + ', "max_output_tokens": 5', '"max_output_tokens": 4000000', "max_output_tokens"),
     (_gemini, GEMINI_BASE, f'"contents": {USER_GEMINI}', "contents"),
     (
         _gemini,
@@ -201,6 +211,13 @@ ACCEPTED: list[tuple[Callable[[bytes], Any], str]] = [
     (_anthropic, ANTHROPIC_BASE + ', "system": "a", "system": "b", "tools": [], "tools": []'),
     (_gemini, GEMINI_BASE + ', "systemInstruction": "a", "system_instruction": "b", "tools": [], "tools": []'),
     (_openai, OPENAI_BASE + ', "messages_note": "x", "stream_options": {}, "stream_options": {}'),
+    (  # a function call's arguments and a tool schema naming the checked fields
+        _responses,
+        RESPONSES_BASE[:-1] + ', {"type": "function_call", "call_id": "c", "name": "f", '
+        '"arguments": "{\\"model\\": \\"x\\"}"}], "tools": [{"type": "function", "name": "f", "parameters": '
+        '{"type": "object", "properties": {"model": {"type": "string"}, "input": {"type": "string"}}}}]',
+    ),
+    (_responses, RESPONSES_BASE + ', "instructions": "a", "instructions": "b", "metadata": {}, "metadata": {}'),
     (_anthropic, ANTHROPIC_BASE + ', "metadata": {}, "metadata": {"user_id": "u"}, "top_k": 1, "top_k": 2'),
     (_gemini, GEMINI_BASE + ', "safetySettings": [], "safetySettings": [], "generationConfig": {"topK": 1, "topK": 2}'),
 ]
@@ -250,6 +267,7 @@ ESCAPED_REPEATS: list[tuple[Callable[[bytes], Any], str, str]] = [
     (_openai, OPENAI_BASE + r', "mod\u0065l": "o1-pro"', "model"),
     (_openai, OPENAI_BASE + r', "max_tokens": 5, "\u006dax_tokens": 4000000', "max_tokens"),
     (_anthropic, ANTHROPIC_BASE + r', "\u006D\u0065ssages": []', "messages"),
+    (_responses, RESPONSES_BASE + r', "\u0069nput": "q"', "input"),
     (
         _gemini,
         GEMINI_BASE + r', "generationConfig": {"maxOutputTokens": 5, "max\u004futputTokens": 9}',

@@ -69,7 +69,7 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
 
 
 @pytest.mark.parametrize("fixture", STREAMS)
-@pytest.mark.parametrize("client", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("client", ["openai", "anthropic", "gemini", "responses"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_split_of_a_provider_stream_gives_the_client_the_same_events(

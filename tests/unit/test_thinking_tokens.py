@@ -1,6 +1,7 @@
 """Reasoning tokens, whichever provider counted them, in every client's usage (mapping.md, usage):
 Anthropic `output_tokens_details.thinking_tokens` <-> canonical reasoning_tokens <-> OpenAI
-`completion_tokens_details.reasoning_tokens` and Gemini `thoughtsTokenCount`.
+`completion_tokens_details.reasoning_tokens`, the Responses API's
+`output_tokens_details.reasoning_tokens` and Gemini `thoughtsTokenCount`.
 
 Answers are the recorded ones in shared/fixtures (OpenAI and Gemini reasoning answers), or
 Anthropic's shape as the anthropic SDK's own types declare it; what is rendered for an Anthropic
@@ -30,10 +31,13 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.endpoint import Endpoint
+from extproc.formats.responses import wire as responses_wire
 from extproc.providers.capabilities import response_events
+from tests.support import responses_samples
 from tests.support.fixtures import fixture_bytes, fixture_json
 
 REQUEST = ChatRequest("m", [Message("user", [TextPart("q")])], stream=True, include_usage=True)
+RESPONSES = responses_wire.WIRE
 ANTHROPIC_MESSAGE = {
     "id": "msg_01",
     "type": "message",
@@ -105,6 +109,18 @@ def test_openai_and_gemini_clients_see_anthropic_thinking_tokens() -> None:
     assert chat["usage"]["completion_tokens"] == 300
     meta = orjson.loads(gemini.render_response(answer))["usageMetadata"]
     assert meta["thoughtsTokenCount"] == 250 and meta["candidatesTokenCount"] == 50
+    responses_usage = orjson.loads(RESPONSES.render_response(answer, REQUEST))["usage"]
+    assert responses_usage["output_tokens_details"]["reasoning_tokens"] == 250
+    assert responses_usage["output_tokens"] == 300
+
+
+def test_anthropic_client_sees_a_responses_providers_reasoning_tokens_as_thinking_tokens() -> None:
+    body = responses_samples.response(
+        [responses_samples.REASONING_ITEM, responses_samples.MESSAGE_ITEM], responses_samples.usage(9, 90, reasoning=64)
+    )
+    usage = _anthropic_client_usage(RESPONSES.parse_response(orjson.dumps(body)))
+    assert usage.output_tokens_details is not None and usage.output_tokens_details.thinking_tokens == 64
+    assert usage.output_tokens == 90
 
 
 # ---------------------------------------------------------------- Anthropic answers out

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from extproc.formats.anthropic.common import _ALNUM, _dumps, _new_id, _tool_input
 from extproc.formats.base import RenderedRequest, RenderOptions, invalid
-from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, with_user_turn
+from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, with_user_turn
 
 # reasoning_effort -> thinking.budget_tokens (Anthropic minimum is 1024)
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
@@ -55,6 +57,25 @@ def _image_block(part: ImagePart) -> dict[str, Any]:
     raise invalid("an image needs data or a url", "image_url")
 
 
+def _document_block(part: FilePart) -> dict[str, Any]:
+    """A PDF as a document block; a text file as a plain-text document."""
+    source: dict[str, Any]
+    if part.data is None:
+        source = {"type": "url", "url": part.url or ""}
+    elif (part.media_type or "").startswith("text/"):
+        try:
+            text = base64.b64decode(part.data, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise invalid("a text file must be base64 encoded UTF-8", "input_file") from None
+        source = {"type": "text", "media_type": "text/plain", "data": text}
+    else:
+        source = {"type": "base64", "media_type": part.media_type or "application/pdf", "data": part.data}
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if part.filename:
+        block["title"] = part.filename
+    return block
+
+
 def _content_blocks(parts: list[Part], thinking: bool) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for part in parts:
@@ -63,6 +84,8 @@ def _content_blocks(parts: list[Part], thinking: bool) -> list[dict[str, Any]]:
                 blocks.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
             blocks.append(_image_block(part))
+        elif isinstance(part, FilePart):
+            blocks.append(_document_block(part))
         elif thinking and part.signature:  # unsigned thinking cannot be verified: left out
             if part.redacted:
                 blocks.append({"type": "redacted_thinking", "data": part.signature})
@@ -141,6 +164,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                         blocks.append({"type": "text", "text": part.text})
                 elif isinstance(part, ImagePart) and "system_image" not in dropped:
                     unsupported("system_image")
+                elif isinstance(part, FilePart) and "system_file" not in dropped:
+                    unsupported("system_file")
             if messages:
                 _append(messages, "system", blocks)
             else:

@@ -25,7 +25,7 @@ class AnthropicWire:
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         raise no_embeddings("Anthropic")
 
-    def render_response(self, answer: ChatResponse) -> bytes:
+    def render_response(self, answer: ChatResponse, asked: ChatRequest) -> bytes:
         return response.render_response(answer)
 
     def render_embedding_response(

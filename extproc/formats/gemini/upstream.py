@@ -8,7 +8,16 @@ import orjson
 
 from extproc.errors import GatewayError
 from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ThinkingPart, ToolCall, with_user_turn
+from extproc.formats.canonical import (
+    ChatRequest,
+    FilePart,
+    ImagePart,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCall,
+    with_user_turn,
+)
 from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _object_fragment
 from extproc.formats.gemini.parts import _call_part, _thought_part
 
@@ -48,6 +57,13 @@ def _image_json(part: ImagePart) -> dict:
     return {"fileData": {"mimeType": part.media_type or _guess_mime(url), "fileUri": url}}
 
 
+def _file_json(part: FilePart) -> dict:
+    media_type = part.media_type or "application/pdf"
+    if part.data is not None:
+        return {"inlineData": {"mimeType": media_type, "data": part.data}}
+    return {"fileData": {"mimeType": media_type, "fileUri": part.url or ""}}
+
+
 def _unsupported(feature: str, options: RenderOptions, dropped: list[str]) -> None:
     if options.unsupported == "reject":
         raise GatewayError("invalid_request", f"{feature} is not supported by this provider", param=feature)
@@ -71,8 +87,8 @@ def _model_parts(msg: Message) -> list[dict]:
             if part.text:
                 parts.append({"text": part.text})
         elif isinstance(part, ThinkingPart):
-            if part.redacted:
-                continue  # opaque Anthropic data, meaningless to Gemini
+            if part.redacted or part.encrypted is not None:
+                continue  # opaque Anthropic or OpenAI data, meaningless to Gemini
             if part.text:
                 parts.append(_thought_part(part.text, part.signature))
             elif part.signature:
@@ -107,6 +123,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                     system.append({"text": part.text})
                 elif isinstance(part, ImagePart):
                     _unsupported("system_image", options, dropped)
+                elif isinstance(part, FilePart):
+                    _unsupported("system_file", options, dropped)
             continue
         if msg.role == "tool":
             name = msg.name or names.get(msg.tool_call_id or "")
@@ -114,6 +132,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                 raise _bad("tool message does not answer a known tool call", f"messages[{i}].tool_call_id")
             if any(isinstance(p, ImagePart) for p in msg.content):
                 _unsupported("tool_result_image", options, dropped)
+            if any(isinstance(p, FilePart) for p in msg.content):
+                _unsupported("tool_file", options, dropped)
             response: dict[str, Any] = {"name": name, "response": _tool_response_json(msg)}
             if msg.tool_call_id:
                 response["id"] = msg.tool_call_id
@@ -137,6 +157,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                         parts.append({"text": part.text})
                 elif isinstance(part, ImagePart):
                     parts.append(_image_json(part))
+                elif isinstance(part, FilePart):
+                    parts.append(_file_json(part))
             if parts:
                 contents.append({"role": "user", "parts": parts})
 

@@ -32,7 +32,7 @@ class GeminiWire:
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         return embeddings.parse_embedding_request(body, endpoint.path_model, batch=endpoint.batch)
 
-    def render_response(self, answer: ChatResponse) -> bytes:
+    def render_response(self, answer: ChatResponse, asked: ChatRequest) -> bytes:
         return response.render_response(answer)
 
     def render_embedding_response(

@@ -43,6 +43,7 @@ from extproc.formats.openai.validation import (
     _opt_int,
     _opt_num,
     _opt_str,
+    response_format_of,
 )
 
 _PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
@@ -241,28 +242,7 @@ def _parse_response_format(raw: Any, features: list[ApiFeature]) -> ResponseForm
         return None
     if not isinstance(raw, dict):
         raise invalid("'response_format' must be an object", "response_format")
-    rtype = raw.get("type")
-    if rtype in ("text", "json_object"):
-        return ResponseFormat(rtype)
-    if rtype == "json_schema":
-        js = raw.get("json_schema")
-        if not isinstance(js, dict):
-            raise invalid("'response_format.json_schema' must be an object", "response_format.json_schema")
-        schema = js.get("schema")
-        if schema is not None and not isinstance(schema, dict):
-            raise invalid(
-                "'response_format.json_schema.schema' must be an object", "response_format.json_schema.schema"
-            )
-        return ResponseFormat(
-            "json_schema",
-            schema=schema,
-            name=_opt_str(js, "name", "response_format.json_schema.name"),
-            strict=_opt_bool(js, "strict", "response_format.json_schema.strict"),
-        )
-    if isinstance(rtype, str):
-        _unknown(features, "response_format.", rtype, "response_format.type", raw)
-        return None
-    raise invalid("'response_format.type' must be a string", "response_format.type")
+    return response_format_of(raw, "response_format", raw.get("json_schema"), "response_format.json_schema", features)
 
 
 def _parse_stop(raw: Any) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, ImagePart, Message, Part, TextPart, effort_of
+from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart, effort_of
 from extproc.formats.limits import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
 
@@ -25,12 +25,25 @@ def _parts_content(parts: Sequence[Part], allow_images: bool) -> str | list[dict
             if p.detail:
                 image["detail"] = p.detail
             out.append({"type": "image_url", "image_url": image})
+        elif isinstance(p, FilePart) and allow_images and p.data is not None:  # a URL has no place: see _files
+            file = {"file_data": f"data:{p.media_type or 'application/pdf'};base64,{p.data}"}
+            if p.filename:
+                file["filename"] = p.filename
+            out.append({"type": "file", "file": file})
     if len(out) == 1 and out[0]["type"] == "text":
         return out[0]["text"]
     return out
 
 
+def _files(m: Message, options: RenderOptions, dropped: list[str]) -> None:
+    """Chat Completions takes files inline in user messages only."""
+    for p in m.content:
+        if isinstance(p, FilePart) and (p.data is None or m.role != "user"):
+            _add_dropped("file_url" if p.data is None else f"{m.role}_file", options, dropped)
+
+
 def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> dict[str, Any]:
+    _files(m, options, dropped)
     if m.role == "user":
         return {"role": "user", "content": _parts_content(m.content, True)}
     if (
@@ -58,12 +71,17 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
     return out
 
 
+def _says_nothing(m: Message) -> bool:
+    """An assistant turn of thinking only (Chat Completions has no field for it): left out, not sent empty."""
+    return m.role == "assistant" and not m.tool_calls and all(isinstance(p, ThinkingPart) for p in m.content)
+
+
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     """ChatRequest -> an OpenAI /v1/chat/completions body for the provider."""
     dropped: list[str] = []
     body: dict[str, Any] = {
         "model": options.model,
-        "messages": [_render_message(m, options, dropped) for m in req.messages],
+        "messages": [_render_message(m, options, dropped) for m in req.messages if not _says_nothing(m)],
     }
     if req.max_tokens is not None:
         body[MAX_TOKENS_FIELD] = req.max_tokens

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.base import invalid, is_int, is_num
+from extproc.formats.canonical import ApiFeature, ResponseFormat, feature_name
 from extproc.formats.limits import loads
 from extproc.formats.model_name import check_model
 from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, STRING_OR_ARRAY, Field
@@ -76,3 +77,26 @@ def _model(body: dict[str, Any], path_model: str | None) -> str:
     if not isinstance(model, str) or not model:
         raise invalid("'model' is required and must be a non-empty string", "model")
     return check_model(model)
+
+
+def response_format_of(
+    fmt: dict[str, Any], at: str, holder: Any, holder_at: str, features: list[ApiFeature]
+) -> ResponseFormat | None:
+    """A response format object named `at` (Chat Completions' `response_format`, the Responses
+    API's `text.format`); `holder`, named `holder_at`, has a JSON schema's schema, name and strict.
+    A type added since is an ApiFeature."""
+    kind = fmt.get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind == "json_schema":
+        if not isinstance(holder, dict):
+            raise invalid(f"'{holder_at}' must be an object", holder_at)
+        schema = holder.get("schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise invalid(f"'{holder_at}.schema' must be an object", f"{holder_at}.schema")
+        name, strict = _opt_str(holder, "name", f"{holder_at}.name"), _opt_bool(holder, "strict", f"{holder_at}.strict")
+        return ResponseFormat("json_schema", schema=schema, name=name, strict=strict)
+    if isinstance(kind, str):
+        features.append(ApiFeature(feature_name(f"{at}.", kind), f"{at}.type", value=fmt))
+        return None
+    raise invalid(f"'{at}.type' must be a string", f"{at}.type")

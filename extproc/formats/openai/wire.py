@@ -25,7 +25,7 @@ class OpenAIWire:
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         return embeddings.parse_embedding_request(body, endpoint.path_model)
 
-    def render_response(self, answer: ChatResponse) -> bytes:
+    def render_response(self, answer: ChatResponse, asked: ChatRequest) -> bytes:
         return response.render_response(answer)
 
     def render_embedding_response(

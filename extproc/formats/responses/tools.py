@@ -1,0 +1,116 @@
+"""Client side: a Responses request's `tools` and `tool_choice`.
+
+Function tools become canonical tools. A `namespace` tool's functions are flattened into
+`<namespace>__<name>` (providers have no namespaces); the request keeps the map, so an answer's
+calls go back to the client as namespace + name. Hosted tools (web_search, file_search,
+code_interpreter, mcp, custom, ...) run only at a provider that speaks the Responses API: they are
+ApiFeatures, passed through to it and dropped or refused elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.formats.base import invalid
+from extproc.formats.canonical import ApiFeature, Tool, ToolChoice, feature_name
+from extproc.formats.limits import MAX_MESSAGES, check_count
+from extproc.formats.openai.validation import _opt_bool, _opt_str
+from extproc.formats.responses.common import flat_tool_name
+
+
+def parse_tools(
+    raw: Any, namespaces: dict[str, tuple[str, str]], features: list[ApiFeature], schemas: list[tuple[str, Any]]
+) -> list[Tool]:
+    """`schemas` gathers (param, parameters) of each function, for the schema bound."""
+    if not isinstance(raw, list):
+        raise invalid("'tools' must be an array", "tools")
+    check_count(raw, MAX_MESSAGES, "tools")
+    tools: list[Tool] = []
+    for i, tool in enumerate(raw):
+        param = f"tools[{i}]"
+        kind = _kind(tool, param)
+        if kind == "function":
+            tools.append(_function(tool, param, schemas))
+        elif kind == "namespace":
+            tools += _namespace(tool, param, namespaces, features, schemas)
+        else:
+            features.append(ApiFeature(feature_name("tools.", kind), param, value=tool))
+    return tools
+
+
+def _kind(tool: Any, param: str) -> str:
+    if not isinstance(tool, dict):
+        raise invalid(f"'{param}' must be an object", param)
+    kind = tool.get("type", "function")
+    if not isinstance(kind, str):
+        raise invalid(f"'{param}.type' must be a string", f"{param}.type")
+    return kind
+
+
+def _function(tool: dict[str, Any], param: str, schemas: list[tuple[str, Any]]) -> Tool:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise invalid(f"'{param}.name' must be a non-empty string", f"{param}.name")
+    parameters = tool.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise invalid(f"'{param}.parameters' must be an object", f"{param}.parameters")
+    if parameters is not None:
+        schemas.append((f"{param}.parameters", parameters))
+    return Tool(
+        name,
+        _opt_str(tool, "description", f"{param}.description"),
+        parameters,
+        _opt_bool(tool, "strict", f"{param}.strict"),
+    )
+
+
+def _namespace(
+    tool: dict[str, Any],
+    param: str,
+    namespaces: dict[str, tuple[str, str]],
+    features: list[ApiFeature],
+    schemas: list[tuple[str, Any]],
+) -> list[Tool]:
+    namespace = tool.get("name")
+    if not isinstance(namespace, str) or not namespace:
+        raise invalid(f"'{param}.name' must be a non-empty string", f"{param}.name")
+    members = tool.get("tools")
+    if not isinstance(members, list):
+        raise invalid(f"'{param}.tools' must be an array", f"{param}.tools")
+    tools: list[Tool] = []
+    for j, member in enumerate(members):
+        mparam = f"{param}.tools[{j}]"
+        kind = _kind(member, mparam)
+        if kind != "function":
+            features.append(ApiFeature(feature_name("tools.", kind), mparam, value=member))
+            continue
+        function = _function(member, mparam, schemas)
+        flat = flat_tool_name(namespace, function.name)
+        namespaces[flat] = (namespace, function.name)
+        function.name = flat
+        tools.append(function)
+    return tools
+
+
+def parse_tool_choice(raw: Any, features: list[ApiFeature]) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("auto", "none", "required"):
+        return ToolChoice(raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise invalid("'tool_choice' must be 'auto', 'none', 'required' or an object with a type", "tool_choice")
+    kind = raw["type"]
+    if kind == "function":
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid("'tool_choice.name' must be a non-empty string", "tool_choice.name")
+        namespace = raw.get("namespace")
+        if isinstance(namespace, str) and namespace:
+            name = flat_tool_name(namespace, name)
+        return ToolChoice("function", name)
+    if kind == "allowed_tools":  # a subset of the tools: the canonical model has the mode only
+        features.append(ApiFeature("tool_choice.allowed_tools", "tool_choice", value=raw))
+        mode = raw.get("mode")
+        return ToolChoice("required" if mode == "required" else "auto")
+    features.append(ApiFeature(feature_name("tool_choice.", kind), "tool_choice", value=raw))  # a hosted tool
+    return None
