@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from extproc.observe.admin_access import access_guard
 
 if TYPE_CHECKING:
-    from extproc.config.reload import ReloadResult
+    from extproc.app.reload import ReloadResult
 
 
 def _exposition() -> bytes:
