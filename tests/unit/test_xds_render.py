@@ -3,6 +3,7 @@ written for Envoy, each stamped with the version Envoy reports back once it appl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from extproc.config.model import GatewayConfig
 from extproc.contract import EXTPROC_TOKEN_HEADER
 from extproc.xds.render import (
     EXTPROC_CLUSTER,
+    envoy_binary,
     render_bootstrap,
     render_clusters,
     write_bootstrap,
@@ -60,6 +62,11 @@ def test_the_extproc_cluster_has_one_endpoint_per_worker_and_a_token_only_on_tcp
         {"pipe": {"path": "/run/gw/extproc.sock.1"}},
     ]
     assert "http_filters" not in unix["typed_extension_protocol_options"][HTTP_OPTIONS_KEY]
+
+
+def test_the_envoy_binary_is_found_and_executable() -> None:
+    binary = Path(envoy_binary())
+    assert binary.is_file() and os.access(binary, os.X_OK)
 
 
 def test_the_bootstrap_names_the_admin_address_and_the_watched_directory(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from extproc.xds.render_tls import (
     downstream_tls,
     is_ip,
     sds_source,
+    system_ca_bundle,
     upstream_tls,
     write_ca_secrets,
     write_certificate_secrets,
@@ -52,6 +53,28 @@ def test_a_provider_ca_file_is_trusted_through_a_watched_sds_file_or_inline_when
     assert sds["sds_config"]["path_config_source"]["watched_directory"] == {"path": str(secrets.resolve())}
     inline = upstream_tls(private, None)["typed_config"]["common_tls_context"]["validation_context"]
     assert inline["trusted_ca"] == {"filename": f"{tmp_path}/ca.pem"}
+
+
+def test_a_provider_without_a_ca_file_trusts_the_system_bundle_and_a_bare_ip_gets_no_sni(tmp_path: Path) -> None:
+    public = config(tmp_path).providers[1]
+    typed = upstream_tls(public, tmp_path / "secrets")["typed_config"]
+    assert typed["common_tls_context"]["validation_context"]["trusted_ca"] == {"filename": system_ca_bundle()}
+    assert typed["sni"] == "api.openai.com"
+    by_ip = load_text(
+        'providers: [{name: ip, kind: openai, base_url: "https://10.0.0.5/v1", api_key_env: K}]\n'
+        "routes: [{model: '*', provider: ip}]\n",
+        {"K": "sk-test"},
+        tmp_path,
+    ).providers[0]
+    typed = upstream_tls(by_ip, None)["typed_config"]
+    assert "sni" not in typed  # SNI carries host names only
+    assert typed["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "IP_ADDRESS", "matcher": {"exact": "10.0.0.5"}}
+    ]
+
+
+def test_the_system_bundle_is_a_readable_file() -> None:
+    assert Path(system_ca_bundle()).is_file()
 
 
 def test_the_ca_secret_names_the_ca_file_and_watches_its_directory(tmp_path: Path) -> None:
