@@ -63,6 +63,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check extproc tests bench
 	$(BIN)/ruff format --check extproc tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff format extproc tests bench

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from bench import answers
-from extproc.config.render import envoy_binary
+from extproc.xds.render import envoy_binary
 from tests.support.stack import free_port, wait_http, wait_port
 
 _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check":
         if args.envoy:
-            from extproc.config.render import validate
+            from extproc.xds.render import validate
 
             try:
                 validate(config)
@@ -78,16 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: ok")
         return 0
     if args.command == "render":
-        from extproc.config import render
+        from extproc.xds import render
 
         xds_dir = Path(args.out or config.envoy.xds_dir)
         render.write_xds(config, xds_dir)
         print(render.write_bootstrap(config, xds_dir))
         return 0
-    from extproc.workers import prepare_multiprocess_metrics
+    from extproc.app.workers import prepare_multiprocess_metrics
 
     prepare_multiprocess_metrics(config)  # before any import of prometheus_client
-    from extproc.app import run
+    from extproc.app.lifecycle import run
 
     run(config, with_envoy=args.command == "run", config_path=Path(path) if path else None)
     return 0

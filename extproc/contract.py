@@ -21,7 +21,7 @@ ATTEMPT_PROVIDER_HEADER = "x-gateway-attempt-provider"
 
 # A request's headers: over these the router pass answers 431 in the client's format. Envoy's codec
 # takes up to its own caps (render_listener), above which it refuses the request before any path
-# is read (its answer then carries every API's error fields: config/render_local_reply.py).
+# is read (its answer then carries every API's error fields: xds/render_local_reply.py).
 HEADER_BYTES_LIMIT = 60 * 1024  # Envoy's own default limit
 HEADER_COUNT_LIMIT = 100
 ENVOY_HEADER_KB_CAP = 96
@@ -36,7 +36,7 @@ ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count"
 # gRPC stream metadata: which pass (and listener) a stream belongs to.
 PASS_METADATA_KEY = "x-gw-pass"
 LISTENER_METADATA_KEY = "x-gw-listener"
-# On TCP, the shared secret Envoy proves itself with (config/render_peer.py).
+# On TCP, the shared secret Envoy proves itself with (xds/render_peer.py).
 EXTPROC_TOKEN_HEADER = "x-gw-extproc-token"
 
 METADATA_NAMESPACE = "llm_gateway"

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from extproc.addresses import is_loopback
 from extproc.auth.apikeys import ClientRecord
 from extproc.auth.clients import KeysFileError, parse_clients, read_keys_file
 from extproc.auth.identity import AuthMethod
-from extproc.config.addresses import is_loopback
-from extproc.config.redact import env_var_unset
+from extproc.redact import env_var_unset
 
 ALGORITHMS = ("HS256", "RS256", "ES256")
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash

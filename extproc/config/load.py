@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
+from extproc.addresses import is_loopback
 from extproc.auth.identity import ANONYMOUS_NAME, JWT_PREFIX
 from extproc.auth.settings import AuthSettings, parse_auth_settings
-from extproc.config.addresses import is_loopback
 from extproc.config.load_routes import parse_routes
 from extproc.config.model import (
     Capabilities,
@@ -31,10 +31,10 @@ from extproc.config.model import (
     Provider,
     Route,
 )
-from extproc.config.redact import env_var_unset, schema_message, yaml_problem
 from extproc.config.route_model import BreakerPolicy
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
+from extproc.redact import env_var_unset, schema_message, yaml_problem
 
 _VALIDATOR = Draft202012Validator(GATEWAY_SCHEMA)
 _NEEDS_KEY = {"openai", "anthropic", "gemini"}

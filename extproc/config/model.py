@@ -133,7 +133,7 @@ class ExtprocSettings:
 
     @property
     def on_tcp(self) -> bool:
-        """Served on TCP ports: Envoy proves itself with a token there (config/render_peer.py)."""
+        """Served on TCP ports: Envoy proves itself with a token there (xds/render_peer.py)."""
         return not self.unix_socket
 
     def grpc_addresses(self) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from extproc.config.redact import env_var_unset
+from extproc.redact import env_var_unset
 
 MIB = 1024 * 1024
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from extproc.observe.admin_access import access_guard
 
-if TYPE_CHECKING:
-    from extproc.config.reload import ReloadResult
+
+class ReloadOutcome(Protocol):
+    """What POST /reload answers with (the app's reload result): whether it applied, and why not."""
+
+    ok: bool
+    problems: list[str]
 
 
 def _exposition() -> bytes:
@@ -27,7 +31,7 @@ def _exposition() -> bytes:
 
 def build_admin_app(
     is_ready: Callable[[], Awaitable[bool]],
-    reload: Callable[[], Awaitable[ReloadResult]] | None = None,
+    reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
     admin_token: Callable[[], str] = lambda: "",
     status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     store_reachable: Callable[[], Awaitable[bool | None]] | None = None,

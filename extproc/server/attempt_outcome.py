@@ -14,11 +14,11 @@ import time
 from extproc.breakers.manager import Breakers, judge
 from extproc.breakers.state import BreakerPolicy
 from extproc.config.model import Provider
-from extproc.config.pool_timeouts import PoolTimeouts
 from extproc.contract import ATTEMPT_COUNT_HEADER
 from extproc.formats.endpoint import Format
 from extproc.observe.metrics import RETRIES
 from extproc.server.pool_attempt import PoolAttempt
+from extproc.xds.pool_timeouts import PoolTimeouts
 
 
 class AttemptOutcome:

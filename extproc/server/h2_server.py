@@ -791,7 +791,7 @@ class GrpcServer:
     def __init__(
         self, handler: Handler, address: str, busy_poll_us: int = 0, token: str | None = None, limits: Limits = Limits()
     ) -> None:
-        """`token`: what a TCP peer's first stream must carry (Envoy's, config/render_peer.py)."""
+        """`token`: what a TCP peer's first stream must carry (Envoy's, xds/render_peer.py)."""
         self._handler = handler
         self.address = address
         self._token = token.encode() if token is not None and socket_path(address) is None else None

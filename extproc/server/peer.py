@@ -4,7 +4,7 @@ On a Unix socket: a process of this uid (Envoy runs as the ext_proc's user, READ
 by the kernel (SO_PEERCRED); the socket's mode (0600) already keeps others out, this holds too
 when the mode or its directory were opened wider, or before the mode is set at start. On TCP:
 a connection is served once a stream on it carried the token Envoy reads from its SDS file
-(config/render_peer.py); any other peer gets UNAUTHENTICATED and the connection ends.
+(xds/render_peer.py); any other peer gets UNAUTHENTICATED and the connection ends.
 """
 
 from __future__ import annotations

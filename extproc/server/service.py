@@ -11,14 +11,14 @@ from pathlib import Path
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
 from extproc.config.model import GatewayConfig, socket_path
-from extproc.config.render_credentials import secrets_dir
-from extproc.config.render_peer import read_token
 from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.h2_server import GrpcServer
 from extproc.server.router_pass import RouterPass
 from extproc.server.upstream_pass import UpstreamPass
 from extproc.state import GatewayState
+from extproc.xds.render_credentials import secrets_dir
+from extproc.xds.render_peer import read_token
 
 
 class ExternalProcessor:

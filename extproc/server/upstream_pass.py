@@ -21,7 +21,6 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 from extproc.config.model import Provider
-from extproc.config.pool_timeouts import PoolTimeouts
 from extproc.contract import (
     ATTEMPT_PROVIDER_HEADER,
     ATTRIBUTES_KEY,
@@ -42,6 +41,7 @@ from extproc.server import messages as m
 from extproc.server.attempt_outcome import AttemptOutcome
 from extproc.server.pool_attempt import PoolAttempt
 from extproc.state import GatewayState
+from extproc.xds.pool_timeouts import PoolTimeouts
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from extproc.config.load import load_file
-from extproc.config.render import write_xds
+from extproc.xds.render import write_xds
 from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
 from tests.support.wait import wait_until

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from extproc.config.load import load_file
-from extproc.config.render import envoy_binary, write_bootstrap, write_xds
-from extproc.config.render_credentials import secrets_dir
-from extproc.config.render_peer import read_token
+from extproc.xds.render import envoy_binary, write_bootstrap, write_xds
+from extproc.xds.render_credentials import secrets_dir
+from extproc.xds.render_peer import read_token
 from tests.support.wait import wait_until
 
 # Ports handed out in this test process: the kernel may give the same free port to two callers

@@ -11,8 +11,8 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, ProcessingRequest
 
+from extproc.app.restart import restart_required
 from extproc.config.load import load_text
-from extproc.config.restart import restart_required
 from extproc.server.busy_poll import BusyPoll, busy_poll
 from extproc.server.h2_server import BUSY_POLL_MAX_STREAMS, GrpcServer
 from tests.support.stack import free_port

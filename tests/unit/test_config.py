@@ -11,7 +11,7 @@ import pytest
 
 from extproc.config.load import ConfigError, load_file, load_text, run_socket
 from extproc.config.model import GatewayConfig
-from extproc.config.render import render_clusters, render_listeners, validate
+from extproc.xds.render import render_clusters, render_listeners, validate
 from tests.support.cli import run_cli
 
 VALID = """
@@ -131,8 +131,8 @@ def test_rendered_envoy_config_passes_envoy_validate_mode() -> None:
 
 
 def test_provider_keys_are_written_owner_only_and_injected_by_envoy(tmp_path: Path) -> None:
-    from extproc.config.render import write_xds
-    from extproc.config.render_credentials import secrets_dir
+    from extproc.xds.render import write_xds
+    from extproc.xds.render_credentials import secrets_dir
 
     config = load_text(VALID, {"OPENAI_KEY": "sk-private"}, Path("."))
     write_xds(config, tmp_path, check=False)
@@ -147,7 +147,7 @@ def test_provider_keys_are_written_owner_only_and_injected_by_envoy(tmp_path: Pa
 
 
 def test_broken_rendered_config_is_rejected_by_envoy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from extproc.config import render
+    from extproc.xds import render
 
     config = load_text(VALID, {"OPENAI_KEY": "k"}, Path("."))
     original = render._extproc_cluster

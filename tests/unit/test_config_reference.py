@@ -16,9 +16,9 @@ from extproc.auth.settings import JwtSettings
 from extproc.config.load import load_text
 from extproc.config.model import Capabilities, EnvoySettings, ExtprocSettings, GatewayConfig, Provider
 from extproc.config.reference import REGENERATE, config_reference, example_of, options, type_of
-from extproc.config.render_pool import _OUTLIER_DEFAULTS
 from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience
 from extproc.config.traffic import CacheSettings, LimitRule, LimitSettings, RedisSettings
+from extproc.xds.render_pool import _OUTLIER_DEFAULTS
 from tests.support.cli import REPO, run_cli
 
 DOC = REPO / "docs" / "config-reference.md"

@@ -17,9 +17,9 @@ import yaml
 from extproc.__main__ import main as extproc_main
 from extproc.config.load import load_file, load_text
 from extproc.config.model import GatewayConfig
-from extproc.config.render import render_listeners
-from extproc.config.render_ready import EXTPROC_METRICS_PATH, READY_PATH, STATS_PATH
 from extproc.observe.admin import build_admin_app
+from extproc.xds.render import render_listeners
+from extproc.xds.render_ready import EXTPROC_METRICS_PATH, READY_PATH, STATS_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -14,10 +14,10 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from extproc.auth.errors import AuthReason
 from extproc.config.reference import error_table
-from extproc.config.render_local_reply import local_reply_config
 from extproc.config.schema import PROVIDER_KINDS
 from extproc.errors import ERROR_TABLE
 from extproc.observe import metrics
+from extproc.xds.render_local_reply import local_reply_config
 from tests.support.cli import REPO
 
 DOCS = REPO / "docs"

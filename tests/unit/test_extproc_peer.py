@@ -12,11 +12,11 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, ProcessingRequest
 
 from extproc.config.load import load_text
-from extproc.config.render import write_clusters
-from extproc.config.render_credentials import secrets_dir
-from extproc.config.render_peer import read_token
 from extproc.contract import EXTPROC_TOKEN_HEADER
 from extproc.server.h2_server import GrpcServer
+from extproc.xds.render import write_clusters
+from extproc.xds.render_credentials import secrets_dir
+from extproc.xds.render_peer import read_token
 from tests.support.stack import free_port
 from tests.unit.test_h2_server import echo
 

@@ -18,7 +18,8 @@ from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeaders, ProcessingRequest
 from prometheus_client import REGISTRY
 
-from extproc import app, workers
+from extproc.app import lifecycle as app
+from extproc.app import workers
 from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
 from extproc.observe import logs

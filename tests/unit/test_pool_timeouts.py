@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from extproc.config.load import load_text
-from extproc.config.pool_timeouts import PoolTimeouts
-from extproc.config.render_filters import ms
-from extproc.config.render_pool import pool_route
+from extproc.xds.pool_timeouts import PoolTimeouts
+from extproc.xds.render_filters import ms
+from extproc.xds.render_pool import pool_route
 
 PROVIDERS = """
 providers:

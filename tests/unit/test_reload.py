@@ -14,13 +14,13 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import extproc.config.reload as reload_module
-from extproc.config import xds_sync
+import extproc.app.reload as reload_module
+from extproc.app.reload import Reloader
+from extproc.app.restart import restart_required
 from extproc.config.load import load_file
-from extproc.config.reload import Reloader
-from extproc.config.restart import restart_required
-from extproc.envoy_admin import XdsState
 from extproc.state import GatewayState
+from extproc.xds import sync as xds_sync
+from extproc.xds.envoy_admin import XdsState
 from tests.support.wait import wait_until_async
 
 BASE: dict[str, Any] = {

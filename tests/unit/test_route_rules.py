@@ -9,8 +9,8 @@ import pytest
 
 from extproc.config.load import ConfigError, load_text
 from extproc.config.model import GatewayConfig
-from extproc.config.render import render_clusters, render_listeners
 from extproc.routing import Facts, Router
+from extproc.xds.render import render_clusters, render_listeners
 
 PROVIDERS = """
 providers:
@@ -202,8 +202,8 @@ def test_single_provider_routes_pay_nothing_for_pools(tmp_path: Path) -> None:
 
 
 def test_a_private_ca_is_read_through_one_sds_secret_by_the_provider_and_its_pools(tmp_path: Path) -> None:
-    from extproc.config.render import write_clusters
-    from extproc.config.render_credentials import secrets_dir
+    from extproc.xds.render import write_clusters
+    from extproc.xds.render_credentials import secrets_dir
 
     (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     private = (

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from extproc.app import remove_stale_run_files
+from extproc.app.lifecycle import remove_stale_run_files
 
 
 def test_run_files_of_a_dead_process_go_and_a_live_ones_stay(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from extproc.app.restart import restart_required
 from extproc.config.load import ConfigError, load_text
 from extproc.config.model import GatewayConfig
-from extproc.config.render import render_listeners
-from extproc.config.restart import restart_required
+from extproc.xds.render import render_listeners
 
 BASE = """
 providers:

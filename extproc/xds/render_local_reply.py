@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.config.render_rate_limit import LOCAL_RATE_LIMITED
 from extproc.contract import ENVOY_HEADER_COUNT_CAP, ENVOY_HEADER_KB_CAP
 from extproc.errors import ERROR_TABLE
+from extproc.xds.render_rate_limit import LOCAL_RATE_LIMITED
 
 _ANTHROPIC_PATH = {"string_match": {"prefix": "/v1/messages"}}
 _GEMINI_PATH = {"string_match": {"safe_regex": {"regex": r"^/v1(beta)?/models/[^/:]+:.*"}}}

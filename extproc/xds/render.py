@@ -23,13 +23,14 @@ from typing import Any
 
 import yaml
 
-from extproc.config.files import write_atomically
 from extproc.config.model import GatewayConfig, Provider, host_and_port, socket_path
-from extproc.config.render_credentials import credential_filter, secrets_dir, write_secrets
-from extproc.config.render_filters import EXTPROC_CLUSTER
-from extproc.config.render_listener import gateway_listener
-from extproc.config.render_peer import ensure_token, token_filter
-from extproc.config.render_pool import (
+from extproc.contract import METADATA_NAMESPACE
+from extproc.xds.files import write_atomically
+from extproc.xds.render_credentials import credential_filter, secrets_dir, write_secrets
+from extproc.xds.render_filters import EXTPROC_CLUSTER
+from extproc.xds.render_listener import gateway_listener
+from extproc.xds.render_peer import ensure_token, token_filter
+from extproc.xds.render_pool import (
     CLUSTER_TYPE,
     HTTP_OPTIONS_KEY,
     HTTP_OPTIONS_TYPE,
@@ -38,9 +39,8 @@ from extproc.config.render_pool import (
     strip_internal_headers,
     upstream_cluster,
 )
-from extproc.config.render_ready import admin_address, admin_cluster, extproc_admin_cluster
-from extproc.config.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
-from extproc.contract import METADATA_NAMESPACE
+from extproc.xds.render_ready import admin_address, admin_cluster, extproc_admin_cluster
+from extproc.xds.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
 
 __all__ = [
     "EXTPROC_CLUSTER",
@@ -219,7 +219,7 @@ def _strip_type(resource: dict[str, Any]) -> dict[str, Any]:
 
 def write_xds(config: GatewayConfig, xds_dir: Path, *, check: bool = True, version: str | None = None) -> None:
     """Validate, then write the keys, cds.yaml and lds.yaml at once: for an Envoy not yet started.
-    A running Envoy is updated in steps instead (config/xds_sync.py)."""
+    A running Envoy is updated in steps instead (xds/sync.py)."""
     if check:
         validate(config)
     write_clusters(config, xds_dir, version)

@@ -2,9 +2,9 @@
 
 On any error the running configuration stays, the problems are logged and counted. A
 good file is refused whole if it changes a setting only a restart can apply
-(config/restart.py). Otherwise, when this process manages Envoy's xDS directory, it is
+(app/restart.py). Otherwise, when this process manages Envoy's xDS directory, it is
 rendered there (checked by `envoy --mode validate`) and, when Envoy's admin is known,
-the swap waits until Envoy acknowledged it (config/xds_sync.py): the ext_proc never routes
+the swap waits until Envoy acknowledged it (xds/sync.py): the ext_proc never routes
 to a cluster Envoy does not have. Then the ext_proc's state is swapped and the workers
 follow; requests in flight keep the snapshot they started with.
 
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import watchfiles
 
+from extproc.app.restart import restart_required
 from extproc.config.load import ConfigError, load_file, text_hash
 from extproc.config.model import GatewayConfig
-from extproc.config.restart import restart_required
-from extproc.config.xds_sync import apply_to_envoy
-from extproc.envoy_admin import EnvoyAdmin
 from extproc.observe.metrics import CONFIG_RELOADS
 from extproc.state import GatewayState
+from extproc.xds.envoy_admin import EnvoyAdmin
+from extproc.xds.sync import apply_to_envoy
 
 log = logging.getLogger(__name__)
 

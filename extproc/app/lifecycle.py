@@ -16,21 +16,21 @@ from typing import Any
 import aiohttp
 import uvloop
 
-from extproc.config import render
+from extproc.app.reload import Reloader
+from extproc.app.workers import Worker, send_config, start_workers, stop_workers, supervise
 from extproc.config.load import instance_run_dir
 from extproc.config.model import GatewayConfig, host_and_port, socket_path
-from extproc.config.reload import Reloader
-from extproc.config.render_credentials import secrets_dir
-from extproc.config.render_peer import ensure_token, token_file
 from extproc.cores import envoy_threads
-from extproc.envoy_admin import EnvoyAdmin
 from extproc.heap import settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import set_level, setup_logging
 from extproc.server.service import build_server, peer_token
 from extproc.state import GatewayState
 from extproc.store.base import StoreError
-from extproc.workers import Worker, send_config, start_workers, stop_workers, supervise
+from extproc.xds import render
+from extproc.xds.envoy_admin import EnvoyAdmin
+from extproc.xds.render_credentials import secrets_dir
+from extproc.xds.render_peer import ensure_token, token_file
 
 log = logging.getLogger("extproc")
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from extproc.config.files import write_sds_file
-from extproc.config.render_tls import SECRET_TYPE, sds_source
 from extproc.contract import EXTPROC_TOKEN_HEADER
+from extproc.xds.files import write_sds_file
+from extproc.xds.render_tls import SECRET_TYPE, sds_source
 
 _NAME = "extproc_token"
 _INJECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector"

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from extproc.config.model import GatewayConfig, Provider, Route
-from extproc.config.pool_timeouts import PoolTimeouts
-from extproc.config.render_credentials import credential_filter
-from extproc.config.render_filters import ext_proc_filter, ms
-from extproc.config.render_tls import is_ip, upstream_tls
 from extproc.contract import ATTEMPT_PROVIDER_HEADER, INTERNAL_PREFIX, METADATA_NAMESPACE
+from extproc.xds.pool_timeouts import PoolTimeouts
+from extproc.xds.render_credentials import credential_filter
+from extproc.xds.render_filters import ext_proc_filter, ms
+from extproc.xds.render_tls import is_ip, upstream_tls
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"

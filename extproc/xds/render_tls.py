@@ -12,8 +12,8 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from extproc.config.files import write_sds_file
 from extproc.config.model import GatewayConfig, Listener, Provider
+from extproc.xds.files import write_sds_file
 
 _UPSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _DOWNSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"

@@ -6,12 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from extproc.config.model import GatewayConfig, Listener, Provider
-from extproc.config.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
-from extproc.config.render_local_reply import local_reply_config
-from extproc.config.render_pool import pool_route
-from extproc.config.render_rate_limit import local_rate_limit_filter
-from extproc.config.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
-from extproc.config.render_tls import downstream_tls
 from extproc.contract import (
     ENVOY_HEADER_COUNT_CAP,
     ENVOY_HEADER_KB_CAP,
@@ -19,6 +13,12 @@ from extproc.contract import (
     PROVIDER_HEADER,
     ROUTE_HEADER,
 )
+from extproc.xds.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
+from extproc.xds.render_local_reply import local_reply_config
+from extproc.xds.render_pool import pool_route
+from extproc.xds.render_rate_limit import local_rate_limit_filter
+from extproc.xds.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
+from extproc.xds.render_tls import downstream_tls
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 

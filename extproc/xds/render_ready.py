@@ -50,7 +50,7 @@ def admin_cluster(envoy: EnvoySettings) -> dict[str, Any]:
     """Envoy's admin as a static cluster of the bootstrap, for the ready chain's GET /stats/prometheus.
 
     Always rendered: `ready_port` may be added by a reload, and admin's address only changes
-    with a restart (config/restart.py), as the bootstrap does."""
+    with a restart (app/restart.py), as the bootstrap does."""
     endpoint = {"endpoint": {"address": admin_address(envoy)}}
     return {
         "name": ADMIN_CLUSTER,

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from extproc.config.files import write_sds_file
 from extproc.config.model import GatewayConfig, Provider
-from extproc.config.render_tls import SECRET_TYPE, sds_source
 from extproc.providers import kind_of
+from extproc.xds.files import write_sds_file
+from extproc.xds.render_tls import SECRET_TYPE, sds_source
 
 _INJECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector"
 _GENERIC_TYPE = "type.googleapis.com/envoy.extensions.http.injected_credentials.generic.v3.Generic"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import aiohttp
 
-from extproc.config import render
 from extproc.config.model import GatewayConfig
-from extproc.envoy_admin import EnvoyAdmin, XdsState
+from extproc.xds import render
+from extproc.xds.envoy_admin import EnvoyAdmin, XdsState
 
 _counter = itertools.count(1)
 

@@ -1,0 +1,76 @@
+"""xds/render_listener.py: a gateway listener: its address, TLS, the HTTP connection manager with
+the guard, the router pass and the router, and one route per provider cluster and pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from extproc.config.load import load_text
+from extproc.config.model import GatewayConfig
+from extproc.contract import PROVIDER_HEADER, ROUTE_HEADER
+from extproc.xds.render_filters import EXT_PROC_FILTER
+from extproc.xds.render_listener import gateway_listener
+
+
+def config(tmp_path: Path) -> GatewayConfig:
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text(name)
+    text = f"""
+providers:
+  - {{name: oa, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K, first_byte_timeout_ms: 3000}}
+  - {{name: an, kind: anthropic, base_url: "https://api.anthropic.com", api_key_env: K, timeout_ms: 90000}}
+  - {{name: m, kind: mock}}
+routes:
+  - {{model: "gpt-*", provider: oa}}
+  - {{name: both, model: "*", pool: [{{provider: oa}}, {{provider: an}}]}}
+listeners:
+  - {{name: public, address: 0.0.0.0, port: 10443, auth: none, local_rate_limit: {{requests_per_s: 10}},
+     tls: {{cert_file: {tmp_path}/cert.pem, key_file: {tmp_path}/key.pem}}}}
+  - {{name: inner, port: 10000}}
+envoy: {{ready_port: 9902}}
+"""
+    return load_text(text, {"K": "sk"}, tmp_path)
+
+
+def hcm_of(listener: dict[str, Any]) -> dict[str, Any]:
+    gateway_chain = listener["filter_chains"][-1]
+    return gateway_chain["filters"][0]["typed_config"]
+
+
+def test_a_listener_binds_its_address_and_only_a_tls_one_gets_a_certificate(tmp_path: Path) -> None:
+    loaded = config(tmp_path)
+    public, inner = (gateway_listener(loaded, i, tmp_path / "secrets") for i in range(2))
+    assert public["name"] == "listener_public"
+    assert public["address"] == {"socket_address": {"address": "0.0.0.0", "port_value": 10443}}
+    assert "transport_socket" in public["filter_chains"][-1]
+    assert "transport_socket" not in inner["filter_chains"][-1]
+    assert "additional_addresses" in public and "additional_addresses" not in inner  # the ready port: first only
+    assert hcm_of(public)["stat_prefix"] == "gateway_public"
+
+
+def test_the_guard_runs_before_the_router_pass_which_runs_before_the_router(tmp_path: Path) -> None:
+    loaded = config(tmp_path)
+    public, inner = (hcm_of(gateway_listener(loaded, i, None)) for i in range(2))
+    assert [f["name"] for f in public["http_filters"]] == [
+        "envoy.filters.http.local_ratelimit",
+        EXT_PROC_FILTER,
+        "envoy.filters.http.router",
+    ]
+    assert [f["name"] for f in inner["http_filters"]] == [EXT_PROC_FILTER, "envoy.filters.http.router"]
+    assert public["local_reply_config"]["mappers"]  # Envoy's own errors in the client's format
+
+
+def test_each_provider_and_pool_has_a_route_by_cluster_header_and_the_rest_is_a_404(tmp_path: Path) -> None:
+    loaded = config(tmp_path)
+    host = hcm_of(gateway_listener(loaded, 1, None))["route_config"]["virtual_hosts"][0]
+    assert EXT_PROC_FILTER in host["typed_per_filter_config"]  # every route runs the router pass
+    routes = host["routes"]
+    assert [route["name"] for route in routes] == ["provider_oa", "provider_an", "pool_both", "unrouted"]  # no mock
+    for route in routes[:-1]:
+        assert route["match"]["headers"] == [{"name": ROUTE_HEADER, "string_match": {"exact": route["name"]}}]
+        assert route["response_headers_to_add"][0]["header"]["key"] == PROVIDER_HEADER
+    oa, an = routes[0]["route"], routes[1]["route"]
+    assert oa["retry_policy"] == {"retry_on": "reset", "num_retries": 0, "per_try_timeout": "3s"}
+    assert "retry_policy" not in an and an["timeout"] == "90s"
+    assert routes[-1]["match"] == {"prefix": "/"} and routes[-1]["direct_response"]["status"] == 404
