@@ -41,6 +41,7 @@ from extproc.config.render_pool import (
 from extproc.config.render_ready import admin_address, admin_cluster, extproc_admin_cluster
 from extproc.config.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
 from extproc.contract import METADATA_NAMESPACE
+from extproc.provider_kinds import KINDS
 
 __all__ = [
     "EXTPROC_CLUSTER",
@@ -158,7 +159,7 @@ def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = 
     """`keys_dir` holds the providers' keys as SDS files (see render_credentials), and their own CAs
     (see render_tls) unless `inline_ca`."""
     ca_secrets = None if inline_ca else keys_dir
-    providers = [p for p in config.providers if p.kind != "mock"]
+    providers = [p for p in config.providers if not KINDS[p.kind].answers_locally]
     pools = [pool_cluster(config, route, keys_dir, ca_secrets) for route in config.routes if route.pool]
     clusters = (_provider_cluster(config, p, keys_dir, ca_secrets) for p in providers)
     # The ready port's GET /metrics (render_ready) reaches the ext_proc's admin through this one.

@@ -19,6 +19,7 @@ from extproc.contract import (
     PROVIDER_HEADER,
     ROUTE_HEADER,
 )
+from extproc.provider_kinds import KINDS
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
@@ -48,7 +49,7 @@ def _single_route(provider: Provider) -> dict[str, Any]:
 def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
     routes = []
     for provider in config.providers:
-        if provider.kind == "mock":
+        if KINDS[provider.kind].answers_locally:
             continue
         routes.append(
             {
