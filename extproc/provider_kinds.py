@@ -1,6 +1,6 @@
 """Per provider kind, one record: its wire format, the client APIs it serves as they are, its
-paths, how its credential is sent, whether it needs a key or answers locally, and which options of
-gateway.yaml it does not take. Everything that depends on the kind reads it here: the config's
+paths, how its credential is sent, whether it needs a key or answers locally, which options of
+gateway.yaml it does not take, and which request parameters its format cannot carry. Everything that depends on the kind reads it here: the config's
 schema and checks, the Envoy rendering, the request path.
 
 Plain data over plain values (no config object), so the config package can read it: paths are
@@ -54,6 +54,9 @@ class ProviderKind:
     passthrough_query: bool = False  # a same-API client's query string is forwarded (Anthropic's ?beta=true)
     answers_locally: bool = False  # the ext_proc answers itself: no cluster, no pool, no breaker, no upstream
     takes_azure: bool = False  # `azure:` (Azure OpenAI's deployments, api-version and api-key header) applies
+    # The canonical request parameters the kind's format has no field for: a request rendered for it
+    # leaves them out, named, or is refused, per the provider's `unsupported` policy
+    unsupported: frozenset[str] = frozenset()
 
 
 def _segment(model: str) -> str:
@@ -108,6 +111,12 @@ def _gemini_path(base: str, version: str | None, api: str, operation: str, model
 _BEARER = Credential("authorization", "Bearer ")
 _OPENAI_HEADERS = frozenset({"openai-beta"})
 _RESPONSES = frozenset({"responses"})
+# What each format cannot carry of the canonical request's plain parameters (n only above 1, a
+# penalty only when not 0, parallel_tool_calls only when false)
+_OPENAI_LACKS = frozenset({"top_k"})
+_RESPONSES_LACKS = frozenset({"stop", "n", "seed", "presence_penalty", "frequency_penalty", "top_k"})
+_ANTHROPIC_LACKS = frozenset({"n", "seed", "presence_penalty", "frequency_penalty"})
+_GEMINI_LACKS = frozenset({"parallel_tool_calls"})
 
 OPENAI = ProviderKind(
     "openai",
@@ -119,6 +128,7 @@ OPENAI = ProviderKind(
     passthrough_headers=_OPENAI_HEADERS,
     also_serves=_RESPONSES,
     takes_azure=True,
+    unsupported=_OPENAI_LACKS,
 )
 # A Chat-Completions-only server: a Responses client is served through the canonical model.
 OPENAI_COMPATIBLE = ProviderKind(
@@ -130,10 +140,18 @@ OPENAI_COMPATIBLE = ProviderKind(
     "openai",
     passthrough_headers=_OPENAI_HEADERS,
     takes_azure=True,
+    unsupported=_OPENAI_LACKS,
 )
 # A server that speaks only the Responses API: every other client is served through the canonical model.
 OPENAI_RESPONSES = ProviderKind(
-    "openai-responses", "responses", _openai_path, _BEARER, False, "openai", passthrough_headers=_OPENAI_HEADERS
+    "openai-responses",
+    "responses",
+    _openai_path,
+    _BEARER,
+    False,
+    "openai",
+    passthrough_headers=_OPENAI_HEADERS,
+    unsupported=_RESPONSES_LACKS,
 )
 ANTHROPIC = ProviderKind(
     "anthropic",
@@ -145,15 +163,28 @@ ANTHROPIC = ProviderKind(
     fixed_headers=(("anthropic-version", ANTHROPIC_VERSION),),
     passthrough_headers=frozenset({"anthropic-version", "anthropic-beta"}),
     passthrough_query=True,
+    unsupported=_ANTHROPIC_LACKS,
 )
-GEMINI = ProviderKind("gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini")
+GEMINI = ProviderKind(
+    "gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini", unsupported=_GEMINI_LACKS
+)
 # Deterministic answers from the ext_proc itself, for tests and offline development.
-MOCK = ProviderKind("mock", "openai", _openai_path, None, False, "mock", answers_locally=True)
+MOCK = ProviderKind(
+    "mock", "openai", _openai_path, None, False, "mock", answers_locally=True, unsupported=_OPENAI_LACKS
+)
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
-AZURE = ProviderKind("azure", "openai", _azure_path, Credential("api-key"), False, "azure.ai.openai")
+_AZURE_KEY = Credential("api-key")
+AZURE = ProviderKind("azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS)
 AZURE_WITH_RESPONSES = ProviderKind(
-    "azure", "openai", _azure_path, Credential("api-key"), False, "azure.ai.openai", also_serves=_RESPONSES
+    "azure",
+    "openai",
+    _azure_path,
+    _AZURE_KEY,
+    False,
+    "azure.ai.openai",
+    also_serves=_RESPONSES,
+    unsupported=_OPENAI_LACKS,
 )
 
 KINDS: dict[str, ProviderKind] = {

@@ -11,7 +11,11 @@ import pytest
 from extproc.config.load import ConfigError, load_text
 from extproc.config.render import render_clusters, render_listeners
 from extproc.config.schema import GATEWAY_SCHEMA
-from extproc.provider_kinds import CREDENTIAL_HEADERS, KINDS, kind_for
+from extproc.errors import GatewayError
+from extproc.formats import FORMATS
+from extproc.formats.base import RenderOptions
+from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
+from extproc.provider_kinds import CREDENTIAL_HEADERS, KINDS, Credential, kind_for
 from tests.unit.test_pipeline_auth import CONFIG, KEY, body, chat, headers, run
 
 _URL = "https://provider.example/v1"
@@ -107,3 +111,87 @@ def test_a_records_paths_are_built_from_plain_values() -> None:
     assert azure.path("", "2024-10-21", "openai", "chat", "dep/1", False, True) == (
         "/openai/deployments/dep%2F1/chat/completions?api-version=2024-10-21"
     )
+
+
+# One value per plain parameter a format may lack, set so that a format without it must say so
+_ASKED: dict[str, object] = {
+    "top_k": 5,
+    "stop": ["END"],
+    "n": 2,
+    "seed": 7,
+    "presence_penalty": 0.5,
+    "frequency_penalty": 0.5,
+    "parallel_tool_calls": False,
+}
+
+
+def _asking(parameter: str) -> ChatRequest:
+    request = ChatRequest("m", [Message("user", [TextPart("hi")])], tools=[Tool("lookup")])
+    setattr(request, parameter, _ASKED[parameter])
+    return request
+
+
+@pytest.mark.parametrize("name", [*KINDS, "azure"])
+@pytest.mark.parametrize("parameter", list(_ASKED))
+def test_a_parameter_the_record_says_its_kind_lacks_is_dropped_and_named_or_refused_and_no_other(
+    name: str, parameter: str
+) -> None:
+    kind = kind_for("openai", "2024-10-21") if name == "azure" else KINDS[name]
+    lacks = parameter in kind.unsupported
+    render = FORMATS[kind.format].render_request  # type: ignore[index]  # the record's format is a Format
+    assert (parameter in render(_asking(parameter), RenderOptions("m")).dropped) == lacks
+    if lacks:
+        with pytest.raises(GatewayError) as refused:
+            render(_asking(parameter), RenderOptions("m", unsupported="reject"))
+        assert refused.value.param == parameter
+    else:
+        render(_asking(parameter), RenderOptions("m", unsupported="reject"))
+
+
+@pytest.mark.parametrize(
+    ("name", "api", "operation", "stream", "path"),
+    [
+        ("openai", "openai", "chat", False, "/b/chat/completions"),
+        ("openai", "responses", "chat", True, "/b/responses"),
+        ("openai", "openai", "embeddings", False, "/b/embeddings"),
+        ("openai", "responses", "count_tokens", False, "/b/responses/input_tokens"),
+        ("openai-compatible", "openai", "models", False, "/b/models"),
+        ("openai-responses", "responses", "chat", False, "/b/responses"),
+        ("anthropic", "anthropic", "chat", True, "/b/v1/messages"),
+        ("anthropic", "anthropic", "count_tokens", False, "/b/v1/messages/count_tokens"),
+        ("anthropic", "anthropic", "models", False, "/b/v1/models"),
+        ("gemini", "gemini", "chat", False, "/b/v1beta/models/m%3Fx:generateContent"),
+        ("gemini", "gemini", "embeddings", False, "/b/v1beta/models/m%3Fx:batchEmbedContents"),
+        ("gemini", "gemini", "count_tokens", False, "/b/v1beta/models/m%3Fx:countTokens"),
+        ("gemini", "gemini", "models", False, "/b/v1beta/models"),
+    ],
+)
+def test_each_records_path_for_an_operation_keeps_the_model_in_one_segment(
+    name: str, api: str, operation: str, stream: bool, path: str
+) -> None:
+    assert KINDS[name].path("/b", None, api, operation, "m?x", stream, True) == path
+
+
+def test_an_azure_record_names_the_deployment_and_the_api_version_and_has_responses_from_2025_03_01() -> None:
+    old, new = kind_for("openai", "2024-10-21"), kind_for("openai-compatible", "2025-04-01-preview")
+    assert old.credential == new.credential == Credential("api-key")
+    assert "responses" not in old.also_serves and "responses" in new.also_serves
+    assert new.path("/b", "2025-04-01-preview", "responses", "chat", "dep", False, True) == (
+        "/b/openai/responses?api-version=2025-04-01-preview"
+    )
+    assert (
+        old.path("/b", "2024-10-21", "openai", "models", "dep", False, True)
+        == "/b/openai/models?api-version=2024-10-21"
+    )
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_a_record_whose_kind_sends_a_key_sends_it_in_its_format_s_header(name: str) -> None:
+    kind = KINDS[name]
+    expected = {
+        "openai": Credential("authorization", "Bearer "),
+        "responses": Credential("authorization", "Bearer "),
+        "anthropic": Credential("x-api-key"),
+        "gemini": Credential("x-goog-api-key"),
+    }[kind.format]
+    assert kind.credential == (None if kind.answers_locally else expected)
