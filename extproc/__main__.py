@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 # Envoy runs as our child; gRPC fork handlers only add noise.
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path = getattr(args, "file", None) or getattr(args, "config", None)
     try:
+        started = time.perf_counter()
         config = load_file(path)
+        loaded_ms = (time.perf_counter() - started) * 1000
         if args.command == "run" and config.extproc.unix_socket is None and (socket := run_socket(config)) is not None:
             # Envoy is ours and on this host: its ext_proc calls go over a 0600 Unix socket (cheaper than
             # loopback TCP, and no neighbour can dial it). The environment carries it to every later load.
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path or '<embedded default>'}: Envoy rejects the rendered configuration", file=sys.stderr)
                 print(f"  {error}", file=sys.stderr)
                 return 2
+        # On stderr: stdout stays the one line scripts read.
+        print(f"{path}: loaded in {loaded_ms:.1f} ms", file=sys.stderr)
         print(f"{path}: ok")
         return 0
     if args.command == "render":

@@ -24,6 +24,7 @@ from extproc.cores import envoy_threads
 from extproc.heap import settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import set_level, setup_logging
+from extproc.provider_kinds import KINDS
 from extproc.server.service import build_server, peer_token
 from extproc.state import GatewayState
 from extproc.store.base import StoreError
@@ -76,7 +77,7 @@ async def serve(
 
     async def status() -> dict[str, Any]:
         config = state.snapshot.config
-        names = [p.name for p in config.providers if p.kind != "mock"]
+        names = [p.name for p in config.providers if not KINDS[p.kind].answers_locally]
         loaded = reloader.status() if reloader else {"path": None, "version": config.text_hash}
         return {"config": loaded, "providers": await state.breakers.status(names, config.breakers)}
 

@@ -12,22 +12,50 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from extproc.auth.identity import Identity, Labels
+from extproc.declare import NonEmpty, Schema, option
 
 KEY_PREFIX = "gw-"
 HASH_PREFIX = "sha256:"
 
 
+def _pairs(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class ClientRecord:
-    """One API-key client as configured (gateway.yaml `clients:` or the keys file)."""
+    """One API-key client as configured (gateway.yaml `clients:` or the keys file); each field the
+    declaration of its option (extproc.declare)."""
 
-    id: str
-    tenant: str
-    key_hashes: tuple[str, ...]
-    models: tuple[str, ...] = ("*",)
-    labels: tuple[tuple[str, str], ...] = ()
+    id: Annotated[NonEmpty, Schema(maxLength=200)] = option(
+        description="the client's unique id: in logs, limits, the cache scope and route matches (not "
+        "`anonymous`, nor starting with `jwt:`: those name callers of other auth methods)",
+        examples=["search-team"],
+    )
+    tenant: Annotated[NonEmpty, Schema(maxLength=200)] = option(
+        documented="default",
+        required=False,
+        description="the client's tenant: limits and the cache can be kept per tenant (not `anonymous`, "
+        "nor starting with `jwt:`)",
+    )
+    key_hashes: tuple[str, ...] = option(
+        minItems=1,
+        description="the hash of each key, sha256:<64 hex> (several while rotating); `extproc keys hash`",
+        examples=[["sha256:f260dec37754594998f4ab622a2fcca583168ff2cfe956b13e2e03ff8a31d33b"]],
+    )
+    models: tuple[NonEmpty, ...] = option(("*",), description="model globs this client may use")
+    labels: tuple[tuple[str, str], ...] = option(
+        (),
+        schema={"type": "object", "additionalProperties": {"type": "string"}},
+        documented={},
+        convert=_pairs,
+        description="free-form labels attached to the client's identity, written in each of its access-log "
+        "lines (`labels`), e.g. to attribute usage to a team",
+        examples=[{"team": "search"}],
+    )  # sorted (name, value) pairs
 
     def identity(self) -> Identity:
         return Identity(self.id, self.tenant, self.models, Labels(self.labels), method="api_key")

@@ -1,4 +1,4 @@
-"""API-key client records: their JSON Schema and their semantic checks.
+"""API-key client records: their JSON Schema (from the ClientRecord declaration) and their semantic checks.
 
 Shared by gateway.yaml's `clients:` and the keys file, so both accept the
 same shape. Messages never echo a key_hashes value: someone may have pasted
@@ -15,54 +15,12 @@ import yaml
 
 from extproc.auth.apikeys import ClientRecord, is_key_hash
 from extproc.auth.identity import reserved_name
+from extproc.declare import build, json_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
 
-CLIENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "key_hashes"],
-    "properties": {
-        "id": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 200,
-            "description": "the client's unique id: in logs, limits, the cache scope and route matches (not "
-            "`anonymous`, nor starting with `jwt:`: those name callers of other auth methods)",
-            "examples": ["search-team"],
-        },
-        "tenant": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 200,
-            "default": "default",
-            "description": "the client's tenant: limits and the cache can be kept per tenant (not `anonymous`, "
-            "nor starting with `jwt:`)",
-        },
-        "key_hashes": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"type": "string"},
-            "description": "the hash of each key, sha256:<64 hex> (several while rotating); `extproc keys hash`",
-            "examples": [["sha256:f260dec37754594998f4ab622a2fcca583168ff2cfe956b13e2e03ff8a31d33b"]],
-        },
-        "models": {
-            "type": "array",
-            "items": {"type": "string", "minLength": 1},
-            "default": ["*"],
-            "description": "model globs this client may use",
-        },
-        "labels": {
-            "type": "object",
-            "additionalProperties": {"type": "string"},
-            "default": {},
-            "description": "free-form labels attached to the client's identity, written in each of its access-log "
-            "lines (`labels`), e.g. to attribute usage to a team",
-            "examples": [{"team": "search"}],
-        },
-    },
-}
+CLIENT_SCHEMA: dict[str, Any] = json_schema(ClientRecord)
 
 KEYS_FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -91,15 +49,8 @@ def parse_clients(items: list[dict[str, Any]], where: str, problems: list[str]) 
                 problems.append(f"{at}.key_hashes[{j}]: the same key hash is given to client {hashes[key_hash]!r}")
             else:
                 hashes[key_hash] = item["id"]
-        records.append(
-            ClientRecord(
-                id=item["id"],
-                tenant=item.get("tenant", "default"),
-                key_hashes=tuple(h for h in item["key_hashes"] if is_key_hash(h)),
-                models=tuple(item.get("models", ("*",))),
-                labels=tuple(sorted((item.get("labels") or {}).items())),
-            )
-        )
+        valid = tuple(h for h in item["key_hashes"] if is_key_hash(h))
+        records.append(build(ClientRecord, item, tenant=item.get("tenant", "default"), key_hashes=valid))
     return tuple(records)
 
 

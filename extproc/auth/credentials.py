@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import unquote_plus
 
 from extproc.auth.errors import AuthError
+from extproc.provider_kinds import CREDENTIAL_HEADERS
 
-CredentialPlace = Literal["authorization", "x-api-key", "x-goog-api-key", "api-key", "query"]
+CredentialPlace = str  # "authorization", another of CREDENTIAL_HEADERS, or "query"
 
-_HEADER_PLACES: tuple[CredentialPlace, ...] = ("x-api-key", "x-goog-api-key", "api-key")
+# Every header a provider kind reads a key from: a client of that API sends its key there too.
+_HEADER_PLACES = tuple(name for name in CREDENTIAL_HEADERS if name != "authorization")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,45 +8,134 @@ of the config loader.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from extproc.addresses import is_loopback
 from extproc.auth.apikeys import ClientRecord
 from extproc.auth.clients import KeysFileError, parse_clients, read_keys_file
 from extproc.auth.identity import AuthMethod
+from extproc.declare import HTTP_URL, Group, NonEmpty, Schema, build, derived, option, section
 from extproc.redact import env_var_unset
 
-ALGORITHMS = ("HS256", "RS256", "ES256")
+Algorithm = Literal["HS256", "RS256", "ES256"]
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 
 
+_SOURCE = "; give one of jwks_file, jwks_url, secret_env, secret_file"
+_Claim = NonEmpty
+
+
+def _audiences(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@section(
+    "JWT clients: give exactly one key source (jwks_file, jwks_url, secret_env, secret_file)",
+    groups={"claims": Group("which claims carry the client's identity")},
+)
 @dataclass(frozen=True, slots=True)
 class JwtSettings:
-    issuer: str
-    audience: tuple[str, ...]
-    algorithms: tuple[str, ...] = ("RS256", "ES256")
-    jwks_file: Path | None = None
-    jwks_url: str | None = None
-    allow_plaintext: bool = False  # a jwks_url over http beyond loopback (checked at load)
-    secret: bytes = field(default=b"", repr=False)  # HS256 key: never logged
-    leeway_s: float = 30.0
-    jwks_refresh_s: float = 300.0
-    client_claim: str = "sub"
-    tenant_claim: str = "tenant"
-    models_claim: str = "models"
-    labels_claims: tuple[str, ...] = ()
-    default_models: tuple[str, ...] = ("*",)
+    issuer: NonEmpty = option(description="the `iss` a token must carry", examples=["https://issuer.example"])
+    audience: tuple[str, ...] = option(
+        schema={
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+            ]
+        },
+        convert=_audiences,
+        description="the `aud` a token must carry (one of these, when a list)",
+        examples=["llm-gateway"],
+    )
+    algorithms: tuple[Algorithm, ...] = option(
+        ("RS256", "ES256"),
+        minItems=1,
+        uniqueItems=True,
+        description="signing algorithms accepted: RS256/ES256 with a JWKS, HS256 with a secret (not both)",
+    )
+    jwks_file: Path | None = option(
+        None,
+        schema={"type": "string"},
+        description="JWKS file, re-read when it changes" + _SOURCE,
+        examples=["jwks.json"],
+    )  # absolute once loaded
+    jwks_url: str | None = option(
+        None,
+        pattern=HTTP_URL,
+        description="http(s) URL of a JWKS, fetched by the ext_proc. An http:// URL must point at loopback "
+        "(127.0.0.0/8, ::1, localhost) unless allow_plaintext is true" + _SOURCE,
+        examples=["https://issuer.example/.well-known/jwks.json"],
+    )
+    allow_plaintext: bool = option(
+        False,
+        description="allow an http:// jwks_url to a host beyond loopback: whoever is on the path could "
+        "swap the keys and sign any token (only for a trusted network, e.g. a service mesh doing mTLS)",
+    )  # a jwks_url over http beyond loopback (checked at load)
+    secret_env: str | None = option(
+        None,
+        description="HS256: environment variable holding the secret (at least 32 bytes)" + _SOURCE,
+        examples=["GATEWAY_JWT_SECRET"],
+    )
+    secret_file: str | None = option(
+        None,
+        description="HS256: file holding the secret (at least 32 bytes)" + _SOURCE,
+        examples=["/run/secrets/jwt/secret"],
+    )
+    leeway_s: Annotated[float, Schema(minimum=0, maximum=600)] = option(
+        30.0, description="clock skew allowed when checking `exp` and `nbf`, in seconds"
+    )
+    jwks_refresh_s: Annotated[float, Schema(minimum=10)] = option(
+        300.0, description="how often a jwks_url is fetched again; a token with an unknown `kid` fetches it sooner"
+    )
+    client_claim: _Claim = option(
+        "sub",
+        key="claims.client",
+        description="the claim naming the client; the gateway calls it `jwt:<value>` (in logs, "
+        "limits, route matches and the cache scope), so it never meets an API-key client's id",
+    )
+    tenant_claim: _Claim = option(
+        "tenant",
+        key="claims.tenant",
+        description="the claim naming the client's tenant, called `jwt:<value>` like the client "
+        "(`jwt:default` for a token without it)",
+    )
+    models_claim: _Claim = option(
+        "models",
+        key="claims.models",
+        description="the claim listing the model globs the client may use (a list, or one string separated by spaces)",
+    )
+    labels_claims: tuple[_Claim, ...] = option(
+        (),
+        key="claims.labels",
+        description="string claims copied into the client's labels (written in its access-log lines)",
+        examples=[["team"]],
+    )
+    default_models: tuple[NonEmpty, ...] = option(("*",), description="model globs for tokens without a models claim")
+    secret: bytes = derived(b"", repr=False)  # HS256 key: never logged
 
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    default_method: AuthMethod | None = None  # top-level `auth`; None when absent
-    clients: tuple[ClientRecord, ...] = ()
-    keys_file: Path | None = None
-    jwt: JwtSettings | None = None
+    """The top-level `auth`, `clients`, `keys_file` and `jwt` options."""
+
+    default_method: AuthMethod | None = option(
+        None,
+        key="auth",
+        description="client auth for every listener: none | api_key | jwt | any (an API key or a JWT); not "
+        "set: any when clients, a keys_file or jwt are configured, else none",
+    )  # top-level `auth`; None when absent
+    clients: tuple[ClientRecord, ...] = option((), unset=True, description="API-key clients; keys stored hashed only")
+    keys_file: Path | None = option(
+        None,
+        schema={"type": "string"},
+        description="YAML file with more clients (clients: [...]); reloaded on change",
+        examples=["clients.yaml"],
+    )  # absolute once loaded
+    jwt: JwtSettings | None = option(None)
 
     @property
     def has_api_keys(self) -> bool:
@@ -83,12 +172,8 @@ def parse_auth_settings(
     if "keys_file" in raw:
         keys_file = _resolve(raw["keys_file"], base_dir)
         _check_keys_file(keys_file, raw["keys_file"], clients, problems)
-    settings = AuthSettings(
-        default_method=raw.get("auth"),
-        clients=clients,
-        keys_file=keys_file,
-        jwt=_jwt(raw["jwt"], env, base_dir, problems) if "jwt" in raw else None,
-    )
+    jwt = _jwt(raw["jwt"], env, base_dir, problems) if "jwt" in raw else None
+    settings = build(AuthSettings, raw, clients=clients, keys_file=keys_file, jwt=jwt)
     if "auth" in raw and (problem := settings.method_problem(raw["auth"])):
         problems.append(f"auth: {problem}")
     return settings
@@ -114,7 +199,7 @@ def _check_keys_file(path: Path, given: str, inline: tuple[ClientRecord, ...], p
 
 
 def _jwt(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> JwtSettings:
-    algorithms = tuple(raw.get("algorithms", ("RS256", "ES256")))
+    algorithms = raw.get("algorithms", ("RS256", "ES256"))
     sources = [key for key in ("jwks_file", "jwks_url", "secret_env", "secret_file") if key in raw]
     if not sources:
         problems.append("jwt: needs a key source: jwks_file, jwks_url, secret_env or secret_file")
@@ -135,24 +220,7 @@ def _jwt(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: 
         if not jwks_file.is_file():
             problems.append(f"jwt.jwks_file: file not found: {raw['jwks_file']}")
     secret = _secret(raw, env, base_dir, problems) if has_secret else b""
-    claims = raw.get("claims") or {}
-    audience = raw["audience"]
-    return JwtSettings(
-        issuer=raw["issuer"],
-        audience=(audience,) if isinstance(audience, str) else tuple(audience),
-        algorithms=algorithms,
-        jwks_file=jwks_file,
-        jwks_url=raw.get("jwks_url"),
-        allow_plaintext=raw.get("allow_plaintext", False),
-        secret=secret,
-        leeway_s=float(raw.get("leeway_s", 30)),
-        jwks_refresh_s=float(raw.get("jwks_refresh_s", 300)),
-        client_claim=claims.get("client", "sub"),
-        tenant_claim=claims.get("tenant", "tenant"),
-        models_claim=claims.get("models", "models"),
-        labels_claims=tuple(claims.get("labels", ())),
-        default_models=tuple(raw.get("default_models", ("*",))),
-    )
+    return build(JwtSettings, raw, jwks_file=jwks_file, secret=secret)
 
 
 def _check_jwks_transport(url: str, allowed: bool, problems: list[str]) -> None:

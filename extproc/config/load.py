@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -22,22 +22,16 @@ from extproc.addresses import is_loopback
 from extproc.auth.identity import ANONYMOUS_NAME, JWT_PREFIX
 from extproc.auth.settings import AuthSettings, parse_auth_settings
 from extproc.config.load_routes import parse_routes
-from extproc.config.model import (
-    Capabilities,
-    EnvoySettings,
-    ExtprocSettings,
-    GatewayConfig,
-    Listener,
-    Provider,
-    Route,
-)
-from extproc.config.route_model import BreakerPolicy
+from extproc.config.model import EnvoySettings, ExtprocSettings, GatewayConfig, Listener, Provider, Route
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
+from extproc.declare import build
+from extproc.provider_kinds import KINDS, ProviderKind
 from extproc.redact import env_var_unset, schema_message, yaml_problem
 
 _VALIDATOR = Draft202012Validator(GATEWAY_SCHEMA)
-_NEEDS_KEY = {"openai", "anthropic", "gemini"}
+# A provider's options about reaching it upstream: a kind that answers locally takes none of them.
+_UPSTREAM_OPTIONS = ("base_url", "api_key_env", "api_key_file", "azure", "tls", "allow_plaintext")
 
 
 class ConfigError(Exception):
@@ -177,51 +171,38 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         if item["port"] in ports:
             problems.append(f"listeners[{i}].port: port {item['port']} is used twice")
         ports.add(item["port"])
-        tls = item.get("tls") or {}
+        files = {}
         for key in ("cert_file", "key_file"):
-            if key in tls and not _resolve(tls[key], base_dir).is_file():
-                problems.append(f"listeners[{i}].tls.{key}: file not found: {tls[key]}")
-        listeners.append(
-            Listener(
-                name=item.get("name", f"listener{i}"),
-                address=item.get("address", "127.0.0.1"),
-                port=item["port"],
-                tls_cert_file=str(_resolve(tls["cert_file"], base_dir)) if tls else None,
-                tls_key_file=str(_resolve(tls["key_file"], base_dir)) if tls else None,
-                auth=item.get("auth"),
-                rate_limit_per_s=item.get("local_rate_limit", {}).get("requests_per_s"),
-                rate_limit_burst=item.get("local_rate_limit", {}).get("burst"),
-            )
-        )
+            if key in (tls := item.get("tls") or {}):
+                files[f"tls_{key}"] = str(_resolve(tls[key], base_dir))
+                if not Path(files[f"tls_{key}"]).is_file():
+                    problems.append(f"listeners[{i}].tls.{key}: file not found: {tls[key]}")
+        name, address = item.get("name", f"listener{i}"), item.get("address", "127.0.0.1")
+        listeners.append(build(Listener, item, name=name, address=address, **files))
     auth = parse_auth_settings(raw, env, base_dir, problems)
     _check_client_auth(auth, listeners, routes, problems)
-    ext = dict(raw["extproc"])
-    ext["admin_token"] = _admin_token(
-        ext.pop("admin_token_env", None), ext.pop("admin_token_file", None), env, base_dir, problems
-    )
+    ext = raw["extproc"]
+    admin_token = _admin_token(ext.get("admin_token_env"), ext.get("admin_token_file"), env, base_dir, problems)
     env_section = raw["envoy"]
-    env_section.setdefault("xds_dir", str(instance_run_dir() / "xds"))
     if env_section.get("ready_port") in ports:
         problems.append(f"envoy.ready_port: port {env_section['ready_port']} is also a listener's port")
     store = parse_store(raw, env, base_dir, problems)
     limits = parse_limits(raw, problems)
     _check_caller_names(auth, routes, limits, problems)
     cache = parse_cache(raw)
-    _check_store(store, limits, cache.enabled, raw["extproc"].get("workers", 1), problems)
-    breakers = BreakerPolicy(**raw["breakers"]) if "breakers" in raw else None
-    return GatewayConfig(
-        breakers=breakers,
-        store=store,
-        limits=limits,
-        cache=cache,
+    _check_store(store, limits, cache.enabled, ext.get("workers", 1), problems)
+    return build(
+        GatewayConfig,
+        raw,
         providers=providers,
         routes=tuple(routes),
         listeners=tuple(listeners),
-        extproc=ExtprocSettings(**ext),
-        envoy=EnvoySettings(**env_section),
-        log_level=raw.get("log_level", "info"),
-        log_bodies=raw.get("log_bodies", False),
+        extproc=build(ExtprocSettings, ext, admin_token=admin_token),
+        envoy=build(EnvoySettings, env_section, xds_dir=env_section.get("xds_dir", str(instance_run_dir() / "xds"))),
         auth=auth,
+        store=store,
+        limits=limits,
+        cache=cache,
     )
 
 
@@ -296,19 +277,17 @@ def _admin_token(
 
 def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> Provider:
     where = f"providers[{i}]"
-    kind = raw["kind"]
+    kind = KINDS[raw["kind"]]
     base_url = raw.get("base_url", "")
-    if kind == "mock":
-        for key in ("base_url", "api_key_env", "api_key_file", "azure", "tls", "allow_plaintext"):
-            if key in raw:
-                problems.append(f"{where}.{key}: not used by the mock provider")
+    if kind.answers_locally:
+        problems += [f"{where}.{key}: not used by the {kind.name} provider" for key in _UPSTREAM_OPTIONS if key in raw]
     else:
         if not base_url:
-            problems.append(f"{where}.base_url: required for kind {kind!r}")
+            problems.append(f"{where}.base_url: required for kind {kind.name!r}")
         if "mock" in raw:
-            problems.append(f"{where}.mock: only for kind 'mock'")
-    if "azure" in raw and kind not in ("openai", "openai-compatible"):
-        problems.append(f"{where}.azure: only for kinds 'openai' and 'openai-compatible'")
+            problems.append(f"{where}.mock: only for {_kinds_named(lambda k: k.answers_locally)}")
+    if "azure" in raw and not kind.takes_azure:
+        problems.append(f"{where}.azure: only for {_kinds_named(lambda k: k.takes_azure)}")
     api_key = ""
     if "api_key_env" in raw and "api_key_file" in raw:
         problems.append(f"{where}: give api_key_env or api_key_file, not both")
@@ -322,37 +301,18 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
             api_key = key_path.read_text().strip()
         except OSError:
             problems.append(f"{where}.api_key_file: cannot read {raw['api_key_file']}")
-    elif kind in _NEEDS_KEY:
-        problems.append(f"{where}: kind {kind!r} needs a credential (api_key_env or api_key_file)")
+    elif kind.needs_key:
+        problems.append(f"{where}: kind {kind.name!r} needs a credential (api_key_env or api_key_file)")
     tls_ca_file = _provider_transport(where, raw, base_url, base_dir, problems)
-    mock = raw.get("mock") or {}
-    optional: dict[str, Any] = {
-        key: raw[key]
-        for key in (
-            "timeout_ms",
-            "first_byte_timeout_ms",
-            "idle_timeout_ms",
-            "unsupported",
-            "default_max_tokens",
-            "cache_ttl_s",
-        )
-        if key in raw
-    }
-    if "text" in mock:
-        optional["mock_text"] = mock["text"]
-    return Provider(
-        name=raw["name"],
-        kind=kind,
-        base_url=base_url.rstrip("/"),
-        api_key=api_key,
-        models=tuple(raw.get("models") or ()),
-        capabilities=Capabilities(**(raw.get("capabilities") or {})),
-        azure_api_version=(raw.get("azure") or {}).get("api_version"),
-        mock_latency_ms=mock.get("latency_ms", 0),
-        tls_ca_file=tls_ca_file,
-        allow_plaintext=raw.get("allow_plaintext", False),
-        **optional,
-    )
+    return build(Provider, raw, base_url=base_url.rstrip("/"), api_key=api_key, tls_ca_file=tls_ca_file)
+
+
+def _kinds_named(which: Callable[[ProviderKind], bool]) -> str:
+    """`kind 'mock'`, `kinds 'openai' and 'openai-compatible'`: the kinds an option is for."""
+    names = [repr(kind.name) for kind in KINDS.values() if which(kind)]
+    if len(names) == 1:
+        return f"kind {names[0]}"
+    return f"kinds {', '.join(names[:-1])} and {names[-1]}"
 
 
 def _provider_transport(

@@ -1,8 +1,9 @@
 """Markdown references generated from code, so the docs cannot drift from it.
 
 - `config_reference()`: docs/config-reference.md, every option of gateway.yaml from
-  the JSON Schema (`extproc.config.schema.GATEWAY_SCHEMA`): its path, type, default,
-  allowed values, description and an example. Printed by `extproc schema --markdown`.
+  the JSON Schema (`extproc.config.schema.GATEWAY_SCHEMA`, generated from the declarations
+  of the typed config): its path, type, default, allowed values, description and an example.
+  Printed by `extproc schema --markdown`.
 - `error_table()`: the table of docs/errors.md, from `extproc.errors.ERROR_TABLE`.
 """
 
@@ -214,7 +215,7 @@ def _sentence(text: str) -> str:
 _INTRO = f"""\
 # Configuration reference (`gateway.yaml`)
 
-<!-- Generated from extproc/config/schema*.py; do not edit. Regenerate: {REGENERATE} -->
+<!-- Generated from the option declarations (extproc/config/*model.py, traffic.py, extproc/auth/); do not edit. Regenerate: {REGENERATE} -->
 
 Every option of `gateway.yaml`, generated from the JSON Schema the gateway
 validates the file with (`extproc schema` prints it for editors). A path

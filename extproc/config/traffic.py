@@ -1,67 +1,119 @@
-"""Typed settings of the `store`, `limits` and `cache` sections, parsed from a schema-valid document."""
+"""Typed settings of the `store`, `limits` and `cache` sections, each field the declaration of its
+option (extproc.declare), and their checks on a schema-valid document."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from extproc.declare import NonEmpty, Positive, Schema, Seconds, build, derived, option, section
 from extproc.redact import env_var_unset
 
 MIB = 1024 * 1024
+LimitKey = Literal["client", "tenant", "provider", "model", "route"]
+_Names = Annotated[tuple[NonEmpty, ...], Schema(minItems=1)]
 
 
+@section("the Redis server (restart to change)")
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
-    url: str
-    password: str | None = field(default=None, repr=False)  # resolved secret: never logged
-    ca_file: str | None = None
-    key_prefix: str = "gw:"
-    timeout_ms: int = 250
+    url: str = option(
+        pattern="^rediss?://[^\\s]+$",
+        description="redis://host:port/db, or rediss:// for TLS; no password in it",
+        examples=["redis://redis:6379/0"],
+    )
+    password_env: str | None = option(
+        None, description="environment variable holding the password", examples=["REDIS_PASSWORD"]
+    )
+    password_file: str | None = option(
+        None, description="file holding the password (k8s secret mount)", examples=["/run/secrets/redis/password"]
+    )
+    ca_file: str | None = option(
+        None, description="PEM CAs to verify a rediss:// server with", examples=["redis-ca.pem"]
+    )  # absolute once loaded
+    key_prefix: str = option(
+        "gw:",
+        maxLength=64,
+        description="prefix of every key the gateway writes (several gateways can share one Redis)",
+    )
+    timeout_ms: Positive = option(
+        250, description="per command and connect: a Redis outage costs a request at most this"
+    )
+    password: str | None = derived(None, repr=False)  # resolved secret: never logged
 
 
+@section("where limits and the cache live: memory (one process) or redis (shared by workers and replicas)")
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    backend: Literal["memory", "redis"] = "memory"
-    redis: RedisSettings | None = None
+    backend: Literal["memory", "redis"] = option(
+        "memory",
+        unset=True,
+        description="memory (this process only) or redis (not set: redis when store.redis is given, "
+        "else memory); restart to change",
+    )
+    redis: RedisSettings | None = option(None)
 
 
+@section("the rule applies only to requests matching all of these (globs for models)")
 @dataclass(frozen=True, slots=True)
 class LimitMatch:
-    clients: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()  # globs
-    routes: tuple[str, ...] = ()
+    clients: _Names = option((), unset=True, description="client ids (exact)", examples=[["search-team"]])
+    tenants: _Names = option((), unset=True, description="tenants (exact)", examples=[["acme"]])
+    providers: _Names = option((), unset=True, description="provider names (exact)", examples=[["openai"]])
+    models: _Names = option(
+        (), unset=True, description="model globs (the client's model)", examples=[["gpt-4o*"]]
+    )  # globs
+    routes: _Names = option((), unset=True, description="route names (exact)", examples=[["chat"]])
 
 
+@section(anyOf=[{"required": ["requests"]}, {"required": ["tokens"]}, {"required": ["concurrent_streams"]}])
 @dataclass(frozen=True, slots=True)
 class LimitRule:
-    name: str
-    key: tuple[str, ...]
-    match: LimitMatch = LimitMatch()
-    window_s: float = 60.0
-    requests: int | None = None
-    tokens: int | None = None
-    concurrent_streams: int | None = None
+    name: str = option(
+        pattern="^[a-z0-9][a-z0-9_.-]*$",
+        maxLength=60,
+        description="names the rule in metrics and in the 429's message",
+        examples=["per-client"],
+    )
+    key: tuple[LimitKey, ...] = option(
+        uniqueItems=True,
+        description="what is counted separately: [client] is per client, [tenant, model] per tenant and "
+        "model, [] one budget for everything the rule matches",
+        examples=[["client"]],
+    )
+    match: LimitMatch = option(LimitMatch())
+    window_s: Seconds = option(60.0, description="the window requests and tokens are counted over")
+    requests: Positive | None = option(None, description="requests per window", examples=[60])
+    tokens: Positive | None = option(None, description="input + output tokens per window", examples=[100000])
+    concurrent_streams: Positive | None = option(None, description="streaming requests in flight at once", examples=[4])
 
 
+@section("rate limits in requests, tokens and concurrent streams, kept in the store")
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
-    rules: tuple[LimitRule, ...] = ()
-    on_store_error: Literal["allow", "deny"] = "allow"
+    on_store_error: Literal["allow", "deny"] = option(
+        "allow",
+        description="when the store cannot be reached: let requests through (allow) or refuse them with a 503 (deny)",
+    )
+    rules: tuple[LimitRule, ...] = option(
+        (), unset=True, description="a request is charged in every rule that matches it (all at once, or none)"
+    )
 
 
+@section("exact-match response cache, per tenant; on when this section is present")
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
-    enabled: bool = False
-    scope: Literal["tenant", "client"] = "tenant"
-    chat_ttl_s: float = 300.0
-    embeddings_ttl_s: float = 86400.0
-    max_entries: int = 10_000
-    max_bytes: int = 64 * MIB
-    max_entry_bytes: int = MIB
+    enabled: bool = option(
+        False, documented=True, description="false turns the cache off and keeps the section"
+    )  # off without the section; a section given is on unless it says otherwise
+    scope: Literal["tenant", "client"] = option("tenant", description="who shares entries")
+    chat_ttl_s: Seconds = option(300.0, description="how long a chat answer is kept")
+    embeddings_ttl_s: Seconds = option(86400.0, description="how long embeddings are kept")
+    max_entries: Positive = option(10_000, description="entries kept; the least recently used go")
+    max_bytes: Positive = option(64 * MIB, description="bytes kept (64 MiB); the least recently used entries go")
+    max_entry_bytes: Positive = option(MIB, description="answers larger than this are not cached")
 
 
 def parse_store(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> StoreSettings:
@@ -82,14 +134,7 @@ def parse_store(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, pro
         ca_file = resolved
     if "@" in redis_raw["url"].split("//", 1)[1].split("/", 1)[0]:
         problems.append("store.redis.url: put the password in password_env or password_file, not in the URL")
-    redis = RedisSettings(
-        url=redis_raw["url"],
-        password=password,
-        ca_file=ca_file,
-        key_prefix=redis_raw.get("key_prefix", "gw:"),
-        timeout_ms=redis_raw.get("timeout_ms", 250),
-    )
-    return StoreSettings(backend, redis)
+    return StoreSettings(backend, build(RedisSettings, redis_raw, password=password, ca_file=ca_file))
 
 
 def _password(section: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]) -> str | None:
@@ -116,24 +161,12 @@ def parse_limits(raw: dict[str, Any], problems: list[str]) -> LimitSettings:
     for i, item in enumerate(section.get("rules") or []):
         if item["name"] in [rule.name for rule in rules]:
             problems.append(f"limits.rules[{i}].name: duplicate rule name {item['name']!r}")
-        match = item.get("match") or {}
-        rules.append(
-            LimitRule(
-                name=item["name"],
-                key=tuple(item["key"]),
-                match=LimitMatch(**{name: tuple(values) for name, values in match.items()}),
-                window_s=float(item.get("window_s", 60.0)),
-                requests=item.get("requests"),
-                tokens=item.get("tokens"),
-                concurrent_streams=item.get("concurrent_streams"),
-            )
-        )
-    return LimitSettings(tuple(rules), section.get("on_store_error", "allow"))
+        rules.append(build(LimitRule, item))
+    return build(LimitSettings, section, rules=tuple(rules))
 
 
 def parse_cache(raw: dict[str, Any]) -> CacheSettings:
     if "cache" not in raw:
         return CacheSettings()
-    section = dict(raw["cache"] or {})
-    section.setdefault("enabled", True)
-    return CacheSettings(**section)
+    section = raw["cache"] or {}
+    return build(CacheSettings, section, enabled=section.get("enabled", True))  # a section given is on

@@ -25,9 +25,9 @@ from extproc.errors import GatewayError
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.parse import resolve
 from extproc.pipeline.stage import Stage
+from extproc.provider_kinds import CREDENTIAL_HEADERS
 from extproc.routing import Facts
 
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 # Bearer-token APIs say how to authenticate; Anthropic's x-api-key API sends no challenge.
 _BEARER_CHALLENGE = 'Bearer realm="llm-gateway"'
 _CHALLENGE = {"openai": _BEARER_CHALLENGE, "responses": _BEARER_CHALLENGE, "gemini": _BEARER_CHALLENGE}

@@ -22,6 +22,7 @@ from extproc.observe.logs import monotonic
 from extproc.observe.metrics import BREAKER_REJECTIONS
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
+from extproc.provider_kinds import KINDS
 from extproc.ratelimit.headers import retry_headers
 from extproc.routing import Target
 
@@ -34,7 +35,7 @@ class BreakerStage(Stage):
 
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         policy, target = ex.snapshot.config.breakers, ex.target
-        if policy is None or target is None or target.provider.kind == "mock":
+        if policy is None or target is None or KINDS[target.provider.kind].answers_locally:
             return None
         if not target.pooled:
             permit = await self._breakers.allow(target.provider.name, policy)
@@ -55,7 +56,7 @@ class BreakerStage(Stage):
     def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
         """A single provider's answer (a pool's attempts are reported by the upstream pass)."""
         policy, target = ex.snapshot.config.breakers, ex.target
-        if policy is None or target is None or target.pooled or target.provider.kind == "mock":
+        if policy is None or target is None or target.pooled or KINDS[target.provider.kind].answers_locally:
             return
         ok, retry_after_s = judge(headers)
         self._breakers.record(target.provider.name, ok, retry_after_s, monotonic() - ex.started, policy)

@@ -14,6 +14,7 @@ from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.formats.token_count import render_count
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
+from extproc.provider_kinds import KINDS
 from extproc.providers import mock
 from extproc.providers.capabilities import response_events
 from extproc.providers.rendering import counts_tokens
@@ -35,7 +36,7 @@ class LocalAnswersStage(Stage):
         provider, endpoint = ex.provider, ex.endpoint
         if endpoint is not None and endpoint.operation == "count_tokens":
             return _estimated_count(ex, endpoint.format, body)
-        if provider is None or provider.kind != "mock":
+        if provider is None or not KINDS[provider.kind].answers_locally:
             return None
         request = ex.request
         assert endpoint is not None and request is not None

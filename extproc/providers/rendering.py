@@ -28,7 +28,7 @@ class ProviderRequest:
 
 
 def render_options(provider: Provider, model: str) -> RenderOptions:
-    return RenderOptions(model, provider.unsupported, provider.default_max_tokens)  # type: ignore[arg-type]
+    return RenderOptions(model, provider.unsupported, provider.default_max_tokens)
 
 
 def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:

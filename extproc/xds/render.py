@@ -25,6 +25,7 @@ import yaml
 
 from extproc.config.model import GatewayConfig, Provider, host_and_port, socket_path
 from extproc.contract import METADATA_NAMESPACE
+from extproc.provider_kinds import KINDS
 from extproc.xds.files import write_atomically
 from extproc.xds.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.xds.render_filters import EXTPROC_CLUSTER
@@ -158,7 +159,7 @@ def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = 
     """`keys_dir` holds the providers' keys as SDS files (see render_credentials), and their own CAs
     (see render_tls) unless `inline_ca`."""
     ca_secrets = None if inline_ca else keys_dir
-    providers = [p for p in config.providers if p.kind != "mock"]
+    providers = [p for p in config.providers if not KINDS[p.kind].answers_locally]
     pools = [pool_cluster(config, route, keys_dir, ca_secrets) for route in config.routes if route.pool]
     clusters = (_provider_cluster(config, p, keys_dir, ca_secrets) for p in providers)
     # The ready port's GET /metrics (render_ready) reaches the ext_proc's admin through this one.

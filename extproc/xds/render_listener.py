@@ -13,6 +13,7 @@ from extproc.contract import (
     PROVIDER_HEADER,
     ROUTE_HEADER,
 )
+from extproc.provider_kinds import KINDS
 from extproc.xds.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
 from extproc.xds.render_local_reply import local_reply_config
 from extproc.xds.render_pool import pool_route
@@ -48,7 +49,7 @@ def _single_route(provider: Provider) -> dict[str, Any]:
 def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
     routes = []
     for provider in config.providers:
-        if provider.kind == "mock":
+        if KINDS[provider.kind].answers_locally:
             continue
         routes.append(
             {

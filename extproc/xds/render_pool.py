@@ -13,11 +13,14 @@ via a matcher), and the name is removed before the request leaves.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from extproc.config.model import GatewayConfig, Provider, Route
+from extproc.config.route_model import OutlierDetection
 from extproc.contract import ATTEMPT_PROVIDER_HEADER, INTERNAL_PREFIX, METADATA_NAMESPACE
+from extproc.provider_kinds import CREDENTIAL_HEADERS
 from extproc.xds.pool_timeouts import PoolTimeouts
 from extproc.xds.render_credentials import credential_filter
 from extproc.xds.render_filters import ext_proc_filter, ms
@@ -34,15 +37,9 @@ _MUTATION_TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutat
 _WITH_MATCHER_TYPE = "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher"
 _HEADER_INPUT_TYPE = "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput"
 _SKIP_TYPE = "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
-_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 _SOCKET_MATCH_KEY = "envoy.transport_socket_match"
 _RETRY_ON = {"5xx": "5xx", "reset": "reset", "connect-failure": "connect-failure", "429": "retriable-status-codes"}
-_OUTLIER_DEFAULTS = {
-    "consecutive_5xx": 5,
-    "interval_ms": 10_000,
-    "base_ejection_ms": 30_000,
-    "max_ejection_percent": 100,
-}
+_OUTLIER_DEFAULTS = dataclasses.asdict(OutlierDetection())  # for the keys a route leaves out
 
 
 def pool_members(config: GatewayConfig, route: Route) -> list[tuple[Provider, int, int]]:
@@ -68,7 +65,7 @@ def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path, ca_secrets
     ]
     outlier = {**_OUTLIER_DEFAULTS, **resilience.outlier_detection}
     filters = [
-        _remove_headers("forget-earlier-attempt", _CREDENTIAL_HEADERS),
+        _remove_headers("forget-earlier-attempt", CREDENTIAL_HEADERS),
         ext_proc_filter(config, upstream=True),
         *credentials,
         _remove_headers("attempt-provider-off", (ATTEMPT_PROVIDER_HEADER,)),

@@ -1,0 +1,209 @@
+"""Per provider kind, one record: its wire format, the client APIs it serves as they are, its
+paths, how its credential is sent, whether it needs a key or answers locally, which options of
+gateway.yaml it does not take, and which request parameters its format cannot carry. Everything that depends on the kind reads it here: the config's
+schema and checks, the Envoy rendering, the request path.
+
+Plain data over plain values (no config object), so the config package can read it: paths are
+built from the provider's base path, its Azure api-version, the wire format, the operation and the
+model. A client whose API the provider serves gets passthrough (its own bytes, only the model
+renamed); any other client's request is rendered from the canonical model in the kind's `format`.
+
+`base_url` is the API root as the provider's official SDK knows it:
+OpenAI `https://api.openai.com/v1`, Anthropic `https://api.anthropic.com`,
+Gemini `https://generativelanguage.googleapis.com`, Azure OpenAI
+`https://<resource>.openai.azure.com` (with `azure.api_version`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from extproc.errors import GatewayError
+
+ANTHROPIC_VERSION = "2023-06-01"
+# Azure OpenAI has the Responses API from this api-version on (YYYY-MM-DD[-preview] compares as text)
+AZURE_RESPONSES_SINCE = "2025-03-01"
+
+# (base_path, azure api-version, api, operation, model, stream, sse): `api` is the wire format the
+# request is in (a formats.endpoint.Format), `operation` a formats.endpoint.Operation; sse=False
+# asks Gemini for its JSON-array stream
+PathBuilder = Callable[[str, str | None, str, str, str, bool, bool], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """How a kind sends the operator's key: `header: prefix + key`."""
+
+    header: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKind:
+    name: str
+    format: str  # the API a canonical request is rendered in (a formats.endpoint.Format)
+    path: PathBuilder
+    credential: Credential | None  # None: nothing is sent upstream (the kind answers locally)
+    needs_key: bool  # a provider of this kind is refused without api_key_env or api_key_file
+    gen_ai_name: str  # gen_ai.provider.name of OpenTelemetry's GenAI conventions (the API's flavour)
+    fixed_headers: tuple[tuple[str, str], ...] = ()  # sent on every request unless the client's own is kept
+    passthrough_headers: frozenset[str] = frozenset()  # a same-API client's own headers that are forwarded
+    also_serves: frozenset[str] = frozenset()  # client APIs passed through besides `format`
+    passthrough_query: bool = False  # a same-API client's query string is forwarded (Anthropic's ?beta=true)
+    answers_locally: bool = False  # the ext_proc answers itself: no cluster, no pool, no breaker, no upstream
+    takes_azure: bool = False  # `azure:` (Azure OpenAI's deployments, api-version and api-key header) applies
+    # The canonical request parameters the kind's format has no field for: a request rendered for it
+    # leaves them out, named, or is refused, per the provider's `unsupported` policy
+    unsupported: frozenset[str] = frozenset()
+
+
+def _segment(model: str) -> str:
+    """A model as one path segment: `/`, `?`, `#` and `:` can never reach another path or the query."""
+    # quote() keeps dots, and a "." or ".." segment would be resolved away by any URL normaliser
+    if model in (".", ".."):
+        raise GatewayError("invalid_request", "a model name cannot be '.' or '..'", param="model")
+    return quote(model, safe="")
+
+
+_OPENAI_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"}
+_RESPONSES_PATHS = {"chat": "/responses", "count_tokens": "/responses/input_tokens"}
+
+
+def _openai_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
+    return base + (_RESPONSES_PATHS if api == "responses" else _OPENAI_PATHS)[operation]
+
+
+def _azure_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
+    query = f"api-version={quote(version or '', safe='')}"
+    if operation == "models":
+        return f"{base}/openai/models?{query}"
+    if api == "responses":  # the model (the deployment) is named in the body
+        return f"{base}/openai{_RESPONSES_PATHS[operation]}?{query}"
+    suffix = "chat/completions" if operation == "chat" else "embeddings"
+    return f"{base}/openai/deployments/{_segment(model)}/{suffix}?{query}"
+
+
+_ANTHROPIC_PATHS = {"models": "/v1/models", "count_tokens": "/v1/messages/count_tokens"}
+
+
+def _anthropic_path(
+    base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool
+) -> str:
+    return base + _ANTHROPIC_PATHS.get(operation, "/v1/messages")
+
+
+def _gemini_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
+    root = f"{base}/v1beta/models"
+    if operation == "models":
+        return root
+    # the path already says models/: a configured "models/gemini-x" must not become models%2F...
+    segment = _segment(model.removeprefix("models/"))
+    if operation == "embeddings":
+        return f"{root}/{segment}:batchEmbedContents"
+    if operation == "count_tokens":
+        return f"{root}/{segment}:countTokens"
+    method = ("streamGenerateContent?alt=sse" if sse else "streamGenerateContent") if stream else "generateContent"
+    return f"{root}/{segment}:{method}"
+
+
+_BEARER = Credential("authorization", "Bearer ")
+_OPENAI_HEADERS = frozenset({"openai-beta"})
+_RESPONSES = frozenset({"responses"})
+# What each format cannot carry of the canonical request's plain parameters (n only above 1, a
+# penalty only when not 0, parallel_tool_calls only when false)
+_OPENAI_LACKS = frozenset({"top_k"})
+_RESPONSES_LACKS = frozenset({"stop", "n", "seed", "presence_penalty", "frequency_penalty", "top_k"})
+_ANTHROPIC_LACKS = frozenset({"n", "seed", "presence_penalty", "frequency_penalty"})
+_GEMINI_LACKS = frozenset({"parallel_tool_calls"})
+
+OPENAI = ProviderKind(
+    "openai",
+    "openai",
+    _openai_path,
+    _BEARER,
+    True,
+    "openai",
+    passthrough_headers=_OPENAI_HEADERS,
+    also_serves=_RESPONSES,
+    takes_azure=True,
+    unsupported=_OPENAI_LACKS,
+)
+# A Chat-Completions-only server: a Responses client is served through the canonical model.
+OPENAI_COMPATIBLE = ProviderKind(
+    "openai-compatible",
+    "openai",
+    _openai_path,
+    _BEARER,
+    False,
+    "openai",
+    passthrough_headers=_OPENAI_HEADERS,
+    takes_azure=True,
+    unsupported=_OPENAI_LACKS,
+)
+# A server that speaks only the Responses API: every other client is served through the canonical model.
+OPENAI_RESPONSES = ProviderKind(
+    "openai-responses",
+    "responses",
+    _openai_path,
+    _BEARER,
+    False,
+    "openai",
+    passthrough_headers=_OPENAI_HEADERS,
+    unsupported=_RESPONSES_LACKS,
+)
+ANTHROPIC = ProviderKind(
+    "anthropic",
+    "anthropic",
+    _anthropic_path,
+    Credential("x-api-key"),
+    True,
+    "anthropic",
+    fixed_headers=(("anthropic-version", ANTHROPIC_VERSION),),
+    passthrough_headers=frozenset({"anthropic-version", "anthropic-beta"}),
+    passthrough_query=True,
+    unsupported=_ANTHROPIC_LACKS,
+)
+GEMINI = ProviderKind(
+    "gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini", unsupported=_GEMINI_LACKS
+)
+# Deterministic answers from the ext_proc itself, for tests and offline development.
+MOCK = ProviderKind(
+    "mock", "openai", _openai_path, None, False, "mock", answers_locally=True, unsupported=_OPENAI_LACKS
+)
+
+# Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
+_AZURE_KEY = Credential("api-key")
+AZURE = ProviderKind("azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS)
+AZURE_WITH_RESPONSES = ProviderKind(
+    "azure",
+    "openai",
+    _azure_path,
+    _AZURE_KEY,
+    False,
+    "azure.ai.openai",
+    also_serves=_RESPONSES,
+    unsupported=_OPENAI_LACKS,
+)
+
+KINDS: dict[str, ProviderKind] = {
+    kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, MOCK)
+}
+KIND_NAMES: tuple[str, ...] = tuple(KINDS)  # the schema's enum of `providers[].kind`
+
+# Every header any kind sends a key in, in one place: a client's own credential in any of them is
+# removed before a request leaves (the router pass, and each attempt of a pool in Envoy).
+CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        kind.credential.header for kind in (*KINDS.values(), AZURE, AZURE_WITH_RESPONSES) if kind.credential is not None
+    )
+)
+
+
+def kind_for(kind: str, azure_api_version: str | None) -> ProviderKind:
+    """A provider's record; Azure is an OpenAI-format provider with its own paths and key header,
+    and the Responses API from api-version 2025-03-01 on."""
+    if azure_api_version:
+        return AZURE_WITH_RESPONSES if azure_api_version >= AZURE_RESPONSES_SINCE else AZURE
+    return KINDS[kind]
