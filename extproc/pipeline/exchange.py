@@ -10,8 +10,8 @@ from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
 from extproc.config.model import Provider
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
-from extproc.formats.contract import StreamDecoder, StreamEncoder
 from extproc.formats.endpoint import Endpoint, Format
+from extproc.formats.protocols import StreamDecoder, StreamEncoder
 from extproc.formats.sse import LineGate
 from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import monotonic

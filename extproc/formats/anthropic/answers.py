@@ -9,8 +9,8 @@ import orjson
 
 from extproc.errors import GatewayError, kind_for_status
 from extproc.formats.anthropic.common import _FINISH_IN, _new_id
-from extproc.formats.base import is_int
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall, Usage
+from extproc.formats.json_fields import is_int
 
 # Anthropic error `type` -> gateway kind (an in-band stream error has no HTTP status)
 _ERROR_KINDS: dict[str, Any] = {

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from extproc.formats.canonical import FinishReason, Usage
-from extproc.formats.limits import MAX_DEPTH, ORJSON_WRITE_DEPTH, too_deep
+from extproc.formats.input_bounds import MAX_DEPTH, ORJSON_WRITE_DEPTH, too_deep
 
 _ALNUM = string.ascii_letters + string.digits
 

@@ -10,7 +10,6 @@ import orjson
 from extproc.errors import GatewayError
 from extproc.formats.anthropic.answers import _error_from_object, _provider_failure, _UsageTracker
 from extproc.formats.anthropic.common import _FINISH_IN, _new_id
-from extproc.formats.base import is_int
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -22,6 +21,7 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
+from extproc.formats.json_fields import is_int
 from extproc.formats.sse import MAX_LINE_BYTES, SSEEvent, SSEParser, overflow_message
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.base import invalid, is_int, is_num
 from extproc.formats.canonical import (
     ApiFeature,
     ChatRequest,
@@ -29,7 +28,8 @@ from extproc.formats.canonical import (
     feature_name,
     unset,
 )
-from extproc.formats.limits import (
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import (
     MAX_MESSAGES,
     ORJSON_WRITE_DEPTH,
     check_count,
@@ -38,6 +38,7 @@ from extproc.formats.limits import (
     loads,
     too_deep,
 )
+from extproc.formats.json_fields import is_int, is_num
 from extproc.formats.model_name import check_model
 from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field, refuse_repeated
 

@@ -7,8 +7,9 @@ import binascii
 from typing import Any
 
 from extproc.formats.anthropic.common import _ALNUM, _dumps, _new_id, _tool_input
-from extproc.formats.base import RenderedRequest, RenderOptions, invalid
 from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, with_user_turn
+from extproc.formats.client_errors import invalid
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 # reasoning_effort -> thinking.budget_tokens (Anthropic minimum is 1024)
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}

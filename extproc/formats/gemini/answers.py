@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import ErrorKind, GatewayError, kind_for_status
-from extproc.formats.base import count, provider_error, random_text
+from extproc.formats.answer_values import count, provider_error, random_text
 from extproc.formats.canonical import ChatResponse, Choice, FinishReason, ThinkingPart, ToolCall, Usage
 from extproc.formats.gemini.common import _call_id, _json_text
 

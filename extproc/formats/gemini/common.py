@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import provider_error, random_text
-from extproc.formats.limits import loads
+from extproc.formats.answer_values import provider_error, random_text
+from extproc.formats.input_bounds import loads
 from extproc.formats.model_name import check_model
 from extproc.formats.repeated_keys import Field, refuse_repeated
 

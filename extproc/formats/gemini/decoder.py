@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import provider_error, random_text
+from extproc.formats.answer_values import provider_error, random_text
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,

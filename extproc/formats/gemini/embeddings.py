@@ -6,11 +6,12 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.base import RenderedRequest, RenderOptions, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
 from extproc.formats.gemini.answers import _error_from
 from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _request_object, _str
-from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 from extproc.formats.repeated_keys import ARRAY, OBJECT, Field
 
 # The text embedded (the model comes from the URL): never repeated.

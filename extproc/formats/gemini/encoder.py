@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError, render_gemini_error
-from extproc.formats.base import random_text
+from extproc.formats.answer_values import random_text
 from extproc.formats.canonical import (
     ChatRequest,
     Finish,

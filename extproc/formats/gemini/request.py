@@ -35,7 +35,7 @@ from extproc.formats.gemini.common import (
     _str,
 )
 from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
-from extproc.formats.limits import MAX_MESSAGES, check_count, check_schema_depth
+from extproc.formats.input_bounds import MAX_MESSAGES, check_count, check_schema_depth
 from extproc.formats.repeated_keys import ARRAY, NUMBER_OR_STRING, OBJECT, Field
 
 _CONFIG = ("generationConfig", "generation_config")

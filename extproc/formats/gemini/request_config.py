@@ -9,8 +9,8 @@ from typing import Any
 
 from extproc.formats.canonical import ApiFeature, ChatRequest, ResponseFormat, Tool, ToolChoice, feature_name, unset
 from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _dict, _get, _get_one, _int, _list, _str
-from extproc.formats.gemini.schema import _schema_to_json
-from extproc.formats.limits import MAX_CHOICES, MAX_TOKENS, check_positive, check_tokens
+from extproc.formats.gemini.schema_to_json import _schema_to_json
+from extproc.formats.input_bounds import MAX_CHOICES, MAX_TOKENS, check_positive, check_tokens
 
 _CHECKED_NUMBERS = ("max_tokens",)  # generationConfig numbers the gateway decides on
 

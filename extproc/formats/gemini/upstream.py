@@ -7,7 +7,6 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     FilePart,
@@ -20,6 +19,7 @@ from extproc.formats.canonical import (
 )
 from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _object_fragment
 from extproc.formats.gemini.parts import _call_part, _thought_part
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 _EFFORT_BUDGET = {"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall, Usage
+from extproc.formats.json_fields import is_int
 from extproc.formats.openai.common import _FINISH_IN, new_call_id, new_completion_id
 from extproc.formats.openai.provider_errors import _error_from_object
 

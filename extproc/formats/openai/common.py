@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from extproc.formats.base import RenderOptions, invalid, random_text
+from extproc.formats.answer_values import random_text
 from extproc.formats.canonical import ToolCall, Usage
-from extproc.formats.limits import MAX_CHOICES
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_CHOICES
+from extproc.formats.render_options import RenderOptions
 
 MAX_TOKENS_FIELD = "max_completion_tokens"  # field used for canonical max_tokens upstream
 MODELS_OWNED_BY = "gateway"

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -20,6 +20,7 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
+from extproc.formats.json_fields import is_int
 from extproc.formats.openai.answers import _finish_in, _parse_usage, _reasoning_of
 from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id, new_completion_id
 from extproc.formats.openai.provider_errors import _error_from_object

@@ -9,12 +9,15 @@ from typing import Any, Literal
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
-from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.json_fields import is_int, is_num
 from extproc.formats.openai.answers import _int, load_answer
 from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
 from extproc.formats.openai.validation import EMBEDDING_FIELDS, _loads_object, _model, _opt_int
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
 def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRequest:

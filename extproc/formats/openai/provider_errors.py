@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import ErrorKind, GatewayError, kind_for_status
-from extproc.formats.base import is_int
+from extproc.formats.json_fields import is_int
 
 _ERROR_TYPES: dict[str, ErrorKind] = {
     "invalid_request_error": "invalid_request",

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.errors import GatewayError
-from extproc.formats.base import invalid
 from extproc.formats.canonical import (
     ApiFeature,
     ChatRequest,
@@ -26,7 +25,8 @@ from extproc.formats.canonical import (
     feature_name,
     unset,
 )
-from extproc.formats.limits import (
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import (
     MAX_CHOICES,
     MAX_MESSAGES,
     check_count,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart, effort_of
-from extproc.formats.limits import dumps_request
+from extproc.formats.input_bounds import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
 def _parts_content(parts: Sequence[Part], allow_images: bool) -> str | list[dict[str, Any]]:

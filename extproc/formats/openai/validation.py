@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.base import invalid, is_int, is_num
 from extproc.formats.canonical import ApiFeature, ResponseFormat, feature_name
-from extproc.formats.limits import loads
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import loads
+from extproc.formats.json_fields import is_int, is_num
 from extproc.formats.model_name import check_model
 from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, STRING_OR_ARRAY, Field
 from extproc.formats.repeated_keys import refuse_repeated as _refuse_repeated

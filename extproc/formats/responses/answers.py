@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall
+from extproc.formats.json_fields import is_int
 from extproc.formats.openai.answers import load_answer
 from extproc.formats.openai.provider_errors import _error_from_object
 from extproc.formats.responses.common import finish_of, flat_tool_name, new_response_id, parse_usage

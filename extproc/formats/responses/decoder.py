@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -27,6 +27,7 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
+from extproc.formats.json_fields import is_int
 from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id
 from extproc.formats.openai.provider_errors import _error_from_object
 from extproc.formats.responses.answers import call_name, message_text, summary_text

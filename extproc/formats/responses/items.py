@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.base import invalid
 from extproc.formats.canonical import (
     ApiFeature,
     FilePart,
@@ -22,7 +21,8 @@ from extproc.formats.canonical import (
     ToolCall,
     feature_name,
 )
-from extproc.formats.limits import MAX_MESSAGES, check_count
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_MESSAGES, check_count
 from extproc.formats.responses import reasoning
 from extproc.formats.responses.common import flat_tool_name
 

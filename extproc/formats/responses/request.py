@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.errors import GatewayError
-from extproc.formats.base import invalid
 from extproc.formats.canonical import ApiFeature, ChatRequest, Message, ResponseFormat, TextPart, feature_name, unset
-from extproc.formats.limits import check_schema_depth, check_tokens
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import check_schema_depth, check_tokens
 from extproc.formats.openai.common import _SHAPE_ERRORS
 from extproc.formats.openai.validation import (
     _loads_object,

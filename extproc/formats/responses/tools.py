@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.base import invalid
 from extproc.formats.canonical import ApiFeature, Tool, ToolChoice, feature_name
-from extproc.formats.limits import MAX_MESSAGES, check_count
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_MESSAGES, check_count
 from extproc.formats.openai.validation import _opt_bool, _opt_str
 from extproc.formats.responses.common import flat_tool_name
 

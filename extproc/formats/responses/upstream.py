@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     FilePart,
@@ -23,8 +22,9 @@ from extproc.formats.canonical import (
     ThinkingPart,
     effort_of,
 )
-from extproc.formats.limits import dumps_request
+from extproc.formats.input_bounds import dumps_request
 from extproc.formats.openai.common import _add_dropped
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
 def _content(parts: Sequence[Part], text_type: str) -> list[dict[str, Any]]:

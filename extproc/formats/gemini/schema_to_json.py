@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.gemini.common import _bad, _dict, _int, _list, _str
-from extproc.formats.limits import MAX_DEPTH, too_deep
+from extproc.formats.input_bounds import MAX_DEPTH, too_deep
 
 _SCHEMA_SNAKE = {
     "any_of": "anyOf",

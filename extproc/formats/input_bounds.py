@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import invalid
+from extproc.formats.client_errors import invalid
 
 MAX_CHOICES = 128  # OpenAI's own limit on n
 MAX_DIMENSIONS = 65_536  # embeddings `dimensions` / outputDimensionality
