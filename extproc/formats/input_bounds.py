@@ -47,6 +47,13 @@ def check_positive(value: int, high: int, param: str) -> None:
         raise invalid(f"'{param}' must be a positive integer of at most {high}", param)
 
 
+def check_bounds(value: float | None, low: float, high: float, param: str) -> float | None:
+    """An optional number within [low, high]."""
+    if value is not None and not low <= value <= high:
+        raise invalid(f"'{param}' must be between {low} and {high}", param)
+    return value
+
+
 def check_tokens(value: int, param: str) -> int:
     check_positive(value, MAX_TOKENS, param)
     return value

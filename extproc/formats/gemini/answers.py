@@ -10,7 +10,7 @@ import orjson
 from extproc.errors import ErrorKind, GatewayError, kind_for_status
 from extproc.formats.answer_values import count, provider_error, random_text
 from extproc.formats.canonical import ChatResponse, Choice, FinishReason, ThinkingPart, ToolCall, Usage
-from extproc.formats.gemini.common import _call_id, _json_text
+from extproc.formats.gemini.common import json_text, new_call_id
 
 _FILTERED = frozenset(
     (
@@ -59,9 +59,9 @@ def _call_from(call: dict, signature: Any) -> ToolCall:
     name = call.get("name")
     args = call.get("args")
     return ToolCall(
-        call_id if isinstance(call_id, str) and call_id else _call_id(),
+        call_id if isinstance(call_id, str) and call_id else new_call_id(),
         name if isinstance(name, str) else "",
-        _json_text(args if args is not None else {}),
+        json_text(args if args is not None else {}),
         signature if isinstance(signature, str) else None,
     )
 

@@ -22,7 +22,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from extproc.formats.gemini.common import _call_id
+from extproc.formats.gemini.common import new_call_id
 from extproc.formats.gemini.parts import _call_part, _signature_ok, _thought_part
 from extproc.formats.gemini.response import _FINISH_OUT, _usage_json
 
@@ -146,14 +146,14 @@ class StreamEncoder:
                 if ev.signature:
                     self._signature(batch, ev.index, ev.signature)
             elif isinstance(ev, ToolCallStart):
-                call = _Call(ev.id or _call_id(), ev.name, getattr(ev, "signature", None))
+                call = _Call(ev.id or new_call_id(), ev.name, getattr(ev, "signature", None))
                 self._calls.setdefault(ev.index, {})[ev.call_index] = call
                 self._last[ev.index] = call
             elif isinstance(ev, ToolCallDelta):
                 calls = self._calls.setdefault(ev.index, {})
                 delta_call = calls.get(ev.call_index)
                 if delta_call is None:  # a delta without its start: keep the arguments anyway
-                    delta_call = calls[ev.call_index] = _Call(_call_id(), "", None)
+                    delta_call = calls[ev.call_index] = _Call(new_call_id(), "", None)
                 delta_call.fragments.append(ev.arguments)
             elif isinstance(ev, Finish):
                 held = self._held.setdefault(ev.index, [])

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from extproc.formats.canonical import ToolCall
-from extproc.formats.gemini.common import _args_object
+from extproc.formats.gemini.common import args_object
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
@@ -24,7 +24,7 @@ def _signature_ok(signature: str | None) -> bool:
 
 
 def _call_part(call: ToolCall) -> dict:
-    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": _args_object(call.arguments), "id": call.id}}
+    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args_object(call.arguments), "id": call.id}}
     if _signature_ok(call.signature):
         part["thoughtSignature"] = call.signature
     return part

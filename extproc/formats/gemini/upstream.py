@@ -17,7 +17,8 @@ from extproc.formats.canonical import (
     ToolCall,
     with_user_turn,
 )
-from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _object_fragment
+from extproc.formats.client_errors import invalid
+from extproc.formats.gemini.common import GENERATION_NUMBERS, object_fragment
 from extproc.formats.gemini.parts import _call_part, _thought_part
 from extproc.formats.render_options import RenderedRequest, RenderOptions
 
@@ -73,7 +74,7 @@ def _unsupported(feature: str, options: RenderOptions, dropped: list[str]) -> No
 
 def _tool_response_json(msg: Message) -> dict | orjson.Fragment:
     text = "".join(p.text for p in msg.content if isinstance(p, TextPart))
-    obj = _object_fragment(text)
+    obj = object_fragment(text)
     if msg.is_error:
         return {"error": text if obj is None else obj}
     return {"output": text} if obj is None else obj
@@ -129,7 +130,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         if msg.role == "tool":
             name = msg.name or names.get(msg.tool_call_id or "")
             if not name:
-                raise _bad("tool message does not answer a known tool call", f"messages[{i}].tool_call_id")
+                raise invalid("tool message does not answer a known tool call", f"messages[{i}].tool_call_id")
             if any(isinstance(p, ImagePart) for p in msg.content):
                 _unsupported("tool_result_image", options, dropped)
             if any(isinstance(p, FilePart) for p in msg.content):
@@ -185,7 +186,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         _unsupported("parallel_tool_calls", options, dropped)
 
     config: dict[str, Any] = {}
-    for camel, _, field_name, _ in _GENERATION_NUMBERS:
+    for camel, _, field_name, _ in GENERATION_NUMBERS:
         value = getattr(req, field_name)
         if value is not None:
             config[camel] = value
@@ -213,4 +214,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     try:
         return RenderedRequest(orjson.dumps(body), dropped)
     except orjson.JSONEncodeError:  # a schema deeper than orjson writes (254 levels)
-        raise _bad("the request is nested too deeply", "tools") from None
+        raise invalid("the request is nested too deeply", "tools") from None

@@ -25,10 +25,10 @@ _FINISH_IN = {
     "content_filter": "content_filter",
 }
 _FINISH_OUT = {"error": "stop"}  # canonical -> OpenAI where the names differ
-_SYSTEM_ROLES = ("system", "developer")
+SYSTEM_ROLES = ("system", "developer")
 _LITTLE_ENDIAN = sys.byteorder == "little"
 # what a missed shape check can raise; parsers turn these into GatewayError
-_SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 
 
 def new_completion_id() -> str:

@@ -22,7 +22,7 @@ from extproc.formats.canonical import (
 )
 from extproc.formats.json_fields import is_int
 from extproc.formats.openai.answers import _finish_in, _parse_usage, _reasoning_of
-from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id, new_completion_id
+from extproc.formats.openai.common import SHAPE_ERRORS, new_call_id, new_completion_id
 from extproc.formats.openai.provider_errors import _error_from_object
 from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
@@ -121,7 +121,7 @@ class StreamDecoder:
             self._chunk(obj, out)
         except GatewayError as e:
             self._fail(out, e)
-        except _SHAPE_ERRORS:  # malformed chunk shape
+        except SHAPE_ERRORS:  # malformed chunk shape
             self._fail(out, provider_error("provider stream contained a malformed chunk"))
 
     def _chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:

@@ -13,16 +13,23 @@ from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.client_errors import invalid
 from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
-from extproc.formats.json_fields import is_int, is_num
+from extproc.formats.json_fields import is_int, is_num, opt_int, request_object
 from extproc.formats.openai.answers import _int, load_answer
-from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
-from extproc.formats.openai.validation import EMBEDDING_FIELDS, _loads_object, _model, _opt_int
+from extproc.formats.openai.common import _LITTLE_ENDIAN, SHAPE_ERRORS, _add_dropped
+from extproc.formats.openai.request import model_of
 from extproc.formats.render_options import RenderedRequest, RenderOptions
+from extproc.formats.repeated_keys import STRING, STRING_OR_ARRAY, Field
+
+# The model and the text embedded: never repeated.
+EMBEDDING_FIELDS = (
+    Field(("model",), STRING),
+    Field(("input",), STRING_OR_ARRAY),
+)
 
 
 def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRequest:
-    data = _loads_object(body, EMBEDDING_FIELDS)
-    model = _model(data, path_model)
+    data = request_object(body, EMBEDDING_FIELDS, "body", "request body must be a JSON object")
+    model = model_of(data, path_model)
     raw = data.get("input")
     if isinstance(raw, str):
         inputs = [raw]
@@ -38,7 +45,7 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
         raise invalid("'input' must not be empty", "input")
     else:
         raise invalid("'input' is required and must be a string or an array of strings", "input")
-    dimensions = _opt_int(data, "dimensions")
+    dimensions = opt_int(data, "dimensions")
     if dimensions is not None:
         check_positive(dimensions, MAX_DIMENSIONS, "dimensions")
     raw_encoding = data.get("encoding_format")
@@ -58,7 +65,7 @@ def parse_embedding_request(body: bytes, path_model: str | None = None) -> Embed
         return _parse_embedding_request(body, path_model)
     except GatewayError:
         raise
-    except _SHAPE_ERRORS:
+    except SHAPE_ERRORS:
         raise invalid("malformed embedding request", "body") from None
 
 
@@ -125,7 +132,7 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
                 raise ValueError
             index = item.get("index")
             indexed.append((index if is_int(index) else position, vec))
-    except _SHAPE_ERRORS:
+    except SHAPE_ERRORS:
         raise provider_error("provider embedding response is malformed") from None
     indexed.sort(key=lambda p: p[0])
     named = data.get("model")

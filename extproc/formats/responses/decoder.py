@@ -28,7 +28,7 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.json_fields import is_int
-from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id
+from extproc.formats.openai.common import SHAPE_ERRORS, new_call_id
 from extproc.formats.openai.provider_errors import _error_from_object
 from extproc.formats.responses.answers import call_name, message_text, summary_text
 from extproc.formats.responses.common import finish_of, new_response_id, parse_usage
@@ -110,7 +110,7 @@ class StreamDecoder:
             return
         try:
             self._dispatch(obj, out)
-        except _SHAPE_ERRORS:
+        except SHAPE_ERRORS:
             self._fail(out, provider_error("provider stream contained a malformed event"))
 
     def _dispatch(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
