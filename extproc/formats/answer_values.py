@@ -18,10 +18,14 @@ def random_text(length: int) -> str:
     return "".join(random.choices(_ALNUM, k=length))
 
 
+def whole_number(value: Any) -> int:
+    """A count from a provider's answer: 0 when absent or not an integer."""
+    return value if is_int(value) else 0
+
+
 def count(mapping: dict[str, Any], key: str) -> int:
     """A token count from a provider's usage object: 0 when absent or not an integer."""
-    value = mapping.get(key)
-    return value if is_int(value) else 0
+    return whole_number(mapping.get(key))
 
 
 def provider_error(message: str) -> GatewayError:

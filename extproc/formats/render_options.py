@@ -31,7 +31,7 @@ class Unsupported:
 
     __slots__ = ("dropped", "policy", "provider")
 
-    def __init__(self, policy: UnsupportedPolicy, provider: str = "this provider") -> None:
+    def __init__(self, policy: str, provider: str = "this provider") -> None:
         self.policy = policy
         self.provider = provider  # as the refusal names it
         self.dropped: list[str] = []

@@ -9,7 +9,7 @@ import orjson
 from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
 from extproc.formats.client_errors import invalid
-from extproc.formats.gemini.answers import _error_from
+from extproc.formats.gemini.answers import error_from
 from extproc.formats.gemini.common import either_spelling, request_and_model
 from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
 from extproc.formats.json_fields import as_array, as_object, as_proto3_int, as_string
@@ -118,7 +118,7 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     if not isinstance(data, dict):
         raise provider_error("the provider returned an unexpected response")
     if "error" in data:
-        raise _error_from(0, data["error"], "the provider returned an error")
+        raise error_from(0, data["error"], "the provider returned an error")
     if "embeddings" in data:
         items = data["embeddings"]
         if not isinstance(items, list):

@@ -31,7 +31,7 @@ from extproc.formats.gemini.common import (
     one_spelling,
     request_and_model,
 )
-from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
+from extproc.formats.gemini.request_config import parse_generation_config, parse_tool_config, parse_tools
 from extproc.formats.input_bounds import MAX_MESSAGES, check_count, check_schema_depth
 from extproc.formats.json_fields import as_array, as_object, as_string
 from extproc.formats.repeated_keys import ARRAY, NUMBER_OR_STRING, OBJECT, Field
@@ -94,13 +94,13 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     schemas: list[tuple[str, Any]] = []  # (param, JSON schema) as the gateway carries them
     tools = data.get("tools")
     if tools is not None:
-        req.tools = _parse_tools(as_array(tools, "tools"), features, schemas)
+        req.tools = parse_tools(as_array(tools, "tools"), features, schemas)
     tool_config = either_spelling(data, "toolConfig", "tool_config")
     if tool_config is not None:
-        req.tool_choice = _parse_tool_config(as_object(tool_config, "toolConfig"), features)
+        req.tool_choice = parse_tool_config(as_object(tool_config, "toolConfig"), features)
     config = one_spelling(data, *_CONFIG, "generationConfig")
     if config is not None:
-        _parse_generation_config(as_object(config, "generationConfig"), req, features, schemas)
+        parse_generation_config(as_object(config, "generationConfig"), req, features, schemas)
     check_schema_depth([schema for _, schema in schemas], lambda: [param for param, _ in schemas])
     note_unknown_fields(data, _READ_FIELDS, features)  # cachedContent, safetySettings, labels, ...
     return req

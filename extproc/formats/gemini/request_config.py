@@ -18,7 +18,7 @@ from extproc.formats.canonical import (
 )
 from extproc.formats.client_errors import invalid
 from extproc.formats.gemini.common import GENERATION_NUMBERS, either_spelling, one_spelling
-from extproc.formats.gemini.schema_to_json import _schema_to_json
+from extproc.formats.gemini.schema_to_json import schema_to_json
 from extproc.formats.input_bounds import MAX_CHOICES, MAX_TOKENS, check_positive, check_tokens
 from extproc.formats.json_fields import as_array, as_object, as_proto3_int, as_string
 
@@ -39,7 +39,7 @@ _CONFIG_FIELDS = frozenset(
 _TOOL_FIELDS = frozenset({"functionDeclarations", "function_declarations"})  # of a tool; others are ApiFeatures
 
 
-def _parse_tools(tools: list, features: list[ApiFeature], schemas: list[tuple[str, Any]]) -> list[Tool]:
+def parse_tools(tools: list, features: list[ApiFeature], schemas: list[tuple[str, Any]]) -> list[Tool]:
     """The function declarations; each one's schema, as carried, goes to `schemas` (param, schema)."""
     result: list[Tool] = []
     for i, tool in enumerate(tools):
@@ -63,13 +63,13 @@ def _parse_tools(tools: list, features: list[ApiFeature], schemas: list[tuple[st
             else:
                 schema = decl.get("parameters")
                 if schema is not None:
-                    parameters = _schema_to_json(schema, p + ".parameters")
+                    parameters = schema_to_json(schema, p + ".parameters")
                     schemas.append((p + ".parameters", parameters))
             result.append(Tool(name, description, parameters))
     return result
 
 
-def _parse_tool_config(config: dict, features: list[ApiFeature]) -> ToolChoice | None:
+def parse_tool_config(config: dict, features: list[ApiFeature]) -> ToolChoice | None:
     fcc = either_spelling(config, "functionCallingConfig", "function_calling_config")
     if fcc is None:
         return None
@@ -100,7 +100,7 @@ def _parse_tool_config(config: dict, features: list[ApiFeature]) -> ToolChoice |
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 
 
-def _parse_generation_config(
+def parse_generation_config(
     config: dict, req: ChatRequest, features: list[ApiFeature], schemas: list[tuple[str, Any]]
 ) -> None:
     p = "generationConfig."
@@ -133,7 +133,7 @@ def _parse_generation_config(
         json_schema = as_object(json_schema, p + "responseJsonSchema")
         schemas.append((p + "responseJsonSchema", json_schema))
     elif schema is not None:
-        json_schema = _schema_to_json(schema, p + "responseSchema")
+        json_schema = schema_to_json(schema, p + "responseSchema")
         schemas.append((p + "responseSchema", json_schema))
     if mime in (None, "text/plain") and json_schema is None:
         pass

@@ -21,7 +21,7 @@ _SCHEMA_SNAKE = {
 _SCHEMA_INTS = frozenset(("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"))
 
 
-def _schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
+def schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
     if depth > MAX_DEPTH:  # a client's schema drives this recursion: bounded, not RecursionError
         raise too_deep(param)
     schema = as_object(schema, param)
@@ -47,13 +47,13 @@ def _schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
             continue
         elif key == "properties":
             value = {
-                as_string(name, p): _schema_to_json(sub, f"{p}.{name}", deeper)
+                as_string(name, p): schema_to_json(sub, f"{p}.{name}", deeper)
                 for name, sub in as_object(value, p).items()
             }
         elif key == "items":
-            value = _schema_to_json(value, p, deeper)
+            value = schema_to_json(value, p, deeper)
         elif key == "anyOf":
-            value = [_schema_to_json(sub, f"{p}[{k}]", deeper) for k, sub in enumerate(as_array(value, p))]
+            value = [schema_to_json(sub, f"{p}[{k}]", deeper) for k, sub in enumerate(as_array(value, p))]
         elif key in _SCHEMA_INTS:
             value = as_proto3_int(value, p)
         out[key] = value

@@ -21,9 +21,9 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.json_fields import is_int
-from extproc.formats.openai.answers import _finish_in, _parse_usage, _reasoning_of
+from extproc.formats.openai.answers import finish_in, parse_usage, reasoning_of
 from extproc.formats.openai.common import SHAPE_ERRORS, new_call_id, new_completion_id
-from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.openai.provider_errors import error_from_object
 from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
 
@@ -115,7 +115,7 @@ class StreamDecoder:
             self._fail(out, provider_error("provider stream contained a non-object frame"))
             return
         if "error" in obj or obj.get("object") == "error":
-            self._fail(out, _error_from_object(obj.get("error", obj), None))
+            self._fail(out, error_from_object(obj.get("error", obj), None))
             return
         try:
             self._chunk(obj, out)
@@ -139,8 +139,8 @@ class StreamDecoder:
                 reason = c.get("finish_reason")
                 if reason is not None:
                     self._finished = True
-                    out.append(Finish(_finish_in(reason), ci))
-        usage = _parse_usage(obj.get("usage"))
+                    out.append(Finish(finish_in(reason), ci))
+        usage = parse_usage(obj.get("usage"))
         if usage is not None:
             out.append(UsageUpdate(usage))
 
@@ -149,7 +149,7 @@ class StreamDecoder:
             if delta["content"]:
                 out.append(TextDelta(delta["content"], ci))
             return
-        reasoning = _reasoning_of(delta)
+        reasoning = reasoning_of(delta)
         if reasoning:
             out.append(ThinkingDelta(reasoning, index=ci))
         text = delta.get("content")

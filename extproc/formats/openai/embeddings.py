@@ -9,15 +9,15 @@ from typing import Any, Literal
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.answer_values import provider_error
+from extproc.formats.answer_values import provider_error, whole_number
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.client_errors import invalid
 from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
 from extproc.formats.json_fields import is_int, is_num, opt_int, request_object
-from extproc.formats.openai.answers import _int, load_answer
-from extproc.formats.openai.common import _LITTLE_ENDIAN, SHAPE_ERRORS, _add_dropped
+from extproc.formats.openai.answers import load_answer
+from extproc.formats.openai.common import LITTLE_ENDIAN, SHAPE_ERRORS
 from extproc.formats.openai.request import model_of
-from extproc.formats.render_options import RenderedRequest, RenderOptions
+from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 from extproc.formats.repeated_keys import STRING, STRING_OR_ARRAY, Field
 
 # The model and the text embedded: never repeated.
@@ -71,7 +71,7 @@ def parse_embedding_request(body: bytes, path_model: str | None = None) -> Embed
 
 def _encode_vector(vec: list[float]) -> str:
     a = array("f", vec)
-    if not _LITTLE_ENDIAN:
+    if not LITTLE_ENDIAN:
         a.byteswap()
     return base64.b64encode(a.tobytes()).decode("ascii")
 
@@ -79,7 +79,7 @@ def _encode_vector(vec: list[float]) -> str:
 def _decode_vector(text: str) -> list[float]:
     a = array("f")
     a.frombytes(base64.b64decode(text))
-    if not _LITTLE_ENDIAN:
+    if not LITTLE_ENDIAN:
         a.byteswap()
     return a.tolist()
 
@@ -103,14 +103,14 @@ def render_embedding_response(resp: EmbeddingResponse, encoding_format: str = "f
 
 
 def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
-    dropped: list[str] = []
+    unsupported = Unsupported(options.unsupported)
     # the client's encoding: a same-format answer may be passed through untouched
     body: dict[str, Any] = {"model": options.model, "input": req.inputs, "encoding_format": req.encoding_format}
     if req.dimensions is not None:
         body["dimensions"] = req.dimensions
     if req.task_type is not None:
-        _add_dropped("task_type", options, dropped)
-    return RenderedRequest(orjson.dumps(body), dropped)
+        unsupported.lacks("task_type")
+    return RenderedRequest(orjson.dumps(body), unsupported.dropped)
 
 
 def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
@@ -140,5 +140,5 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     return EmbeddingResponse(
         model=named if isinstance(named, str) and named else model,
         vectors=[v for _, v in indexed],
-        usage=Usage(input_tokens=_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None,
+        usage=Usage(input_tokens=whole_number(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None,
     )

@@ -29,7 +29,7 @@ from extproc.formats.canonical import (
 )
 from extproc.formats.json_fields import is_int
 from extproc.formats.openai.common import SHAPE_ERRORS, new_call_id
-from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.openai.provider_errors import error_from_object
 from extproc.formats.responses.answers import call_name, message_text, summary_text
 from extproc.formats.responses.common import finish_of, new_response_id, parse_usage
 from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
@@ -138,9 +138,9 @@ class StreamDecoder:
         elif kind == "response.failed":
             response = obj.get("response")
             error = response.get("error") if isinstance(response, dict) else None
-            self._fail(out, _error_from_object(error or "the provider failed to answer", None))
+            self._fail(out, error_from_object(error or "the provider failed to answer", None))
         elif kind == "error":
-            self._fail(out, _error_from_object(obj.get("error", obj), None))
+            self._fail(out, error_from_object(obj.get("error", obj), None))
 
     def _thinking(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item_id")
