@@ -194,7 +194,9 @@ def _system_blocks(msg: Message, unsupported: Unsupported) -> list[dict[str, Any
     return blocks
 
 
-def _conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def render_conversation(
+    req: ChatRequest, unsupported: Unsupported
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the top-level system blocks, the messages)."""
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
@@ -229,7 +231,7 @@ def _conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[list[dict
     return system, messages
 
 
-def _thinking(req: ChatRequest, body: dict[str, Any], options: RenderOptions, unsupported: Unsupported) -> bool:
+def render_thinking(req: ChatRequest, body: dict[str, Any], options: RenderOptions, unsupported: Unsupported) -> bool:
     """Sets `thinking` (and a max_tokens with room for it); whether the model thinks."""
     budget, budget_field = _thinking_budget(req)
     if budget is None or budget_field is None:
@@ -253,7 +255,7 @@ def _thinking(req: ChatRequest, body: dict[str, Any], options: RenderOptions, un
     return True
 
 
-def _sampling(req: ChatRequest, body: dict[str, Any], thinking: bool, unsupported: Unsupported) -> None:
+def render_sampling(req: ChatRequest, body: dict[str, Any], thinking: bool, unsupported: Unsupported) -> None:
     for row in _SAMPLING:
         value = getattr(req, row.field)
         if value is None:
@@ -265,7 +267,7 @@ def _sampling(req: ChatRequest, body: dict[str, Any], thinking: bool, unsupporte
         body[row.field] = value if bounds is None else bounds.clamp(value)
 
 
-def _tools(req: ChatRequest, body: dict[str, Any]) -> None:
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
     if not req.tools:
         return
     body["tools"] = [
@@ -292,7 +294,7 @@ def _input_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     unsupported = Unsupported(options.unsupported)
-    system, messages = _conversation(req, unsupported)
+    system, messages = render_conversation(req, unsupported)
     body: dict[str, Any] = {
         "model": options.model,
         "max_tokens": req.max_tokens if req.max_tokens is not None else options.default_max_tokens,
@@ -300,7 +302,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     if system:
         body["system"] = system[0]["text"] if len(system) == 1 else system
     body["messages"] = messages
-    _sampling(req, body, _thinking(req, body, options, unsupported), unsupported)
+    render_sampling(req, body, render_thinking(req, body, options, unsupported), unsupported)
     put_params(req, _PARAMS, body)
     check_lacks(req, _LACKS, unsupported)
     fmt = req.response_format
@@ -309,7 +311,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
             body["output_config"] = {"format": {"type": "json_schema", "schema": fmt.schema}}
         else:
             unsupported.lacks("response_format")
-    _tools(req, body)
+    render_tools(req, body)
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.stream:

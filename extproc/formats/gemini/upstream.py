@@ -133,7 +133,7 @@ def _function_response(msg: Message, i: int, names: dict[str, str], unsupported:
     return {"functionResponse": response}
 
 
-def _conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[list[dict], list[dict]]:
+def render_conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[list[dict], list[dict]]:
     """(the systemInstruction's parts, the contents)."""
     system: list[dict] = []
     contents: list[dict] = []
@@ -172,7 +172,7 @@ def _conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[list[dict
     return system, contents
 
 
-def _tools(req: ChatRequest, body: dict[str, Any], unsupported: Unsupported) -> None:
+def render_tools(req: ChatRequest, body: dict[str, Any], unsupported: Unsupported) -> None:
     if req.tools:
         decls = [function_fields({}, tool, "parametersJsonSchema", tool.parameters, None) for tool in req.tools]
         body["tools"] = [{"functionDeclarations": decls}]
@@ -186,7 +186,7 @@ def _tools(req: ChatRequest, body: dict[str, Any], unsupported: Unsupported) -> 
         unsupported.lacks("parallel_tool_calls")
 
 
-def _thinking_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
+def render_thinking_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
     budget = req.thinking_budget
     if budget is None and req.reasoning_effort is not None:
         budget = _EFFORT_BUDGET.get(req.reasoning_effort)
@@ -200,7 +200,7 @@ def _thinking_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, An
     return thinking
 
 
-def _generation_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
+def render_generation_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
     config: dict[str, Any] = {}
     put_params(req, _PARAMS, config)
     fmt = req.response_format
@@ -208,7 +208,7 @@ def _generation_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, 
         config["responseMimeType"] = "application/json"
         if fmt.type == "json_schema" and fmt.schema is not None:
             config["responseJsonSchema"] = fmt.schema
-    if thinking := _thinking_config(req, unsupported):
+    if thinking := render_thinking_config(req, unsupported):
         config["thinkingConfig"] = thinking
     return config
 
@@ -216,12 +216,12 @@ def _generation_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     """A generateContent body (the model and streaming go in the URL)."""
     unsupported = Unsupported(options.unsupported)
-    system, contents = _conversation(req, unsupported)
+    system, contents = render_conversation(req, unsupported)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
-    _tools(req, body, unsupported)
-    if config := _generation_config(req, unsupported):
+    render_tools(req, body, unsupported)
+    if config := render_generation_config(req, unsupported):
         body["generationConfig"] = config
     try:
         return RenderedRequest(orjson.dumps(body), unsupported.dropped)

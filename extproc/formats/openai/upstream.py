@@ -23,6 +23,7 @@ from extproc.formats.provider_params import (
     Param,
     check_lacks,
     function_fields,
+    is_given,
     put_params,
     schema_format_fields,
 )
@@ -62,6 +63,7 @@ _PARAMS = (
     Param("seed", "seed"),
     Param("presence_penalty", "presence_penalty"),
     Param("frequency_penalty", "frequency_penalty"),
+    Param("stop", "stop", is_given),
 )
 _LACKS = (Lacks("top_k"),)
 
@@ -73,7 +75,7 @@ def _files(m: Message, unsupported: Unsupported) -> None:
             unsupported.lacks("file_url" if p.data is None else f"{m.role}_file")
 
 
-def _render_message(m: Message, unsupported: Unsupported) -> dict[str, Any]:
+def render_message(m: Message, unsupported: Unsupported) -> dict[str, Any]:
     _files(m, unsupported)
     if m.role == "user":
         return {"role": "user", "content": _parts_content(m.content, True)}
@@ -107,13 +109,13 @@ def _says_nothing(m: Message) -> bool:
     return m.role == "assistant" and not m.tool_calls and all(isinstance(p, ThinkingPart) for p in m.content)
 
 
-def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
+def render_response_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type == "json_schema":
         return {"type": "json_schema", "json_schema": schema_format_fields({}, fmt)}
     return {"type": fmt.type}
 
 
-def _tools(req: ChatRequest, body: dict[str, Any]) -> None:
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
     """The tools, and how they may be called: OpenAI refuses tool_choice and parallel_tool_calls
     without tools."""
     if not req.tools:
@@ -137,15 +139,13 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     unsupported = Unsupported(options.unsupported)
     body: dict[str, Any] = {
         "model": options.model,
-        "messages": [_render_message(m, unsupported) for m in req.messages if not _says_nothing(m)],
+        "messages": [render_message(m, unsupported) for m in req.messages if not _says_nothing(m)],
     }
     put_params(req, _PARAMS, body)
     check_lacks(req, _LACKS, unsupported)
-    if req.stop:
-        body["stop"] = req.stop
     if req.response_format is not None:
-        body["response_format"] = _response_format(req.response_format)
-    _tools(req, body)
+        body["response_format"] = render_response_format(req.response_format)
+    render_tools(req, body)
     if req.user is not None:
         body["user"] = req.user
     effort = effort_of(req)  # Anthropic adaptive thinking's effort, or a level for a thinking budget

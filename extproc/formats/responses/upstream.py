@@ -70,7 +70,7 @@ def _assistant(message: Message, items: list[dict[str, Any]]) -> None:
         items.append({"type": "function_call", "call_id": call.id, "name": call.name, "arguments": call.arguments})
 
 
-def _input(messages: list[Message]) -> list[dict[str, Any]]:
+def render_input(messages: list[Message]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "assistant":
@@ -99,13 +99,13 @@ _LACKS = (
 _NO_PARAMETERS = {"type": "object", "properties": {}}  # the API wants a function's parameters
 
 
-def _text_format(fmt: ResponseFormat) -> dict[str, Any]:
+def render_text_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type == "json_schema":
         return schema_format_fields({"type": "json_schema"}, fmt)
     return {"type": fmt.type}
 
 
-def _tools(req: ChatRequest, body: dict[str, Any]) -> None:
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
     if not req.tools:
         return
     body["tools"] = [
@@ -127,12 +127,12 @@ def _tools(req: ChatRequest, body: dict[str, Any]) -> None:
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     unsupported = Unsupported(options.unsupported)
-    body: dict[str, Any] = {"model": options.model, "input": _input(req.messages), "store": False}
+    body: dict[str, Any] = {"model": options.model, "input": render_input(req.messages), "store": False}
     put_params(req, _PARAMS, body)
     check_lacks(req, _LACKS, unsupported)
     if req.response_format is not None:
-        body["text"] = {"format": _text_format(req.response_format)}
-    _tools(req, body)
+        body["text"] = {"format": render_text_format(req.response_format)}
+    render_tools(req, body)
     effort = effort_of(req)  # the client's level, or one for its thinking budget
     if effort is not None or req.reasoning_summary is not None:
         body["reasoning"] = {
