@@ -43,17 +43,19 @@ class Lacks(NamedTuple):
     asked: Asked = is_set
 
 
+# The loops unpack the rows and test `is_set` inline: they run on every request.
 def put_params(req: ChatRequest, params: tuple[Param, ...], out: dict[str, Any]) -> None:
-    for param in params:
-        value = getattr(req, param.field)
-        if param.asked(value):
-            out[param.key] = value
+    for field, key, asked in params:
+        value = getattr(req, field)
+        if (value is not None) if asked is is_set else asked(value):
+            out[key] = value
 
 
 def check_lacks(req: ChatRequest, lacks: tuple[Lacks, ...], unsupported: Unsupported) -> None:
-    for lack in lacks:
-        if lack.asked(getattr(req, lack.field)):
-            unsupported.lacks(lack.field)
+    for field, asked in lacks:
+        value = getattr(req, field)
+        if (value is not None) if asked is is_set else asked(value):
+            unsupported.lacks(field)
 
 
 class Bounds(NamedTuple):
