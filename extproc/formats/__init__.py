@@ -1,11 +1,11 @@
-"""Wire formats by name: each is one object with a client side and a provider side (`contract.py`)."""
+"""Wire formats by name: each is one object with a client side and a provider side (`protocols.py`)."""
 
 from __future__ import annotations
 
 from extproc.formats.anthropic.wire import WIRE as ANTHROPIC
-from extproc.formats.contract import WireFormat
 from extproc.formats.gemini.wire import WIRE as GEMINI
 from extproc.formats.openai.wire import WIRE as OPENAI
+from extproc.formats.protocols import WireFormat
 from extproc.formats.responses.wire import WIRE as RESPONSES
 
 FORMATS: dict[str, WireFormat] = {"openai": OPENAI, "anthropic": ANTHROPIC, "gemini": GEMINI, "responses": RESPONSES}

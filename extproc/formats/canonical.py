@@ -138,6 +138,21 @@ def unset(value: object) -> bool:
     return value is None or value is False or (isinstance(value, (str, list)) and not value)
 
 
+def note_unknown(features: list[ApiFeature], prefix: str, word: object, param: str, value: Any) -> None:
+    """A type, role or value the canonical model does not know, named `<prefix><word>`."""
+    features.append(ApiFeature(feature_name(prefix, word), param, value=value))
+
+
+def note_unknown_fields(
+    obj: dict[str, Any], known: frozenset[str], features: list[ApiFeature], prefix: str = "", at: str = ""
+) -> None:
+    """Each field of `obj` that is set and not `known` (what the canonical request is read from), as
+    the feature `<prefix><key>` at the client's field `<at><key>`."""
+    for key, value in obj.items():
+        if key not in known and not unset(value):
+            features.append(ApiFeature(feature_name(prefix, key), at + key, value=value))
+
+
 @dataclass(slots=True)
 class ChatRequest:
     model: str

@@ -4,10 +4,10 @@ asked for (a provider that cannot stream, a cached answer replayed)."""
 from __future__ import annotations
 
 from extproc.formats.canonical import ChatRequest, ChatResponse
-from extproc.formats.contract import ClientFormat
 from extproc.formats.endpoint import Endpoint
+from extproc.formats.protocols import ClientFormat
+from extproc.formats.replay import response_events
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
-from extproc.providers.capabilities import response_events
 
 
 def render_answer(

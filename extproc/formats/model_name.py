@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from extproc.formats.base import invalid
+from extproc.formats.client_errors import invalid
 
 MAX_MODEL_LENGTH = 256
 _ECHO = 64  # at most this much of a bad name goes back into the error message

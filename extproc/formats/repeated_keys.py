@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.base import invalid
+from extproc.formats.client_errors import invalid
 
 # First bytes of the values a provider acts on, by JSON type ("n": a null, often read as "absent").
 STRING = b'"n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.limits import dumps_request
+from extproc.formats.input_bounds import dumps_request
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_SSE = "text/event-stream; charset=utf-8"

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import orjson
 
-from extproc.formats.base import RenderedRequest, RenderOptions, count, provider_error
+from extproc.formats.answer_values import count, provider_error
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.gemini import render_request as render_gemini
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
 def gemini_count_request(request: ChatRequest, options: RenderOptions) -> RenderedRequest:

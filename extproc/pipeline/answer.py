@@ -27,11 +27,10 @@ from extproc.formats.sse import LineGate, overflow_message
 from extproc.formats.token_count import parse_gemini_count, render_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
-from extproc.pipeline.exchange import Exchange, PhaseReply
+from extproc.pipeline.exchange import BUFFERED, STREAMED, Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import serves, wire_format
 from extproc.providers.rendering import dropped_for
-from extproc.server import messages as m
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +50,13 @@ class AnswerStage(Stage):
             reply.set_headers.append((DROPPED_HEADER, dropped_header(ex.dropped)))
         if status >= 400:
             ex.error_body = True
-            reply.response_body_mode = m.BUFFERED
+            reply.response_body_mode = BUFFERED
             return
         if endpoint is None or provider is None:
             return
         if endpoint.operation == "count_tokens":  # a count: the provider's own, or Gemini's to translate
             if not ex.passthrough:
-                reply.response_body_mode = m.BUFFERED
+                reply.response_body_mode = BUFFERED
             return
         max_line = ex.snapshot.config.extproc.max_stream_line_bytes
         if ex.passthrough and not ex.stream_from_whole:
@@ -66,14 +65,14 @@ class AnswerStage(Stage):
                 ex.assembler = StreamAssembler()
                 if endpoint.sse:  # Gemini's JSON array (no alt=sse) is bounded by its decoder alone
                     ex.line_gate = LineGate(max_line)
-                reply.response_body_mode = m.STREAMED
+                reply.response_body_mode = STREAMED
             else:
-                reply.response_body_mode = m.BUFFERED
+                reply.response_body_mode = BUFFERED
             return
         client = FORMATS[endpoint.format]
         if ex.stream_from_whole:
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
-            reply.response_body_mode = m.BUFFERED
+            reply.response_body_mode = BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
             ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder(max_line)
@@ -81,9 +80,9 @@ class AnswerStage(Stage):
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
             reply.remove_headers.append("content-length")
-            reply.response_body_mode = m.STREAMED
+            reply.response_body_mode = STREAMED
         else:
-            reply.response_body_mode = m.BUFFERED
+            reply.response_body_mode = BUFFERED
 
     def response_body(self, ex: Exchange, reply: PhaseReply, chunk: bytes, end_of_stream: bool) -> None:
         if ex.error_body:

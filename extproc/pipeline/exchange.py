@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
+
 from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
 from extproc.config.model import Provider
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
-from extproc.formats.contract import StreamDecoder, StreamEncoder
 from extproc.formats.endpoint import Endpoint, Format
+from extproc.formats.protocols import StreamDecoder, StreamEncoder
 from extproc.formats.sse import LineGate
 from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import monotonic
@@ -20,6 +22,9 @@ from extproc.state import Snapshot
 from extproc.store.base import Take
 
 Headers = list[tuple[str, str]]
+# How Envoy sends the answer's body (PhaseReply.response_body_mode): whole, or chunk by chunk.
+BUFFERED = ProcessingMode.BUFFERED
+STREAMED = ProcessingMode.STREAMED
 
 
 @dataclass(slots=True)

@@ -10,13 +10,13 @@ from extproc.contract import TOKEN_COUNT_HEADER
 from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
+from extproc.formats.replay import response_events
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.formats.token_count import render_count
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.provider_kinds import KINDS
 from extproc.providers import mock
-from extproc.providers.capabilities import response_events
 from extproc.providers.rendering import counts_tokens
 from extproc.ratelimit import estimate
 

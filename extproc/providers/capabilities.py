@@ -14,21 +14,8 @@ from dataclasses import dataclass, field
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
-from extproc.formats.canonical import (
-    ChatRequest,
-    ChatResponse,
-    Choice,
-    Finish,
-    ImagePart,
-    ResponseFormat,
-    StreamEvent,
-    StreamStart,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallDelta,
-    ToolCallStart,
-    UsageUpdate,
-)
+from extproc.formats.canonical import ChatRequest, ImagePart, ResponseFormat
+from extproc.formats.render_options import Unsupported
 
 
 @dataclass(slots=True)
@@ -41,40 +28,37 @@ def fit_to_provider(request: ChatRequest, provider: Provider, native: bool = Tru
     """Change `request` in place to what the provider can do; say what changed. `native`: the
     provider speaks the client's API, so what only that API carries (ApiFeature) goes with it."""
     caps = provider.capabilities
-    fitting = Fitting()
-    dropped = fitting.dropped
-
-    def lacks(feature: str) -> None:
-        if provider.unsupported == "reject":
-            raise GatewayError(
-                "invalid_request", f"{feature} is not supported by provider {provider.name}", param=feature
-            )
-        dropped.append(feature)
-
+    unsupported = Unsupported(provider.unsupported, f"provider {provider.name}")
+    fitting = Fitting(unsupported.dropped)
     if not native:
-        dropped += api_features_lost(request, provider)
+        _lose_api_features(request, provider, unsupported)
 
     if request.tools and not caps.tools:
-        lacks("tools")
+        unsupported.lacks("tools")
         request.tools, request.tool_choice, request.parallel_tool_calls = [], None, None
     if not caps.images and any(isinstance(p, ImagePart) for m in request.messages for p in m.content):
-        lacks("images")
+        unsupported.lacks("images")
         for message in request.messages:
             message.content = [p for p in message.content if not isinstance(p, ImagePart)]
     if request.response_format and request.response_format.type == "json_schema" and not caps.json_schema:
-        lacks("json_schema")
+        unsupported.lacks("json_schema")
         request.response_format = ResponseFormat("json_object")  # still JSON, without the schema
     if caps.max_tokens and request.max_tokens and request.max_tokens > caps.max_tokens:
         request.max_tokens = caps.max_tokens
         fitting.changed = True
-    fitting.changed = fitting.changed or bool(dropped)
+    fitting.changed = fitting.changed or bool(fitting.dropped)
     return fitting
 
 
 def api_features_lost(request: ChatRequest, provider: Provider) -> list[str]:
     """The names of the request's ApiFeatures, each once, for a provider that gets the request
     rendered from the canonical model; a 400 naming the client's field where one must be refused."""
-    names: list[str] = []
+    unsupported = Unsupported(provider.unsupported, f"provider {provider.name}")
+    _lose_api_features(request, provider, unsupported)
+    return unsupported.dropped
+
+
+def _lose_api_features(request: ChatRequest, provider: Provider, unsupported: Unsupported) -> None:
     for feature in request.api_features:
         if feature.when_foreign == "refuse":
             raise GatewayError(
@@ -83,43 +67,7 @@ def api_features_lost(request: ChatRequest, provider: Provider) -> list[str]:
                 "keeps (send the whole conversation with each request, with store: false)",
                 param=feature.param,
             )
-        if feature.when_foreign == "policy" and provider.unsupported == "reject":
-            raise GatewayError(
-                "invalid_request", f"{feature.name} is not supported by provider {provider.name}", param=feature.param
-            )
-        if feature.name not in names:
-            names.append(feature.name)
-    return names
-
-
-def response_events(response: ChatResponse) -> list[StreamEvent]:
-    """A whole answer as stream events: how a client stream is served by a provider that cannot stream,
-    and how a cached answer is replayed (in the pieces it was first streamed in, when it was)."""
-    events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
-    for choice in response.choices:
-        for thinking in choice.thinking:
-            events.append(
-                ThinkingDelta(thinking.text, thinking.signature, choice.index, thinking.redacted, thinking.encrypted)
-            )
-        events += _text_deltas(choice)
-        for i, call in enumerate(choice.tool_calls):
-            events.append(ToolCallStart(i, call.id, call.name, choice.index))
-            events.append(ToolCallDelta(i, call.arguments, choice.index))
-        events.append(Finish(choice.finish_reason or "stop", choice.index))
-    if response.usage is not None:
-        events.append(UsageUpdate(response.usage))
-    return events
-
-
-def _text_deltas(choice: Choice) -> list[StreamEvent]:
-    text, pieces = choice.text, choice.pieces
-    if not text:
-        return []
-    if sum(pieces) != len(text):  # a whole answer, or pieces that do not describe this text
-        return [TextDelta(text, choice.index)]
-    deltas: list[StreamEvent] = []
-    start = 0
-    for length in pieces:
-        deltas.append(TextDelta(text[start : start + length], choice.index))
-        start += length
-    return deltas
+        if feature.when_foreign == "policy":
+            unsupported.lacks(feature.name, feature.param)
+        else:
+            unsupported.drop(feature.name)

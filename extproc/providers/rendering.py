@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
+from extproc.formats.render_options import RenderOptions
 from extproc.formats.token_count import gemini_count_request
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
 from extproc.providers import kind_of, provider_format, serves, wire_format

@@ -181,7 +181,7 @@ class _Stream:
         self.task: asyncio.Task[None] | None = None
 
 
-class ConnectionError_(Exception):
+class H2ConnectionError(Exception):
     """The peer broke the protocol: the connection ends with this HTTP/2 error code."""
 
     def __init__(self, code: int, reason: str) -> None:
@@ -278,7 +278,7 @@ class GrpcConnection(asyncio.Protocol):
                 high, low, kind, flags, stream_id = h2.FRAME_HEADER.unpack_from(buffer, offset)
                 length = high << 16 | low
                 if length > _MAX_FRAME:
-                    raise ConnectionError_(h2.FRAME_SIZE_ERROR, "frame larger than advertised")
+                    raise H2ConnectionError(h2.FRAME_SIZE_ERROR, "frame larger than advertised")
                 end = offset + 9 + length
                 if end > size:
                     break
@@ -288,7 +288,7 @@ class GrpcConnection(asyncio.Protocol):
                 if self._refused:
                     return
             del buffer[:offset]
-        except ConnectionError_ as error:
+        except H2ConnectionError as error:
             self._fail(error.code, str(error))
         except hpack.OversizedHeaderListError:
             self._fail(h2.ENHANCE_YOUR_CALM, "header list larger than advertised")
@@ -305,12 +305,12 @@ class GrpcConnection(asyncio.Protocol):
         buffer = self._buffer
         if len(buffer) < len(h2.PREFACE) + 9:
             if not h2.PREFACE.startswith(bytes(buffer[: len(h2.PREFACE)])):
-                raise ConnectionError_(h2.PROTOCOL_ERROR, "not an HTTP/2 prior-knowledge connection")
+                raise H2ConnectionError(h2.PROTOCOL_ERROR, "not an HTTP/2 prior-knowledge connection")
             return False
         if buffer[: len(h2.PREFACE)] != h2.PREFACE:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "not an HTTP/2 prior-knowledge connection")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "not an HTTP/2 prior-knowledge connection")
         if buffer[len(h2.PREFACE) + 3] != h2.SETTINGS or buffer[len(h2.PREFACE) + 4] & h2.ACK:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "the preface is not followed by a SETTINGS frame")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "the preface is not followed by a SETTINGS frame")
         del buffer[: len(h2.PREFACE)]
         self._handshake = False
         return True
@@ -346,7 +346,7 @@ class GrpcConnection(asyncio.Protocol):
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if self._continuation is not None and kind != h2.CONTINUATION:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "header block interrupted")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "header block interrupted")
         if self._unrefused is not None:  # a stream without Envoy's token: nothing else is served
             if kind == h2.DATA and stream_id == self._unrefused and flags & h2.END_STREAM:
                 self._refuse()
@@ -372,9 +372,9 @@ class GrpcConnection(asyncio.Protocol):
             self.closing = True
         elif kind == h2.PRIORITY:
             if stream_id == 0 or len(payload) != 5:
-                raise ConnectionError_(h2.PROTOCOL_ERROR if stream_id == 0 else h2.FRAME_SIZE_ERROR, "bad PRIORITY")
+                raise H2ConnectionError(h2.PROTOCOL_ERROR if stream_id == 0 else h2.FRAME_SIZE_ERROR, "bad PRIORITY")
         elif kind == h2.PUSH_PROMISE:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "a client cannot push")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "a client cannot push")
         # unknown types are ignored (RFC 9113 5.5)
 
     def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -386,7 +386,7 @@ class GrpcConnection(asyncio.Protocol):
         stream = self._streams.get(stream_id)
         if stream is None:
             if stream_id == 0 or stream_id > self._last_stream_id:
-                raise ConnectionError_(h2.PROTOCOL_ERROR, "DATA on a stream not opened")
+                raise H2ConnectionError(h2.PROTOCOL_ERROR, "DATA on a stream not opened")
             return  # a stream already answered or reset: only the connection's window counted it
         if size > stream.recv_window or stream.inbox.ended:
             self._reset(stream, h2.FLOW_CONTROL_ERROR if size > stream.recv_window else h2.STREAM_CLOSED)
@@ -483,10 +483,10 @@ class GrpcConnection(asyncio.Protocol):
 
     def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id == 0:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "HEADERS on stream 0")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "HEADERS on stream 0")
         block = h2.strip_padding(flags, payload)
         if len(block) > _MAX_HEADER_BLOCK:
-            raise ConnectionError_(h2.ENHANCE_YOUR_CALM, "header block too large")
+            raise H2ConnectionError(h2.ENHANCE_YOUR_CALM, "header block too large")
         if not flags & h2.END_HEADERS:
             self._continuation = (stream_id, flags, bytearray(block), 0)
             return
@@ -494,11 +494,11 @@ class GrpcConnection(asyncio.Protocol):
 
     def _continue_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         if self._continuation is None or self._continuation[0] != stream_id:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
         _, first_flags, block, frames = self._continuation
         block += payload
         if len(block) > _MAX_HEADER_BLOCK or frames >= _MAX_CONTINUATIONS:
-            raise ConnectionError_(h2.ENHANCE_YOUR_CALM, "header block too large")
+            raise H2ConnectionError(h2.ENHANCE_YOUR_CALM, "header block too large")
         if flags & h2.END_HEADERS:
             self._continuation = None
             self._header_block(stream_id, first_flags, bytes(block))
@@ -520,7 +520,7 @@ class GrpcConnection(asyncio.Protocol):
             return
         if stream_id % 2 == 0 or stream_id <= self._last_stream_id:
             if stream_id % 2 == 0:
-                raise ConnectionError_(h2.PROTOCOL_ERROR, "a client stream id must be odd")
+                raise H2ConnectionError(h2.PROTOCOL_ERROR, "a client stream id must be odd")
             return  # a stream we already ended: late trailers
         self._last_stream_id = stream_id
         if self._token is not None:
@@ -568,42 +568,42 @@ class GrpcConnection(asyncio.Protocol):
 
     def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id != 0:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "SETTINGS on a stream")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & h2.ACK:
             if payload:
-                raise ConnectionError_(h2.FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
+                raise H2ConnectionError(h2.FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
             return
         if len(payload) % 6:
-            raise ConnectionError_(h2.FRAME_SIZE_ERROR, "SETTINGS of odd length")
+            raise H2ConnectionError(h2.FRAME_SIZE_ERROR, "SETTINGS of odd length")
         for key, value in h2.parse_settings(payload).items():
             if key == h2.SETTINGS_INITIAL_WINDOW_SIZE:
                 if value > h2.MAX_WINDOW:
-                    raise ConnectionError_(h2.FLOW_CONTROL_ERROR, "initial window too large")
+                    raise H2ConnectionError(h2.FLOW_CONTROL_ERROR, "initial window too large")
                 delta, self._initial_window = value - self._initial_window, value
                 for stream in self._streams.values():
                     stream.send_window += delta
                     if stream.send_window > h2.MAX_WINDOW:
-                        raise ConnectionError_(h2.FLOW_CONTROL_ERROR, "a stream's window overflows")
+                        raise H2ConnectionError(h2.FLOW_CONTROL_ERROR, "a stream's window overflows")
             elif key == h2.SETTINGS_MAX_FRAME_SIZE:
                 if not h2.DEFAULT_MAX_FRAME <= value < 1 << 24:
-                    raise ConnectionError_(h2.PROTOCOL_ERROR, "invalid max frame size")
+                    raise H2ConnectionError(h2.PROTOCOL_ERROR, "invalid max frame size")
                 self._max_send_frame = value
             elif key == h2.SETTINGS_ENABLE_PUSH and value > 1:
-                raise ConnectionError_(h2.PROTOCOL_ERROR, "invalid enable push")
+                raise H2ConnectionError(h2.PROTOCOL_ERROR, "invalid enable push")
         self._write(_SETTINGS_ACK)
         for stream in list(self._blocked):
             self._flush(stream)
 
     def _window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
-            raise ConnectionError_(h2.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong length")
+            raise H2ConnectionError(h2.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong length")
         increment = h2.read_u32(payload)
         if stream_id == 0:
             if increment == 0:
-                raise ConnectionError_(h2.PROTOCOL_ERROR, "WINDOW_UPDATE of zero")
+                raise H2ConnectionError(h2.PROTOCOL_ERROR, "WINDOW_UPDATE of zero")
             self._send_window += increment
             if self._send_window > h2.MAX_WINDOW:
-                raise ConnectionError_(h2.FLOW_CONTROL_ERROR, "the connection's window overflows")
+                raise H2ConnectionError(h2.FLOW_CONTROL_ERROR, "the connection's window overflows")
             for stream in list(self._blocked):
                 self._flush(stream)
         elif (target := self._streams.get(stream_id)) is not None:
@@ -613,13 +613,13 @@ class GrpcConnection(asyncio.Protocol):
                 return
             self._flush(target)
         elif stream_id > self._last_stream_id:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "WINDOW_UPDATE on a stream not opened")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "WINDOW_UPDATE on a stream not opened")
 
     def _reset_by_peer(self, stream_id: int, payload: bytes) -> None:
         if stream_id == 0 or stream_id > self._last_stream_id:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "RST_STREAM on a stream not opened")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "RST_STREAM on a stream not opened")
         if len(payload) != 4:
-            raise ConnectionError_(h2.FRAME_SIZE_ERROR, "RST_STREAM of the wrong length")
+            raise H2ConnectionError(h2.FRAME_SIZE_ERROR, "RST_STREAM of the wrong length")
         if (stream := self._streams.get(stream_id)) is not None:
             self._forget(stream)
 
@@ -780,9 +780,9 @@ class GrpcConnection(asyncio.Protocol):
 def _control_frame(stream_id: int, payload: bytes, size: int, name: str) -> None:
     """A connection-level frame of a fixed size: anything else is a connection error."""
     if stream_id != 0:
-        raise ConnectionError_(h2.PROTOCOL_ERROR, f"{name} on a stream")
+        raise H2ConnectionError(h2.PROTOCOL_ERROR, f"{name} on a stream")
     if len(payload) != size:
-        raise ConnectionError_(h2.FRAME_SIZE_ERROR, f"{name} of the wrong length")
+        raise H2ConnectionError(h2.FRAME_SIZE_ERROR, f"{name} of the wrong length")
 
 
 class GrpcServer:

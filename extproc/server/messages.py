@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Literal
 
 from envoy.config.core.v3.base_pb2 import HeaderValueOption
-from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     BodyResponse,
     CommonResponse,
@@ -16,8 +15,6 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-BUFFERED = ProcessingMode.BUFFERED
-STREAMED = ProcessingMode.STREAMED
 
 # Shared, never mutated: "go on unchanged" for each phase.
 CONTINUE_REQUEST_HEADERS = ProcessingResponse(request_headers=HeadersResponse())

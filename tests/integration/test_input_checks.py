@@ -20,7 +20,7 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from extproc.formats.limits import MAX_SCHEMA_DEPTH, MAX_TOKENS
+from extproc.formats.input_bounds import MAX_SCHEMA_DEPTH, MAX_TOKENS
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client

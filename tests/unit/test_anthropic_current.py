@@ -15,8 +15,8 @@ import pytest
 
 from extproc.errors import GatewayError
 from extproc.formats import anthropic, gemini, openai
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ApiFeature, ChatRequest, Message, TextPart, effort_of, feature_name
+from extproc.formats.render_options import RenderOptions
 from tests.support.fixtures import fixture_json
 
 CLAUDE_CODE = ["agents/claude-code-2.1.328.turn1.json", "agents/claude-code-2.1.328.turn2.json"]

@@ -18,7 +18,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from extproc.providers.capabilities import response_events
+from extproc.formats.replay import response_events
 
 
 def test_a_whole_answer_streamed_and_gathered_is_the_same_answer() -> None:

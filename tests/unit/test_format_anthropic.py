@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from extproc.errors import GatewayError, client_status
 from extproc.formats import anthropic as fmt
 from extproc.formats.anthropic import common as fmt_common
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -47,6 +46,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
+from extproc.formats.render_options import RenderOptions
 from tests.support.fixtures import FIXTURES_DIR, fixture_bytes
 
 REQUEST_FIXTURES = [

@@ -27,7 +27,6 @@ from google.genai import types as genai_types
 
 from extproc.errors import GatewayError
 from extproc.formats import gemini as fmt
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -52,6 +51,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
+from extproc.formats.render_options import RenderOptions
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(os.environ.get("GATEWAY_FIXTURES", REPO.parent / "shared" / "fixtures"))

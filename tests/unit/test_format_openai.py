@@ -22,7 +22,6 @@ import openai as openai_sdk
 
 from extproc.errors import GatewayError, client_status
 from extproc.formats import openai as fmt
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -47,6 +46,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
+from extproc.formats.render_options import RenderOptions
 from tests.support.fixtures import fixture_bytes
 
 REQUEST_FIXTURES = [

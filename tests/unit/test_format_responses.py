@@ -18,7 +18,6 @@ from openai.types.responses import ResponseStreamEvent
 
 from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import (
     ApiFeature,
     ChatRequest,
@@ -43,6 +42,7 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.endpoint import Endpoint
+from extproc.formats.render_options import RenderOptions
 from extproc.formats.responses import reasoning
 from extproc.formats.responses.common import flat_tool_name
 from tests.support import responses_samples as rec

@@ -18,8 +18,7 @@ from extproc.cache.forwarded import forwarded
 from extproc.cache.key import cache_key
 from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS, anthropic, gemini, openai
-from extproc.formats.base import RenderOptions
-from extproc.formats.limits import (
+from extproc.formats.input_bounds import (
     MAX_CHOICES,
     MAX_DEPTH,
     MAX_DIMENSIONS,
@@ -30,6 +29,7 @@ from extproc.formats.limits import (
     ORJSON_WRITE_DEPTH,
     check_schema_depth,
 )
+from extproc.formats.render_options import RenderOptions
 from extproc.formats.responses import request as responses
 from tests.unit.test_cache_key import PROVIDERS
 

@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEADER
+from extproc.pipeline import exchange as m
 from extproc.pipeline.answer import AnswerStage
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.providers import provider_format
-from extproc.server import messages as m
 from tests.fakes.base import split_sse_events
 from tests.support.exchanges import CHAT_PATH, MESSAGES_PATH, PROVIDERS, at_body, chat, messages, snapshot
 from tests.support.fixtures import fixture_bytes, fixture_json

@@ -31,8 +31,8 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.endpoint import Endpoint
+from extproc.formats.replay import response_events
 from extproc.formats.responses import wire as responses_wire
-from extproc.providers.capabilities import response_events
 from tests.support import responses_samples
 from tests.support.fixtures import fixture_bytes, fixture_json
 

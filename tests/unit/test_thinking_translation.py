@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 
 from extproc.formats import FORMATS, anthropic, gemini, openai
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, Message, TextPart
 from extproc.formats.endpoint import Endpoint
+from extproc.formats.render_options import RenderOptions
 from tests.support.fixtures import fixture_bytes, fixture_json
 
 THINKING = "anthropic/message-thinking.response.json"

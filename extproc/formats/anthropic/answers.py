@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError, kind_for_status
-from extproc.formats.anthropic.common import _FINISH_IN, _new_id
-from extproc.formats.base import is_int
+from extproc.formats.anthropic.common import finish_in, new_id
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall, Usage
+from extproc.formats.json_fields import is_int
 
 # Anthropic error `type` -> gateway kind (an in-band stream error has no HTTP status)
 _ERROR_KINDS: dict[str, Any] = {
@@ -27,7 +27,7 @@ _ERROR_KINDS: dict[str, Any] = {
 }
 
 
-class _UsageTracker:
+class UsageTracker:
     """Anthropic reports input from message_start and cumulative totals in message_delta."""
 
     __slots__ = ("cache_creation", "cache_read", "output", "thinking", "uncached")
@@ -61,11 +61,11 @@ class _UsageTracker:
         )
 
 
-def _provider_failure(message: str) -> GatewayError:
+def provider_failure(message: str) -> GatewayError:
     return GatewayError("provider_error", message)
 
 
-def _error_from_object(data: dict[str, Any], status: int | None) -> GatewayError:
+def error_from_object(data: dict[str, Any], status: int | None) -> GatewayError:
     error = data.get("error")
     etype = message = None
     if isinstance(error, dict):
@@ -93,21 +93,21 @@ def parse_error(status: int, body: bytes) -> GatewayError:
     if not isinstance(data, dict):
         text = body[:200].decode("utf-8", "replace").strip() if isinstance(body, bytes) else ""
         data = {"error": {"message": text or None}}
-    return _error_from_object(data, status)
+    return error_from_object(data, status)
 
 
 def parse_response(body: bytes) -> ChatResponse:
     try:
         data = orjson.loads(body)
     except (orjson.JSONDecodeError, TypeError):
-        raise _provider_failure("provider answer is not valid JSON") from None
+        raise provider_failure("provider answer is not valid JSON") from None
     if not isinstance(data, dict):
-        raise _provider_failure("provider answer is not a JSON object")
+        raise provider_failure("provider answer is not a JSON object")
     if data.get("type") == "error":
-        raise _error_from_object(data, None)
+        raise error_from_object(data, None)
     content = data.get("content")
     if not isinstance(content, list):
-        raise _provider_failure("provider answer has no content array")
+        raise provider_failure("provider answer has no content array")
     choice = Choice(index=0)
     texts: list[str] = []
     for block in content:
@@ -121,7 +121,7 @@ def parse_response(body: bytes) -> ChatResponse:
             call_id, name = block.get("id"), block.get("name")
             choice.tool_calls.append(
                 ToolCall(
-                    call_id if isinstance(call_id, str) and call_id else _new_id("toolu_"),
+                    call_id if isinstance(call_id, str) and call_id else new_id("toolu_"),
                     name if isinstance(name, str) else "",
                     orjson.dumps(args).decode() if isinstance(args, dict) else "{}",
                 )
@@ -139,12 +139,12 @@ def parse_response(body: bytes) -> ChatResponse:
     choice.text = "".join(texts)
     stop_reason = data.get("stop_reason")
     if isinstance(stop_reason, str):
-        choice.finish_reason = _FINISH_IN.get(stop_reason, "stop")
-    tracker = _UsageTracker()
+        choice.finish_reason = finish_in(stop_reason)
+    tracker = UsageTracker()
     usage = tracker.canonical() if tracker.update(data.get("usage")) else None
     msg_id, model = data.get("id"), data.get("model")
     return ChatResponse(
-        id=msg_id if isinstance(msg_id, str) and msg_id else _new_id("msg_"),
+        id=msg_id if isinstance(msg_id, str) and msg_id else new_id("msg_"),
         model=model if isinstance(model, str) else "",
         created=int(time.time()),
         choices=[choice],

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 
 from extproc.formats.canonical import FinishReason, Usage
-from extproc.formats.limits import MAX_DEPTH, ORJSON_WRITE_DEPTH, too_deep
+from extproc.formats.input_bounds import MAX_DEPTH, ORJSON_WRITE_DEPTH, too_deep
 
-_ALNUM = string.ascii_letters + string.digits
+ALNUM = string.ascii_letters + string.digits
 
 _FINISH_IN: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -31,18 +31,23 @@ _FINISH_OUT: dict[str, str] = {
 }
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(24))
+def finish_in(reason: str) -> FinishReason:
+    """An Anthropic stop_reason as the canonical finish reason."""
+    return _FINISH_IN.get(reason, "stop")
 
 
-def _message_id(source: str) -> str:
+def new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(ALNUM) for _ in range(24))
+
+
+def message_id(source: str) -> str:
     """Anthropic ids start with msg_; another provider's id is kept after it for tracing."""
     if not source:
-        return _new_id("msg_")
+        return new_id("msg_")
     return source if source.startswith("msg_") else "msg_" + source
 
 
-def _dumps(value: Any) -> bytes:
+def dumps_lenient(value: Any) -> bytes:
     """orjson refuses lone surrogates; replace them rather than emit nothing. It also refuses
     values deeper than it writes (a client's tool schema or tool input): a 400."""
     try:
@@ -67,7 +72,7 @@ def _scrub(value: Any, depth: int) -> Any:
     return value
 
 
-def _anthropic_usage(usage: Usage | None) -> dict[str, Any]:
+def anthropic_usage(usage: Usage | None) -> dict[str, Any]:
     """`usage` of a message (and of a stream's message_start and message_delta). Reasoning tokens,
     whichever provider counted them, are `output_tokens_details.thinking_tokens` (part of
     output_tokens, as the API reports them)."""
@@ -90,7 +95,7 @@ def _anthropic_usage(usage: Usage | None) -> dict[str, Any]:
     return out
 
 
-def _tool_input(arguments: str) -> dict[str, Any]:
+def tool_input(arguments: str) -> dict[str, Any]:
     """A call's JSON text as the object Anthropic wants; anything else becomes {}."""
     if not arguments:
         return {}
@@ -101,7 +106,7 @@ def _tool_input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _stop_reason(reason: str | None, has_tools: bool) -> str:
+def stop_reason(reason: str | None, has_tools: bool) -> str:
     if reason is None:
         return "tool_use" if has_tools else "end_turn"
     return _FINISH_OUT.get(reason, "end_turn")

@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.anthropic.answers import _error_from_object, _provider_failure, _UsageTracker
-from extproc.formats.anthropic.common import _FINISH_IN, _new_id
-from extproc.formats.base import is_int
+from extproc.formats.anthropic.answers import UsageTracker, error_from_object, provider_failure
+from extproc.formats.anthropic.common import finish_in, new_id
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -22,6 +21,7 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
+from extproc.formats.json_fields import is_int
 from extproc.formats.sse import MAX_LINE_BYTES, SSEEvent, SSEParser, overflow_message
 
 
@@ -43,7 +43,7 @@ class StreamDecoder:
         self._closed = False
         self._calls = 0
         self._blocks: dict[int, int] = {}  # content block index -> call_index (tool_use only)
-        self._usage = _UsageTracker()
+        self._usage = UsageTracker()
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -61,12 +61,12 @@ class StreamDecoder:
             self._handle(sse, events)
         self._check_overflow(events)
         if not self._finished and not self._failed:
-            self._fail(_provider_failure("provider stream ended before the message was complete"), events)
+            self._fail(provider_failure("provider stream ended before the message was complete"), events)
         return events
 
     def _check_overflow(self, events: list[StreamEvent]) -> None:
         if self._sse.overflow and not self._failed and not self._finished:
-            self._fail(_provider_failure(overflow_message(self._sse.max_line_bytes)), events)
+            self._fail(provider_failure(overflow_message(self._sse.max_line_bytes)), events)
 
     def _fail(self, error: GatewayError, events: list[StreamEvent]) -> None:
         self._failed = True
@@ -85,13 +85,13 @@ class StreamDecoder:
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict):
-            self._fail(_provider_failure("malformed event in the provider stream"), events)
+            self._fail(provider_failure("malformed event in the provider stream"), events)
             return
         etype = data.get("type")
         if not isinstance(etype, str):
             etype = sse.event
         if etype == "error":
-            self._fail(_error_from_object(data, None), events)
+            self._fail(error_from_object(data, None), events)
         elif etype == "content_block_delta":
             self._block_delta(data, events)
         elif etype == "content_block_start":
@@ -108,12 +108,12 @@ class StreamDecoder:
         except orjson.JSONDecodeError:
             return
         if isinstance(data, dict) and "error" in data:
-            self._fail(_error_from_object(data, None), events)
+            self._fail(error_from_object(data, None), events)
 
     def _ensure_started(self, events: list[StreamEvent]) -> None:
         if not self._started:
             self._started = True
-            events.append(StreamStart(_new_id("msg_"), "", self._created))
+            events.append(StreamStart(new_id("msg_"), "", self._created))
 
     def _message_start(self, message: Any, events: list[StreamEvent]) -> None:
         if self._started or not isinstance(message, dict):
@@ -125,7 +125,7 @@ class StreamDecoder:
         usage = self._usage.canonical()
         events.append(
             StreamStart(
-                msg_id if isinstance(msg_id, str) and msg_id else _new_id("msg_"),
+                msg_id if isinstance(msg_id, str) and msg_id else new_id("msg_"),
                 model if isinstance(model, str) else "",
                 self._created,
                 usage.input_tokens if has_usage else None,
@@ -148,7 +148,7 @@ class StreamDecoder:
             events.append(
                 ToolCallStart(
                     call_index,
-                    call_id if isinstance(call_id, str) and call_id else _new_id("toolu_"),
+                    call_id if isinstance(call_id, str) and call_id else new_id("toolu_"),
                     name if isinstance(name, str) else "",
                 )
             )
@@ -201,6 +201,6 @@ class StreamDecoder:
         reason = delta.get("stop_reason") if isinstance(delta, dict) else None
         if isinstance(reason, str) and not self._finished:
             self._finished = True
-            events.append(Finish(_FINISH_IN.get(reason, "stop")))
+            events.append(Finish(finish_in(reason)))
         if self._usage.update(data.get("usage")):
             events.append(UsageUpdate(self._usage.canonical()))

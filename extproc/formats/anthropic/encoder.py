@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.errors import ERROR_TABLE, GatewayError
-from extproc.formats.anthropic.common import _anthropic_usage, _dumps, _message_id, _new_id, _stop_reason
+from extproc.formats.anthropic.common import anthropic_usage, dumps_lenient, message_id, new_id, stop_reason
 from extproc.formats.canonical import (
     ChatRequest,
     Finish,
@@ -23,7 +23,7 @@ from extproc.formats.sse import frame
 
 
 def _event(kind: str, payload: dict[str, Any]) -> bytes:
-    return frame(_dumps(payload), kind)
+    return frame(dumps_lenient(payload), kind)
 
 
 class StreamEncoder:
@@ -74,11 +74,11 @@ class StreamEncoder:
         self._close_block(out)
         usage: dict[str, int] = {"output_tokens": 0}
         if self._usage is not None:
-            usage = _anthropic_usage(self._usage)
+            usage = anthropic_usage(self._usage)
         delta = {
             "type": "message_delta",
             "delta": {
-                "stop_reason": _stop_reason(self._finish, bool(self._call_blocks)),
+                "stop_reason": stop_reason(self._finish, bool(self._call_blocks)),
                 "stop_sequence": None,
             },
             "usage": usage,
@@ -112,7 +112,7 @@ class StreamEncoder:
                 self._finish = event.reason
         elif isinstance(event, StreamStart):
             if not self._started and not self._start_pending:
-                self._id = _message_id(event.id)
+                self._id = message_id(event.id)
                 self._model = event.model or self._model
                 self._start_input = event.input_tokens
                 self._start_pending = True
@@ -132,13 +132,13 @@ class StreamEncoder:
     def _ensure_started(self, out: list[bytes]) -> None:
         if not self._started:
             if not self._id:
-                self._id = _new_id("msg_")
+                self._id = new_id("msg_")
             self._emit_start(out)
 
     def _emit_start(self, out: list[bytes]) -> None:
         self._start_pending = False
         self._started = True
-        usage = _anthropic_usage(self._usage)
+        usage = anthropic_usage(self._usage)
         if self._usage is None and self._start_input is not None:
             usage["input_tokens"] = self._start_input
         message: dict[str, Any] = {
@@ -200,7 +200,7 @@ class StreamEncoder:
             self._signed = True
 
     def _tool_start(self, call_index: int, call_id: str, name: str, out: list[bytes]) -> None:
-        block = {"type": "tool_use", "id": call_id or _new_id("toolu_"), "name": name, "input": {}}
+        block = {"type": "tool_use", "id": call_id or new_id("toolu_"), "name": name, "input": {}}
         self._call_blocks[call_index] = self._open_block("tool", block, out)
 
     def _tool_delta(self, event: ToolCallDelta, out: list[bytes]) -> None:

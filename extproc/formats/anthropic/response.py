@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError, render_anthropic_error
-from extproc.formats.anthropic.common import _anthropic_usage, _dumps, _message_id, _new_id, _stop_reason, _tool_input
+from extproc.formats.anthropic.common import anthropic_usage, dumps_lenient, message_id, new_id, stop_reason, tool_input
 from extproc.formats.canonical import ChatResponse, Choice
 
 MODELS_CREATED_AT = "1970-01-01T00:00:00Z"  # the API's own value for an unknown release date
@@ -28,22 +28,22 @@ def render_response(resp: ChatResponse) -> bytes:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.id or _new_id("toolu_"),
+                "id": call.id or new_id("toolu_"),
                 "name": call.name,
-                "input": _tool_input(call.arguments),
+                "input": tool_input(call.arguments),
             }
         )
     body = {
-        "id": _message_id(resp.id),
+        "id": message_id(resp.id),
         "type": "message",
         "role": "assistant",
         "model": resp.model,
         "content": content,
-        "stop_reason": _stop_reason(choice.finish_reason, bool(choice.tool_calls)),
+        "stop_reason": stop_reason(choice.finish_reason, bool(choice.tool_calls)),
         "stop_sequence": None,
-        "usage": _anthropic_usage(resp.usage),
+        "usage": anthropic_usage(resp.usage),
     }
-    return _dumps(body)
+    return dumps_lenient(body)
 
 
 def render_error(error: GatewayError, request_id: str = "") -> bytes:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, NamedTuple
 
-from extproc.formats.anthropic.common import _ALNUM, _dumps, _new_id, _tool_input
-from extproc.formats.base import RenderedRequest, RenderOptions, invalid
+from extproc.formats.anthropic.common import ALNUM, dumps_lenient, new_id, tool_input
 from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, with_user_turn
+from extproc.formats.client_errors import invalid
+from extproc.formats.provider_params import (
+    Bounds,
+    Lacks,
+    Param,
+    check_lacks,
+    function_fields,
+    is_given,
+    more_than_one,
+    put_params,
+)
+from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 # reasoning_effort -> thinking.budget_tokens (Anthropic minimum is 1024)
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
@@ -17,14 +28,14 @@ MIN_THINKING_BUDGET = 1024
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 DEFAULT_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
-_ID_CHARS = frozenset(_ALNUM + "_-")  # tool_use ids must match ^[a-zA-Z0-9_-]+$
+_ID_CHARS = frozenset(ALNUM + "_-")  # tool_use ids must match ^[a-zA-Z0-9_-]+$
 _TOOL_CHOICE_OUT = {"auto": "auto", "required": "any", "none": "none", "function": "tool"}
 
 
 def _safe_id(call_id: str | None) -> str:
     """Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; map other characters to _."""
     if not call_id:
-        return _new_id("toolu_")
+        return new_id("toolu_")
     if all(c in _ID_CHARS for c in call_id):
         return call_id
     return "".join(c if c in _ID_CHARS else "_" for c in call_id)
@@ -143,29 +154,57 @@ def _thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
     return None, None
 
 
-def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
-    dropped: list[str] = []
+# What Anthropic has no place for; `stop` is its stop_sequences.
+_LACKS = (
+    Lacks("n", more_than_one),
+    Lacks("seed"),
+    Lacks("presence_penalty", is_given),
+    Lacks("frequency_penalty", is_given),
+)
+_PARAMS = (Param("stop", "stop_sequences", is_given),)
 
-    def unsupported(feature: str) -> None:
-        if options.unsupported == "reject":
-            raise invalid(f"{feature} is not supported by this provider", feature)
-        dropped.append(feature)
 
+class Sampling(NamedTuple):
+    """A sampling parameter's bounds without thinking and with it. None: sent as it is without
+    thinking, and dropped with thinking (the API refuses it)."""
+
+    field: str
+    plain: Bounds | None
+    thinking: Bounds | None
+
+
+_SAMPLING = (
+    Sampling("temperature", Bounds(0.0, 1.0, as_float=True), None),  # OpenAI's range is 0-2
+    Sampling("top_p", None, Bounds(0.95, 1.0)),  # the API refuses a lower top_p with thinking
+    Sampling("top_k", None, None),
+)
+
+
+def _system_blocks(msg: Message, unsupported: Unsupported) -> list[dict[str, Any]]:
+    """A system message's text; Anthropic's system prompt has no images or files."""
+    blocks: list[dict[str, Any]] = []
+    for part in msg.content:
+        if isinstance(part, TextPart):
+            if part.text:
+                blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            unsupported.lacks("system_image")
+        elif isinstance(part, FilePart):
+            unsupported.lacks("system_file")
+    return blocks
+
+
+def render_conversation(
+    req: ChatRequest, unsupported: Unsupported
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the top-level system blocks, the messages)."""
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for msg in with_user_turn(req.messages):
         if msg.role == "system":
             # The system messages before the first turn are the top-level `system`; a later one keeps
             # its place, as a system message in `messages` (the API takes them anywhere).
-            blocks: list[dict[str, Any]] = []
-            for part in msg.content:
-                if isinstance(part, TextPart):
-                    if part.text:
-                        blocks.append({"type": "text", "text": part.text})
-                elif isinstance(part, ImagePart) and "system_image" not in dropped:
-                    unsupported("system_image")
-                elif isinstance(part, FilePart) and "system_file" not in dropped:
-                    unsupported("system_file")
+            blocks = _system_blocks(msg, unsupported)
             if messages:
                 _append(messages, "system", blocks)
             else:
@@ -182,94 +221,99 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                         "type": "tool_use",
                         "id": _safe_id(call.id),
                         "name": call.name,
-                        "input": _tool_input(call.arguments),
+                        "input": tool_input(call.arguments),
                     }
                 )
             _append(messages, "assistant", blocks)
     for message in messages:
         if message["role"] == "user":
             _results_first(message)
+    return system, messages
 
-    max_tokens = req.max_tokens if req.max_tokens is not None else options.default_max_tokens
-    body: dict[str, Any] = {"model": options.model, "max_tokens": max_tokens}
+
+def render_thinking(req: ChatRequest, body: dict[str, Any], options: RenderOptions, unsupported: Unsupported) -> bool:
+    """Sets `thinking` (and a max_tokens with room for it); whether the model thinks."""
+    budget, budget_field = _thinking_budget(req)
+    if budget is None or budget_field is None:
+        return False
+    forced = req.tool_choice is not None and req.tool_choice.mode in ("required", "function")
+    max_tokens = body["max_tokens"]
+    if forced and req.tools:  # the API refuses forced tool use with thinking
+        unsupported.lacks(budget_field)
+        return False
+    if budget >= max_tokens:
+        if req.max_tokens is None:
+            body["max_tokens"] = budget + options.default_max_tokens
+        elif max_tokens - 1 >= MIN_THINKING_BUDGET:
+            budget = max_tokens - 1
+        else:
+            unsupported.lacks(budget_field)
+            return False
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if req.reasoning_summary:  # the client asked to see the reasoning
+        body["thinking"]["display"] = "summarized"
+    return True
+
+
+def render_sampling(req: ChatRequest, body: dict[str, Any], thinking: bool, unsupported: Unsupported) -> None:
+    for row in _SAMPLING:
+        value = getattr(req, row.field)
+        if value is None:
+            continue
+        if thinking and row.thinking is None:
+            unsupported.drop(row.field)  # the API refuses it with thinking
+            continue
+        bounds = row.thinking if thinking else row.plain
+        body[row.field] = value if bounds is None else bounds.clamp(value)
+
+
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
+    if not req.tools:
+        return
+    body["tools"] = [
+        function_fields({}, tool, "input_schema", _input_schema(tool.parameters), True if tool.strict else None)
+        for tool in req.tools
+    ]
+    choice: dict[str, Any] | None = None
+    if req.tool_choice is not None:
+        choice = {"type": _TOOL_CHOICE_OUT[req.tool_choice.mode]}
+        if req.tool_choice.mode == "function":
+            choice["name"] = req.tool_choice.name or ""
+    if req.parallel_tool_calls is False and (choice is None or choice["type"] != "none"):
+        choice = choice or {"type": "auto"}
+        choice["disable_parallel_tool_use"] = True
+    if choice is not None:
+        body["tool_choice"] = choice
+
+
+def _input_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The API wants an object schema with its type."""
+    schema = parameters or DEFAULT_INPUT_SCHEMA
+    return schema if "type" in schema else {"type": "object", **schema}
+
+
+def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    unsupported = Unsupported(options.unsupported)
+    system, messages = render_conversation(req, unsupported)
+    body: dict[str, Any] = {
+        "model": options.model,
+        "max_tokens": req.max_tokens if req.max_tokens is not None else options.default_max_tokens,
+    }
     if system:
         body["system"] = system[0]["text"] if len(system) == 1 else system
     body["messages"] = messages
-
-    budget, budget_field = _thinking_budget(req)
-    forced = req.tool_choice is not None and req.tool_choice.mode in ("required", "function")
-    if budget is not None and budget_field is not None:
-        if forced and req.tools:  # the API refuses forced tool use with thinking
-            unsupported(budget_field)
-            budget = None
-        elif budget >= max_tokens:
-            if req.max_tokens is None:
-                max_tokens = budget + options.default_max_tokens
-                body["max_tokens"] = max_tokens
-            elif max_tokens - 1 >= MIN_THINKING_BUDGET:
-                budget = max_tokens - 1
-            else:
-                unsupported(budget_field)
-                budget = None
-    if budget is not None:
-        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        if req.reasoning_summary:  # the client asked to see the reasoning
-            body["thinking"]["display"] = "summarized"
-
-    if req.temperature is not None:
-        if budget is not None:
-            dropped.append("temperature")  # the API refuses temperature with thinking
-        else:
-            body["temperature"] = min(max(float(req.temperature), 0.0), 1.0)
-    if req.top_p is not None:
-        body["top_p"] = min(max(req.top_p, 0.95), 1.0) if budget is not None else req.top_p
-    if req.top_k is not None:
-        if budget is not None:
-            dropped.append("top_k")
-        else:
-            body["top_k"] = req.top_k
-    if req.stop:
-        body["stop_sequences"] = list(req.stop)
-    if req.n is not None and req.n > 1:
-        unsupported("n")
-    if req.seed is not None:
-        unsupported("seed")
-    if req.presence_penalty:
-        unsupported("presence_penalty")
-    if req.frequency_penalty:
-        unsupported("frequency_penalty")
+    render_sampling(req, body, render_thinking(req, body, options, unsupported), unsupported)
+    put_params(req, _PARAMS, body)
+    check_lacks(req, _LACKS, unsupported)
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:
             body["output_config"] = {"format": {"type": "json_schema", "schema": fmt.schema}}
         else:
-            unsupported("response_format")
-    if req.tools:
-        tools = []
-        for tool in req.tools:
-            schema = tool.parameters or DEFAULT_INPUT_SCHEMA
-            if "type" not in schema:
-                schema = {"type": "object", **schema}
-            rendered: dict[str, Any] = {"name": tool.name}
-            if tool.description is not None:
-                rendered["description"] = tool.description
-            rendered["input_schema"] = schema
-            if tool.strict:
-                rendered["strict"] = True
-            tools.append(rendered)
-        body["tools"] = tools
-        choice: dict[str, Any] | None = None
-        if req.tool_choice is not None:
-            choice = {"type": _TOOL_CHOICE_OUT[req.tool_choice.mode]}
-            if req.tool_choice.mode == "function":
-                choice["name"] = req.tool_choice.name or ""
-        if req.parallel_tool_calls is False and (choice is None or choice["type"] != "none"):
-            choice = choice or {"type": "auto"}
-            choice["disable_parallel_tool_use"] = True
-        if choice is not None:
-            body["tool_choice"] = choice
+            unsupported.lacks("response_format")
+    render_tools(req, body)
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.stream:
         body["stream"] = True
-    return RenderedRequest(_dumps(body), dropped)
+    return RenderedRequest(dumps_lenient(body), unsupported.dropped)

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from extproc.errors import ErrorKind, GatewayError, kind_for_status
-from extproc.formats.base import count, provider_error, random_text
+from extproc.formats.answer_values import count, provider_error, random_text
 from extproc.formats.canonical import ChatResponse, Choice, FinishReason, ThinkingPart, ToolCall, Usage
-from extproc.formats.gemini.common import _call_id, _json_text
+from extproc.formats.gemini.common import json_text, new_call_id
 
 _FILTERED = frozenset(
     (
@@ -26,7 +26,7 @@ _FILTERED = frozenset(
 )
 
 
-def _finish_in(reason: str, has_calls: bool) -> FinishReason:
+def finish_in(reason: str, has_calls: bool) -> FinishReason:
     if reason == "STOP" or reason == "FINISH_REASON_UNSPECIFIED":
         return "tool_calls" if has_calls else "stop"
     if reason == "MAX_TOKENS":
@@ -36,7 +36,7 @@ def _finish_in(reason: str, has_calls: bool) -> FinishReason:
     return "error"  # OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...
 
 
-def _parse_usage(meta: Any) -> Usage | None:
+def parse_usage(meta: Any) -> Usage | None:
     if not isinstance(meta, dict):
         return None
     thoughts = count(meta, "thoughtsTokenCount")
@@ -48,20 +48,20 @@ def _parse_usage(meta: Any) -> Usage | None:
     )
 
 
-def _parts_of(candidate: dict) -> list:
+def parts_of(candidate: dict) -> list:
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     return parts if isinstance(parts, list) else []
 
 
-def _call_from(call: dict, signature: Any) -> ToolCall:
+def call_from(call: dict, signature: Any) -> ToolCall:
     call_id = call.get("id")
     name = call.get("name")
     args = call.get("args")
     return ToolCall(
-        call_id if isinstance(call_id, str) and call_id else _call_id(),
+        call_id if isinstance(call_id, str) and call_id else new_call_id(),
         name if isinstance(name, str) else "",
-        _json_text(args if args is not None else {}),
+        json_text(args if args is not None else {}),
         signature if isinstance(signature, str) else None,
     )
 
@@ -82,7 +82,7 @@ _AUTH_REASONS = frozenset(
 )
 
 
-def _error_from(http_status: int, err: Any, fallback: str) -> GatewayError:
+def error_from(http_status: int, err: Any, fallback: str) -> GatewayError:
     """A Gemini `error` object (or nothing usable) -> GatewayError."""
     err = err if isinstance(err, dict) else {}
     message = err.get("message")
@@ -123,20 +123,20 @@ def parse_error(status: int, body: bytes) -> GatewayError:
         data = data[0]
     err = data.get("error") if isinstance(data, dict) else None
     text = bytes(body[:200]).decode("utf-8", "replace").strip() if body else ""
-    return _error_from(status, err, text or f"provider returned HTTP {status}")
+    return error_from(status, err, text or f"provider returned HTTP {status}")
 
 
 def _parse_candidate(position: int, candidate: dict) -> Choice:
     index = candidate.get("index")
     choice = Choice(index=index if isinstance(index, int) and not isinstance(index, bool) else position)
     texts: list[str] = []
-    for part in _parts_of(candidate):
+    for part in parts_of(candidate):
         if not isinstance(part, dict):
             continue
         sig = part.get("thoughtSignature")
         call = part.get("functionCall")
         if isinstance(call, dict):
-            choice.tool_calls.append(_call_from(call, sig))
+            choice.tool_calls.append(call_from(call, sig))
             continue
         text = part.get("text")
         if isinstance(text, str):
@@ -147,7 +147,7 @@ def _parse_candidate(position: int, candidate: dict) -> Choice:
     choice.text = "".join(texts)
     reason = candidate.get("finishReason")
     if isinstance(reason, str):
-        choice.finish_reason = _finish_in(reason, bool(choice.tool_calls))
+        choice.finish_reason = finish_in(reason, bool(choice.tool_calls))
     return choice
 
 
@@ -159,7 +159,7 @@ def parse_response(body: bytes) -> ChatResponse:
     if not isinstance(data, dict):
         raise provider_error("the provider returned an unexpected response")
     if "error" in data:
-        raise _error_from(0, data["error"], "the provider returned an error")
+        raise error_from(0, data["error"], "the provider returned an error")
     candidates = data.get("candidates")
     choices = []
     if isinstance(candidates, list):
@@ -175,5 +175,5 @@ def parse_response(body: bytes) -> ChatResponse:
         model=model if isinstance(model, str) else "",
         created=int(time.time()),
         choices=choices,
-        usage=_parse_usage(data.get("usageMetadata")),
+        usage=parse_usage(data.get("usageMetadata")),
     )

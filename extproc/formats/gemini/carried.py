@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.base import is_int
 from extproc.formats.canonical import ApiFeature, unset
 from extproc.formats.carried import CARRIED, Choose, Each, Fields, Rule, When
+from extproc.formats.json_fields import is_int
 
 
 def _both(camel: str, snake: str, rule: Rule = CARRIED) -> dict[str, Rule]:

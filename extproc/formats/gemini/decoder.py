@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import provider_error, random_text
+from extproc.formats.answer_values import provider_error, random_text
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -22,7 +22,7 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from extproc.formats.gemini.answers import _call_from, _error_from, _finish_in, _parse_usage, _parts_of
+from extproc.formats.gemini.answers import call_from, error_from, finish_in, parse_usage, parts_of
 from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
 
@@ -183,7 +183,7 @@ class StreamDecoder:
             if reason == "__blocked__":
                 events.append(Finish("content_filter", index))
             else:
-                events.append(Finish(_finish_in(reason, self._calls.get(index, 0) > 0), index))
+                events.append(Finish(finish_in(reason, self._calls.get(index, 0) > 0), index))
         if self._usage is not None:
             events.append(UsageUpdate(self._usage))
         return events
@@ -230,9 +230,9 @@ class StreamDecoder:
         if not isinstance(obj, dict):
             return
         if "error" in obj:
-            self._fail(_error_from(0, obj["error"], "the provider failed mid-stream"), events)
+            self._fail(error_from(0, obj["error"], "the provider failed mid-stream"), events)
             return
-        usage = _parse_usage(obj.get("usageMetadata"))
+        usage = parse_usage(obj.get("usageMetadata"))
         if usage is not None:
             self._usage = usage
         if not self._started:
@@ -259,7 +259,7 @@ class StreamDecoder:
             index = candidate.get("index")
             if not isinstance(index, int) or isinstance(index, bool):
                 index = position
-            for part in _parts_of(candidate):
+            for part in parts_of(candidate):
                 if isinstance(part, dict):
                     self._part(part, index, events)
             reason = candidate.get("finishReason")
@@ -273,7 +273,7 @@ class StreamDecoder:
         if isinstance(call, dict):
             n = self._calls.get(index, 0)
             self._calls[index] = n + 1
-            tc = _call_from(call, None)
+            tc = call_from(call, None)
             events.append(ToolCallStart(n, tc.id, tc.name, index))
             events.append(ToolCallDelta(n, tc.arguments, index))
             if sig:  # ToolCallStart has no signature field: see the package doc (__init__.py)

@@ -6,11 +6,14 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.base import RenderedRequest, RenderOptions, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
-from extproc.formats.gemini.answers import _error_from
-from extproc.formats.gemini.common import _bad, _dict, _get, _int, _list, _request_object, _str
-from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.client_errors import invalid
+from extproc.formats.gemini.answers import error_from
+from extproc.formats.gemini.common import either_spelling, request_and_model
+from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.json_fields import as_array, as_object, as_proto3_int, as_string
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 from extproc.formats.repeated_keys import ARRAY, OBJECT, Field
 
 # The text embedded (the model comes from the URL): never repeated.
@@ -19,59 +22,59 @@ BATCH_FIELDS = (Field(("requests",), ARRAY),)
 
 
 def _embed_text(content: Any, param: str) -> str:
-    content = _dict(content, param)
-    parts = _list(content.get("parts"), param + ".parts")
+    content = as_object(content, param)
+    parts = as_array(content.get("parts"), param + ".parts")
     texts = []
     for j, part in enumerate(parts):
         p = f"{param}.parts[{j}]"
-        text = _dict(part, p).get("text")
+        text = as_object(part, p).get("text")
         if text is None:
-            raise _bad("only text parts can be embedded", p)
-        texts.append(_str(text, p + ".text"))
+            raise invalid("only text parts can be embedded", p)
+        texts.append(as_string(text, p + ".text"))
     if not texts:
-        raise _bad("'parts' must not be empty", param + ".parts")
+        raise invalid("'parts' must not be empty", param + ".parts")
     return "\n".join(texts)
 
 
 def _embed_options(req: dict, param: str) -> tuple[str | None, int | None]:
-    task = _get(req, "taskType", "task_type")
-    dims = _get(req, "outputDimensionality", "output_dimensionality")
+    task = either_spelling(req, "taskType", "task_type")
+    dims = either_spelling(req, "outputDimensionality", "output_dimensionality")
     if dims is not None:
-        dims = _int(dims, param + "outputDimensionality")
+        dims = as_proto3_int(dims, param + "outputDimensionality")
         check_positive(dims, MAX_DIMENSIONS, param + "outputDimensionality")
-    return None if task is None else _str(task, param + "taskType"), dims
+    return None if task is None else as_string(task, param + "taskType"), dims
 
 
 def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool = False) -> EmbeddingRequest:
     """`:embedContent` (batch=False) or `:batchEmbedContents` (batch=True).
     `title` is accepted and ignored. A batch must use one taskType and one
     outputDimensionality for all its requests (the canonical request has one)."""
-    data, model = _request_object(body, path_model, BATCH_FIELDS if batch else SINGLE_FIELDS)
+    data, model = request_and_model(body, path_model, BATCH_FIELDS if batch else SINGLE_FIELDS)
     if not batch:
         if data.get("content") is None:
-            raise _bad("'content' is required", "content")
+            raise invalid("'content' is required", "content")
         task, dims = _embed_options(data, "")
         return EmbeddingRequest(model, [_embed_text(data["content"], "content")], dims, task_type=task)
     requests = data.get("requests")
     if requests is None:
-        raise _bad("'requests' is required", "requests")
-    requests = _list(requests, "requests")
+        raise invalid("'requests' is required", "requests")
+    requests = as_array(requests, "requests")
     if not requests:
-        raise _bad("'requests' must not be empty", "requests")
+        raise invalid("'requests' must not be empty", "requests")
     check_count(requests, MAX_EMBEDDING_INPUTS, "requests")
     inputs = []
     options = None
     for i, item in enumerate(requests):
         param = f"requests[{i}]"
-        item = _dict(item, param)
+        item = as_object(item, param)
         if item.get("content") is None:
-            raise _bad("'content' is required", param + ".content")
+            raise invalid("'content' is required", param + ".content")
         inputs.append(_embed_text(item["content"], param + ".content"))
         these = _embed_options(item, param + ".")
         if options is None:
             options = these
         elif these != options:
-            raise _bad(
+            raise invalid(
                 "all requests of a batch must use the same taskType and outputDimensionality",
                 param,
             )
@@ -115,7 +118,7 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     if not isinstance(data, dict):
         raise provider_error("the provider returned an unexpected response")
     if "error" in data:
-        raise _error_from(0, data["error"], "the provider returned an error")
+        raise error_from(0, data["error"], "the provider returned an error")
     if "embeddings" in data:
         items = data["embeddings"]
         if not isinstance(items, list):

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError, render_gemini_error
-from extproc.formats.base import random_text
+from extproc.formats.answer_values import random_text
 from extproc.formats.canonical import (
     ChatRequest,
     Finish,
@@ -22,9 +22,9 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from extproc.formats.gemini.common import _call_id
-from extproc.formats.gemini.parts import _call_part, _signature_ok, _thought_part
-from extproc.formats.gemini.response import _FINISH_OUT, _usage_json
+from extproc.formats.gemini.common import new_call_id
+from extproc.formats.gemini.parts import call_part, signature_ok, thought_part
+from extproc.formats.gemini.response import FINISH_OUT, usage_json
 
 
 class _Call:
@@ -37,7 +37,7 @@ class _Call:
         self.signature = signature
 
     def part(self) -> dict:
-        return _call_part(ToolCall(self.id, self.name, "".join(self.fragments), self.signature))
+        return call_part(ToolCall(self.id, self.name, "".join(self.fragments), self.signature))
 
 
 class StreamEncoder:
@@ -79,7 +79,7 @@ class StreamEncoder:
     def _chunk(self, candidates: list[dict], final: bool) -> dict:
         out: dict[str, Any] = {"candidates": candidates}
         if self._usage is not None:
-            out["usageMetadata"] = _usage_json(self._usage, final)
+            out["usageMetadata"] = usage_json(self._usage, final)
         out["modelVersion"] = self._model
         out["responseId"] = self._response_id()
         return out
@@ -109,7 +109,7 @@ class StreamEncoder:
         self._last[index] = last
 
     def _signature(self, batch: dict[int, list[dict]], index: int, signature: str) -> None:
-        if not _signature_ok(signature):
+        if not signature_ok(signature):
             return
         last = self._last.get(index)
         if isinstance(last, _Call):
@@ -119,7 +119,7 @@ class StreamEncoder:
         elif last is not None and "thoughtSignature" not in last:
             last["thoughtSignature"] = signature
             return
-        self._add(batch, index, _thought_part("", signature))
+        self._add(batch, index, thought_part("", signature))
 
     def _flush_calls(self, index: int) -> list[dict]:
         calls = self._calls.pop(index, None)
@@ -142,24 +142,24 @@ class StreamEncoder:
                 if ev.redacted:
                     continue  # opaque Anthropic data: no Gemini part can carry it
                 if ev.text:
-                    self._add(batch, ev.index, _thought_part(ev.text, None))
+                    self._add(batch, ev.index, thought_part(ev.text, None))
                 if ev.signature:
                     self._signature(batch, ev.index, ev.signature)
             elif isinstance(ev, ToolCallStart):
-                call = _Call(ev.id or _call_id(), ev.name, getattr(ev, "signature", None))
+                call = _Call(ev.id or new_call_id(), ev.name, getattr(ev, "signature", None))
                 self._calls.setdefault(ev.index, {})[ev.call_index] = call
                 self._last[ev.index] = call
             elif isinstance(ev, ToolCallDelta):
                 calls = self._calls.setdefault(ev.index, {})
                 delta_call = calls.get(ev.call_index)
                 if delta_call is None:  # a delta without its start: keep the arguments anyway
-                    delta_call = calls[ev.call_index] = _Call(_call_id(), "", None)
+                    delta_call = calls[ev.call_index] = _Call(new_call_id(), "", None)
                 delta_call.fragments.append(ev.arguments)
             elif isinstance(ev, Finish):
                 held = self._held.setdefault(ev.index, [])
                 held.extend(batch.pop(ev.index, ()))
                 held.extend(self._flush_calls(ev.index))
-                self._finish[ev.index] = _FINISH_OUT.get(ev.reason, "OTHER")
+                self._finish[ev.index] = FINISH_OUT.get(ev.reason, "OTHER")
                 self._last[ev.index] = held[-1] if held else None
             elif isinstance(ev, UsageUpdate):
                 self._usage = ev.usage

@@ -7,12 +7,12 @@ import re
 from typing import Any
 
 from extproc.formats.canonical import ToolCall
-from extproc.formats.gemini.common import _args_object
+from extproc.formats.gemini.common import args_object
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
-def _signature_ok(signature: str | None) -> bool:
+def signature_ok(signature: str | None) -> bool:
     """thoughtSignature is a bytes field: google-genai rejects the whole response
     (and Gemini the request) when it is not base64, e.g. a foreign signature."""
     return (
@@ -23,15 +23,15 @@ def _signature_ok(signature: str | None) -> bool:
     )
 
 
-def _call_part(call: ToolCall) -> dict:
-    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": _args_object(call.arguments), "id": call.id}}
-    if _signature_ok(call.signature):
+def call_part(call: ToolCall) -> dict:
+    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args_object(call.arguments), "id": call.id}}
+    if signature_ok(call.signature):
         part["thoughtSignature"] = call.signature
     return part
 
 
-def _thought_part(text: str, signature: str | None) -> dict:
+def thought_part(text: str, signature: str | None) -> dict:
     part: dict[str, Any] = {"text": text, "thought": True}
-    if _signature_ok(signature):
+    if signature_ok(signature):
         part["thoughtSignature"] = signature
     return part

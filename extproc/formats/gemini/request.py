@@ -19,23 +19,21 @@ from extproc.formats.canonical import (
     TextPart,
     ThinkingPart,
     ToolCall,
-    feature_name,
-    unset,
+    note_unknown,
+    note_unknown_fields,
 )
+from extproc.formats.client_errors import invalid
 from extproc.formats.gemini.common import (
-    _bad,
-    _call_id,
-    _dict,
-    _get,
-    _get_one,
-    _json_object,
-    _json_text,
-    _list,
-    _request_object,
-    _str,
+    either_spelling,
+    json_object,
+    json_text,
+    new_call_id,
+    one_spelling,
+    request_and_model,
 )
-from extproc.formats.gemini.request_config import _parse_generation_config, _parse_tool_config, _parse_tools
-from extproc.formats.limits import MAX_MESSAGES, check_count, check_schema_depth
+from extproc.formats.gemini.request_config import parse_generation_config, parse_tool_config, parse_tools
+from extproc.formats.input_bounds import MAX_MESSAGES, check_count, check_schema_depth
+from extproc.formats.json_fields import as_array, as_object, as_string
 from extproc.formats.repeated_keys import ARRAY, NUMBER_OR_STRING, OBJECT, Field
 
 _CONFIG = ("generationConfig", "generation_config")
@@ -66,32 +64,28 @@ _READ_FIELDS = frozenset(
 _PART_FIELDS = frozenset({"thought", "thoughtSignature", "thought_signature"})  # beside a part's data
 
 
-def _unknown(features: list[ApiFeature], prefix: str, word: object, param: str, value: object) -> None:
-    features.append(ApiFeature(feature_name(prefix, word), param, value=value))
-
-
 def parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     """A generateContent / streamGenerateContent body. The model comes from the
     URL; the server sets `stream` for :streamGenerateContent."""
     try:
         return _parse_request(body, path_model)
     except RecursionError:
-        raise _bad("request is nested too deeply", "contents") from None
+        raise invalid("request is nested too deeply", "contents") from None
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data, model = _request_object(body, path_model, CHECKED_FIELDS)
+    data, model = request_and_model(body, path_model, CHECKED_FIELDS)
     features: list[ApiFeature] = []
     messages: list[Message] = []
-    system = _get(data, "systemInstruction", "system_instruction")
+    system = either_spelling(data, "systemInstruction", "system_instruction")
     if system is not None:
         messages.append(_parse_system(system))
     contents = data.get("contents")
     if contents is None:
-        raise _bad("'contents' is required", "contents")
-    contents = _list(contents, "contents")
+        raise invalid("'contents' is required", "contents")
+    contents = as_array(contents, "contents")
     if not contents:
-        raise _bad("'contents' must not be empty", "contents")
+        raise invalid("'contents' must not be empty", "contents")
     check_count(contents, MAX_MESSAGES, "contents")
     messages.extend(_parse_contents(contents, features))
 
@@ -100,32 +94,30 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     schemas: list[tuple[str, Any]] = []  # (param, JSON schema) as the gateway carries them
     tools = data.get("tools")
     if tools is not None:
-        req.tools = _parse_tools(_list(tools, "tools"), features, schemas)
-    tool_config = _get(data, "toolConfig", "tool_config")
+        req.tools = parse_tools(as_array(tools, "tools"), features, schemas)
+    tool_config = either_spelling(data, "toolConfig", "tool_config")
     if tool_config is not None:
-        req.tool_choice = _parse_tool_config(_dict(tool_config, "toolConfig"), features)
-    config = _get_one(data, *_CONFIG, "generationConfig")
+        req.tool_choice = parse_tool_config(as_object(tool_config, "toolConfig"), features)
+    config = one_spelling(data, *_CONFIG, "generationConfig")
     if config is not None:
-        _parse_generation_config(_dict(config, "generationConfig"), req, features, schemas)
+        parse_generation_config(as_object(config, "generationConfig"), req, features, schemas)
     check_schema_depth([schema for _, schema in schemas], lambda: [param for param, _ in schemas])
-    for key, value in data.items():
-        if key not in _READ_FIELDS and not unset(value):
-            _unknown(features, "", key, key, value)  # cachedContent, safetySettings, labels, ...
+    note_unknown_fields(data, _READ_FIELDS, features)  # cachedContent, safetySettings, labels, ...
     return req
 
 
 def _parse_system(system: Any) -> Message:
     if isinstance(system, str):  # lenient: a bare string
         return Message("system", [TextPart(system)])
-    system = _dict(system, "systemInstruction")
-    parts = _list(system.get("parts") or [], "systemInstruction.parts")
+    system = as_object(system, "systemInstruction")
+    parts = as_array(system.get("parts") or [], "systemInstruction.parts")
     content: list[Part] = []
     for j, part in enumerate(parts):
         param = f"systemInstruction.parts[{j}]"
-        text = _dict(part, param).get("text")
+        text = as_object(part, param).get("text")
         if text is None:
-            raise _bad("systemInstruction parts must be text", param)
-        content.append(TextPart(_str(text, param + ".text")))
+            raise invalid("systemInstruction parts must be text", param)
+        content.append(TextPart(as_string(text, param + ".text")))
     return Message("system", content)
 
 
@@ -134,50 +126,50 @@ def _parse_contents(contents: list, features: list[ApiFeature]) -> list[Message]
     open_calls: dict[str, list[str]] = {}  # function name -> unanswered call ids, oldest first
     for i, content in enumerate(contents):
         param = f"contents[{i}]"
-        content = _dict(content, param)
+        content = as_object(content, param)
         role = content.get("role")
-        role = "user" if role is None or role == "" else _str(role, param + ".role")
+        role = "user" if role is None or role == "" else as_string(role, param + ".role")
         parts = content.get("parts")
         if parts is None:
-            raise _bad("'parts' is required", param + ".parts")
-        parts = _list(parts, param + ".parts")
+            raise invalid("'parts' is required", param + ".parts")
+        parts = as_array(parts, param + ".parts")
         if not parts:
-            raise _bad("'parts' must not be empty", param + ".parts")
+            raise invalid("'parts' must not be empty", param + ".parts")
         if role == "model":
             messages.append(_parse_model_turn(parts, param, open_calls, features))
         elif role in _ROLES_USER:
             messages.extend(_parse_user_turn(parts, param, open_calls, features))
         else:
-            _unknown(features, "role.", role, param + ".role", content)
+            note_unknown(features, "role.", role, param + ".role", content)
     return messages
 
 
 def _signature(part: dict, param: str) -> str | None:
-    sig = _get(part, "thoughtSignature", "thought_signature")
-    return None if sig is None else _str(sig, param + ".thoughtSignature")
+    sig = either_spelling(part, "thoughtSignature", "thought_signature")
+    return None if sig is None else as_string(sig, param + ".thoughtSignature")
 
 
 def _media_part(part: dict, param: str) -> ImagePart | None:
-    inline = _get(part, "inlineData", "inline_data")
+    inline = either_spelling(part, "inlineData", "inline_data")
     if inline is not None:
         p = param + ".inlineData"
-        inline = _dict(inline, p)
+        inline = as_object(inline, p)
         data = inline.get("data")
-        mime = _get(inline, "mimeType", "mime_type")
+        mime = either_spelling(inline, "mimeType", "mime_type")
         if data is None or mime is None:
-            raise _bad("inlineData needs 'mimeType' and 'data'", p)
-        return ImagePart(media_type=_str(mime, p + ".mimeType"), data=_str(data, p + ".data"))
-    file = _get(part, "fileData", "file_data")
+            raise invalid("inlineData needs 'mimeType' and 'data'", p)
+        return ImagePart(media_type=as_string(mime, p + ".mimeType"), data=as_string(data, p + ".data"))
+    file = either_spelling(part, "fileData", "file_data")
     if file is not None:
         p = param + ".fileData"
-        file = _dict(file, p)
-        uri = _get(file, "fileUri", "file_uri")
+        file = as_object(file, p)
+        uri = either_spelling(file, "fileUri", "file_uri")
         if uri is None:
-            raise _bad("fileData needs 'fileUri'", p)
-        mime = _get(file, "mimeType", "mime_type")
+            raise invalid("fileData needs 'fileUri'", p)
+        mime = either_spelling(file, "mimeType", "mime_type")
         return ImagePart(
-            media_type=None if mime is None else _str(mime, p + ".mimeType"),
-            url=_str(uri, p + ".fileUri"),
+            media_type=None if mime is None else as_string(mime, p + ".mimeType"),
+            url=as_string(uri, p + ".fileUri"),
         )
     return None
 
@@ -187,32 +179,32 @@ def _unknown_part(part: dict, param: str, features: list[ApiFeature]) -> None:
     videoMetadata, ...), named by its data field; a part with nothing in it is the client's error."""
     kinds = sorted(k for k, v in part.items() if v is not None and k not in _PART_FIELDS)
     if not kinds:
-        raise _bad("a part needs data (text, inlineData, fileData, functionCall, ...)", param)
-    _unknown(features, "parts.", kinds[0], param, part)
+        raise invalid("a part needs data (text, inlineData, fileData, functionCall, ...)", param)
+    note_unknown(features, "parts.", kinds[0], param, part)
 
 
 def _parse_model_turn(parts: list, param: str, open_calls: dict[str, list[str]], features: list[ApiFeature]) -> Message:
     msg = Message("assistant")
     for j, part in enumerate(parts):
         p = f"{param}.parts[{j}]"
-        part = _dict(part, p)
+        part = as_object(part, p)
         sig = _signature(part, p)
-        call = _get(part, "functionCall", "function_call")
+        call = either_spelling(part, "functionCall", "function_call")
         if call is not None:
             pc = p + ".functionCall"
-            call = _dict(call, pc)
-            name = _str(call.get("name"), pc + ".name")
+            call = as_object(call, pc)
+            name = as_string(call.get("name"), pc + ".name")
             args = call.get("args")
             if args is not None:
-                args = _dict(args, pc + ".args")
+                args = as_object(args, pc + ".args")
             call_id = call.get("id")
-            call_id = _call_id() if call_id is None or call_id == "" else _str(call_id, pc + ".id")
-            msg.tool_calls.append(ToolCall(call_id, name, _json_text(args or {}, pc + ".args"), sig))
+            call_id = new_call_id() if call_id is None or call_id == "" else as_string(call_id, pc + ".id")
+            msg.tool_calls.append(ToolCall(call_id, name, json_text(args or {}, pc + ".args"), sig))
             open_calls.setdefault(name, []).append(call_id)
             continue
         text = part.get("text")
         if text is not None:
-            text = _str(text, p + ".text")
+            text = as_string(text, p + ".text")
             if part.get("thought") is True:
                 msg.content.append(ThinkingPart(text, sig))
             else:
@@ -222,8 +214,8 @@ def _parse_model_turn(parts: list, param: str, open_calls: dict[str, list[str]],
         if media is not None:
             msg.content.append(media)
             continue
-        if _get(part, "functionResponse", "function_response") is not None:
-            raise _bad("functionResponse parts belong in a user turn", p)
+        if either_spelling(part, "functionResponse", "function_response") is not None:
+            raise invalid("functionResponse parts belong in a user turn", p)
         if sig is not None and all(k in _PART_FIELDS for k, v in part.items() if v is not None):
             msg.content.append(ThinkingPart("", sig))  # a signature-only part
             continue
@@ -236,11 +228,11 @@ def _response_text(response: dict, param: str) -> tuple[str, bool]:
     if len(response) == 1:
         key, value = next(iter(response.items()))
         if key in ("output", "error"):
-            if isinstance(value, str) and _json_object(value) is None:
+            if isinstance(value, str) and json_object(value) is None:
                 return value, key == "error"
             if key == "error" and isinstance(value, dict):
-                return _json_text(value, param), True
-    return _json_text(response, param), False
+                return json_text(value, param), True
+    return json_text(response, param), False
 
 
 def _parse_user_turn(
@@ -251,20 +243,20 @@ def _parse_user_turn(
     user = Message("user")
     for j, part in enumerate(parts):
         p = f"{param}.parts[{j}]"
-        part = _dict(part, p)
-        resp = _get(part, "functionResponse", "function_response")
+        part = as_object(part, p)
+        resp = either_spelling(part, "functionResponse", "function_response")
         if resp is not None:
             pr = p + ".functionResponse"
-            resp = _dict(resp, pr)
-            name = _str(resp.get("name"), pr + ".name")
+            resp = as_object(resp, pr)
+            name = as_string(resp.get("name"), pr + ".name")
             response = resp.get("response")
-            response = {} if response is None else _dict(response, pr + ".response")
+            response = {} if response is None else as_object(response, pr + ".response")
             given_id = resp.get("id")
             pending = open_calls.get(name, [])
             if given_id is None or given_id == "":
-                call_id = pending.pop(0) if pending else _call_id()
+                call_id = pending.pop(0) if pending else new_call_id()
             else:
-                call_id = _str(given_id, pr + ".id")
+                call_id = as_string(given_id, pr + ".id")
                 if call_id in pending:
                     pending.remove(call_id)
             text, is_error = _response_text(response, pr + ".response")
@@ -272,14 +264,14 @@ def _parse_user_turn(
             continue
         plain = part.get("text")
         if plain is not None:
-            user.content.append(TextPart(_str(plain, p + ".text")))
+            user.content.append(TextPart(as_string(plain, p + ".text")))
             continue
         media = _media_part(part, p)
         if media is not None:
             user.content.append(media)
             continue
-        if _get(part, "functionCall", "function_call") is not None:
-            raise _bad("functionCall parts belong in a model turn", p)
+        if either_spelling(part, "functionCall", "function_call") is not None:
+            raise invalid("functionCall parts belong in a model turn", p)
         _unknown_part(part, p, features)
     if user.content:
         out.append(user)

@@ -8,9 +8,9 @@ import orjson
 
 from extproc.errors import GatewayError, render_gemini_error
 from extproc.formats.canonical import ChatResponse, Usage
-from extproc.formats.gemini.parts import _call_part, _thought_part
+from extproc.formats.gemini.parts import call_part, thought_part
 
-_FINISH_OUT = {
+FINISH_OUT = {
     "stop": "STOP",
     "tool_calls": "STOP",  # Gemini reports STOP for function calls
     "length": "MAX_TOKENS",
@@ -19,7 +19,7 @@ _FINISH_OUT = {
 }
 
 
-def _usage_json(usage: Usage, final: bool = True) -> dict:
+def usage_json(usage: Usage, final: bool = True) -> dict:
     reasoning = usage.reasoning_tokens
     candidates = max(usage.output_tokens - reasoning, 0)
     out: dict[str, int] = {"promptTokenCount": usage.input_tokens}
@@ -36,19 +36,19 @@ def _usage_json(usage: Usage, final: bool = True) -> dict:
 def render_response(resp: ChatResponse) -> bytes:
     candidates = []
     for choice in resp.choices:
-        parts = [_thought_part(t.text, t.signature) for t in choice.thinking if not t.redacted]
+        parts = [thought_part(t.text, t.signature) for t in choice.thinking if not t.redacted]
         text = choice.text or choice.refusal or ""
         if text:
             parts.append({"text": text})
-        parts.extend(_call_part(call) for call in choice.tool_calls)
+        parts.extend(call_part(call) for call in choice.tool_calls)
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if choice.finish_reason is not None:
-            candidate["finishReason"] = _FINISH_OUT.get(choice.finish_reason, "OTHER")
+            candidate["finishReason"] = FINISH_OUT.get(choice.finish_reason, "OTHER")
         candidate["index"] = choice.index
         candidates.append(candidate)
     out: dict[str, Any] = {"candidates": candidates}
     if resp.usage is not None:
-        out["usageMetadata"] = _usage_json(resp.usage)
+        out["usageMetadata"] = usage_json(resp.usage)
     out["modelVersion"] = resp.model
     out["responseId"] = resp.id
     return orjson.dumps(out)

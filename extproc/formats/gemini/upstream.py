@@ -6,8 +6,6 @@ from typing import Any
 
 import orjson
 
-from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     FilePart,
@@ -18,8 +16,11 @@ from extproc.formats.canonical import (
     ToolCall,
     with_user_turn,
 )
-from extproc.formats.gemini.common import _GENERATION_NUMBERS, _bad, _object_fragment
-from extproc.formats.gemini.parts import _call_part, _thought_part
+from extproc.formats.client_errors import invalid
+from extproc.formats.gemini.common import GENERATION_NUMBERS, object_fragment
+from extproc.formats.gemini.parts import call_part, thought_part
+from extproc.formats.provider_params import Param, function_fields, is_given, put_params
+from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 _EFFORT_BUDGET = {"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 
@@ -64,16 +65,9 @@ def _file_json(part: FilePart) -> dict:
     return {"fileData": {"mimeType": media_type, "fileUri": part.url or ""}}
 
 
-def _unsupported(feature: str, options: RenderOptions, dropped: list[str]) -> None:
-    if options.unsupported == "reject":
-        raise GatewayError("invalid_request", f"{feature} is not supported by this provider", param=feature)
-    if feature not in dropped:
-        dropped.append(feature)
-
-
 def _tool_response_json(msg: Message) -> dict | orjson.Fragment:
     text = "".join(p.text for p in msg.content if isinstance(p, TextPart))
-    obj = _object_fragment(text)
+    obj = object_fragment(text)
     if msg.is_error:
         return {"error": text if obj is None else obj}
     return {"output": text} if obj is None else obj
@@ -90,7 +84,7 @@ def _model_parts(msg: Message) -> list[dict]:
             if part.redacted or part.encrypted is not None:
                 continue  # opaque Anthropic or OpenAI data, meaningless to Gemini
             if part.text:
-                parts.append(_thought_part(part.text, part.signature))
+                parts.append(thought_part(part.text, part.signature))
             elif part.signature:
                 bare_signatures.append(part.signature)
         elif isinstance(part, ImagePart):
@@ -99,14 +93,48 @@ def _model_parts(msg: Message) -> list[dict]:
         signature = call.signature
         if signature is None and bare_signatures:
             signature = bare_signatures.pop(0)
-        parts.append(_call_part(ToolCall(call.id, call.name, call.arguments, signature)))
-    parts.extend(_thought_part("", sig) for sig in bare_signatures)
+        parts.append(call_part(ToolCall(call.id, call.name, call.arguments, signature)))
+    parts.extend(thought_part("", sig) for sig in bare_signatures)
     return parts
 
 
-def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
-    """A generateContent body (the model and streaming go in the URL)."""
-    dropped: list[str] = []
+# generationConfig's plain parameters (the same table reads them from a Gemini client).
+_PARAMS = (
+    *(Param(field, camel) for camel, _, field, _ in GENERATION_NUMBERS),
+    Param("stop", "stopSequences", is_given),
+)
+_MODES = {"auto": "AUTO", "none": "NONE"}  # any other: ANY
+
+
+def _user_parts(msg: Message) -> list[dict]:
+    parts: list[dict] = []
+    for part in msg.content:
+        if isinstance(part, TextPart):
+            if part.text:
+                parts.append({"text": part.text})
+        elif isinstance(part, ImagePart):
+            parts.append(_image_json(part))
+        elif isinstance(part, FilePart):
+            parts.append(_file_json(part))
+    return parts
+
+
+def _function_response(msg: Message, i: int, names: dict[str, str], unsupported: Unsupported) -> dict:
+    name = msg.name or names.get(msg.tool_call_id or "")
+    if not name:
+        raise invalid("tool message does not answer a known tool call", f"messages[{i}].tool_call_id")
+    if any(isinstance(p, ImagePart) for p in msg.content):
+        unsupported.lacks("tool_result_image")
+    if any(isinstance(p, FilePart) for p in msg.content):
+        unsupported.lacks("tool_file")
+    response: dict[str, Any] = {"name": name, "response": _tool_response_json(msg)}
+    if msg.tool_call_id:
+        response["id"] = msg.tool_call_id
+    return {"functionResponse": response}
+
+
+def render_conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[list[dict], list[dict]]:
+    """(the systemInstruction's parts, the contents)."""
     system: list[dict] = []
     contents: list[dict] = []
     names: dict[str, str] = {}  # tool call id -> function name
@@ -122,25 +150,15 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
                 if isinstance(part, TextPart):
                     system.append({"text": part.text})
                 elif isinstance(part, ImagePart):
-                    _unsupported("system_image", options, dropped)
+                    unsupported.lacks("system_image")
                 elif isinstance(part, FilePart):
-                    _unsupported("system_file", options, dropped)
+                    unsupported.lacks("system_file")
             continue
         if msg.role == "tool":
-            name = msg.name or names.get(msg.tool_call_id or "")
-            if not name:
-                raise _bad("tool message does not answer a known tool call", f"messages[{i}].tool_call_id")
-            if any(isinstance(p, ImagePart) for p in msg.content):
-                _unsupported("tool_result_image", options, dropped)
-            if any(isinstance(p, FilePart) for p in msg.content):
-                _unsupported("tool_file", options, dropped)
-            response: dict[str, Any] = {"name": name, "response": _tool_response_json(msg)}
-            if msg.tool_call_id:
-                response["id"] = msg.tool_call_id
             if tool_turn is None:
                 tool_turn = {"role": "user", "parts": []}
                 contents.append(tool_turn)
-            tool_turn["parts"].append({"functionResponse": response})
+            tool_turn["parts"].append(_function_response(msg, i, names, unsupported))
             continue
         tool_turn = None
         if msg.role == "assistant":
@@ -149,68 +167,63 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
             parts = _model_parts(msg)
             if parts:
                 contents.append({"role": "model", "parts": parts})
-        else:
-            parts = []
-            for part in msg.content:
-                if isinstance(part, TextPart):
-                    if part.text:
-                        parts.append({"text": part.text})
-                elif isinstance(part, ImagePart):
-                    parts.append(_image_json(part))
-                elif isinstance(part, FilePart):
-                    parts.append(_file_json(part))
-            if parts:
-                contents.append({"role": "user", "parts": parts})
+        elif parts := _user_parts(msg):
+            contents.append({"role": "user", "parts": parts})
+    return system, contents
 
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": system}
+
+def render_tools(req: ChatRequest, body: dict[str, Any], unsupported: Unsupported) -> None:
     if req.tools:
-        decls = []
-        for tool in req.tools:
-            decl: dict[str, Any] = {"name": tool.name}
-            if tool.description is not None:
-                decl["description"] = tool.description
-            if tool.parameters is not None:
-                decl["parametersJsonSchema"] = tool.parameters
-            decls.append(decl)
+        decls = [function_fields({}, tool, "parametersJsonSchema", tool.parameters, None) for tool in req.tools]
         body["tools"] = [{"functionDeclarations": decls}]
     if req.tool_choice is not None:
         choice = req.tool_choice
-        fcc: dict[str, Any] = {"mode": {"auto": "AUTO", "none": "NONE"}.get(choice.mode, "ANY")}
+        fcc: dict[str, Any] = {"mode": _MODES.get(choice.mode, "ANY")}
         if choice.mode == "function" and choice.name:
             fcc["allowedFunctionNames"] = [choice.name]
         body["toolConfig"] = {"functionCallingConfig": fcc}
     if req.parallel_tool_calls is False:
-        _unsupported("parallel_tool_calls", options, dropped)
+        unsupported.lacks("parallel_tool_calls")
 
-    config: dict[str, Any] = {}
-    for camel, _, field_name, _ in _GENERATION_NUMBERS:
-        value = getattr(req, field_name)
-        if value is not None:
-            config[camel] = value
-    if req.stop:
-        config["stopSequences"] = req.stop
-    fmt = req.response_format
-    if fmt is not None and fmt.type != "text":
-        config["responseMimeType"] = "application/json"
-        if fmt.type == "json_schema" and fmt.schema is not None:
-            config["responseJsonSchema"] = fmt.schema
+
+def render_thinking_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
     budget = req.thinking_budget
     if budget is None and req.reasoning_effort is not None:
         budget = _EFFORT_BUDGET.get(req.reasoning_effort)
         if budget is None:
-            _unsupported("reasoning_effort", options, dropped)
+            unsupported.lacks("reasoning_effort")
     thinking: dict[str, Any] = {}
     if budget is not None:
         thinking["thinkingBudget"] = budget
     if req.reasoning_summary and budget != 0:  # the client asked to see the reasoning: Gemini's thought summaries
         thinking["includeThoughts"] = True
-    if thinking:
+    return thinking
+
+
+def render_generation_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    put_params(req, _PARAMS, config)
+    fmt = req.response_format
+    if fmt is not None and fmt.type != "text":
+        config["responseMimeType"] = "application/json"
+        if fmt.type == "json_schema" and fmt.schema is not None:
+            config["responseJsonSchema"] = fmt.schema
+    if thinking := render_thinking_config(req, unsupported):
         config["thinkingConfig"] = thinking
-    if config:
+    return config
+
+
+def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    """A generateContent body (the model and streaming go in the URL)."""
+    unsupported = Unsupported(options.unsupported)
+    system, contents = render_conversation(req, unsupported)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    render_tools(req, body, unsupported)
+    if config := render_generation_config(req, unsupported):
         body["generationConfig"] = config
     try:
-        return RenderedRequest(orjson.dumps(body), dropped)
+        return RenderedRequest(orjson.dumps(body), unsupported.dropped)
     except orjson.JSONEncodeError:  # a schema deeper than orjson writes (254 levels)
-        raise _bad("the request is nested too deeply", "tools") from None
+        raise invalid("the request is nested too deeply", "tools") from None

@@ -8,14 +8,14 @@ passthrough body never names it), `batchEmbedContents` has its own shape, and
 from __future__ import annotations
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from extproc.formats.contract import StreamDecoder as StreamDecoderType
-from extproc.formats.contract import StreamEncoder as StreamEncoderType
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.formats.gemini import answers, embeddings, request, response, upstream
 from extproc.formats.gemini.decoder import StreamDecoder
 from extproc.formats.gemini.encoder import StreamEncoder
+from extproc.formats.protocols import StreamDecoder as StreamDecoderType
+from extproc.formats.protocols import StreamEncoder as StreamEncoderType
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 from extproc.formats.sse import MAX_LINE_BYTES
 
 SSE = "text/event-stream"

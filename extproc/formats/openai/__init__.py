@@ -25,7 +25,7 @@ Modules: `request` (parse_request), `response` (render_response, render_error,
 render_models), `encoder` (StreamEncoder) for the client side; `upstream`
 (render_request), `answers` (parse_response), `provider_errors` (parse_error),
 `decoder` (StreamDecoder) for the provider side; `embeddings` for both;
-`common` and `validation` hold what they share.
+`common` holds what they share; fields are read with `formats.json_fields`.
 """
 
 from __future__ import annotations

@@ -8,33 +8,30 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error, whole_number
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall, Usage
-from extproc.formats.openai.common import _FINISH_IN, new_call_id, new_completion_id
-from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.json_fields import is_int
+from extproc.formats.openai.common import FINISH_IN, new_call_id, new_completion_id
+from extproc.formats.openai.provider_errors import error_from_object
 
 
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
-def _parse_usage(u: Any) -> Usage | None:
+def parse_usage(u: Any) -> Usage | None:
     if not isinstance(u, dict):
         return None
     ptd = u.get("prompt_tokens_details")
     ctd = u.get("completion_tokens_details")
     return Usage(
-        input_tokens=_int(u.get("prompt_tokens")),
-        output_tokens=_int(u.get("completion_tokens")),
-        cached_tokens=_int(ptd.get("cached_tokens")) if isinstance(ptd, dict) else 0,
-        reasoning_tokens=_int(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0,
+        input_tokens=whole_number(u.get("prompt_tokens")),
+        output_tokens=whole_number(u.get("completion_tokens")),
+        cached_tokens=whole_number(ptd.get("cached_tokens")) if isinstance(ptd, dict) else 0,
+        reasoning_tokens=whole_number(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0,
     )
 
 
-def _finish_in(reason: Any) -> Any:
+def finish_in(reason: Any) -> Any:
     if reason is None:
         return None
-    return _FINISH_IN.get(reason, "stop") if isinstance(reason, str) else "stop"
+    return FINISH_IN.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
 def _text_of(content: Any) -> str:
@@ -45,7 +42,7 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _reasoning_of(obj: dict[str, Any]) -> str | None:
+def reasoning_of(obj: dict[str, Any]) -> str | None:
     r = obj.get("reasoning_content")
     if not isinstance(r, str):
         r = obj.get("reasoning")
@@ -62,10 +59,10 @@ def _parse_choice(c: Any, position: int) -> Choice:
     choice = Choice(
         index=index if is_int(index) else position,
         text=_text_of(msg.get("content")),
-        finish_reason=_finish_in(c.get("finish_reason")),
+        finish_reason=finish_in(c.get("finish_reason")),
         refusal=msg.get("refusal") if isinstance(msg.get("refusal"), str) else None,
     )
-    reasoning = _reasoning_of(msg)
+    reasoning = reasoning_of(msg)
     if reasoning:
         choice.thinking.append(ThinkingPart(reasoning))
     calls = msg.get("tool_calls")
@@ -97,7 +94,7 @@ def load_answer(body: bytes, expected: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise provider_error("provider returned a non-object JSON body")
     if "error" in data and expected not in data:
-        raise _error_from_object(data["error"], None)
+        raise error_from_object(data["error"], None)
     return data
 
 
@@ -115,5 +112,5 @@ def parse_response(body: bytes) -> ChatResponse:
         model=model if isinstance(model, str) else "",
         created=created if is_int(created) else int(time.time()),
         choices=[_parse_choice(c, i) for i, c in enumerate(raw_choices)],
-        usage=_parse_usage(data.get("usage")),
+        usage=parse_usage(data.get("usage")),
     )

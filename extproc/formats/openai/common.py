@@ -5,17 +5,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from extproc.formats.base import RenderOptions, invalid, random_text
+from extproc.formats.answer_values import random_text
 from extproc.formats.canonical import ToolCall, Usage
-from extproc.formats.limits import MAX_CHOICES
 
 MAX_TOKENS_FIELD = "max_completion_tokens"  # field used for canonical max_tokens upstream
 MODELS_OWNED_BY = "gateway"
 MODELS_CREATED = 0  # /v1/models "created": the gateway does not know the real date
 
-_DONE = b"data: [DONE]\n\n"
-_MAX_CHOICES = MAX_CHOICES  # OpenAI's limit on n
-_FINISH_IN = {
+DONE = b"data: [DONE]\n\n"
+FINISH_IN = {
     "stop": "stop",
     "length": "length",
     "tool_calls": "tool_calls",
@@ -23,10 +21,10 @@ _FINISH_IN = {
     "content_filter": "content_filter",
 }
 _FINISH_OUT = {"error": "stop"}  # canonical -> OpenAI where the names differ
-_SYSTEM_ROLES = ("system", "developer")
-_LITTLE_ENDIAN = sys.byteorder == "little"
+SYSTEM_ROLES = ("system", "developer")
+LITTLE_ENDIAN = sys.byteorder == "little"
 # what a missed shape check can raise; parsers turn these into GatewayError
-_SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 
 
 def new_completion_id() -> str:
@@ -37,14 +35,7 @@ def new_call_id() -> str:
     return "call_" + random_text(24)
 
 
-def _add_dropped(feature: str, options: RenderOptions, dropped: list[str]) -> None:
-    if options.unsupported == "reject":
-        raise invalid(f"{feature} is not supported by this provider", feature)
-    if feature not in dropped:
-        dropped.append(feature)
-
-
-def _usage_json(u: Usage) -> dict[str, Any]:
+def usage_json(u: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
@@ -59,11 +50,11 @@ def _usage_json(u: Usage) -> dict[str, Any]:
     }
 
 
-def _finish_out(reason: str | None) -> str:
+def finish_out(reason: str | None) -> str:
     if reason is None:
         return "stop"
     return _FINISH_OUT.get(reason, reason)
 
 
-def _tool_call_json(tc: ToolCall) -> dict[str, Any]:
+def tool_call_json(tc: ToolCall) -> dict[str, Any]:
     return {"id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}

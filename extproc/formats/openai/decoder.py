@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -20,9 +20,10 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
-from extproc.formats.openai.answers import _finish_in, _parse_usage, _reasoning_of
-from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id, new_completion_id
-from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.json_fields import is_int
+from extproc.formats.openai.answers import finish_in, parse_usage, reasoning_of
+from extproc.formats.openai.common import SHAPE_ERRORS, new_call_id, new_completion_id
+from extproc.formats.openai.provider_errors import error_from_object
 from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
 
 
@@ -114,13 +115,13 @@ class StreamDecoder:
             self._fail(out, provider_error("provider stream contained a non-object frame"))
             return
         if "error" in obj or obj.get("object") == "error":
-            self._fail(out, _error_from_object(obj.get("error", obj), None))
+            self._fail(out, error_from_object(obj.get("error", obj), None))
             return
         try:
             self._chunk(obj, out)
         except GatewayError as e:
             self._fail(out, e)
-        except _SHAPE_ERRORS:  # malformed chunk shape
+        except SHAPE_ERRORS:  # malformed chunk shape
             self._fail(out, provider_error("provider stream contained a malformed chunk"))
 
     def _chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
@@ -138,8 +139,8 @@ class StreamDecoder:
                 reason = c.get("finish_reason")
                 if reason is not None:
                     self._finished = True
-                    out.append(Finish(_finish_in(reason), ci))
-        usage = _parse_usage(obj.get("usage"))
+                    out.append(Finish(finish_in(reason), ci))
+        usage = parse_usage(obj.get("usage"))
         if usage is not None:
             out.append(UsageUpdate(usage))
 
@@ -148,7 +149,7 @@ class StreamDecoder:
             if delta["content"]:
                 out.append(TextDelta(delta["content"], ci))
             return
-        reasoning = _reasoning_of(delta)
+        reasoning = reasoning_of(delta)
         if reasoning:
             out.append(ThinkingDelta(reasoning, index=ci))
         text = delta.get("content")

@@ -9,17 +9,27 @@ from typing import Any, Literal
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions, invalid, is_int, is_num, provider_error
+from extproc.formats.answer_values import provider_error, whole_number
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
-from extproc.formats.limits import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
-from extproc.formats.openai.answers import _int, load_answer
-from extproc.formats.openai.common import _LITTLE_ENDIAN, _SHAPE_ERRORS, _add_dropped
-from extproc.formats.openai.validation import EMBEDDING_FIELDS, _loads_object, _model, _opt_int
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
+from extproc.formats.json_fields import is_int, is_num, opt_int, request_object
+from extproc.formats.openai.answers import load_answer
+from extproc.formats.openai.common import LITTLE_ENDIAN, SHAPE_ERRORS
+from extproc.formats.openai.request import model_of
+from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
+from extproc.formats.repeated_keys import STRING, STRING_OR_ARRAY, Field
+
+# The model and the text embedded: never repeated.
+EMBEDDING_FIELDS = (
+    Field(("model",), STRING),
+    Field(("input",), STRING_OR_ARRAY),
+)
 
 
 def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRequest:
-    data = _loads_object(body, EMBEDDING_FIELDS)
-    model = _model(data, path_model)
+    data = request_object(body, EMBEDDING_FIELDS, "body", "request body must be a JSON object")
+    model = model_of(data, path_model)
     raw = data.get("input")
     if isinstance(raw, str):
         inputs = [raw]
@@ -35,7 +45,7 @@ def _parse_embedding_request(body: bytes, path_model: str | None) -> EmbeddingRe
         raise invalid("'input' must not be empty", "input")
     else:
         raise invalid("'input' is required and must be a string or an array of strings", "input")
-    dimensions = _opt_int(data, "dimensions")
+    dimensions = opt_int(data, "dimensions")
     if dimensions is not None:
         check_positive(dimensions, MAX_DIMENSIONS, "dimensions")
     raw_encoding = data.get("encoding_format")
@@ -55,13 +65,13 @@ def parse_embedding_request(body: bytes, path_model: str | None = None) -> Embed
         return _parse_embedding_request(body, path_model)
     except GatewayError:
         raise
-    except _SHAPE_ERRORS:
+    except SHAPE_ERRORS:
         raise invalid("malformed embedding request", "body") from None
 
 
 def _encode_vector(vec: list[float]) -> str:
     a = array("f", vec)
-    if not _LITTLE_ENDIAN:
+    if not LITTLE_ENDIAN:
         a.byteswap()
     return base64.b64encode(a.tobytes()).decode("ascii")
 
@@ -69,7 +79,7 @@ def _encode_vector(vec: list[float]) -> str:
 def _decode_vector(text: str) -> list[float]:
     a = array("f")
     a.frombytes(base64.b64decode(text))
-    if not _LITTLE_ENDIAN:
+    if not LITTLE_ENDIAN:
         a.byteswap()
     return a.tolist()
 
@@ -93,14 +103,14 @@ def render_embedding_response(resp: EmbeddingResponse, encoding_format: str = "f
 
 
 def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
-    dropped: list[str] = []
+    unsupported = Unsupported(options.unsupported)
     # the client's encoding: a same-format answer may be passed through untouched
     body: dict[str, Any] = {"model": options.model, "input": req.inputs, "encoding_format": req.encoding_format}
     if req.dimensions is not None:
         body["dimensions"] = req.dimensions
     if req.task_type is not None:
-        _add_dropped("task_type", options, dropped)
-    return RenderedRequest(orjson.dumps(body), dropped)
+        unsupported.lacks("task_type")
+    return RenderedRequest(orjson.dumps(body), unsupported.dropped)
 
 
 def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
@@ -122,7 +132,7 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
                 raise ValueError
             index = item.get("index")
             indexed.append((index if is_int(index) else position, vec))
-    except _SHAPE_ERRORS:
+    except SHAPE_ERRORS:
         raise provider_error("provider embedding response is malformed") from None
     indexed.sort(key=lambda p: p[0])
     named = data.get("model")
@@ -130,5 +140,5 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     return EmbeddingResponse(
         model=named if isinstance(named, str) and named else model,
         vectors=[v for _, v in indexed],
-        usage=Usage(input_tokens=_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None,
+        usage=Usage(input_tokens=whole_number(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None,
     )

@@ -20,7 +20,8 @@ from extproc.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from extproc.formats.openai.common import _DONE, _MAX_CHOICES, _finish_out, _usage_json, new_call_id, new_completion_id
+from extproc.formats.input_bounds import MAX_CHOICES
+from extproc.formats.openai.common import DONE, finish_out, new_call_id, new_completion_id, usage_json
 from extproc.formats.sse import frame
 
 
@@ -68,7 +69,7 @@ class StreamEncoder:
             self._start("", "", int(time.time()))
         # choices must appear in index order for the SDK's snapshot accumulator;
         # an absurd index from a broken upstream is opened alone, not backfilled
-        for i in range(index + 1) if 0 <= index < _MAX_CHOICES else (index,):
+        for i in range(index + 1) if 0 <= index < MAX_CHOICES else (index,):
             if i not in self._opened:
                 self._opened.add(i)
                 out.append(
@@ -123,7 +124,7 @@ class StreamEncoder:
                 out.append(self._chunk({"index": ev.index, "delta": {"tool_calls": [call]}, "finish_reason": None}))
             elif isinstance(ev, Finish):
                 self._open(ev.index, out)
-                out.append(self._chunk({"index": ev.index, "delta": {}, "finish_reason": _finish_out(ev.reason)}))
+                out.append(self._chunk({"index": ev.index, "delta": {}, "finish_reason": finish_out(ev.reason)}))
             elif isinstance(ev, UsageUpdate):
                 self._usage = ev.usage
             elif isinstance(ev, StreamStart):
@@ -145,12 +146,12 @@ class StreamEncoder:
             return b""
         self._closed = True
         if self._failed:
-            return _DONE
+            return DONE
         out: list[bytes] = []
         if self._request.include_usage and self._usage is not None:
             if not self._prefix:
                 self._start("", "", int(time.time()))
-            usage = orjson.dumps(_usage_json(self._usage))
+            usage = orjson.dumps(usage_json(self._usage))
             out.append(b"data: " + self._prefix + b'],"usage":' + usage + b"}\n\n")
-        out.append(_DONE)
+        out.append(DONE)
         return b"".join(out)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import ErrorKind, GatewayError, kind_for_status
-from extproc.formats.base import is_int
+from extproc.formats.json_fields import is_int
 
 _ERROR_TYPES: dict[str, ErrorKind] = {
     "invalid_request_error": "invalid_request",
@@ -23,7 +23,7 @@ _ERROR_TYPES: dict[str, ErrorKind] = {
 }
 
 
-def _error_from_object(err: Any, status: int | None) -> GatewayError:
+def error_from_object(err: Any, status: int | None) -> GatewayError:
     """An OpenAI error object (or a vLLM-style flat one) -> GatewayError."""
     message = code = param = None
     etype = None
@@ -59,6 +59,6 @@ def parse_error(status: int, body: bytes) -> GatewayError:
     if isinstance(data, dict):
         err = data.get("error", data if "message" in data else None)
         if err is not None:
-            return _error_from_object(err, status)
+            return error_from_object(err, status)
     text = body[:500].decode("utf-8", "replace").strip() if body else ""
-    return _error_from_object(text or None, status)
+    return error_from_object(text or None, status)

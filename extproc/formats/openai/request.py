@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.errors import GatewayError
-from extproc.formats.base import invalid
 from extproc.formats.canonical import (
     ApiFeature,
     ChatRequest,
@@ -23,10 +22,11 @@ from extproc.formats.canonical import (
     Tool,
     ToolCall,
     ToolChoice,
-    feature_name,
-    unset,
+    note_unknown,
+    note_unknown_fields,
 )
-from extproc.formats.limits import (
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import (
     MAX_CHOICES,
     MAX_MESSAGES,
     check_count,
@@ -34,18 +34,34 @@ from extproc.formats.limits import (
     check_schema_depth,
     check_tokens,
 )
-from extproc.formats.openai.common import _SHAPE_ERRORS, _SYSTEM_ROLES
-from extproc.formats.openai.validation import (
-    CHAT_FIELDS,
-    _loads_object,
-    _model,
-    _opt_bool,
-    _opt_int,
-    _opt_num,
-    _opt_str,
-    response_format_of,
+from extproc.formats.json_fields import (
+    QUOTED,
+    as_array,
+    as_object,
+    data_url,
+    nonempty_str,
+    opt_bool,
+    opt_int,
+    opt_num,
+    opt_object,
+    opt_str,
+    req_object,
+    req_str,
+    request_object,
 )
+from extproc.formats.model_name import check_model
+from extproc.formats.openai.common import SHAPE_ERRORS, SYSTEM_ROLES
+from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field
 
+# What the gateway decides on (route, allow-list, streaming, token limits) and the conversation it
+# estimates and keys the cache on: never repeated. Each name costs a search of the raw body.
+CHAT_FIELDS = (
+    Field(("model",), STRING),
+    Field(("stream",), BOOLEAN),
+    Field(("messages",), ARRAY),
+    Field(("max_tokens",), NUMBER),
+    Field(("max_completion_tokens",), NUMBER),
+)
 _PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
 # what the canonical request is read from; any other top-level field is an ApiFeature
 _READ_FIELDS = frozenset(
@@ -57,8 +73,34 @@ _READ_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def _unknown(features: list[ApiFeature], prefix: str, word: object, param: str, value: Any) -> None:
-    features.append(ApiFeature(feature_name(prefix, word), param, value=value))
+def model_of(body: dict[str, Any], path_model: str | None) -> str:
+    """The model a Chat Completions, embeddings or Responses request names."""
+    model = body.get("model")
+    if model is None and path_model:
+        return check_model(path_model)
+    if not isinstance(model, str) or not model:
+        raise invalid("'model' is required and must be a non-empty string", "model")
+    return check_model(model)
+
+
+def response_format_of(
+    fmt: dict[str, Any], at: str, holder: Any, holder_at: str, features: list[ApiFeature]
+) -> ResponseFormat | None:
+    """A response format object named `at` (Chat Completions' `response_format`, the Responses
+    API's `text.format`); `holder`, named `holder_at`, has a JSON schema's schema, name and strict.
+    A type added since is an ApiFeature."""
+    kind = fmt.get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind == "json_schema":
+        holder = as_object(holder, holder_at)
+        schema = opt_object(holder, "schema", holder_at)
+        name, strict = opt_str(holder, "name", holder_at), opt_bool(holder, "strict", holder_at)
+        return ResponseFormat("json_schema", schema=schema, name=name, strict=strict)
+    if isinstance(kind, str):
+        note_unknown(features, f"{at}.", kind, f"{at}.type", fmt)
+        return None
+    raise QUOTED.must(f"{at}.type", "a string")
 
 
 def _image_part(part: dict[str, Any], param: str) -> ImagePart:
@@ -68,79 +110,64 @@ def _image_part(part: dict[str, Any], param: str) -> ImagePart:
         url, detail = image, None
     elif isinstance(image, dict):
         url = image.get("url")
-        detail = image.get("detail")
-        if detail is not None and not isinstance(detail, str):
-            raise invalid(f"'{param}.image_url.detail' must be a string", f"{param}.image_url.detail")
+        detail = opt_str(image, "detail", f"{param}.image_url")
     else:
-        raise invalid(f"'{param}.image_url' must be an object", f"{param}.image_url")
+        raise QUOTED.must(f"{param}.image_url", "an object")
     if not isinstance(url, str) or not url:
         raise invalid(f"'{param}.image_url.url' must be a non-empty string", f"{param}.image_url.url")
     if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        media_type, _, rest = header.partition(";")
-        if not comma or "base64" not in rest.split(";") or not media_type or not data:
-            raise invalid("image data URIs must look like 'data:<media type>;base64,<data>'", f"{param}.image_url.url")
+        media_type, data = data_url(url, f"{param}.image_url.url", "image data URIs")
         return ImagePart(media_type=media_type, data=data, detail=detail)
     if url.startswith(("https://", "http://")):
         return ImagePart(url=url, detail=detail)
     raise invalid("image URLs must be http(s) URLs or base64 data URIs", f"{param}.image_url.url")
 
 
-def _parse_parts(content: Any, param: str, allowed: tuple[str, ...], features: list[ApiFeature]) -> list[Part]:
-    """Message content: a string or a list of typed parts; a part the canonical model knows must be
-    one `allowed` for the role, any other (input_audio, file, ...) is an ApiFeature."""
+def _parse_parts(content: Any, at: str, allowed: tuple[str, ...], features: list[ApiFeature]) -> list[Part]:
+    """The `content` of the message at `at`: a string or a list of typed parts; a part the canonical
+    model knows must be one `allowed` for the role, any other (input_audio, file, ...) is an ApiFeature."""
     if isinstance(content, str):
         return [TextPart(content)]
+    param = f"{at}.content"  # written only here: most content is a string
     if not isinstance(content, list):
-        raise invalid(f"'{param}' must be a string or an array of content parts", param)
+        raise QUOTED.must(param, "a string or an array of content parts")
     parts: list[Part] = []
     for j, part in enumerate(content):
         pparam = f"{param}[{j}]"
-        if not isinstance(part, dict):
-            raise invalid(f"'{pparam}' must be an object", pparam)
-        ptype = part.get("type")
+        ptype = as_object(part, pparam).get("type")
         if ptype not in allowed:
             if not isinstance(ptype, str):
-                raise invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
+                raise QUOTED.must(f"{pparam}.type", "a string")
             if ptype in _PART_TYPES:
                 raise invalid(f"content part type '{ptype}' is not supported here", f"{pparam}.type")
-            _unknown(features, "content.", ptype, f"{pparam}.type", part)
+            note_unknown(features, "content.", ptype, f"{pparam}.type", part)
             continue
         if ptype == "image_url":
             parts.append(_image_part(part, pparam))
             continue
         key = "refusal" if ptype == "refusal" else "text"  # refusals in history become text
-        text = part.get(key)
-        if not isinstance(text, str):
-            raise invalid(f"'{pparam}.{key}' must be a string", f"{pparam}.{key}")
-        parts.append(TextPart(text))
+        parts.append(TextPart(req_str(part, key, pparam)))
     return parts
 
 
 def _parse_tool_calls(raw: Any, param: str, names: dict[str, str], features: list[ApiFeature]) -> list[ToolCall]:
-    if not isinstance(raw, list):
-        raise invalid(f"'{param}' must be an array", param)
     calls: list[ToolCall] = []
-    for k, tc in enumerate(raw):
+    for k, tc in enumerate(as_array(raw, param)):
         tparam = f"{param}[{k}]"
-        if not isinstance(tc, dict):
-            raise invalid(f"'{tparam}' must be an object", tparam)
+        if not isinstance(tc, dict):  # inline, not a reader: this loop runs for every call of the history
+            raise QUOTED.must(tparam, "an object")
         ttype = tc.get("type", "function")
         if ttype != "function":  # a custom tool's call, ...
-            _unknown(features, "tool_calls.", ttype, f"{tparam}.type", tc)
+            note_unknown(features, "tool_calls.", ttype, f"{tparam}.type", tc)
             continue
-        call_id = tc.get("id")
-        if not isinstance(call_id, str) or not call_id:
-            raise invalid(f"'{tparam}.id' must be a non-empty string", f"{tparam}.id")
-        fn = tc.get("function")
-        if not isinstance(fn, dict):
-            raise invalid(f"'{tparam}.function' must be an object", f"{tparam}.function")
+        call_id = nonempty_str(tc, "id", tparam)
+        fn = req_object(tc, "function", tparam)
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise invalid(f"'{tparam}.function.name' must be a non-empty string", f"{tparam}.function.name")
+            raise QUOTED.must(f"{tparam}.function.name", "a non-empty string")
         args = fn.get("arguments", "")
         if not isinstance(args, str):
-            raise invalid(f"'{tparam}.function.arguments' must be a JSON string", f"{tparam}.function.arguments")
+            raise QUOTED.must(f"{tparam}.function.arguments", "a JSON string")
         names[call_id] = name
         calls.append(ToolCall(call_id, name, args))
     return calls
@@ -149,72 +176,54 @@ def _parse_tool_calls(raw: Any, param: str, names: dict[str, str], features: lis
 def _parse_message(m: Any, i: int, names: dict[str, str], features: list[ApiFeature]) -> Message | None:
     """None: a role the canonical model does not know (recorded)."""
     param = f"messages[{i}]"
-    if not isinstance(m, dict):
-        raise invalid(f"'{param}' must be an object", param)
+    if not isinstance(m, dict):  # inline, not a reader: this runs for every message of the history
+        raise QUOTED.must(param, "an object")
     role = m.get("role")
     content = m.get("content")
-    if role in _SYSTEM_ROLES:
+    if role in SYSTEM_ROLES:
         if content is None:
-            raise invalid(f"'{param}.content' is required", f"{param}.content")
-        return Message("system", _parse_parts(content, f"{param}.content", ("text",), features))
+            raise QUOTED.missing(f"{param}.content")
+        return Message("system", _parse_parts(content, param, ("text",), features))
     if role == "user":
         if content is None:
-            raise invalid(f"'{param}.content' is required", f"{param}.content")
-        return Message("user", _parse_parts(content, f"{param}.content", ("text", "image_url"), features))
+            raise QUOTED.missing(f"{param}.content")
+        return Message("user", _parse_parts(content, param, ("text", "image_url"), features))
     if role == "assistant":
-        parts = [] if content is None else _parse_parts(content, f"{param}.content", ("text", "refusal"), features)
-        refusal = _opt_str(m, "refusal", f"{param}.refusal")
+        parts = [] if content is None else _parse_parts(content, param, ("text", "refusal"), features)
+        refusal = opt_str(m, "refusal", param)
         if refusal and not parts:
             parts.append(TextPart(refusal))  # canonical messages have no refusal field
         raw_calls = m.get("tool_calls")
         calls = [] if raw_calls is None else _parse_tool_calls(raw_calls, f"{param}.tool_calls", names, features)
         return Message("assistant", parts, tool_calls=calls)
     if role == "tool":
-        call_id = m.get("tool_call_id")
-        if not isinstance(call_id, str) or not call_id:
-            raise invalid(f"'{param}.tool_call_id' must be a non-empty string", f"{param}.tool_call_id")
+        call_id = nonempty_str(m, "tool_call_id", param)
         if content is None:
-            raise invalid(f"'{param}.content' is required", f"{param}.content")
-        parts = _parse_parts(content, f"{param}.content", ("text",), features)
+            raise QUOTED.missing(f"{param}.content")
+        parts = _parse_parts(content, param, ("text",), features)
         name = names.get(call_id)
         if name is None:
-            name = _opt_str(m, "name", f"{param}.name")
+            name = opt_str(m, "name", param)
         return Message("tool", parts, tool_call_id=call_id, name=name)
     if isinstance(role, str):  # the legacy "function" role, or one added since
-        _unknown(features, "role.", role, f"{param}.role", m)
+        note_unknown(features, "role.", role, f"{param}.role", m)
         return None
     raise invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
 
 
 def _parse_tools(raw: Any, features: list[ApiFeature]) -> list[Tool]:
-    if not isinstance(raw, list):
-        raise invalid("'tools' must be an array", "tools")
     tools: list[Tool] = []
-    for i, t in enumerate(raw):
+    for i, t in enumerate(as_array(raw, "tools")):
         param = f"tools[{i}]"
-        if not isinstance(t, dict):
-            raise invalid(f"'{param}' must be an object", param)
-        ttype = t.get("type", "function")
+        ttype = as_object(t, param).get("type", "function")
         if ttype != "function":  # custom tools, ...
-            _unknown(features, "tools.", ttype, param, t)
+            note_unknown(features, "tools.", ttype, param, t)
             continue
-        fn = t.get("function")
-        if not isinstance(fn, dict):
-            raise invalid(f"'{param}.function' must be an object", f"{param}.function")
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid(f"'{param}.function.name' must be a non-empty string", f"{param}.function.name")
-        params = fn.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise invalid(f"'{param}.function.parameters' must be an object", f"{param}.function.parameters")
-        tools.append(
-            Tool(
-                name,
-                _opt_str(fn, "description", f"{param}.function.description"),
-                params,
-                _opt_bool(fn, "strict", f"{param}.function.strict"),
-            )
-        )
+        fn = req_object(t, "function", param)
+        at = f"{param}.function"
+        name = nonempty_str(fn, "name", at)
+        params = opt_object(fn, "parameters", at)
+        tools.append(Tool(name, opt_str(fn, "description", at), params, opt_bool(fn, "strict", at)))
     return tools
 
 
@@ -227,10 +236,10 @@ def _parse_tool_choice(raw: Any, features: list[ApiFeature]) -> ToolChoice | Non
         fn = raw.get("function")
         name = fn.get("name") if isinstance(fn, dict) else None
         if not isinstance(name, str) or not name:
-            raise invalid("'tool_choice.function.name' must be a non-empty string", "tool_choice.function.name")
+            raise QUOTED.must("tool_choice.function.name", "a non-empty string")
         return ToolChoice("function", name)
     if isinstance(raw, dict) and isinstance(raw.get("type"), str):  # allowed_tools, custom, ...
-        _unknown(features, "tool_choice.", raw["type"], "tool_choice", raw)
+        note_unknown(features, "tool_choice.", raw["type"], "tool_choice", raw)
         return None
     raise invalid(
         "'tool_choice' must be 'auto', 'none', 'required' or {type: 'function', function: {name}}", "tool_choice"
@@ -240,9 +249,13 @@ def _parse_tool_choice(raw: Any, features: list[ApiFeature]) -> ToolChoice | Non
 def _parse_response_format(raw: Any, features: list[ApiFeature]) -> ResponseFormat | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise invalid("'response_format' must be an object", "response_format")
-    return response_format_of(raw, "response_format", raw.get("json_schema"), "response_format.json_schema", features)
+    return response_format_of(
+        as_object(raw, "response_format"),
+        "response_format",
+        raw.get("json_schema"),
+        "response_format.json_schema",
+        features,
+    )
 
 
 def _parse_stop(raw: Any) -> list[str]:
@@ -256,14 +269,14 @@ def _parse_stop(raw: Any) -> list[str]:
 
 
 def _parse_n(data: dict[str, Any]) -> int | None:
-    n = _opt_int(data, "n")
+    n = opt_int(data, "n")
     if n is not None:
         check_positive(n, MAX_CHOICES, "n")
     return n
 
 
 def _opt_tokens(data: dict[str, Any], key: str) -> int | None:
-    value = _opt_int(data, key)
+    value = opt_int(data, key)
     return None if value is None else check_tokens(value, key)
 
 
@@ -286,8 +299,8 @@ def _tool_params(tools_raw: list[Any]) -> list[str]:
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data = _loads_object(body, CHAT_FIELDS)
-    model = _model(data, path_model)
+    data = request_object(body, CHAT_FIELDS, "body", "request body must be a JSON object")
+    model = model_of(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid("'messages' must be a non-empty array", "messages")
@@ -300,13 +313,11 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         if (message := _parse_message(raw, i, names, features)) is not None
     ]
 
-    stream = _opt_bool(data, "stream", "stream") or False
+    stream = opt_bool(data, "stream") or False
     include_usage = False
-    stream_options = data.get("stream_options")
+    stream_options = opt_object(data, "stream_options")
     if stream_options is not None:
-        if not isinstance(stream_options, dict):
-            raise invalid("'stream_options' must be an object", "stream_options")
-        include_usage = bool(_opt_bool(stream_options, "include_usage", "stream_options.include_usage"))
+        include_usage = bool(opt_bool(stream_options, "include_usage", "stream_options"))
 
     max_tokens = _opt_tokens(data, "max_completion_tokens")
     legacy_max = _opt_tokens(data, "max_tokens")
@@ -320,26 +331,24 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         stream=stream,
         include_usage=stream and include_usage,
         max_tokens=max_tokens if max_tokens is not None else legacy_max,
-        temperature=_opt_num(data, "temperature"),
-        top_p=_opt_num(data, "top_p"),
-        top_k=_opt_int(data, "top_k"),  # non-standard, sent to OpenAI-compatible servers
+        temperature=opt_num(data, "temperature"),
+        top_p=opt_num(data, "top_p"),
+        top_k=opt_int(data, "top_k"),  # non-standard, sent to OpenAI-compatible servers
         stop=_parse_stop(data.get("stop")),
         n=_parse_n(data),
-        seed=_opt_int(data, "seed"),
-        presence_penalty=_opt_num(data, "presence_penalty"),
-        frequency_penalty=_opt_num(data, "frequency_penalty"),
+        seed=opt_int(data, "seed"),
+        presence_penalty=opt_num(data, "presence_penalty"),
+        frequency_penalty=opt_num(data, "frequency_penalty"),
         response_format=response_format,
         tools=tools,
         tool_choice=_parse_tool_choice(data.get("tool_choice"), features),
-        parallel_tool_calls=_opt_bool(data, "parallel_tool_calls", "parallel_tool_calls"),
-        user=_opt_str(data, "user", "user"),
-        reasoning_effort=_opt_str(data, "reasoning_effort", "reasoning_effort"),
+        parallel_tool_calls=opt_bool(data, "parallel_tool_calls"),
+        user=opt_str(data, "user"),
+        reasoning_effort=opt_str(data, "reasoning_effort"),
         api_features=features,
         source=data,
     )
-    for key, value in data.items():
-        if key not in _READ_FIELDS and not unset(value):
-            _unknown(features, "", key, key, value)  # store, metadata, logit_bias, modalities, audio, ...
+    note_unknown_fields(data, _READ_FIELDS, features)  # store, metadata, logit_bias, modalities, audio, ...
     return request
 
 
@@ -349,5 +358,5 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
         return _parse_request(body, path_model)
     except GatewayError:
         raise
-    except _SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault
+    except SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault
         raise invalid("malformed chat completion request", "body") from None

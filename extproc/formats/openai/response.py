@@ -8,7 +8,7 @@ import orjson
 
 from extproc.errors import GatewayError, render_openai_error
 from extproc.formats.canonical import ChatResponse
-from extproc.formats.openai.common import MODELS_CREATED, MODELS_OWNED_BY, _finish_out, _tool_call_json, _usage_json
+from extproc.formats.openai.common import MODELS_CREATED, MODELS_OWNED_BY, finish_out, tool_call_json, usage_json
 
 
 def render_response(resp: ChatResponse) -> bytes:
@@ -19,9 +19,9 @@ def render_response(resp: ChatResponse) -> bytes:
         content: str | None = c.text if c.text or not (c.tool_calls or c.refusal) else None
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": c.refusal, "annotations": []}
         if c.tool_calls:
-            message["tool_calls"] = [_tool_call_json(tc) for tc in c.tool_calls]
+            message["tool_calls"] = [tool_call_json(tc) for tc in c.tool_calls]
         choices.append(
-            {"index": c.index, "message": message, "logprobs": None, "finish_reason": _finish_out(c.finish_reason)}
+            {"index": c.index, "message": message, "logprobs": None, "finish_reason": finish_out(c.finish_reason)}
         )
     out: dict[str, Any] = {
         "id": resp.id,
@@ -31,7 +31,7 @@ def render_response(resp: ChatResponse) -> bytes:
         "choices": choices,
     }
     if resp.usage is not None:
-        out["usage"] = _usage_json(resp.usage)
+        out["usage"] = usage_json(resp.usage)
     out["service_tier"] = "default"
     out["system_fingerprint"] = None
     return orjson.dumps(out)

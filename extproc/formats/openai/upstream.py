@@ -5,10 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from extproc.formats.base import RenderedRequest, RenderOptions
-from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message, Part, TextPart, ThinkingPart, effort_of
-from extproc.formats.limits import dumps_request
-from extproc.formats.openai.common import MAX_TOKENS_FIELD, _add_dropped, _tool_call_json
+from extproc.formats.canonical import (
+    ChatRequest,
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    ResponseFormat,
+    TextPart,
+    ThinkingPart,
+    effort_of,
+)
+from extproc.formats.input_bounds import dumps_request
+from extproc.formats.openai.common import MAX_TOKENS_FIELD, tool_call_json
+from extproc.formats.provider_params import (
+    Lacks,
+    Param,
+    check_lacks,
+    function_fields,
+    is_given,
+    put_params,
+    schema_format_fields,
+)
+from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 
 def _parts_content(parts: Sequence[Part], allow_images: bool) -> str | list[dict[str, Any]]:
@@ -35,31 +54,45 @@ def _parts_content(parts: Sequence[Part], allow_images: bool) -> str | list[dict
     return out
 
 
-def _files(m: Message, options: RenderOptions, dropped: list[str]) -> None:
+# Chat Completions' plain parameters: the canonical names are OpenAI's.
+_PARAMS = (
+    Param("max_tokens", MAX_TOKENS_FIELD),
+    Param("temperature", "temperature"),
+    Param("top_p", "top_p"),
+    Param("n", "n"),
+    Param("seed", "seed"),
+    Param("presence_penalty", "presence_penalty"),
+    Param("frequency_penalty", "frequency_penalty"),
+    Param("stop", "stop", is_given),
+)
+_LACKS = (Lacks("top_k"),)
+
+
+def _files(m: Message, unsupported: Unsupported) -> None:
     """Chat Completions takes files inline in user messages only."""
     for p in m.content:
         if isinstance(p, FilePart) and (p.data is None or m.role != "user"):
-            _add_dropped("file_url" if p.data is None else f"{m.role}_file", options, dropped)
+            unsupported.lacks("file_url" if p.data is None else f"{m.role}_file")
 
 
-def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> dict[str, Any]:
-    _files(m, options, dropped)
+def render_message(m: Message, unsupported: Unsupported) -> dict[str, Any]:
+    _files(m, unsupported)
     if m.role == "user":
         return {"role": "user", "content": _parts_content(m.content, True)}
     if (
         m.role == "system"
     ):  # in its place: OpenAI reads system messages anywhere (Anthropic's mid-conversation ones too)
         if any(isinstance(p, ImagePart) for p in m.content):
-            _add_dropped("system_image", options, dropped)
+            unsupported.lacks("system_image")
         return {"role": "system", "content": _parts_content(m.content, False)}
     if m.role == "tool":
         if any(isinstance(p, ImagePart) for p in m.content):
-            _add_dropped("tool_result_image", options, dropped)
+            unsupported.lacks("tool_result_image")
         content = _parts_content(m.content, False)
         return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": content or ""}
     # assistant: thinking has no OpenAI field and is left out of the history
     if any(isinstance(p, ImagePart) for p in m.content):
-        _add_dropped("assistant_image", options, dropped)
+        unsupported.lacks("assistant_image")
     texts = [p for p in m.content if isinstance(p, TextPart)]
     out: dict[str, Any] = {"role": "assistant"}
     if texts:
@@ -67,7 +100,7 @@ def _render_message(m: Message, options: RenderOptions, dropped: list[str]) -> d
     else:
         out["content"] = None if m.tool_calls else ""
     if m.tool_calls:
-        out["tool_calls"] = [_tool_call_json(tc) for tc in m.tool_calls]
+        out["tool_calls"] = [tool_call_json(tc) for tc in m.tool_calls]
     return out
 
 
@@ -76,52 +109,43 @@ def _says_nothing(m: Message) -> bool:
     return m.role == "assistant" and not m.tool_calls and all(isinstance(p, ThinkingPart) for p in m.content)
 
 
-def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
-    """ChatRequest -> an OpenAI /v1/chat/completions body for the provider."""
-    dropped: list[str] = []
-    body: dict[str, Any] = {
-        "model": options.model,
-        "messages": [_render_message(m, options, dropped) for m in req.messages if not _says_nothing(m)],
-    }
-    if req.max_tokens is not None:
-        body[MAX_TOKENS_FIELD] = req.max_tokens
-    for key in ("temperature", "top_p", "n", "seed", "presence_penalty", "frequency_penalty"):
-        value = getattr(req, key)
-        if value is not None:
-            body[key] = value
-    if req.top_k is not None:
-        _add_dropped("top_k", options, dropped)
-    if req.stop:
-        body["stop"] = req.stop
-    rf = req.response_format
-    if rf is not None:
-        if rf.type == "json_schema":
-            js: dict[str, Any] = {"name": rf.name or "response", "schema": rf.schema or {}}
-            if rf.strict is not None:
-                js["strict"] = rf.strict
-            body["response_format"] = {"type": "json_schema", "json_schema": js}
-        else:
-            body["response_format"] = {"type": rf.type}
-    if req.tools:
-        tools = []
-        for t in req.tools:
-            fn: dict[str, Any] = {"name": t.name}
-            if t.description is not None:
-                fn["description"] = t.description
-            if t.parameters is not None:
-                fn["parameters"] = t.parameters
-            if t.strict is not None:
-                fn["strict"] = t.strict
-            tools.append({"type": "function", "function": fn})
-        body["tools"] = tools
+def render_response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type == "json_schema":
+        return {"type": "json_schema", "json_schema": schema_format_fields({}, fmt)}
+    return {"type": fmt.type}
+
+
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
+    """The tools, and how they may be called: OpenAI refuses tool_choice and parallel_tool_calls
+    without tools."""
+    if not req.tools:
+        return
+    body["tools"] = [
+        {"type": "function", "function": function_fields({}, t, "parameters", t.parameters, t.strict)}
+        for t in req.tools
+    ]
     tc = req.tool_choice
-    if tc is not None and req.tools:  # OpenAI refuses tool_choice without tools
+    if tc is not None:
         if tc.mode == "function":
             body["tool_choice"] = {"type": "function", "function": {"name": tc.name or ""}}
         else:
             body["tool_choice"] = tc.mode
-    if req.parallel_tool_calls is not None and req.tools:
+    if req.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = req.parallel_tool_calls
+
+
+def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    """ChatRequest -> an OpenAI /v1/chat/completions body for the provider."""
+    unsupported = Unsupported(options.unsupported)
+    body: dict[str, Any] = {
+        "model": options.model,
+        "messages": [render_message(m, unsupported) for m in req.messages if not _says_nothing(m)],
+    }
+    put_params(req, _PARAMS, body)
+    check_lacks(req, _LACKS, unsupported)
+    if req.response_format is not None:
+        body["response_format"] = render_response_format(req.response_format)
+    render_tools(req, body)
     if req.user is not None:
         body["user"] = req.user
     effort = effort_of(req)  # Anthropic adaptive thinking's effort, or a level for a thinking budget
@@ -131,4 +155,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["stream"] = True
         if req.include_usage:
             body["stream_options"] = {"include_usage": True}
-    return RenderedRequest(dumps_request(body), dropped)
+    return RenderedRequest(dumps_request(body), unsupported.dropped)

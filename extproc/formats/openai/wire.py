@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from extproc.formats.contract import StreamDecoder as StreamDecoderType
-from extproc.formats.contract import StreamEncoder as StreamEncoderType
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.formats.openai import answers, embeddings, provider_errors, request, response, upstream
 from extproc.formats.openai.decoder import StreamDecoder
 from extproc.formats.openai.encoder import StreamEncoder
+from extproc.formats.protocols import StreamDecoder as StreamDecoderType
+from extproc.formats.protocols import StreamEncoder as StreamEncoderType
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 from extproc.formats.shared_wire import CONTENT_TYPE_SSE, rename_model
 from extproc.formats.sse import MAX_LINE_BYTES
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall
+from extproc.formats.json_fields import is_int
 from extproc.formats.openai.answers import load_answer
-from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.openai.provider_errors import error_from_object
 from extproc.formats.responses.common import finish_of, flat_tool_name, new_response_id, parse_usage
 
 
@@ -54,7 +55,7 @@ def message_text(item: dict[str, Any]) -> tuple[str, str | None]:
 def parse_response(body: bytes) -> ChatResponse:
     data = load_answer(body, "output")
     if data.get("status") == "failed":
-        raise _error_from_object(data.get("error") or "the provider failed to answer", None)
+        raise error_from_object(data.get("error") or "the provider failed to answer", None)
     output = data.get("output")
     if not isinstance(output, list):
         raise provider_error("provider response has no output")

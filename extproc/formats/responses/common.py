@@ -7,7 +7,7 @@ import hashlib
 import os
 from typing import Any
 
-from extproc.formats.base import count
+from extproc.formats.answer_values import count
 from extproc.formats.canonical import FinishReason, Usage
 
 MAX_TOOL_NAME = 64  # OpenAI's limit on a function name; others allow as much or more

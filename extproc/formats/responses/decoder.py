@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import is_int, provider_error
+from extproc.formats.answer_values import provider_error
 from extproc.formats.canonical import (
     Finish,
     StreamEvent,
@@ -27,8 +27,9 @@ from extproc.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
-from extproc.formats.openai.common import _SHAPE_ERRORS, new_call_id
-from extproc.formats.openai.provider_errors import _error_from_object
+from extproc.formats.json_fields import is_int
+from extproc.formats.openai.common import SHAPE_ERRORS, new_call_id
+from extproc.formats.openai.provider_errors import error_from_object
 from extproc.formats.responses.answers import call_name, message_text, summary_text
 from extproc.formats.responses.common import finish_of, new_response_id, parse_usage
 from extproc.formats.sse import MAX_LINE_BYTES, SSEParser, overflow_message
@@ -109,7 +110,7 @@ class StreamDecoder:
             return
         try:
             self._dispatch(obj, out)
-        except _SHAPE_ERRORS:
+        except SHAPE_ERRORS:
             self._fail(out, provider_error("provider stream contained a malformed event"))
 
     def _dispatch(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
@@ -137,9 +138,9 @@ class StreamDecoder:
         elif kind == "response.failed":
             response = obj.get("response")
             error = response.get("error") if isinstance(response, dict) else None
-            self._fail(out, _error_from_object(error or "the provider failed to answer", None))
+            self._fail(out, error_from_object(error or "the provider failed to answer", None))
         elif kind == "error":
-            self._fail(out, _error_from_object(obj.get("error", obj), None))
+            self._fail(out, error_from_object(obj.get("error", obj), None))
 
     def _thinking(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item_id")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.base import invalid
 from extproc.formats.canonical import (
     ApiFeature,
     FilePart,
@@ -22,7 +21,9 @@ from extproc.formats.canonical import (
     ToolCall,
     feature_name,
 )
-from extproc.formats.limits import MAX_MESSAGES, check_count
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_MESSAGES, check_count
+from extproc.formats.json_fields import QUOTED, as_array, data_url, nonempty_str, opt_str, req_str
 from extproc.formats.responses import reasoning
 from extproc.formats.responses.common import flat_tool_name
 
@@ -50,8 +51,8 @@ class InputReader:
         return self.messages
 
     def _item(self, item: Any, param: str) -> None:
-        if not isinstance(item, dict):
-            raise invalid(f"'{param}' must be an object", param)
+        if not isinstance(item, dict):  # inline, not a reader: this runs for every item of the history
+            raise QUOTED.must(param, "an object")
         kind = item.get("type")
         if kind is None and "role" in item:
             kind = "message"  # the SDKs' short form: {role, content}
@@ -68,7 +69,7 @@ class InputReader:
         elif isinstance(kind, str):  # a hosted tool's call, a custom tool's, an item type added since
             self.features.append(ApiFeature(feature_name("input.", kind), f"{param}.type", value=item))
         else:
-            raise invalid(f"'{param}.type' must be a string", f"{param}.type")
+            raise QUOTED.must(f"{param}.type", "a string")
 
     def _assistant(self) -> Message:
         """The assistant turn being gathered (a new one after any other role)."""
@@ -88,7 +89,7 @@ class InputReader:
             return
         content = item.get("content")
         if content is None:
-            raise invalid(f"'{param}.content' is required", f"{param}.content")
+            raise QUOTED.missing(f"{param}.content")
         parts = self._parts(content, f"{param}.content")
         if role == "assistant":
             self._assistant().content.extend(parts)
@@ -99,17 +100,17 @@ class InputReader:
         if isinstance(content, str):
             return [TextPart(content)]
         if not isinstance(content, list):
-            raise invalid(f"'{param}' must be a string or an array of content parts", param)
+            raise QUOTED.must(param, "a string or an array of content parts")
         parts: list[Part] = []
         for j, part in enumerate(content):
             pparam = f"{param}[{j}]"
             if not isinstance(part, dict):
-                raise invalid(f"'{pparam}' must be an object", pparam)
+                raise QUOTED.must(pparam, "an object")
             kind = part.get("type")
             if kind in _TEXT_PARTS:
-                parts.append(TextPart(_text(part, "text", pparam)))
+                parts.append(TextPart(req_str(part, "text", pparam)))
             elif kind == "refusal":  # a refusal in history is what the assistant said
-                parts.append(TextPart(_text(part, "refusal", pparam)))
+                parts.append(TextPart(req_str(part, "refusal", pparam)))
             elif kind == "input_image":
                 self._image(part, pparam, parts)
             elif kind == "input_file":
@@ -117,21 +118,19 @@ class InputReader:
             elif isinstance(kind, str):
                 self.features.append(ApiFeature(feature_name("input.", kind), f"{pparam}.type", value=part))
             else:
-                raise invalid(f"'{pparam}.type' must be a string", f"{pparam}.type")
+                raise QUOTED.must(f"{pparam}.type", "a string")
         return parts
 
     def _image(self, part: dict[str, Any], param: str, parts: list[Part]) -> None:
-        detail = part.get("detail")
-        if detail is not None and not isinstance(detail, str):
-            raise invalid(f"'{param}.detail' must be a string", f"{param}.detail")
+        detail = opt_str(part, "detail", param)
         url = part.get("image_url")
         if url is None:
             self._file_id(part, "input_image.file_id", param)
             return
         if not isinstance(url, str) or not url:
-            raise invalid(f"'{param}.image_url' must be a non-empty string", f"{param}.image_url")
+            raise QUOTED.must(f"{param}.image_url", "a non-empty string")
         if url.startswith("data:"):
-            media_type, data = _data_url(url, f"{param}.image_url")
+            media_type, data = data_url(url, f"{param}.image_url")
             parts.append(ImagePart(media_type=media_type, data=data, detail=detail))
         elif url.startswith(("https://", "http://")):
             parts.append(ImagePart(url=url, detail=detail))
@@ -139,13 +138,11 @@ class InputReader:
             raise invalid("image URLs must be http(s) URLs or base64 data URIs", f"{param}.image_url")
 
     def _file(self, part: dict[str, Any], param: str, parts: list[Part]) -> None:
-        filename = part.get("filename")
-        if filename is not None and not isinstance(filename, str):
-            raise invalid(f"'{param}.filename' must be a string", f"{param}.filename")
+        filename = opt_str(part, "filename", param)
         data, url = part.get("file_data"), part.get("file_url")
         if isinstance(data, str) and data:
             if data.startswith("data:"):
-                media_type, payload = _data_url(data, f"{param}.file_data")
+                media_type, payload = data_url(data, f"{param}.file_data")
                 parts.append(FilePart(media_type, payload, filename=filename))
             else:  # bare base64: the type follows from the name, as OpenAI does
                 parts.append(FilePart(_media_type_of(filename), data, filename=filename))
@@ -163,37 +160,28 @@ class InputReader:
         self.features.append(ApiFeature(feature, f"{param}.file_id", value=part))
 
     def _call(self, item: dict[str, Any], param: str) -> None:
-        call_id = item.get("call_id")
-        if not isinstance(call_id, str) or not call_id:
-            raise invalid(f"'{param}.call_id' must be a non-empty string", f"{param}.call_id")
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid(f"'{param}.name' must be a non-empty string", f"{param}.name")
-        namespace = item.get("namespace")
-        if namespace is not None:
-            if not isinstance(namespace, str) or not namespace:
-                raise invalid(f"'{param}.namespace' must be a non-empty string", f"{param}.namespace")
-            name = flat_tool_name(namespace, name)
-        arguments = _text(item, "arguments", param, default="")
+        call_id = nonempty_str(item, "call_id", param)
+        name = nonempty_str(item, "name", param)
+        if item.get("namespace") is not None:
+            name = flat_tool_name(nonempty_str(item, "namespace", param), name)
+        arguments = item.get("arguments", "")
+        if not isinstance(arguments, str):
+            raise QUOTED.must(f"{param}.arguments", "a string")
         self._names[call_id] = name
         self._assistant().tool_calls.append(ToolCall(call_id, name, arguments))
 
     def _output(self, item: dict[str, Any], param: str) -> None:
-        call_id = item.get("call_id")
-        if not isinstance(call_id, str) or not call_id:
-            raise invalid(f"'{param}.call_id' must be a non-empty string", f"{param}.call_id")
+        call_id = nonempty_str(item, "call_id", param)
         output = item.get("output")
         if output is None:
-            raise invalid(f"'{param}.output' is required", f"{param}.output")
+            raise QUOTED.missing(f"{param}.output")
         parts = self._parts(output, f"{param}.output")
         self.messages.append(Message("tool", parts, tool_call_id=call_id, name=self._names.get(call_id)))
 
     def _reasoning(self, item: dict[str, Any], param: str) -> None:
         # the summary stands for the reasoning; its full text only when there is none
         texts = _texts(item, "summary", param) or _texts(item, "content", param)
-        encrypted = item.get("encrypted_content")
-        if encrypted is not None and not isinstance(encrypted, str):
-            raise invalid(f"'{param}.encrypted_content' must be a string", f"{param}.encrypted_content")
+        encrypted = opt_str(item, "encrypted_content", param)
         text = "\n\n".join(texts)
         if encrypted:
             own = reasoning.decode(encrypted)
@@ -213,24 +201,11 @@ def _texts(item: dict[str, Any], key: str, param: str) -> list[str]:
     raw = item.get(key)
     if raw is None:
         return []
-    if not isinstance(raw, list):
-        raise invalid(f"'{param}.{key}' must be an array", f"{param}.{key}")
-    return [part["text"] for part in raw if isinstance(part, dict) and isinstance(part.get("text"), str)]
-
-
-def _text(obj: dict[str, Any], key: str, param: str, default: str | None = None) -> str:
-    value = obj.get(key, default)
-    if not isinstance(value, str):
-        raise invalid(f"'{param}.{key}' must be a string", f"{param}.{key}")
-    return value
-
-
-def _data_url(url: str, param: str) -> tuple[str, str]:
-    header, comma, data = url[5:].partition(",")
-    media_type, _, rest = header.partition(";")
-    if not comma or "base64" not in rest.split(";") or not media_type or not data:
-        raise invalid("data URIs must look like 'data:<media type>;base64,<data>'", param)
-    return media_type, data
+    return [
+        part["text"]
+        for part in as_array(raw, f"{param}.{key}")
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    ]
 
 
 _MEDIA_TYPES = {"pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown", "csv": "text/csv"}

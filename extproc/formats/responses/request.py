@@ -17,19 +17,22 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.errors import GatewayError
-from extproc.formats.base import invalid
-from extproc.formats.canonical import ApiFeature, ChatRequest, Message, ResponseFormat, TextPart, feature_name, unset
-from extproc.formats.limits import check_schema_depth, check_tokens
-from extproc.formats.openai.common import _SHAPE_ERRORS
-from extproc.formats.openai.validation import (
-    _loads_object,
-    _model,
-    _opt_bool,
-    _opt_int,
-    _opt_num,
-    _opt_str,
-    response_format_of,
+from extproc.formats.canonical import ApiFeature, ChatRequest, Message, ResponseFormat, TextPart, note_unknown_fields
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import check_bounds, check_schema_depth, check_tokens
+from extproc.formats.json_fields import (
+    QUOTED,
+    as_object,
+    opt_bool,
+    opt_int,
+    opt_num,
+    opt_object,
+    opt_str,
+    req_object,
+    request_object,
 )
+from extproc.formats.openai.common import SHAPE_ERRORS
+from extproc.formats.openai.request import model_of, response_format_of
 from extproc.formats.repeated_keys import BOOLEAN, NUMBER, STRING, STRING_OR_ARRAY, Field
 from extproc.formats.responses.items import InputReader
 from extproc.formats.responses.tools import parse_tool_choice, parse_tools
@@ -61,27 +64,20 @@ _KNOWN_FIELDS = frozenset(
 def _parse_reasoning(raw: Any, req: ChatRequest) -> None:
     if raw is None:
         return
-    if not isinstance(raw, dict):
-        raise invalid("'reasoning' must be an object", "reasoning")
-    req.reasoning_effort = _opt_str(raw, "effort", "reasoning.effort")
-    summary = _opt_str(raw, "summary", "reasoning.summary") or _opt_str(
-        raw, "generate_summary", "reasoning.generate_summary"
-    )
+    raw = as_object(raw, "reasoning")
+    req.reasoning_effort = opt_str(raw, "effort", "reasoning")
+    summary = opt_str(raw, "summary", "reasoning") or opt_str(raw, "generate_summary", "reasoning")
     req.reasoning_summary = summary if summary != "none" else None
 
 
 def _parse_text(raw: Any, features: list[ApiFeature]) -> ResponseFormat | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise invalid("'text' must be an object", "text")
-    fmt = raw.get("format")
+    fmt = opt_object(as_object(raw, "text"), "format", "text")
     if fmt is None:
         return None
-    if not isinstance(fmt, dict):
-        raise invalid("'text.format' must be an object", "text.format")
-    if fmt.get("type") == "json_schema" and not isinstance(fmt.get("schema"), dict):  # required here
-        raise invalid("'text.format.schema' must be an object", "text.format.schema")
+    if fmt.get("type") == "json_schema":  # the schema is required here
+        req_object(fmt, "schema", "text.format")
     return response_format_of(fmt, "text.format", fmt, "text.format", features)
 
 
@@ -92,7 +88,7 @@ def _top_level_features(data: dict[str, Any], features: list[ApiFeature]) -> Non
     if store is True:
         features.append(ApiFeature("store", "store", "refuse", True))
     elif store is not None and not isinstance(store, bool):
-        raise invalid("'store' must be a boolean", "store")
+        raise QUOTED.must("store", "a boolean")
     if data.get("background") is True:
         features.append(ApiFeature("background", "background", "refuse", True))
     for key in _STATEFUL:
@@ -101,29 +97,21 @@ def _top_level_features(data: dict[str, Any], features: list[ApiFeature]) -> Non
     for key in _OPENAI_ONLY:
         if data.get(key) is not None:
             features.append(ApiFeature(key, key, value=data[key]))
-    for key, value in data.items():
-        if key not in _KNOWN_FIELDS and not unset(value):
-            features.append(ApiFeature(feature_name("", key), key, value=value))
-
-
-def _bounded(value: float | None, low: float, high: float, param: str) -> Any:
-    if value is not None and not low <= value <= high:
-        raise invalid(f"'{param}' must be between {low} and {high}", param)
-    return value
+    note_unknown_fields(data, _KNOWN_FIELDS, features)
 
 
 def _max_output_tokens(data: dict[str, Any]) -> int | None:
-    value = _opt_int(data, "max_output_tokens")
+    value = opt_int(data, "max_output_tokens")
     return None if value is None else check_tokens(value, "max_output_tokens")
 
 
 def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data = _loads_object(body, CHECKED_FIELDS)
-    model = _model(data, path_model)
+    data = request_object(body, CHECKED_FIELDS, "body", "request body must be a JSON object")
+    model = model_of(data, path_model)
     stateful = data.get("previous_response_id") is not None or data.get("conversation") is not None
     features: list[ApiFeature] = []
     reader = InputReader(features)
-    instructions = _opt_str(data, "instructions", "instructions")
+    instructions = opt_str(data, "instructions")
     if instructions:
         reader.messages.append(Message("system", [TextPart(instructions)]))
     raw_input = data.get("input")
@@ -132,7 +120,7 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
             raise invalid("'input' is required and must hold at least one item", "input")
     else:
         reader.read(raw_input)
-    stream = _opt_bool(data, "stream", "stream") or False
+    stream = opt_bool(data, "stream") or False
     namespaces: dict[str, tuple[str, str]] = {}
     schemas: list[tuple[str, Any]] = []  # (param, tool or response schema), bounded once read
     raw_tools = data.get("tools")
@@ -147,13 +135,13 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         stream=stream,
         include_usage=stream,  # a Responses answer always reports usage
         max_tokens=_max_output_tokens(data),
-        temperature=_bounded(_opt_num(data, "temperature"), 0, 2, "temperature"),
-        top_p=_bounded(_opt_num(data, "top_p"), 0, 1, "top_p"),
+        temperature=check_bounds(opt_num(data, "temperature"), 0, 2, "temperature"),
+        top_p=check_bounds(opt_num(data, "top_p"), 0, 1, "top_p"),
         response_format=response_format,
         tools=tools,
         tool_choice=parse_tool_choice(data.get("tool_choice"), features),
-        parallel_tool_calls=_opt_bool(data, "parallel_tool_calls", "parallel_tool_calls"),
-        user=_opt_str(data, "user", "user"),
+        parallel_tool_calls=opt_bool(data, "parallel_tool_calls"),
+        user=opt_str(data, "user"),
         tool_namespaces=namespaces,
         api_features=features,
         source=data,
@@ -169,5 +157,5 @@ def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
         return _parse_request(body, path_model)
     except GatewayError:
         raise
-    except _SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault
+    except SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault
         raise invalid("malformed Responses request", "body") from None

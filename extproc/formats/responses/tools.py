@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.base import invalid
 from extproc.formats.canonical import ApiFeature, Tool, ToolChoice, feature_name
-from extproc.formats.limits import MAX_MESSAGES, check_count
-from extproc.formats.openai.validation import _opt_bool, _opt_str
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_MESSAGES, check_count
+from extproc.formats.json_fields import QUOTED, as_array, as_object, nonempty_str, opt_bool, opt_object, opt_str
 from extproc.formats.responses.common import flat_tool_name
 
 
@@ -22,9 +22,7 @@ def parse_tools(
     raw: Any, namespaces: dict[str, tuple[str, str]], features: list[ApiFeature], schemas: list[tuple[str, Any]]
 ) -> list[Tool]:
     """`schemas` gathers (param, parameters) of each function, for the schema bound."""
-    if not isinstance(raw, list):
-        raise invalid("'tools' must be an array", "tools")
-    check_count(raw, MAX_MESSAGES, "tools")
+    check_count(as_array(raw, "tools"), MAX_MESSAGES, "tools")
     tools: list[Tool] = []
     for i, tool in enumerate(raw):
         param = f"tools[{i}]"
@@ -39,29 +37,18 @@ def parse_tools(
 
 
 def _kind(tool: Any, param: str) -> str:
-    if not isinstance(tool, dict):
-        raise invalid(f"'{param}' must be an object", param)
-    kind = tool.get("type", "function")
+    kind = as_object(tool, param).get("type", "function")
     if not isinstance(kind, str):
-        raise invalid(f"'{param}.type' must be a string", f"{param}.type")
+        raise QUOTED.must(f"{param}.type", "a string")
     return kind
 
 
 def _function(tool: dict[str, Any], param: str, schemas: list[tuple[str, Any]]) -> Tool:
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise invalid(f"'{param}.name' must be a non-empty string", f"{param}.name")
-    parameters = tool.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        raise invalid(f"'{param}.parameters' must be an object", f"{param}.parameters")
+    name = nonempty_str(tool, "name", param)
+    parameters = opt_object(tool, "parameters", param)
     if parameters is not None:
         schemas.append((f"{param}.parameters", parameters))
-    return Tool(
-        name,
-        _opt_str(tool, "description", f"{param}.description"),
-        parameters,
-        _opt_bool(tool, "strict", f"{param}.strict"),
-    )
+    return Tool(name, opt_str(tool, "description", param), parameters, opt_bool(tool, "strict", param))
 
 
 def _namespace(
@@ -71,14 +58,9 @@ def _namespace(
     features: list[ApiFeature],
     schemas: list[tuple[str, Any]],
 ) -> list[Tool]:
-    namespace = tool.get("name")
-    if not isinstance(namespace, str) or not namespace:
-        raise invalid(f"'{param}.name' must be a non-empty string", f"{param}.name")
-    members = tool.get("tools")
-    if not isinstance(members, list):
-        raise invalid(f"'{param}.tools' must be an array", f"{param}.tools")
+    namespace = nonempty_str(tool, "name", param)
     tools: list[Tool] = []
-    for j, member in enumerate(members):
+    for j, member in enumerate(as_array(tool.get("tools"), f"{param}.tools")):
         mparam = f"{param}.tools[{j}]"
         kind = _kind(member, mparam)
         if kind != "function":
@@ -101,9 +83,7 @@ def parse_tool_choice(raw: Any, features: list[ApiFeature]) -> ToolChoice | None
         raise invalid("'tool_choice' must be 'auto', 'none', 'required' or an object with a type", "tool_choice")
     kind = raw["type"]
     if kind == "function":
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid("'tool_choice.name' must be a non-empty string", "tool_choice.name")
+        name = nonempty_str(raw, "name", "tool_choice")
         namespace = raw.get("namespace")
         if isinstance(namespace, str) and namespace:
             name = flat_tool_name(namespace, name)

@@ -12,19 +12,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     FilePart,
     ImagePart,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     ThinkingPart,
     effort_of,
 )
-from extproc.formats.limits import dumps_request
-from extproc.formats.openai.common import _add_dropped
+from extproc.formats.input_bounds import dumps_request
+from extproc.formats.provider_params import (
+    Lacks,
+    Param,
+    check_lacks,
+    function_fields,
+    is_given,
+    more_than_one,
+    put_params,
+    schema_format_fields,
+)
+from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 
 def _content(parts: Sequence[Part], text_type: str) -> list[dict[str, Any]]:
@@ -60,7 +70,7 @@ def _assistant(message: Message, items: list[dict[str, Any]]) -> None:
         items.append({"type": "function_call", "call_id": call.id, "name": call.name, "arguments": call.arguments})
 
 
-def _input(messages: list[Message]) -> list[dict[str, Any]]:
+def render_input(messages: list[Message]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "assistant":
@@ -76,42 +86,53 @@ def _input(messages: list[Message]) -> list[dict[str, Any]]:
     return items
 
 
+# The Responses API's plain parameters, and the canonical ones it has no place for.
+_PARAMS = (Param("max_tokens", "max_output_tokens"), Param("temperature", "temperature"), Param("top_p", "top_p"))
+_LACKS = (
+    Lacks("stop", is_given),
+    Lacks("n", more_than_one),
+    Lacks("seed"),
+    Lacks("presence_penalty", is_given),
+    Lacks("frequency_penalty", is_given),
+    Lacks("top_k"),
+)
+_NO_PARAMETERS = {"type": "object", "properties": {}}  # the API wants a function's parameters
+
+
+def render_text_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type == "json_schema":
+        return schema_format_fields({"type": "json_schema"}, fmt)
+    return {"type": fmt.type}
+
+
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
+    if not req.tools:
+        return
+    body["tools"] = [
+        function_fields(
+            {"type": "function"},
+            tool,
+            "parameters",
+            tool.parameters if tool.parameters is not None else _NO_PARAMETERS,
+            tool.strict,
+        )
+        for tool in req.tools
+    ]
+    if req.tool_choice is not None:
+        choice = req.tool_choice
+        body["tool_choice"] = {"type": "function", "name": choice.name} if choice.mode == "function" else choice.mode
+    if req.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = req.parallel_tool_calls
+
+
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
-    dropped: list[str] = []
-    body: dict[str, Any] = {"model": options.model, "input": _input(req.messages), "store": False}
-    if req.max_tokens is not None:
-        body["max_output_tokens"] = req.max_tokens
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
-    for feature, asked in (
-        ("stop", req.stop),
-        ("n", req.n is not None and req.n > 1),
-        ("seed", req.seed is not None),
-        ("presence_penalty", req.presence_penalty),
-        ("frequency_penalty", req.frequency_penalty),
-        ("top_k", req.top_k is not None),
-    ):
-        if asked:
-            _add_dropped(feature, options, dropped)
-    fmt = req.response_format
-    if fmt is not None:
-        text_format: dict[str, Any] = {"type": fmt.type}
-        if fmt.type == "json_schema":
-            text_format.update(name=fmt.name or "response", schema=fmt.schema or {})
-            if fmt.strict is not None:
-                text_format["strict"] = fmt.strict
-        body["text"] = {"format": text_format}
-    if req.tools:
-        body["tools"] = [_tool(tool) for tool in req.tools]
-        if req.tool_choice is not None:
-            choice = req.tool_choice
-            body["tool_choice"] = (
-                {"type": "function", "name": choice.name} if choice.mode == "function" else choice.mode
-            )
-        if req.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = req.parallel_tool_calls
+    unsupported = Unsupported(options.unsupported)
+    body: dict[str, Any] = {"model": options.model, "input": render_input(req.messages), "store": False}
+    put_params(req, _PARAMS, body)
+    check_lacks(req, _LACKS, unsupported)
+    if req.response_format is not None:
+        body["text"] = {"format": render_text_format(req.response_format)}
+    render_tools(req, body)
     effort = effort_of(req)  # the client's level, or one for its thinking budget
     if effort is not None or req.reasoning_summary is not None:
         body["reasoning"] = {
@@ -121,14 +142,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["user"] = req.user
     if req.stream:
         body["stream"] = True
-    return RenderedRequest(dumps_request(body), dropped)
-
-
-def _tool(tool: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function", "name": tool.name}
-    if tool.description is not None:
-        out["description"] = tool.description
-    out["parameters"] = tool.parameters if tool.parameters is not None else {"type": "object", "properties": {}}
-    if tool.strict is not None:
-        out["strict"] = tool.strict
-    return out
+    return RenderedRequest(dumps_request(body), unsupported.dropped)

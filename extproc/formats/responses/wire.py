@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from extproc.formats.contract import StreamDecoder as StreamDecoderType
-from extproc.formats.contract import StreamEncoder as StreamEncoderType
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.formats.openai import provider_errors
 from extproc.formats.openai import response as openai_response
+from extproc.formats.protocols import StreamDecoder as StreamDecoderType
+from extproc.formats.protocols import StreamEncoder as StreamEncoderType
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 from extproc.formats.responses import answers, request, response, upstream
 from extproc.formats.responses.decoder import StreamDecoder
 from extproc.formats.responses.encoder import StreamEncoder

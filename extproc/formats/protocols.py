@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from extproc.errors import GatewayError
-from extproc.formats.base import RenderedRequest, RenderOptions
 from extproc.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -20,6 +19,7 @@ from extproc.formats.canonical import (
     StreamEvent,
 )
 from extproc.formats.endpoint import Endpoint, Format
+from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
 class StreamEncoder(Protocol):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.formats.gemini.common import _bad, _dict, _int, _list, _str
-from extproc.formats.limits import MAX_DEPTH, too_deep
+from extproc.formats.client_errors import invalid
+from extproc.formats.input_bounds import MAX_DEPTH, too_deep
+from extproc.formats.json_fields import as_array, as_object, as_proto3_int, as_string
 
 _SCHEMA_SNAKE = {
     "any_of": "anyOf",
@@ -20,10 +21,10 @@ _SCHEMA_SNAKE = {
 _SCHEMA_INTS = frozenset(("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"))
 
 
-def _schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
+def schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
     if depth > MAX_DEPTH:  # a client's schema drives this recursion: bounded, not RecursionError
         raise too_deep(param)
-    schema = _dict(schema, param)
+    schema = as_object(schema, param)
     deeper = depth + 1
     out: dict[str, Any] = {}
     nullable = False
@@ -38,22 +39,23 @@ def _schema_to_json(schema: Any, param: str, depth: int = 0) -> dict:
                 if value == "type_unspecified":
                     continue
             elif isinstance(value, list):
-                value = [_str(t, p).lower() for t in value]
+                value = [as_string(t, p).lower() for t in value]
             else:
-                raise _bad(f"'{p}' must be a string", p)
+                raise invalid(f"'{p}' must be a string", p)
         elif key == "nullable":
             nullable = value is True
             continue
         elif key == "properties":
             value = {
-                _str(name, p): _schema_to_json(sub, f"{p}.{name}", deeper) for name, sub in _dict(value, p).items()
+                as_string(name, p): schema_to_json(sub, f"{p}.{name}", deeper)
+                for name, sub in as_object(value, p).items()
             }
         elif key == "items":
-            value = _schema_to_json(value, p, deeper)
+            value = schema_to_json(value, p, deeper)
         elif key == "anyOf":
-            value = [_schema_to_json(sub, f"{p}[{k}]", deeper) for k, sub in enumerate(_list(value, p))]
+            value = [schema_to_json(sub, f"{p}[{k}]", deeper) for k, sub in enumerate(as_array(value, p))]
         elif key in _SCHEMA_INTS:
-            value = _int(value, p)
+            value = as_proto3_int(value, p)
         out[key] = value
     if nullable:
         kind = out.get("type")

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.base import invalid
+from extproc.formats.client_errors import invalid
 
 MAX_CHOICES = 128  # OpenAI's own limit on n
 MAX_DIMENSIONS = 65_536  # embeddings `dimensions` / outputDimensionality
@@ -45,6 +45,13 @@ def check_count(items: list[Any], limit: int, param: str) -> None:
 def check_positive(value: int, high: int, param: str) -> None:
     if not 1 <= value <= high:
         raise invalid(f"'{param}' must be a positive integer of at most {high}", param)
+
+
+def check_bounds(value: float | None, low: float, high: float, param: str) -> float | None:
+    """An optional number within [low, high]."""
+    if value is not None and not low <= value <= high:
+        raise invalid(f"'{param}' must be between {low} and {high}", param)
+    return value
 
 
 def check_tokens(value: int, param: str) -> int:

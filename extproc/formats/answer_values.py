@@ -1,0 +1,33 @@
+"""Reading a provider's answer: token counts, answers the gateway cannot read, and ids the
+provider did not give."""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+from extproc.errors import GatewayError
+from extproc.formats.json_fields import is_int
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_text(length: int) -> str:
+    """Letters and digits, for ids a provider did not give (call_..., msg_...)."""
+    return "".join(random.choices(_ALNUM, k=length))
+
+
+def whole_number(value: Any) -> int:
+    """A count from a provider's answer: 0 when absent or not an integer."""
+    return value if is_int(value) else 0
+
+
+def count(mapping: dict[str, Any], key: str) -> int:
+    """A token count from a provider's usage object: 0 when absent or not an integer."""
+    return whole_number(mapping.get(key))
+
+
+def provider_error(message: str) -> GatewayError:
+    """A provider answer the gateway cannot read."""
+    return GatewayError("provider_error", message)
