@@ -12,7 +12,7 @@ from extproc.config.load import ConfigError, load_text
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
-from extproc.formats.base import RenderOptions
+from extproc.formats.render_options import RenderOptions
 from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
 from extproc.provider_kinds import CREDENTIAL_HEADERS, KINDS, Credential, kind_for
 from extproc.xds.render import render_clusters, render_listeners
