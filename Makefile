@@ -35,6 +35,8 @@ run: $(STAMP)
 test: $(STAMP)
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) \
 		|| echo "note: could not install redis-server; the Redis tests will be skipped"
+	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null) \
+		|| echo "note: could not install promtool (Debian's prometheus); the alert rule and dashboard checks will be skipped"
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP)

@@ -1,0 +1,1 @@
+"""Spend: model prices and what each request costs."""
