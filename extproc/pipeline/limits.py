@@ -33,8 +33,8 @@ from extproc.pipeline.stage import Stage
 from extproc.ratelimit import estimate
 from extproc.ratelimit.headers import limit_headers, retry_headers, tightest
 from extproc.ratelimit.rules import Subject, applies, bucket_key
-from extproc.ratelimit.windows import WindowClock
 from extproc.spend import budgets
+from extproc.spend.windows import WindowClock
 from extproc.store import background
 from extproc.store.base import Decision, Store, StoreError, Take, within_bucket
 

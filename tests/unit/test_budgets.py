@@ -23,10 +23,10 @@ from extproc.pipeline import limits
 from extproc.pipeline.endpoint import classify
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.limits import LimitsStage, bucket_values
-from extproc.ratelimit.windows import WindowClock, calendar_window
 from extproc.routing import Facts
 from extproc.spend import budgets
 from extproc.spend.prices import price_table
+from extproc.spend.windows import WindowClock, calendar_window
 from extproc.state import GatewayState
 from extproc.store.base import Take
 from extproc.store.memory import MemoryStore
