@@ -1,4 +1,4 @@
-"""Command line: serve | run | check | schema | render | keys."""
+"""Command line: serve | run | check | schema | render | keys | spend."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from extproc.config.load import ConfigError, load_file, run_socket
+from extproc.config.model import GatewayConfig
 from extproc.config.schema import GATEWAY_SCHEMA
 
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     rendered = commands.add_parser("render", help="write Envoy's bootstrap and xDS files")
     rendered.add_argument("--config", "-c")
     rendered.add_argument("--out", help="xDS directory (default: envoy.xds_dir)")
+    spend = commands.add_parser("spend", help="print what each budget has spent in its window (the admin /spend)")
+    spend.add_argument("--config", "-c", help="gateway.yaml: where the admin server is, and its token")
+    spend.add_argument("--url", help="the admin server (default: from the config)")
     keys = commands.add_parser("keys", help="client API keys: make one, or hash one")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser("new", help="print a new client key and the key_hashes line for the config")
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"cannot read config: {error}", file=sys.stderr)
         return 2
+    if args.command == "spend":
+        return _spend(config, args.url)
     if args.command == "check":
         if args.envoy:
             from extproc.xds.render import validate
@@ -95,6 +101,32 @@ def main(argv: list[str] | None = None) -> int:
     from extproc.app.lifecycle import run
 
     run(config, with_envoy=args.command == "run", config_path=Path(path) if path else None)
+    return 0
+
+
+def _spend(config: GatewayConfig, url: str | None) -> int:
+    """GET /spend with the admin token the config names (read from its env var or file, never argv)."""
+    import urllib.error
+    import urllib.request
+
+    settings = config.extproc
+    host = settings.admin_address if settings.admin_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    request = urllib.request.Request((url or f"http://{host}:{settings.admin_port}").rstrip("/") + "/spend")
+    if settings.admin_token:
+        request.add_header("Authorization", f"Bearer {settings.admin_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            report = json.load(answer)
+    except urllib.error.HTTPError as error:
+        print(
+            f"spend: the admin server answered {error.code}: {error.read().decode(errors='replace')}", file=sys.stderr
+        )
+        return 1
+    except (OSError, ValueError) as error:
+        print(f"spend: cannot read {request.full_url}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -9,6 +9,7 @@
 | request_too_large  | 413    | invalid_request_error  | request_too_large     | INVALID_ARGUMENT    |
 | headers_too_large  | 431    | invalid_request_error  | invalid_request_error | INVALID_ARGUMENT    |
 | rate_limit         | 429    | rate_limit_error       | rate_limit_error      | RESOURCE_EXHAUSTED  |
+| insufficient_quota | 429    | insufficient_quota     | rate_limit_error      | RESOURCE_EXHAUSTED  |
 | provider_error     | 502    | api_error              | api_error             | INTERNAL            |
 | provider_auth      | 502    | api_error              | api_error             | INTERNAL            |
 | unavailable        | 503    | api_error              | overloaded_error      | UNAVAILABLE         |
@@ -38,6 +39,7 @@ ErrorKind = Literal[
     "request_too_large",
     "headers_too_large",
     "rate_limit",
+    "insufficient_quota",
     "provider_error",
     "provider_auth",
     "unavailable",
@@ -54,6 +56,8 @@ ERROR_TABLE: dict[str, tuple[int, str, str, str]] = {
     "request_too_large": (413, "invalid_request_error", "request_too_large", "INVALID_ARGUMENT"),
     "headers_too_large": (431, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"),
     "rate_limit": (429, "rate_limit_error", "rate_limit_error", "RESOURCE_EXHAUSTED"),
+    # A USD budget spent: OpenAI's own type and code for it; Anthropic and Gemini have none of their own.
+    "insufficient_quota": (429, "insufficient_quota", "rate_limit_error", "RESOURCE_EXHAUSTED"),
     "provider_error": (502, "api_error", "api_error", "INTERNAL"),
     "provider_auth": (502, "api_error", "api_error", "INTERNAL"),
     "unavailable": (503, "api_error", "overloaded_error", "UNAVAILABLE"),

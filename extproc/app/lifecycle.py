@@ -26,6 +26,7 @@ from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import set_level, setup_logging
 from extproc.provider_kinds import KINDS
 from extproc.server.service import build_server, peer_token
+from extproc.spend.report import spend_report
 from extproc.state import GatewayState
 from extproc.store.base import StoreError
 from extproc.xds import render
@@ -96,6 +97,7 @@ async def serve(
         lambda: state.snapshot.config.extproc.admin_token,
         status,
         store_reachable,
+        lambda: spend_report(state.snapshot.config.limits, state.store),
     )
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
     if with_envoy:

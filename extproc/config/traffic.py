@@ -13,6 +13,9 @@ from extproc.redact import env_var_unset
 
 MIB = 1024 * 1024
 LimitKey = Literal["client", "tenant", "provider", "model", "route"]
+CalendarWindow = Literal["day", "month"]
+# Kept in the store as whole micro-dollars: a billion USD stays exact in a double (Redis' Lua numbers).
+USD = Annotated[float, Schema(exclusiveMinimum=0, maximum=1e9)]
 _Names = Annotated[tuple[NonEmpty, ...], Schema(minItems=1)]
 
 
@@ -68,7 +71,14 @@ class LimitMatch:
     routes: _Names = option((), unset=True, description="route names (exact)", examples=[["chat"]])
 
 
-@section(anyOf=[{"required": ["requests"]}, {"required": ["tokens"]}, {"required": ["concurrent_streams"]}])
+@section(
+    anyOf=[
+        {"required": ["requests"]},
+        {"required": ["tokens"]},
+        {"required": ["usd"]},
+        {"required": ["concurrent_streams"]},
+    ]
+)
 @dataclass(frozen=True, slots=True)
 class LimitRule:
     name: str = option(
@@ -84,9 +94,23 @@ class LimitRule:
         examples=[["client"]],
     )
     match: LimitMatch = option(LimitMatch())
-    window_s: Seconds = option(60.0, description="the window requests and tokens are counted over")
+    window_s: Seconds = option(
+        60.0, description="the rolling window requests, tokens and USD are counted over (unless `window` is set)"
+    )
+    window: CalendarWindow | None = option(
+        None,
+        description="count over the calendar day or month (UTC) instead: nothing comes back before it ends, "
+        "and everything does then",
+        examples=["month"],
+    )
     requests: Positive | None = option(None, description="requests per window", examples=[60])
     tokens: Positive | None = option(None, description="input + output tokens per window", examples=[100000])
+    usd: USD | None = option(
+        None,
+        description="a budget: USD per window, at the prices in force (a request reserves its worst case and "
+        "settles at its real cost)",
+        examples=[50],
+    )
     concurrent_streams: Positive | None = option(None, description="streaming requests in flight at once", examples=[4])
 
 
@@ -161,6 +185,8 @@ def parse_limits(raw: dict[str, Any], problems: list[str]) -> LimitSettings:
     for i, item in enumerate(section.get("rules") or []):
         if item["name"] in [rule.name for rule in rules]:
             problems.append(f"limits.rules[{i}].name: duplicate rule name {item['name']!r}")
+        if "window" in item and "window_s" in item:
+            problems.append(f"limits.rules[{i}]: give window_s (rolling) or window (calendar), not both")
         rules.append(build(LimitRule, item))
     return build(LimitSettings, section, rules=tuple(rules))
 

@@ -1,5 +1,5 @@
 """Admin HTTP server: /healthz (alive), /readyz (serving, Envoy included), /metrics (Prometheus),
-GET /status and POST /reload (local peers, or the bearer token once one is configured)."""
+GET /status, GET /spend and POST /reload (local peers, or the bearer token once one is configured)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def build_admin_app(
     admin_token: Callable[[], str] = lambda: "",
     status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     store_reachable: Callable[[], Awaitable[bool | None]] | None = None,
+    spend: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -51,6 +52,12 @@ def build_admin_app(
     async def status_now(_: web.Request) -> web.Response:
         return web.json_response(await status() if status else {})
 
+    async def spend_now(_: web.Request) -> web.Response:
+        try:
+            return web.json_response(await spend() if spend else {"budgets": [], "spend": {}})
+        except Exception as error:  # the store: said plainly, the process keeps serving
+            return web.json_response({"error": f"spend cannot be read now: {type(error).__name__}"}, status=503)
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=_exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -66,6 +73,7 @@ def build_admin_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status_now)
+    app.router.add_get("/spend", spend_now)
     return app
 
 

@@ -1,7 +1,8 @@
 """Who may change the gateway's state, or read its private side, through the admin server.
 
 Probes and scrapers' reads (/healthz, /readyz, /metrics) stay open. Anything else (POST /reload,
-and GET /status: the running config's reload errors and the providers' breakers) needs the
+GET /status: the running config's reload errors and the providers' breakers, and GET /spend: what
+each client and tenant spent) needs the
 configured bearer token from every peer, loopback included: in a pod, the app's containers share
 loopback. With no token configured, a loopback peer or a peer over a Unix socket is served (a
 developer's machine); everyone else gets 403.
@@ -18,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 OPEN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-GUARDED_READS = frozenset({"/status"})
+GUARDED_READS = frozenset({"/status", "/spend"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -82,6 +82,13 @@ CACHE_BYTES = Counter(
 STORE_ERRORS = Counter(
     "gateway_store_errors_total", "Operations the store (Redis) could not do, by operation.", ["operation"]
 )
+BUDGET_USED = Gauge(
+    "gateway_budget_used_ratio",
+    "Share of a USD budget spent in its current window (reservations in flight included), by budget (scope: "
+    "the rule's name) and bucket (name: the values it is counted per, * for one bucket); 1 or more: refused.",
+    ["scope", "name"],
+    multiprocess_mode="mostrecent",
+)
 STORE_PENDING_WRITES = Gauge(
     "gateway_store_pending_writes",
     "Store writes made after an answer (token settles, stream slot releases, cache fills) and not done yet; "

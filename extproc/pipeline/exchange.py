@@ -93,6 +93,7 @@ class Exchange:
     # limits and cache
     input_estimate: int = 0  # tokens the request was estimated at
     reserved: list[Take] = field(default_factory=list)  # token buckets charged with the estimate
+    reserved_usd: list[Take] = field(default_factory=list)  # budgets charged with the worst case, micro-USD
     slots: list[str] = field(default_factory=list)  # concurrent-stream slots held
     slot_holder: str = ""  # whom the slots are held for: an id the gateway made, unique to this request
     limit_headers: Headers = field(default_factory=list)  # x-ratelimit-* for the answer

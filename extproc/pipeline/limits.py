@@ -1,4 +1,4 @@
-"""Stage: rate limits in requests, tokens and concurrent streams, per the config's rules.
+"""Stage: rate limits in requests, tokens, USD and concurrent streams, per the config's rules.
 
 Runs once the route is known (rules may key on provider, model and route)
 and before the cache, so a cached answer still counts as a request. Tokens
@@ -10,6 +10,10 @@ its prompt, which the provider was sent. Every bucket a request touches is
 charged in one atomic store call, or none is. Figures go back as OpenAI's
 x-ratelimit-* headers. A stream's concurrency slot is held under an id the
 gateway makes, so streams that share a client's x-request-id hold one each.
+
+A budget (`usd`) is charged the same way in micro-dollars (extproc.spend.budgets): the worst case
+before, the real cost after. A rule with a calendar `window` counts in a bucket named for the
+current UTC day or month, which never refills: what is spent stays spent until the window ends.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 
 from extproc.config.traffic import LimitRule
 from extproc.errors import GatewayError
+from extproc.formats.canonical import ChatRequest, Usage
 from extproc.observe.metrics import LIMIT_DECISIONS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.ratelimit import estimate
 from extproc.ratelimit.headers import limit_headers, retry_headers, tightest
 from extproc.ratelimit.rules import Subject, applies, bucket_key
+from extproc.spend import budgets
+from extproc.spend.windows import WindowClock
 from extproc.store import background
 from extproc.store.base import Decision, Store, StoreError, Take, within_bucket
 
@@ -45,6 +53,7 @@ def _new_prefix() -> None:
 
 
 os.register_at_fork(after_in_child=_new_prefix)
+_windows = WindowClock()
 
 
 class LimitsStage(Stage):
@@ -63,7 +72,8 @@ class LimitsStage(Stage):
             return None
         counting = ex.endpoint is not None and ex.endpoint.operation == "count_tokens"
         ex.input_estimate, reserve = (0, 0) if counting else estimate.reserve(body, ex.request)
-        takes, kinds = _takes(rules, subject, reserve)
+        budgeted = not counting and any(rule.usd is not None for rule in rules)
+        takes, kinds = _takes(rules, subject, reserve, _usd_reservation(ex) if budgeted else 0)
         # A stream's slots are asked for beside its take: on Redis both leave in one round trip.
         streams = ex.stream and any(rule.concurrent_streams is not None for rule in rules)
         slots = asyncio.ensure_future(self._hold_stream_slots(ex, rules, subject)) if streams else None
@@ -77,17 +87,14 @@ class LimitsStage(Stage):
         for (rule, kind), decision in zip(kinds, decisions, strict=True):
             labelled(LIMIT_DECISIONS, rule.name, kind, "allow" if decision.allowed else "deny").inc()
         ex.limit_headers = _headers(kinds, decisions)
-        refused = [(kinds[i][0], d) for i, d in enumerate(decisions) if not d.allowed]
+        refused = [(*kinds[i], d) for i, d in enumerate(decisions) if not d.allowed]
         if refused:  # all or nothing: the store took none
             await _outcome(slots)
-            rule, decision = max(refused, key=lambda item: item[1].retry_after_s)
-            raise GatewayError(
-                "rate_limit",
-                f"rate limit {rule.name!r} reached; retry in {decision.retry_after_s:.1f}s",
-                code="rate_limit_exceeded",
-                headers=(*retry_headers(decision.retry_after_s), *ex.limit_headers),
-            )
+            raise _refusal(refused, ex.limit_headers)
         ex.reserved = [take for take, (_, kind) in zip(takes, kinds, strict=True) if kind == "tokens"]
+        ex.reserved_usd = [take for take, (_, kind) in zip(takes, kinds, strict=True) if kind == "usd"]
+        if ex.reserved_usd:
+            _show_budgets(takes, kinds, decisions)
         if slots is not None:
             try:
                 await slots
@@ -132,12 +139,29 @@ class LimitsStage(Stage):
     def finish(self, ex: Exchange) -> None:
         for key in ex.slots:
             background.spawn("limits", self._store.release(key, ex.slot_holder))
-        if not ex.reserved:
+        if not ex.reserved and not ex.reserved_usd:
             return
-        used = tokens_used(ex)
+        usage, known = usage_seen(ex)
+        used = usage.input_tokens + usage.output_tokens
         for take in ex.reserved:
             if used != take.cost:
-                background.spawn("limits", self._store.settle(take.key, take.cost, used, take.limit, take.window_s))
+                background.spawn(
+                    "limits", self._store.settle(take.key, take.cost, used, take.limit, take.window_s, take.refills)
+                )
+        if ex.reserved_usd:
+            self._settle_usd(ex, usage, known)
+
+    def _settle_usd(self, ex: Exchange, usage: Usage, known: bool) -> None:
+        """Each budget pays the request's real cost (the provider that answered, at its prices)."""
+        provider = ex.provider
+        table = budgets.prices_in_force(ex.snapshot)
+        model = _priced_model(ex)
+        for take in ex.reserved_usd:
+            cost = budgets.charge(table, provider.kind if provider else "", model, usage, known, take.cost)
+            if cost != take.cost:
+                background.spawn(
+                    "limits", self._store.settle(take.key, take.cost, cost, take.limit, take.window_s, take.refills)
+                )
 
 
 async def _outcome(slots: asyncio.Future[None] | None) -> None:
@@ -147,35 +171,104 @@ async def _outcome(slots: asyncio.Future[None] | None) -> None:
             await slots
 
 
+_NOTHING = Usage()
+
+
 def tokens_used(ex: Exchange) -> int:
-    """What the request really cost: the provider's count, else an estimate from what was seen."""
+    """What the request really cost in tokens: the provider's count, else an estimate from what was seen."""
+    usage, _ = usage_seen(ex)
+    return usage.input_tokens + usage.output_tokens
+
+
+def usage_seen(ex: Exchange) -> tuple[Usage, bool]:
+    """What the request used, and whether that is the provider's own final count (else an estimate)."""
     if ex.cache_status == "HIT":
-        return 0  # answered without a provider
+        return _NOTHING, True  # answered without a provider
     if ex.usage is not None:
-        return ex.usage.input_tokens + ex.usage.output_tokens
+        return ex.usage, True
     if (assembler := ex.assembler) is not None:  # a stream that ended before its usage (cancelled, cut)
         output = assembler.estimated_output_tokens()
         seen = assembler.usage  # the count so far, when the provider sends one as it goes (Anthropic, Gemini)
         if seen is None or seen.input_tokens <= 0:
-            return ex.input_estimate + output
-        return seen.input_tokens + max(output, seen.output_tokens)
+            return Usage(ex.input_estimate, output), False
+        return Usage(seen.input_tokens, max(output, seen.output_tokens), seen.cached_tokens), False
     if ex.status < 400:  # answered, or the client hung up before any answer (status 0): the prompt went out
-        return ex.input_estimate
-    return 0  # refused or failed: nothing was generated
+        return Usage(ex.input_estimate), False
+    return _NOTHING, True  # refused or failed: nothing was generated
 
 
-def _takes(rules: list[LimitRule], subject: Subject, reserve: int) -> tuple[list[Take], list[tuple[LimitRule, str]]]:
+def _priced_model(ex: Exchange) -> str:
+    """The model the provider is asked for, which is what it bills."""
+    return ex.target.upstream_model if ex.target is not None and ex.target.upstream_model else ex.model
+
+
+def _usd_reservation(ex: Exchange) -> int:
+    """The request's worst case in micro-USD (only worked out when a budget applies: `_takes` asks)."""
+    provider = ex.provider
+    if provider is None:
+        return 0
+    request = ex.request
+    max_tokens = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
+    table = budgets.prices_in_force(ex.snapshot)
+    return budgets.reservation(table, provider.kind, _priced_model(ex), ex.input_estimate, max_tokens)
+
+
+def _refusal(refused: list[tuple[LimitRule, str, Decision]], limit_headers: list[tuple[str, str]]) -> GatewayError:
+    """A spent budget outranks a rate limit: waiting for the rate limit alone would not get through."""
+    spent = [item for item in refused if item[1] == "usd"]
+    rule, _, decision = max(spent or refused, key=lambda item: item[2].retry_after_s)
+    headers = (*retry_headers(decision.retry_after_s), *limit_headers)
+    if spent:
+        return GatewayError(
+            "insufficient_quota",
+            f"budget {rule.name!r} is spent for its window; retry in {decision.retry_after_s:.0f}s",
+            code="insufficient_quota",
+            headers=headers,
+        )
+    return GatewayError(
+        "rate_limit",
+        f"rate limit {rule.name!r} reached; retry in {decision.retry_after_s:.1f}s",
+        code="rate_limit_exceeded",
+        headers=headers,
+    )
+
+
+def _show_budgets(takes: list[Take], kinds: list[tuple[LimitRule, str]], decisions: list[Decision]) -> None:
+    for take, (rule, kind), decision in zip(takes, kinds, decisions, strict=True):
+        if kind == "usd":
+            budgets.show_used(rule.name, bucket_values(take.key), decision.limit, decision.remaining)
+
+
+def _takes(
+    rules: list[LimitRule], subject: Subject, reserve: int, usd_reserve: int
+) -> tuple[list[Take], list[tuple[LimitRule, str]]]:
     takes: list[Take] = []
     kinds: list[tuple[LimitRule, str]] = []
+    now = 0.0
     for rule in rules:
         key = bucket_key(rule, subject)
+        window_s, refills, named = rule.window_s, True, ""
+        if rule.window is not None:  # a calendar window: its own bucket, for the time it has left
+            now = now or time.time()
+            window = _windows.at(rule.window, now)
+            window_s, refills, named = window.left_s(now), False, "@" + window.label
         if rule.requests is not None:
-            takes.append(Take(key + "/requests", 1, rule.requests, rule.window_s))
+            takes.append(Take(key + "/requests" + named, 1, rule.requests, window_s, refills))
             kinds.append((rule, "requests"))
         if rule.tokens is not None:
-            takes.append(Take(key + "/tokens", within_bucket(reserve, rule.tokens), rule.tokens, rule.window_s))
+            cost = within_bucket(reserve, rule.tokens)
+            takes.append(Take(key + "/tokens" + named, cost, rule.tokens, window_s, refills))
             kinds.append((rule, "tokens"))
+        if rule.usd is not None:
+            limit = budgets.to_micro(rule.usd)
+            takes.append(Take(key + "/usd" + named, within_bucket(usd_reserve, limit), limit, window_s, refills))
+            kinds.append((rule, "usd"))
     return takes, kinds
+
+
+def bucket_values(key: str) -> str:
+    """`client=alice` of `rule/client=alice/usd@2026-12`: what a bucket is counted per (empty: one bucket)."""
+    return key.split("/", 1)[1].rsplit("/", 1)[0] if key.count("/") > 1 else ""
 
 
 def _headers(kinds: list[tuple[LimitRule, str]], decisions: list[Decision]) -> list[tuple[str, str]]:

@@ -32,12 +32,17 @@ def correction(reserved: int, used: int, limit: int) -> int:
 @dataclass(frozen=True, slots=True)
 class Take:
     """Take `cost` from the token bucket `key`: `limit` tokens, refilled evenly over `window_s`.
-    A store takes `within_bucket(cost, limit)`, whatever `cost` says."""
+    A store takes `within_bucket(cost, limit)`, whatever `cost` says.
+
+    `refills=False` is a calendar window (a day, a month): nothing comes back before the window ends,
+    `window_s` is the time left until it does (the bucket is forgotten then), and `key` names the window,
+    so the next one starts full."""
 
     key: str
     cost: int
     limit: int
     window_s: float
+    refills: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +65,20 @@ class Store(Protocol):
         """All or nothing: when any bucket lacks its cost, nothing is taken and that one is refused."""
         ...
 
-    async def settle(self, key: str, reserved: int, used: int, limit: int, window_s: float) -> None:
+    async def settle(
+        self, key: str, reserved: int, used: int, limit: int, window_s: float, refills: bool = True
+    ) -> None:
         """Correct a bucket after the fact, by `correction(reserved, used, limit)`: using more than was reserved
-        takes more (may go into debt), using less gives back (never above `limit`)."""
+        takes more (may go into debt), using less gives back (never above `limit`). `window_s` and `refills`
+        as the Take's."""
+        ...
+
+    async def levels(self, keys: Sequence[str], limit: int, window_s: float, refills: bool = True) -> list[float]:
+        """What is left in each bucket now (`limit` for one never charged or refilled), charging nothing."""
+        ...
+
+    async def bucket_keys(self, prefix: str, limit: int = 1000) -> list[str]:
+        """Up to `limit` keys of buckets charged and not yet full again whose key starts with `prefix`."""
         ...
 
     async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:

@@ -35,22 +35,27 @@ class MemoryStore:
 
     # Token buckets
 
-    def _level(self, key: str, limit: int, window_s: float, now: float) -> float:
-        """Tokens in `key` now, after refilling since it was last written."""
+    def _level(self, key: str, limit: int, window_s: float, now: float, refills: bool = True) -> float:
+        """Tokens in `key` now, after refilling since it was last written (a calendar window's only at its end)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             return float(limit)
-        tokens, stamp, _ = bucket
-        level = min(float(limit), tokens + max(0.0, now - stamp) * limit / window_s)
+        tokens, stamp, full_at = bucket
+        if refills:
+            level = min(float(limit), tokens + max(0.0, now - stamp) * limit / window_s)
+        else:
+            level = float(limit) if full_at <= now else min(float(limit), tokens)
         if level >= limit:
             del self._buckets[key]  # refilled: the same as never seen
         return level
 
-    def _write(self, key: str, tokens: float, limit: int, window_s: float, now: float) -> None:
+    def _write(self, key: str, tokens: float, limit: int, window_s: float, now: float, refills: bool = True) -> None:
         if tokens >= limit:
             self._buckets.pop(key, None)
-        else:
+        elif refills:
             self._buckets[key] = (tokens, now, now + (limit - tokens) * window_s / limit)
+        else:
+            self._buckets[key] = (tokens, now, now + window_s)  # full again when the window ends
 
     async def take(self, takes: Sequence[Take]) -> list[Decision]:
         now = self._tick()
@@ -62,20 +67,33 @@ class MemoryStore:
         for take, cost in zip(takes, costs, strict=True):
             level = levels.get(take.key)
             if level is None:
-                level = self._level(take.key, take.limit, take.window_s, now)
+                level = self._level(take.key, take.limit, take.window_s, now, take.refills)
             before.append(level)
             fits.append(level >= cost)
             levels[take.key] = level - cost if fits[-1] else level
         if all(fits):
             for take in takes:
-                self._write(take.key, levels[take.key], take.limit, take.window_s, now)
+                self._write(take.key, levels[take.key], take.limit, take.window_s, now, take.refills)
             return [_decision(t, cost, True, level - cost) for t, cost, level in zip(takes, costs, before, strict=True)]
         return [_decision(t, cost, ok, level) for t, cost, ok, level in zip(takes, costs, fits, before, strict=True)]
 
-    async def settle(self, key: str, reserved: int, used: int, limit: int, window_s: float) -> None:
+    async def settle(
+        self, key: str, reserved: int, used: int, limit: int, window_s: float, refills: bool = True
+    ) -> None:
         now = self._tick()
-        level = self._level(key, limit, window_s, now)
-        self._write(key, min(float(limit), level - correction(reserved, used, limit)), limit, window_s, now)
+        level = self._level(key, limit, window_s, now, refills)
+        if not refills and key in self._buckets:
+            window_s = self._buckets[key][2] - now  # the window's end stays where the take put it
+        spent = min(float(limit), level - correction(reserved, used, limit))
+        self._write(key, spent, limit, window_s, now, refills)
+
+    async def levels(self, keys: Sequence[str], limit: int, window_s: float, refills: bool = True) -> list[float]:
+        now = self._tick()
+        return [self._level(key, limit, window_s, now, refills) for key in keys]
+
+    async def bucket_keys(self, prefix: str, limit: int = 1000) -> list[str]:
+        now = self._tick()
+        return [k for k, (_, _, full_at) in self._buckets.items() if k.startswith(prefix) and full_at > now][:limit]
 
     # Concurrency slots
 
@@ -165,6 +183,10 @@ class MemoryStore:
 
 def _decision(take: Take, cost: int, allowed: bool, tokens: float) -> Decision:
     """What a client sees about bucket `take.key` holding `tokens` (after the take of `cost` when it was allowed)."""
+    if not take.refills:  # a calendar window frees everything at its end, and nothing before
+        return Decision(
+            allowed, take.limit, max(0, math.floor(tokens)), take.window_s, 0.0 if allowed else take.window_s
+        )
     rate = take.limit / take.window_s  # tokens per second
     return Decision(
         allowed=allowed,

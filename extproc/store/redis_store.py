@@ -8,7 +8,8 @@ the last token. The takes and acquires made in one turn of the event loop share 
 refills and leases.
 
 Keys, under the configured prefix:
-  b:<key>   token bucket, hash {t: tokens, s: stamp ms}; expires once it would be full again
+  b:<key>   token bucket, hash {t: tokens, s: stamp ms}; expires once it would be full again (a calendar
+            window's, which never refills, when its window ends)
   s:<key>   concurrency slots, zset holder -> lease expiry ms
   c:<key>   cache entry, hash {v: value, at: stored ms}; expires with its TTL
   c:lru     zset cache key -> last access ms, made strictly increasing (the eviction order)
@@ -54,9 +55,10 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function level(key, limit, window_ms, now)
+local function level(key, limit, window_ms, now, refills)
   local h = redis.call('HMGET', key, 't', 's')
   if not h[1] then return limit end
+  if refills == 0 then return math.min(limit, tonumber(h[1])) end
   local elapsed = math.max(0, now - tonumber(h[2]))
   return math.min(limit, tonumber(h[1]) + elapsed * limit / window_ms)
 end
@@ -65,9 +67,16 @@ local function until_full(tokens, limit, window_ms)
   return math.max(0, (limit - tokens) * window_ms / limit)
 end
 
-local function write(key, tokens, limit, window_ms, now)
+local function write(key, tokens, limit, window_ms, now, refills)
   if tokens >= limit then
     redis.call('DEL', key)
+    return
+  end
+  if refills == 0 then
+    -- A calendar window: the key goes when the window ends (kept where the first take put it).
+    local left = redis.call('PTTL', key)
+    redis.call('HSET', key, 't', tokens, 's', now)
+    if left <= 0 then redis.call('PEXPIRE', key, math.max(1, math.ceil(window_ms))) end
     return
   end
   redis.call('HSET', key, 't', tokens, 's', now)
@@ -77,7 +86,7 @@ local function write(key, tokens, limit, window_ms, now)
 end
 """
 
-# KEYS: bucket keys. ARGV: cost, limit, window_s for each key, in order.
+# KEYS: bucket keys. ARGV: cost, limit, window_s, refills (1, or 0 for a calendar window) for each key, in order.
 # Returns allowed, remaining, reset_ms, retry_after_ms for each key. All or nothing: when any bucket
 # lacks its cost nothing is written, the lacking ones say 0 and the others say 1 with their current figures.
 _TAKE_LUA = (
@@ -87,45 +96,61 @@ local now = now_ms()
 local levels, before, fits = {}, {}, {}
 local all_fit = true
 for i, key in ipairs(KEYS) do
-  local cost, limit = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
-  local window_ms = tonumber(ARGV[3 * i]) * 1000
+  local cost, limit = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+  local window_ms, refills = tonumber(ARGV[4 * i - 1]) * 1000, tonumber(ARGV[4 * i])
   local tokens = levels[key]
-  if tokens == nil then tokens = level(key, limit, window_ms, now) end
+  if tokens == nil then tokens = level(key, limit, window_ms, now, refills) end
   before[i] = tokens
   fits[i] = tokens >= cost
   if fits[i] then levels[key] = tokens - cost else levels[key] = tokens; all_fit = false end
 end
 local out = {}
 for i, key in ipairs(KEYS) do
-  local cost, limit = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
-  local window_ms = tonumber(ARGV[3 * i]) * 1000
+  local cost, limit = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+  local window_ms, refills = tonumber(ARGV[4 * i - 1]) * 1000, tonumber(ARGV[4 * i])
   local tokens, allowed, retry = before[i], 1, 0
   if all_fit then
     tokens = tokens - cost
-    write(key, levels[key], limit, window_ms, now)
+    write(key, levels[key], limit, window_ms, now, refills)
   elseif not fits[i] then
     allowed = 0
-    retry = math.ceil((cost - tokens) * window_ms / limit)
+    if refills == 0 then retry = math.ceil(window_ms) else retry = math.ceil((cost - tokens) * window_ms / limit) end
   end
   out[#out + 1] = allowed
   out[#out + 1] = math.max(0, math.floor(tokens))
-  out[#out + 1] = math.ceil(until_full(tokens, limit, window_ms))
+  if refills == 0 then
+    out[#out + 1] = math.ceil(window_ms)
+  else
+    out[#out + 1] = math.ceil(until_full(tokens, limit, window_ms))
+  end
   out[#out + 1] = retry
 end
 return out
 """
 )
 
-# KEYS: bucket. ARGV: delta, limit, window_s. Positive delta takes more (debt allowed), negative gives back.
+# KEYS: bucket. ARGV: delta, limit, window_s, refills. Positive delta takes more (debt allowed), negative gives back.
 _SETTLE_LUA = (
     _BUCKET_LUA
     + """
 local now = now_ms()
 local delta, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local window_ms = tonumber(ARGV[3]) * 1000
-local tokens = level(KEYS[1], limit, window_ms, now)
-write(KEYS[1], math.min(limit, tokens - delta), limit, window_ms, now)
+local window_ms, refills = tonumber(ARGV[3]) * 1000, tonumber(ARGV[4])
+local tokens = level(KEYS[1], limit, window_ms, now, refills)
+write(KEYS[1], math.min(limit, tokens - delta), limit, window_ms, now, refills)
 return 1
+"""
+)
+
+# KEYS: buckets. ARGV: limit, window_s, refills. Returns each bucket's level now (as a string: it may be fractional).
+_LEVELS_LUA = (
+    _BUCKET_LUA
+    + """
+local now = now_ms()
+local limit, window_ms, refills = tonumber(ARGV[1]), tonumber(ARGV[2]) * 1000, tonumber(ARGV[3])
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = tostring(level(key, limit, window_ms, now, refills)) end
+return out
 """
 )
 
@@ -214,6 +239,11 @@ return {h[1], math.max(0, now - tonumber(h[2]))}
 )
 
 
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally in a SCAN pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
 class RedisStore:
     """The Store on one Redis client (decode_responses=False: cached values are raw bytes)."""
 
@@ -225,6 +255,7 @@ class RedisStore:
         self._cache_keys = [prefix + "c:lru", prefix + "c:exp", prefix + "c:size", prefix + "c:bytes"]
         self._take = client.register_script(_TAKE_LUA)
         self._settle = client.register_script(_SETTLE_LUA)
+        self._levels = client.register_script(_LEVELS_LUA)
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._cache_set = client.register_script(_CACHE_SET_LUA)
         self._cache_get = client.register_script(_CACHE_GET_LUA)
@@ -285,7 +316,7 @@ class RedisStore:
         args: list[int | float] = []
         for take in takes:
             cost = take.cost if 0 <= take.cost <= take.limit else within_bucket(take.cost, take.limit)
-            args += [cost, take.limit, take.window_s]
+            args += [cost, take.limit, take.window_s, int(take.refills)]
         keys = [self._bucket(take.key) for take in takes]
         reply = await self._call("take", self._scripts.call(self._take.sha, _TAKE_LUA, keys, args))
         return [
@@ -299,10 +330,30 @@ class RedisStore:
             for i, take in enumerate(takes)
         ]
 
-    async def settle(self, key: str, reserved: int, used: int, limit: int, window_s: float) -> None:
+    async def settle(
+        self, key: str, reserved: int, used: int, limit: int, window_s: float, refills: bool = True
+    ) -> None:
         # Bounded per request here: the batch sums the corrections of one bucket into one script call.
         delta = correction(reserved, used, limit)
-        await self._call("settle", self._writes.settle(key, delta, limit, window_s))
+        await self._call("settle", self._writes.settle(key, delta, limit, window_s, refills))
+
+    async def levels(self, keys: Sequence[str], limit: int, window_s: float, refills: bool = True) -> list[float]:
+        if not keys:
+            return []
+        names = [self._bucket(key) for key in keys]
+        reply = await self._call("levels", self._levels(keys=names, args=[limit, window_s, int(refills)]))
+        return [float(level) for level in reply]
+
+    async def bucket_keys(self, prefix: str, limit: int = 1000) -> list[str]:
+        """SCAN: bounded work per call, run only by the admin side (/spend), never by a request."""
+        start = len(self._bucket(""))
+        pattern = _glob_escaped(self._bucket(prefix)) + "*"
+        found: list[str] = []
+        async for name in self._client.scan_iter(match=pattern, count=500):
+            found.append(bytes(name).decode()[start:])
+            if len(found) >= limit:
+                break
+        return found
 
     async def acquire(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         keys, args = [self._prefix + "s:" + key], [holder, limit, lease_s]
@@ -319,7 +370,7 @@ class RedisStore:
                 self._settle.sha,
                 _SETTLE_LUA,
                 [self._bucket(key)],
-                [correction.delta, correction.limit, correction.window_s],
+                [correction.delta, correction.limit, correction.window_s, int(correction.refills)],
             )
             for key, correction in batch.settles.items()
             if correction.delta

@@ -23,6 +23,7 @@ class SettleSum:
     delta: int
     limit: int
     window_s: float
+    refills: bool = True
 
 
 @dataclass(slots=True)
@@ -42,13 +43,14 @@ class WriteBatch:
         self._done: asyncio.Future[None] | None = None  # resolved when the pending batch was sent
         self._sending: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
 
-    def settle(self, key: str, delta: int, limit: int, window_s: float) -> asyncio.Future[None]:
+    def settle(self, key: str, delta: int, limit: int, window_s: float, refills: bool = True) -> asyncio.Future[None]:
         done = self._pending()
         if (known := self._batch.settles.get(key)) is not None:
             known.delta += delta
-            known.limit, known.window_s = limit, window_s  # the latest rule wins, as one call would
+            # the latest rule wins, as one call would
+            known.limit, known.window_s, known.refills = limit, window_s, refills
         else:
-            self._batch.settles[key] = SettleSum(delta, limit, window_s)
+            self._batch.settles[key] = SettleSum(delta, limit, window_s, refills)
         return done
 
     def release(self, key: str, holder: str) -> asyncio.Future[None]:

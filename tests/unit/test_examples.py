@@ -53,6 +53,7 @@ SETUPS: dict[str, Setup] = {
     "openai-gemini-failover.yaml": _keys("OPENAI_API_KEY", "GEMINI_API_KEY"),
     "multi-tenant-redis.yaml": _keys("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "REDIS_PASSWORD", "GATEWAY_ADMIN_TOKEN"),
     "jwt.yaml": _keys("OPENAI_API_KEY"),
+    "budgets.yaml": _keys("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GATEWAY_ADMIN_TOKEN"),
     "tls-listener.yaml": _tls_listener,
     "sidecar.yaml": _sidecar,
 }

@@ -56,6 +56,23 @@ class StoreContract:
 
         self.run(scenario)
 
+    def test_a_calendar_bucket_keeps_what_was_spent_until_its_window_ends(self) -> None:
+        async def scenario(store: Store) -> None:
+            take = Take("budget/usd@2026-12", cost=600, limit=1000, window_s=0.5, refills=False)
+            assert (await store.take([take]))[0].allowed
+            await self.pause(0.2)  # a rolling bucket would have refilled 400 by now
+            [refused] = await store.take([take])
+            assert not refused.allowed and refused.remaining == 400
+            assert refused.retry_after_s == approx(0.5, abs=self.slack_s)  # the window's end frees it all
+            await store.settle(take.key, 600, 100, 1000, 0.5, refills=False)  # it cost 100 in the end
+            assert await store.levels([take.key, "budget/usd@other"], 1000, 0.5, refills=False) == [900, 1000]
+            assert await store.bucket_keys("budget/") == [take.key]
+            await self.pause(0.5)  # the window has ended (the settle did not move its end)
+            assert await store.levels([take.key], 1000, 0.5, refills=False) == [1000]
+            assert await store.bucket_keys("budget/") == []
+
+        self.run(scenario)
+
     def test_bucket_refills_evenly_over_the_window(self) -> None:
         async def scenario(store: Store) -> None:
             [empty] = await store.take([Take("k", cost=5, limit=5, window_s=1)])  # a token every 0.2 s
