@@ -145,6 +145,13 @@ def _thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
 
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    body, dropped = request_body(req, options)
+    return RenderedRequest(_dumps(body), dropped)
+
+
+def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, Any], list[str]]:
+    """The Messages request as a dict, and the features it leaves out: written as it is for
+    api.anthropic.com, edited first for Claude on a cloud (Bedrock's InvokeModel)."""
     dropped: list[str] = []
 
     def unsupported(feature: str) -> None:
@@ -273,4 +280,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["metadata"] = {"user_id": req.user}
     if req.stream:
         body["stream"] = True
-    return RenderedRequest(_dumps(body), dropped)
+    return body, dropped
