@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Format = Literal["openai", "anthropic", "gemini", "responses"]  # "openai" is Chat Completions (and embeddings)
+# The APIs a provider side speaks: every client API, and Bedrock's Converse, which no client speaks.
+ProviderApi = Format | Literal["bedrock-converse"]
 Operation = Literal["chat", "embeddings", "models", "count_tokens"]
 
 

@@ -293,6 +293,13 @@ def _input_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    body, dropped = request_body(req, options)
+    return RenderedRequest(dumps_lenient(body), dropped)
+
+
+def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, Any], list[str]]:
+    """The Messages request as a dict, and the features it leaves out: written as it is for
+    api.anthropic.com, edited first for Claude on a cloud (Bedrock's InvokeModel)."""
     unsupported = Unsupported(options.unsupported)
     system, messages = render_conversation(req, unsupported)
     body: dict[str, Any] = {
@@ -316,4 +323,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["metadata"] = {"user_id": req.user}
     if req.stream:
         body["stream"] = True
-    return RenderedRequest(dumps_lenient(body), unsupported.dropped)
+    return body, unsupported.dropped
