@@ -8,6 +8,8 @@ asks for, streamed or not. The fakes' default answers are rendered by the same c
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +72,9 @@ class Answer:
 
     @property
     def signature(self) -> str:
-        return self.reasoning_signature or "Eu" + stable_id("signature:" + (self.reasoning or ""), 60)
+        """Base64, as the real signatures are (google-genai decodes Gemini's)."""
+        digest = hashlib.sha256(("signature:" + (self.reasoning or "")).encode()).digest()
+        return self.reasoning_signature or base64.b64encode(digest * 2).decode()
 
     @property
     def pieces(self) -> list[str]:
