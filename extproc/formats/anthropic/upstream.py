@@ -140,7 +140,7 @@ def _results_first(message: dict[str, Any]) -> None:
             return
 
 
-def _thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
+def thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
     """(budget or None, the client's field that asked for it)."""
     if req.thinking_budget is not None:
         budget = req.thinking_budget
@@ -233,7 +233,7 @@ def render_conversation(
 
 def render_thinking(req: ChatRequest, body: dict[str, Any], options: RenderOptions, unsupported: Unsupported) -> bool:
     """Sets `thinking` (and a max_tokens with room for it); whether the model thinks."""
-    budget, budget_field = _thinking_budget(req)
+    budget, budget_field = thinking_budget(req)
     if budget is None or budget_field is None:
         return False
     forced = req.tool_choice is not None and req.tool_choice.mode in ("required", "function")

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.anthropic.common import _dumps, _tool_input
-from extproc.formats.anthropic.upstream import MIN_THINKING_BUDGET, _thinking_budget
+from extproc.formats.anthropic.common import dumps_lenient, tool_input
+from extproc.formats.anthropic.upstream import MIN_THINKING_BUDGET, thinking_budget
 from extproc.formats.bedrock.paths import is_anthropic, is_nova
 from extproc.formats.canonical import (
     ChatRequest,
@@ -209,7 +209,7 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
                         "toolUse": {
                             "toolUseId": tool_use_id(call.id),
                             "name": call.name,
-                            "input": _tool_input(call.arguments),
+                            "input": tool_input(call.arguments),
                         }
                     }
                 )
@@ -283,7 +283,7 @@ def _thinking(
 ) -> int | None:
     """Claude's thinking in additionalModelRequestFields, fitted under maxTokens as the Anthropic
     API wants it (see anthropic.upstream); another family has no common switch for it."""
-    budget, budget_field = _thinking_budget(req)
+    budget, budget_field = thinking_budget(req)
     if budget is None or budget_field is None:
         return None
     if not render.anthropic:
@@ -339,4 +339,4 @@ def _tool_config(req: ChatRequest, lacks: Unsupported, called: dict[str, None]) 
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     body, dropped = request_body(req, options)
-    return RenderedRequest(_dumps(body), dropped)
+    return RenderedRequest(dumps_lenient(body), dropped)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import ERROR_TABLE, GatewayError
-from extproc.formats.anthropic.common import _dumps
+from extproc.formats.anthropic.common import dumps_lenient
 from extproc.formats.anthropic.decoder import StreamDecoder as AnthropicStreamDecoder
 from extproc.formats.anthropic.upstream import request_body
 from extproc.formats.bedrock.converse_stream import EventFrames
@@ -41,7 +41,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     del body["model"]
     body.pop("stream", None)
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
-    return RenderedRequest(_dumps(body), dropped)
+    return RenderedRequest(dumps_lenient(body), dropped)
 
 
 def passthrough_body(body: bytes, betas: str | None = None) -> bytes:
