@@ -47,7 +47,7 @@ class BedrockConverse:
 class BedrockInvokeAnthropic:
     """Claude's Messages API on InvokeModel: answers are Anthropic's own (HTTP errors are Bedrock's)."""
 
-    name: ProviderApi = "anthropic"
+    name: ProviderApi = "bedrock-invoke"
 
     def render_request(self, asked: ChatRequest, options: RenderOptions) -> RenderedRequest:
         return invoke.render_request(asked, options)
