@@ -191,7 +191,7 @@ class Provider:
         examples=["/run/secrets/aws/credentials"],
     )  # absolute once loaded
     aws_credentials_profile: str | None = option(
-        None, key="aws_credentials.profile", description="the file's profile (default: default)"
+        None, key="aws_credentials.profile", description="the file's profile (default: default)", examples=["bedrock"]
     )
     aws_role_arn: str | None = option(
         None,
