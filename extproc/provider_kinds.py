@@ -11,11 +11,13 @@ renamed); any other client's request is rendered from the canonical model in the
 `base_url` is the API root as the provider's official SDK knows it:
 OpenAI `https://api.openai.com/v1`, Anthropic `https://api.anthropic.com`,
 Gemini `https://generativelanguage.googleapis.com`, Azure OpenAI
-`https://<resource>.openai.azure.com` (with `azure.api_version`).
+`https://<resource>.openai.azure.com` (with `azure.api_version`), Bedrock
+`https://bedrock-runtime.<region>.amazonaws.com` (the default, from `bedrock.region`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -43,7 +45,7 @@ class Credential:
 @dataclass(frozen=True, slots=True)
 class ProviderKind:
     name: str
-    format: str  # the API a canonical request is rendered in (a formats.endpoint.Format)
+    format: str  # the API a canonical request is rendered in (a formats.endpoint.ProviderApi)
     path: PathBuilder
     credential: Credential | None  # None: nothing is sent upstream (the kind answers locally)
     needs_key: bool  # a provider of this kind is refused without api_key_env or api_key_file
@@ -57,6 +59,17 @@ class ProviderKind:
     # The canonical request parameters the kind's format has no field for: a request rendered for it
     # leaves them out, named, or is refused, per the provider's `unsupported` policy
     unsupported: frozenset[str] = frozenset()
+    # The provider API spoken for one model, from the provider's own choice (Bedrock's `bedrock.api`):
+    # None: always `format`. An API named in PASSED_THROUGH serves that client API's own bytes.
+    api_for_model: Callable[[str, str], str] | None = None
+    signed_by_envoy: bool = False  # the request is SigV4-signed by Envoy (aws_credentials), not given a key
+    # The answer's stream is AWS event-stream frames and its errors AWS's JSON, never the client's own
+    aws_wire: bool = False
+    default_base_url: str = ""  # `{region}` filled from the provider's region
+
+
+# A provider API that is a client API spoken on another service: the client API whose own bytes it takes
+PASSED_THROUGH: dict[str, str] = {"bedrock-invoke": "anthropic"}
 
 
 def _segment(model: str) -> str:
@@ -106,6 +119,30 @@ def _gemini_path(base: str, version: str | None, api: str, operation: str, model
         return f"{root}/{segment}:countTokens"
     method = ("streamGenerateContent?alt=sse" if sse else "streamGenerateContent") if stream else "generateContent"
     return f"{root}/{segment}:{method}"
+
+
+def _bedrock_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
+    """`/model/{id}/converse[-stream]` or, for Claude's Messages API, `/invoke[-with-response-stream]`."""
+    if model in (".", ".."):
+        raise GatewayError("invalid_request", "a model name cannot be '.' or '..'", param="model")
+    if api == "bedrock-invoke":
+        operation_path = "invoke-with-response-stream" if stream else "invoke"
+    else:
+        operation_path = "converse-stream" if stream else "converse"
+    return f"{base}/model/{quote(model, safe='')}/{operation_path}"
+
+
+# Claude's ids: bare, behind a cross-region prefix (us., eu., global.) or at the end of an ARN
+_CLAUDE_ID = re.compile(r"(?:^|[./])anthropic\.")
+
+
+def bedrock_api(choice: str, model: str) -> str:
+    """`bedrock.api`: converse for every family, invoke (Claude's own Messages API), or auto: invoke
+    for a Claude model id, converse for any other (an application inference profile's ARN names no
+    model: converse)."""
+    if choice == "invoke" or (choice == "auto" and _CLAUDE_ID.search(model) is not None):
+        return "bedrock-invoke"
+    return "bedrock-converse"
 
 
 _BEARER = Credential("authorization", "Bearer ")
@@ -173,6 +210,21 @@ MOCK = ProviderKind(
     "mock", "openai", _openai_path, None, False, "mock", answers_locally=True, unsupported=_OPENAI_LACKS
 )
 
+# Bedrock Runtime: SigV4 signed by Envoy (aws_credentials) or a Bedrock API key as a bearer.
+BEDROCK = ProviderKind(
+    "bedrock",
+    "bedrock-converse",
+    _bedrock_path,
+    _BEARER,
+    False,
+    "aws.bedrock",
+    unsupported=frozenset({"n", "seed", "presence_penalty", "frequency_penalty", "top_k", "parallel_tool_calls"}),
+    api_for_model=bedrock_api,
+    signed_by_envoy=True,
+    aws_wire=True,
+    default_base_url="https://bedrock-runtime.{region}.amazonaws.com",
+)
+
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
 _AZURE_KEY = Credential("api-key")
 AZURE = ProviderKind("azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS)
@@ -188,7 +240,7 @@ AZURE_WITH_RESPONSES = ProviderKind(
 )
 
 KINDS: dict[str, ProviderKind] = {
-    kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, MOCK)
+    kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, BEDROCK, MOCK)
 }
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)  # the schema's enum of `providers[].kind`
 
@@ -199,6 +251,10 @@ CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
         kind.credential.header for kind in (*KINDS.values(), AZURE, AZURE_WITH_RESPONSES) if kind.credential is not None
     )
 )
+
+# What Envoy's SigV4 signer adds: an earlier attempt's (a session token among them) never goes on to
+# another provider, and a client's never reaches the signer.
+AWS_SIGNING_HEADERS: tuple[str, ...] = ("x-amz-date", "x-amz-content-sha256", "x-amz-security-token")
 
 
 def kind_for(kind: str, azure_api_version: str | None) -> ProviderKind:

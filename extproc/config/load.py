@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,9 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     where = f"providers[{i}]"
     kind = KINDS[raw["kind"]]
     base_url = raw.get("base_url", "")
+    aws = _aws_options(where, raw, kind, base_dir, problems)
+    if kind.default_base_url and not base_url and aws.region:
+        base_url = kind.default_base_url.format(region=aws.region)
     if kind.answers_locally:
         problems += [f"{where}.{key}: not used by the {kind.name} provider" for key in _UPSTREAM_OPTIONS if key in raw]
     else:
@@ -303,8 +307,68 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
             problems.append(f"{where}.api_key_file: cannot read {raw['api_key_file']}")
     elif kind.needs_key:
         problems.append(f"{where}: kind {kind.name!r} needs a credential (api_key_env or api_key_file)")
+    if kind.signed_by_envoy:
+        keyed = "api_key_env" in raw or "api_key_file" in raw
+        if keyed and "aws_credentials" in raw:
+            problems.append(f"{where}: give aws_credentials or a Bedrock API key (api_key_env, api_key_file), not both")
+        elif not keyed and "aws_credentials" not in raw:
+            problems.append(
+                f"{where}: kind {kind.name!r} needs a credential (aws_credentials, or a Bedrock API key "
+                "in api_key_env or api_key_file)"
+            )
     tls_ca_file = _provider_transport(where, raw, base_url, base_dir, problems)
-    return build(Provider, raw, base_url=base_url.rstrip("/"), api_key=api_key, tls_ca_file=tls_ca_file)
+    return build(
+        Provider,
+        raw,
+        base_url=base_url.rstrip("/"),
+        api_key=api_key,
+        tls_ca_file=tls_ca_file,
+        aws_credentials_path=aws.path,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Aws:
+    region: str = ""
+    path: str | None = None  # the credentials file, absolute
+
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def _aws_options(where: str, raw: dict[str, Any], kind: ProviderKind, base_dir: Path, problems: list[str]) -> _Aws:
+    """`bedrock:` and `aws_credentials:`, only for a kind Envoy signs for; its region is required."""
+    if not kind.signed_by_envoy:
+        for key in ("bedrock", "aws_credentials"):
+            if key in raw:
+                problems.append(f"{where}.{key}: only for {_kinds_named(lambda k: k.signed_by_envoy)}")
+        return _Aws()
+    region = (raw.get("bedrock") or {}).get("region") or ""
+    if not region:
+        problems.append(f"{where}.bedrock.region: required for kind {kind.name!r}")
+    elif not _REGION.fullmatch(region):
+        problems.append(f"{where}.bedrock.region: not an AWS region: {region!r}")
+    credentials = raw.get("aws_credentials") or {}
+    source, path = credentials.get("source"), credentials.get("path")
+    if "aws_credentials" in raw and source is None:
+        problems.append(f"{where}.aws_credentials.source: required")
+    if source == "file" and not path:
+        problems.append(f"{where}.aws_credentials.path: required for source file")
+    if source == "web_identity":
+        problems += [
+            f"{where}.aws_credentials.{key}: required for source web_identity (EKS sets it in the pod as {env})"
+            for key, env in (("role_arn", "AWS_ROLE_ARN"), ("token_file", "AWS_WEB_IDENTITY_TOKEN_FILE"))
+            if not credentials.get(key)
+        ]
+    for key, only in (
+        ("path", "file"),
+        ("profile", "file"),
+        ("role_arn", "web_identity"),
+        ("token_file", "web_identity"),
+    ):
+        if key in credentials and source != only:
+            problems.append(f"{where}.aws_credentials.{key}: only for source {only}")
+    return _Aws(region, str(_resolve(path, base_dir).absolute()) if path else None)
 
 
 def _kinds_named(which: Callable[[ProviderKind], bool]) -> str:

@@ -74,6 +74,10 @@ class Capabilities:
         ),
         "azure": Group("Azure OpenAI: deployment paths, api-version and the api-key header", required=("api_version",)),
         "mock": Group("the mock provider's answers (kind mock only)"),
+        "bedrock": Group("AWS Bedrock Runtime: the region and the API (kind bedrock only)", required=("region",)),
+        "aws_credentials": Group(
+            "the AWS credentials Envoy signs Bedrock requests with (kind bedrock only)", required=("source",)
+        ),
     }
 )
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,52 @@ class Provider:
         "This is the gateway's mock provider answering.",
         key="mock.text",
         description="the answer's text, cut to the request's max_tokens words",
+    )
+    bedrock_region: str | None = option(
+        None,
+        key="bedrock.region",
+        description="the AWS region (required for kind bedrock): the SigV4 signing region, and the "
+        "default base_url https://bedrock-runtime.<region>.amazonaws.com",
+        examples=["us-east-1"],
+    )
+    bedrock_api: Literal["converse", "invoke", "auto"] = option(
+        "auto",
+        key="bedrock.api",
+        description="Converse for every model family, InvokeModel (Claude's own Messages API: an "
+        "Anthropic client keeps its features), or auto: invoke for Claude model ids "
+        "(anthropic.*, us.anthropic.*, ...), converse otherwise",
+    )
+    aws_credentials_source: Literal["environment", "file", "web_identity", "instance_metadata", "chain"] | None = (
+        option(
+            None,
+            key="aws_credentials.source",
+            description="where Envoy reads the AWS credentials it signs Bedrock requests with (SigV4; the "
+            "ext_proc never holds them): environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_SESSION_TOKEN of Envoy's process), file (a shared credentials file, re-read when "
+            "replaced), web_identity (IRSA on EKS: role_arn and token_file), instance_metadata (EC2 instance profile), chain (Envoy's whole "
+            "default chain). Kind bedrock takes this or a Bedrock API key (api_key_env / api_key_file)",
+        )
+    )
+    aws_credentials_path: str | None = option(
+        None,
+        key="aws_credentials.path",
+        description="the shared credentials file, for source file",
+        examples=["/run/secrets/aws/credentials"],
+    )  # absolute once loaded
+    aws_credentials_profile: str | None = option(
+        None, key="aws_credentials.profile", description="the file's profile (default: default)", examples=["bedrock"]
+    )
+    aws_role_arn: str | None = option(
+        None,
+        key="aws_credentials.role_arn",
+        description="the role to assume, for source web_identity (IRSA: the service account's role)",
+        examples=["arn:aws:iam::123456789012:role/gateway-bedrock"],
+    )
+    aws_web_identity_token_file: str | None = option(
+        None,
+        key="aws_credentials.token_file",
+        description="the projected service-account token, for source web_identity; re-read when replaced",
+        examples=["/var/run/secrets/eks.amazonaws.com/serviceaccount/token"],
     )
     api_key: str = derived("", repr=False)  # resolved secret: never logged
 

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from extproc.formats.anthropic.wire import WIRE as ANTHROPIC
+from extproc.formats.bedrock.wire import CONVERSE, INVOKE_ANTHROPIC
 from extproc.formats.gemini.wire import WIRE as GEMINI
 from extproc.formats.openai.wire import WIRE as OPENAI
-from extproc.formats.protocols import WireFormat
+from extproc.formats.protocols import ProviderFormat, WireFormat
 from extproc.formats.responses.wire import WIRE as RESPONSES
 
 FORMATS: dict[str, WireFormat] = {"openai": OPENAI, "anthropic": ANTHROPIC, "gemini": GEMINI, "responses": RESPONSES}
+# Every provider side by its API's name (formats.endpoint.ProviderApi): the client APIs' own, and
+# the APIs only a provider speaks.
+PROVIDER_APIS: dict[str, ProviderFormat] = {
+    **FORMATS,
+    "bedrock-converse": CONVERSE,
+    "bedrock-invoke": INVOKE_ANTHROPIC,
+}

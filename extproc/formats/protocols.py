@@ -18,7 +18,7 @@ from extproc.formats.canonical import (
     EmbeddingResponse,
     StreamEvent,
 )
-from extproc.formats.endpoint import Endpoint, Format
+from extproc.formats.endpoint import Endpoint, Format, ProviderApi
 from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
@@ -52,7 +52,8 @@ class ClientFormat(Protocol):
 
 
 class ProviderFormat(Protocol):
-    name: Format
+    @property
+    def name(self) -> ProviderApi: ...
 
     def render_request(self, request: ChatRequest, options: RenderOptions) -> RenderedRequest: ...
     def render_embedding_request(self, request: EmbeddingRequest, options: RenderOptions) -> RenderedRequest: ...

@@ -17,8 +17,9 @@ import orjson
 
 from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
-from extproc.formats import FORMATS
+from extproc.formats import FORMATS, PROVIDER_APIS
 from extproc.formats.assemble import StreamAssembler
+from extproc.formats.bedrock.errors import parse_http_error
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest, StreamFailure
 from extproc.formats.client_answer import render_answer
 from extproc.formats.endpoint import Format
@@ -29,7 +30,8 @@ from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import BUFFERED, STREAMED, Exchange, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import serves, wire_format
+from extproc.provider_kinds import PASSED_THROUGH
+from extproc.providers import kind_of, reframer, serves, wire_format
 from extproc.providers.rendering import dropped_for
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class AnswerStage(Stage):
             reply.set_headers.append((DROPPED_HEADER, dropped_header(ex.dropped)))
         if status >= 400:
             ex.error_body = True
+            ex.error_type = headers.get("x-amzn-errortype", "")
             reply.response_body_mode = BUFFERED
             return
         if endpoint is None or provider is None:
@@ -61,9 +64,15 @@ class AnswerStage(Stage):
         max_line = ex.snapshot.config.extproc.max_stream_line_bytes
         if ex.passthrough and not ex.stream_from_whole:
             if ex.stream:  # read as it goes by, never changed (only held back to whole lines)
+                ex.reframe = reframer(provider, endpoint.format, ex.provider_model, max_line)
+                if ex.reframe is not None:  # the client's own SSE, made from the provider's frames
+                    reply.set_headers.append(("content-type", FORMATS[endpoint.format].stream_content_type(endpoint)))
+                    reply.remove_headers.append("content-length")
                 ex.decoder = FORMATS[endpoint.format].stream_decoder(max_line)
                 ex.assembler = StreamAssembler()
-                if endpoint.sse:  # Gemini's JSON array (no alt=sse) is bounded by its decoder alone
+                # Gemini's JSON array (no alt=sse) is bounded by its decoder alone; reframed SSE is
+                # written in whole events, each frame bounded by the reframer
+                if endpoint.sse and ex.reframe is None:
                     ex.line_gate = LineGate(max_line)
                 reply.response_body_mode = STREAMED
             else:
@@ -75,7 +84,9 @@ class AnswerStage(Stage):
             reply.response_body_mode = BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
-            ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder(max_line)
+            ex.decoder = PROVIDER_APIS[wire_format(provider, endpoint.format, ex.provider_model)].stream_decoder(
+                max_line
+            )
             ex.encoder = client.stream_encoder(ex.request, endpoint)
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
@@ -91,6 +102,11 @@ class AnswerStage(Stage):
             reply.body = b""  # the client already got its in-band error and the end
         elif ex.decoder is not None and ex.assembler is not None and ex.encoder is None:
             # A same-API stream goes on unchanged: it is read for usage once the chunk has been let go.
+            if ex.reframe is not None:
+                chunk = ex.reframe.feed(chunk) + (ex.reframe.close() if end_of_stream else b"")
+                reply.body = chunk
+                if ex.reframe.failed:  # its in-band error was the last event: nothing more is read
+                    ex.stream_ended = True
             if ex.line_gate is not None:
                 reply.body = ex.line_gate.let_through(chunk, end_of_stream)
                 if ex.line_gate.overflow:
@@ -169,7 +185,7 @@ class AnswerStage(Stage):
     def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         endpoint, provider, request = ex.endpoint, ex.provider, ex.request
         assert endpoint is not None and provider is not None and request is not None
-        upstream = FORMATS[wire_format(provider, endpoint.format)]
+        upstream = PROVIDER_APIS[wire_format(provider, endpoint.format, ex.provider_model)]
         client = FORMATS[endpoint.format]
         if isinstance(request, EmbeddingRequest):
             embedding = upstream.parse_embedding_response(body, ex.model)
@@ -192,8 +208,12 @@ class AnswerStage(Stage):
         status = ex.provider_status
         provider, endpoint = ex.provider, ex.endpoint
         if provider is not None and endpoint is not None and _looks_like_json(body):
-            error = FORMATS[wire_format(provider, endpoint.format)].parse_error(status, body)
-            if ex.passthrough and error.kind != "provider_auth":
+            wire = wire_format(provider, endpoint.format, ex.provider_model)
+            if kind_of(provider).aws_wire:  # AWS's error JSON, named by its header
+                error = parse_http_error(status, body, ex.error_type or None)
+            else:
+                error = PROVIDER_APIS[wire].parse_error(status, body)
+            if ex.passthrough and error.kind != "provider_auth" and wire not in PASSED_THROUGH:
                 return  # already in the client's own format
         else:
             error = _envoy_error(status, body)
@@ -232,8 +252,8 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     if ex.target is not None and provider is not ex.target.provider:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):
-        ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.model)
-    ex.passthrough = serves(provider, endpoint.format)
+        ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.provider_model)
+    ex.passthrough = serves(provider, endpoint.format, ex.provider_model)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 
 

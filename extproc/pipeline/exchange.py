@@ -11,6 +11,7 @@ from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import Proces
 from extproc.auth.identity import ANONYMOUS, AuthMethod, Identity
 from extproc.config.model import Provider
 from extproc.formats.assemble import StreamAssembler
+from extproc.formats.bedrock.invoke import InvokeStreamToSSE
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.endpoint import Endpoint, Format
 from extproc.formats.protocols import StreamDecoder, StreamEncoder
@@ -84,6 +85,10 @@ class Exchange:
     error_body: bool = False  # the provider's answer is an error to map
     decoder: StreamDecoder | None = None
     encoder: StreamEncoder | None = None
+    # A same-API stream in another framing (Claude's events in Bedrock's event-stream frames): made
+    # the client's own SSE before anything else reads it
+    reframe: InvokeStreamToSSE | None = None
+    error_type: str = ""  # the provider's own name for its error, from a header (Bedrock's x-amzn-errortype)
     line_gate: LineGate | None = None  # a same-API SSE stream goes on in whole lines (formats/sse.py)
     stream_ended: bool = False  # an in-band error already closed the client's stream
     # what the answer was, read from every answer (translated or not)
@@ -107,6 +112,17 @@ class Exchange:
         if self.answered_by is not None:
             return self.answered_by
         return self.target.provider if self.target else None
+
+    @property
+    def provider_model(self) -> str:
+        """The model the answering provider was asked for (a pool's member may have its own)."""
+        target, provider = self.target, self.provider
+        if target is None or provider is None:
+            return self.model
+        if not target.pooled:
+            return target.upstream_model
+        route = self.snapshot.config.route(target.route)
+        return (route.upstream_model_for(provider.name) if route is not None else None) or self.model
 
     @property
     def provider_name(self) -> str:

@@ -31,7 +31,7 @@ class TranslateStage(Stage):
             _to_pool(ex, reply)
             return None
         provider = target.provider
-        ex.passthrough = serves(provider, endpoint.format)
+        ex.passthrough = serves(provider, endpoint.format, target.upstream_model)
         if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":
             made = count_for(request, body, endpoint.format, provider, target.upstream_model)
         elif isinstance(request, ChatRequest):
@@ -41,7 +41,7 @@ class TranslateStage(Stage):
             made = embeddings_for(request, provider, target.upstream_model)
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
-        api = wire_format(provider, endpoint.format)
+        api = wire_format(provider, endpoint.format, target.upstream_model)
         path = upstream_path(provider, api, endpoint.operation, target.upstream_model, made.stream, endpoint.sse)
         path = with_client_query(path, provider, endpoint.format, ex.path)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]

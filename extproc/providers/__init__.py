@@ -5,8 +5,11 @@ provider's path for one operation."""
 from __future__ import annotations
 
 from extproc.config.model import Provider
-from extproc.formats.endpoint import Format, Operation
-from extproc.provider_kinds import KINDS, Credential, ProviderKind, kind_for
+from extproc.formats import PROVIDER_APIS
+from extproc.formats.bedrock.invoke import InvokeStreamToSSE
+from extproc.formats.endpoint import Format, Operation, ProviderApi
+from extproc.formats.protocols import ProviderFormat
+from extproc.provider_kinds import KINDS, PASSED_THROUGH, Credential, ProviderKind, kind_for
 
 __all__ = [
     "KINDS",
@@ -14,6 +17,8 @@ __all__ = [
     "ProviderKind",
     "kind_of",
     "provider_format",
+    "provider_side",
+    "reframer",
     "serves",
     "upstream_path",
     "wire_format",
@@ -26,26 +31,50 @@ def kind_of(provider: Provider) -> ProviderKind:
     return kind_for(provider.kind, provider.azure_api_version)
 
 
-def provider_format(provider: Provider) -> Format:
-    """The API a canonical request is rendered in for this provider."""
-    return KINDS[provider.kind].format  # type: ignore[return-value]  # a Format, as plain data
+def provider_format(provider: Provider) -> ProviderApi:
+    """The API a canonical request is rendered in for this provider, whatever the model."""
+    return KINDS[provider.kind].format  # type: ignore[return-value]  # a ProviderApi, as plain data
 
 
-def serves(provider: Provider, api: Format) -> bool:
-    """Whether the provider speaks the client's API itself (the request passes through)."""
+def _model_api(provider: Provider, kind: ProviderKind, model: str) -> str:
+    if kind.api_for_model is None:
+        return kind.format
+    return kind.api_for_model(provider.bedrock_api, model)
+
+
+def serves(provider: Provider, api: Format, model: str = "") -> bool:
+    """Whether the provider speaks the client's API itself (the request passes through): its own
+    format, another it also serves, or, for `model`, a client API spoken on another service
+    (an Anthropic client's own body to Claude on Bedrock's InvokeModel)."""
     kind = kind_of(provider)
-    return api == kind.format or api in kind.also_serves
+    if api == kind.format or api in kind.also_serves:
+        return True
+    return kind.api_for_model is not None and PASSED_THROUGH.get(_model_api(provider, kind, model)) == api
 
 
-def wire_format(provider: Provider, api: Format) -> Format:
-    """The API the provider is spoken to for a client of `api`: the client's own when the provider
-    serves it, else the kind's format."""
+def wire_format(provider: Provider, api: Format, model: str = "") -> ProviderApi:
+    """The API the provider is spoken to for a client of `api` asking for `model`: the client's
+    own when the provider serves it, else the kind's (for that model)."""
     kind = kind_of(provider)
-    return api if api == kind.format or api in kind.also_serves else kind.format  # type: ignore[return-value]
+    if api == kind.format or api in kind.also_serves:
+        return api
+    return _model_api(provider, kind, model)  # type: ignore[return-value]  # a ProviderApi, as plain data
+
+
+def provider_side(provider: Provider, api: Format, model: str = "") -> ProviderFormat:
+    """The provider side (render, parse, decode) for a client of `api` asking for `model`."""
+    return PROVIDER_APIS[wire_format(provider, api, model)]
+
+
+def reframer(provider: Provider, api: Format, model: str, max_frame_bytes: int) -> InvokeStreamToSSE | None:
+    """A same-API stream that arrives in another framing: Claude's events on Bedrock come in AWS
+    event-stream frames and reach an Anthropic client as its own SSE."""
+    wire = wire_format(provider, api, model)
+    return InvokeStreamToSSE(max_frame_bytes) if PASSED_THROUGH.get(wire) == api else None
 
 
 def upstream_path(
-    provider: Provider, api: Format, operation: Operation, model: str, stream: bool, sse: bool = True
+    provider: Provider, api: ProviderApi, operation: Operation, model: str, stream: bool, sse: bool = True
 ) -> str:
     """The provider's path for one operation in wire format `api` (query string included). A Gemini
     provider streams as the client asked (`sse`: a Gemini client without alt=sse gets a JSON array,

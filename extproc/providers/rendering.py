@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
-from extproc.formats import FORMATS
+from extproc.formats import FORMATS, PROVIDER_APIS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.render_options import RenderOptions
@@ -35,6 +35,9 @@ def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provid
     """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
     made = _fit_and_render(request, client, provider, model)
     if made is None:  # the client's own request suits the provider
+        wire = wire_format(provider, client, model)
+        if wire != client:  # the client's API on another service (Claude on Bedrock): its body edited for it
+            return ProviderRequest(PROVIDER_APIS[wire].with_model(body, model), request.stream)
         upstream = FORMATS[client]
         return ProviderRequest(None if request.model == model else upstream.with_model(body, model), request.stream)
     return _counted(provider, made)
@@ -57,7 +60,7 @@ def dropped_for(request: ChatRequest, client: Format, provider: Provider, model:
 
 def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, model: str) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
-    native = serves(provider, client)
+    native = serves(provider, client, model)
     fitting = fit_to_provider(request, provider, native)
     stream = request.stream and provider.capabilities.streaming
     if native and not fitting.changed and stream == request.stream:
@@ -65,7 +68,9 @@ def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, mo
     if native:  # rendered from the canonical request after all: what only the client's bytes carried is lost
         fitting.dropped += api_features_lost(request, provider)
     request.stream = stream
-    rendered = FORMATS[wire_format(provider, client)].render_request(request, render_options(provider, model))
+    rendered = PROVIDER_APIS[wire_format(provider, client, model)].render_request(
+        request, render_options(provider, model)
+    )
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 
 
@@ -92,7 +97,9 @@ def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provi
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
     if not provider.capabilities.embeddings:
         raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
-    rendered = FORMATS[provider_format(provider)].render_embedding_request(request, render_options(provider, model))
+    rendered = PROVIDER_APIS[provider_format(provider)].render_embedding_request(
+        request, render_options(provider, model)
+    )
     return _counted(provider, ProviderRequest(rendered.body, False, rendered.dropped))
 
 

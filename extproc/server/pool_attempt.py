@@ -65,7 +65,7 @@ class PoolAttempt:
             request.stream = self.client_stream  # a Gemini client asks by its path, not its body
             model = self.model or request.model
             made = chat_for(request, body, self.endpoint.format, self.provider, model)
-        api = wire_format(self.provider, self.endpoint.format)
+        api = wire_format(self.provider, self.endpoint.format, model)
         path = upstream_path(self.provider, api, operation, model, made.stream, self.endpoint.sse)
         return RenderedAttempt(
             with_client_query(path, self.provider, self.endpoint.format, self.client_path), made.body

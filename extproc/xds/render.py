@@ -27,6 +27,7 @@ from extproc.config.model import GatewayConfig, Provider, host_and_port, socket_
 from extproc.contract import METADATA_NAMESPACE
 from extproc.provider_kinds import KINDS
 from extproc.xds.files import write_atomically
+from extproc.xds.render_aws_signing import signing_filter
 from extproc.xds.render_credentials import credential_filter, secrets_dir, write_secrets
 from extproc.xds.render_filters import EXTPROC_CLUSTER
 from extproc.xds.render_listener import gateway_listener
@@ -121,7 +122,12 @@ def _provider_cluster(
     config: GatewayConfig, provider: Provider, keys_dir: Path, ca_secrets: Path | None
 ) -> dict[str, Any]:
     # No upstream pass: the router pass set the path and host; internal headers are cut here, in C++.
-    filters = [strip_internal_headers(), *_optional(credential_filter(provider, keys_dir)), UPSTREAM_CODEC]
+    filters = [
+        strip_internal_headers(),
+        *_optional(credential_filter(provider, keys_dir)),
+        *_optional(signing_filter(provider)),  # last: it signs the request exactly as it leaves
+        UPSTREAM_CODEC,
+    ]
     cluster = upstream_cluster(config, provider.cluster, [provider.host], filters)
     cluster |= {
         "load_assignment": {

@@ -20,8 +20,9 @@ from typing import Any
 from extproc.config.model import GatewayConfig, Provider, Route
 from extproc.config.route_model import OutlierDetection
 from extproc.contract import ATTEMPT_PROVIDER_HEADER, INTERNAL_PREFIX, METADATA_NAMESPACE
-from extproc.provider_kinds import CREDENTIAL_HEADERS
+from extproc.provider_kinds import AWS_SIGNING_HEADERS, CREDENTIAL_HEADERS
 from extproc.xds.pool_timeouts import PoolTimeouts
+from extproc.xds.render_aws_signing import signing_filter
 from extproc.xds.render_credentials import credential_filter
 from extproc.xds.render_filters import ext_proc_filter, ms
 from extproc.xds.render_tls import is_ip, upstream_tls
@@ -63,11 +64,17 @@ def pool_cluster(config: GatewayConfig, route: Route, keys_dir: Path, ca_secrets
         for provider, _, _ in members
         if (injector := credential_filter(provider, keys_dir)) is not None
     ]
+    signers = [
+        _only_for(provider, signer, "signer")
+        for provider, _, _ in members
+        if (signer := signing_filter(provider)) is not None
+    ]
     outlier = {**_OUTLIER_DEFAULTS, **resilience.outlier_detection}
     filters = [
-        _remove_headers("forget-earlier-attempt", CREDENTIAL_HEADERS),
+        _remove_headers("forget-earlier-attempt", (*CREDENTIAL_HEADERS, *AWS_SIGNING_HEADERS)),
         ext_proc_filter(config, upstream=True),
         *credentials,
+        *signers,  # after the upstream pass: the signature covers the body rendered for this attempt
         _remove_headers("attempt-provider-off", (ATTEMPT_PROVIDER_HEADER,)),
         UPSTREAM_CODEC,
     ]
@@ -177,8 +184,8 @@ def _endpoint(provider: Provider, weight: int) -> dict[str, Any]:
     }
 
 
-def _only_for(provider: Provider, injector: dict[str, Any]) -> dict[str, Any]:
-    """The provider's credential injector, skipped on attempts to any other provider."""
+def _only_for(provider: Provider, injector: dict[str, Any], what: str = "credential") -> dict[str, Any]:
+    """The provider's credential injector (or signer), skipped on attempts to any other provider."""
     is_provider = {
         "single_predicate": {
             "input": {
@@ -190,7 +197,7 @@ def _only_for(provider: Provider, injector: dict[str, Any]) -> dict[str, Any]:
     }
     skip = {"action": {"name": "skip", "typed_config": {"@type": _SKIP_TYPE}}}
     return {
-        "name": f"credential-{provider.name}",
+        "name": f"{what}-{provider.name}",
         "typed_config": {
             "@type": _WITH_MATCHER_TYPE,
             "extension_config": injector,

@@ -78,6 +78,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     ),
     "providers[].mock.latency_ms": (lambda f, b: b.providers[0].mock_latency_ms, (Provider, "mock_latency_ms")),
     "providers[].mock.text": (lambda f, b: b.providers[0].mock_text, (Provider, "mock_text")),
+    "providers[].bedrock.api": (lambda f, b: f.providers[0].bedrock_api, (Provider, "bedrock_api")),
     **{
         f"providers[].capabilities.{name}": (
             lambda f, b, name=name: getattr(f.providers[0].capabilities, name),

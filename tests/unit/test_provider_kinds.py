@@ -11,10 +11,10 @@ import pytest
 from extproc.config.load import ConfigError, load_text
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.errors import GatewayError
-from extproc.formats import FORMATS
+from extproc.formats import PROVIDER_APIS
 from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
 from extproc.formats.render_options import RenderOptions
-from extproc.provider_kinds import CREDENTIAL_HEADERS, KINDS, Credential, kind_for
+from extproc.provider_kinds import AWS_SIGNING_HEADERS, CREDENTIAL_HEADERS, KINDS, Credential, kind_for
 from extproc.xds.render import render_clusters, render_listeners
 from tests.unit.test_pipeline_auth import CONFIG, KEY, body, chat, headers, run
 
@@ -31,6 +31,8 @@ def _problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def _one(kind: str, extra: str = "") -> str:
     url = "" if KINDS[kind].answers_locally else f", base_url: {_URL!r}"
+    if KINDS[kind].signed_by_envoy:
+        url += ", bedrock: {region: us-east-1}"
     return f"providers:\n  - {{name: p, kind: {kind}{url}{extra}}}\n"
 
 
@@ -41,8 +43,9 @@ def test_the_schema_offers_exactly_the_kinds_that_have_a_record() -> None:
 
 @pytest.mark.parametrize("name", list(KINDS))
 def test_a_kind_that_needs_a_key_is_refused_without_one_and_another_is_not(name: str) -> None:
-    expected = f"providers[0]: kind {name!r} needs a credential (api_key_env or api_key_file)"
-    assert (expected in _problems(_one(name))) == KINDS[name].needs_key
+    expected = f"providers[0]: kind {name!r} needs a credential ("
+    needs = KINDS[name].needs_key or KINDS[name].signed_by_envoy  # a Bedrock API key or AWS credentials
+    assert any(problem.startswith(expected) for problem in _problems(_one(name))) == needs
     if not KINDS[name].answers_locally:
         assert _problems(_one(name, ", api_key_env: K"), {"K": "k"}) == []
 
@@ -100,7 +103,7 @@ def test_each_attempt_of_a_pool_forgets_every_credential_header_before_its_own_i
     options = pool["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
     (forget,) = [f for f in options["http_filters"] if f["name"] == "forget-earlier-attempt"]
     removed = [m["remove"] for m in forget["typed_config"]["mutations"]["request_mutations"]]
-    assert removed == list(CREDENTIAL_HEADERS)
+    assert removed == [*CREDENTIAL_HEADERS, *AWS_SIGNING_HEADERS]  # a session token never follows either
 
 
 def test_a_records_paths_are_built_from_plain_values() -> None:
@@ -138,7 +141,7 @@ def test_a_parameter_the_record_says_its_kind_lacks_is_dropped_and_named_or_refu
 ) -> None:
     kind = kind_for("openai", "2024-10-21") if name == "azure" else KINDS[name]
     lacks = parameter in kind.unsupported
-    render = FORMATS[kind.format].render_request  # type: ignore[index]  # the record's format is a Format
+    render = PROVIDER_APIS[kind.format].render_request
     assert (parameter in render(_asking(parameter), RenderOptions("m")).dropped) == lacks
     if lacks:
         with pytest.raises(GatewayError) as refused:
@@ -193,5 +196,6 @@ def test_a_record_whose_kind_sends_a_key_sends_it_in_its_format_s_header(name: s
         "responses": Credential("authorization", "Bearer "),
         "anthropic": Credential("x-api-key"),
         "gemini": Credential("x-goog-api-key"),
+        "bedrock-converse": Credential("authorization", "Bearer "),  # a Bedrock API key
     }[kind.format]
     assert kind.credential == (None if kind.answers_locally else expected)

@@ -140,7 +140,7 @@ def _results_first(message: dict[str, Any]) -> None:
             return
 
 
-def _thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
+def thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
     """(budget or None, the client's field that asked for it)."""
     if req.thinking_budget is not None:
         budget = req.thinking_budget
@@ -233,7 +233,7 @@ def render_conversation(
 
 def render_thinking(req: ChatRequest, body: dict[str, Any], options: RenderOptions, unsupported: Unsupported) -> bool:
     """Sets `thinking` (and a max_tokens with room for it); whether the model thinks."""
-    budget, budget_field = _thinking_budget(req)
+    budget, budget_field = thinking_budget(req)
     if budget is None or budget_field is None:
         return False
     forced = req.tool_choice is not None and req.tool_choice.mode in ("required", "function")
@@ -293,6 +293,13 @@ def _input_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
+    body, dropped = request_body(req, options)
+    return RenderedRequest(dumps_lenient(body), dropped)
+
+
+def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, Any], list[str]]:
+    """The Messages request as a dict, and the features it leaves out: written as it is for
+    api.anthropic.com, edited first for Claude on a cloud (Bedrock's InvokeModel)."""
     unsupported = Unsupported(options.unsupported)
     system, messages = render_conversation(req, unsupported)
     body: dict[str, Any] = {
@@ -316,4 +323,4 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         body["metadata"] = {"user_id": req.user}
     if req.stream:
         body["stream"] = True
-    return RenderedRequest(dumps_lenient(body), unsupported.dropped)
+    return body, unsupported.dropped

@@ -1,0 +1,431 @@
+"""Bedrock through the real Envoy: every client API to Converse and to Claude's InvokeModel, plain and
+streamed, against a fake Bedrock Runtime that recomputes each SigV4 signature with botocore. Envoy
+signs (the ext_proc never holds an AWS secret), after the ext_proc rewrote the body."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+from google.genai import types
+
+from tests.conftest import OPENAI_KEY, PROVIDER_ENV
+from tests.fakes.answers import Answer, ToolCall
+from tests.fakes.aws_sigv4 import AwsCredentials
+from tests.fakes.bedrock import FakeBedrock, StreamFault
+from tests.fakes.openai import FakeOpenAI
+from tests.integration.sdk_outcomes import gemini_client
+from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
+
+NOVA = "us.amazon.nova-micro-v1:0"
+CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
+FIRST = AwsCredentials("AKIDFIRSTKEY0001", "first/secret+key0000000000000000000000000")
+ROTATED = AwsCredentials("AKIDROTATED00002", "rotated/secret+key00000000000000000000000")
+BEDROCK_API_KEY = "bedrock-api-key-test-0001"
+
+
+def _credentials_file(path: Path, credentials: AwsCredentials) -> None:
+    staged = path.with_suffix(".tmp")
+    staged.write_text(
+        f"[default]\naws_access_key_id = {credentials.access_key_id}\n"
+        f"aws_secret_access_key = {credentials.secret_access_key}\n"
+    )
+    staged.replace(path)  # atomic, as a secret mount's update is
+
+
+@pytest.fixture(scope="module")
+def bedrock() -> Iterator[FakeBedrock]:
+    with FakeBedrock(FIRST, models=[NOVA, CLAUDE, PROFILE_ARN]) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def keyed_bedrock() -> Iterator[FakeBedrock]:
+    with FakeBedrock(AwsCredentials("AKIDUNUSED", "unused"), api_key=BEDROCK_API_KEY, models=[NOVA]) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def credentials_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("aws") / "credentials"
+    _credentials_file(path, FIRST)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    bedrock: FakeBedrock,
+    keyed_bedrock: FakeBedrock,
+    fake_openai: FakeOpenAI,
+    credentials_path: Path,
+) -> Iterator[GatewayStack]:
+    signed = {
+        "kind": "bedrock",
+        "base_url": bedrock.base_url,
+        "bedrock": {"region": "us-east-1"},
+        "aws_credentials": {"source": "file", "path": str(credentials_path)},
+    }
+    config = {
+        "log_level": "info",
+        "listeners": [{"name": "main"}],
+        "providers": [
+            {"name": "bedrock", **signed},
+            {"name": "bedrock-converse", **signed, "bedrock": {"region": "us-east-1", "api": "converse"}},
+            {
+                "name": "bedrock-keyed",
+                "kind": "bedrock",
+                "base_url": keyed_bedrock.base_url,
+                "bedrock": {"region": "us-east-1"},
+                "api_key_env": "TEST_BEDROCK_KEY",
+            },
+            {
+                "name": "openai",
+                "kind": "openai",
+                "base_url": fake_openai.base_url + "/v1",
+                "api_key_env": "TEST_OPENAI_KEY",
+            },
+        ],
+        "routes": [
+            {"model": "nova", "provider": "bedrock", "upstream_model": NOVA},
+            {"model": "claude", "provider": "bedrock", "upstream_model": CLAUDE},
+            {"model": "claude-converse", "provider": "bedrock-converse", "upstream_model": CLAUDE},
+            {"model": "profile", "provider": "bedrock", "upstream_model": PROFILE_ARN},
+            {"model": "keyed", "provider": "bedrock-keyed", "upstream_model": NOVA},
+            {"model": "us.*", "provider": "bedrock"},
+            {
+                "name": "bedrock-then-openai",
+                "model": "pool-*",
+                "pool": [
+                    {"provider": "bedrock", "model": NOVA},
+                    {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"},
+                ],
+            },
+        ],
+    }
+    env = {**PROVIDER_ENV, "TEST_BEDROCK_KEY": BEDROCK_API_KEY}
+    stack = GatewayStack(Path(tmp_path_factory.mktemp("bedrock-gateway")), config, env).start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(bedrock: FakeBedrock, keyed_bedrock: FakeBedrock) -> None:
+    bedrock.reset()
+    keyed_bedrock.reset()
+
+
+def _openai(stack: GatewayStack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=stack.base_url + "/v1", api_key="unused", max_retries=0)
+
+
+def _anthropic(stack: GatewayStack) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=stack.base_url, api_key="unused", max_retries=0)
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "the weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_openai_chat_reaches_converse_signed_by_envoy_with_the_body_the_gateway_rewrote(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_answer(Answer("Hello from Nova", input_tokens=12, output_tokens=4))
+    answer = _openai(stack).chat.completions.create(
+        model="nova", messages=[{"role": "user", "content": "hi"}], max_tokens=50
+    )
+    assert answer.choices[0].message.content == "Hello from Nova"
+    assert answer.usage is not None and answer.usage.prompt_tokens == 12 and answer.usage.completion_tokens == 4
+    sent = bedrock.last_request
+    assert sent.auth == "sigv4", bedrock.auth_refusals
+    assert sent.raw_path == "/model/us.amazon.nova-micro-v1%3A0/converse"
+    assert sent.json["messages"] == [{"role": "user", "content": [{"text": "hi"}]}]  # rendered by the gateway
+    assert sent.headers["Authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={FIRST.access_key_id}/")
+
+
+def test_openai_chat_stream_with_a_tool_call_is_decoded_from_event_stream_frames(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    call = ToolCall("get_weather", {"city": "Paris"})
+    bedrock.enqueue_answer(Answer("Let me look.", tool_calls=(call,), input_tokens=30, output_tokens=9))
+    stream = _openai(stack).chat.completions.create(
+        model="nova",
+        messages=[{"role": "user", "content": "weather in Paris?"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, arguments, finish, usage = "", "", None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            for tool in choice.delta.tool_calls or []:
+                arguments += (tool.function.arguments if tool.function else None) or ""
+            finish = choice.finish_reason or finish
+    assert text == "Let me look." and finish == "tool_calls"
+    assert arguments.replace(" ", "") == '{"city":"Paris"}'
+    assert usage is not None and usage.prompt_tokens == 30 and usage.completion_tokens == 9
+    assert bedrock.last_request.operation == "converse-stream" and bedrock.last_request.auth == "sigv4"
+    assert bedrock.last_request.json["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+
+
+def test_an_image_goes_to_converse_as_bytes(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    _openai(stack).chat.completions.create(
+        model="nova",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                ],
+            }
+        ],
+    )
+    (_, image) = bedrock.last_request.json["messages"][0]["content"]
+    assert image == {"image": {"format": "png", "source": {"bytes": PNG}}}
+    assert bedrock.last_request.auth == "sigv4"
+
+
+def test_responses_api_plain_and_streamed_reach_converse(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    client = _openai(stack)
+    bedrock.enqueue_answer(Answer("plain answer"))
+    assert client.responses.create(model="nova", input="hi").output_text == "plain answer"
+    bedrock.enqueue_answer(Answer("streamed answer"))
+    events = list(client.responses.create(model="nova", input="hi", stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "streamed answer"  # type: ignore[union-attr]
+    assert [r.operation for r in bedrock.requests] == ["converse", "converse-stream"]
+
+
+def test_gemini_generate_content_plain_and_streamed_reach_converse(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    client = gemini_client(stack.base_url)
+    bedrock.enqueue_answer(Answer("from converse"))
+    assert client.models.generate_content(model="nova", contents="hi").text == "from converse"
+    bedrock.enqueue_answer(Answer("streamed from converse"))
+    chunks = client.models.generate_content_stream(
+        model="nova", contents="hi", config=types.GenerateContentConfig(max_output_tokens=64)
+    )
+    assert "".join(chunk.text or "" for chunk in chunks) == "streamed from converse"
+    assert all(r.auth == "sigv4" for r in bedrock.requests)
+
+
+def test_anthropic_client_reaches_claude_on_invoke_with_its_own_body(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    bedrock.enqueue_answer(Answer("Claude here", input_tokens=20, output_tokens=3, cache_read_tokens=7))
+    message = _anthropic(stack).messages.create(
+        model="claude",
+        max_tokens=100,
+        system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert message.content[0].text == "Claude here"  # type: ignore[union-attr]
+    assert message.usage.cache_read_input_tokens == 7
+    sent = bedrock.last_request
+    assert sent.raw_path == "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/invoke"
+    assert sent.json["anthropic_version"] == "bedrock-2023-05-31" and "model" not in sent.json
+    assert sent.json["system"][0]["cache_control"] == {"type": "ephemeral"}  # kept: not flattened through Converse
+    assert sent.auth == "sigv4"
+
+
+def test_anthropic_stream_from_invoke_arrives_as_anthropic_sse_with_thinking(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_answer(Answer("The answer is 4.", reasoning="2 plus 2", input_tokens=15, output_tokens=8))
+    with _anthropic(stack).messages.stream(
+        model="claude",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "2+2?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    kinds = [block.type for block in final.content]
+    assert kinds == ["thinking", "text"]
+    assert final.content[1].text == "The answer is 4."  # type: ignore[union-attr]
+    assert final.usage.output_tokens == 8
+    assert bedrock.last_request.operation == "invoke-with-response-stream"
+    assert "stream" not in bedrock.last_request.json and bedrock.last_request.auth == "sigv4"
+
+
+def test_openai_client_to_claude_on_invoke_and_on_converse(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    client = _openai(stack)
+    for model, operation in (("claude", "invoke-with-response-stream"), ("claude-converse", "converse-stream")):
+        bedrock.enqueue_answer(Answer(f"via {operation}"))
+        chunks = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == f"via {operation}"
+        assert bedrock.last_request.operation == operation
+
+
+def test_model_ids_with_a_colon_and_an_inference_profile_arn_stay_one_path_segment(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    client = _openai(stack)
+    client.chat.completions.create(model=NOVA, messages=[{"role": "user", "content": "hi"}])
+    assert bedrock.last_request.raw_path == "/model/us.amazon.nova-micro-v1%3A0/converse"
+    client.chat.completions.create(model="profile", messages=[{"role": "user", "content": "hi"}])
+    assert bedrock.last_request.raw_path == (
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc123/converse"
+    )
+    assert bedrock.last_request.model_id == PROFILE_ARN
+    assert [r.auth for r in bedrock.requests] == ["sigv4", "sigv4"]
+
+
+def test_a_bedrock_api_key_is_sent_as_a_bearer_by_envoy(stack: GatewayStack, keyed_bedrock: FakeBedrock) -> None:
+    keyed_bedrock.enqueue_answer(Answer("keyed"))
+    answer = _openai(stack).chat.completions.create(model="keyed", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "keyed"
+    assert keyed_bedrock.last_request.auth == "bearer"
+
+
+@pytest.mark.parametrize(
+    ("code", "openai_status", "anthropic_status"),
+    [
+        ("ThrottlingException", 429, 429),
+        ("ModelNotReadyException", 429, 429),
+        ("ValidationException", 400, 400),
+        ("AccessDeniedException", 502, 502),
+        ("ServiceUnavailableException", 503, 503),
+        ("InternalServerException", 502, 502),
+    ],
+)
+def test_each_bedrock_error_reaches_each_client_in_its_own_format_and_status(
+    stack: GatewayStack, bedrock: FakeBedrock, code: str, openai_status: int, anthropic_status: int
+) -> None:
+    bedrock.enqueue_error(code, "the provider said no")
+    with pytest.raises(openai.APIStatusError) as openai_error:
+        _openai(stack).chat.completions.create(model="nova", messages=[{"role": "user", "content": "hi"}])
+    assert openai_error.value.status_code == openai_status
+    assert openai_error.value.response.headers.get("x-request-id")
+    bedrock.enqueue_error(code, "the provider said no")
+    with pytest.raises(anthropic.APIStatusError) as anthropic_error:  # Claude on invoke: still mapped
+        _anthropic(stack).messages.create(model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert anthropic_error.value.status_code == anthropic_status
+    body = anthropic_error.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] != code
+
+
+@pytest.mark.parametrize("fault", [StreamFault(corrupt="message"), StreamFault(truncate=True)], ids=["crc", "cut"])
+def test_a_corrupt_or_cut_stream_ends_the_clients_stream_with_an_error_never_a_hang(
+    stack: GatewayStack, bedrock: FakeBedrock, fault: StreamFault
+) -> None:
+    """Converse to an OpenAI client (translated) and InvokeModel to an Anthropic client (reframed):
+    an in-band error once the stream started (a cut may also be seen by Envoy first: a 502 in the
+    client's format)."""
+    bedrock.enqueue_answer(Answer("one two three four five six seven eight nine ten"))
+    bedrock.enqueue_stream_fault(fault)
+    with pytest.raises(openai.APIError):
+        stream = _openai(stack).chat.completions.create(
+            model="nova", messages=[{"role": "user", "content": "tell me a story"}], stream=True
+        )
+        for _ in stream:
+            pass
+    bedrock.enqueue_answer(Answer("one two three four five six seven eight nine ten"))
+    bedrock.enqueue_stream_fault(fault)
+    with (
+        pytest.raises(anthropic.APIError) as anthropic_error,
+        _anthropic(stack).messages.stream(
+            model="claude", max_tokens=100, messages=[{"role": "user", "content": "tell me a story"}]
+        ) as anthropic_stream,
+    ):
+        for _ in anthropic_stream:
+            pass
+    assert "provider" in str(anthropic_error.value).lower() or anthropic_error.value.message
+
+
+def test_a_pool_fails_over_from_bedrock_to_openai_in_one_request_streamed(
+    stack: GatewayStack, bedrock: FakeBedrock, fake_openai: FakeOpenAI
+) -> None:
+    bedrock.enqueue_error("ServiceUnavailableException")
+    stream = _openai(stack).chat.completions.create(
+        model="pool-x", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text  # answered by OpenAI after Bedrock's 503
+    assert bedrock.last_request.auth == "sigv4"  # the Bedrock attempt was signed
+    openai_headers = {k.lower(): v for k, v in fake_openai.last_request.headers.items()}
+    assert openai_headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert not any(name.startswith("x-amz-") for name in openai_headers)  # nothing of the signer's followed
+
+
+def test_a_pool_attempt_to_bedrock_is_signed_and_plain_answer_is_read(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_answer(Answer("pool answer"))
+    answer = _openai(stack).chat.completions.create(model="pool-y", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "pool answer"
+    assert bedrock.last_request.auth == "sigv4"
+
+
+def test_a_client_cannot_get_its_own_credentials_signed_or_forwarded(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    headers = {
+        "authorization": "AWS4-HMAC-SHA256 Credential=AKIDCLIENT/20260101/us-east-1/bedrock/aws4_request",
+        "x-amz-security-token": "client-token",
+        "x-amz-date": "20200101T000000Z",
+        "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+    }
+    response = httpx.post(
+        stack.base_url + "/v1/chat/completions",
+        json={"model": "nova", "messages": [{"role": "user", "content": "hi"}]},
+        headers={**headers, "authorization": "Bearer unused"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    sent = {k.lower(): v for k, v in bedrock.last_request.headers.items()}
+    assert bedrock.last_request.auth == "sigv4"
+    assert "x-amz-security-token" not in sent and "client-token" not in str(sent)
+    assert sent["x-amz-content-sha256"] != "UNSIGNED-PAYLOAD"
+
+
+def test_the_extproc_process_holds_no_aws_secret(stack: GatewayStack) -> None:
+    environ = Path(f"/proc/{stack.extproc_process.pid}/environ").read_bytes()
+    config = (stack.workdir / "gateway.yaml").read_bytes()
+    for secret in (FIRST.secret_access_key, ROTATED.secret_access_key):
+        assert secret.encode() not in environ and secret.encode() not in config
+    assert b"AWS_SECRET_ACCESS_KEY" not in environ or os.environ.get("AWS_SECRET_ACCESS_KEY")
+
+
+def test_a_replaced_credentials_file_is_used_without_a_restart(
+    stack: GatewayStack, bedrock: FakeBedrock, credentials_path: Path
+) -> None:
+    client = _openai(stack)
+    bedrock.credentials = ROTATED  # the old key is no longer accepted
+    _credentials_file(credentials_path, ROTATED)
+
+    def signed_with_rotated() -> bool:
+        try:
+            client.chat.completions.create(model="nova", messages=[{"role": "user", "content": "hi"}])
+        except openai.APIStatusError:
+            return False
+        return ROTATED.access_key_id in bedrock.last_request.headers["Authorization"]
+
+    try:
+        wait_until(signed_with_rotated, timeout=15)
+    finally:
+        bedrock.credentials = FIRST
+        _credentials_file(credentials_path, FIRST)
+        wait_until(lambda: _answers(client), timeout=15)
+
+
+def _answers(client: openai.OpenAI) -> bool:
+    try:
+        client.chat.completions.create(model="nova", messages=[{"role": "user", "content": "hi"}])
+    except openai.APIStatusError:
+        return False
+    return True
