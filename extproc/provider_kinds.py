@@ -56,8 +56,10 @@ class ProviderKind:
     passthrough_query: bool = False  # a same-API client's query string is forwarded (Anthropic's ?beta=true)
     answers_locally: bool = False  # the ext_proc answers itself: no cluster, no pool, no breaker, no upstream
     takes_azure: bool = False  # `azure:` (Azure OpenAI's deployments, api-version and api-key header) applies
-    # The canonical request parameters the kind's format has no field for: a request rendered for it
-    # leaves them out, named, or is refused, per the provider's `unsupported` policy
+    # The canonical request parameters the kind's format has no field for, said only here: a request
+    # rendered for it leaves them out, named, or is refused, per the provider's `unsupported` policy.
+    # (A request rendered in an `also_serves` API is that API's own client's: it asks for none of
+    # the parameters that API lacks beyond these.)
     unsupported: frozenset[str] = frozenset()
     # The provider API spoken for one model, from the provider's own choice (Bedrock's `bedrock.api`):
     # None: always `format`. An API named in PASSED_THROUGH serves that client API's own bytes.
@@ -148,8 +150,9 @@ def bedrock_api(choice: str, model: str) -> str:
 _BEARER = Credential("authorization", "Bearer ")
 _OPENAI_HEADERS = frozenset({"openai-beta"})
 _RESPONSES = frozenset({"responses"})
-# What each format cannot carry of the canonical request's plain parameters (n only above 1, a
-# penalty only when not 0, parallel_tool_calls only when false)
+# What each format cannot carry of the canonical request's plain parameters: the one declaration,
+# which the provider sides check (formats.provider_params.ASKED says when each counts as asked: n
+# only above 1, a penalty only when not 0, parallel_tool_calls only when false)
 _OPENAI_LACKS = frozenset({"top_k"})
 _RESPONSES_LACKS = frozenset({"stop", "n", "seed", "presence_penalty", "frequency_penalty", "top_k"})
 _ANTHROPIC_LACKS = frozenset({"n", "seed", "presence_penalty", "frequency_penalty"})
@@ -243,13 +246,12 @@ KINDS: dict[str, ProviderKind] = {
     kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, BEDROCK, MOCK)
 }
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)  # the schema's enum of `providers[].kind`
+RECORDS: tuple[ProviderKind, ...] = (*KINDS.values(), AZURE, AZURE_WITH_RESPONSES)  # every record kind_for gives
 
 # Every header any kind sends a key in, in one place: a client's own credential in any of them is
 # removed before a request leaves (the router pass, and each attempt of a pool in Envoy).
 CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        kind.credential.header for kind in (*KINDS.values(), AZURE, AZURE_WITH_RESPONSES) if kind.credential is not None
-    )
+    dict.fromkeys(kind.credential.header for kind in RECORDS if kind.credential is not None)
 )
 
 # What Envoy's SigV4 signer adds: an earlier attempt's (a session token among them) never goes on to

@@ -1,17 +1,16 @@
 """A provider side's plain parameters as rows, not code: the canonical field, the provider's name
-for it and when it counts as asked (`Param`); what the provider lacks (`Lacks`); the range it
-takes a number in (`Bounds`); and a function
-tool and a JSON schema response format, written once for every provider format."""
+for it and when it counts as asked (`Param`); when each parameter a provider may lack counts as
+asked (`ASKED`, read with a kind record's `unsupported`); the range a provider takes a number in
+(`Bounds`); and a function tool and a JSON schema response format, written once for every
+provider format."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from extproc.formats.canonical import ChatRequest, ResponseFormat, Tool
-from extproc.formats.render_options import Unsupported
-
-Asked = Callable[[Any], bool]
+from extproc.formats.render_options import Asked, Lacking, Unsupported
 
 
 def is_set(value: Any) -> bool:
@@ -27,19 +26,39 @@ def more_than_one(value: Any) -> bool:
     return value is not None and value > 1
 
 
+def is_false(value: Any) -> bool:
+    """Only an explicit false asks for something (parallel_tool_calls: false)."""
+    return value is False
+
+
+# Every canonical parameter a kind record may name in its `unsupported`, with when a request asks
+# for it (n only above 1, stop and a penalty only when not empty or 0, parallel_tool_calls only
+# when false); in the order a provider side names what it drops.
+ASKED: dict[str, Asked] = {
+    "stop": is_given,
+    "n": more_than_one,
+    "seed": is_set,
+    "presence_penalty": is_given,
+    "frequency_penalty": is_given,
+    "top_k": is_set,
+    "parallel_tool_calls": is_false,
+}
+
+
+def lacking(names: Collection[str]) -> Lacking:
+    """A kind record's `unsupported` as the pairs a render checks (made once per record, not per
+    request); a name without a row is a KeyError, so a record cannot name what no render checks."""
+    unknown = set(names) - ASKED.keys()
+    if unknown:
+        raise KeyError(f"no row in ASKED for {sorted(unknown)}")
+    return tuple((field, asked) for field, asked in ASKED.items() if field in names)
+
+
 class Param(NamedTuple):
     """`field` of the canonical request, sent as the provider's `key` when `asked`."""
 
     field: str
     key: str
-    asked: Asked = is_set
-
-
-class Lacks(NamedTuple):
-    """`field` of the canonical request, which the provider has no place for, when `asked`: dropped
-    and named, or refused, per the provider's `unsupported` policy."""
-
-    field: str
     asked: Asked = is_set
 
 
@@ -51,7 +70,9 @@ def put_params(req: ChatRequest, params: tuple[Param, ...], out: dict[str, Any])
             out[key] = value
 
 
-def check_lacks(req: ChatRequest, lacks: tuple[Lacks, ...], unsupported: Unsupported) -> None:
+def check_lacks(req: ChatRequest, lacks: Lacking, unsupported: Unsupported) -> None:
+    """Each parameter the provider lacks that `req` asks for: dropped and named, or refused, per
+    the provider's `unsupported` policy."""
     for field, asked in lacks:
         value = getattr(req, field)
         if (value is not None) if asked is is_set else asked(value):

@@ -4,12 +4,17 @@ policy), decided in one place."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from extproc.formats.client_errors import invalid
 
 UnsupportedPolicy = Literal["drop", "reject"]
+Asked = Callable[[Any], bool]  # whether a parameter's value asks for anything
+# The canonical request's plain parameters a provider has no field for, each with when it counts
+# as asked (provider_params.lacking makes it from a kind record's `unsupported`, once per record)
+Lacking = tuple[tuple[str, Asked], ...]
 
 
 @dataclass(slots=True)
@@ -17,6 +22,7 @@ class RenderOptions:
     model: str  # the provider's model name
     unsupported: UnsupportedPolicy = "drop"
     default_max_tokens: int = 4096  # Anthropic requires max_tokens
+    lacks: Lacking = ()  # dropped and named, or refused, when asked
 
 
 @dataclass(slots=True)

@@ -13,9 +13,11 @@ from extproc.errors import GatewayError
 from extproc.formats import FORMATS, PROVIDER_APIS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
-from extproc.formats.render_options import RenderOptions
+from extproc.formats.provider_params import lacking
+from extproc.formats.render_options import Lacking, RenderOptions
 from extproc.formats.token_count import gemini_count_request
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
+from extproc.provider_kinds import RECORDS, ProviderKind
 from extproc.providers import kind_of, provider_format, serves, wire_format
 from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
@@ -27,8 +29,19 @@ class ProviderRequest:
     dropped: list[str] = field(default_factory=list)  # features left out (named to the client)
 
 
+# Per kind record, what it lacks as the pairs a render checks, made once (keyed by the record's
+# own frozenset, whose hash is cached: a request pays one dict lookup)
+_LACKS: dict[frozenset[str], Lacking] = {kind.unsupported: lacking(kind.unsupported) for kind in RECORDS}
+
+
+def lacks_of(kind: ProviderKind) -> Lacking:
+    """What a kind's record says it lacks, as the pairs a render checks."""
+    return _LACKS[kind.unsupported]
+
+
 def render_options(provider: Provider, model: str) -> RenderOptions:
-    return RenderOptions(model, provider.unsupported, provider.default_max_tokens)
+    lacks = _LACKS[kind_of(provider).unsupported]
+    return RenderOptions(model, provider.unsupported, provider.default_max_tokens, lacks)
 
 
 def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:

@@ -47,6 +47,8 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.render_options import RenderOptions
+from extproc.provider_kinds import ANTHROPIC
+from extproc.providers.rendering import lacks_of
 from tests.support.fixtures import FIXTURES_DIR, fixture_bytes
 
 REQUEST_FIXTURES = [
@@ -181,7 +183,7 @@ def _frames(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _render(req: ChatRequest, **options: Any) -> tuple[dict[str, Any], list[str]]:
-    rendered = fmt.render_request(req, RenderOptions(model="claude-test", **options))
+    rendered = fmt.render_request(req, RenderOptions(model="claude-test", lacks=lacks_of(ANTHROPIC), **options))
     return orjson.loads(rendered.body), rendered.dropped
 
 

@@ -52,6 +52,8 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.render_options import RenderOptions
+from extproc.provider_kinds import GEMINI
+from extproc.providers.rendering import lacks_of
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(os.environ.get("GATEWAY_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -82,7 +84,7 @@ STREAM_FIXTURES = [
 ]
 ERROR_FIXTURES = ["error-400-api-key", "error-404-unknown-model", "error-429-quota"]
 
-OPTIONS = RenderOptions(model="gemini-2.5-flash")
+OPTIONS = RenderOptions(model="gemini-2.5-flash", lacks=lacks_of(GEMINI))
 
 
 def fixture(name: str) -> bytes:
@@ -843,7 +845,7 @@ def test_parallel_tool_calls_false_is_dropped_or_rejected():
     req = ChatRequest(model="x", messages=[Message("user", [TextPart("hi")])], parallel_tool_calls=False)
     assert fmt.render_request(req, OPTIONS).dropped == ["parallel_tool_calls"]
     with pytest.raises(GatewayError) as info:
-        fmt.render_request(req, RenderOptions(model="m", unsupported="reject"))
+        fmt.render_request(req, RenderOptions(model="m", unsupported="reject", lacks=lacks_of(GEMINI)))
     assert (info.value.kind, info.value.param) == ("invalid_request", "parallel_tool_calls")
 
 

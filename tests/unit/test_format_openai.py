@@ -47,6 +47,8 @@ from extproc.formats.canonical import (
     UsageUpdate,
 )
 from extproc.formats.render_options import RenderOptions
+from extproc.provider_kinds import OPENAI
+from extproc.providers.rendering import lacks_of
 from tests.support.fixtures import fixture_bytes
 
 REQUEST_FIXTURES = [
@@ -1009,11 +1011,11 @@ def test_render_request_asks_for_stream_usage_only_when_the_client_did() -> None
 
 def test_render_request_drops_or_rejects_top_k() -> None:
     req = simple_request(top_k=5)
-    rendered = fmt.render_request(req, RenderOptions(model="gpt-4.1"))
+    rendered = fmt.render_request(req, RenderOptions(model="gpt-4.1", lacks=lacks_of(OPENAI)))
     assert rendered.dropped == ["top_k"]
     assert b"top_k" not in rendered.body
     with pytest.raises(GatewayError) as info:
-        fmt.render_request(req, RenderOptions(model="gpt-4.1", unsupported="reject"))
+        fmt.render_request(req, RenderOptions(model="gpt-4.1", unsupported="reject", lacks=lacks_of(OPENAI)))
     assert (info.value.kind, info.value.param) == ("invalid_request", "top_k")
 
 
@@ -1028,7 +1030,7 @@ def test_render_request_drops_images_in_tool_results() -> None:
 def test_rendered_request_is_accepted_by_the_sdk_types() -> None:
     """What we send upstream parses back as the same canonical request."""
     req = fmt.parse_request(orjson.dumps(FULL_REQUEST), None)
-    rendered = fmt.render_request(req, RenderOptions(model="gpt-4o"))
+    rendered = fmt.render_request(req, RenderOptions(model="gpt-4o", lacks=lacks_of(OPENAI)))
     again = fmt.parse_request(rendered.body, None)
     assert rendered.dropped == ["top_k"]
     req.top_k = None

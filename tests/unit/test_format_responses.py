@@ -45,6 +45,8 @@ from extproc.formats.endpoint import Endpoint
 from extproc.formats.render_options import RenderOptions
 from extproc.formats.responses import reasoning
 from extproc.formats.responses.common import flat_tool_name
+from extproc.provider_kinds import OPENAI_RESPONSES
+from extproc.providers.rendering import lacks_of
 from tests.support import responses_samples as rec
 from tests.support.fixtures import fixture_json
 
@@ -612,7 +614,7 @@ def test_request_for_a_responses_provider_in_its_shape() -> None:
         reasoning_effort="low",
         stop=["END"],
     )  # fmt: skip
-    rendered = WIRE.render_request(req, RenderOptions("gpt-5"))
+    rendered = WIRE.render_request(req, RenderOptions("gpt-5", lacks=lacks_of(OPENAI_RESPONSES)))
     body = orjson.loads(rendered.body)
     assert rendered.dropped == ["stop"]
     assert body["input"] == [
@@ -629,7 +631,7 @@ def test_request_for_a_responses_provider_in_its_shape() -> None:
     ]
     assert body["tool_choice"] == {"type": "function", "name": "f"} and body["reasoning"] == {"effort": "low"}
     with pytest.raises(GatewayError) as caught:
-        WIRE.render_request(req, RenderOptions("gpt-5", unsupported="reject"))
+        WIRE.render_request(req, RenderOptions("gpt-5", unsupported="reject", lacks=lacks_of(OPENAI_RESPONSES)))
     assert caught.value.param == "stop"
 
 

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from extproc.config.load import ConfigError, load_text
+from extproc.config.model import Provider
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.errors import GatewayError
 from extproc.formats import PROVIDER_APIS
 from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
-from extproc.formats.render_options import RenderOptions
+from extproc.formats.provider_params import ASKED
 from extproc.provider_kinds import AWS_SIGNING_HEADERS, CREDENTIAL_HEADERS, KINDS, Credential, kind_for
+from extproc.providers import kind_of
+from extproc.providers.rendering import render_options
 from extproc.xds.render import render_clusters, render_listeners
 from tests.unit.test_pipeline_auth import CONFIG, KEY, body, chat, headers, run
 
@@ -128,27 +131,54 @@ _ASKED: dict[str, object] = {
 }
 
 
-def _asking(parameter: str) -> ChatRequest:
+def test_every_parameter_a_record_may_name_is_tried_below() -> None:
+    assert set(_ASKED) == set(ASKED)
+
+
+def _asking(parameter: str | None) -> ChatRequest:
     request = ChatRequest("m", [Message("user", [TextPart("hi")])], tools=[Tool("lookup")])
-    setattr(request, parameter, _ASKED[parameter])
+    if parameter is not None:
+        setattr(request, parameter, _ASKED[parameter])
     return request
+
+
+def _provider(name: str, policy: str) -> Provider:
+    """A configured provider of kind `name` (an Azure one for "azure") under `policy`."""
+    kind = "openai" if name == "azure" else name
+    extra = ", azure: {api_version: '2024-10-21'}" if name == "azure" else ""
+    extra += "" if KINDS[kind].answers_locally else ", api_key_env: K"
+    (provider,) = load_text(_one(kind, f"{extra}, unsupported: {policy}"), {"K": "k"}, Path(".")).providers
+    return provider
+
+
+def _rendered(provider: Provider, request: ChatRequest) -> tuple[bytes, list[str]]:
+    """`request` rendered for `provider` in its kind's format, with the options the request path makes."""
+    render = PROVIDER_APIS[kind_of(provider).format].render_request
+    made = render(request, render_options(provider, "m"))
+    return made.body, made.dropped
 
 
 @pytest.mark.parametrize("name", [*KINDS, "azure"])
 @pytest.mark.parametrize("parameter", list(_ASKED))
-def test_a_parameter_the_record_says_its_kind_lacks_is_dropped_and_named_or_refused_and_no_other(
+def test_a_parameter_the_record_says_its_kind_lacks_is_dropped_and_named_or_refused_and_any_other_is_sent(
     name: str, parameter: str
 ) -> None:
-    kind = kind_for("openai", "2024-10-21") if name == "azure" else KINDS[name]
-    lacks = parameter in kind.unsupported
-    render = PROVIDER_APIS[kind.format].render_request
-    assert (parameter in render(_asking(parameter), RenderOptions("m")).dropped) == lacks
+    """The record is the one place a kind's gaps are said: what it names is dropped and named, or
+    refused; what it does not name, the kind's format carries (the body changes), so a record that
+    forgot a parameter its format has no field for fails here."""
+    provider = _provider(name, "drop")
+    lacks = parameter in kind_of(provider).unsupported
+    plain_body, plain_dropped = _rendered(provider, _asking(None))
+    body, dropped = _rendered(provider, _asking(parameter))
+    assert (parameter in dropped) == lacks
+    assert (body == plain_body) == lacks  # dropped: nothing of it is sent; else it is sent
+    assert [feature for feature in dropped if feature != parameter] == plain_dropped
     if lacks:
         with pytest.raises(GatewayError) as refused:
-            render(_asking(parameter), RenderOptions("m", unsupported="reject"))
+            _rendered(_provider(name, "reject"), _asking(parameter))
         assert refused.value.param == parameter
     else:
-        render(_asking(parameter), RenderOptions("m", unsupported="reject"))
+        _rendered(_provider(name, "reject"), _asking(parameter))
 
 
 @pytest.mark.parametrize(

@@ -28,17 +28,18 @@ from extproc.formats.gemini import upstream as gemini
 from extproc.formats.openai import upstream as openai
 from extproc.formats.provider_params import (
     Bounds,
-    Lacks,
     Param,
     check_lacks,
     function_fields,
     is_given,
-    more_than_one,
+    lacking,
     put_params,
     schema_format_fields,
 )
 from extproc.formats.render_options import RenderOptions, Unsupported
 from extproc.formats.responses import upstream as responses
+from extproc.provider_kinds import ANTHROPIC, OPENAI, OPENAI_RESPONSES
+from extproc.providers.rendering import lacks_of
 
 SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}}
 
@@ -67,16 +68,33 @@ def test_put_params_sends_each_asked_field_under_the_providers_name_in_table_ord
 
 def test_check_lacks_names_each_asked_field_once_and_leaves_the_rest() -> None:
     unsupported = _drop()
-    lacks = (Lacks("n", more_than_one), Lacks("seed"), Lacks("presence_penalty", is_given))
+    lacks = lacking({"seed", "presence_penalty", "n"})
     check_lacks(_req(n=1, seed=0, presence_penalty=0.0), lacks, unsupported)
     assert unsupported.dropped == ["seed"]  # n=1 and a zero penalty ask for nothing
     check_lacks(_req(n=2, seed=3), lacks, unsupported)
     assert unsupported.dropped == ["seed", "n"]
 
 
+def test_check_lacks_counts_parallel_tool_calls_as_asked_only_when_false() -> None:
+    unsupported = _drop()
+    lacks = lacking({"parallel_tool_calls"})
+    check_lacks(_req(parallel_tool_calls=True), lacks, unsupported)
+    check_lacks(_req(), lacks, unsupported)
+    assert unsupported.dropped == []
+    check_lacks(_req(parallel_tool_calls=False), lacks, unsupported)
+    assert unsupported.dropped == ["parallel_tool_calls"]
+
+
+def test_lacking_lists_a_records_parameters_in_one_fixed_order_and_refuses_one_without_a_row() -> None:
+    assert [field for field, _ in lacking(frozenset({"top_k", "stop", "seed"}))] == ["stop", "seed", "top_k"]
+    assert lacking(frozenset()) == ()
+    with pytest.raises(KeyError, match="logprobs"):
+        lacking({"seed", "logprobs"})
+
+
 def test_check_lacks_under_reject_refuses_naming_the_field() -> None:
     with pytest.raises(GatewayError) as refused:
-        check_lacks(_req(seed=1), (Lacks("seed"),), Unsupported("reject"))
+        check_lacks(_req(seed=1), lacking({"seed"}), Unsupported("reject"))
     assert refused.value.kind == "invalid_request" and refused.value.param == "seed"
     assert refused.value.message == "seed is not supported by this provider"
 
@@ -220,9 +238,9 @@ def test_anthropic_tools_leave_out_a_choice_without_tools() -> None:
 
 def test_anthropic_request_refuses_what_it_lacks_under_reject() -> None:
     with pytest.raises(GatewayError) as refused:
-        anthropic.render_request(_req(frequency_penalty=0.5), RenderOptions("m", unsupported="reject"))
+        anthropic.render_request(_req(frequency_penalty=0.5), RenderOptions("m", "reject", lacks=lacks_of(ANTHROPIC)))
     assert refused.value.param == "frequency_penalty"
-    rendered = anthropic.render_request(_req(n=2, seed=1, stop=["END"]), RenderOptions("m"))
+    rendered = anthropic.render_request(_req(n=2, seed=1, stop=["END"]), RenderOptions("m", lacks=lacks_of(ANTHROPIC)))
     assert rendered.dropped == ["n", "seed"] and orjson.loads(rendered.body)["stop_sequences"] == ["END"]
 
 
@@ -256,16 +274,12 @@ def test_gemini_conversation_refuses_a_result_for_no_known_call() -> None:
 
 def test_gemini_tools_are_declarations_with_the_mode_in_geminis_words() -> None:
     body: dict[str, Any] = {}
-    unsupported = _drop()
-    req = _req(
-        tools=[Tool("read", "reads", SCHEMA)], tool_choice=ToolChoice("function", "read"), parallel_tool_calls=False
-    )
-    gemini.render_tools(req, body, unsupported)
+    req = _req(tools=[Tool("read", "reads", SCHEMA)], tool_choice=ToolChoice("function", "read"))
+    gemini.render_tools(req, body)
     assert body["tools"] == [
         {"functionDeclarations": [{"name": "read", "description": "reads", "parametersJsonSchema": SCHEMA}]}
     ]
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["read"]}}
-    assert unsupported.dropped == ["parallel_tool_calls"]
 
 
 def test_gemini_generation_config_renames_the_numbers_and_asks_for_json() -> None:
@@ -348,7 +362,9 @@ def test_openai_tools_with_their_choice_and_none_without_tools() -> None:
 
 
 def test_openai_request_renames_max_tokens_and_drops_top_k() -> None:
-    rendered = openai.render_request(_req(max_tokens=10, top_k=5, stop=["x"], seed=0), RenderOptions("gpt"))
+    rendered = openai.render_request(
+        _req(max_tokens=10, top_k=5, stop=["x"], seed=0), RenderOptions("gpt", lacks=lacks_of(OPENAI))
+    )
     body = orjson.loads(rendered.body)
     assert body["max_completion_tokens"] == 10 and body["seed"] == 0 and body["stop"] == ["x"]
     assert "top_k" not in body and rendered.dropped == ["top_k"]
@@ -389,6 +405,6 @@ def test_responses_tools_are_flat_and_always_have_parameters() -> None:
 
 def test_responses_request_drops_what_the_api_has_no_place_for() -> None:
     req = _req(max_tokens=50, stop=["x"], n=2, seed=1, presence_penalty=0.1, frequency_penalty=0.0, top_k=3)
-    rendered = responses.render_request(req, RenderOptions("gpt"))
+    rendered = responses.render_request(req, RenderOptions("gpt", lacks=lacks_of(OPENAI_RESPONSES)))
     assert orjson.loads(rendered.body)["max_output_tokens"] == 50
     assert rendered.dropped == ["stop", "n", "seed", "presence_penalty", "top_k"]

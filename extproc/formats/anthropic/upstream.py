@@ -11,12 +11,10 @@ from extproc.formats.canonical import ChatRequest, FilePart, ImagePart, Message,
 from extproc.formats.client_errors import invalid
 from extproc.formats.provider_params import (
     Bounds,
-    Lacks,
     Param,
     check_lacks,
     function_fields,
     is_given,
-    more_than_one,
     put_params,
 )
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
@@ -154,13 +152,7 @@ def thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
     return None, None
 
 
-# What Anthropic has no place for; `stop` is its stop_sequences.
-_LACKS = (
-    Lacks("n", more_than_one),
-    Lacks("seed"),
-    Lacks("presence_penalty", is_given),
-    Lacks("frequency_penalty", is_given),
-)
+# `stop` is Anthropic's stop_sequences (what it has no place for is its kind record's `unsupported`).
 _PARAMS = (Param("stop", "stop_sequences", is_given),)
 
 
@@ -311,7 +303,7 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     body["messages"] = messages
     render_sampling(req, body, render_thinking(req, body, options, unsupported), unsupported)
     put_params(req, _PARAMS, body)
-    check_lacks(req, _LACKS, unsupported)
+    check_lacks(req, options.lacks, unsupported)
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:

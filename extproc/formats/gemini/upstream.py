@@ -19,7 +19,7 @@ from extproc.formats.canonical import (
 from extproc.formats.client_errors import invalid
 from extproc.formats.gemini.common import GENERATION_NUMBERS, object_fragment
 from extproc.formats.gemini.parts import call_part, thought_part
-from extproc.formats.provider_params import Param, function_fields, is_given, put_params
+from extproc.formats.provider_params import Param, check_lacks, function_fields, is_given, put_params
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 _EFFORT_BUDGET = {"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
@@ -172,7 +172,7 @@ def render_conversation(req: ChatRequest, unsupported: Unsupported) -> tuple[lis
     return system, contents
 
 
-def render_tools(req: ChatRequest, body: dict[str, Any], unsupported: Unsupported) -> None:
+def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
     if req.tools:
         decls = [function_fields({}, tool, "parametersJsonSchema", tool.parameters, None) for tool in req.tools]
         body["tools"] = [{"functionDeclarations": decls}]
@@ -182,8 +182,6 @@ def render_tools(req: ChatRequest, body: dict[str, Any], unsupported: Unsupporte
         if choice.mode == "function" and choice.name:
             fcc["allowedFunctionNames"] = [choice.name]
         body["toolConfig"] = {"functionCallingConfig": fcc}
-    if req.parallel_tool_calls is False:
-        unsupported.lacks("parallel_tool_calls")
 
 
 def render_thinking_config(req: ChatRequest, unsupported: Unsupported) -> dict[str, Any]:
@@ -220,7 +218,8 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
-    render_tools(req, body, unsupported)
+    render_tools(req, body)
+    check_lacks(req, options.lacks, unsupported)
     if config := render_generation_config(req, unsupported):
         body["generationConfig"] = config
     try:

@@ -19,7 +19,6 @@ from extproc.formats.canonical import (
 from extproc.formats.input_bounds import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, tool_call_json
 from extproc.formats.provider_params import (
-    Lacks,
     Param,
     check_lacks,
     function_fields,
@@ -65,7 +64,6 @@ _PARAMS = (
     Param("frequency_penalty", "frequency_penalty"),
     Param("stop", "stop", is_given),
 )
-_LACKS = (Lacks("top_k"),)
 
 
 def _files(m: Message, unsupported: Unsupported) -> None:
@@ -142,7 +140,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
         "messages": [render_message(m, unsupported) for m in req.messages if not _says_nothing(m)],
     }
     put_params(req, _PARAMS, body)
-    check_lacks(req, _LACKS, unsupported)
+    check_lacks(req, options.lacks, unsupported)
     if req.response_format is not None:
         body["response_format"] = render_response_format(req.response_format)
     render_tools(req, body)

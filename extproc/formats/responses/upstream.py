@@ -25,12 +25,9 @@ from extproc.formats.canonical import (
 )
 from extproc.formats.input_bounds import dumps_request
 from extproc.formats.provider_params import (
-    Lacks,
     Param,
     check_lacks,
     function_fields,
-    is_given,
-    more_than_one,
     put_params,
     schema_format_fields,
 )
@@ -86,16 +83,8 @@ def render_input(messages: list[Message]) -> list[dict[str, Any]]:
     return items
 
 
-# The Responses API's plain parameters, and the canonical ones it has no place for.
+# The Responses API's plain parameters (the canonical ones it has no place for are its kind record's `unsupported`).
 _PARAMS = (Param("max_tokens", "max_output_tokens"), Param("temperature", "temperature"), Param("top_p", "top_p"))
-_LACKS = (
-    Lacks("stop", is_given),
-    Lacks("n", more_than_one),
-    Lacks("seed"),
-    Lacks("presence_penalty", is_given),
-    Lacks("frequency_penalty", is_given),
-    Lacks("top_k"),
-)
 _NO_PARAMETERS = {"type": "object", "properties": {}}  # the API wants a function's parameters
 
 
@@ -129,7 +118,7 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     unsupported = Unsupported(options.unsupported)
     body: dict[str, Any] = {"model": options.model, "input": render_input(req.messages), "store": False}
     put_params(req, _PARAMS, body)
-    check_lacks(req, _LACKS, unsupported)
+    check_lacks(req, options.lacks, unsupported)
     if req.response_format is not None:
         body["text"] = {"format": render_text_format(req.response_format)}
     render_tools(req, body)
