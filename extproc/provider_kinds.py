@@ -221,7 +221,8 @@ BEDROCK = ProviderKind(
     _BEARER,
     False,
     "aws.bedrock",
-    unsupported=frozenset({"n", "seed", "presence_penalty", "frequency_penalty", "top_k", "parallel_tool_calls"}),
+    # top_k is carried for Claude and Nova models only: the render decides it by model
+    unsupported=frozenset({"n", "seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"}),
     api_for_model=bedrock_api,
     signed_by_envoy=True,
     aws_wire=True,

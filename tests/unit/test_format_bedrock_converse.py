@@ -31,6 +31,8 @@ from extproc.formats.canonical import (
     ToolChoice,
 )
 from extproc.formats.render_options import RenderOptions
+from extproc.provider_kinds import BEDROCK
+from extproc.providers.rendering import lacks_of
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock" / "recorded_converse.json"
 CLAUDE = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -44,7 +46,7 @@ def recorded() -> dict[str, Any]:
 
 
 def rendered(request: ChatRequest, model: str = CLAUDE, unsupported: str = "drop") -> tuple[dict[str, Any], list[str]]:
-    made = CONVERSE.render_request(request, RenderOptions(model, unsupported))  # type: ignore[arg-type]
+    made = CONVERSE.render_request(request, RenderOptions(model, unsupported, lacks=lacks_of(BEDROCK)))  # type: ignore[arg-type]
     return orjson.loads(made.body), made.dropped
 
 
@@ -185,7 +187,7 @@ def test_thinking_on_claude_drops_temperature_and_fits_the_budget_under_max_toke
     ],
 )
 def test_what_converse_cannot_carry_is_named_or_refused_per_the_policy(fields: dict[str, Any], feature: str) -> None:
-    assert feature in converse_request.UNSUPPORTED
+    assert feature in converse_request.UNSUPPORTED or feature in BEDROCK.unsupported
     base: dict[str, Any] = {"model": "m", "messages": [Message("user", [TextPart("hi")])]}
     assert rendered(ChatRequest(**{**base, **fields}), NOVA)[1] == [feature]
     with pytest.raises(GatewayError) as refused:

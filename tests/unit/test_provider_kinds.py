@@ -152,9 +152,10 @@ def _provider(name: str, policy: str) -> Provider:
 
 
 def _rendered(provider: Provider, request: ChatRequest) -> tuple[bytes, list[str]]:
-    """`request` rendered for `provider` in its kind's format, with the options the request path makes."""
+    """`request` rendered for `provider` in its kind's format, with the options the request path makes;
+    the model is a Claude model, whose formats carry the most (Bedrock's top_k depends on the model)."""
     render = PROVIDER_APIS[kind_of(provider).format].render_request
-    made = render(request, render_options(provider, "m"))
+    made = render(request, render_options(provider, "anthropic.claude-sonnet-4-5"))
     return made.body, made.dropped
 
 

@@ -27,15 +27,13 @@ from extproc.formats.canonical import (
     with_user_turn,
 )
 from extproc.formats.client_errors import invalid
+from extproc.formats.provider_params import check_lacks
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 # Feature -> why Converse cannot carry it (the feature is the name a client sees in
-# x-gateway-dropped-features, or the field a refusal names).
+# x-gateway-dropped-features, or the field a refusal names). The plain parameters it has no field
+# for are the bedrock kind's record's `unsupported`; these depend on the model or the content.
 UNSUPPORTED: dict[str, str] = {
-    "n": "one answer per request",
-    "seed": "no seed",
-    "presence_penalty": "no presence penalty",
-    "frequency_penalty": "no frequency penalty",
     "image_url": "images by bytes only (an https URL is not fetched)",
     "file_url": "documents by bytes only",
     "system_image": "system prompts are text",
@@ -44,7 +42,6 @@ UNSUPPORTED: dict[str, str] = {
     "reasoning_effort": "thinking only for Anthropic models",
     "thinking_budget": "thinking only for Anthropic models",
     "tool_choice": "no tool_choice none (the tools stay offered)",
-    "parallel_tool_calls": "no switch for parallel tool calls",
     "response_format": "JSON output only with a schema",
 }
 
@@ -249,14 +246,7 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
         inference["stopSequences"] = list(req.stop)
     if inference:
         body["inferenceConfig"] = inference
-    if req.n is not None and req.n > 1:
-        lacks.lacks("n")
-    if req.seed is not None:
-        lacks.lacks("seed")
-    if req.presence_penalty:
-        lacks.lacks("presence_penalty")
-    if req.frequency_penalty:
-        lacks.lacks("frequency_penalty")
+    check_lacks(req, options.lacks, lacks)  # the parameters the kind's record says Converse has no field for
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:
@@ -332,8 +322,6 @@ def _tool_config(req: ChatRequest, lacks: Unsupported, called: dict[str, None]) 
             lacks.lacks("tool_choice")
         else:
             config["toolChoice"] = _TOOL_CHOICE[choice.mode]
-    if req.parallel_tool_calls is False:
-        lacks.lacks("parallel_tool_calls")
     return config
 
 
