@@ -25,7 +25,8 @@ import yaml
 
 PER_TOKEN = 1e-6  # prices are per million tokens
 # Kinds that serve another kind's models at its prices; a kind of their own in the table wins.
-KIND_ALIASES = {"openai-responses": "openai"}
+# (Azure OpenAI is an openai provider with `azure:`; priced as OpenAI unless `azure` is priced apart.)
+KIND_ALIASES = {"openai-responses": "openai", "azure": "openai"}
 _RATE_FIELDS = ("input", "cached_input", "cache_write", "cache_write_1h", "output", "reasoning")
 _ENTRY_FIELDS = frozenset({*_RATE_FIELDS, "models", "above", "as_of", "source", "via"})
 _ABOVE_FIELDS = frozenset({*_RATE_FIELDS, "prompt_tokens"})
@@ -260,8 +261,13 @@ def default_prices() -> dict[str, tuple[Price, ...]]:
 
 def price_table(overrides: Mapping[str, Any] | None = None) -> PriceTable:
     """The table in force: the configuration's `prices` (searched first), then the defaults."""
+    return table_in_force(parse_prices(overrides) if overrides else {})
+
+
+def table_in_force(configured: Mapping[str, Sequence[Price]]) -> PriceTable:
+    """The configuration's parsed prices (searched first), then the defaults."""
     layers: list[tuple[str, Mapping[str, Sequence[Price]]]] = []
-    if overrides:
-        layers.append(("config", parse_prices(overrides)))
+    if configured:
+        layers.append(("config", configured))
     layers.append(("default", default_prices()))
     return PriceTable(*layers)

@@ -12,8 +12,8 @@ from extproc.config.load import ConfigError, load_text
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
-from extproc.formats.render_options import RenderOptions
 from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
+from extproc.formats.render_options import RenderOptions
 from extproc.provider_kinds import CREDENTIAL_HEADERS, KINDS, Credential, kind_for
 from extproc.xds.render import render_clusters, render_listeners
 from tests.unit.test_pipeline_auth import CONFIG, KEY, body, chat, headers, run
