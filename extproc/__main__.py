@@ -1,4 +1,4 @@
-"""Command line: serve | run | check | schema | render | keys."""
+"""Command line: serve | run | check | schema | render | keys | prices."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # Envoy runs as our child; gRPC fork handlers only add noise.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
@@ -34,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     rendered = commands.add_parser("render", help="write Envoy's bootstrap and xDS files")
     rendered.add_argument("--config", "-c")
     rendered.add_argument("--out", help="xDS directory (default: envoy.xds_dir)")
+    prices = commands.add_parser(
+        "prices", help="print the price table in force (the config's prices over the defaults), with sources"
+    )
+    prices.add_argument("--config", "-c", help="gateway.yaml (default: the embedded config)")
+    prices.add_argument("--kind", help="only this provider kind's prices (openai, anthropic, azure, ...)")
+    prices.add_argument("--model", help="with --kind: only the entry that prices this model")
+    prices.add_argument("--json", action="store_true", help="JSON, one object per entry")
     keys = commands.add_parser("keys", help="client API keys: make one, or hash one")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser("new", help="print a new client key and the key_hashes line for the config")
@@ -82,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: loaded in {loaded_ms:.1f} ms", file=sys.stderr)
         print(f"{path}: ok")
         return 0
+    if args.command == "prices":
+        return _prices(config.prices, args.kind, args.model, args.json)
     if args.command == "render":
         from extproc.xds import render
 
@@ -95,6 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     from extproc.app.lifecycle import run
 
     run(config, with_envoy=args.command == "run", config_path=Path(path) if path else None)
+    return 0
+
+
+def _prices(configured: dict[str, Any], kind: str | None, model: str | None, as_json: bool) -> int:
+    from extproc.spend import listing
+    from extproc.spend.prices import table_in_force
+
+    if model and not kind:
+        print("--model needs --kind: prices are per provider kind", file=sys.stderr)
+        return 2
+    table = table_in_force(configured)
+    if as_json:
+        print(json.dumps(list(listing.rows(table, kind, model)), indent=2))
+    else:
+        sys.stdout.write(listing.text(table, kind, model))
+    if model and kind and table.lookup(kind, model) is None:
+        print(f"no price for {kind} model {model!r}: its requests cost 0", file=sys.stderr)
+        return 1
     return 0
 
 
