@@ -9,7 +9,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 # Envoy runs as our child; gRPC fork handlers only add noise.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
@@ -58,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(json.dumps(GATEWAY_SCHEMA, indent=2))
         return 0
+    if args.command == "prices":
+        return _prices(args.config, args.kind, args.model, args.json)
     path = getattr(args, "file", None) or getattr(args, "config", None)
     try:
         started = time.perf_counter()
@@ -90,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: loaded in {loaded_ms:.1f} ms", file=sys.stderr)
         print(f"{path}: ok")
         return 0
-    if args.command == "prices":
-        return _prices(config.prices, args.kind, args.model, args.json)
     if args.command == "render":
         from extproc.xds import render
 
@@ -108,14 +107,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _prices(configured: dict[str, Any], kind: str | None, model: str | None, as_json: bool) -> int:
+def _prices(path: str | None, kind: str | None, model: str | None, as_json: bool) -> int:
+    """Only the file's `prices` is read: no provider key or other secret is needed to see them."""
+    import yaml
+
     from extproc.spend import listing
-    from extproc.spend.prices import table_in_force
+    from extproc.spend.prices import price_table
 
     if model and not kind:
         print("--model needs --kind: prices are per provider kind", file=sys.stderr)
         return 2
-    table = table_in_force(configured)
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) if path else None
+        table = price_table((raw or {}).get("prices") if isinstance(raw, dict) else None)
+    except (OSError, yaml.YAMLError, ValueError) as error:
+        print(f"{path}: {error}", file=sys.stderr)
+        return 2
     if as_json:
         print(json.dumps(list(listing.rows(table, kind, model)), indent=2))
     else:

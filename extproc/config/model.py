@@ -143,6 +143,14 @@ class Provider:
         description="max_tokens sent to an anthropic provider when the client gave none (its API requires one)",
     )
     cache_ttl_s: CacheTtl | None = option(None, description=CACHE_TTL_DESCRIPTION, examples=[600])
+    priced_as: NonEmpty | None = option(
+        None,
+        description="the key of `prices` (and of the default table) this provider's models are priced under; "
+        "not set: its kind (`azure` for an Azure OpenAI provider, priced as `openai` unless `azure` is priced "
+        "apart). E.g. `bedrock` or `vertex` for an openai-compatible proxy in front of them, or a name of "
+        "your own to price one provider apart from others of its kind",
+        examples=["bedrock"],
+    )
     azure_api_version: str | None = option(
         None,
         key="azure.api_version",

@@ -2,8 +2,8 @@
 usage at the price table in force (`Snapshot.prices`); an estimate only when the provider gave no
 count (a stream cut short, a client that hung up).
 
-The price is looked up by the provider's kind (an Azure OpenAI provider is `azure`, priced as
-`openai` unless the table prices it apart) and the model the provider was asked for, then the one
+The price is looked up by the provider's `priced_as`, else its kind (an Azure OpenAI provider is
+`azure`, priced as `openai` unless the table prices it apart), and the model the provider was asked for, then the one
 it answered with (an Azure deployment's name is no model name). A model with no price costs 0: a
 metric counts it and one log line per model says so. A kind that answers locally (mock) is free
 unless the table prices it. A cache hit costs nothing; what the answer cost when it was stored is
@@ -54,12 +54,13 @@ def _cost(ex: Exchange) -> Cost:
     if usage is None:
         return FREE  # refused or failed before anything was generated
     record = kind_of(provider)
+    kind = provider.priced_as or record.name
     prices = ex.snapshot.prices
     model = _asked_model(ex)
-    cost = prices.cost(record.name, model, usage)
+    cost = prices.cost(kind, model, usage)
     answered = ex.answer.model if ex.answer else ex.assembler.model if ex.assembler else ""
     if not cost.priced and answered and answered != model:
-        cost = prices.cost(record.name, answered, usage)
+        cost = prices.cost(kind, answered, usage)
     if cost.priced:
         return cost
     if record.answers_locally:

@@ -69,3 +69,21 @@ def test_a_model_without_a_price_says_so_and_fails(config: str, capsys: pytest.C
     captured = capsys.readouterr()
     assert "no price for anthropic model 'made-up'" in captured.err
     assert main(["prices", "-c", config, "--model", "gpt-4o"]) == 2
+
+
+def test_only_the_prices_are_read_so_no_provider_key_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    keyed = "providers: [{name: o, kind: openai, base_url: 'https://x/v1', api_key_env: UNSET_KEY_VAR_FOR_TEST}]\n"
+    path.write_text(keyed + "prices: {openai: [{models: [gpt-4o], input: 2, output: 8}]}\n")
+    assert main(["prices", "-c", str(path), "--kind", "openai", "--model", "gpt-4o", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["origin"], row["input"]) == ("config", 2.0)
+
+
+def test_a_bad_price_is_named_by_its_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("prices: {openai: [{models: [x], input: 1, output: 1}, {models: [y], input: -1, output: 1}]}\n")
+    assert main(["prices", "-c", str(path)]) == 2
+    assert "prices.openai[1].input: a price is a number of USD per million tokens" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from the default table's prices (USD per million tokens), shown beside each."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,16 @@ def test_the_snapshot_holds_the_table_in_force_and_a_reload_replaces_it() -> Non
     )
     mini = state.snapshot.prices.lookup("openai", "gpt-4o-mini")
     assert mini is not None and mini.rates.input == 9
+
+
+def test_a_provider_priced_as_another_key_uses_that_keys_prices() -> None:
+    # An openai-compatible proxy in front of Bedrock: Nova Lite at 0.06 input / 0.24 output.
+    config = CONFIG.replace(
+        "\nroutes:",
+        AZURE.replace('http://127.0.0.1:1/v1"}', 'http://127.0.0.1:1/v1", priced_as: bedrock}') + "routes:" + ROUTES,
+    )
+    snap = snapshot(config)
+    ex = answered("local-nova", Usage(1000, 1000), snap=snap)
+    assert ex.target is not None and ex.target.provider.priced_as == "bedrock"
+    ex.target = replace(ex.target, upstream_model="amazon.nova-lite-v1:0")  # the route's upstream_model
+    assert request_cost(ex).usd == pytest.approx((1000 * 0.06 + 1000 * 0.24) / 1e6)
