@@ -17,16 +17,18 @@ import yaml
 from google.genai import types
 
 from tests.conftest import PROVIDER_ENV
-from tests.fakes.base import Reply, json_reply
+from tests.fakes.base import Reply, json_reply, split_sse_events
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
 from tests.support.access_log import access_line, log_lines
+from tests.support.fixtures import fixture_bytes
 from tests.support.metrics import metric_sum, wait_settled
 from tests.support.stack import GatewayStack
 
 pytestmark = pytest.mark.integration
 
 HI = [{"role": "user", "content": "hi"}]
+COST = "x-gateway-cost-usd"
 
 
 @pytest.fixture(scope="module")
@@ -177,20 +179,39 @@ def test_a_gemini_client_gets_the_cost_of_cached_and_thinking_tokens(
     assert access_line(stack, headers["x-request-id"])["cost_usd"] == pytest.approx(0.00034)
 
 
-def test_a_streams_cost_is_in_its_access_line_and_the_metric_and_not_in_a_header(stack: GatewayStack) -> None:
+def test_a_streams_cost_is_in_its_access_line_and_the_metric_and_in_no_header(
+    stack: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    # A provider (another gateway, say) naming a cost of its own: the client never sees it (only the
+    # provider headers the gateway lists go on).
+    body = fixture_bytes("openai/chat-streaming-usage.response.sse")
+    fake_openai.enqueue(
+        Reply(body=body, chunks=split_sse_events(body), content_type="text/event-stream", headers={COST: "99"})
+    )
     before = spent(stack, 'route="gpt-*"', 'model="gpt-4o-mini"')
     client = openai_client(stack.base_url)
     with client.chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=HI, stream=True, stream_options={"include_usage": True}
     ) as response:
-        assert "x-gateway-cost-usd" not in response.headers  # sent before the stream's usage is known
+        assert COST not in response.headers  # the headers leave before the stream's usage is known
         request_id = response.headers["x-request-id"]
         usage = [chunk.usage for chunk in response.parse() if chunk.usage][-1]
-    expected = (usage.prompt_tokens * 0.15 + usage.completion_tokens * 0.6) / 1e6  # gpt-4o-mini, nothing cached
+    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
+    # gpt-4o-mini: 0.15 fresh input, 0.075 cached, 0.6 output
+    expected = ((usage.prompt_tokens - cached) * 0.15 + cached * 0.075 + usage.completion_tokens * 0.6) / 1e6
     assert usage.completion_tokens > 0
     assert access_line(stack, request_id)["cost_usd"] == pytest.approx(expected)
     wait_settled(stack)
     assert spent(stack, 'route="gpt-*"', 'model="gpt-4o-mini"') - before == pytest.approx(expected)
+
+
+def test_a_translated_answer_carries_its_cost_too(stack: GatewayStack, fake_openai: FakeOpenAI) -> None:
+    fake_openai.enqueue(openai_answer("gpt-4o-mini", openai_usage(2000, 500, cached=1000)))
+    raw = anthropic_client(stack.base_url).messages.with_raw_response.create(
+        model="gpt-4o-mini", max_tokens=600, messages=HI
+    )
+    assert raw.parse().usage.cache_read_input_tokens == 1000
+    assert raw.headers[COST] == "0.000525"  # 1000 x 0.15 + 1000 cached x 0.075 + 500 x 0.6
 
 
 def test_a_cache_hit_costs_nothing_and_counts_what_the_stored_answer_cost_as_saved(
