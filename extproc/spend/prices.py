@@ -89,14 +89,21 @@ def usage_cost(price: Price, usage: BilledUsage, cache_write_1h_tokens: int = 0)
     """USD for one answer. `cache_write_1h_tokens`: the part of the cache writes kept for an hour
     (Anthropic's `ephemeral_1h_input_tokens`); the other writes are priced as 5-minute ones.
     Counts are clamped so that inconsistent reports never give a negative cost."""
-    prompt = max(usage.input_tokens, 0)
+    # Conditional expressions, not max/min calls: this runs once per request (about half the time).
+    prompt = usage.input_tokens if usage.input_tokens > 0 else 0
     rates = price.rates_for(prompt)
-    read = max(usage.cached_tokens, 0)
-    written = max(usage.cache_creation_tokens, 0)
-    written_1h = min(max(cache_write_1h_tokens, 0), written)
-    fresh = max(prompt - read - written, 0)
-    output = max(usage.output_tokens, 0)
-    reasoning = min(max(usage.reasoning_tokens, 0), output)
+    read = usage.cached_tokens if usage.cached_tokens > 0 else 0
+    written = usage.cache_creation_tokens if usage.cache_creation_tokens > 0 else 0
+    written_1h = cache_write_1h_tokens if cache_write_1h_tokens > 0 else 0
+    if written_1h > written:
+        written_1h = written
+    fresh = prompt - read - written
+    if fresh < 0:
+        fresh = 0
+    output = usage.output_tokens if usage.output_tokens > 0 else 0
+    reasoning = usage.reasoning_tokens if usage.reasoning_tokens > 0 else 0
+    if reasoning > output:
+        reasoning = output
     return PER_TOKEN * (
         fresh * rates.input
         + read * rates.cached_input
