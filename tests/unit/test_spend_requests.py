@@ -209,3 +209,17 @@ def test_a_provider_priced_as_another_key_uses_that_keys_prices() -> None:
     assert ex.target is not None and ex.target.provider.priced_as == "bedrock"
     ex.target = replace(ex.target, upstream_model="amazon.nova-lite-v1:0")  # the route's upstream_model
     assert request_cost(ex).usd == pytest.approx((1000 * 0.06 + 1000 * 0.24) / 1e6)
+
+
+def test_a_pools_answer_is_priced_at_the_model_its_answering_member_was_asked_for() -> None:
+    pooled = CONFIG.replace(
+        "\nroutes:",
+        "\nroutes:\n  - {name: smart, model: smart, pool: [{provider: openai, model: gpt-4o},"
+        " {provider: anthropic, model: claude-haiku-4-5, priority: 1}]}",
+    )
+    snap = snapshot(pooled)
+    anthropic = snap.config.provider("anthropic")
+    ex = answered("smart", Usage(1000, 100), snap=snap, answered_by=anthropic)
+    assert request_cost(ex).usd == pytest.approx((1000 * 1 + 100 * 5) / 1e6)  # claude-haiku-4-5: 1 / 5
+    ex = answered("smart", Usage(1000, 100), snap=snap, answered_by=snap.config.provider("openai"))
+    assert request_cost(ex).usd == pytest.approx((1000 * 2.5 + 100 * 10) / 1e6)  # gpt-4o: 2.5 / 10
