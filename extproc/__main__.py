@@ -1,4 +1,4 @@
-"""Command line: serve | run | check | schema | render | keys | spend."""
+"""Command line: serve | run | check | schema | render | keys | spend | prices."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     spend = commands.add_parser("spend", help="print what each budget has spent in its window (the admin /spend)")
     spend.add_argument("--config", "-c", help="gateway.yaml: where the admin server is, and its token")
     spend.add_argument("--url", help="the admin server (default: from the config)")
+    prices = commands.add_parser(
+        "prices", help="print the price table in force (the config's prices over the defaults), with sources"
+    )
+    prices.add_argument("--config", "-c", help="gateway.yaml (default: the embedded config)")
+    prices.add_argument("--kind", help="only this provider kind's prices (openai, anthropic, azure, ...)")
+    prices.add_argument("--model", help="with --kind: only the entry that prices this model")
+    prices.add_argument("--json", action="store_true", help="JSON, one object per entry")
     keys = commands.add_parser("keys", help="client API keys: make one, or hash one")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser("new", help="print a new client key and the key_hashes line for the config")
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(json.dumps(GATEWAY_SCHEMA, indent=2))
         return 0
+    if args.command == "prices":
+        return _prices(args.config, args.kind, args.model, args.json)
     path = getattr(args, "file", None) or getattr(args, "config", None)
     try:
         started = time.perf_counter()
@@ -127,6 +136,32 @@ def _spend(config: GatewayConfig, url: str | None) -> int:
         print(f"spend: cannot read {request.full_url}: {error}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _prices(path: str | None, kind: str | None, model: str | None, as_json: bool) -> int:
+    """Only the file's `prices` is read: no provider key or other secret is needed to see them."""
+    import yaml
+
+    from extproc.spend import listing
+    from extproc.spend.prices import price_table
+
+    if model and not kind:
+        print("--model needs --kind: prices are per provider kind", file=sys.stderr)
+        return 2
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) if path else None
+        table = price_table((raw or {}).get("prices") if isinstance(raw, dict) else None)
+    except (OSError, yaml.YAMLError, ValueError) as error:
+        print(f"{path}: {error}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(list(listing.rows(table, kind, model)), indent=2))
+    else:
+        sys.stdout.write(listing.text(table, kind, model))
+    if model and kind and table.lookup(kind, model) is None:
+        print(f"no price for {kind} model {model!r}: its requests cost 0", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ from extproc.auth.authenticator import Authenticator
 from extproc.breakers import open_breakers
 from extproc.config.model import GatewayConfig
 from extproc.routing import Router
+from extproc.spend.prices import PriceTable, table_in_force
 from extproc.store import Store, open_store
 
 
@@ -17,10 +18,11 @@ class Snapshot:
     config: GatewayConfig
     router: Router
     authenticator: Authenticator
+    prices: PriceTable  # the configuration's prices over the default table
 
     @classmethod
     def of(cls, config: GatewayConfig) -> Snapshot:
-        return cls(config, Router(config), Authenticator(config.auth, Path(".")))
+        return cls(config, Router(config), Authenticator(config.auth, Path(".")), table_in_force(config.prices))
 
 
 class GatewayState:

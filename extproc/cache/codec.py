@@ -1,11 +1,14 @@
 """Canonical answers to bytes and back: an entry is stored once and rendered in each asker's format.
 
 JSON (orjson serialises the dataclasses directly), never pickle: an entry read
-back from a shared store must not be able to run code.
+back from a shared store must not be able to run code. An entry may start with what the answer
+cost when it was stored (`$<usd>\n`), which a hit counts as saved.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,9 +16,27 @@ import orjson
 from extproc.formats.canonical import ChatResponse, Choice, EmbeddingResponse, ThinkingPart, ToolCall, Usage
 
 
-def encode(answer: ChatResponse | EmbeddingResponse) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Entry:
+    answer: ChatResponse | EmbeddingResponse
+    cost_usd: float  # what the answer cost when it was stored (0 for an entry stored without it)
+
+
+def encode(answer: ChatResponse | EmbeddingResponse, cost_usd: float | None = None) -> bytes:
     kind = b"c" if isinstance(answer, ChatResponse) else b"e"
-    return kind + orjson.dumps(answer)
+    head = b"" if cost_usd is None else f"${cost_usd!r}\n".encode()
+    return head + kind + orjson.dumps(answer)
+
+
+def decode_entry(data: bytes) -> Entry:
+    """ValueError (or KeyError/TypeError) when the entry is not one this codec wrote."""
+    cost_usd = 0.0
+    if data[:1] == b"$":
+        head, _, data = data[1:].partition(b"\n")
+        cost_usd = float(head)
+        if not math.isfinite(cost_usd) or cost_usd < 0:
+            raise ValueError("not a cost")
+    return Entry(decode(data), cost_usd)
 
 
 def decode(data: bytes) -> ChatResponse | EmbeddingResponse:

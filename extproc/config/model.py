@@ -26,6 +26,8 @@ from extproc.declare import (
     section,
 )
 from extproc.provider_kinds import KIND_NAMES
+from extproc.spend.prices import Price, parse_prices
+from extproc.spend.schema import PRICES_SCHEMA
 
 ProviderKind = str  # one of extproc.provider_kinds.KIND_NAMES
 Name = Annotated[str, Schema(pattern="^[a-z0-9][a-z0-9_-]*$", maxLength=60)]
@@ -145,6 +147,14 @@ class Provider:
         description="max_tokens sent to an anthropic provider when the client gave none (its API requires one)",
     )
     cache_ttl_s: CacheTtl | None = option(None, description=CACHE_TTL_DESCRIPTION, examples=[600])
+    priced_as: NonEmpty | None = option(
+        None,
+        description="the key of `prices` (and of the default table) this provider's models are priced under; "
+        "not set: its kind (`azure` for an Azure OpenAI provider, priced as `openai` unless `azure` is priced "
+        "apart). E.g. `bedrock` or `vertex` for an openai-compatible proxy in front of them, or a name of "
+        "your own to price one provider apart from others of its kind",
+        examples=["bedrock"],
+    )
     azure_api_version: str | None = option(
         None,
         key="azure.api_version",
@@ -516,6 +526,17 @@ class GatewayConfig:
     store: StoreSettings = option(factory=StoreSettings)
     limits: LimitSettings = option(factory=LimitSettings)
     cache: CacheSettings = option(factory=CacheSettings)
+    prices: dict[str, tuple[Price, ...]] = option(
+        factory=dict,
+        schema=PRICES_SCHEMA,
+        convert=parse_prices,
+        documented={},
+        description="USD per million tokens by provider kind (openai, anthropic, gemini, azure, mock, ...): "
+        "entries of model names or globs with input, cached_input, cache_write, cache_write_1h, output and "
+        "reasoning prices, searched before the default table, so they override or extend it "
+        "(`extproc prices` prints the table in force; docs/spend.md)",
+        examples=[{"openai": [{"models": ["gpt-4o-mini"], "input": 0.15, "cached_input": 0.075, "output": 0.6}]}],
+    )
     text_hash: str = derived("")  # of the text it was loaded from: the version /status shows
     secret_files: tuple[str, ...] = derived(())  # absolute paths of the files secrets are read from (watched)
 

@@ -108,6 +108,21 @@ FAILOVERS = Counter(
     "gateway_failovers_total", "Pooled answers given by another provider than the first choice.", ["route", "provider"]
 )
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Client authentication failures, by reason.", ["reason"])
+COST_USD = Counter(
+    "gateway_cost_usd_total",
+    "What answers cost in USD at the price table in force, from the providers' own usage.",
+    ["route", "provider", "model", "tenant"],
+)
+COST_SAVED_USD = Counter(
+    "gateway_cost_saved_usd_total",
+    "What the answers served from the cache cost in USD when they were stored.",
+    ["route", "provider", "model", "tenant"],
+)
+UNPRICED_REQUESTS = Counter(
+    "gateway_unpriced_requests_total",
+    "Answers of a model the price table has no price for (counted at 0 USD).",
+    ["provider", "model"],
+)
 
 
 class RequestSeries:

@@ -18,6 +18,7 @@ from extproc.formats.canonical import Usage
 from extproc.observe.logs import access_enabled, log_access, monotonic
 from extproc.observe.metrics import RequestSeries, request_series
 from extproc.pipeline.exchange import Exchange
+from extproc.pipeline.spend import count_cost, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.providers import kind_of
 
@@ -49,8 +50,10 @@ class AccessLogStage(Stage):
                 series.tokens("reasoning").observe(usage.reasoning_tokens)
         if ex.first_output and not error_type:
             _observe_stream(series, ex, ended)
+        cost_usd = request_cost(ex).usd
+        count_cost(ex, cost_usd)
         if access_enabled():
-            log_access(**_access_line(ex, usage, ended))
+            log_access(**_access_line(ex, usage, cost_usd, ended))
 
 
 def _error_type(ex: Exchange) -> str:
@@ -95,7 +98,7 @@ def _observe_stream(series: RequestSeries, ex: Exchange, ended: float) -> None:
         series.per_token().observe((ended - ex.first_output) / (output - 1))
 
 
-def _access_line(ex: Exchange, usage: Usage | None, ended: float) -> dict[str, Any]:
+def _access_line(ex: Exchange, usage: Usage | None, cost_usd: float, ended: float) -> dict[str, Any]:
     line = {
         "request_id": ex.request_id,
         "client_address": ex.client_address,
@@ -115,6 +118,8 @@ def _access_line(ex: Exchange, usage: Usage | None, ended: float) -> dict[str, A
         "output_tokens": usage.output_tokens if usage else None,
         "cached_tokens": usage.cached_tokens if usage else None,
         "reasoning_tokens": usage.reasoning_tokens if usage else None,
+        "cost_usd": round(cost_usd, 10),
+        "cost_saved_usd": round(ex.saved_usd, 10) if ex.cache_status == "HIT" else None,
         "cache": ex.cache_status or None,
         "retries": ex.attempts - 1,
         "dropped": ex.dropped or None,

@@ -29,6 +29,7 @@ from extproc.formats.token_count import parse_gemini_count, render_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import BUFFERED, STREAMED, Exchange, PhaseReply
+from extproc.pipeline.spend import cost_header, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.provider_kinds import PASSED_THROUGH
 from extproc.providers import kind_of, reframer, serves, wire_format
@@ -181,6 +182,7 @@ class AnswerStage(Stage):
             self._send_error(ex, reply, error)
             return
         ex.usage = ex.answer.usage
+        reply.set_headers.append(cost_header(request_cost(ex)))
 
     def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         endpoint, provider, request = ex.endpoint, ex.provider, ex.request
@@ -196,7 +198,11 @@ class AnswerStage(Stage):
             out, content_type = render_answer(client, endpoint, request, response, ex.stream_from_whole)
             ex.answer, ex.usage = response, response.usage
         reply.body = out
-        reply.set_headers += [("content-length", str(len(out))), ("content-type", content_type)]
+        reply.set_headers += [
+            ("content-length", str(len(out))),
+            ("content-type", content_type),
+            cost_header(request_cost(ex)),
+        ]
 
     def _translate_count(self, client: Format, reply: PhaseReply, body: bytes) -> None:
         """Gemini's countTokens answer as the client's count."""

@@ -24,6 +24,7 @@ from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.observe.metrics import CACHE_BYTES, CACHE_LOOKUPS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.spend import cost_header, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.store import background
 from extproc.store.base import Store, StoreError
@@ -74,7 +75,7 @@ class CacheStage(Stage):
         background.succeeded()
         if entry is not None and (directives.max_age_s is None or entry.age_s <= directives.max_age_s):
             try:
-                return self._hit(ex, codec.decode(entry.value), entry.age_s, len(entry.value))
+                return self._hit(ex, codec.decode_entry(entry.value), entry.age_s, len(entry.value))
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable cache entry; answering from the provider")
         ex.cache_key, ex.cache_ttl_s = key, ttl_s
@@ -91,8 +92,8 @@ class CacheStage(Stage):
         features = ex.request.api_features if isinstance(ex.request, ChatRequest) else None
         return forwarded(endpoint.format, answerers, ex.headers, source, ex.path, features)
 
-    def _hit(self, ex: Exchange, answer: object, age_s: float, size: int) -> LocalAnswer:
-        endpoint, request = ex.endpoint, ex.request
+    def _hit(self, ex: Exchange, entry: codec.Entry, age_s: float, size: int) -> LocalAnswer:
+        endpoint, request, answer = ex.endpoint, ex.request, entry.answer
         assert endpoint is not None
         client = FORMATS[endpoint.format]
         content_type = CONTENT_TYPE_JSON
@@ -103,8 +104,11 @@ class CacheStage(Stage):
         else:
             raise ValueError("a cache entry of another request type")
         self._outcome(ex, "HIT")
+        ex.saved_usd = entry.cost_usd
         labelled(CACHE_BYTES, "served").inc(size)
         headers = [("content-type", content_type), (CACHE_HEADER, "HIT"), ("age", str(int(age_s)))]
+        if not ex.stream:
+            headers.append(cost_header(request_cost(ex)))  # 0: no provider was asked
         return LocalAnswer(200, body, headers)
 
     def _outcome(self, ex: Exchange, status: str) -> None:
@@ -118,7 +122,7 @@ class CacheStage(Stage):
     def finish(self, ex: Exchange) -> None:
         if not ex.cache_key or ex.answer is None or ex.status != 200:
             return  # only complete, successful answers
-        value = codec.encode(ex.answer)
+        value = codec.encode(ex.answer, request_cost(ex).usd)
         if len(value) > ex.snapshot.config.cache.max_entry_bytes:
             return
         background.spawn("cache", self._store_entry(ex.cache_key, value, ex.cache_ttl_s))

@@ -19,6 +19,7 @@ from extproc.formats.sse import LineGate
 from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import monotonic
 from extproc.routing import Target
+from extproc.spend.prices import Cost
 from extproc.state import Snapshot
 from extproc.store.base import Take
 
@@ -70,6 +71,7 @@ class Exchange:
     # request body
     request: ChatRequest | EmbeddingRequest | None = None  # kept while the answer needs translating
     model: str = ""
+    request_bytes: int = 0  # the request body's size: a prompt estimate when the provider counts nothing
     stream: bool = False  # the client asked for a stream
     target: Target | None = None
     passthrough: bool = False  # client and provider speak the same API: the client's bytes go on
@@ -95,6 +97,8 @@ class Exchange:
     assembler: StreamAssembler | None = None  # a stream's events, gathered
     answer: ChatResponse | EmbeddingResponse | None = None  # a complete, successful answer
     usage: Usage | None = None  # the provider's own count
+    cost: Cost | None = None  # what the answer cost in USD, once known (pipeline/spend.py)
+    saved_usd: float = 0.0  # a cache hit: what the answer cost when it was stored
     # limits and cache
     input_estimate: int = 0  # tokens the request was estimated at
     reserved: list[Take] = field(default_factory=list)  # token buckets charged with the estimate

@@ -14,6 +14,7 @@ from extproc.formats.replay import response_events
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.formats.token_count import render_count
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.spend import cost_header, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.provider_kinds import KINDS
 from extproc.providers import mock
@@ -58,7 +59,10 @@ class LocalAnswersStage(Stage):
             else:
                 out = client.render_response(response, request)
             ex.usage = response.usage
-        return LocalAnswer(200, out, [("content-type", content_type)])
+        headers = [("content-type", content_type)]
+        if not ex.stream:
+            headers.append(cost_header(request_cost(ex)))
+        return LocalAnswer(200, out, headers)
 
 
 def _estimated_count(ex: Exchange, client: Format, body: bytes) -> LocalAnswer | None:

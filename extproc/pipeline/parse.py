@@ -24,6 +24,7 @@ class ParseStage(Stage):
             ex.stream = chat.stream
             ex.request = chat
         ex.model = ex.request.model
+        ex.request_bytes = len(body)
         ex.target = resolve(ex)  # None is answered by the route stage, after auth
         return None
 

@@ -49,6 +49,12 @@ class Router:
                 self._listed.setdefault(model, provider)
         self._candidates: dict[str, list[tuple[Route, Provider]]] = {}
         self._named = frozenset(self.models()) | {name for route in config.routes for name in _upstream_models(route)}
+        # Tenants the configuration names (API-key clients, routes' and limits' matches): metric labels
+        self._tenants = frozenset(
+            {client.tenant for client in config.auth.clients}
+            | {name for route in config.routes for name in route.match.tenants}
+            | {name for rule in config.limits.rules for name in rule.match.tenants}
+        )
         self.routes_choose_auth = any(route.auth is not None for route in config.routes)
         self.needs_identity = any(route.match.needs_identity for route in config.routes)
         # Each rule's own method (None: its listener's); those a request's headers can rule out kept apart.
@@ -94,6 +100,14 @@ class Router:
         if model in self._named:
             return model
         return "other" if model else ""
+
+    def tenant_label(self, tenant: str, method: str) -> str:
+        """A tenant as a metric label: an API-key client's (from the configuration or the keys file the
+        operator writes), `anonymous`, or a token's tenant the configuration names; any other token's
+        tenant is `other`, so a token issuer cannot grow the metrics without bound."""
+        if method != "jwt" or tenant in self._tenants:
+            return tenant
+        return "other"
 
 
 def _upstream_models(route: Route) -> set[str]:

@@ -48,6 +48,7 @@ Loaded = Callable[[GatewayConfig, GatewayConfig], Any]  # (full, bare) -> the va
 APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "log_level": (lambda f, b: b.log_level, (GatewayConfig, "log_level")),
     "log_bodies": (lambda f, b: b.log_bodies, (GatewayConfig, "log_bodies")),
+    "prices": (lambda f, b: b.prices, (GatewayConfig, "prices")),
     "listeners": (lambda f, b: [{"name": item.name, "port": item.port} for item in b.listeners], None),
     "listeners[].address": (lambda f, b: b.listeners[0].address, None),
     "extproc.address": (lambda f, b: b.extproc.address, (ExtprocSettings, "address")),

@@ -57,6 +57,7 @@ SETUPS: dict[str, Setup] = {
     "tls-listener.yaml": _tls_listener,
     "sidecar.yaml": _sidecar,
     "bedrock-irsa.yaml": _keys(),  # Envoy signs with the pod's web identity: no secret is named
+    "spend.yaml": _keys("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
 }
 
 

@@ -63,7 +63,7 @@ def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def lines(log: pytest.LogCaptureFixture) -> list[dict[str, object]]:
-    return [record.__dict__ for record in log.records]
+    return [record.__dict__ for record in log.records if record.name == "extproc.access"]
 
 
 def test_a_request_is_counted_once_by_its_configured_labels(log: pytest.LogCaptureFixture) -> None:

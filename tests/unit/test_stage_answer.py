@@ -129,7 +129,13 @@ def test_a_same_api_answer_goes_on_untouched_and_its_usage_is_read() -> None:
     ex = routed(chat("gpt-4o"))
     answer_headers(ex)
     reply = answer_body(ex, fixture_bytes("openai/chat-reasoning-tokens.response.json"))
-    assert reply.body is None and reply.set_headers == []
+    assert reply.body is None  # untouched: only the cost is added, as a header
+    # gpt-4o (2.5 input, 1.25 cached, 10 output): its reasoning is part of the output
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    fresh = usage["prompt_tokens"] - cached
+    expected = (fresh * 2.5 + cached * 1.25 + usage["completion_tokens"] * 10) / 1e6
+    ((name, value),) = reply.set_headers
+    assert name == "x-gateway-cost-usd" and float(value) == pytest.approx(expected)
     assert ex.usage is not None and ex.usage.output_tokens == usage["completion_tokens"]
     assert ex.answer is not None  # complete: it may be cached
 
