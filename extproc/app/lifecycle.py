@@ -18,6 +18,7 @@ import uvloop
 
 from extproc.app.reload import Reloader
 from extproc.app.workers import Worker, send_config, start_workers, stop_workers, supervise
+from extproc.budgets.report import spend_report
 from extproc.config.load import instance_run_dir
 from extproc.config.model import GatewayConfig, host_and_port, socket_path
 from extproc.cores import envoy_threads
@@ -26,7 +27,6 @@ from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import set_level, setup_logging
 from extproc.provider_kinds import KINDS
 from extproc.server.service import build_server, peer_token
-from extproc.spend.report import spend_report
 from extproc.state import GatewayState
 from extproc.store.base import StoreError
 from extproc.xds import render

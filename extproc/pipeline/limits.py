@@ -11,7 +11,7 @@ charged in one atomic store call, or none is. Figures go back as OpenAI's
 x-ratelimit-* headers. A stream's concurrency slot is held under an id the
 gateway makes, so streams that share a client's x-request-id hold one each.
 
-A budget (`usd`) is charged the same way in micro-dollars (extproc.spend.budgets): the worst case
+A budget (`usd`) is charged the same way in micro-dollars (extproc.budgets.charges): the worst case
 before, the real cost after. A rule with a calendar `window` counts in a bucket named for the
 current UTC day or month, which never refills: what is spent stays spent until the window ends.
 """
@@ -24,17 +24,19 @@ import itertools
 import os
 import time
 
+from extproc.budgets import charges as budgets
+from extproc.budgets.windows import WindowClock
 from extproc.config.traffic import LimitRule
 from extproc.errors import GatewayError
-from extproc.formats.canonical import ChatRequest, Usage
+from extproc.formats.canonical import ChatRequest
 from extproc.observe.metrics import LIMIT_DECISIONS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
+from extproc.pipeline.spend import asked_model, priced_kind, request_cost
 from extproc.pipeline.stage import Stage
+from extproc.pipeline.usage import usage_seen
 from extproc.ratelimit import estimate
 from extproc.ratelimit.headers import limit_headers, retry_headers, tightest
 from extproc.ratelimit.rules import Subject, applies, bucket_key
-from extproc.spend import budgets
-from extproc.spend.windows import WindowClock
 from extproc.store import background
 from extproc.store.base import Decision, Store, StoreError, Take, within_bucket
 
@@ -149,15 +151,13 @@ class LimitsStage(Stage):
                     "limits", self._store.settle(take.key, take.cost, used, take.limit, take.window_s, take.refills)
                 )
         if ex.reserved_usd:
-            self._settle_usd(ex, usage, known)
+            self._settle_usd(ex, known)
 
-    def _settle_usd(self, ex: Exchange, usage: Usage, known: bool) -> None:
-        """Each budget pays the request's real cost (the provider that answered, at its prices)."""
-        provider = ex.provider
-        table = budgets.prices_in_force(ex.snapshot)
-        model = _priced_model(ex)
+    def _settle_usd(self, ex: Exchange, known: bool) -> None:
+        """Each budget pays the request's real cost: the one the access line and the metrics show."""
+        usd = request_cost(ex).usd
         for take in ex.reserved_usd:
-            cost = budgets.charge(table, provider.kind if provider else "", model, usage, known, take.cost)
+            cost = budgets.charge(usd, known, take.cost)
             if cost != take.cost:
                 background.spawn(
                     "limits", self._store.settle(take.key, take.cost, cost, take.limit, take.window_s, take.refills)
@@ -171,37 +171,6 @@ async def _outcome(slots: asyncio.Future[None] | None) -> None:
             await slots
 
 
-_NOTHING = Usage()
-
-
-def tokens_used(ex: Exchange) -> int:
-    """What the request really cost in tokens: the provider's count, else an estimate from what was seen."""
-    usage, _ = usage_seen(ex)
-    return usage.input_tokens + usage.output_tokens
-
-
-def usage_seen(ex: Exchange) -> tuple[Usage, bool]:
-    """What the request used, and whether that is the provider's own final count (else an estimate)."""
-    if ex.cache_status == "HIT":
-        return _NOTHING, True  # answered without a provider
-    if ex.usage is not None:
-        return ex.usage, True
-    if (assembler := ex.assembler) is not None:  # a stream that ended before its usage (cancelled, cut)
-        output = assembler.estimated_output_tokens()
-        seen = assembler.usage  # the count so far, when the provider sends one as it goes (Anthropic, Gemini)
-        if seen is None or seen.input_tokens <= 0:
-            return Usage(ex.input_estimate, output), False
-        return Usage(seen.input_tokens, max(output, seen.output_tokens), seen.cached_tokens), False
-    if ex.status < 400:  # answered, or the client hung up before any answer (status 0): the prompt went out
-        return Usage(ex.input_estimate), False
-    return _NOTHING, True  # refused or failed: nothing was generated
-
-
-def _priced_model(ex: Exchange) -> str:
-    """The model the provider is asked for, which is what it bills."""
-    return ex.target.upstream_model if ex.target is not None and ex.target.upstream_model else ex.model
-
-
 def _usd_reservation(ex: Exchange) -> int:
     """The request's worst case in micro-USD (only worked out when a budget applies: `_takes` asks)."""
     provider = ex.provider
@@ -209,8 +178,9 @@ def _usd_reservation(ex: Exchange) -> int:
         return 0
     request = ex.request
     max_tokens = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
-    table = budgets.prices_in_force(ex.snapshot)
-    return budgets.reservation(table, provider.kind, _priced_model(ex), ex.input_estimate, max_tokens)
+    return budgets.reservation(
+        ex.snapshot.prices, priced_kind(provider), asked_model(ex), ex.input_estimate, max_tokens
+    )
 
 
 def _refusal(refused: list[tuple[LimitRule, str, Decision]], limit_headers: list[tuple[str, str]]) -> GatewayError:

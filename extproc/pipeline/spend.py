@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from extproc.formats.assemble import CHARS_PER_TOKEN
+from extproc.config.model import Provider
 from extproc.formats.canonical import Usage
 from extproc.observe.metrics import COST_SAVED_USD, COST_USD, UNPRICED_REQUESTS, labelled
 from extproc.pipeline.exchange import Exchange
+from extproc.pipeline.usage import NOTHING, usage_seen
 from extproc.providers import kind_of
 from extproc.spend.prices import Cost
 
@@ -54,9 +55,9 @@ def _cost(ex: Exchange) -> Cost:
     if usage is None:
         return FREE  # refused or failed before anything was generated
     record = kind_of(provider)
-    kind = provider.priced_as or record.name
+    kind = priced_kind(provider)
     prices = ex.snapshot.prices
-    model = _asked_model(ex)
+    model = asked_model(ex)
     cost = prices.cost(kind, model, usage)
     answered = ex.answer.model if ex.answer else ex.assembler.model if ex.assembler else ""
     if not cost.priced and answered and answered != model:
@@ -69,7 +70,12 @@ def _cost(ex: Exchange) -> Cost:
     return cost
 
 
-def _asked_model(ex: Exchange) -> str:
+def priced_kind(provider: Provider) -> str:
+    """The key of the price table a provider's models are priced under."""
+    return provider.priced_as or kind_of(provider).name
+
+
+def asked_model(ex: Exchange) -> str:
     """The model the provider that answered was asked for (a pool's member may name its own)."""
     target = ex.target
     if target is None:
@@ -81,19 +87,9 @@ def _asked_model(ex: Exchange) -> str:
 
 
 def billed_usage(ex: Exchange) -> Usage | None:
-    """The provider's count, else an estimate from what was seen (as the token limits settle)."""
-    if ex.usage is not None:
-        return ex.usage
-    prompt = ex.input_estimate or max(1, ex.request_bytes // CHARS_PER_TOKEN)
-    if (assembler := ex.assembler) is not None:  # a stream that ended before its usage
-        output = assembler.estimated_output_tokens()
-        seen = assembler.usage  # the count so far, when the provider sends one as it goes
-        if seen is None or seen.input_tokens <= 0:
-            return Usage(prompt, output)
-        return Usage(seen.input_tokens, max(output, seen.output_tokens), seen.cached_tokens, seen.cache_creation_tokens)
-    if 0 < ex.status < 400 or (not ex.answered and ex.request_bytes):  # the prompt went out
-        return Usage(prompt, 0)
-    return None
+    """The provider's count, else the estimate the limits settle with; None when nothing was generated."""
+    usage, _ = usage_seen(ex)
+    return None if usage is NOTHING else usage
 
 
 def _unpriced(ex: Exchange, provider: str, model: str) -> None:

@@ -20,8 +20,8 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 
+from extproc.budgets.charges import to_micro
 from extproc.formats.canonical import Usage
-from extproc.spend.budgets import to_micro
 from extproc.spend.prices import price_table
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from extproc.auth.identity import Identity
+from extproc.budgets import charges as budgets
+from extproc.budgets.windows import WindowClock, calendar_window
 from extproc.config.load import ConfigError, load_text
 from extproc.errors import GatewayError, render_openai_error
 from extproc.formats.assemble import StreamAssembler
@@ -24,9 +26,7 @@ from extproc.pipeline.endpoint import classify
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.limits import LimitsStage, bucket_values
 from extproc.routing import Facts
-from extproc.spend import budgets
 from extproc.spend.prices import price_table
-from extproc.spend.windows import WindowClock, calendar_window
 from extproc.state import GatewayState
 from extproc.store.base import Take
 from extproc.store.memory import MemoryStore
@@ -80,10 +80,10 @@ def test_a_reservation_is_the_prompt_at_the_input_price_plus_max_tokens_at_the_o
 
 
 def test_a_settle_charges_the_providers_usage_in_full_and_an_estimate_at_most_what_was_reserved() -> None:
-    usage = Usage(1000, 2000)  # $0.002 + $0.02
-    assert budgets.charge(TABLE, "openai", "priced", usage, known=True, reserved=7000) == 22000
-    assert budgets.charge(TABLE, "openai", "priced", usage, known=False, reserved=7000) == 7000
-    assert budgets.charge(TABLE, "openai", "priced", Usage(-(10**9), -5), known=True, reserved=7000) == 0
+    cost = TABLE.cost("openai", "priced", Usage(1000, 2000)).usd  # $0.002 + $0.02
+    assert budgets.charge(cost, known=True, reserved=7000) == 22000
+    assert budgets.charge(cost, known=False, reserved=7000) == 7000
+    assert budgets.charge(TABLE.cost("openai", "priced", Usage(-(10**9), -5)).usd, known=True, reserved=7000) == 0
 
 
 def test_usd_become_whole_micro_dollars_rounded_up() -> None:
@@ -133,6 +133,8 @@ limits:
   rules:
     - {name: daily, key: [client], usd: 0.01, window: day}
     - {name: rolling, key: [tenant], usd: 1, window_s: 3600}
+prices:
+  openai: [{models: [priced], input: 2.0, output: 10.0}]  # as TABLE
 """
 BODY = b"x" * 4000  # an input estimate of 1,000 tokens: $0.002 at $2/M
 NOW = utc(2026, 12, 7, 18, 0)  # six hours before the day ends
@@ -140,7 +142,6 @@ NOW = utc(2026, 12, 7, 18, 0)  # six hours before the day ends
 
 @pytest.fixture
 def priced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(budgets, "prices_in_force", lambda _: TABLE)
     monkeypatch.setattr(limits.time, "time", lambda: NOW)
 
 

@@ -9,31 +9,14 @@ The provider's usage is charged in full, even above the reservation (the bucket 
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Protocol
 
 from extproc.observe.metrics import BUDGET_USED, labelled
-from extproc.spend.prices import BilledUsage, PriceTable, price_table
+from extproc.spend.prices import PriceTable
 
 MICRO = 1_000_000  # store units per USD
 _MAX_GAUGES = 1000  # budget buckets with a series of their own (a bucket may be keyed on a client's model)
 _gauged: set[tuple[str, str]] = set()
-
-
-class HasConfig(Protocol):
-    @property
-    def config(self) -> object: ...
-
-
-@functools.cache
-def _default_table() -> PriceTable:
-    return price_table({})
-
-
-def prices_in_force(snapshot: HasConfig) -> PriceTable:
-    """The price table the snapshot's configuration puts in force (the defaults, until `prices:` lands)."""
-    return _default_table()
 
 
 def to_micro(usd: float) -> int:
@@ -49,10 +32,10 @@ def reservation(table: PriceTable, kind: str, model: str, prompt_tokens: int, ma
     return to_micro(table.reservation(kind, model, max(prompt_tokens, 0), max(max_tokens, 0)).usd)
 
 
-def charge(table: PriceTable, kind: str, model: str, usage: BilledUsage, known: bool, reserved: int) -> int:
-    """What a request pays in all, in micro-dollars: its cost from `usage`; when `usage` is an estimate
+def charge(usd: float, known: bool, reserved: int) -> int:
+    """What a request pays in all, in micro-dollars: its cost; when that cost is from an estimate
     (`known` False: no provider count), never more than it reserved."""
-    cost = to_micro(table.cost(kind, model, usage).usd)
+    cost = to_micro(usd)
     return cost if known else min(cost, max(reserved, 0))
 
 

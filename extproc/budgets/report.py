@@ -12,9 +12,9 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from extproc.budgets.charges import show_used, to_micro, to_usd
+from extproc.budgets.windows import calendar_window
 from extproc.config.traffic import LimitRule, LimitSettings
-from extproc.spend.budgets import show_used, to_micro, to_usd
-from extproc.spend.windows import calendar_window
 from extproc.store.base import Store
 
 MAX_BUCKETS = 1000  # per budget: a report of bounded size and bounded store work
