@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
 from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience, RouteMatch
+from extproc.config.tracing import TracingSettings
 from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 from extproc.declare import (
     HTTP_URL,
@@ -466,6 +467,7 @@ class GatewayConfig:
     store: StoreSettings = option(factory=StoreSettings)
     limits: LimitSettings = option(factory=LimitSettings)
     cache: CacheSettings = option(factory=CacheSettings)
+    tracing: TracingSettings | None = option(None)  # None: no traces
     text_hash: str = derived("")  # of the text it was loaded from: the version /status shows
     secret_files: tuple[str, ...] = derived(())  # absolute paths of the files secrets are read from (watched)
 
