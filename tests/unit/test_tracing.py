@@ -280,3 +280,17 @@ def test_with_tracing_off_no_opentelemetry_code_is_loaded() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_reload_with_new_tracing_settings_swaps_the_exporter_and_one_without_keeps_it(tmp_path: Path) -> None:
+    state = GatewayState(load_text(BASE, {}, tmp_path))
+    assert state.tracing is None
+    state.swap(_load("{otlp_endpoint: 'http://127.0.0.1:4317'}", tmp_path))
+    first = state.tracing
+    assert first is not None
+    state.swap(_load("{otlp_endpoint: 'http://127.0.0.1:4317'}", tmp_path, "log_level: debug\n"))
+    assert state.tracing is first  # the same settings: the same exporter and queue
+    state.swap(_load("{otlp_endpoint: 'http://127.0.0.1:4318/v1/traces', protocol: http}", tmp_path))
+    assert state.tracing is not None and state.tracing is not first
+    state.swap(load_text(BASE, {}, tmp_path))
+    assert state.tracing is None
