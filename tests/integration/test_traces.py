@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from tests.conftest import PROVIDER_ENV
+from tests.fakes.base import Reply
 from tests.fakes.providers import FakeOpenAI
 from tests.support.metrics import metric_sum
 from tests.support.otlp import CLIENT, SERVER, OtlpReceiver, ReceivedSpan, of_trace
@@ -227,3 +228,49 @@ def test_a_collector_that_never_answers_costs_the_requests_nothing(tmp_path: Pat
             assert receiver.spans() == []
         finally:
             stack.stop()
+
+
+def test_a_streamed_answer_has_its_finish_reason_usage_and_first_chunk_time(
+    traced: tuple[GatewayStack, OtlpReceiver], fake_openai: FakeOpenAI
+) -> None:
+    stack, receiver = traced
+    chunks = list(
+        _client(stack).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "stream me"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage = chunks[-1].usage
+    assert usage is not None
+    trace_id, _ = _trace_of(fake_openai.last_request.headers["traceparent"])
+    spans = _wait_for(receiver, trace_id, (EXTPROC, "gateway chat"), (EXTPROC, "chat gpt-4o-mini"))
+    generation = _one(spans, EXTPROC, "chat gpt-4o-mini").attributes
+    finish = next(choice.finish_reason for chunk in chunks for choice in chunk.choices if choice.finish_reason)
+    _has(
+        generation,
+        {
+            "gen_ai.request.stream": True,
+            "gen_ai.response.finish_reasons": [finish],
+            "gen_ai.usage.input_tokens": usage.prompt_tokens,
+            "gen_ai.usage.output_tokens": usage.completion_tokens,
+        },
+    )
+    assert generation["gen_ai.response.time_to_first_chunk"] > 0
+
+
+def test_a_provider_error_marks_the_spans_failed(
+    traced: tuple[GatewayStack, OtlpReceiver], fake_openai: FakeOpenAI
+) -> None:
+    stack, receiver = traced
+    fake_openai.enqueue(Reply(status=500, body=b'{"error": {"message": "boom", "type": "server_error"}}'))
+    with pytest.raises(openai.InternalServerError):
+        _client(stack).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "fail"}])
+    trace_id, _ = _trace_of(fake_openai.last_request.headers["traceparent"])
+    spans = _wait_for(receiver, trace_id, (EXTPROC, "gateway chat"), (EXTPROC, "chat gpt-4o"))
+    for name in ("gateway chat", "chat gpt-4o"):
+        span = _one(spans, EXTPROC, name)
+        assert span.span.status.code == span.span.status.STATUS_CODE_ERROR
+        assert span.attributes["error.type"] == "500"
+    assert _one(spans, EXTPROC, "chat gpt-4o").attributes["http.response.status_code"] == 500
