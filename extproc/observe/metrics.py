@@ -101,6 +101,12 @@ FAILOVERS = Counter(
     "gateway_failovers_total", "Pooled answers given by another provider than the first choice.", ["route", "provider"]
 )
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Client authentication failures, by reason.", ["reason"])
+SPANS_DROPPED = Counter(
+    "gateway_trace_spans_dropped_total",
+    "Spans of the ext_proc never delivered to the trace collector, by reason: queue_full (the export queue "
+    "was full: the collector is slow or down) or export_failed (the collector refused or did not answer).",
+    ["reason"],
+)
 
 
 class RequestSeries:

@@ -28,17 +28,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from prometheus_client import Counter
+
+from extproc.observe.metrics import SPANS_DROPPED
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "llm-gateway-extproc"
-SPANS_DROPPED = Counter(
-    "gateway_trace_spans_dropped_total",
-    "Spans of the ext_proc never delivered to the collector, by reason: queue_full (the export queue "
-    "was full: the collector is slow or down) or export_failed (the collector refused or did not answer).",
-    ["reason"],
-)
 _QUEUE_FULL = SPANS_DROPPED.labels("queue_full")
 _EXPORT_FAILED = SPANS_DROPPED.labels("export_failed")
 _PROPAGATOR = TraceContextTextMapPropagator()  # traceparent and tracestate only (no baggage)
