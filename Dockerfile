@@ -8,6 +8,7 @@ COPY pyproject.toml uv.lock README.md ./
 COPY extproc ./extproc
 COPY envoy ./envoy
 RUN uv sync --locked --no-editable --no-cache \
+    && uv sync --locked --no-editable --no-cache --reinstall-package opentelemetry-proto \
     && useradd --uid 10001 gateway && mkdir -p /run/gateway && chown gateway /run/gateway
 ENV PATH=/app/.venv/bin:$PATH \
     GATEWAY_ENVOY_TEMPLATE=/app/envoy/bootstrap.yaml \

@@ -17,6 +17,8 @@ $(UV): tools/uv-requirements.txt
 
 $(STAMP): $(UV) pyproject.toml uv.lock
 	UV_PYTHON=$(PYTHON) $(UV) sync --locked --extra test --quiet
+	# xds-protos ships an old opentelemetry/proto under the same paths: opentelemetry-proto's must win.
+	UV_PYTHON=$(PYTHON) $(UV) sync --locked --extra test --quiet --reinstall-package opentelemetry-proto
 	touch $(STAMP)
 
 # Re-resolve after editing pyproject.toml; other pins stay as they are.

@@ -117,6 +117,7 @@ async def serve(
     grace = config.extproc.grace_period_s
     await asyncio.gather(stop_workers(workers, grace), server.stop(grace))
     await admin.cleanup()
+    await asyncio.to_thread(state.close_tracing)  # the spans still queued go out (the exporter's timeout bounds it)
     if envoy is not None:
         _remove_instance_files(Path(state.snapshot.config.envoy.xds_dir))
 

@@ -143,6 +143,7 @@ async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) 
     settle_heap()
     await stop.wait()
     await server.stop(config.extproc.grace_period_s)
+    await asyncio.to_thread(state.close_tracing)
 
 
 def _follow(channel: Connection, state: GatewayState, loop: asyncio.AbstractEventLoop) -> None:

@@ -25,6 +25,7 @@ from extproc.auth.settings import AuthSettings, parse_auth_settings
 from extproc.config.load_routes import parse_routes
 from extproc.config.model import EnvoySettings, ExtprocSettings, GatewayConfig, Listener, Provider, Route
 from extproc.config.schema import GATEWAY_SCHEMA
+from extproc.config.tracing import parse_tracing
 from extproc.config.traffic import LimitSettings, StoreSettings, parse_cache, parse_limits, parse_store
 from extproc.declare import build
 from extproc.provider_kinds import KINDS, ProviderKind
@@ -79,6 +80,7 @@ def _secret_files(raw: dict[str, Any], base_dir: Path) -> tuple[str, ...]:
         (raw.get("extproc") or {}).get("admin_token_file"),
         (raw.get("jwt") or {}).get("secret_file"),
         ((raw.get("store") or {}).get("redis") or {}).get("password_file"),
+        (raw.get("tracing") or {}).get("headers_file"),
     ]
     return tuple(sorted({str(_resolve(name, base_dir).absolute()) for name in named if name}))
 
@@ -204,6 +206,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems
         store=store,
         limits=limits,
         cache=cache,
+        tracing=parse_tracing(raw, base_dir, problems),
     )
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
 from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience, RouteMatch
+from extproc.config.tracing import TracingSettings
 from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 from extproc.declare import (
     HTTP_URL,
@@ -537,6 +538,7 @@ class GatewayConfig:
         "(`extproc prices` prints the table in force; docs/spend.md)",
         examples=[{"openai": [{"models": ["gpt-4o-mini"], "input": 0.15, "cached_input": 0.075, "output": 0.6}]}],
     )
+    tracing: TracingSettings | None = option(None)  # None: no traces
     text_hash: str = derived("")  # of the text it was loaded from: the version /status shows
     secret_files: tuple[str, ...] = derived(())  # absolute paths of the files secrets are read from (watched)
 

@@ -74,6 +74,10 @@ class StreamAssembler:
     def complete(self) -> bool:
         return not self.failed and bool(self._choices) and self._finished >= self._choices.keys()
 
+    def finish_reasons(self) -> list[str]:
+        """Each finished choice's reason, in choice order."""
+        return [str(c.finish_reason) for _, c in sorted(self._choices.items()) if c.finish_reason is not None]
+
     def estimated_output_tokens(self) -> int:
         return -(-self.output_chars // CHARS_PER_TOKEN)
 

@@ -123,6 +123,12 @@ UNPRICED_REQUESTS = Counter(
     "Answers of a model the price table has no price for (counted at 0 USD).",
     ["provider", "model"],
 )
+SPANS_DROPPED = Counter(
+    "gateway_trace_spans_dropped_total",
+    "Spans of the ext_proc never delivered to the trace collector, by reason: queue_full (the export queue "
+    "was full: the collector is slow or down) or export_failed (the collector refused or did not answer).",
+    ["reason"],
+)
 
 
 class RequestSeries:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.formats.canonical import Usage
+from extproc.formats.endpoint import Endpoint
 from extproc.observe.logs import access_enabled, log_access, monotonic
 from extproc.observe.metrics import RequestSeries, request_series
 from extproc.pipeline.exchange import Exchange
@@ -36,8 +37,8 @@ class AccessLogStage(Stage):
 
     def finish(self, ex: Exchange) -> None:
         ended = monotonic()
-        error_type = _error_type(ex)
-        series = request_series(_labels(ex, error_type))
+        failure = error_type(ex)
+        series = request_series(_labels(ex, failure))
         series.requests.inc()
         series.duration.observe(ended - ex.started)
         usage = ex.usage if ex.cache_status != "HIT" else None  # a hit cost no provider tokens
@@ -48,7 +49,7 @@ class AccessLogStage(Stage):
                 series.tokens("cached").observe(usage.cached_tokens)
             if usage.reasoning_tokens:
                 series.tokens("reasoning").observe(usage.reasoning_tokens)
-        if ex.first_output and not error_type:
+        if ex.first_output and not failure:
             _observe_stream(series, ex, ended)
         cost_usd = request_cost(ex).usd
         count_cost(ex, cost_usd)
@@ -56,7 +57,7 @@ class AccessLogStage(Stage):
             log_access(**_access_line(ex, usage, cost_usd, ended))
 
 
-def _error_type(ex: Exchange) -> str:
+def error_type(ex: Exchange) -> str:
     """Empty for a success; the status of a failure, `client_closed`, or `stream_error` for a stream
     that failed after it started (its status stays 200)."""
     if not ex.answered:
@@ -68,15 +69,20 @@ def _error_type(ex: Exchange) -> str:
     return ""
 
 
-def _labels(ex: Exchange, error_type: str) -> tuple[str, ...]:
+def operation_name(endpoint: Endpoint | None) -> str:
+    """gen_ai.operation.name of a request on `endpoint` (`unknown` for a path the gateway does not serve)."""
+    if endpoint is None:
+        return "unknown"
+    if endpoint.format == "gemini" and endpoint.operation == "chat":
+        return "generate_content"
+    return _OPERATIONS[endpoint.operation]
+
+
+def _labels(ex: Exchange, failure: str) -> tuple[str, ...]:
     """GEN_AI_LABELS' values, the status and the error type (see `request_series`)."""
     endpoint, provider, router = ex.endpoint, ex.provider, ex.snapshot.router
-    if endpoint is None:
-        client_api = operation = "unknown"
-    else:
-        client_api = endpoint.format
-        gemini_chat = endpoint.format == "gemini" and endpoint.operation == "chat"
-        operation = "generate_content" if gemini_chat else _OPERATIONS[endpoint.operation]
+    client_api = endpoint.format if endpoint is not None else "unknown"
+    operation = operation_name(endpoint)
     answer_model = ex.answer.model if ex.answer else ex.assembler.model if ex.assembler else ""
     return (
         operation,
@@ -87,7 +93,7 @@ def _labels(ex: Exchange, error_type: str) -> tuple[str, ...]:
         provider.name if provider else "",
         client_api,
         str(ex.status) if ex.answered else "client_closed",
-        error_type,
+        failure,
     )
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from time import time_ns
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingRequest,
@@ -36,6 +37,7 @@ from extproc.observe.logs import bind_request_id
 from extproc.pipeline import default_stages
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage, overrides
+from extproc.pipeline.trace_spans import TRACED_STAGES, RequestTrace, begin, finish
 from extproc.server import messages as m
 from extproc.state import GatewayState
 
@@ -53,9 +55,11 @@ class RouterPass:
         self._on_finish = [s for s in stages if overrides(s, "finish")]
 
     async def process(
-        self, requests: AsyncIterator[ProcessingRequest], listener: str = ""
+        self, requests: AsyncIterator[ProcessingRequest], listener: str = "", metadata: Mapping[str, str] | None = None
     ) -> AsyncGenerator[ProcessingResponse, None]:
         ex = Exchange(self._state.snapshot, listener)
+        tracing = self._state.tracing  # None unless `tracing` is configured: then no tracer call at all
+        trace = begin(tracing, metadata or {}) if tracing is not None else None
         try:
             async for message in requests:
                 kind = message.WhichOneof("request")
@@ -63,7 +67,7 @@ class RouterPass:
                     if kind == "request_headers":
                         yield await self._request_headers(ex, message)
                     elif kind == "request_body":
-                        yield await self._request_body(ex, message)
+                        yield await self._request_body(ex, message, trace)
                     elif not ex.headers:
                         # A reply Envoy made before this filter saw the request (local_ratelimit's 429,
                         # measured: its response still passes here): already in the client's format.
@@ -94,6 +98,11 @@ class RouterPass:
                     stage.finish(ex)
                 except Exception:
                     log.exception("finishing a request failed", extra={"stage": stage.name})
+            if trace is not None:
+                try:
+                    finish(trace, ex)
+                except Exception:
+                    log.exception("ending the request's spans failed")
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)
@@ -112,14 +121,22 @@ class RouterPass:
             return m.CONTINUE_REQUEST_HEADERS
         return m.reply("request_headers", reply.set_headers, reply.remove_headers, None, reply.clear_route_cache)
 
-    async def _request_body(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
+    async def _request_body(
+        self, ex: Exchange, message: ProcessingRequest, trace: RequestTrace | None
+    ) -> ProcessingResponse:
         body = message.request_body.body
         if ex.bodies is not None:
             ex.bodies.request = body
         reply = PhaseReply()
         for stage in self._on_request_body:
-            if (answer := await stage.request_body(ex, reply, body)) is not None:
+            if trace is None:
+                answer = await stage.request_body(ex, reply, body)
+            else:
+                answer = await _timed(stage, trace, ex, reply, body)
+            if answer is not None:
                 return self._answer(ex, answer)
+        if trace is not None:
+            trace.left_for_provider(ex)
         response = m.reply("request_body", reply.set_headers, reply.remove_headers, reply.body, reply.clear_route_cache)
         if reply.request_metadata is not None:
             response.dynamic_metadata.update({REQUEST_METADATA_NAMESPACE: reply.request_metadata})
@@ -169,6 +186,17 @@ class RouterPass:
         body = FORMATS[ex.error_format].render_error(error, ex.request_id)
         headers = [("content-type", "application/json"), ("x-request-id", ex.request_id), *error.headers]
         return _immediate(ex, client_status(error), body, headers, details=f"gateway_{error.kind}")
+
+
+async def _timed(stage: Stage, trace: RequestTrace, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
+    """A stage of the request body, timed for its span when it is one of the traced stages."""
+    if stage.name not in TRACED_STAGES:
+        return await stage.request_body(ex, reply, body)
+    started = time_ns()
+    try:
+        return await stage.request_body(ex, reply, body)
+    finally:
+        trace.stage(stage.name, started)
 
 
 async def _reply_sent() -> None:

@@ -36,7 +36,7 @@ class ExternalProcessor:
         else:
             gauge, responses = (
                 self._router_streams,
-                self._router.process(requests, metadata.get(LISTENER_METADATA_KEY, "")),
+                self._router.process(requests, metadata.get(LISTENER_METADATA_KEY, ""), metadata),
             )
         gauge.inc()
         try:

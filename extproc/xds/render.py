@@ -43,6 +43,7 @@ from extproc.xds.render_pool import (
 )
 from extproc.xds.render_ready import admin_address, admin_cluster, extproc_admin_cluster
 from extproc.xds.render_tls import upstream_tls, write_ca_secrets, write_certificate_secrets
+from extproc.xds.render_tracing import RUNTIME, trace_cluster, write_trace_secrets
 
 __all__ = [
     "EXTPROC_CLUSTER",
@@ -170,7 +171,13 @@ def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = 
     clusters = (_provider_cluster(config, p, keys_dir, ca_secrets) for p in providers)
     # The ready port's GET /metrics (render_ready) reaches the ext_proc's admin through this one.
     metrics = [extproc_admin_cluster(config.extproc)] if config.envoy.ready_port is not None else []
-    return [_extproc_cluster(config, keys_dir), *clusters, *pools, *metrics]
+    return [
+        _extproc_cluster(config, keys_dir),
+        *clusters,
+        *pools,
+        *metrics,
+        *_optional(trace_cluster(config, keys_dir)),
+    ]
 
 
 def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
@@ -179,7 +186,14 @@ def render_bootstrap(config: GatewayConfig, xds_dir: Path) -> str:
         admin_address=json.dumps(admin_address(config.envoy)),
         admin_cluster=json.dumps(admin_cluster(config.envoy)),
         xds_dir=str(xds_dir.resolve()),
+        layered_runtime=json.dumps(_layered_runtime(config)),
     )
+
+
+def _layered_runtime(config: GatewayConfig) -> dict[str, Any]:
+    """Envoy's runtime: its default admin layer, under a static one (the tracer's flush settings)."""
+    static = RUNTIME if config.tracing is not None else {}
+    return {"layers": [{"name": "static", "static_layer": static}, {"name": "admin", "admin_layer": {}}]}
 
 
 def validate(config: GatewayConfig, envoy: str | None = None) -> None:
@@ -187,6 +201,7 @@ def validate(config: GatewayConfig, envoy: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="gateway-validate-") as scratch:
         keys_dir = Path(scratch) / "secrets"  # the new keys are checked here, never applied by a refused config
         write_secrets(config, keys_dir)
+        write_trace_secrets(config, keys_dir)
         if config.extproc.on_tcp:
             ensure_token(keys_dir)
         _validate_bootstrap(config, keys_dir, envoy)
@@ -241,6 +256,7 @@ def write_clusters(
     file's `version_info`, which Envoy reports back once it applied it."""
     keys_dir = secrets_dir(xds_dir)
     write_secrets(config, keys_dir)
+    write_trace_secrets(config, keys_dir)
     write_ca_secrets(config, keys_dir)
     if config.extproc.on_tcp:
         ensure_token(keys_dir)  # made once, kept: the ext_proc read it at its start

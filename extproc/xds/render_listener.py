@@ -20,6 +20,7 @@ from extproc.xds.render_pool import pool_route
 from extproc.xds.render_rate_limit import local_rate_limit_filter
 from extproc.xds.render_ready import HCM_NAME, HCM_TYPE, ROUTER, add_ready_address
 from extproc.xds.render_tls import downstream_tls
+from extproc.xds.render_tracing import hcm_tracing
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
@@ -94,7 +95,7 @@ def _routes(config: GatewayConfig) -> list[dict[str, Any]]:
 
 def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: Listener) -> dict[str, Any]:
     guard = local_rate_limit_filter(listener)
-    return {
+    hcm = {
         "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
         "codec_type": "AUTO",
@@ -129,6 +130,9 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
             ROUTER,
         ],
     }
+    if config.tracing is not None:
+        hcm["tracing"] = hcm_tracing(config.tracing)
+    return hcm
 
 
 def gateway_listener(config: GatewayConfig, index: int, secrets: Path | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from extproc.config.load import load_text
 from extproc.config.model import Capabilities, EnvoySettings, ExtprocSettings, GatewayConfig, Provider
 from extproc.config.reference import REGENERATE, config_reference, example_of, options, type_of
 from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience
+from extproc.config.tracing import TracingSettings
 from extproc.config.traffic import CacheSettings, LimitRule, LimitSettings, RedisSettings
 from extproc.xds.render_pool import _OUTLIER_DEFAULTS
 from tests.support.cli import REPO, run_cli
@@ -38,6 +39,7 @@ breakers: {}
 store: {redis: {url: "redis://localhost:6379/0"}}
 limits: {rules: [{name: r, key: [], requests: 1}]}
 cache: {}
+tracing: {otlp_endpoint: "http://127.0.0.1:4317"}
 """
 # Only what is required.
 BARE = "providers:\n  - {name: m, kind: mock}\n"
@@ -121,6 +123,10 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     **{
         f"cache.{name}": (lambda f, b, name=name: getattr(f.cache, name), (CacheSettings, name))
         for name in ("scope", "chat_ttl_s", "embeddings_ttl_s", "max_entries", "max_bytes", "max_entry_bytes")
+    },
+    **{
+        f"tracing.{name}": (lambda f, b, name=name: getattr(f.tracing, name), (TracingSettings, name))
+        for name in ("protocol", "sample_ratio", "allow_plaintext")
     },
 }
 

@@ -48,6 +48,12 @@ def _sidecar(directory: Path, config: Path) -> dict[str, str]:
     return {}
 
 
+def _tracing(directory: Path, config: Path) -> dict[str, str]:
+    """The collector's headers file beside the config."""
+    (directory / "otlp-headers").write_text("authorization: Bearer test-secret-collector\n")
+    return {"OPENAI_API_KEY": "test-secret-openai"}
+
+
 SETUPS: dict[str, Setup] = {
     "single-provider.yaml": _keys("OPENAI_API_KEY"),
     "openai-gemini-failover.yaml": _keys("OPENAI_API_KEY", "GEMINI_API_KEY"),
@@ -58,6 +64,7 @@ SETUPS: dict[str, Setup] = {
     "sidecar.yaml": _sidecar,
     "bedrock-irsa.yaml": _keys(),  # Envoy signs with the pod's web identity: no secret is named
     "spend.yaml": _keys("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
+    "tracing.yaml": _tracing,
 }
 
 
