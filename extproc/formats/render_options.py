@@ -17,6 +17,10 @@ class RenderOptions:
     model: str  # the provider's model name
     unsupported: UnsupportedPolicy = "drop"
     default_max_tokens: int = 4096  # Anthropic requires max_tokens
+    # Claude on Vertex AI: the model named by the path only, `anthropic_version` in the body (the
+    # Anthropic renderer reads these; no other format's provider asks for them)
+    model_in_body: bool = True
+    body_fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)

@@ -75,7 +75,7 @@ class AnswerStage(Stage):
             reply.response_body_mode = BUFFERED
         elif ex.stream:
             assert isinstance(ex.request, ChatRequest)
-            ex.decoder = FORMATS[wire_format(provider, endpoint.format)].stream_decoder(max_line)
+            ex.decoder = FORMATS[wire_format(provider, endpoint.format, ex.provider_model)].stream_decoder(max_line)
             ex.encoder = client.stream_encoder(ex.request, endpoint)
             ex.assembler = StreamAssembler()
             reply.set_headers.append(("content-type", client.stream_content_type(endpoint)))
@@ -169,7 +169,7 @@ class AnswerStage(Stage):
     def _translate_answer(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
         endpoint, provider, request = ex.endpoint, ex.provider, ex.request
         assert endpoint is not None and provider is not None and request is not None
-        upstream = FORMATS[wire_format(provider, endpoint.format)]
+        upstream = FORMATS[wire_format(provider, endpoint.format, ex.provider_model)]
         client = FORMATS[endpoint.format]
         if isinstance(request, EmbeddingRequest):
             embedding = upstream.parse_embedding_response(body, ex.model)
@@ -192,7 +192,7 @@ class AnswerStage(Stage):
         status = ex.provider_status
         provider, endpoint = ex.provider, ex.endpoint
         if provider is not None and endpoint is not None and _looks_like_json(body):
-            error = FORMATS[wire_format(provider, endpoint.format)].parse_error(status, body)
+            error = FORMATS[wire_format(provider, endpoint.format, ex.provider_model)].parse_error(status, body)
             if ex.passthrough and error.kind != "provider_auth":
                 return  # already in the client's own format
         else:
@@ -229,11 +229,13 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     if provider is None or endpoint is None:
         return
     ex.answered_by = provider
+    route = ex.snapshot.config.route(ex.target.route) if ex.target is not None else None
+    ex.provider_model = (route.upstream_model_for(provider.name) if route else None) or ex.model
     if ex.target is not None and provider is not ex.target.provider:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):
         ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.model)
-    ex.passthrough = serves(provider, endpoint.format)
+    ex.passthrough = serves(provider, endpoint.format, ex.provider_model)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 
 

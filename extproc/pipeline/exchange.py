@@ -71,6 +71,7 @@ class Exchange:
     model: str = ""
     stream: bool = False  # the client asked for a stream
     target: Target | None = None
+    provider_model: str = ""  # the model the provider is asked for (a pool's: the answering member's)
     passthrough: bool = False  # client and provider speak the same API: the client's bytes go on
     stream_from_whole: bool = False  # the client streams, the provider cannot
     dropped: list[str] = field(default_factory=list)  # features the provider lacks, named to the client

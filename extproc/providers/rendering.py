@@ -14,9 +14,10 @@ from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.render_options import RenderOptions
+from extproc.formats.shared_wire import with_fields
 from extproc.formats.token_count import gemini_count_request
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
-from extproc.providers import kind_of, provider_format, serves, wire_format
+from extproc.providers import model_kind, provider_format, serves, wire_format
 from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
 
@@ -28,16 +29,27 @@ class ProviderRequest:
 
 
 def render_options(provider: Provider, model: str) -> RenderOptions:
-    return RenderOptions(model, provider.unsupported, provider.default_max_tokens)
+    kind = model_kind(provider, model)
+    return RenderOptions(model, provider.unsupported, provider.default_max_tokens, kind.model_in_body, kind.body_fields)
 
 
 def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
     """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
     made = _fit_and_render(request, client, provider, model)
     if made is None:  # the client's own request suits the provider
-        upstream = FORMATS[client]
-        return ProviderRequest(None if request.model == model else upstream.with_model(body, model), request.stream)
+        return ProviderRequest(_own_body(body, request.model, client, provider, model), request.stream)
     return _counted(provider, made)
+
+
+def _own_body(
+    body: bytes, asked: str, client: Format, provider: Provider, model: str, count: bool = False
+) -> bytes | None:
+    """The client's own body for a provider of its API: the model renamed, and a kind's own body
+    fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged."""
+    kind = model_kind(provider, model)
+    if kind.body_fields or not kind.model_in_body:
+        return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields)
+    return None if asked == model else FORMATS[client].with_model(body, model)
 
 
 def dropped_for(request: ChatRequest, client: Format, provider: Provider, model: str) -> list[str]:
@@ -57,7 +69,7 @@ def dropped_for(request: ChatRequest, client: Format, provider: Provider, model:
 
 def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, model: str) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
-    native = serves(provider, client)
+    native = serves(provider, client, model)
     fitting = fit_to_provider(request, provider, native)
     stream = request.stream and provider.capabilities.streaming
     if native and not fitting.changed and stream == request.stream:
@@ -65,24 +77,24 @@ def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, mo
     if native:  # rendered from the canonical request after all: what only the client's bytes carried is lost
         fitting.dropped += api_features_lost(request, provider)
     request.stream = stream
-    rendered = FORMATS[wire_format(provider, client)].render_request(request, render_options(provider, model))
+    rendered = FORMATS[wire_format(provider, client, model)].render_request(request, render_options(provider, model))
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 
 
-def counts_tokens(provider: Provider, client: Format) -> bool:
+def counts_tokens(provider: Provider, client: Format, model: str) -> bool:
     """Whether the provider counts a prompt's tokens for a client of an API with a count
     (Anthropic's count_tokens, the Responses API's input_tokens): a provider of that API itself,
     and Gemini by countTokens for any client."""
-    return provider_format(provider) == "gemini" or serves(provider, client)
+    return provider_format(provider, model) == "gemini" or serves(provider, client, model)
 
 
 def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
     """A token count's request: the client's own for a provider of its API, else Gemini's countTokens
     for the request as generateContent would get it (fitted as a chat request would be: what a
     provider lacks is not counted, and named)."""
-    if serves(provider, client):
-        return ProviderRequest(None if request.model == model else FORMATS[client].with_model(body, model), False)
-    if provider_format(provider) != "gemini":
+    if serves(provider, client, model):
+        return ProviderRequest(_own_body(body, request.model, client, provider, model, count=True), False)
+    if provider_format(provider, model) != "gemini":
         raise GatewayError("internal", f"provider {provider.name} cannot count tokens")
     fitting = fit_to_provider(request, provider, native=False)
     rendered = gemini_count_request(request, render_options(provider, model))
@@ -92,7 +104,9 @@ def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provi
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
     if not provider.capabilities.embeddings:
         raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
-    rendered = FORMATS[provider_format(provider)].render_embedding_request(request, render_options(provider, model))
+    rendered = FORMATS[provider_format(provider, model)].render_embedding_request(
+        request, render_options(provider, model)
+    )
     return _counted(provider, ProviderRequest(rendered.body, False, rendered.dropped))
 
 
@@ -102,7 +116,8 @@ def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
     return made
 
 
-def fixed_headers(provider: Provider, client: Format, present: dict[str, str]) -> list[tuple[str, str]]:
+def fixed_headers(provider: Provider, client: Format, present: dict[str, str], model: str) -> list[tuple[str, str]]:
     """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept."""
-    same_api = serves(provider, client)
-    return [(name, value) for name, value in kind_of(provider).fixed_headers if not (same_api and name in present)]
+    same_api = serves(provider, client, model)
+    kind = model_kind(provider, model)
+    return [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]

@@ -12,8 +12,8 @@ from extproc.config.load import ConfigError, load_text
 from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
-from extproc.formats.base import RenderOptions
 from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
+from extproc.formats.render_options import RenderOptions
 from extproc.provider_kinds import CREDENTIAL_HEADERS, KINDS, Credential, kind_for
 from extproc.xds.render import render_clusters, render_listeners
 from tests.unit.test_pipeline_auth import CONFIG, KEY, body, chat, headers, run
@@ -31,7 +31,8 @@ def _problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def _one(kind: str, extra: str = "") -> str:
     url = "" if KINDS[kind].answers_locally else f", base_url: {_URL!r}"
-    return f"providers:\n  - {{name: p, kind: {kind}{url}{extra}}}\n"
+    own = ", vertex: {project: pr}" if KINDS[kind].takes_vertex else ""
+    return f"providers:\n  - {{name: p, kind: {kind}{url}{own}{extra}}}\n"
 
 
 def test_the_schema_offers_exactly_the_kinds_that_have_a_record() -> None:
@@ -43,7 +44,13 @@ def test_the_schema_offers_exactly_the_kinds_that_have_a_record() -> None:
 def test_a_kind_that_needs_a_key_is_refused_without_one_and_another_is_not(name: str) -> None:
     expected = f"providers[0]: kind {name!r} needs a credential (api_key_env or api_key_file)"
     assert (expected in _problems(_one(name))) == KINDS[name].needs_key
-    if not KINDS[name].answers_locally:
+    credential = KINDS[name].credential
+    if credential is not None and credential.minted:  # its tokens are minted: a key is refused, none is fine
+        assert _problems(_one(name)) == []
+        assert _problems(_one(name, ", api_key_env: K"), {"K": "k"}) == [
+            f"providers[0]: kind {name!r} mints its own access tokens (vertex.credentials_file), no api_key"
+        ]
+    elif not KINDS[name].answers_locally:
         assert _problems(_one(name, ", api_key_env: K"), {"K": "k"}) == []
 
 
@@ -194,4 +201,6 @@ def test_a_record_whose_kind_sends_a_key_sends_it_in_its_format_s_header(name: s
         "anthropic": Credential("x-api-key"),
         "gemini": Credential("x-goog-api-key"),
     }[kind.format]
+    if kind.credential is not None and kind.credential.minted:  # Vertex AI: a minted OAuth2 access token
+        expected = Credential("authorization", "Bearer ", minted=True)
     assert kind.credential == (None if kind.answers_locally else expected)

@@ -34,7 +34,7 @@ def routed(body: dict[str, object], path: str = CHAT_PATH, headers: dict[str, st
     """A request as the translate stage leaves it for the answer: same API or not."""
     ex, _ = at_body(SNAPSHOT, body, path, headers)
     assert ex.target is not None and ex.endpoint is not None
-    ex.passthrough = provider_format(ex.target.provider) == ex.endpoint.format
+    ex.passthrough = provider_format(ex.target.provider, ex.target.upstream_model) == ex.endpoint.format
     return ex
 
 

@@ -295,10 +295,10 @@ def _input_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     unsupported = Unsupported(options.unsupported)
     system, messages = render_conversation(req, unsupported)
-    body: dict[str, Any] = {
-        "model": options.model,
-        "max_tokens": req.max_tokens if req.max_tokens is not None else options.default_max_tokens,
-    }
+    body: dict[str, Any] = dict(options.body_fields)
+    if options.model_in_body:
+        body["model"] = options.model
+    body["max_tokens"] = req.max_tokens if req.max_tokens is not None else options.default_max_tokens
     if system:
         body["system"] = system[0]["text"] if len(system) == 1 else system
     body["messages"] = messages
