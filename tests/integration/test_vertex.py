@@ -6,22 +6,26 @@ refresh that keeps failing ends in a 503 with retry-after in each client's forma
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
 from tests.conftest import PROVIDER_ENV, standard_config
-from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.anthropic import FakeAnthropic, anthropic_error
 from tests.fakes.google_auth import FakeGoogleTokens
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.providers import FakeGemini
 from tests.fakes.vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex
 from tests.integration.sdk_outcomes import gemini_client
+from tests.support.metrics import metric_sum
 from tests.support.stack import GatewayStack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -85,8 +89,7 @@ def stack(
         },
         *config["routes"],
     ]
-    # No ambient Google credentials: the key file is the only way in
-    env = {**PROVIDER_ENV, "GOOGLE_APPLICATION_CREDENTIALS": "", "CLOUDSDK_CONFIG": str(workdir / "gcloud")}
+    env = {**PROVIDER_ENV, "CLOUDSDK_CONFIG": str(workdir / "gcloud")}  # no gcloud login of this machine's
     started = GatewayStack(workdir, config, env).start()
     yield started
     started.stop()
@@ -261,3 +264,204 @@ def test_a_tool_call_round_trips_through_vertex(stack: GatewayStack, vertex: Fak
     ]
     second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
     assert second.choices[0].message.content
+
+
+# -- errors and failover -----------------------------------------------------------------------
+
+
+def test_vertex_errors_reach_each_client_in_its_own_format(stack: GatewayStack, vertex: FakeVertex) -> None:
+    vertex.enqueue_error(429)
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai(stack).chat.completions.create(model="vx-gemini", messages=[{"role": "user", "content": "x"}])
+    assert limited.value.status_code == 429
+    vertex.enqueue_error(400, "Location us-east5 is not supported for this request.")
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        ant(stack).messages.create(model="vx-gemini", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert "not supported" in refused.value.message
+    # Claude's own error passes through to an Anthropic client as Vertex gave it
+    vertex.enqueue(anthropic_error(400, "invalid_request_error", "max_tokens: too large", "req_vrtx_1"))
+    with pytest.raises(anthropic.BadRequestError) as claude:
+        ant(stack).messages.create(model="vx-claude", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert claude.value.body["error"]["message"] == "max_tokens: too large"  # type: ignore[index]
+    # Vertex refusing the gateway's token is the operator's fault, never the client's 401
+    vertex.enqueue_error(401)
+    answer = httpx.post(
+        f"{stack.base_url}/v1beta/models/vx-gemini:generateContent",
+        json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
+        timeout=20,
+    )
+    assert answer.status_code == 502
+    assert answer.json()["error"]["status"] == "INTERNAL"
+
+
+def test_a_pool_fails_over_from_claude_on_vertex_to_openai_in_one_request(
+    stack: GatewayStack, vertex: FakeVertex, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reset()
+    vertex.enqueue_error(503)
+    chunks = list(
+        oai(stack).chat.completions.create(
+            model="vx-pool", messages=[{"role": "user", "content": "fail over"}], stream=True
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "fail over" in text
+    assert [r.publisher for r in vertex.requests] == ["anthropic"]  # Vertex was tried first
+    assert vertex.last_request.auth == "valid"
+    seen = fake_openai.last_request
+    assert seen.json["model"] == "gpt-4o-mini"
+    assert not seen.headers.get("authorization", "").startswith("Bearer ya29.")  # the token stayed with Vertex
+
+
+def test_the_access_token_is_in_a_private_sds_file_and_never_in_a_log(
+    stack: GatewayStack, tokens: FakeGoogleTokens
+) -> None:
+    secrets = stack.workdir / "xds" / "secrets"
+    sds = secrets / "provider_key_vertex.yaml"
+    assert sds.stat().st_mode & 0o077 == 0
+    assert tokens.issued[-1].token in sds.read_text()
+    logs = _logs(stack)
+    assert "minted an access token" in logs
+    assert not [t.token for t in tokens.issued if t.token in logs]
+
+
+# -- refresh under load, and a refresh refused, with workload identity (the metadata server) --------
+
+SHORT_LIFETIME_S = 10  # refreshed after 8 s: the test sees two refreshes under traffic
+
+
+@pytest.fixture(scope="module")
+def short_tokens() -> Iterator[FakeGoogleTokens]:
+    with FakeGoogleTokens(token_lifetime=SHORT_LIFETIME_S) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def short_vertex(short_tokens: FakeGoogleTokens) -> Iterator[FakeVertex]:
+    with FakeVertex(short_tokens, projects=[PROJECT]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def short_stack(
+    tmp_path_factory: pytest.TempPathFactory, short_tokens: FakeGoogleTokens, short_vertex: FakeVertex
+) -> Iterator[GatewayStack]:
+    workdir = Path(tmp_path_factory.mktemp("vertex-refresh"))
+    config = {
+        "log_level": "info",
+        "listeners": [{"name": "main"}],
+        "providers": [  # no credentials_file: Application Default Credentials, here the metadata server
+            {
+                "name": "vx",
+                "kind": "vertex",
+                "base_url": short_vertex.base_url,
+                "vertex": {"project": PROJECT, "location": LOCATION},
+            }
+        ],
+        "routes": [
+            {"model": "vx-gemini", "provider": "vx", "upstream_model": GEMINI},
+            {"model": "vx-claude", "provider": "vx", "upstream_model": CLAUDE},
+        ],
+    }
+    env = {
+        "GCE_METADATA_HOST": short_tokens.metadata_host,
+        "GCE_METADATA_IP": short_tokens.metadata_host,
+        "CLOUDSDK_CONFIG": str(workdir / "gcloud"),
+    }
+    started = GatewayStack(workdir, config, env).start()
+    yield started
+    started.stop()
+
+
+def test_tokens_are_refreshed_while_traffic_flows_without_a_restart_or_a_failed_request(
+    short_stack: GatewayStack, short_tokens: FakeGoogleTokens, short_vertex: FakeVertex
+) -> None:
+    pid = short_stack.extproc_process.pid
+    first = short_tokens.issue_count
+    client, served = oai(short_stack), 0
+    deadline = time.monotonic() + 4 * SHORT_LIFETIME_S
+    while short_tokens.issue_count < first + 2 and time.monotonic() < deadline:
+        model = "vx-claude" if served % 2 else "vx-gemini"
+        answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"n{served}"}])
+        assert answer.choices[0].message.content
+        served += 1
+    assert short_tokens.issue_count >= first + 2, "no two refreshes within four lifetimes"
+    assert short_tokens.issued[-1].via == "metadata"
+    refused = [r.auth for r in short_vertex.requests if r.auth != "valid"]
+    assert not refused and served > 10
+    tokens_used = {r.headers["Authorization"] for r in short_vertex.requests}
+    assert len(tokens_used) >= 2  # the traffic moved on to a refreshed token
+    assert short_stack.extproc_process.pid == pid and short_stack.extproc_process.poll() is None
+    logs = _logs(short_stack)
+    assert not [t.token for t in short_tokens.issued if t.token in logs]
+
+
+def test_a_refused_refresh_keeps_the_old_token_then_answers_503_with_retry_after_in_each_format(
+    short_stack: GatewayStack, short_tokens: FakeGoogleTokens, short_vertex: FakeVertex
+) -> None:
+    failures = "gateway_credential_refresh_failures_total"
+    before = metric_sum(short_stack, failures, 'provider="vx"')
+    issued = short_tokens.issue_count
+    assert wait_until(lambda: short_tokens.issue_count > issued, SHORT_LIFETIME_S + 5)  # a fresh token
+    short_tokens.refuse_grants = True
+    current = short_tokens.issued[-1]
+    try:
+        ok = oai(short_stack).chat.completions.create(model="vx-gemini", messages=[{"role": "user", "content": "a"}])
+        assert ok.choices[0].message.content
+        # The refresh at 80% is refused and counted; the old token still serves until it expires
+        assert wait_until(lambda: metric_sum(short_stack, failures, 'provider="vx"') > before, SHORT_LIFETIME_S)
+        if time.time() < current.expires_at - 1.5:
+            still = ant(short_stack).messages.create(
+                model="vx-claude", max_tokens=8, messages=[{"role": "user", "content": "b"}]
+            )
+            assert still.content
+        assert wait_until(lambda: time.time() > current.expires_at, SHORT_LIFETIME_S)
+        sent = len(short_vertex.requests)
+        _assert_503_in_every_format(short_stack)
+        assert len(short_vertex.requests) == sent  # no request went out with the expired token
+    finally:
+        short_tokens.refuse_grants = False
+    assert wait_until(lambda: _chat_ok(short_stack), 45, interval=0.5), "no token after the endpoint came back"
+    assert short_vertex.last_request.auth == "valid"
+    logs = _logs(short_stack)
+    assert "refreshing the provider's access token failed" in logs
+    assert not [t.token for t in short_tokens.issued if t.token in logs]
+
+
+def _logs(stack: GatewayStack) -> str:
+    """Everything the ext_proc and Envoy wrote, whole."""
+    return "".join((stack.workdir / name).read_text(errors="replace") for name in ("extproc.log", "envoy.log"))
+
+
+def _chat_ok(stack: GatewayStack) -> bool:
+    answer = httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        json={"model": "vx-gemini", "messages": [{"role": "user", "content": "back?"}]},
+        timeout=20,
+    )
+    return answer.status_code == 200
+
+
+def _assert_503_in_every_format(stack: GatewayStack) -> None:
+    messages: Any = [{"role": "user", "content": "expired"}]
+    with pytest.raises(openai.APIStatusError) as chat:
+        oai(stack).chat.completions.create(model="vx-gemini", messages=messages)
+    assert chat.value.status_code == 503
+    assert chat.value.body["code"] == "provider_credential_expired"  # type: ignore[index]
+    assert int(chat.value.response.headers["retry-after"]) >= 1
+    with pytest.raises(openai.APIStatusError) as responses:
+        oai(stack).responses.create(model="vx-claude", input="expired")
+    assert responses.value.status_code == 503 and "retry-after" in responses.value.response.headers
+    with pytest.raises(anthropic.APIStatusError) as messages_api:
+        ant(stack).messages.create(model="vx-claude", max_tokens=8, messages=messages)
+    assert messages_api.value.status_code == 503
+    assert messages_api.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert "retry-after" in messages_api.value.response.headers
+    gemini = httpx.post(
+        f"{stack.base_url}/v1beta/models/vx-gemini:streamGenerateContent?alt=sse",
+        json={"contents": [{"role": "user", "parts": [{"text": "expired"}]}]},
+        timeout=20,
+    )
+    assert gemini.status_code == 503 and int(gemini.headers["retry-after"]) >= 1
+    assert gemini.json()["error"]["status"] == "UNAVAILABLE"
+    assert "access token" in gemini.json()["error"]["message"]
