@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import time
 from datetime import UTC
 from pathlib import Path
@@ -30,6 +32,14 @@ CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 REFRESH_AT = 0.8  # of a token's lifetime
 _DEFAULT_LIFETIME_S = 3600.0  # a token without an expiry (none seen) is taken to last Google's hour
 _BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# Anything a token could be (ya29..., a JWT's parts, a refresh token) in an error's text: never logged
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+=-]{24,}")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The first line of an exception's message, anything token-like masked, for the log."""
+    first = next(iter(str(exc.args[0] if exc.args else "").splitlines()), "")
+    return _TOKEN_LIKE.sub("[...]", first)[:200]
 
 
 def minted(provider: Provider) -> bool:
@@ -73,12 +83,14 @@ class GoogleToken:
                 CREDENTIAL_REFRESH_FAILURES.labels(name).inc()
                 wait = _BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)]
                 failures += 1
-                # The exception's type and first line only: google-auth's messages carry the token
-                # endpoint's error, never a token, but nothing here relies on that
-                reason = next(iter(str(exc.args[0] if exc.args else "").splitlines()), "")[:200]
                 log.warning(
                     "refreshing the provider's access token failed; the last token is kept until it expires",
-                    extra={"provider": name, "error": type(exc).__name__, "reason": reason, "retry_in_s": wait},
+                    extra={
+                        "provider": name,
+                        "error": type(exc).__name__,
+                        "reason": failure_reason(exc),
+                        "retry_in_s": wait,
+                    },
                 )
                 self.first_attempt.set()
                 await asyncio.sleep(wait)
@@ -93,17 +105,29 @@ class GoogleToken:
             await asyncio.sleep(max(1.0, lifetime * REFRESH_AT))
 
 
+def _changed_at(path: str | None) -> int:
+    """A key file replaced in place (a rotated Kubernetes secret) is new credentials."""
+    try:
+        return os.stat(path).st_mtime_ns if path else 0
+    except OSError:
+        return 0
+
+
 class GoogleTokens:
     """The refresh tasks of the config's Vertex AI providers, following reloads."""
 
     def __init__(self) -> None:
-        self._running: dict[tuple[str, str | None, str], tuple[GoogleToken, asyncio.Task[None]]] = {}
+        self._running: dict[tuple[str, str | None, int, str], tuple[GoogleToken, asyncio.Task[None]]] = {}
 
     async def follow(self, config: GatewayConfig, first_within_s: float = 10.0) -> None:
         """Start a task for each new minted provider (waiting up to `first_within_s` for their first
         tokens, so Envoy starts with them), stop those of providers gone or changed."""
         directory = secrets_dir(Path(config.envoy.xds_dir))
-        wanted = {(p.name, p.vertex_credentials_file, str(directory)): p for p in config.providers if minted(p)}
+        wanted = {
+            (p.name, p.vertex_credentials_file, _changed_at(p.vertex_credentials_file), str(directory)): p
+            for p in config.providers
+            if minted(p)
+        }
         for key in [key for key in self._running if key not in wanted]:
             self._running.pop(key)[1].cancel()
         started = []

@@ -55,6 +55,7 @@ SETUPS: dict[str, Setup] = {
     "jwt.yaml": _keys("OPENAI_API_KEY"),
     "tls-listener.yaml": _tls_listener,
     "sidecar.yaml": _sidecar,
+    "vertex-workload-identity.yaml": _keys("OPENAI_API_KEY"),
 }
 
 
