@@ -71,7 +71,7 @@ class ProviderKind:
     unsupported: frozenset[str] = frozenset()
     # The record for one model, where the wire format follows the model family (None: this one for all)
     by_model: Callable[[str], ProviderKind] | None = None
-    model_in_body: bool = True  # False: the path alone names the model (Claude on Vertex AI refuses `model`)
+    model_in_body: bool = True  # False: the path alone names the model (Vertex AI: Claude refuses `model`)
     body_fields: tuple[tuple[str, str], ...] = ()  # set in every request body, replacing a client's own
     takes_vertex: bool = False  # `vertex:` (project, location, credentials) applies
     # The provider's API root from its configured base_url (may be "") and its options of gateway.yaml;
@@ -243,6 +243,7 @@ VERTEX_GEMINI = ProviderKind(
     False,
     "gcp.vertex_ai",
     unsupported=_GEMINI_LACKS,
+    model_in_body=False,  # countTokens takes the request's fields flat, not in generateContentRequest
     takes_vertex=True,
     api_root=_vertex_root,
 )

@@ -17,8 +17,8 @@ class RenderOptions:
     model: str  # the provider's model name
     unsupported: UnsupportedPolicy = "drop"
     default_max_tokens: int = 4096  # Anthropic requires max_tokens
-    # Claude on Vertex AI: the model named by the path only, `anthropic_version` in the body (the
-    # Anthropic renderer reads these; no other format's provider asks for them)
+    # Vertex AI: the model named by the path only (Claude's body, Gemini's countTokens), and
+    # `anthropic_version` in Claude's body (read by the Anthropic renderer and Gemini's count)
     model_in_body: bool = True
     body_fields: tuple[tuple[str, str], ...] = ()
 

@@ -19,7 +19,6 @@ from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import serves, upstream_path, wire_format, with_client_query
 from extproc.providers.rendering import chat_for, count_for, embeddings_for, fixed_headers
-from extproc.xds.minted_tokens import require_live_token
 
 
 class TranslateStage(Stage):
@@ -32,7 +31,6 @@ class TranslateStage(Stage):
             _to_pool(ex, reply)
             return None
         provider, model = target.provider, target.upstream_model
-        require_live_token(provider, ex.snapshot.config.envoy.xds_dir)  # Envoy would send an expired one
         ex.provider_model = model
         ex.passthrough = serves(provider, endpoint.format, model)
         if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":

@@ -47,7 +47,7 @@ def _own_body(
     """The client's own body for a provider of its API: the model renamed, and a kind's own body
     fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged."""
     kind = model_kind(provider, model)
-    if kind.body_fields or not kind.model_in_body:
+    if kind.body_fields:
         return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields)
     return None if asked == model else FORMATS[client].with_model(body, model)
 

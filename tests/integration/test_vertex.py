@@ -242,6 +242,33 @@ def test_responses_and_gemini_clients_reach_claude_on_vertex(
     assert vertex.last_request.publisher == "anthropic"
 
 
+# -- token counts -----------------------------------------------------------------------------
+
+
+def test_an_anthropic_clients_count_reaches_claudes_count_endpoint_with_the_model_in_the_body(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    counted = ant(stack).messages.count_tokens(
+        model="vx-claude", messages=[{"role": "user", "content": "count these words please"}]
+    )
+    assert counted.input_tokens > 0
+    seen = vertex.last_request
+    assert seen.path == f"{ROOT}/publishers/anthropic/models/count-tokens:rawPredict"
+    assert seen.json["model"] == CLAUDE and seen.json["anthropic_version"] == VERTEX_ANTHROPIC_VERSION
+    assert seen.auth == "valid"
+
+
+def test_a_responses_clients_count_reaches_gemini_count_tokens_on_vertex(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    counted = oai(stack).responses.input_tokens.count(model="vx-gemini", input="count these words please")
+    assert counted.input_tokens > 0
+    seen = vertex.last_request
+    assert seen.path == f"{ROOT}/publishers/google/models/{GEMINI}:countTokens"
+    assert "contents" in seen.json and "generateContentRequest" not in seen.json  # Vertex's flat request
+    assert seen.auth == "valid"
+
+
 # -- tools -----------------------------------------------------------------------------------
 
 
@@ -344,7 +371,10 @@ def short_vertex(short_tokens: FakeGoogleTokens) -> Iterator[FakeVertex]:
 
 @pytest.fixture(scope="module")
 def short_stack(
-    tmp_path_factory: pytest.TempPathFactory, short_tokens: FakeGoogleTokens, short_vertex: FakeVertex
+    tmp_path_factory: pytest.TempPathFactory,
+    short_tokens: FakeGoogleTokens,
+    short_vertex: FakeVertex,
+    fake_openai: FakeOpenAI,
 ) -> Iterator[GatewayStack]:
     workdir = Path(tmp_path_factory.mktemp("vertex-refresh"))
     config = {
@@ -356,14 +386,29 @@ def short_stack(
                 "kind": "vertex",
                 "base_url": short_vertex.base_url,
                 "vertex": {"project": PROJECT, "location": LOCATION},
-            }
+            },
+            {
+                "name": "openai",
+                "kind": "openai",
+                "base_url": fake_openai.base_url + "/v1",
+                "api_key_env": "TEST_OPENAI_KEY",
+            },
         ],
         "routes": [
             {"model": "vx-gemini", "provider": "vx", "upstream_model": GEMINI},
             {"model": "vx-claude", "provider": "vx", "upstream_model": CLAUDE},
+            {
+                "name": "vertex-then-openai",
+                "model": "vx-pool",
+                "pool": [
+                    {"provider": "vx", "model": GEMINI},
+                    {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"},
+                ],
+            },
         ],
     }
     env = {
+        **PROVIDER_ENV,
         "GCE_METADATA_HOST": short_tokens.metadata_host,
         "GCE_METADATA_IP": short_tokens.metadata_host,
         "CLOUDSDK_CONFIG": str(workdir / "gcloud"),
@@ -419,6 +464,12 @@ def test_a_refused_refresh_keeps_the_old_token_then_answers_503_with_retry_after
         sent = len(short_vertex.requests)
         _assert_503_in_every_format(short_stack)
         assert len(short_vertex.requests) == sent  # no request went out with the expired token
+        # A pool moves on to its next provider
+        pooled = oai(short_stack).chat.completions.create(
+            model="vx-pool", messages=[{"role": "user", "content": "pool without a token"}]
+        )
+        assert "pool without a token" in (pooled.choices[0].message.content or "")
+        assert len(short_vertex.requests) == sent
     finally:
         short_tokens.refuse_grants = False
     assert wait_until(lambda: _chat_ok(short_stack), 45, interval=0.5), "no token after the endpoint came back"
