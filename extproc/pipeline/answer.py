@@ -234,7 +234,7 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     if ex.target is not None and provider is not ex.target.provider:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):
-        ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.model)
+        ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.provider_model)
     ex.passthrough = serves(provider, endpoint.format, ex.provider_model)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 
