@@ -12,21 +12,31 @@ renamed); any other client's request is rendered from the canonical model in the
 OpenAI `https://api.openai.com/v1`, Anthropic `https://api.anthropic.com`,
 Gemini `https://generativelanguage.googleapis.com`, Azure OpenAI
 `https://<resource>.openai.azure.com` (with `azure.api_version`), Bedrock
-`https://bedrock-runtime.<region>.amazonaws.com` (the default, from `bedrock.region`).
+`https://bedrock-runtime.<region>.amazonaws.com` (the default, from `bedrock.region`); Vertex AI's host follows
+`vertex.location` (`https://aiplatform.googleapis.com` for `global`), and its project and location
+become part of the base path.
+
+A kind whose wire format follows the model (Vertex AI: Gemini models in Gemini's format, Claude
+models in Anthropic's) names a record per model family in `by_model`: every question about one
+request is asked of the record for its model (`for_model`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from extproc.errors import GatewayError
 
 ANTHROPIC_VERSION = "2023-06-01"
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"  # Claude on Vertex AI: in the body, not a header
 # Azure OpenAI has the Responses API from this api-version on (YYYY-MM-DD[-preview] compares as text)
 AZURE_RESPONSES_SINCE = "2025-03-01"
+# Azure's v1 API (/openai/v1/...): the model in the body, no dated api-version ("preview" still sends one)
+AZURE_V1_VERSIONS = frozenset({"v1", "preview"})
 
 # (base_path, azure api-version, api, operation, model, stream, sse): `api` is the wire format the
 # request is in (a formats.endpoint.Format), `operation` a formats.endpoint.Operation; sse=False
@@ -40,6 +50,8 @@ class Credential:
 
     header: str
     prefix: str = ""
+    # an OAuth2 access token the gateway mints and refreshes itself (extproc/tokens), not a configured key
+    minted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +80,29 @@ class ProviderKind:
     # The answer's stream is AWS event-stream frames and its errors AWS's JSON, never the client's own
     aws_wire: bool = False
     default_base_url: str = ""  # `{region}` filled from the provider's region
+    # The record for one model, where the wire format follows the model family (None: this one for all)
+    by_model: Callable[[str], ProviderKind] | None = None
+    model_in_body: bool = True  # False: the path alone names the model (Vertex AI: Claude refuses `model`)
+    body_fields: tuple[tuple[str, str], ...] = ()  # set in every request body, replacing a client's own
+    takes_vertex: bool = False  # `vertex:` (project, location, credentials) applies
+    # The provider's API root from its configured base_url (may be "") and its options of gateway.yaml;
+    # None: the base_url as given
+    api_root: Callable[[str, Mapping[str, Any]], str] | None = None
+
+    def for_model(self, model: str) -> ProviderKind:
+        return self.by_model(model) if self.by_model is not None else self
 
 
 # A provider API that is a client API spoken on another service: the client API whose own bytes it takes
 PASSED_THROUGH: dict[str, str] = {"bedrock-invoke": "anthropic"}
 
 
-def _segment(model: str) -> str:
+def _segment(model: str, safe: str = "") -> str:
     """A model as one path segment: `/`, `?`, `#` and `:` can never reach another path or the query."""
     # quote() keeps dots, and a "." or ".." segment would be resolved away by any URL normaliser
     if model in (".", ".."):
         raise GatewayError("invalid_request", "a model name cannot be '.' or '..'", param="model")
-    return quote(model, safe="")
+    return quote(model, safe=safe)
 
 
 _OPENAI_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"}
@@ -91,6 +114,9 @@ def _openai_path(base: str, version: str | None, api: str, operation: str, model
 
 
 def _azure_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
+    if version in AZURE_V1_VERSIONS:  # the v1 API: OpenAI's paths under /openai/v1, the model in the body
+        path = f"{base}/openai/v1" + (_RESPONSES_PATHS if api == "responses" else _OPENAI_PATHS)[operation]
+        return path if version == "v1" else f"{path}?api-version={version}"
     query = f"api-version={quote(version or '', safe='')}"
     if operation == "models":
         return f"{base}/openai/models?{query}"
@@ -145,6 +171,43 @@ def bedrock_api(choice: str, model: str) -> str:
     if choice == "invoke" or (choice == "auto" and _CLAUDE_ID.search(model) is not None):
         return "bedrock-invoke"
     return "bedrock-converse"
+
+
+_VERTEX_PUBLISHER = {"gemini": "google", "anthropic": "anthropic"}
+
+
+def _vertex_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
+    """`base` ends in /v1/projects/{project}/locations/{location} (`_vertex_root`)."""
+    if operation in ("embeddings", "models"):
+        raise GatewayError("invalid_request", f"the vertex provider kind has no {operation} API", param="model")
+    root = f"{base}/publishers/{_VERTEX_PUBLISHER[api]}/models"
+    if api == "anthropic":
+        if operation == "count_tokens":  # one endpoint for every Claude model, named in the body
+            return f"{root}/count-tokens:rawPredict"
+        # Claude's versions are written claude-sonnet-4@20250514, as Google's documentation does
+        return f"{root}/{_segment(model, '@')}:{'streamRawPredict' if stream else 'rawPredict'}"
+    segment = _segment(model.removeprefix("models/"))
+    if operation == "count_tokens":
+        return f"{root}/{segment}:countTokens"
+    method = ("streamGenerateContent?alt=sse" if sse else "streamGenerateContent") if stream else "generateContent"
+    return f"{root}/{segment}:{method}"
+
+
+def vertex_host(location: str) -> str:
+    """Vertex AI's endpoint for a location: the global one, a multi-region's or a region's."""
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
+def _vertex_root(base_url: str, options: Mapping[str, Any]) -> str:
+    """https://{host}/v1/projects/{project}/locations/{location}: the host from the location unless given."""
+    vertex = options.get("vertex") or {}
+    project, location = str(vertex.get("project", "")), str(vertex.get("location", "global"))
+    host = base_url.rstrip("/") or vertex_host(location)
+    return f"{host}/v1/projects/{quote(project, safe='')}/locations/{quote(location, safe='')}"
 
 
 _BEARER = Credential("authorization", "Bearer ")
@@ -208,6 +271,55 @@ ANTHROPIC = ProviderKind(
 GEMINI = ProviderKind(
     "gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini", unsupported=_GEMINI_LACKS
 )
+# Vertex AI: Gemini models on publishers/google in Gemini's format, Claude models on publishers/anthropic
+# in Anthropic's (rawPredict: `anthropic_version` in the body, the model only in the path), behind an
+# OAuth2 access token the gateway mints with google-auth and Envoy injects.
+_GOOGLE_TOKEN = Credential("authorization", "Bearer ", minted=True)
+VERTEX_GEMINI = ProviderKind(
+    "vertex",
+    "gemini",
+    _vertex_path,
+    _GOOGLE_TOKEN,
+    False,
+    "gcp.vertex_ai",
+    unsupported=_GEMINI_LACKS,
+    model_in_body=False,  # countTokens takes the request's fields flat, not in generateContentRequest
+    takes_vertex=True,
+    api_root=_vertex_root,
+)
+VERTEX_ANTHROPIC = ProviderKind(
+    "vertex",
+    "anthropic",
+    _vertex_path,
+    _GOOGLE_TOKEN,
+    False,
+    "gcp.vertex_ai",
+    passthrough_headers=frozenset({"anthropic-beta"}),
+    unsupported=_ANTHROPIC_LACKS,
+    model_in_body=False,
+    body_fields=(("anthropic_version", VERTEX_ANTHROPIC_VERSION),),
+    takes_vertex=True,
+    api_root=_vertex_root,
+)
+
+
+def _vertex_family(model: str) -> ProviderKind:
+    """Claude models (claude-*, publishers/anthropic/models/claude-*) are Anthropic's; the rest Gemini's."""
+    return VERTEX_ANTHROPIC if model.rpartition("/")[2].startswith("claude") else VERTEX_GEMINI
+
+
+VERTEX = ProviderKind(
+    "vertex",
+    "gemini",
+    _vertex_path,
+    _GOOGLE_TOKEN,
+    False,
+    "gcp.vertex_ai",
+    unsupported=_GEMINI_LACKS,
+    takes_vertex=True,
+    api_root=_vertex_root,
+    by_model=_vertex_family,
+)
 # Deterministic answers from the ext_proc itself, for tests and offline development.
 MOCK = ProviderKind(
     "mock", "openai", _openai_path, None, False, "mock", answers_locally=True, unsupported=_OPENAI_LACKS
@@ -244,10 +356,16 @@ AZURE_WITH_RESPONSES = ProviderKind(
 )
 
 KINDS: dict[str, ProviderKind] = {
-    kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, BEDROCK, MOCK)
+    kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, BEDROCK, VERTEX, MOCK)
 }
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)  # the schema's enum of `providers[].kind`
-RECORDS: tuple[ProviderKind, ...] = (*KINDS.values(), AZURE, AZURE_WITH_RESPONSES)  # every record kind_for gives
+RECORDS: tuple[ProviderKind, ...] = (
+    *KINDS.values(),
+    VERTEX_GEMINI,
+    VERTEX_ANTHROPIC,
+    AZURE,
+    AZURE_WITH_RESPONSES,
+)  # every record kind_for gives
 
 # Every header any kind sends a key in, in one place: a client's own credential in any of them is
 # removed before a request leaves (the router pass, and each attempt of a pool in Envoy).
@@ -262,7 +380,8 @@ AWS_SIGNING_HEADERS: tuple[str, ...] = ("x-amz-date", "x-amz-content-sha256", "x
 
 def kind_for(kind: str, azure_api_version: str | None) -> ProviderKind:
     """A provider's record; Azure is an OpenAI-format provider with its own paths and key header,
-    and the Responses API from api-version 2025-03-01 on."""
+    and the Responses API from api-version 2025-03-01 on (and in its v1 API)."""
     if azure_api_version:
-        return AZURE_WITH_RESPONSES if azure_api_version >= AZURE_RESPONSES_SINCE else AZURE
+        responses = azure_api_version in AZURE_V1_VERSIONS or azure_api_version >= AZURE_RESPONSES_SINCE
+        return AZURE_WITH_RESPONSES if responses else AZURE
     return KINDS[kind]

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import uvloop
 
+from extproc.app.google_tokens import GoogleTokens
 from extproc.app.reload import Reloader
 from extproc.app.workers import Worker, send_config, start_workers, stop_workers, supervise
 from extproc.budgets.report import spend_report
@@ -66,9 +67,14 @@ async def serve(
     # Envoy is ours to follow when we run it or write its xDS directory: its admin port is in the config.
     manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
     envoy_admin = EnvoyAdmin.of(config.envoy) if manages_xds else None
+    tokens = GoogleTokens()  # Vertex AI's access tokens, minted here and handed to Envoy
+    if manages_xds:
+        await tokens.follow(config)
     reloader = None
     if config_path is not None:
-        reloader = Reloader(config_path, state, manages_xds, envoy_admin, after_swap=lambda new: _follow(new, workers))
+        reloader = Reloader(
+            config_path, state, manages_xds, envoy_admin, after_swap=lambda new: _follow(new, workers, tokens)
+        )
         background.append(asyncio.ensure_future(reloader.watch()))
 
     async def is_ready() -> bool:
@@ -112,6 +118,7 @@ async def serve(
     log.info("shutting down", extra={"grace_s": config.extproc.grace_period_s})
     for task in background + ended:
         task.cancel()
+    tokens.stop()
     if envoy is not None:
         await stop_envoy(config, envoy)
     grace = config.extproc.grace_period_s
@@ -172,9 +179,10 @@ def _remove_instance_files(xds_dir: Path) -> None:
             own.rmdir()
 
 
-async def _follow(config: GatewayConfig, workers: list[Worker]) -> None:
-    """After this process swapped to a reloaded config: its log level, then every worker."""
+async def _follow(config: GatewayConfig, workers: list[Worker], tokens: GoogleTokens) -> None:
+    """After this process swapped to a reloaded config: its log level, its minted tokens, then every worker."""
     set_level(config.log_level)
+    await tokens.follow(config)
     await send_config(workers, config)
 
 

@@ -27,7 +27,7 @@ from extproc.formats.endpoint import Format
 from extproc.formats.gemini import carried as gemini
 from extproc.formats.openai import carried as openai
 from extproc.formats.responses import carried as responses
-from extproc.providers import ProviderKind, kind_of, serves
+from extproc.providers import ProviderKind, model_kind, serves
 
 WIRE_VERSIONS = frozenset({"anthropic-version"})
 SHAPES: dict[Format, Fields] = {
@@ -58,9 +58,9 @@ def forwarded(
     same_api = False
     protocol: set[tuple[str, str]] = set()
     query = ""
-    for provider, _ in answerers:
-        if serves(provider, client):
-            kind = kind_of(provider)
+    for provider, model in answerers:
+        if serves(provider, client, model):
+            kind = model_kind(provider, model)
             same_api = True
             protocol.update((name, value) for name in _keyed(kind) if (value := headers.get(name)) is not None)
             if kind.passthrough_query:

@@ -33,7 +33,7 @@ from extproc.redact import env_var_unset, schema_message, yaml_problem
 
 _VALIDATOR = Draft202012Validator(GATEWAY_SCHEMA)
 # A provider's options about reaching it upstream: a kind that answers locally takes none of them.
-_UPSTREAM_OPTIONS = ("base_url", "api_key_env", "api_key_file", "azure", "tls", "allow_plaintext")
+_UPSTREAM_OPTIONS = ("base_url", "api_key_env", "api_key_file", "azure", "vertex", "tls", "allow_plaintext")
 
 
 class ConfigError(Exception):
@@ -76,6 +76,7 @@ def load_text(text: str, env: Mapping[str, str], base_dir: Path) -> GatewayConfi
 def _secret_files(raw: dict[str, Any], base_dir: Path) -> tuple[str, ...]:
     """The files the config reads secrets from: a change to one is a reload (a rotated k8s Secret)."""
     named = [provider.get("api_key_file") for provider in raw.get("providers") or []]
+    named += [(provider.get("vertex") or {}).get("credentials_file") for provider in raw.get("providers") or []]
     named += [
         (raw.get("extproc") or {}).get("admin_token_file"),
         (raw.get("jwt") or {}).get("secret_file"),
@@ -289,12 +290,23 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
     if kind.answers_locally:
         problems += [f"{where}.{key}: not used by the {kind.name} provider" for key in _UPSTREAM_OPTIONS if key in raw]
     else:
+        if kind.api_root is not None:  # the API root follows the kind's own options (Vertex AI's location)
+            base_url = kind.api_root(base_url, raw)
         if not base_url:
             problems.append(f"{where}.base_url: required for kind {kind.name!r}")
         if "mock" in raw:
             problems.append(f"{where}.mock: only for {_kinds_named(lambda k: k.answers_locally)}")
     if "azure" in raw and not kind.takes_azure:
         problems.append(f"{where}.azure: only for {_kinds_named(lambda k: k.takes_azure)}")
+    if "vertex" in raw and not kind.takes_vertex:
+        problems.append(f"{where}.vertex: only for {_kinds_named(lambda k: k.takes_vertex)}")
+    elif kind.takes_vertex and "vertex" not in raw:
+        problems.append(f"{where}.vertex: required for kind {kind.name!r} (vertex.project at least)")
+    minted = kind.credential is not None and kind.credential.minted
+    if minted and ("api_key_env" in raw or "api_key_file" in raw):
+        problems.append(
+            f"{where}: kind {kind.name!r} mints its own access tokens (vertex.credentials_file), no api_key"
+        )
     api_key = ""
     if "api_key_env" in raw and "api_key_file" in raw:
         problems.append(f"{where}: give api_key_env or api_key_file, not both")
@@ -320,6 +332,12 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
                 "in api_key_env or api_key_file)"
             )
     tls_ca_file = _provider_transport(where, raw, base_url, base_dir, problems)
+    overrides: dict[str, Any] = {}
+    if credentials_file := (raw.get("vertex") or {}).get("credentials_file"):
+        resolved = _resolve(credentials_file, base_dir)
+        if not resolved.is_file():
+            problems.append(f"{where}.vertex.credentials_file: file not found: {credentials_file}")
+        overrides["vertex_credentials_file"] = str(resolved)
     return build(
         Provider,
         raw,
@@ -327,6 +345,7 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
         api_key=api_key,
         tls_ca_file=tls_ca_file,
         aws_credentials_path=aws.path,
+        **overrides,
     )
 
 

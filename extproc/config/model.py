@@ -76,6 +76,11 @@ class Capabilities:
             "base_url's host"
         ),
         "azure": Group("Azure OpenAI: deployment paths, api-version and the api-key header", required=("api_version",)),
+        "vertex": Group(
+            "Google Vertex AI (kind vertex only): the project and location in every path, and the Google "
+            "credentials the gateway mints OAuth2 access tokens from (docs/providers/vertex.md)",
+            required=("project",),
+        ),
         "mock": Group("the mock provider's answers (kind mock only)"),
         "bedrock": Group("AWS Bedrock Runtime: the region and the API (kind bedrock only)", required=("region",)),
         "aws_credentials": Group(
@@ -161,6 +166,25 @@ class Provider:
         key="azure.api_version",
         description="the api-version query parameter of every request",
         examples=["2024-10-21"],
+    )
+    vertex_project: str | None = option(
+        None, key="vertex.project", description="the Google Cloud project id", examples=["my-project"]
+    )
+    vertex_location: NonEmpty = option(
+        "global",
+        key="vertex.location",
+        description="global (https://aiplatform.googleapis.com) or a region such as us-east5 "
+        "(https://us-east5-aiplatform.googleapis.com); base_url, when given, replaces the host only",
+        examples=["us-east5"],
+    )
+    vertex_credentials_file: str | None = option(
+        None,
+        key="vertex.credentials_file",
+        description="a service-account key file (JSON) to mint access tokens with; not set: Application "
+        "Default Credentials (workload identity through the metadata server on GKE, "
+        "GOOGLE_APPLICATION_CREDENTIALS or gcloud's login on a laptop). Tokens are refreshed before they "
+        "expire and handed to Envoy, never to the request path",
+        examples=["/var/run/secrets/google/key.json"],
     )
     mock_latency_ms: NonNegative = option(
         0, key="mock.latency_ms", description="wait this long before answering (inside the ext_proc)"

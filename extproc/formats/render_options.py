@@ -23,6 +23,10 @@ class RenderOptions:
     unsupported: UnsupportedPolicy = "drop"
     default_max_tokens: int = 4096  # Anthropic requires max_tokens
     lacks: Lacking = ()  # dropped and named, or refused, when asked
+    # Vertex AI: the model named by the path only (Claude's body, Gemini's countTokens), and
+    # `anthropic_version` in Claude's body (read by the Anthropic renderer and Gemini's count)
+    model_in_body: bool = True
+    body_fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)

@@ -22,5 +22,17 @@ def rename_model(body: bytes, model: str) -> bytes:
     return dumps_request(data)
 
 
+def with_fields(body: bytes, model: str | None, fields: tuple[tuple[str, str], ...]) -> bytes:
+    """A client's JSON body for a provider that wants fields of its own set (`fields`) and the model
+    named (`model`) or left out (None: the path names it), in the one pass a rename takes."""
+    data = orjson.loads(body)
+    if model is None:
+        data.pop("model", None)
+    else:
+        data["model"] = model
+    data.update(fields)
+    return dumps_request(data)
+
+
 def no_embeddings(api: str) -> GatewayError:
     return GatewayError("invalid_request", f"the {api} API has no embeddings", param="model")

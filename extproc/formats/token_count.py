@@ -21,10 +21,14 @@ from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
 def gemini_count_request(request: ChatRequest, options: RenderOptions) -> RenderedRequest:
-    """A countTokens body for `request`, rendered for Gemini as generateContent would get it."""
+    """A countTokens body for `request`, rendered for Gemini as generateContent would get it: the
+    Developer API's wraps it in `generateContentRequest` naming the model; Vertex AI's
+    (`model_in_body` false: the path alone names it) takes its fields flat."""
     rendered = render_gemini(request, options)
     inner = orjson.loads(rendered.body)  # a count only: the chat path never reads its own output back
     inner.pop("generationConfig", None)  # refused by countTokens on the Developer API
+    if not options.model_in_body:
+        return RenderedRequest(orjson.dumps(inner), rendered.dropped)
     model = options.model if options.model.startswith("models/") else f"models/{options.model}"
     body = orjson.dumps({"generateContentRequest": {"model": model, **inner}})
     return RenderedRequest(body, rendered.dropped)

@@ -64,6 +64,15 @@ FEATURES_DROPPED = Counter(
 ACTIVE_STREAMS = Gauge(
     "gateway_active_streams", "ext_proc gRPC streams in progress.", ["pass_"], multiprocess_mode="livesum"
 )
+CREDENTIAL_REFRESH_FAILURES = Counter(
+    "gateway_credential_refresh_failures_total",
+    "Failed refreshes of an access token the gateway mints for a provider (Vertex AI); the last token "
+    "is kept until it expires.",
+    ["provider"],
+)
+CREDENTIAL_REFRESHES = Counter(
+    "gateway_credential_refreshes_total", "Access tokens minted for a provider (Vertex AI).", ["provider"]
+)
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reload attempts.", ["result"])
 KEYS_FILE_RELOADS = Counter(
     "gateway_keys_file_reloads_total", "API keys file reloads, by result (ok, error).", ["result"]

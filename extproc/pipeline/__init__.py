@@ -1,7 +1,7 @@
 """The router pass as a pipeline: an ordered list of small stages (see `stage.py`).
 
 Request headers: endpoint -> auth -> local answers. Request body: parse ->
-auth -> route -> limits -> local answers -> cache -> breaker -> provider headers ->
+auth -> route -> limits -> local answers -> cache -> minted credentials -> breaker -> provider headers ->
 translate. Response: limits (headers) -> cache (header) -> provider headers ->
 answer. At the end: limits settle, the cache stores, the access log. Each
 stage acts only in the phases it overrides.
@@ -18,6 +18,7 @@ from extproc.pipeline.cache import CacheStage
 from extproc.pipeline.endpoint import EndpointStage
 from extproc.pipeline.limits import LimitsStage
 from extproc.pipeline.local_answers import LocalAnswersStage
+from extproc.pipeline.minted_credentials import MintedCredentialsStage
 from extproc.pipeline.parse import ParseStage
 from extproc.pipeline.provider_headers import ProviderHeadersStage
 from extproc.pipeline.route import RouteStage
@@ -35,6 +36,7 @@ def default_stages(store: Store, breakers: Breakers) -> list[Stage]:
         LimitsStage(store),
         LocalAnswersStage(),
         CacheStage(store),
+        MintedCredentialsStage(),
         BreakerStage(breakers),
         ProviderHeadersStage(),
         TranslateStage(),

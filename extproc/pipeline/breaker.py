@@ -50,7 +50,7 @@ class BreakerStage(Stage):
         if not usable:
             raise _open(", ".join(names), min(permits.values(), key=lambda p: p.retry_in_s))
         probes = [member for member in usable if permits[member.provider].probe]
-        ex.target = _direct(ex, target, probes[0] if probes else _pick(usable))
+        ex.target = direct(ex, target, probes[0] if probes else pick(usable))
         return None
 
     def response_headers(self, ex: Exchange, reply: PhaseReply, headers: dict[str, str]) -> None:
@@ -73,13 +73,13 @@ def _open(names: str, permit: Permit) -> GatewayError:
     )
 
 
-def _pick(members: list[PoolMember]) -> PoolMember:
+def pick(members: list[PoolMember]) -> PoolMember:
     first = min(member.priority for member in members)
     level = [member for member in members if member.priority == first]
     return random.choices(level, weights=[member.weight for member in level])[0]
 
 
-def _direct(ex: Exchange, target: Target, member: PoolMember) -> Target:
+def direct(ex: Exchange, target: Target, member: PoolMember) -> Target:
     """The request goes to one member's own cluster, rendered by the router pass as for a single provider."""
     provider, route = ex.snapshot.config.provider(member.provider), ex.snapshot.config.route(target.route)
     assert provider is not None and route is not None

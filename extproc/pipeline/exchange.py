@@ -74,6 +74,7 @@ class Exchange:
     request_bytes: int = 0  # the request body's size: a prompt estimate when the provider counts nothing
     stream: bool = False  # the client asked for a stream
     target: Target | None = None
+    provider_model: str = ""  # the model the provider is asked for (a pool's: the answering member's)
     passthrough: bool = False  # client and provider speak the same API: the client's bytes go on
     stream_from_whole: bool = False  # the client streams, the provider cannot
     dropped: list[str] = field(default_factory=list)  # features the provider lacks, named to the client
@@ -116,17 +117,6 @@ class Exchange:
         if self.answered_by is not None:
             return self.answered_by
         return self.target.provider if self.target else None
-
-    @property
-    def provider_model(self) -> str:
-        """The model the answering provider was asked for (a pool's member may have its own)."""
-        target, provider = self.target, self.provider
-        if target is None or provider is None:
-            return self.model
-        if not target.pooled:
-            return target.upstream_model
-        route = self.snapshot.config.route(target.route)
-        return (route.upstream_model_for(provider.name) if route is not None else None) or self.model
 
     @property
     def provider_name(self) -> str:

@@ -69,7 +69,7 @@ def _estimated_count(ex: Exchange, client: Format, body: bytes) -> LocalAnswer |
     """None: one provider that counts gets the request. A pool's attempts may cross formats, so a
     pooled route is estimated too."""
     target = ex.target
-    if target is not None and not target.pooled and counts_tokens(target.provider, client):
+    if target is not None and not target.pooled and counts_tokens(target.provider, client, target.upstream_model):
         return None
     answer = render_count(client, estimate.input_tokens(body))
     return LocalAnswer(200, answer, [("content-type", CONTENT_TYPE_JSON), (TOKEN_COUNT_HEADER, "estimate")])

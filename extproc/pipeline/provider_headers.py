@@ -14,7 +14,7 @@ from __future__ import annotations
 from extproc.contract import INTERNAL_PREFIX
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
-from extproc.providers import kind_of, serves
+from extproc.providers import model_kind, serves
 
 # x-forwarded-proto stays: Envoy's router cannot route without it (measured: a 404 with no route).
 TO_PROVIDER = frozenset(
@@ -45,7 +45,10 @@ class ProviderHeadersStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         provider, endpoint = ex.provider, ex.endpoint
         assert provider is not None and endpoint is not None
-        extra = kind_of(provider).passthrough_headers if serves(provider, endpoint.format) else frozenset()
+        model = ex.target.upstream_model if ex.target is not None else ""
+        extra = (
+            model_kind(provider, model).passthrough_headers if serves(provider, endpoint.format, model) else frozenset()
+        )
         already = set(reply.remove_headers)
         reply.remove_headers += [name for name in ex.headers if not _to_provider(name, extra) and name not in already]
         return None

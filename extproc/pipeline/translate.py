@@ -30,8 +30,9 @@ class TranslateStage(Stage):
         if target.pooled:
             _to_pool(ex, reply)
             return None
-        provider = target.provider
-        ex.passthrough = serves(provider, endpoint.format, target.upstream_model)
+        provider, model = target.provider, target.upstream_model
+        ex.provider_model = model
+        ex.passthrough = serves(provider, endpoint.format, model)
         if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":
             made = count_for(request, body, endpoint.format, provider, target.upstream_model)
         elif isinstance(request, ChatRequest):
@@ -41,11 +42,11 @@ class TranslateStage(Stage):
             made = embeddings_for(request, provider, target.upstream_model)
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
-        api = wire_format(provider, endpoint.format, target.upstream_model)
-        path = upstream_path(provider, api, endpoint.operation, target.upstream_model, made.stream, endpoint.sse)
-        path = with_client_query(path, provider, endpoint.format, ex.path)
+        api = wire_format(provider, endpoint.format, model)
+        path = upstream_path(provider, api, endpoint.operation, model, made.stream, endpoint.sse)
+        path = with_client_query(path, provider, endpoint.format, ex.path, model)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]
-        reply.set_headers += fixed_headers(provider, endpoint.format, ex.headers)
+        reply.set_headers += fixed_headers(provider, endpoint.format, ex.headers, model)
         if made.body is not None:  # an unchanged body is not sent back: a 10 MB image stays where it is
             reply.body = made.body
             reply.set_headers += [("content-length", str(len(made.body))), ("content-type", CONTENT_TYPE_JSON)]
@@ -59,6 +60,7 @@ def _to_pool(ex: Exchange, reply: PhaseReply) -> None:
     endpoint, target = ex.endpoint, ex.target
     assert endpoint is not None and target is not None
     reply.set_headers.append((ROUTE_HEADER, target.cluster))
+    ex.provider_model = target.upstream_model
     facts: dict[str, str | bool | float] = {
         POOL_KEY: target.route,
         CLIENT_PATH_KEY: ex.path,

@@ -15,10 +15,11 @@ from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.provider_params import lacking
 from extproc.formats.render_options import Lacking, RenderOptions
+from extproc.formats.shared_wire import with_fields
 from extproc.formats.token_count import gemini_count_request
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
 from extproc.provider_kinds import RECORDS, ProviderKind
-from extproc.providers import kind_of, provider_format, serves, wire_format
+from extproc.providers import model_kind, provider_format, serves, wire_format
 from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
 
@@ -40,8 +41,15 @@ def lacks_of(kind: ProviderKind) -> Lacking:
 
 
 def render_options(provider: Provider, model: str) -> RenderOptions:
-    lacks = _LACKS[kind_of(provider).unsupported]
-    return RenderOptions(model, provider.unsupported, provider.default_max_tokens, lacks)
+    kind = model_kind(provider, model)
+    return RenderOptions(
+        model,
+        provider.unsupported,
+        provider.default_max_tokens,
+        lacks=_LACKS[kind.unsupported],
+        model_in_body=kind.model_in_body,
+        body_fields=kind.body_fields,
+    )
 
 
 def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
@@ -51,9 +59,19 @@ def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provid
         wire = wire_format(provider, client, model)
         if wire != client:  # the client's API on another service (Claude on Bedrock): its body edited for it
             return ProviderRequest(PROVIDER_APIS[wire].with_model(body, model), request.stream)
-        upstream = FORMATS[client]
-        return ProviderRequest(None if request.model == model else upstream.with_model(body, model), request.stream)
+        return ProviderRequest(_own_body(body, request.model, client, provider, model), request.stream)
     return _counted(provider, made)
+
+
+def _own_body(
+    body: bytes, asked: str, client: Format, provider: Provider, model: str, count: bool = False
+) -> bytes | None:
+    """The client's own body for a provider of its API: the model renamed, and a kind's own body
+    fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged."""
+    kind = model_kind(provider, model)
+    if kind.body_fields:
+        return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields)
+    return None if asked == model else FORMATS[client].with_model(body, model)
 
 
 def dropped_for(request: ChatRequest, client: Format, provider: Provider, model: str) -> list[str]:
@@ -87,20 +105,20 @@ def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, mo
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 
 
-def counts_tokens(provider: Provider, client: Format) -> bool:
+def counts_tokens(provider: Provider, client: Format, model: str) -> bool:
     """Whether the provider counts a prompt's tokens for a client of an API with a count
     (Anthropic's count_tokens, the Responses API's input_tokens): a provider of that API itself,
     and Gemini by countTokens for any client."""
-    return provider_format(provider) == "gemini" or serves(provider, client)
+    return provider_format(provider, model) == "gemini" or serves(provider, client, model)
 
 
 def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
     """A token count's request: the client's own for a provider of its API, else Gemini's countTokens
     for the request as generateContent would get it (fitted as a chat request would be: what a
     provider lacks is not counted, and named)."""
-    if serves(provider, client):
-        return ProviderRequest(None if request.model == model else FORMATS[client].with_model(body, model), False)
-    if provider_format(provider) != "gemini":
+    if serves(provider, client, model):
+        return ProviderRequest(_own_body(body, request.model, client, provider, model, count=True), False)
+    if provider_format(provider, model) != "gemini":
         raise GatewayError("internal", f"provider {provider.name} cannot count tokens")
     fitting = fit_to_provider(request, provider, native=False)
     rendered = gemini_count_request(request, render_options(provider, model))
@@ -110,7 +128,7 @@ def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provi
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
     if not provider.capabilities.embeddings:
         raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
-    rendered = PROVIDER_APIS[provider_format(provider)].render_embedding_request(
+    rendered = PROVIDER_APIS[provider_format(provider, model)].render_embedding_request(
         request, render_options(provider, model)
     )
     return _counted(provider, ProviderRequest(rendered.body, False, rendered.dropped))
@@ -122,7 +140,8 @@ def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
     return made
 
 
-def fixed_headers(provider: Provider, client: Format, present: dict[str, str]) -> list[tuple[str, str]]:
+def fixed_headers(provider: Provider, client: Format, present: dict[str, str], model: str) -> list[tuple[str, str]]:
     """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept."""
-    same_api = serves(provider, client)
-    return [(name, value) for name, value in kind_of(provider).fixed_headers if not (same_api and name in present)]
+    same_api = serves(provider, client, model)
+    kind = model_kind(provider, model)
+    return [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]

@@ -50,7 +50,12 @@ class PoolAttempt:
 
     def headers_to_remove(self, present: dict[str, str]) -> list[str]:
         own = kind_of(self.provider)
-        keep = own.passthrough_headers if serves(self.provider, self.endpoint.format) else frozenset()
+        model = self.model or ""  # the client's own is not read yet: the headers go as the kind's first family's
+        keep = (
+            own.for_model(model).passthrough_headers
+            if serves(self.provider, self.endpoint.format, model)
+            else frozenset()
+        )
         return [name for name in present if name in _PROTOCOL_HEADERS and name not in keep]
 
     def render(self, body: bytes) -> RenderedAttempt:
@@ -68,5 +73,5 @@ class PoolAttempt:
         api = wire_format(self.provider, self.endpoint.format, model)
         path = upstream_path(self.provider, api, operation, model, made.stream, self.endpoint.sse)
         return RenderedAttempt(
-            with_client_query(path, self.provider, self.endpoint.format, self.client_path), made.body
+            with_client_query(path, self.provider, self.endpoint.format, self.client_path, model), made.body
         )

@@ -41,6 +41,7 @@ from extproc.server import messages as m
 from extproc.server.attempt_outcome import AttemptOutcome
 from extproc.server.pool_attempt import PoolAttempt
 from extproc.state import GatewayState
+from extproc.xds.minted_tokens import require_live_token
 from extproc.xds.pool_timeouts import PoolTimeouts
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,9 @@ class UpstreamPass:
     def _pool_headers(self, attempt: PoolAttempt, headers: dict[str, str]) -> ProcessingResponse:
         """Name the attempt's provider (its credential injector matches on it); the path waits for the body."""
         provider = attempt.provider
+        require_live_token(provider, self._state.snapshot.config.envoy.xds_dir)
         set_headers = [(":authority", provider.authority), (ATTEMPT_PROVIDER_HEADER, provider.name)]
-        set_headers += fixed_headers(provider, attempt.endpoint.format, headers)
+        set_headers += fixed_headers(provider, attempt.endpoint.format, headers, attempt.model or "")
         remove = [k for k in headers if k.startswith((INTERNAL_PREFIX, "x-envoy-"))]
         remove += attempt.headers_to_remove(headers)
         return m.reply("request_headers", set_headers, remove)
@@ -135,4 +137,4 @@ def _pool_body(attempt: PoolAttempt, body: bytes) -> ProcessingResponse:
 def _error(outcome: AttemptOutcome, error: GatewayError) -> ProcessingResponse:
     """An answer in the client's own error format (the attempt knows the client's API)."""
     body = FORMATS[outcome.client_format].render_error(error, outcome.headers.get("x-request-id", ""))
-    return m.immediate(error.status, body, [("content-type", "application/json")])
+    return m.immediate(error.status, body, [("content-type", "application/json"), *error.headers])

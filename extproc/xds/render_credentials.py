@@ -31,21 +31,21 @@ def secret_name(provider: Provider) -> str:
     return f"provider_key_{provider.name}"
 
 
-def _secret_file(provider: Provider, directory: Path) -> Path:
+def secret_file(provider: Provider, directory: Path) -> Path:
     return directory / f"{secret_name(provider)}.yaml"
 
 
 def credential_filter(provider: Provider, directory: Path) -> dict[str, Any] | None:
     """The upstream filter that sets the provider's key header; None for kinds without a key."""
     credential = kind_of(provider).credential
-    if credential is None or not provider.api_key:
+    if credential is None or not (provider.api_key or credential.minted):
         return None
     generic: dict[str, Any] = {
         "@type": _GENERIC_TYPE,
         "header": credential.header,
         "credential": {
             "name": secret_name(provider),
-            "sds_config": sds_source(_secret_file(provider, directory), directory),
+            "sds_config": sds_source(secret_file(provider, directory), directory),
         },
     }
     if credential.prefix:
@@ -67,9 +67,20 @@ def write_secrets(config: GatewayConfig, directory: Path) -> None:
     for provider in config.providers:
         if credential_filter(provider, directory) is None:
             continue
-        resource = {
-            "@type": SECRET_TYPE,
-            "name": secret_name(provider),
-            "generic_secret": {"secret": {"inline_string": provider.api_key}},
-        }
-        write_sds_file(_secret_file(provider, directory), resource)
+        path = secret_file(provider, directory)
+        credential = kind_of(provider).credential
+        if credential is not None and credential.minted:
+            # Its token is written by the minter (extproc/app/google_tokens.py); until the first one,
+            # a placeholder Envoy can load, which the ext_proc never lets a request go out with
+            if not path.exists():
+                write_sds_file(path, secret_resource(provider, "no-token-yet"))
+            continue
+        write_sds_file(path, secret_resource(provider, provider.api_key))
+
+
+def secret_resource(provider: Provider, value: str) -> dict[str, Any]:
+    return {
+        "@type": SECRET_TYPE,
+        "name": secret_name(provider),
+        "generic_secret": {"secret": {"inline_string": value}},
+    }

@@ -10,7 +10,7 @@ Vertex (tests/fakes/vertex.py) accepts until they expire.
 
 ``token_lifetime`` (seconds, settable at any time) is the ``expires_in`` of the next token; ``issued`` counts
 and lists the tokens; ``refuse_grants`` answers the next grants with ``invalid_grant`` (google-auth does not
-retry that). Errors are Google's OAuth JSON (``{"error", "error_description"}``).
+retry that), and the metadata server's token requests with the 403 GKE's gives when IAM refuses. Errors are Google's OAuth JSON (``{"error", "error_description"}``).
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ class FakeGoogleTokens(FakeProvider):
         flavor = {"Metadata-Flavor": "Google"}
         if request.headers.get("Metadata-Flavor") != "Google":
             return Reply(403, b"Missing required header: Metadata-Flavor", "text/html; charset=UTF-8", flavor)
-        path = request.path.rstrip("/")
+        # The account by its email, as google-auth asks once it has read it, is the default one
+        path = request.path.rstrip("/").replace(f"/service-accounts/{self.client_email}", "/service-accounts/default")
         if path in ("", _METADATA):
             return Reply(200, b"computeMetadata/\n", "application/text", flavor)
         if path == _METADATA + "/project/project-id":
@@ -190,6 +191,9 @@ class FakeGoogleTokens(FakeProvider):
         if path == _ACCOUNT:
             account = {"aliases": ["default"], "email": self.client_email, "scopes": [CLOUD_PLATFORM]}
             return Reply(200, orjson.dumps(account), JSON, flavor)
+        if path == _ACCOUNT + "/token" and self.refuse_grants:  # GKE's metadata server when IAM says no
+            denied = b"Unable to generate access token; IAM returned 403 Forbidden: Permission 'iam.serviceAccounts.getAccessToken' denied"
+            return Reply(403, denied, "text/plain; charset=utf-8", flavor)
         if path == _ACCOUNT + "/token":
             scopes = tuple(request.query.get("scopes", CLOUD_PLATFORM).split(","))
             return Reply(200, orjson.dumps(self._issue("metadata", scopes)), JSON, flavor)

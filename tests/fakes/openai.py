@@ -33,6 +33,8 @@ from tests.fakes.plans import (
 
 _AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|embeddings)$")
 _AZURE_RESPONSES = ("/openai/responses", "/openai/responses/input_tokens")
+# Azure's v1 API: OpenAI's paths under /openai/v1, the deployment in the body, no dated api-version
+_AZURE_V1 = "/openai/v1/"
 _RESPONSES = ("/v1/responses", "/v1/responses/input_tokens")
 
 _OPENAI_NO_KEY = (
@@ -90,6 +92,8 @@ class FakeOpenAI(FakeProvider):
             return self._azure(request, azure["deployment"], azure["op"])
         if request.path in _AZURE_RESPONSES:
             return self._azure_responses(request)
+        if request.path.startswith(_AZURE_V1):
+            return self._azure_v1(request)
         if (error := self._check_bearer(request)) is not None:
             return error
         route = (request.method, request.path)
@@ -141,6 +145,21 @@ class FakeOpenAI(FakeProvider):
         if request.headers.get("api-key") != self.api_key:
             return azure_error(401, "401", _AZURE_BAD_KEY)
         return self._responses(request, azure=True)
+
+    def _azure_v1(self, request: RecordedRequest) -> Reply:
+        """Azure's v1 API takes no dated api-version (`preview` aside) and either key header."""
+        if request.query.get("api-version", "preview") != "preview":
+            return azure_error(400, "BadRequest", "API version not supported")
+        auth = request.headers.get("Authorization", "")
+        key = request.headers.get("api-key") or (auth[7:].strip() if auth.startswith("Bearer ") else "")
+        if key != self.api_key:
+            return azure_error(401, "401", _AZURE_BAD_KEY)
+        path = "/v1/" + request.path.removeprefix(_AZURE_V1)
+        if request.method == "POST" and path in _RESPONSES:
+            return self._responses(request, azure=True)
+        if request.method == "POST" and path == "/v1/chat/completions":
+            return self._chat(request, None)
+        return azure_error(404, "404", "Resource not found")
 
     # -- responses ---------------------------------------------------------
 

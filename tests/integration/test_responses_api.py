@@ -69,6 +69,13 @@ def stack(
             "azure": {"api_version": AZURE_RESPONSES_VERSION},
         },
         {
+            "name": "azure-v1",
+            "kind": "openai",
+            "base_url": fake_openai.base_url,
+            "api_key_env": "TEST_OPENAI_KEY",
+            "azure": {"api_version": "v1"},
+        },
+        {
             "name": "strict-anthropic",
             "kind": "anthropic",
             "base_url": fake_anthropic.base_url,
@@ -90,6 +97,7 @@ def stack(
         {"model": "compat-*", "provider": "compat"},
         {"model": "ronly-*", "provider": "responses-only"},
         {"model": "azr-*", "provider": "azure-responses"},
+        {"model": "azv1-*", "provider": "azure-v1"},
         {"model": "strictclaude-*", "provider": "strict-anthropic"},
         *config["routes"],
     ]
@@ -350,6 +358,30 @@ def test_azure_serves_responses_itself_from_its_api_version(stack: GatewayStack,
     older = client(stack).responses.create(model="azure-deployment", input="older azure")
     assert "older azure" in older.output_text
     assert fake_openai.last_request.path == "/openai/deployments/azure-deployment/chat/completions"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_azure_v1_api_serves_responses_on_openai_v1_responses_without_an_api_version(
+    stack: GatewayStack, fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    if stream:
+        events = list(client(stack).responses.create(model="azv1-deployment", input="azure v1", stream=True))
+        text = next(e for e in events if e.type == "response.completed").response.output_text
+    else:
+        text = client(stack).responses.create(model="azv1-deployment", input="azure v1").output_text
+    assert "azure v1" in text
+    sent = fake_openai.last_request
+    assert (sent.path, sent.json["model"], sent.json.get("stream", False)) == (
+        "/openai/v1/responses",
+        "azv1-deployment",
+        stream,
+    )
+    assert "api-version" not in sent.query
+    assert sent.headers["api-key"] == OPENAI_KEY
+    chat = openai.OpenAI(api_key="unused", base_url=stack.base_url + "/v1", max_retries=0, timeout=20)
+    answer = chat.chat.completions.create(model="azv1-deployment", messages=[{"role": "user", "content": "v1 chat"}])
+    assert "v1 chat" in (answer.choices[0].message.content or "")
+    assert fake_openai.last_request.path == "/openai/v1/chat/completions"
 
 
 def test_provider_keys_never_reach_a_responses_client(stack: GatewayStack) -> None:

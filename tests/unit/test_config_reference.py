@@ -30,6 +30,7 @@ providers:
   - {name: p, kind: openai, base_url: "https://p.example/v1", api_key_env: KEY}
   - {name: q, kind: openai, base_url: "https://q.example/v1", api_key_env: KEY}
   - {name: m, kind: mock}
+  - {name: v, kind: vertex, vertex: {project: pr}}
 routes:
   - {name: pooled, model: "a*", pool: [{provider: p}, {provider: q}]}
 clients:
@@ -75,6 +76,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "providers[].timeout_ms": (lambda f, b: f.providers[0].timeout_ms, (Provider, "timeout_ms")),
     "providers[].idle_timeout_ms": (lambda f, b: f.providers[0].idle_timeout_ms, (Provider, "idle_timeout_ms")),
     "providers[].unsupported": (lambda f, b: f.providers[0].unsupported, (Provider, "unsupported")),
+    "providers[].vertex.location": (lambda f, b: f.providers[3].vertex_location, (Provider, "vertex_location")),
     "providers[].default_max_tokens": (
         lambda f, b: f.providers[0].default_max_tokens,
         (Provider, "default_max_tokens"),

@@ -65,6 +65,7 @@ SETUPS: dict[str, Setup] = {
     "bedrock-irsa.yaml": _keys(),  # Envoy signs with the pod's web identity: no secret is named
     "spend.yaml": _keys("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
     "tracing.yaml": _tracing,
+    "vertex-workload-identity.yaml": _keys("OPENAI_API_KEY"),
 }
 
 

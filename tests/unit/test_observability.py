@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 
 from extproc.app import lifecycle as app
 from extproc.app import workers
+from extproc.app.google_tokens import GoogleTokens
 from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
 from extproc.observe import logs
@@ -241,7 +242,7 @@ def test_a_reload_sets_the_log_level_here_and_in_each_worker() -> None:
     kept = root.level
     config = load_text("log_level: warning\n" + CONFIG, {"K": "secret"}, Path("."))
     try:
-        asyncio.run(app._follow(config, []))  # the main process, after its own swap
+        asyncio.run(app._follow(config, [], GoogleTokens()))  # the main process, after its own swap
         assert root.level == logging.WARNING and not logs.access_enabled()
         root.setLevel(logging.INFO)
         ours, theirs = multiprocessing.Pipe()

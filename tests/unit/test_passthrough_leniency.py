@@ -150,13 +150,13 @@ def test_a_feature_that_must_be_refused_is_refused_under_drop_too() -> None:
 
 def test_anthropic_passthrough_keeps_the_clients_query_and_nothing_else_does() -> None:
     claude, gem = _provider("claude"), _provider("gem")
-    assert with_client_query("/v1/messages", claude, "anthropic", "/v1/messages?beta=true") == (
+    assert with_client_query("/v1/messages", claude, "anthropic", "/v1/messages?beta=true", "m") == (
         "/v1/messages?beta=true"
     )
-    assert with_client_query("/v1/messages", claude, "anthropic", "/v1/messages") == "/v1/messages"
-    assert with_client_query("/v1/messages", claude, "openai", "/v1/chat/completions?x=1") == "/v1/messages"
+    assert with_client_query("/v1/messages", claude, "anthropic", "/v1/messages", "m") == "/v1/messages"
+    assert with_client_query("/v1/messages", claude, "openai", "/v1/chat/completions?x=1", "m") == "/v1/messages"
     gemini_path = "/v1beta/models/g:streamGenerateContent?alt=sse"
-    assert with_client_query(gemini_path, gem, "anthropic", "/v1/messages?beta=true") == gemini_path
+    assert with_client_query(gemini_path, gem, "anthropic", "/v1/messages?beta=true", "m") == gemini_path
 
 
 def test_count_tokens_is_an_endpoint_of_its_own_with_each_providers_path() -> None:
@@ -167,8 +167,8 @@ def test_count_tokens_is_an_endpoint_of_its_own_with_each_providers_path() -> No
     assert upstream_path(claude, "anthropic", "count_tokens", "c", False) == "/v1/messages/count_tokens"
     assert upstream_path(gem, "gemini", "count_tokens", "g", False) == "/v1beta/models/g:countTokens"
     assert upstream_path(gpt, "responses", "count_tokens", "o", False) == "/v1/responses/input_tokens"
-    assert [counts_tokens(p, "anthropic") for p in (claude, gem, gpt)] == [True, True, False]
-    assert [counts_tokens(p, "responses") for p in (claude, gem, gpt)] == [False, True, True]
+    assert [counts_tokens(p, "anthropic", "m") for p in (claude, gem, gpt)] == [True, True, False]
+    assert [counts_tokens(p, "responses", "m") for p in (claude, gem, gpt)] == [False, True, True]
 
 
 def test_a_count_for_gemini_is_a_generate_content_request_without_generation_settings() -> None:

@@ -36,7 +36,8 @@ def _one(kind: str, extra: str = "") -> str:
     url = "" if KINDS[kind].answers_locally else f", base_url: {_URL!r}"
     if KINDS[kind].signed_by_envoy:
         url += ", bedrock: {region: us-east-1}"
-    return f"providers:\n  - {{name: p, kind: {kind}{url}{extra}}}\n"
+    own = ", vertex: {project: pr}" if KINDS[kind].takes_vertex else ""
+    return f"providers:\n  - {{name: p, kind: {kind}{url}{own}{extra}}}\n"
 
 
 def test_the_schema_offers_exactly_the_kinds_that_have_a_record() -> None:
@@ -49,7 +50,13 @@ def test_a_kind_that_needs_a_key_is_refused_without_one_and_another_is_not(name:
     expected = f"providers[0]: kind {name!r} needs a credential ("
     needs = KINDS[name].needs_key or KINDS[name].signed_by_envoy  # a Bedrock API key or AWS credentials
     assert any(problem.startswith(expected) for problem in _problems(_one(name))) == needs
-    if not KINDS[name].answers_locally:
+    credential = KINDS[name].credential
+    if credential is not None and credential.minted:  # its tokens are minted: a key is refused, none is fine
+        assert _problems(_one(name)) == []
+        assert _problems(_one(name, ", api_key_env: K"), {"K": "k"}) == [
+            f"providers[0]: kind {name!r} mints its own access tokens (vertex.credentials_file), no api_key"
+        ]
+    elif not KINDS[name].answers_locally:
         assert _problems(_one(name, ", api_key_env: K"), {"K": "k"}) == []
 
 
@@ -146,7 +153,8 @@ def _provider(name: str, policy: str) -> Provider:
     """A configured provider of kind `name` (an Azure one for "azure") under `policy`."""
     kind = "openai" if name == "azure" else name
     extra = ", azure: {api_version: '2024-10-21'}" if name == "azure" else ""
-    extra += "" if KINDS[kind].answers_locally else ", api_key_env: K"
+    credential = KINDS[kind].credential
+    extra += "" if credential is None or credential.minted else ", api_key_env: K"
     (provider,) = load_text(_one(kind, f"{extra}, unsupported: {policy}"), {"K": "k"}, Path(".")).providers
     return provider
 
@@ -229,4 +237,6 @@ def test_a_record_whose_kind_sends_a_key_sends_it_in_its_format_s_header(name: s
         "gemini": Credential("x-goog-api-key"),
         "bedrock-converse": Credential("authorization", "Bearer "),  # a Bedrock API key
     }[kind.format]
+    if kind.credential is not None and kind.credential.minted:  # Vertex AI: a minted OAuth2 access token
+        expected = Credential("authorization", "Bearer ", minted=True)
     assert kind.credential == (None if kind.answers_locally else expected)

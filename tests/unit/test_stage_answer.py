@@ -34,7 +34,7 @@ def routed(body: dict[str, object], path: str = CHAT_PATH, headers: dict[str, st
     """A request as the translate stage leaves it for the answer: same API or not."""
     ex, _ = at_body(SNAPSHOT, body, path, headers)
     assert ex.target is not None and ex.endpoint is not None
-    ex.passthrough = provider_format(ex.target.provider) == ex.endpoint.format
+    ex.passthrough = provider_format(ex.target.provider, ex.target.upstream_model) == ex.endpoint.format
     return ex
 
 
@@ -106,6 +106,28 @@ def test_a_pools_answer_is_read_as_the_provider_that_gave_it() -> None:
     answer_headers(ex, **{PROVIDER_HEADER: "anthropic"})
     assert ex.answered_by is not None and ex.answered_by.name == "anthropic" and ex.provider_name == "anthropic"
     assert not ex.passthrough  # an Anthropic answer for an OpenAI client: translated
+
+
+VERTEX_POOL = snapshot(
+    PROVIDERS
+    + """
+  - {name: vx, kind: vertex, vertex: {project: p}}
+routes:
+  - name: vertex-pool
+    model: "vpool-*"
+    pool: [{provider: gemini, model: gemini-2.5-flash}, {provider: vx, priority: 1, model: claude-sonnet-4@20250514}]
+"""
+)
+
+
+def test_a_pools_answer_from_claude_on_vertex_is_read_in_anthropics_format_for_the_member_model() -> None:
+    ex, _ = at_body(VERTEX_POOL, messages("vpool-1"), MESSAGES_PATH)
+    answer_headers(ex, **{PROVIDER_HEADER: "vx"})
+    assert ex.provider_model == "claude-sonnet-4@20250514"
+    assert ex.passthrough  # Claude on Vertex speaks the Anthropic client's API: its answer goes on as it is
+    ex, _ = at_body(VERTEX_POOL, chat("vpool-1", n=2))
+    answer_headers(ex, **{PROVIDER_HEADER: "vx"})
+    assert not ex.passthrough and ex.dropped == ["n"]  # what Anthropic's format lacks, not Gemini's
 
 
 # Reading and translating it

@@ -294,10 +294,10 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     api.anthropic.com, edited first for Claude on a cloud (Bedrock's InvokeModel)."""
     unsupported = Unsupported(options.unsupported)
     system, messages = render_conversation(req, unsupported)
-    body: dict[str, Any] = {
-        "model": options.model,
-        "max_tokens": req.max_tokens if req.max_tokens is not None else options.default_max_tokens,
-    }
+    body: dict[str, Any] = dict(options.body_fields)
+    if options.model_in_body:
+        body["model"] = options.model
+    body["max_tokens"] = req.max_tokens if req.max_tokens is not None else options.default_max_tokens
     if system:
         body["system"] = system[0]["text"] if len(system) == 1 else system
     body["messages"] = messages
