@@ -17,6 +17,9 @@ class RenderOptions:
     model: str  # the provider's model name
     unsupported: UnsupportedPolicy = "drop"
     default_max_tokens: int = 4096  # Anthropic requires max_tokens
+    # An Anthropic client's `anthropic-beta` values, for a provider that takes them in the body
+    # (Claude on Bedrock's InvokeModel); a provider of Anthropic's API gets the header itself
+    betas: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -103,6 +103,14 @@ def stack(
             {"model": "keyed", "provider": "bedrock-keyed", "upstream_model": NOVA},
             {"model": "us.*", "provider": "bedrock"},
             {
+                "name": "claude-then-openai",
+                "model": "pool-claude",
+                "pool": [
+                    {"provider": "bedrock", "model": CLAUDE},
+                    {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"},
+                ],
+            },
+            {
                 "name": "bedrock-then-openai",
                 "model": "pool-*",
                 "pool": [
@@ -243,6 +251,46 @@ def test_anthropic_client_reaches_claude_on_invoke_with_its_own_body(stack: Gate
     assert sent.json["anthropic_version"] == "bedrock-2023-05-31" and "model" not in sent.json
     assert sent.json["system"][0]["cache_control"] == {"type": "ephemeral"}  # kept: not flattened through Converse
     assert sent.auth == "sigv4"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+def test_an_anthropic_clients_betas_reach_invoke_in_the_body_and_the_header_stays_behind(
+    stack: GatewayStack, bedrock: FakeBedrock, streamed: bool
+) -> None:
+    betas = ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]
+    bedrock.enqueue_answer(Answer("with betas"))
+    client = _anthropic(stack).beta.messages
+    if streamed:
+        with client.stream(
+            model="claude", max_tokens=50, betas=betas, messages=[{"role": "user", "content": "hi"}]
+        ) as s:
+            text = s.get_final_text()
+    else:
+        message = client.create(
+            model="claude", max_tokens=50, betas=betas, messages=[{"role": "user", "content": "hi"}]
+        )
+        text = message.content[0].text  # type: ignore[union-attr]
+    assert text == "with betas"
+    sent = bedrock.last_request
+    assert sent.json["anthropic_beta"] == betas
+    assert sent.operation == ("invoke-with-response-stream" if streamed else "invoke")
+    assert "anthropic-beta" not in {name.lower() for name in sent.headers}  # Bedrock reads the body's, not a header
+    assert "?" not in sent.raw_path  # the SDK's ?beta=true is Anthropic's API's, not Bedrock's
+    assert sent.auth == "sigv4"
+
+
+def test_betas_reach_invoke_in_the_body_on_a_pool_attempt_too(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    bedrock.enqueue_answer(Answer("pooled betas"))
+    message = _anthropic(stack).beta.messages.create(
+        model="pool-claude",
+        max_tokens=50,
+        betas=["context-1m-2025-08-07"],
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert message.content[0].text == "pooled betas"  # type: ignore[union-attr]
+    assert bedrock.last_request.operation == "invoke"
+    assert bedrock.last_request.json["anthropic_beta"] == ["context-1m-2025-08-07"]
+    assert "anthropic-beta" not in {name.lower() for name in bedrock.last_request.headers}
 
 
 def test_anthropic_stream_from_invoke_arrives_as_anthropic_sse_with_thinking(
