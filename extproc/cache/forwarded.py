@@ -6,8 +6,10 @@ of those can differ between two requests of one canonical form is keyed too, the
 the body the canonical request does not carry and the beta headers (`anthropic-beta`,
 `openai-beta`: they switch features on), and the query string a kind passes on (Anthropic's
 `?beta=true`). `anthropic-version` is not keyed: it picks the wire format's version, and the
-gateway reads an answer of either version into the same canonical answer. A pool may be
-answered by any of its members, so all of them count.
+gateway reads an answer of either version into the same canonical answer. A client API spoken
+on another service for one model (an Anthropic client's own body to Claude on Bedrock's
+InvokeModel) is passed through too, for that model only: its betas go in the body, so they are
+keyed. A pool may be answered by any of its members, so all of them count.
 
 The answer such a provider gives is the one the client asked for: where that holds parts a
 canonical entry cannot (log probabilities, audio), the request is not replayable.
@@ -30,6 +32,8 @@ from extproc.formats.responses import carried as responses
 from extproc.providers import ProviderKind, kind_of, serves
 
 WIRE_VERSIONS = frozenset({"anthropic-version"})
+# A client API on another service takes the client's betas in the body (Claude on Bedrock)
+BODY_BETAS = ("anthropic-beta",)
 SHAPES: dict[Format, Fields] = {
     "openai": openai.CHAT,
     "anthropic": anthropic.MESSAGES,
@@ -58,11 +62,12 @@ def forwarded(
     same_api = False
     protocol: set[tuple[str, str]] = set()
     query = ""
-    for provider, _ in answerers:
-        if serves(provider, client):
+    for provider, model in answerers:
+        if serves(provider, client, model):
             kind = kind_of(provider)
             same_api = True
-            protocol.update((name, value) for name in _keyed(kind) if (value := headers.get(name)) is not None)
+            keyed = _keyed(kind) if client == kind.format or client in kind.also_serves else BODY_BETAS
+            protocol.update((name, value) for name in keyed if (value := headers.get(name)) is not None)
             if kind.passthrough_query:
                 query = client_path.partition("?")[2]
     own, replayable = [], True

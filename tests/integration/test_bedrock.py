@@ -5,8 +5,10 @@ signs (the ext_proc never holds an AWS secret), after the ext_proc rewrote the b
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -75,9 +77,11 @@ def stack(
         "bedrock": {"region": "us-east-1"},
         "aws_credentials": {"source": "file", "path": str(credentials_path)},
     }
+    signed["cache_ttl_s"] = 0
     config = {
         "log_level": "info",
         "listeners": [{"name": "main"}],
+        "cache": {},  # on, but every provider's TTL is 0: only a route that says so is cached
         "providers": [
             {"name": "bedrock", **signed},
             {"name": "bedrock-converse", **signed, "bedrock": {"region": "us-east-1", "api": "converse"}},
@@ -87,18 +91,21 @@ def stack(
                 "base_url": keyed_bedrock.base_url,
                 "bedrock": {"region": "us-east-1"},
                 "api_key_env": "TEST_BEDROCK_KEY",
+                "cache_ttl_s": 0,
             },
             {
                 "name": "openai",
                 "kind": "openai",
                 "base_url": fake_openai.base_url + "/v1",
                 "api_key_env": "TEST_OPENAI_KEY",
+                "cache_ttl_s": 0,
             },
         ],
         "routes": [
             {"model": "nova", "provider": "bedrock", "upstream_model": NOVA},
             {"model": "claude", "provider": "bedrock", "upstream_model": CLAUDE},
             {"model": "claude-converse", "provider": "bedrock-converse", "upstream_model": CLAUDE},
+            {"model": "claude-cached", "provider": "bedrock", "upstream_model": CLAUDE, "cache_ttl_s": 600},
             {"model": "profile", "provider": "bedrock", "upstream_model": PROFILE_ARN},
             {"model": "keyed", "provider": "bedrock-keyed", "upstream_model": NOVA},
             {"model": "us.*", "provider": "bedrock"},
@@ -291,6 +298,33 @@ def test_betas_reach_invoke_in_the_body_on_a_pool_attempt_too(stack: GatewayStac
     assert bedrock.last_request.operation == "invoke"
     assert bedrock.last_request.json["anthropic_beta"] == ["context-1m-2025-08-07"]
     assert "anthropic-beta" not in {name.lower() for name in bedrock.last_request.headers}
+
+
+def test_a_repeated_anthropic_request_to_claude_on_invoke_is_a_hit_keyed_on_what_invoke_gets(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    """The key is computed on the body InvokeModel really gets: the client's own, betas included."""
+    client = _anthropic(stack)
+
+    def ask(text: str, **extra: Any) -> str:
+        raw = client.messages.with_raw_response.create(
+            model="claude-cached", max_tokens=50, messages=[{"role": "user", "content": text}], **extra
+        )
+        assert raw.parse().content[0].type == "text"
+        return raw.headers["x-gateway-cache"]
+
+    text = f"cache me {uuid.uuid4()}"
+    assert ask(text) == "MISS"
+    assert ask(text) == "HIT"
+    assert len(bedrock.requests) == 1 and bedrock.last_request.operation == "invoke"
+    beta = {"extra_headers": {"anthropic-beta": "context-1m-2025-08-07"}}
+    assert ask(text, **beta) == "MISS"  # another body reaches Bedrock: its own entry
+    assert bedrock.last_request.json["anthropic_beta"] == ["context-1m-2025-08-07"]
+    assert ask(text, **beta) == "HIT"
+    uncarried = {"metadata": {"user_id": "u-1"}, "extra_body": {"metadata": {"user_id": "u-1", "tag": "x"}}}
+    assert ask(text, **uncarried) == "MISS"  # a member only the client's own body carries
+    assert bedrock.last_request.json["metadata"] == {"user_id": "u-1", "tag": "x"}
+    assert len(bedrock.requests) == 3
 
 
 def test_anthropic_stream_from_invoke_arrives_as_anthropic_sse_with_thinking(
