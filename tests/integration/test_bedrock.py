@@ -5,6 +5,7 @@ signs (the ext_proc never holds an AWS secret), after the ext_proc rewrote the b
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -403,22 +404,86 @@ def test_each_bedrock_error_reaches_each_client_in_its_own_format_and_status(
     assert body["type"] == "error" and body["error"]["type"] != code
 
 
-@pytest.mark.parametrize("fault", [StreamFault(corrupt="message"), StreamFault(truncate=True)], ids=["crc", "cut"])
-def test_a_corrupt_or_cut_stream_ends_the_clients_stream_with_an_error_never_a_hang(
-    stack: GatewayStack, bedrock: FakeBedrock, fault: StreamFault
-) -> None:
-    """Converse to an OpenAI client (translated) and InvokeModel to an Anthropic client (reframed):
-    an in-band error once the stream started (a cut may also be seen by Envoy first: a 502 in the
-    client's format)."""
-    bedrock.enqueue_answer(Answer("one two three four five six seven eight nine ten"))
-    bedrock.enqueue_stream_fault(fault)
-    with pytest.raises(openai.APIError):
+STORY = "one two three four five six seven eight nine ten"
+
+
+def _read_then_break(stack: GatewayStack, bedrock: FakeBedrock, **fault: Any) -> tuple[list[str], Exception | None]:
+    """An OpenAI client streams from Converse; the fake sends three events (the first two words),
+    waits until the client has read them, then breaks the stream as `fault` says."""
+    release = threading.Event()
+    bedrock.enqueue_answer(Answer(STORY))
+    bedrock.enqueue_stream_fault(StreamFault(after_events=3, release=release, **fault))
+    words: list[str] = []
+    try:
         stream = _openai(stack).chat.completions.create(
             model="nova", messages=[{"role": "user", "content": "tell me a story"}], stream=True
         )
-        for _ in stream:
-            pass
-    bedrock.enqueue_answer(Answer("one two three four five six seven eight nine ten"))
+        for chunk in stream:
+            words += [chunk.choices[0].delta.content or ""] if chunk.choices else []
+            if "".join(words) == "one two":
+                release.set()
+    except openai.APIError as error:
+        return words, error
+    finally:
+        release.set()
+    return words, None
+
+
+@pytest.mark.parametrize(
+    "fault", [{"corrupt": "message"}, {"truncate": True, "eof": True}, {"exception": "throttlingException"}]
+)
+def test_a_broken_converse_stream_keeps_what_was_sent_and_ends_with_an_in_band_error(
+    stack: GatewayStack, bedrock: FakeBedrock, fault: dict[str, Any]
+) -> None:
+    """A bad CRC, a body that ends inside a frame, an exception frame: the client has the words
+    decoded before, then the SDK raises the in-band error (not a dropped connection)."""
+    words, error = _read_then_break(stack, bedrock, **fault)
+    assert "".join(words) == "one two"
+    assert isinstance(error, openai.APIError) and not isinstance(error, openai.APIConnectionError), error
+    assert error.message
+
+
+def test_a_converse_stream_reset_after_the_client_read_from_it_keeps_what_was_sent(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    """The provider's connection reset mid-frame once the stream reached the client: Envoy resets
+    the client's connection (nothing can be written after a reset); the words before are the client's."""
+    words, error = _read_then_break(stack, bedrock, truncate=True)
+    assert "".join(words) == "one two"
+    assert isinstance(error, openai.APIConnectionError)
+
+
+def test_a_converse_stream_reset_before_the_gateway_sent_its_headers_is_a_502_in_the_clients_format(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    """The reset reaches Envoy while the ext_proc still holds the answer's headers: Envoy answers
+    by itself, past the ext_proc (the provider's whole answer arrives before the ext_proc can
+    read it, as here every time); that answer is still the client's own error JSON."""
+    for _ in range(3):
+        bedrock.enqueue_answer(Answer(STORY))
+        bedrock.enqueue_stream_fault(StreamFault(after_events=3, truncate=True))
+        response = httpx.post(
+            stack.base_url + "/v1/chat/completions",
+            json={"model": "nova", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            headers={"authorization": "Bearer unused"},
+            timeout=30,
+        )
+        if response.status_code == 200:  # the ext_proc was first: the stream started, then the reset
+            continue
+        assert response.status_code == 502
+        assert response.headers["content-type"] == "application/json"
+        error = response.json()["error"]
+        assert error["code"] == "provider_error" and response.headers["x-request-id"] in error["message"]
+
+
+@pytest.mark.parametrize(
+    "fault", [StreamFault(corrupt="message"), StreamFault(truncate=True, eof=True)], ids=["crc", "cut"]
+)
+def test_a_corrupt_or_cut_invoke_stream_ends_the_anthropic_stream_with_an_error_never_a_hang(
+    stack: GatewayStack, bedrock: FakeBedrock, fault: StreamFault
+) -> None:
+    """InvokeModel to an Anthropic client (reframed): the in-band error after the events before."""
+    bedrock.enqueue_answer(Answer(STORY))
     bedrock.enqueue_stream_fault(fault)
     with (
         pytest.raises(anthropic.APIError) as anthropic_error,
@@ -428,7 +493,8 @@ def test_a_corrupt_or_cut_stream_ends_the_clients_stream_with_an_error_never_a_h
     ):
         for _ in anthropic_stream:
             pass
-    assert "provider" in str(anthropic_error.value).lower() or anthropic_error.value.message
+    assert not isinstance(anthropic_error.value, anthropic.APIConnectionError)
+    assert anthropic_error.value.message
 
 
 def test_a_pool_fails_over_from_bedrock_to_openai_in_one_request_streamed(
