@@ -457,19 +457,24 @@ def test_a_converse_stream_reset_before_the_gateway_sent_its_headers_is_a_502_in
     stack: GatewayStack, bedrock: FakeBedrock
 ) -> None:
     """The reset reaches Envoy while the ext_proc still holds the answer's headers: Envoy answers
-    by itself, past the ext_proc (the provider's whole answer arrives before the ext_proc can
-    read it, as here every time); that answer is still the client's own error JSON."""
+    by itself, past the ext_proc; that answer is still the client's own error JSON. (Here the
+    fake's whole answer and its reset usually arrive before the ext_proc has read the headers;
+    under load the ext_proc may be first, and the client gets the stream, then a reset.)"""
     for _ in range(3):
         bedrock.enqueue_answer(Answer(STORY))
         bedrock.enqueue_stream_fault(StreamFault(after_events=3, truncate=True))
-        response = httpx.post(
+        with httpx.stream(
+            "POST",
             stack.base_url + "/v1/chat/completions",
             json={"model": "nova", "stream": True, "messages": [{"role": "user", "content": "x"}]},
             headers={"authorization": "Bearer unused"},
             timeout=30,
-        )
-        if response.status_code == 200:  # the ext_proc was first: the stream started, then the reset
-            continue
+        ) as response:
+            try:
+                response.read()
+            except httpx.RemoteProtocolError:  # the ext_proc was first: the stream started, then the reset
+                assert response.status_code == 200
+                continue
         assert response.status_code == 502
         assert response.headers["content-type"] == "application/json"
         error = response.json()["error"]
