@@ -373,6 +373,10 @@ CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
     dict.fromkeys(kind.credential.header for kind in RECORDS if kind.credential is not None)
 )
 
+# Every kind's same-API protocol headers: a pool's request keeps them all, and each attempt only
+# its own kind's, from a client of its API.
+PROTOCOL_HEADERS: frozenset[str] = frozenset().union(*(kind.passthrough_headers for kind in KINDS.values()))
+
 # What Envoy's SigV4 signer adds: an earlier attempt's (a session token among them) never goes on to
 # another provider, and a client's never reaches the signer.
 AWS_SIGNING_HEADERS: tuple[str, ...] = ("x-amz-date", "x-amz-content-sha256", "x-amz-security-token")

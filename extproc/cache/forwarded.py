@@ -6,8 +6,10 @@ of those can differ between two requests of one canonical form is keyed too, the
 the body the canonical request does not carry and the beta headers (`anthropic-beta`,
 `openai-beta`: they switch features on), and the query string a kind passes on (Anthropic's
 `?beta=true`). `anthropic-version` is not keyed: it picks the wire format's version, and the
-gateway reads an answer of either version into the same canonical answer. A pool may be
-answered by any of its members, so all of them count.
+gateway reads an answer of either version into the same canonical answer. A client API spoken
+on another service for one model (an Anthropic client's own body to Claude on Bedrock's
+InvokeModel) is passed through too, for that model only: its betas go in the body, so they are
+keyed. A pool may be answered by any of its members, so all of them count.
 
 The answer such a provider gives is the one the client asked for: where that holds parts a
 canonical entry cannot (log probabilities, audio), the request is not replayable.
@@ -30,6 +32,8 @@ from extproc.formats.responses import carried as responses
 from extproc.providers import ProviderKind, model_kind, serves
 
 WIRE_VERSIONS = frozenset({"anthropic-version"})
+# A client API on another service takes the client's betas in the body (Claude on Bedrock)
+BODY_BETAS = ("anthropic-beta",)
 SHAPES: dict[Format, Fields] = {
     "openai": openai.CHAT,
     "anthropic": anthropic.MESSAGES,
@@ -62,7 +66,8 @@ def forwarded(
         if serves(provider, client, model):
             kind = model_kind(provider, model)
             same_api = True
-            protocol.update((name, value) for name in _keyed(kind) if (value := headers.get(name)) is not None)
+            keyed = _keyed(kind) if client == kind.format or client in kind.also_serves else BODY_BETAS
+            protocol.update((name, value) for name in keyed if (value := headers.get(name)) is not None)
             if kind.passthrough_query:
                 query = client_path.partition("?")[2]
     own, replayable = [], True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from extproc.formats.anthropic.wire import WIRE as ANTHROPIC
+from extproc.formats.bedrock import invoke
 from extproc.formats.bedrock.wire import CONVERSE, INVOKE_ANTHROPIC
 from extproc.formats.gemini.wire import WIRE as GEMINI
 from extproc.formats.openai.wire import WIRE as OPENAI
@@ -17,3 +20,6 @@ PROVIDER_APIS: dict[str, ProviderFormat] = {
     "bedrock-converse": CONVERSE,
     "bedrock-invoke": INVOKE_ANTHROPIC,
 }
+# A client API spoken on another service (provider_kinds.PASSED_THROUGH): the client's own body made
+# for it, with the client's `anthropic-beta` values (Claude on Bedrock takes them in the body)
+OWN_BODY_ON: dict[str, Callable[[bytes, tuple[str, ...]], bytes]] = {"bedrock-invoke": invoke.passthrough_body}

@@ -27,6 +27,9 @@ class RenderOptions:
     # `anthropic_version` in Claude's body (read by the Anthropic renderer and Gemini's count)
     model_in_body: bool = True
     body_fields: tuple[tuple[str, str], ...] = ()
+    # An Anthropic client's `anthropic-beta` values, for a provider that takes them in the body
+    # (Claude on Bedrock's InvokeModel); a provider of Anthropic's API gets the header itself
+    betas: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

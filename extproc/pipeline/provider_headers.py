@@ -4,7 +4,8 @@ To a provider go only the headers its API needs: the body's type and length,
 what the client accepts, our request id and the internal `x-gw-*` headers
 (the upstream pass removes those), plus a same-API client's own protocol
 headers (`anthropic-version`, `anthropic-beta`, `openai-beta`) where its kind
-allows them. Cookies, organisation and project ids, forwarding headers and
+allows them; for a pool, every kind's, which each attempt then narrows to its own
+(`server.pool_attempt`: Claude on Bedrock takes the client's betas in the body). Cookies, organisation and project ids, forwarding headers and
 SDK telemetry stay behind. Back to the client go only headers that describe
 the answer; never cookies, provider organisation ids or quota figures.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from extproc.contract import INTERNAL_PREFIX
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
+from extproc.provider_kinds import PROTOCOL_HEADERS
 from extproc.providers import model_kind, serves
 
 # x-forwarded-proto stays: Envoy's router cannot route without it (measured: a 404 with no route).
@@ -43,12 +45,15 @@ class ProviderHeadersStage(Stage):
     name = "provider_headers"
 
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
-        provider, endpoint = ex.provider, ex.endpoint
-        assert provider is not None and endpoint is not None
-        model = ex.target.upstream_model if ex.target is not None else ""
-        extra = (
-            model_kind(provider, model).passthrough_headers if serves(provider, endpoint.format, model) else frozenset()
-        )
+        provider, endpoint, target = ex.provider, ex.endpoint, ex.target
+        assert provider is not None and endpoint is not None and target is not None
+        model = target.upstream_model
+        if target.pooled:
+            extra = PROTOCOL_HEADERS
+        elif serves(provider, endpoint.format, model):
+            extra = model_kind(provider, model).passthrough_headers
+        else:
+            extra = frozenset()
         already = set(reply.remove_headers)
         reply.remove_headers += [name for name in ex.headers if not _to_provider(name, extra) and name not in already]
         return None

@@ -18,7 +18,7 @@ from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
 from extproc.providers import serves, upstream_path, wire_format, with_client_query
-from extproc.providers.rendering import chat_for, count_for, embeddings_for, fixed_headers
+from extproc.providers.rendering import chat_for, client_betas, count_for, embeddings_for, fixed_headers
 
 
 class TranslateStage(Stage):
@@ -36,7 +36,8 @@ class TranslateStage(Stage):
         if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":
             made = count_for(request, body, endpoint.format, provider, target.upstream_model)
         elif isinstance(request, ChatRequest):
-            made = chat_for(request, body, endpoint.format, provider, target.upstream_model)
+            betas = client_betas(endpoint.format, ex.headers)
+            made = chat_for(request, body, endpoint.format, provider, target.upstream_model, betas)
             ex.stream_from_whole = ex.stream and not made.stream  # ask for the whole answer, stream it to the client
         else:
             made = embeddings_for(request, provider, target.upstream_model)

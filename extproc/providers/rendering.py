@@ -6,11 +6,13 @@ nothing had to change. Used for a single provider (router pass) and per attempt 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
-from extproc.formats import FORMATS, PROVIDER_APIS
+from extproc.formats import FORMATS, OWN_BODY_ON, PROVIDER_APIS
+from extproc.formats.bedrock.invoke import betas_of
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.provider_params import lacking
@@ -40,7 +42,7 @@ def lacks_of(kind: ProviderKind) -> Lacking:
     return _LACKS[kind.unsupported]
 
 
-def render_options(provider: Provider, model: str) -> RenderOptions:
+def render_options(provider: Provider, model: str, betas: tuple[str, ...] = ()) -> RenderOptions:
     kind = model_kind(provider, model)
     return RenderOptions(
         model,
@@ -49,16 +51,26 @@ def render_options(provider: Provider, model: str) -> RenderOptions:
         lacks=_LACKS[kind.unsupported],
         model_in_body=kind.model_in_body,
         body_fields=kind.body_fields,
+        betas=betas,
     )
 
 
-def chat_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
-    """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in place."""
-    made = _fit_and_render(request, client, provider, model)
+def client_betas(client: Format, headers: Mapping[str, str]) -> tuple[str, ...]:
+    """An Anthropic client's `anthropic-beta` values (no other client API has them)."""
+    return betas_of(headers.get("anthropic-beta")) if client == "anthropic" else ()
+
+
+def chat_for(
+    request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str, betas: tuple[str, ...] = ()
+) -> ProviderRequest:
+    """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in
+    place. `betas`: an Anthropic client's `anthropic-beta` values, for a provider that takes them in
+    the body (Claude on Bedrock)."""
+    made = _fit_and_render(request, client, provider, model, betas)
     if made is None:  # the client's own request suits the provider
         wire = wire_format(provider, client, model)
         if wire != client:  # the client's API on another service (Claude on Bedrock): its body edited for it
-            return ProviderRequest(PROVIDER_APIS[wire].with_model(body, model), request.stream)
+            return ProviderRequest(OWN_BODY_ON[wire](body, betas), request.stream)
         return ProviderRequest(_own_body(body, request.model, client, provider, model), request.stream)
     return _counted(provider, made)
 
@@ -89,7 +101,9 @@ def dropped_for(request: ChatRequest, client: Format, provider: Provider, model:
     return made.dropped if made is not None else []
 
 
-def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, model: str) -> ProviderRequest | None:
+def _fit_and_render(
+    request: ChatRequest, client: Format, provider: Provider, model: str, betas: tuple[str, ...] = ()
+) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
     native = serves(provider, client, model)
     fitting = fit_to_provider(request, provider, native)
@@ -100,7 +114,7 @@ def _fit_and_render(request: ChatRequest, client: Format, provider: Provider, mo
         fitting.dropped += api_features_lost(request, provider)
     request.stream = stream
     rendered = PROVIDER_APIS[wire_format(provider, client, model)].render_request(
-        request, render_options(provider, model)
+        request, render_options(provider, model, betas)
     )
     return ProviderRequest(rendered.body, stream, fitting.dropped + rendered.dropped)
 

@@ -10,11 +10,9 @@ from extproc.config.model import GatewayConfig, Provider
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.formats.endpoint import Endpoint
-from extproc.providers import KINDS, kind_of, serves, upstream_path, wire_format, with_client_query
-from extproc.providers.rendering import chat_for, embeddings_for
-
-# Every kind's same-API protocol headers: an attempt keeps only its own kind's, from a client of its API.
-_PROTOCOL_HEADERS = frozenset().union(*(kind.passthrough_headers for kind in KINDS.values()))
+from extproc.provider_kinds import PROTOCOL_HEADERS
+from extproc.providers import kind_of, serves, upstream_path, wire_format, with_client_query
+from extproc.providers.rendering import chat_for, client_betas, embeddings_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +28,9 @@ class PoolAttempt:
     model: str | None  # the model this provider is asked for; None: the client's own
     client_stream: bool
     client_path: str = ""  # the client's path (its query goes on to a provider of its API that reads one)
+    betas: tuple[
+        str, ...
+    ] = ()  # an Anthropic client's anthropic-beta values (Claude on Bedrock takes them in the body)
 
     @classmethod
     def of(
@@ -40,13 +41,15 @@ class PoolAttempt:
         endpoint: Endpoint | None,
         stream: bool,
         client_path: str = "",
+        headers: dict[str, str] | None = None,
     ) -> PoolAttempt:
         route = config.route(route_name)
         if endpoint is None or route is None or not route.pool:
             raise GatewayError("internal", f"no pooled route {route_name!r} for this attempt")
         if not any(member.provider == provider.name for member in route.pool):
             raise GatewayError("internal", f"provider {provider.name!r} is not in route {route_name!r}")
-        return cls(provider, endpoint, route.upstream_model_for(provider.name), stream, client_path)
+        betas = client_betas(endpoint.format, headers or {})
+        return cls(provider, endpoint, route.upstream_model_for(provider.name), stream, client_path, betas)
 
     def headers_to_remove(self, present: dict[str, str]) -> list[str]:
         own = kind_of(self.provider)
@@ -56,7 +59,7 @@ class PoolAttempt:
             if serves(self.provider, self.endpoint.format, model)
             else frozenset()
         )
-        return [name for name in present if name in _PROTOCOL_HEADERS and name not in keep]
+        return [name for name in present if name in PROTOCOL_HEADERS and name not in keep]
 
     def render(self, body: bytes) -> RenderedAttempt:
         client = FORMATS[self.endpoint.format]
@@ -69,7 +72,7 @@ class PoolAttempt:
             request = client.parse_request(body, self.endpoint)
             request.stream = self.client_stream  # a Gemini client asks by its path, not its body
             model = self.model or request.model
-            made = chat_for(request, body, self.endpoint.format, self.provider, model)
+            made = chat_for(request, body, self.endpoint.format, self.provider, model, self.betas)
         api = wire_format(self.provider, self.endpoint.format, model)
         path = upstream_path(self.provider, api, operation, model, made.stream, self.endpoint.sse)
         return RenderedAttempt(

@@ -95,7 +95,9 @@ class UpstreamPass:
             outcome.started(provider, headers)
             config, route_name = self._state.snapshot.config, facts.fields[POOL_KEY].string_value
             stream = facts.fields[STREAM_KEY].bool_value
-            outcome.attempt = attempt = PoolAttempt.of(config, provider, route_name, endpoint, stream, client_path)
+            outcome.attempt = attempt = PoolAttempt.of(
+                config, provider, route_name, endpoint, stream, client_path, headers
+            )
             route = config.route(route_name)
             if config.breakers is not None and route is not None:
                 outcome.bounded_by(PoolTimeouts.for_route(config, route), facts.fields[READ_AT_KEY].number_value)

@@ -10,6 +10,11 @@ that one, so it is left alone: the timeout mapper matches the details, not the s
 Errors the ext_proc answers itself never use 500, so only Envoy's are mapped.
 A third is the listener's local_ratelimit guard: its 429 (details `local_rate_limited`)
 -> 429 `rate_limit`; the ext_proc's own 429s carry other details and are left alone.
+A fifth is a provider's connection reset after its answer's headers reached Envoy but before the
+ext_proc let them on to the client (it was still reading them): Envoy then answers directly, past
+every filter (details `upstream_reset_after_response_started{...}`), so the ext_proc never sees it.
+It becomes a 502 `provider_error` in the client's format. (Once the headers went on, a reset can
+only reset the client's connection: nothing can be written after it.)
 A fourth is a WebSocket upgrade (Codex tries one on /v1/responses before HTTPS): Envoy refuses
 an upgrade no route allows with an empty 403 (details `upgrade_failed`, measured) before any
 filter runs. It becomes a 426 in the client's format: Codex falls back to HTTPS at once on a
@@ -38,6 +43,7 @@ _GEMINI_PATH = {"string_match": {"safe_regex": {"regex": r"^/v1(beta)?/models/[^
 _REQUEST_ID = "%REQ(x-request-id)%"
 # Anything beyond this prefix names the ext_proc failure (timeout, gRPC status...).
 _EXT_PROC_TIMEOUT = "response.code == 504 && response.code_details.startsWith('ext_proc_error_per-message_timeout')"
+_RESET_BEFORE_THE_CLIENT_GOT_HEADERS = "response.code_details.startsWith('upstream_reset_after_response_started')"
 # The codec refused the request before it had a path (measured, Envoy 1.40: details
 # http1.headers_too_large, http1.too_many_headers, http1.codec_error, ...; no request header at all).
 _CODEC_REFUSAL = "response.code_details.startsWith('http1.') && !has(request.path)"
@@ -163,6 +169,13 @@ def local_reply_config() -> dict[str, Any]:
             "invalid_request",
             "websocket_not_supported",
             "the gateway does not serve WebSockets: send the request over HTTP (POST, with stream: true to stream)",
+        )
+        + _mappers(
+            _cel(_RESET_BEFORE_THE_CLIENT_GOT_HEADERS),
+            502,
+            "provider_error",
+            "provider_error",
+            "the provider's connection was cut before its answer could be sent on",
         )
         + _mappers(
             _cel(f"response.code == 429 && response.code_details == '{LOCAL_RATE_LIMITED}'"),

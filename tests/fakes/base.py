@@ -45,7 +45,9 @@ class Reply:
     ``chunks`` switches to a chunked (streamed) body: each chunk is written and
     flushed on its own, ``chunk_delay`` seconds apart. ``abort_after_chunks``
     closes the TCP connection abruptly after that many chunks (a provider
-    dying mid-stream); ``hang`` never answers at all.
+    dying mid-stream); ``hang`` never answers at all. ``release`` holds the
+    chunks from ``hold_at_chunk`` on until the test sets it (a stream that
+    breaks only once the client has read what came before).
     """
 
     status: int = 200
@@ -57,6 +59,8 @@ class Reply:
     delay: float = 0.0
     abort_after_chunks: int | None = None
     hang: bool = False
+    hold_at_chunk: int = 0
+    release: threading.Event | None = None
 
 
 @dataclass
@@ -333,6 +337,8 @@ class FakeProvider:
             for index, chunk in enumerate(chunks):
                 if reply.abort_after_chunks is not None and index >= reply.abort_after_chunks:
                     break
+                if reply.release is not None and index == reply.hold_at_chunk:
+                    await _released(reply.release)
                 if index and reply.chunk_delay:
                     await asyncio.sleep(reply.chunk_delay)  # not a wait: the scripted stream's pace
                 await response.write(chunk)  # one transport write per chunk
@@ -352,3 +358,12 @@ class FakeProvider:
         transport = request.transport
         if transport is not None:
             transport.abort()
+
+
+RELEASE_TIMEOUT_S = 30.0
+
+
+async def _released(release: threading.Event) -> None:
+    """Until the test sets `release` (bounded: a test that never does fails, it does not hang)."""
+    if not await asyncio.to_thread(release.wait, RELEASE_TIMEOUT_S):
+        raise ConnectionError("the scripted stream was never released")

@@ -131,13 +131,17 @@ def error_frame(code: str, message: str) -> bytes:
 class StreamFault:
     """Breaks the next default stream after ``after_events`` events: with an exception frame
     (``exception``, lowerCamel), with a frame whose CRC is wrong (``corrupt``), or by closing the
-    connection in the middle of a frame (``truncate``)."""
+    connection in the middle of a frame (``truncate``; with ``eof`` the body ends there cleanly
+    instead, as a proxy that closes its side in order would). With ``release``, the break waits until the
+    test sets it (once its client has read the events sent before)."""
 
     after_events: int = 1
     exception: str | None = None
     message: str = "The model stream returned an error."
     corrupt: Literal["prelude", "message"] | None = None
     truncate: bool = False
+    eof: bool = False
+    release: threading.Event | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclass
@@ -455,17 +459,22 @@ class FakeBedrock(FakeProvider):
         if fault is None:
             return Reply(content_type=EVENT_STREAM, chunks=frames)
         kept = frames[: fault.after_events]
+        held = {"hold_at_chunk": len(kept), "release": fault.release}
         if fault.exception is not None:
-            return Reply(content_type=EVENT_STREAM, chunks=[*kept, exception_frame(fault.exception, fault.message)])
+            chunks = [*kept, exception_frame(fault.exception, fault.message)]
+            return Reply(content_type=EVENT_STREAM, chunks=chunks, **held)  # type: ignore[arg-type]
         broken = bytearray(frames[fault.after_events] if fault.after_events < len(frames) else frames[-1])
         if fault.corrupt is not None:
             broken[4 if fault.corrupt == "prelude" else len(broken) - 6] ^= 0x01
-            return Reply(content_type=EVENT_STREAM, chunks=[*kept, bytes(broken)])
-        # truncate: half of the next frame, then the connection closes without the last chunk
+            return Reply(content_type=EVENT_STREAM, chunks=[*kept, bytes(broken)], **held)  # type: ignore[arg-type]
+        # truncate: half of the next frame, then the connection closes without the last chunk (or,
+        # with eof, the body ends there in order)
         return Reply(
             content_type=EVENT_STREAM,
             chunks=[*kept, bytes(broken[: len(broken) // 2])],
-            abort_after_chunks=len(kept) + 1,
+            abort_after_chunks=None if fault.eof else len(kept) + 1,
+            hold_at_chunk=len(kept),
+            release=fault.release,
         )
 
 

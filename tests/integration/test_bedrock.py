@@ -5,8 +5,11 @@ signs (the ext_proc never holds an AWS secret), after the ext_proc rewrote the b
 from __future__ import annotations
 
 import os
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -75,9 +78,11 @@ def stack(
         "bedrock": {"region": "us-east-1"},
         "aws_credentials": {"source": "file", "path": str(credentials_path)},
     }
+    signed["cache_ttl_s"] = 0
     config = {
         "log_level": "info",
         "listeners": [{"name": "main"}],
+        "cache": {},  # on, but every provider's TTL is 0: only a route that says so is cached
         "providers": [
             {"name": "bedrock", **signed},
             {"name": "bedrock-converse", **signed, "bedrock": {"region": "us-east-1", "api": "converse"}},
@@ -87,21 +92,32 @@ def stack(
                 "base_url": keyed_bedrock.base_url,
                 "bedrock": {"region": "us-east-1"},
                 "api_key_env": "TEST_BEDROCK_KEY",
+                "cache_ttl_s": 0,
             },
             {
                 "name": "openai",
                 "kind": "openai",
                 "base_url": fake_openai.base_url + "/v1",
                 "api_key_env": "TEST_OPENAI_KEY",
+                "cache_ttl_s": 0,
             },
         ],
         "routes": [
             {"model": "nova", "provider": "bedrock", "upstream_model": NOVA},
             {"model": "claude", "provider": "bedrock", "upstream_model": CLAUDE},
             {"model": "claude-converse", "provider": "bedrock-converse", "upstream_model": CLAUDE},
+            {"model": "claude-cached", "provider": "bedrock", "upstream_model": CLAUDE, "cache_ttl_s": 600},
             {"model": "profile", "provider": "bedrock", "upstream_model": PROFILE_ARN},
             {"model": "keyed", "provider": "bedrock-keyed", "upstream_model": NOVA},
             {"model": "us.*", "provider": "bedrock"},
+            {
+                "name": "claude-then-openai",
+                "model": "pool-claude",
+                "pool": [
+                    {"provider": "bedrock", "model": CLAUDE},
+                    {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"},
+                ],
+            },
             {
                 "name": "bedrock-then-openai",
                 "model": "pool-*",
@@ -245,6 +261,73 @@ def test_anthropic_client_reaches_claude_on_invoke_with_its_own_body(stack: Gate
     assert sent.auth == "sigv4"
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+def test_an_anthropic_clients_betas_reach_invoke_in_the_body_and_the_header_stays_behind(
+    stack: GatewayStack, bedrock: FakeBedrock, streamed: bool
+) -> None:
+    betas = ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]
+    bedrock.enqueue_answer(Answer("with betas"))
+    client = _anthropic(stack).beta.messages
+    if streamed:
+        with client.stream(
+            model="claude", max_tokens=50, betas=betas, messages=[{"role": "user", "content": "hi"}]
+        ) as s:
+            text = s.get_final_text()
+    else:
+        message = client.create(
+            model="claude", max_tokens=50, betas=betas, messages=[{"role": "user", "content": "hi"}]
+        )
+        text = message.content[0].text  # type: ignore[union-attr]
+    assert text == "with betas"
+    sent = bedrock.last_request
+    assert sent.json["anthropic_beta"] == betas
+    assert sent.operation == ("invoke-with-response-stream" if streamed else "invoke")
+    assert "anthropic-beta" not in {name.lower() for name in sent.headers}  # Bedrock reads the body's, not a header
+    assert "?" not in sent.raw_path  # the SDK's ?beta=true is Anthropic's API's, not Bedrock's
+    assert sent.auth == "sigv4"
+
+
+def test_betas_reach_invoke_in_the_body_on_a_pool_attempt_too(stack: GatewayStack, bedrock: FakeBedrock) -> None:
+    bedrock.enqueue_answer(Answer("pooled betas"))
+    message = _anthropic(stack).beta.messages.create(
+        model="pool-claude",
+        max_tokens=50,
+        betas=["context-1m-2025-08-07"],
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert message.content[0].text == "pooled betas"  # type: ignore[union-attr]
+    assert bedrock.last_request.operation == "invoke"
+    assert bedrock.last_request.json["anthropic_beta"] == ["context-1m-2025-08-07"]
+    assert "anthropic-beta" not in {name.lower() for name in bedrock.last_request.headers}
+
+
+def test_a_repeated_anthropic_request_to_claude_on_invoke_is_a_hit_keyed_on_what_invoke_gets(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    """The key is computed on the body InvokeModel really gets: the client's own, betas included."""
+    client = _anthropic(stack)
+
+    def ask(text: str, **extra: Any) -> str:
+        raw = client.messages.with_raw_response.create(
+            model="claude-cached", max_tokens=50, messages=[{"role": "user", "content": text}], **extra
+        )
+        assert raw.parse().content[0].type == "text"
+        return raw.headers["x-gateway-cache"]
+
+    text = f"cache me {uuid.uuid4()}"
+    assert ask(text) == "MISS"
+    assert ask(text) == "HIT"
+    assert len(bedrock.requests) == 1 and bedrock.last_request.operation == "invoke"
+    beta = {"extra_headers": {"anthropic-beta": "context-1m-2025-08-07"}}
+    assert ask(text, **beta) == "MISS"  # another body reaches Bedrock: its own entry
+    assert bedrock.last_request.json["anthropic_beta"] == ["context-1m-2025-08-07"]
+    assert ask(text, **beta) == "HIT"
+    uncarried = {"metadata": {"user_id": "u-1"}, "extra_body": {"metadata": {"user_id": "u-1", "tag": "x"}}}
+    assert ask(text, **uncarried) == "MISS"  # a member only the client's own body carries
+    assert bedrock.last_request.json["metadata"] == {"user_id": "u-1", "tag": "x"}
+    assert len(bedrock.requests) == 3
+
+
 def test_anthropic_stream_from_invoke_arrives_as_anthropic_sse_with_thinking(
     stack: GatewayStack, bedrock: FakeBedrock
 ) -> None:
@@ -321,22 +404,91 @@ def test_each_bedrock_error_reaches_each_client_in_its_own_format_and_status(
     assert body["type"] == "error" and body["error"]["type"] != code
 
 
-@pytest.mark.parametrize("fault", [StreamFault(corrupt="message"), StreamFault(truncate=True)], ids=["crc", "cut"])
-def test_a_corrupt_or_cut_stream_ends_the_clients_stream_with_an_error_never_a_hang(
-    stack: GatewayStack, bedrock: FakeBedrock, fault: StreamFault
-) -> None:
-    """Converse to an OpenAI client (translated) and InvokeModel to an Anthropic client (reframed):
-    an in-band error once the stream started (a cut may also be seen by Envoy first: a 502 in the
-    client's format)."""
-    bedrock.enqueue_answer(Answer("one two three four five six seven eight nine ten"))
-    bedrock.enqueue_stream_fault(fault)
-    with pytest.raises(openai.APIError):
+STORY = "one two three four five six seven eight nine ten"
+
+
+def _read_then_break(stack: GatewayStack, bedrock: FakeBedrock, **fault: Any) -> tuple[list[str], Exception | None]:
+    """An OpenAI client streams from Converse; the fake sends three events (the first two words),
+    waits until the client has read them, then breaks the stream as `fault` says."""
+    release = threading.Event()
+    bedrock.enqueue_answer(Answer(STORY))
+    bedrock.enqueue_stream_fault(StreamFault(after_events=3, release=release, **fault))
+    words: list[str] = []
+    try:
         stream = _openai(stack).chat.completions.create(
             model="nova", messages=[{"role": "user", "content": "tell me a story"}], stream=True
         )
-        for _ in stream:
-            pass
-    bedrock.enqueue_answer(Answer("one two three four five six seven eight nine ten"))
+        for chunk in stream:
+            words += [chunk.choices[0].delta.content or ""] if chunk.choices else []
+            if "".join(words) == "one two":
+                release.set()
+    except openai.APIError as error:
+        return words, error
+    finally:
+        release.set()
+    return words, None
+
+
+@pytest.mark.parametrize(
+    "fault", [{"corrupt": "message"}, {"truncate": True, "eof": True}, {"exception": "throttlingException"}]
+)
+def test_a_broken_converse_stream_keeps_what_was_sent_and_ends_with_an_in_band_error(
+    stack: GatewayStack, bedrock: FakeBedrock, fault: dict[str, Any]
+) -> None:
+    """A bad CRC, a body that ends inside a frame, an exception frame: the client has the words
+    decoded before, then the SDK raises the in-band error (not a dropped connection)."""
+    words, error = _read_then_break(stack, bedrock, **fault)
+    assert "".join(words) == "one two"
+    assert isinstance(error, openai.APIError) and not isinstance(error, openai.APIConnectionError), error
+    assert error.message
+
+
+def test_a_converse_stream_reset_after_the_client_read_from_it_keeps_what_was_sent(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    """The provider's connection reset mid-frame once the stream reached the client: Envoy resets
+    the client's connection (nothing can be written after a reset); the words before are the client's."""
+    words, error = _read_then_break(stack, bedrock, truncate=True)
+    assert "".join(words) == "one two"
+    assert isinstance(error, openai.APIConnectionError)
+
+
+def test_a_converse_stream_reset_before_the_gateway_sent_its_headers_is_a_502_in_the_clients_format(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    """The reset reaches Envoy while the ext_proc still holds the answer's headers: Envoy answers
+    by itself, past the ext_proc; that answer is still the client's own error JSON. (Here the
+    fake's whole answer and its reset usually arrive before the ext_proc has read the headers;
+    under load the ext_proc may be first, and the client gets the stream, then a reset.)"""
+    for _ in range(3):
+        bedrock.enqueue_answer(Answer(STORY))
+        bedrock.enqueue_stream_fault(StreamFault(after_events=3, truncate=True))
+        with httpx.stream(
+            "POST",
+            stack.base_url + "/v1/chat/completions",
+            json={"model": "nova", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            headers={"authorization": "Bearer unused"},
+            timeout=30,
+        ) as response:
+            try:
+                response.read()
+            except httpx.RemoteProtocolError:  # the ext_proc was first: the stream started, then the reset
+                assert response.status_code == 200
+                continue
+        assert response.status_code == 502
+        assert response.headers["content-type"] == "application/json"
+        error = response.json()["error"]
+        assert error["code"] == "provider_error" and response.headers["x-request-id"] in error["message"]
+
+
+@pytest.mark.parametrize(
+    "fault", [StreamFault(corrupt="message"), StreamFault(truncate=True, eof=True)], ids=["crc", "cut"]
+)
+def test_a_corrupt_or_cut_invoke_stream_ends_the_anthropic_stream_with_an_error_never_a_hang(
+    stack: GatewayStack, bedrock: FakeBedrock, fault: StreamFault
+) -> None:
+    """InvokeModel to an Anthropic client (reframed): the in-band error after the events before."""
+    bedrock.enqueue_answer(Answer(STORY))
     bedrock.enqueue_stream_fault(fault)
     with (
         pytest.raises(anthropic.APIError) as anthropic_error,
@@ -346,7 +498,8 @@ def test_a_corrupt_or_cut_stream_ends_the_clients_stream_with_an_error_never_a_h
     ):
         for _ in anthropic_stream:
             pass
-    assert "provider" in str(anthropic_error.value).lower() or anthropic_error.value.message
+    assert not isinstance(anthropic_error.value, anthropic.APIConnectionError)
+    assert anthropic_error.value.message
 
 
 def test_a_pool_fails_over_from_bedrock_to_openai_in_one_request_streamed(

@@ -27,6 +27,8 @@ providers:
   - {name: azure, kind: openai-compatible, base_url: "https://x.openai.azure.com", azure: {api_version: "2024-10-21"}}
   - {name: claude, kind: anthropic, base_url: "https://api.anthropic.com", api_key_env: K}
   - {name: gem, kind: gemini, base_url: "https://generativelanguage.googleapis.com", api_key_env: K}
+  - {name: bedrock, kind: bedrock, bedrock: {region: us-east-1}, aws_credentials: {source: environment}}
+  - {name: bedrock-converse, kind: bedrock, bedrock: {region: us-east-1, api: converse}, aws_credentials: {source: environment}}
 routes:
   - {model: "gpt-*", provider: oai}
   - {model: "claude-*", provider: claude}
@@ -205,6 +207,28 @@ def test_the_beta_headers_a_same_api_provider_is_sent_change_the_key() -> None:
     assert _key(_openai(), "openai", "oai", {"openai-beta": "assistants=v2"}) != _key(_openai(), "openai", "oai")
     # Azure's kind forwards no beta header: it cannot change what Azure answers.
     assert _key(_openai(), "openai", "azure", {"openai-beta": "x"}) == _key(_openai(), "openai", "azure")
+
+
+BEDROCK_CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+BEDROCK_NOVA = "us.amazon.nova-micro-v1:0"
+UNCARRIED = {"metadata": {"user_id": "u", "other": 1}}  # a member the canonical request does not carry
+
+
+def test_an_anthropic_clients_own_body_to_claude_on_bedrock_invoke_is_keyed_as_forwarded() -> None:
+    """InvokeModel gets the Anthropic client's own body (every member kept) and its betas in the body;
+    Converse, on Nova or on a provider set to converse, gets the canonical request rendered."""
+
+    def key(request: ChatRequest, provider: str, model: str, headers: dict[str, str] | None = None) -> str:
+        return _key(request, "anthropic", provider, headers, model=model)
+
+    plain, marked = _anthropic(), _anthropic(**UNCARRIED)
+    assert key(marked, "bedrock", BEDROCK_CLAUDE) != key(plain, "bedrock", BEDROCK_CLAUDE)
+    beta = {"anthropic-beta": "context-1m-2025-08-07"}
+    assert key(plain, "bedrock", BEDROCK_CLAUDE, beta) != key(plain, "bedrock", BEDROCK_CLAUDE)
+    # Rendered through Converse: the marks and the betas are never sent, so they cannot split the entry
+    assert key(marked, "bedrock", BEDROCK_NOVA) == key(plain, "bedrock", BEDROCK_NOVA)
+    assert key(plain, "bedrock", BEDROCK_NOVA, beta) == key(plain, "bedrock", BEDROCK_NOVA)
+    assert key(marked, "bedrock-converse", BEDROCK_CLAUDE) == key(plain, "bedrock-converse", BEDROCK_CLAUDE)
 
 
 def test_two_client_apis_share_a_key_where_the_provider_is_sent_the_same_request() -> None:

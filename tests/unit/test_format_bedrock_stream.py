@@ -256,7 +256,7 @@ def test_invoke_bodies_are_the_messages_request_without_model_or_stream_with_bed
         }
     )
     forwarded = orjson.loads(
-        invoke.passthrough_body(client, "prompt-caching-2024-07-31, extended-cache-ttl-2025-04-11")
+        invoke.passthrough_body(client, invoke.betas_of("prompt-caching-2024-07-31, extended-cache-ttl-2025-04-11"))
     )
     expected = orjson.loads(client)
     del expected["model"], expected["stream"]

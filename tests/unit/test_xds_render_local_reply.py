@@ -27,8 +27,8 @@ def path_filter(mapper: dict[str, Any]) -> str:
 
 def test_each_reply_envoy_makes_for_the_gateway_has_one_body_per_client_format_in_its_status() -> None:
     mapped = MAPPERS[2:]  # after the two codec refusals
-    assert len(mapped) == 4 * 3
-    assert [mapper["status_code"] for mapper in mapped[::3]] == [503, 504, 426, 429]
+    assert len(mapped) == 5 * 3
+    assert [mapper["status_code"] for mapper in mapped[::3]] == [503, 504, 426, 502, 429]
     for group in (mapped[i : i + 3] for i in range(0, len(mapped), 3)):
         assert [path_filter(mapper) for mapper in group] == ["anthropic", "gemini", "any"]  # the catch-all last
         assert [formats_of(mapper) for mapper in group] == ["anthropic", "gemini", "openai"]
@@ -53,3 +53,12 @@ def test_a_codec_refusal_gets_a_made_up_request_id_and_every_apis_error_fields()
         assert body["type"] == "error" and body["request_id"] == "%RESP(x-request-id)%"  # Anthropic's
         assert {"type", "message", "param", "code"} <= set(body["error"])  # OpenAI's
         assert {"code", "message", "status", "details"} <= set(body["error"])  # Gemini's
+
+
+def test_a_provider_reset_envoy_answers_past_the_extproc_is_a_provider_error_in_each_format() -> None:
+    """Only the reset after the answer's headers reached Envoy (the ext_proc held them): a reset
+    before them goes through the ext_proc, which renders it itself."""
+    resets = [m for m in MAPPERS if "upstream_reset_after_response_started" in json.dumps(m["filter"])]
+    assert [formats_of(mapper) for mapper in resets] == ["anthropic", "gemini", "openai"]
+    assert {mapper["status_code"] for mapper in resets} == {502}
+    assert not any("upstream_reset_before_response_started" in json.dumps(m["filter"]) for m in MAPPERS)

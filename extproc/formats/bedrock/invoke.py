@@ -41,13 +41,22 @@ def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     del body["model"]
     body.pop("stream", None)
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
+    if options.betas:
+        body["anthropic_beta"] = list(options.betas)
     return RenderedRequest(dumps_lenient(body), dropped)
 
 
-def passthrough_body(body: bytes, betas: str | None = None) -> bytes:
+def betas_of(header: str | None) -> tuple[str, ...]:
+    """The values of an `anthropic-beta` header (comma-separated, as the SDKs join them)."""
+    if not header:
+        return ()
+    return tuple(beta for part in header.split(",") if (beta := part.strip()))
+
+
+def passthrough_body(body: bytes, betas: tuple[str, ...] = ()) -> bytes:
     """An Anthropic client's own Messages body for InvokeModel: only `model` and `stream` out and
-    Bedrock's `anthropic_version` in; the client's `anthropic-beta` header, if any, as the body's
-    `anthropic_beta` list. Whether to stream is the client's `stream` (see `wants_stream`)."""
+    Bedrock's `anthropic_version` in; the client's `anthropic-beta` values, if any, as the body's
+    `anthropic_beta` list (Bedrock reads no such header). Whether to stream is the client's `stream`."""
     data = orjson.loads(body)
     if not isinstance(data, dict):
         raise invalid("the request body must be a JSON object", "body")
@@ -55,7 +64,7 @@ def passthrough_body(body: bytes, betas: str | None = None) -> bytes:
     data.pop("stream", None)
     data["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
     if betas:
-        data["anthropic_beta"] = [beta.strip() for beta in betas.split(",") if beta.strip()]
+        data["anthropic_beta"] = list(betas)
     return dumps_request(data)
 
 

@@ -68,7 +68,9 @@ class BedrockInvokeAnthropic:
         return parse_http_error(status, body)
 
     def with_model(self, body: bytes, model: str) -> bytes:
-        return invoke.passthrough_body(body)  # the model is in the path; the body loses its own
+        return invoke.passthrough_body(
+            body
+        )  # the model is in the path; the body loses its own (no betas: see OWN_BODY_ON)
 
 
 CONVERSE: ProviderFormat = BedrockConverse()
