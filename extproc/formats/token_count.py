@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import orjson
 
-from extproc.formats.answer_values import count, provider_error
+from extproc.formats.answer_values import answer_object, count, provider_error
 from extproc.formats.bedrock.count import converse_count_request, invoke_count_request, parse_count
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.endpoint import Format
@@ -40,11 +40,8 @@ def gemini_count_request(request: ChatRequest, options: RenderOptions) -> Render
 
 def parse_gemini_count(body: bytes) -> int:
     """countTokens' answer -> the prompt's tokens."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider's token count is not valid JSON") from None
-    if not isinstance(data, dict) or "totalTokens" not in data:
+    data = answer_object(body)
+    if "totalTokens" not in data:
         raise provider_error("the provider's answer has no token count")
     return count(data, "totalTokens")
 

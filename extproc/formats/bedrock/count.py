@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import count, provider_error
+from extproc.formats.answer_values import answer_object, count, provider_error
 from extproc.formats.anthropic.common import dumps_lenient
 from extproc.formats.bedrock import converse_request, invoke
 from extproc.formats.canonical import ChatRequest
@@ -52,10 +52,7 @@ def _invoke_input(invoke_body: bytes) -> bytes:
 
 def parse_count(body: bytes) -> int:
     """CountTokens' answer -> the prompt's tokens."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider's token count is not valid JSON") from None
-    if not isinstance(data, dict) or "inputTokens" not in data:
+    data = answer_object(body)
+    if "inputTokens" not in data:
         raise provider_error("the provider's answer has no token count")
     return count(data, "inputTokens")

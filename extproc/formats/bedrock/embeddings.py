@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import count, provider_error
+from extproc.formats.answer_values import answer_object, count, provider_error
 from extproc.formats.assemble import CHARS_PER_TOKEN
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.client_errors import invalid
@@ -103,12 +103,7 @@ def _cohere(req: EmbeddingRequest, v4: bool, unsupported: Unsupported) -> dict[s
 
 def parse_response(body: bytes, model: str = "") -> EmbeddingResponse:
     """Titan's or Cohere's answer (told apart by their shapes) -> the canonical embeddings."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider returned invalid JSON") from None
-    if not isinstance(data, dict):
-        raise provider_error("the provider returned an unexpected response")
+    data = answer_object(body)
     if "embedding" in data:  # Titan
         vector = _vector(data["embedding"])
         return EmbeddingResponse(model, [vector], Usage(input_tokens=count(data, "inputTextTokenCount")))
