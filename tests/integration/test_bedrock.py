@@ -126,6 +126,14 @@ def stack(
                 ],
             },
             {
+                "name": "cohere-then-openai",
+                "model": "embed-pool",
+                "pool": [
+                    {"provider": "bedrock", "model": COHERE},
+                    {"provider": "openai", "priority": 1, "model": "text-embedding-3-small"},
+                ],
+            },
+            {
                 "name": "bedrock-then-openai",
                 "model": "pool-*",
                 "pool": [
@@ -657,6 +665,19 @@ def test_google_genai_embed_content_reaches_titan_and_cohere_with_its_task_type(
         fake_vector("Paris", 1024),
     ]
     assert bedrock.last_request.json["input_type"] == "search_query"
+
+
+def test_a_pools_embeddings_attempt_reaches_cohere_signed_and_fails_over_to_openai(
+    stack: GatewayStack, bedrock: FakeBedrock, fake_openai: FakeOpenAI
+) -> None:
+    answer = _openai(stack).embeddings.create(model="embed-pool", input=["alpha", "beta"])
+    assert [item.embedding for item in answer.data] == [fake_vector("alpha", 1024), fake_vector("beta", 1024)]
+    assert answer.usage.prompt_tokens == 2  # Bedrock's header, read on the pool's answer too
+    assert bedrock.last_request.operation == "invoke" and bedrock.last_request.auth == "sigv4"
+    bedrock.enqueue_error("ServiceUnavailableException")
+    failed_over = _openai(stack).embeddings.create(model="embed-pool", input=["alpha", "beta"])
+    assert len(failed_over.data) == 2
+    assert fake_openai.last_request.json["model"] == "text-embedding-3-small"
 
 
 def test_an_anthropic_clients_count_reaches_claudes_count_tokens_as_the_invoke_body(
