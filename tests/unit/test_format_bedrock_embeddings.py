@@ -189,6 +189,10 @@ def test_count_for_picks_invoke_or_converse_as_the_providers_api_does_for_the_mo
     request = ChatRequest(model="claude", messages=[Message("user", [TextPart("hi")])])
     assert "invokeModel" in orjson.loads(count_for(request, own, "anthropic", BEDROCK, CLAUDE).body or b"")["input"]
     assert "converse" in orjson.loads(count_for(request, own, "anthropic", converse, CLAUDE).body or b"")["input"]
+    # another client's request to Claude on invoke: rendered from the canonical request
+    rendered = orjson.loads(count_for(request, b"{}", "responses", BEDROCK, CLAUDE).body or b"")
+    invoke_body = orjson.loads(base64.b64decode(rendered["input"]["invokeModel"]["body"]))
+    assert invoke_body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
 
 
 @pytest.mark.parametrize("body", [b"nope", b"{}", b"[1]"])
