@@ -88,6 +88,12 @@ class ProviderKind:
     # The provider's API root from its configured base_url (may be "") and its options of gateway.yaml;
     # None: the base_url as given
     api_root: Callable[[str, Mapping[str, Any]], str] | None = None
+    # The models it has an embeddings API for (None: every model, where its format has one)
+    embeds: Callable[[str], bool] | None = None
+    # The models its own count operation counts for, where it has one (None: every model)
+    counts: Callable[[str], bool] | None = None
+    # A header of its answers that carries the input tokens it counted (Bedrock's InvokeModel)
+    input_tokens_header: str = ""
 
     def for_model(self, model: str) -> ProviderKind:
         return self.by_model(model) if self.by_model is not None else self
@@ -150,10 +156,13 @@ def _gemini_path(base: str, version: str | None, api: str, operation: str, model
 
 
 def _bedrock_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
-    """`/model/{id}/converse[-stream]` or, for Claude's Messages API, `/invoke[-with-response-stream]`."""
+    """`/model/{id}/converse[-stream]` or, for Claude's Messages API and embeddings,
+    `/invoke[-with-response-stream]`; a count `/count-tokens`, on the foundation model's own id."""
     if model in (".", ".."):
         raise GatewayError("invalid_request", "a model name cannot be '.' or '..'", param="model")
-    if api == "bedrock-invoke":
+    if operation == "count_tokens":
+        return f"{base}/model/{quote(_CROSS_REGION.sub('', model), safe='')}/count-tokens"
+    if operation == "embeddings" or api == "bedrock-invoke":  # embeddings are InvokeModel's, never streamed
         operation_path = "invoke-with-response-stream" if stream else "invoke"
     else:
         operation_path = "converse-stream" if stream else "converse"
@@ -162,6 +171,21 @@ def _bedrock_path(base: str, version: str | None, api: str, operation: str, mode
 
 # Claude's ids: bare, behind a cross-region prefix (us., eu., global.) or at the end of an ARN
 _CLAUDE_ID = re.compile(r"(?:^|[./])anthropic\.")
+# A cross-region inference profile's prefix: CountTokens takes the foundation model's own id
+_CROSS_REGION = re.compile(r"^(?:us|us-gov|eu|apac|jp|au|ca|global)\.")
+# The embedding families rendered for InvokeModel (formats.bedrock.embeddings): Titan Text (its
+# version in the group) and Cohere Embed
+BEDROCK_TITAN_EMBED = re.compile(r"(?:^|[./])amazon\.titan-embed-text-v(\d+)")
+BEDROCK_COHERE_EMBED = re.compile(r"(?:^|[./])cohere\.embed-")
+
+
+def _bedrock_embeds(model: str) -> bool:
+    return BEDROCK_TITAN_EMBED.search(model) is not None or BEDROCK_COHERE_EMBED.search(model) is not None
+
+
+def _bedrock_counts(model: str) -> bool:
+    """CountTokens counts for Claude's models (an application inference profile names none: estimated)."""
+    return _CLAUDE_ID.search(model) is not None
 
 
 def bedrock_api(choice: str, model: str) -> str:
@@ -339,6 +363,9 @@ BEDROCK = ProviderKind(
     signed_by_envoy=True,
     aws_wire=True,
     default_base_url="https://bedrock-runtime.{region}.amazonaws.com",
+    embeds=_bedrock_embeds,
+    counts=_bedrock_counts,
+    input_tokens_header="x-amzn-bedrock-input-token-count",
 )
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
