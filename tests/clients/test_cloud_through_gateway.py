@@ -12,6 +12,7 @@ from tests.clients import runners
 from tests.clients.conftest import PROMPT, check_round_trip, cloud_fake, script
 from tests.fakes.base import FakeProvider
 from tests.fakes.bedrock import AwsRecordedRequest
+from tests.fakes.script import ToolRoundTrip
 from tests.fakes.vertex import VertexRecordedRequest
 from tests.support.stack import GatewayStack
 
@@ -36,52 +37,55 @@ def check_calls(fake: FakeProvider, expected: str, run: runners.ClientRun) -> No
     assert len(seen) >= 2 and set(seen) == {expected}, f"calls: {seen}\n{run.explain()}"
 
 
+def drive(
+    client: str, request: pytest.FixtureRequest, gateway: GatewayStack, sandbox: runners.Sandbox, route: str
+) -> tuple[runners.ClientRun, ToolRoundTrip]:
+    """Run Claude Code or Codex on ``route``, its provider scripted to ask for the client's own file tool."""
+    fake = cloud_fake(request, route)
+    if client == "claude-code":
+        round_trip = script(fake, "Read", {"file_path": str(sandbox.note)})
+        return runners.claude_code(sandbox, gateway.base_url, route, PROMPT), round_trip
+    round_trip = script(fake, "exec_command", {"cmd": f"cat {sandbox.note}"})
+    return runners.codex(sandbox, gateway.base_url, route, PROMPT), round_trip
+
+
 @pytest.mark.parametrize(
-    ("route", "expected"),
+    ("client", "route", "expected"),
     [
-        pytest.param("bedrock-claude-converse", "converse-stream sigv4", id="bedrock-converse"),
-        pytest.param("vertex-claude", "anthropic:streamRawPredict valid", id="vertex-claude"),
+        pytest.param(
+            "claude-code", "bedrock-claude-converse", "converse-stream sigv4", id="claude-code-bedrock-converse"
+        ),
+        pytest.param(
+            "claude-code", "vertex-claude", "anthropic:streamRawPredict valid", id="claude-code-vertex-claude"
+        ),
+        pytest.param("codex", "bedrock-nova", "converse-stream sigv4", id="codex-bedrock-converse"),
+        pytest.param("codex", "vertex-gemini", "google:streamGenerateContent valid", id="codex-vertex-gemini"),
     ],
 )
-def test_claude_code_round_trip_to_a_cloud_provider(
-    request: pytest.FixtureRequest, client_gateway: GatewayStack, sandbox: runners.Sandbox, route: str, expected: str
+def test_coding_agent_round_trip_to_a_cloud_provider(
+    request: pytest.FixtureRequest,
+    client_gateway: GatewayStack,
+    sandbox: runners.Sandbox,
+    client: str,
+    route: str,
+    expected: str,
 ) -> None:
-    fake = cloud_fake(request, route)
-    round_trip = script(fake, "Read", {"file_path": str(sandbox.note)})
-    run = runners.claude_code(sandbox, client_gateway.base_url, route, PROMPT)
+    run, round_trip = drive(client, request, client_gateway, sandbox, route)
     check_round_trip(run, round_trip, sandbox.secret)
-    check_calls(fake, expected, run)
+    check_calls(cloud_fake(request, route), expected, run)
 
 
 def test_claude_code_round_trip_to_bedrock_invoke_keeps_its_body_with_the_betas_in_it(
     request: pytest.FixtureRequest, client_gateway: GatewayStack, sandbox: runners.Sandbox
 ) -> None:
-    fake = cloud_fake(request, "bedrock-claude")
-    round_trip = script(fake, "Read", {"file_path": str(sandbox.note)})
-    run = runners.claude_code(sandbox, client_gateway.base_url, "bedrock-claude", PROMPT)
+    run, round_trip = drive("claude-code", request, client_gateway, sandbox, "bedrock-claude")
     check_round_trip(run, round_trip, sandbox.secret)
+    fake = cloud_fake(request, "bedrock-claude")
     check_calls(fake, "invoke-with-response-stream sigv4", run)
     for sent in fake.requests:  # Claude Code's Anthropic body, its anthropic-beta header moved into it
         assert "anthropic-beta" not in sent.headers, sent.headers
         assert "claude-code-20250219" in sent.json.get("anthropic_beta", []), sent.json.get("anthropic_beta")
         assert sent.json["tools"] and sent.json["thinking"], sorted(sent.json)
-
-
-@pytest.mark.parametrize(
-    ("route", "expected"),
-    [
-        pytest.param("bedrock-nova", "converse-stream sigv4", id="bedrock-converse"),
-        pytest.param("vertex-gemini", "google:streamGenerateContent valid", id="vertex-gemini"),
-    ],
-)
-def test_codex_round_trip_to_a_cloud_provider(
-    request: pytest.FixtureRequest, client_gateway: GatewayStack, sandbox: runners.Sandbox, route: str, expected: str
-) -> None:
-    fake = cloud_fake(request, route)
-    round_trip = script(fake, "exec_command", {"cmd": f"cat {sandbox.note}"})
-    run = runners.codex(sandbox, client_gateway.base_url, route, PROMPT)
-    check_round_trip(run, round_trip, sandbox.secret)
-    check_calls(fake, expected, run)
 
 
 AGENTS_CALLS = {
