@@ -111,3 +111,20 @@ def test_agents_sdk_round_trip_to_a_cloud_provider(
     run = runners.agents_sdk(sandbox, client_gateway.base_url, route, PROMPT, api=api, stream=stream)
     check_round_trip(run, round_trip, sandbox.secret)
     check_calls(fake, AGENTS_CALLS[route][stream], run)
+
+
+def test_claude_code_drops_a_beta_bedrock_refuses_and_completes_the_round_trip(
+    request: pytest.FixtureRequest, client_gateway: GatewayStack, sandbox: runners.Sandbox
+) -> None:
+    """Bedrock refuses a beta it lacks with a 400 ValidationException "invalid beta flag"; Claude Code
+    answers a 400 by sending the request again without its betas one at a time, which it can only do
+    when the gateway hands the refusal on as a 400."""
+    refused = "advanced-tool-use-2025-11-20"  # Bedrock names its tool search beta tool-search-tool-2025-10-19
+    fake = cloud_fake(request, "bedrock-claude")
+    round_trip = script(fake, "Read", {"file_path": str(sandbox.note)})
+    fake.refused_betas.add(refused)
+    run = runners.claude_code(sandbox, client_gateway.base_url, "bedrock-claude", PROMPT)
+    sent_betas = [sent.json.get("anthropic_beta", []) for sent in fake.requests]
+    assert refused in sent_betas[0] and refused not in sent_betas[-1], sent_betas
+
+    check_round_trip(run, round_trip, sandbox.secret)
