@@ -11,7 +11,7 @@ import pytest
 from tests.clients import runners
 from tests.clients.conftest import PROMPT, check_round_trip, cloud_fake, script
 from tests.fakes.base import FakeProvider
-from tests.fakes.bedrock import AwsRecordedRequest
+from tests.fakes.bedrock import AwsRecordedRequest, FakeBedrock
 from tests.fakes.script import ToolRoundTrip
 from tests.fakes.vertex import VertexRecordedRequest
 from tests.support.stack import GatewayStack
@@ -114,17 +114,15 @@ def test_agents_sdk_round_trip_to_a_cloud_provider(
 
 
 def test_claude_code_drops_a_beta_bedrock_refuses_and_completes_the_round_trip(
-    request: pytest.FixtureRequest, client_gateway: GatewayStack, sandbox: runners.Sandbox
+    fake_bedrock: FakeBedrock, client_gateway: GatewayStack, sandbox: runners.Sandbox
 ) -> None:
     """Bedrock refuses a beta it lacks with a 400 ValidationException "invalid beta flag"; Claude Code
     answers a 400 by sending the request again without its betas one at a time, which it can only do
     when the gateway hands the refusal on as a 400."""
     refused = "advanced-tool-use-2025-11-20"  # Bedrock names its tool search beta tool-search-tool-2025-10-19
-    fake = cloud_fake(request, "bedrock-claude")
-    round_trip = script(fake, "Read", {"file_path": str(sandbox.note)})
-    fake.refused_betas.add(refused)
+    round_trip = script(fake_bedrock, "Read", {"file_path": str(sandbox.note)})
+    fake_bedrock.refused_betas.add(refused)
     run = runners.claude_code(sandbox, client_gateway.base_url, "bedrock-claude", PROMPT)
-    sent_betas = [sent.json.get("anthropic_beta", []) for sent in fake.requests]
+    sent_betas = [sent.json.get("anthropic_beta", []) for sent in fake_bedrock.requests]
     assert refused in sent_betas[0] and refused not in sent_betas[-1], sent_betas
-
     check_round_trip(run, round_trip, sandbox.secret)
