@@ -8,6 +8,7 @@ then loaded with wrk at each connection count. Environment:
 
   BENCH_SECONDS      seconds per measurement (default 8), after a 1 s warm-up
   BENCH_CONNECTIONS  comma-separated connection counts (default "1,32")
+  BENCH_SCENARIOS    comma-separated scenario names to run (default: all; envoy-plain always runs)
 
 Two more gateways trace every request (sample_ratio 1.0) to an OTLP collector in this process:
 one that answers, one that takes each export and never answers. The cloud kinds (Bedrock signed
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import httpx
 
 from bench import checks, wrk
 from bench.envoys import EnvoyProcess
@@ -261,6 +264,15 @@ def _base_config(providers: list[dict[str, Any]], routes: list[dict[str, Any]]) 
         "providers": providers,
         "routes": routes,
     }
+
+
+def chosen_scenarios(names: str) -> list[Scenario]:
+    """The scenarios named (comma-separated; all when empty), in their usual order, with the baseline."""
+    wanted = {name.strip() for name in names.split(",") if name.strip()}
+    unknown = wanted - {scenario.name for scenario in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"BENCH_SCENARIOS: no such scenario: {', '.join(sorted(unknown))}")
+    return [s for s in SCENARIOS if not wanted or s.name in wanted or s.name == BASELINE]
 
 
 def gateway_config(fake_url: str, cloud: CloudCredentials | None = None) -> dict[str, Any]:
@@ -497,6 +509,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     seconds = float(os.environ.get("BENCH_SECONDS", "8"))
     connections = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,32").split(",") if c.strip()]
+    scenarios = chosen_scenarios(os.environ.get("BENCH_SCENARIOS", ""))
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop everything on `kill` too
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -506,14 +519,16 @@ def main() -> int:
     print("      share this machine's cores with each other (and with anything else running)", flush=True)
     started = time.monotonic()
     notes: list[str] = []
+    signed = ""
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp, contextlib.ExitStack() as running:
         workdir = Path(tmp)
         bench = Bench(seconds, connections, workdir)
         try:
             _start_all(bench, running)
-            for scenario in SCENARIOS:
+            for scenario in scenarios:
                 bench.run_scenario(scenario)
             notes = _tracing_notes(bench)
+            signed = _signing_note(bench)
         except KeyboardInterrupt:
             print("\ninterrupted: partial results", file=sys.stderr)
             return 130
@@ -521,7 +536,7 @@ def main() -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
             running.close()  # in reverse order of start
             if bench.rows:
-                _report(bench.rows, notes)
+                _report(bench.rows, notes, signed)
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 print(f"\n(total {time.monotonic() - started:.0f} s; load average after the run: {load})")
                 print("side by side with other gateways (Portkey, LiteLLM): ../shared/bench/peers, see README.md")
@@ -585,7 +600,18 @@ def _tracing_notes(bench: Bench) -> list[str]:
     return notes
 
 
-def _report(rows: list[Row], notes: list[str]) -> None:
+def _signing_note(bench: Bench) -> str:
+    """How many requests Envoy's aws_request_signing signed (the Bedrock rows' SigV4, which the fake
+    does not check), from the gateway Envoy's stats."""
+    stack = bench.stacks.get("gateway")
+    if stack is None:
+        return ""
+    text = httpx.get(stack.envoy_admin_url + "/stats", params={"filter": "aws_request_signing"}, timeout=10).text
+    signed = sum(int(line.rpartition(": ")[2]) for line in text.splitlines() if "signing_added" in line)
+    return f"Envoy's aws_request_signing signed {signed} Bedrock requests"
+
+
+def _report(rows: list[Row], tracing_notes: list[str], signing_note: str) -> None:
     print()
     print(render_table(rows))
     tracing = render_versus(
@@ -601,7 +627,7 @@ def _report(rows: list[Row], notes: list[str]) -> None:
         ["gateway-openai-to-bedrock-stream", "gateway-openai-to-vertex-stream"],
         "\ncloud streams next to xstream (OpenAI chat stream to Anthropic); x = ratio to xstream",
     )
-    for text in (tracing, *notes, cloud):
+    for text in (tracing, *tracing_notes, cloud, signing_note):
         if text:
             print(text)
 
