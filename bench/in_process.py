@@ -237,7 +237,10 @@ def main(argv: list[str]) -> None:
             f"({REQUESTS} requests, one process, no server)"
         )
         if traced:
-            print("  CPU µs per request by thread: " + ", ".join(f"{n} {t / REQUESTS * 1e6:.1f}" for n, t in spent.items()))
+            print(
+                "  CPU µs per request by thread: "
+                + ", ".join(f"{n} {t / REQUESTS * 1e6:.1f}" for n, t in spent.items())
+            )
         if "--profile" in argv:
             profile = cProfile.Profile()
             profile.enable()

@@ -122,9 +122,11 @@ def http_sender(url: str, headers: tuple[tuple[str, str], ...], timeout_s: float
             connection.request("POST", path, body, fields)
             response = connection.getresponse()
             response.read()
-        except (http.client.RemoteDisconnected, ConnectionError) if reused else ():
-            connection.close()  # the collector closed the idle connection: once more on a new one
-            post(body)
+        except (http.client.RemoteDisconnected, ConnectionError):
+            connection.close()
+            if not reused:
+                raise
+            post(body)  # the collector closed the idle connection: once more, on a new one
             return
         except BaseException:
             connection.close()

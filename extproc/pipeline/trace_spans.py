@@ -88,7 +88,17 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
     for name, started, stopped in trace.stages:
         spans.append(
             SpanRecord(
-                trace_id, new_span_id(), root_id, False, state, f"gateway.{name}", _INTERNAL, started, stopped, {}, False
+                trace_id,
+                new_span_id(),
+                root_id,
+                False,
+                state,
+                f"gateway.{name}",
+                _INTERNAL,
+                started,
+                stopped,
+                {},
+                False,
             )
         )
     if trace.sent:
@@ -101,7 +111,17 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
         name = f"{operation} {model}".strip()
         spans.append(
             SpanRecord(
-                trace_id, new_span_id(), root_id, False, state, name, _CLIENT, trace.sent, ended, provider, bool(failure)
+                trace_id,
+                new_span_id(),
+                root_id,
+                False,
+                state,
+                name,
+                _CLIENT,
+                trace.sent,
+                ended,
+                provider,
+                bool(failure),
             )
         )
     trace.tracing.export(spans)
