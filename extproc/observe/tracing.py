@@ -1,18 +1,19 @@
-"""The ext_proc's spans (the `tracing` section): sampled, queued and exported as OTLP, built only when configured.
+"""The ext_proc's spans (the `tracing` section): sampled, queued and exported as OTLP.
 
 A request's spans are plain records (ids, times, attributes) put on a bounded queue at the
 request's end; a daemon thread takes them in batches, encodes them as one OTLP protobuf export
-(observe/otlp.py) and sends it over gRPC or HTTP. The OpenTelemetry SDK's Span objects, attribute
-validation, context and span processor cost the event loop about as much as the request itself
-(bench/README.md, the tracing table): none of that is on the request's path here, only a few
-tuples and a deque append. A collector that is down or slow never holds a request: when the queue
-is full new spans push out the oldest, and those (and the spans of a failed export) are counted in
-`gateway_trace_spans_dropped_total`. This module is imported only when tracing is on.
+(observe/otlp.py) and sends it over gRPC or HTTP. The OpenTelemetry SDK did this with Span
+objects, attribute validation, contexts and its span processor, which cost the event loop about
+as much as the request itself (bench/README.md, the tracing table); here a request's path holds
+a header parse, a few tuples and a deque append, and no OpenTelemetry package is imported. A
+collector that is down or slow never holds a request: when the queue is full new spans push out
+the oldest, and those (and the spans of a failed export) are counted in
+`gateway_trace_spans_dropped_total`. Nothing here runs, and no thread exists, when tracing is off.
 
 The parent of a request's spans is the `traceparent` Envoy puts in the ext_proc stream's initial
 metadata (the span of its call to the ext_proc, in the request's trace: the client's trace when
 it sent one). Its sampled flag decides; without one the trace is new and `sample_ratio` decides on
-its id, as the SDK's ParentBased(TraceIdRatioBased) does.
+its id, as OpenTelemetry's ParentBased(TraceIdRatioBased) sampler does.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ _QUEUE_FULL = SPANS_DROPPED.labels("queue_full")
 _EXPORT_FAILED = SPANS_DROPPED.labels("export_failed")
 EXPORT_TIMEOUT_S = 5.0  # one export's bound: a hung collector holds the export thread no longer (never a request)
 SHUTDOWN_S = 2.0
-# The W3C traceparent (version 00 exactly; a later version may append fields), as the SDK's propagator reads it.
+# The W3C traceparent (version 00 exactly; a later version may append fields), read as OpenTelemetry's propagator does.
 _TRACEPARENT = re.compile(r"\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*")
 _TRACESTATE_MAX = 512  # W3C: the length every vendor must pass on; longer is not continued
 _ID_LIMIT = (1 << 64) - 1
@@ -57,7 +58,7 @@ def new_span_id() -> bytes:
 
 
 def _env_int(name: str, default: int) -> int:
-    """The SDK's OTEL_BSP_* knobs, still honoured for the queue, batch and delay."""
+    """OpenTelemetry's OTEL_BSP_* variables, honoured for the queue, batch and delay."""
     try:
         return max(1, int(os.environ.get(name, default)))
     except ValueError:

@@ -21,17 +21,17 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from extproc.formats.canonical import ChatRequest, ChatResponse
+from extproc.observe.otlp import CLIENT, INTERNAL, SERVER, SpanRecord
+from extproc.observe.tracing import new_span_id
 from extproc.pipeline.access_log import error_type, operation_name
 from extproc.pipeline.exchange import Exchange
 from extproc.pipeline.spend import request_cost
 from extproc.providers import kind_of
 
-if TYPE_CHECKING:  # the tracing modules (and opentelemetry-proto) are imported only once tracing is configured
+if TYPE_CHECKING:
     from extproc.observe.tracing import Parent, Tracing
 
 TRACED_STAGES = frozenset({"limits", "cache"})
-# OTLP's span kinds (opentelemetry.proto's Span.SpanKind), here so that a request imports nothing of it.
-_INTERNAL, _SERVER, _CLIENT = 1, 2, 3
 
 
 @dataclass(slots=True)
@@ -59,9 +59,6 @@ def begin(tracing: Tracing, metadata: Mapping[str, str]) -> RequestTrace | None:
 
 def finish(trace: RequestTrace, ex: Exchange) -> None:
     """The request's spans, ended now and queued for export (run once, at the request's end)."""
-    from extproc.observe.otlp import SpanRecord
-    from extproc.observe.tracing import new_span_id
-
     ended = time_ns()
     trace_id, parent_id, state = trace.parent
     operation = operation_name(ex.endpoint)
@@ -78,7 +75,7 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
             bool(parent_id),
             state,
             f"gateway {operation}",
-            _SERVER,
+            SERVER,
             trace.started,
             ended,
             attributes,
@@ -94,7 +91,7 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
                 False,
                 state,
                 f"gateway.{name}",
-                _INTERNAL,
+                INTERNAL,
                 started,
                 stopped,
                 {},
@@ -117,7 +114,7 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
                 False,
                 state,
                 name,
-                _CLIENT,
+                CLIENT,
                 trace.sent,
                 ended,
                 provider,
@@ -173,7 +170,8 @@ def _answer_attributes(ex: Exchange) -> dict[str, Any]:
         if answer is not None:
             attributes["gen_ai.response.model"] = answer.model
     if reasons:
-        attributes["gen_ai.response.finish_reasons"] = reasons  # the canonical reasons are the conventions' names
+        # the canonical reasons are the conventions' names; a tuple, so its encoding is kept (observe/otlp.py)
+        attributes["gen_ai.response.finish_reasons"] = tuple(reasons)
     if ex.first_output and ex.stream:
         attributes["gen_ai.response.time_to_first_chunk"] = ex.first_output - ex.started
     if (usage := ex.usage) is not None:

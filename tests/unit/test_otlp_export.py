@@ -61,6 +61,13 @@ def test_a_child_span_is_local_and_a_batch_keeps_its_order() -> None:
     assert spans[0].status.code == Status.STATUS_CODE_UNSET
 
 
+def test_an_attribute_seen_before_keeps_its_type() -> None:
+    records = [_record(attributes={"x": value}) for value in (True, 1, 1.0, True, "1")]
+    spans = _decode(encode(records, "svc"))
+    kinds = [span.attributes[0].value.WhichOneof("value") for span in spans]
+    assert kinds == ["bool_value", "int_value", "double_value", "bool_value", "string_value"]
+
+
 @pytest.fixture
 def tracing() -> Iterator[Tracing]:
     made = Tracing(lambda body: None, sample_ratio=1.0)
