@@ -39,6 +39,8 @@ EXPORT_TIMEOUT_S = 5.0  # one export's bound: a hung collector holds the export 
 SHUTDOWN_S = 2.0
 # The W3C traceparent (version 00 exactly; a later version may append fields), read as OpenTelemetry's propagator does.
 _TRACEPARENT = re.compile(r"\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*")
+_NO_TRACE, _NO_SPAN = "0" * 32, "0" * 16  # all-zero ids are invalid
+_SAMPLED = frozenset("13579bdf")  # trace-flags whose low bit, sampled, is set
 _TRACESTATE_MAX = 512  # W3C: the length every vendor must pass on; longer is not continued
 _ID_LIMIT = (1 << 64) - 1
 
@@ -100,9 +102,8 @@ class Tracing:
         header = metadata.get("traceparent")
         if header and (match := _TRACEPARENT.fullmatch(header)) is not None:
             version, trace_id, span_id, flags, rest = match.groups()
-            valid = version != "ff" and not (version == "00" and rest) and int(trace_id, 16) and int(span_id, 16)
-            if valid:
-                if not int(flags, 16) & 1:
+            if version != "ff" and not (version == "00" and rest) and trace_id != _NO_TRACE and span_id != _NO_SPAN:
+                if flags[1] not in _SAMPLED:
                     return None
                 state = metadata.get("tracestate", "").strip()
                 return Parent(bytes.fromhex(trace_id), bytes.fromhex(span_id), state[:_TRACESTATE_MAX])

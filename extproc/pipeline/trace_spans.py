@@ -29,6 +29,7 @@ from extproc.pipeline.spend import request_cost
 from extproc.providers import kind_of
 
 if TYPE_CHECKING:
+    from extproc.config.model import Provider
     from extproc.observe.tracing import Parent, Tracing
 
 TRACED_STAGES = frozenset({"limits", "cache"})
@@ -130,11 +131,7 @@ def _request_attributes(ex: Exchange) -> dict[str, Any]:
         "gen_ai.request.model": ex.target.upstream_model if ex.target and ex.target.upstream_model else ex.model,
     }
     if provider is not None:
-        attributes["gen_ai.provider.name"] = kind_of(provider).gen_ai_name
-        attributes["gateway.provider"] = provider.name
-        if provider.host:
-            attributes["server.address"] = provider.host
-            attributes["server.port"] = provider.port
+        attributes.update(_provider_attributes(provider))
     if ex.stream:
         attributes["gen_ai.request.stream"] = True
     request = ex.request
@@ -151,6 +148,28 @@ def _request_attributes(ex: Exchange) -> dict[str, Any]:
                 attributes[name] = value
         if request.n is not None and request.n != 1:
             attributes["gen_ai.request.choice.count"] = request.n
+    return attributes
+
+
+# A provider's attributes, made once per provider of a snapshot (its host and port parse its URL),
+# keyed by identity: the provider is held, so an id is never another's while its entry stands.
+_PROVIDERS: dict[int, tuple[Provider, dict[str, Any]]] = {}
+
+
+def _provider_attributes(provider: Provider) -> dict[str, Any]:
+    held = _PROVIDERS.get(id(provider))
+    if held is not None and held[0] is provider:
+        return held[1]
+    attributes: dict[str, Any] = {
+        "gen_ai.provider.name": kind_of(provider).gen_ai_name,
+        "gateway.provider": provider.name,
+    }
+    if provider.host:
+        attributes["server.address"] = provider.host
+        attributes["server.port"] = provider.port
+    if len(_PROVIDERS) >= 1024:  # many reloads: the old snapshots' providers go
+        _PROVIDERS.clear()
+    _PROVIDERS[id(provider)] = (provider, attributes)
     return attributes
 
 
