@@ -68,37 +68,21 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
     attributes = _gateway_attributes(ex, operation)
     if failure:
         attributes["error.type"] = failure
+    root = SpanRecord(
+        trace_id, root_id, parent_id, bool(parent_id), state, f"gateway {operation}", SERVER, trace.started, ended,
+        attributes, bool(failure),
+    )  # fmt: skip
+
+    def child(name: str, kind: int, started: int, stopped: int, attributes: dict[str, Any]) -> SpanRecord:
+        failed = kind == CLIENT and bool(failure)
+        return SpanRecord(
+            trace_id, new_span_id(), root_id, False, state, name, kind, started, stopped, attributes, failed
+        )
+
     spans = [
-        SpanRecord(
-            trace_id,
-            root_id,
-            parent_id,
-            bool(parent_id),
-            state,
-            f"gateway {operation}",
-            SERVER,
-            trace.started,
-            ended,
-            attributes,
-            bool(failure),
-        )
+        root,
+        *(child(f"gateway.{name}", INTERNAL, started, stopped, {}) for name, started, stopped in trace.stages),
     ]
-    for name, started, stopped in trace.stages:
-        spans.append(
-            SpanRecord(
-                trace_id,
-                new_span_id(),
-                root_id,
-                False,
-                state,
-                f"gateway.{name}",
-                INTERNAL,
-                started,
-                stopped,
-                {},
-                False,
-            )
-        )
     if trace.sent:
         model = trace.request.get("gen_ai.request.model", "")
         provider = {"gen_ai.operation.name": operation, **trace.request, **_answer_attributes(ex)}
@@ -106,22 +90,7 @@ def finish(trace: RequestTrace, ex: Exchange) -> None:
             provider["http.response.status_code"] = ex.provider_status
         if failure:
             provider["error.type"] = failure
-        name = f"{operation} {model}".strip()
-        spans.append(
-            SpanRecord(
-                trace_id,
-                new_span_id(),
-                root_id,
-                False,
-                state,
-                name,
-                CLIENT,
-                trace.sent,
-                ended,
-                provider,
-                bool(failure),
-            )
-        )
+        spans.append(child(f"{operation} {model}".strip(), CLIENT, trace.sent, ended, provider))
     trace.tracing.export(spans)
 
 
