@@ -54,8 +54,8 @@ class Parent(NamedTuple):
 
 
 def new_span_id() -> bytes:
-    """8 random bytes, never all zero (random, not os.urandom: ids need uniqueness, not secrecy, and
-    the random module reseeds in each forked worker)."""
+    """8 random bytes, never all zero: the random module, as OpenTelemetry's id generator uses it (ids
+    need uniqueness, not secrecy; os.urandom is a system call each; each worker process seeds its own)."""
     return (random.getrandbits(64) or 1).to_bytes(8, "big")
 
 
