@@ -279,7 +279,9 @@ def _record() -> SpanRecord:
     return SpanRecord(bytes(range(16)), b"\x01" * 8, b"", False, "", "s", 1, 1, 2, {}, False)
 
 
-def test_a_hung_collector_never_blocks_span_end_and_the_drops_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_collector_never_blocks_queueing_spans_and_the_drops_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2")
     before = SPANS_DROPPED.labels("queue_full")._value.get()
