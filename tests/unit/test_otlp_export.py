@@ -5,14 +5,16 @@ and failed exports counted as dropped."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 
-from extproc.observe.otlp import CLIENT, SERVER, SpanRecord, encode
+from extproc.observe.otlp import CLIENT, SERVER, SpanRecord, encode, http_sender
 from extproc.observe.tracing import SPANS_DROPPED, Tracing
 from tests.support.otlp import OtlpReceiver, received
 from tests.support.wait import wait_until
@@ -151,3 +153,36 @@ def test_spans_reach_a_real_collector_with_the_headers(protocol: Literal["grpc",
         first, second = receiver.spans()
     assert (first.service, first.name, second.name) == ("llm-gateway-extproc", "gateway chat", "second")
     assert first.headers["authorization"] == "Bearer k" and first.parent_id == ENVOY.hex()
+
+
+class _ClosesAfterEachAnswer(BaseHTTPRequestHandler):
+    """A collector that answers keep-alive, then closes the connection without saying so (as one
+    does to an idle connection)."""
+
+    protocol_version = "HTTP/1.1"
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["content-length"])))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_http_sender_sends_again_on_a_new_connection_when_the_collector_closed_the_old_one() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosesAfterEachAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        send = http_sender(f"http://127.0.0.1:{server.server_port}/v1/traces", (), 5.0)
+        first, second = encode([_record()], "svc"), encode([_record("second")], "svc")
+        send(first)
+        assert wait_until(lambda: len(_ClosesAfterEachAnswer.bodies) == 1, timeout=10)
+        send(second)  # the kept connection is closed: no exception, the export goes on a new one
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _ClosesAfterEachAnswer.bodies == [first, second]
