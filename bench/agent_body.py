@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_WORDS = (
+_SENTENCE = (
     "the gateway forwards each request to the provider chosen by its route and translates the answer "
     "back into the format the client asked for while counting tokens for limits and metrics"
-).split()
+)
+_WORDS = _SENTENCE.split()
 
 
 def _text(count: int, seed: int) -> str:
@@ -29,7 +30,10 @@ def agent_request(model: str) -> dict[str, Any]:
         }
         parameters = {"type": "object", "properties": props, "required": list(props)[:3]}
         tools.append(
-            {"type": "function", "function": {"name": f"tool_{t}", "description": _text(120, t), "parameters": parameters}}
+            {
+                "type": "function",
+                "function": {"name": f"tool_{t}", "description": _text(120, t), "parameters": parameters},
+            }
         )
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": _text(2600, 1)},
@@ -37,7 +41,11 @@ def agent_request(model: str) -> dict[str, Any]:
     ]
     for turn in range(7):
         arguments = json.dumps({f"arg_{turn}_0": _text(10, turn)})
-        call = {"id": f"call_{turn:04d}", "type": "function", "function": {"name": f"tool_{turn}", "arguments": arguments}}
+        call = {
+            "id": f"call_{turn:04d}",
+            "type": "function",
+            "function": {"name": f"tool_{turn}", "arguments": arguments},
+        }
         messages += [
             {"role": "assistant", "content": _text(40, turn), "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call["id"], "content": _text(420, turn + 3)},

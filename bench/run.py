@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from bench import checks, wrk
+from bench.agent_body import agent_request
 from bench.envoys import EnvoyProcess
 from extproc.auth.apikeys import hash_key
 from tests.support.redis_server import RedisServer
@@ -187,6 +188,22 @@ SCENARIOS = [
         _ANTHROPIC_HEADERS,
         checks.anthropic_sse(),
     ),
+    Scenario(
+        "gateway-agent-passthrough",
+        "gateway",
+        "/v1/chat/completions",
+        agent_request("gpt-bench-stream"),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
+    Scenario(
+        "gateway-agent-to-anthropic",
+        "gateway",
+        "/v1/chat/completions",
+        agent_request("claude-bench-stream"),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
 ]
 
 
@@ -205,6 +222,7 @@ def gateway_config(fake_url: str) -> dict[str, Any]:
             {"name": "bench-openai-stream", "kind": "openai", "base_url": f"{fake_url}/stream/v1", **key},
             {"name": "bench-gemini", "kind": "gemini", "base_url": fake_url, **key},
             {"name": "bench-gemini-stream", "kind": "gemini", "base_url": f"{fake_url}/stream", **key},
+            {"name": "bench-anthropic-stream", "kind": "anthropic", "base_url": f"{fake_url}/stream", **key},
         ],
         "routes": [
             {"model": "mock-1", "provider": "mock"},
@@ -212,6 +230,7 @@ def gateway_config(fake_url: str) -> dict[str, Any]:
             {"model": "gpt-bench-stream", "provider": "bench-openai-stream"},
             {"model": "gemini-bench", "provider": "bench-gemini"},
             {"model": "gemini-bench-stream", "provider": "bench-gemini-stream"},
+            {"model": "claude-bench-stream", "provider": "bench-anthropic-stream"},
         ],
     }
 
@@ -256,7 +275,7 @@ class Bench:
             self.rows.append(Row(scenario.name, skipped=self.target_errors.get(scenario.target, "not started")))
             return
         url = base + scenario.path
-        body = json.dumps(scenario.body).encode()
+        body = json.dumps(scenario.body, separators=(",", ":")).encode()  # compact, as the side-by-side harness sends
         problem = checks.probe(url, body, scenario.headers, scenario.check)
         if problem:
             self.rows.append(Row(scenario.name, skipped=problem))

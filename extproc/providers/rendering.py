@@ -13,7 +13,7 @@ from extproc.config.model import Provider
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS, OWN_BODY_ON, PROVIDER_APIS
 from extproc.formats.bedrock.invoke import betas_of
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.formats.endpoint import Format
 from extproc.formats.provider_params import lacking
 from extproc.formats.render_options import Lacking, RenderOptions
@@ -86,6 +86,23 @@ def _own_body(
     return None if asked == model else FORMATS[client].with_model(body, model)
 
 
+def suits_unread(request: ChatRequest, client: Format, provider: Provider, model: str) -> bool:
+    """Whether `chat_for` sends `provider` the client's own bytes whatever the request's messages
+    and tools hold: a provider of the client's API that lacks nothing they could need, and no field
+    read with the rest (streaming, max_tokens) to fit. Then they are left unread: that provider
+    judges them, and an agent's long conversation costs the gateway no canonical form."""
+    caps = provider.capabilities
+    return (
+        wire_format(provider, client, model) == client
+        and not model_kind(provider, model).answers_locally
+        and caps.tools
+        and caps.images
+        and caps.json_schema
+        and (caps.streaming or not request.stream)
+        and not (caps.max_tokens and request.max_tokens and request.max_tokens > caps.max_tokens)
+    )
+
+
 def dropped_for(request: ChatRequest, client: Format, provider: Provider, model: str) -> list[str]:
     """The features `chat_for` leaves out of `request` for `provider`, `request` untouched: what a
     pool's answer names once Envoy says which provider gave it (each attempt's upstream pass
@@ -105,6 +122,8 @@ def _fit_and_render(
     request: ChatRequest, client: Format, provider: Provider, model: str, betas: tuple[str, ...] = ()
 ) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
+    if request.unread is not None and not suits_unread(request, client, provider, model):
+        read_conversation(request)  # fitted or rendered: the whole request is needed after all
     native = serves(provider, client, model)
     fitting = fit_to_provider(request, provider, native)
     stream = request.stream and provider.capabilities.streaming

@@ -19,7 +19,7 @@ class AnthropicWire:
     name: Format = "anthropic"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
         return request.parse_request(body, endpoint.path_model, counting=endpoint.operation == "count_tokens")
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:

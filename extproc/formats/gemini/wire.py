@@ -26,7 +26,7 @@ class GeminiWire:
     name: Format = "gemini"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
         return request.parse_request(body, endpoint.path_model)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:

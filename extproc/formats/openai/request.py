@@ -51,17 +51,19 @@ from extproc.formats.json_fields import (
 )
 from extproc.formats.model_name import check_model
 from extproc.formats.openai.common import SHAPE_ERRORS, SYSTEM_ROLES
-from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field
+from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field, refuse_repeated
 
-# What the gateway decides on (route, allow-list, streaming, token limits) and the conversation it
-# estimates and keys the cache on: never repeated. Each name costs a search of the raw body.
+# What the gateway decides on (route, allow-list, streaming, token limits): never repeated. Each
+# name costs a search of the raw body.
 CHAT_FIELDS = (
     Field(("model",), STRING),
     Field(("stream",), BOOLEAN),
-    Field(("messages",), ARRAY),
     Field(("max_tokens",), NUMBER),
     Field(("max_completion_tokens",), NUMBER),
 )
+# The conversation it renders and keys the cache on: checked when it is read (left unread, the
+# provider alone reads it, and an 80 KB body is searched once less).
+CONVERSATION_FIELDS = (Field(("messages",), ARRAY),)
 _PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
 # what the canonical request is read from; any other top-level field is an ApiFeature
 _READ_FIELDS = frozenset(
@@ -298,20 +300,15 @@ def _tool_params(tools_raw: list[Any]) -> list[str]:
     ]
 
 
-def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
-    data = request_object(body, CHAT_FIELDS, "body", "request body must be a JSON object")
+def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequest:
+    checked = CHAT_FIELDS + CONVERSATION_FIELDS if whole else CHAT_FIELDS  # one search when read at once
+    data = request_object(body, checked, "body", "request body must be a JSON object")
     model = model_of(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid("'messages' must be a non-empty array", "messages")
     check_count(raw_messages, MAX_MESSAGES, "messages")
-    names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     features: list[ApiFeature] = []
-    messages = [
-        message
-        for i, raw in enumerate(raw_messages)
-        if (message := _parse_message(raw, i, names, features)) is not None
-    ]
 
     stream = opt_bool(data, "stream") or False
     include_usage = False
@@ -323,11 +320,10 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     legacy_max = _opt_tokens(data, "max_tokens")
     tools_raw = data.get("tools")
     response_format = _parse_response_format(data.get("response_format"), features)
-    tools = [] if tools_raw is None else _parse_tools(tools_raw, features)
-    _check_schemas(tools, response_format, tools_raw)
+    format_features = len(features)
     request = ChatRequest(
         model=model,
-        messages=messages,
+        messages=[],
         stream=stream,
         include_usage=stream and include_usage,
         max_tokens=max_tokens if max_tokens is not None else legacy_max,
@@ -340,7 +336,6 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         presence_penalty=opt_num(data, "presence_penalty"),
         frequency_penalty=opt_num(data, "frequency_penalty"),
         response_format=response_format,
-        tools=tools,
         tool_choice=_parse_tool_choice(data.get("tool_choice"), features),
         parallel_tool_calls=opt_bool(data, "parallel_tool_calls"),
         user=opt_str(data, "user"),
@@ -349,13 +344,68 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         source=data,
     )
     note_unknown_fields(data, _READ_FIELDS, features)  # store, metadata, logit_bias, modalities, audio, ...
+
+    if whole:
+        _read_conversation(request, raw_messages, tools_raw, format_features)
+        return request
+
+    def read() -> None:
+        refuse_repeated(body, data, CONVERSATION_FIELDS)
+        _read_conversation(request, raw_messages, tools_raw, format_features)
+
+    # the client's bytes go on: its tools' schemas are bounded all the same (the body may be written again)
+    _check_schemas_unread(tools_raw, response_format)
+    request.unread = read
     return request
 
 
-def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
-    """A client's /v1/chat/completions body -> ChatRequest (GatewayError on bad input)."""
+def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw: Any, format_features: int) -> None:
+    """The messages and tools into `request`; their ApiFeatures go where a whole read puts them
+    (the messages' first, the tools' after the response format's)."""
+    names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
+    found: list[ApiFeature] = []
     try:
-        return _parse_request(body, path_model)
+        request.messages = [
+            message
+            for i, raw in enumerate(raw_messages)
+            if (message := _parse_message(raw, i, names, found)) is not None
+        ]
+        tool_features: list[ApiFeature] = []
+        request.tools = [] if tools_raw is None else _parse_tools(tools_raw, tool_features)
+        _check_schemas(request.tools, request.response_format, tools_raw)
+    except GatewayError:
+        raise
+    except SHAPE_ERRORS:  # a shape the checks missed: still the client's fault
+        raise invalid("malformed chat completion request", "body") from None
+    features = request.api_features
+    found.extend(features[:format_features])
+    found.extend(tool_features)
+    found.extend(features[format_features:])
+    features[:] = found
+
+
+def _check_schemas_unread(tools_raw: Any, response_format: ResponseFormat | None) -> None:
+    """The schemas' depth bound for tools left unread (any other check of them is the provider's)."""
+    tools = tools_raw if isinstance(tools_raw, list) else []
+    named = [
+        (f"tools[{i}].function.parameters", function["parameters"])
+        for i, tool in enumerate(tools)
+        if isinstance(tool, dict)
+        and isinstance(function := tool.get("function"), dict)
+        and isinstance(function.get("parameters"), dict)
+    ]
+    if response_format is not None and response_format.schema is not None:
+        named.append(("response_format.json_schema.schema", response_format.schema))
+    if named:
+        check_schema_depth([schema for _, schema in named], lambda: [param for param, _ in named])
+
+
+def parse_request(body: bytes, path_model: str | None = None, whole: bool = True) -> ChatRequest:
+    """A client's /v1/chat/completions body -> ChatRequest (GatewayError on bad input). Not `whole`:
+    the messages and tools are left for `read_conversation`, for a request whose bytes go on as
+    they are (the provider, of the client's own API, judges them)."""
+    try:
+        return _parse_request(body, path_model, whole)
     except GatewayError:
         raise
     except SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault

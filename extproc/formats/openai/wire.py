@@ -19,8 +19,8 @@ class OpenAIWire:
     name: Format = "openai"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
-        return request.parse_request(body, endpoint.path_model)
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
+        return request.parse_request(body, endpoint.path_model, whole)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         return embeddings.parse_embedding_request(body, endpoint.path_model)
