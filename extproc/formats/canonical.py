@@ -185,14 +185,16 @@ class ChatRequest:
     source: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     # Set while the conversation (messages, tools) is left unread: a request whose client's bytes
     # go on untouched needs only the fields read above (`read_conversation` reads the rest).
-    unread: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    # It takes the request, so the request and what reads it hold no cycle: an unread request is
+    # freed by reference counting, its parsed body with it, not by the collector.
+    unread: Callable[[ChatRequest], None] | None = field(default=None, repr=False, compare=False)
 
 
 def read_conversation(request: ChatRequest) -> ChatRequest:
     """`request` with its messages and tools read (a no-op when they were read with the rest)."""
     if request.unread is not None:
         read, request.unread = request.unread, None
-        read()
+        read(request)
     return request
 
 

@@ -51,19 +51,17 @@ from extproc.formats.json_fields import (
 )
 from extproc.formats.model_name import check_model
 from extproc.formats.openai.common import SHAPE_ERRORS, SYSTEM_ROLES
-from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field, refuse_repeated
+from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field
 
-# What the gateway decides on (route, allow-list, streaming, token limits): never repeated. Each
-# name costs a search of the raw body.
+# What the gateway decides on (route, allow-list, streaming, token limits) and the conversation it
+# estimates and keys the cache on: never repeated. Each name costs a search of the raw body.
 CHAT_FIELDS = (
     Field(("model",), STRING),
     Field(("stream",), BOOLEAN),
+    Field(("messages",), ARRAY),
     Field(("max_tokens",), NUMBER),
     Field(("max_completion_tokens",), NUMBER),
 )
-# The conversation it renders and keys the cache on: checked when it is read (left unread, the
-# provider alone reads it, and an 80 KB body is searched once less).
-CONVERSATION_FIELDS = (Field(("messages",), ARRAY),)
 _PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
 # what the canonical request is read from; any other top-level field is an ApiFeature
 _READ_FIELDS = frozenset(
@@ -301,8 +299,7 @@ def _tool_params(tools_raw: list[Any]) -> list[str]:
 
 
 def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequest:
-    checked = CHAT_FIELDS + CONVERSATION_FIELDS if whole else CHAT_FIELDS  # one search when read at once
-    data = request_object(body, checked, "body", "request body must be a JSON object")
+    data = request_object(body, CHAT_FIELDS, "body", "request body must be a JSON object")
     model = model_of(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
@@ -347,13 +344,13 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
 
     if whole:
         _read_conversation(request, raw_messages, tools_raw, format_features)
+        _check_schemas(request.tools, response_format, tools_raw)
         return request
 
-    def read() -> None:
-        refuse_repeated(body, data, CONVERSATION_FIELDS)
+    def read(request: ChatRequest) -> None:  # the schemas were bounded below: the same objects
         _read_conversation(request, raw_messages, tools_raw, format_features)
 
-    # the client's bytes go on: its tools' schemas are bounded all the same (the body may be written again)
+    # the client's bytes may go on: its tools' schemas are bounded all the same (the body may be written again)
     _check_schemas_unread(tools_raw, response_format)
     request.unread = read
     return request
@@ -372,7 +369,6 @@ def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw:
         ]
         tool_features: list[ApiFeature] = []
         request.tools = [] if tools_raw is None else _parse_tools(tools_raw, tool_features)
-        _check_schemas(request.tools, request.response_format, tools_raw)
     except GatewayError:
         raise
     except SHAPE_ERRORS:  # a shape the checks missed: still the client's fault
@@ -386,18 +382,20 @@ def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw:
 
 def _check_schemas_unread(tools_raw: Any, response_format: ResponseFormat | None) -> None:
     """The schemas' depth bound for tools left unread (any other check of them is the provider's)."""
-    tools = tools_raw if isinstance(tools_raw, list) else []
-    named = [
-        (f"tools[{i}].function.parameters", function["parameters"])
-        for i, tool in enumerate(tools)
-        if isinstance(tool, dict)
-        and isinstance(function := tool.get("function"), dict)
-        and isinstance(function.get("parameters"), dict)
-    ]
+    schemas: list[Any] = []
+    at: list[int] = []  # which tool each schema is of (-1: the response format's), named on a refusal only
+    for i, tool in enumerate(tools_raw if isinstance(tools_raw, list) else ()):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(parameters := function.get("parameters"), dict):
+            schemas.append(parameters)
+            at.append(i)
     if response_format is not None and response_format.schema is not None:
-        named.append(("response_format.json_schema.schema", response_format.schema))
-    if named:
-        check_schema_depth([schema for _, schema in named], lambda: [param for param, _ in named])
+        schemas.append(response_format.schema)
+        at.append(-1)
+    check_schema_depth(
+        schemas,
+        lambda: [f"tools[{i}].function.parameters" if i >= 0 else "response_format.json_schema.schema" for i in at],
+    )
 
 
 def parse_request(body: bytes, path_model: str | None = None, whole: bool = True) -> ChatRequest:
