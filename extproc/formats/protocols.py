@@ -8,7 +8,7 @@ of `openai`, `anthropic` and `gemini` is one object that is both.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from extproc.errors import GatewayError
 from extproc.formats.canonical import (
@@ -62,8 +62,10 @@ class ProviderFormat(Protocol):
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse: ...
     def stream_decoder(self, max_line_bytes: int = ...) -> StreamDecoder: ...
     def parse_error(self, status: int, body: bytes) -> GatewayError: ...
-    def with_model(self, body: bytes, model: str) -> bytes:
-        """The client's own body (same API as the provider) naming the provider's model."""
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        """The client's own body (same API as the provider) naming the provider's model; `parsed`:
+        the body as the client's parser read it, when at hand (then it is not read again, and is
+        changed)."""
         ...
 
 

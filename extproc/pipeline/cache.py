@@ -42,9 +42,7 @@ class CacheStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         settings = ex.snapshot.config.cache
         target, request = ex.target, ex.request
-        source = None
-        if isinstance(request, ChatRequest):  # read here only: not kept for the answer's whole life
-            source, request.source = request.source, None
+        source = request.source if isinstance(request, ChatRequest) else None
         if not settings.enabled or target is None or request is None or _not_an_answer(ex):
             return None
         ttl_s = _ttl(ex)

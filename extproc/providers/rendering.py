@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
@@ -71,19 +72,27 @@ def chat_for(
         wire = wire_format(provider, client, model)
         if wire != client:  # the client's API on another service (Claude on Bedrock): its body edited for it
             return ProviderRequest(OWN_BODY_ON[wire](body, betas), request.stream)
-        return ProviderRequest(_own_body(body, request.model, client, provider, model), request.stream)
+        own = _own_body(body, request.model, client, provider, model, parsed=request.source)
+        return ProviderRequest(own, request.stream)
     return _counted(provider, made)
 
 
 def _own_body(
-    body: bytes, asked: str, client: Format, provider: Provider, model: str, count: bool = False
+    body: bytes,
+    asked: str,
+    client: Format,
+    provider: Provider,
+    model: str,
+    count: bool = False,
+    parsed: dict[str, Any] | None = None,
 ) -> bytes | None:
     """The client's own body for a provider of its API: the model renamed, and a kind's own body
-    fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged."""
+    fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged.
+    `parsed`: the body as the client's parser read it (written again without a second read; changed)."""
     kind = model_kind(provider, model)
     if kind.body_fields:
-        return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields)
-    return None if asked == model else FORMATS[client].with_model(body, model)
+        return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields, parsed)
+    return None if asked == model else FORMATS[client].with_model(body, model, parsed)
 
 
 def suits_unread(request: ChatRequest, client: Format, provider: Provider, model: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.anthropic import answers, request, response, upstream
 from extproc.formats.anthropic.decoder import StreamDecoder
@@ -64,8 +66,8 @@ class AnthropicWire:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return answers.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
-        return rename_model(body, model)
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        return rename_model(body, model, parsed)
 
 
 WIRE = AnthropicWire()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.endpoint import Endpoint, Format
@@ -66,8 +68,8 @@ class ResponsesWire:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return provider_errors.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
-        return rename_model(body, model)
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        return rename_model(body, model, parsed)
 
 
 WIRE = ResponsesWire()
