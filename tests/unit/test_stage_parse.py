@@ -47,6 +47,17 @@ def test_a_conversation_whose_bytes_go_on_to_a_provider_of_its_api_is_left_unrea
     assert refused.value.param == "messages[1].content[0].image_url.url"
 
 
+def test_a_tool_schema_left_unread_is_not_bounded_until_the_gateway_writes_it() -> None:
+    schema = '{"p":' * 300 + "{}" + "}" * 300  # orjson reads it but cannot write it again
+    tools = '[{"type": "function", "function": {"name": "f", "parameters": ' + schema + "}}]"
+    body = orjson.dumps(chat("gpt-4o", "hello"))[:-1] + b', "tools": ' + tools.encode() + b"}"
+    ex, _ = parsed(CHAT_PATH, body)  # its bytes go on untouched: the provider's to judge
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is not None
+    with pytest.raises(GatewayError) as refused:  # read to be written again (a cache key, another API)
+        read_conversation(ex.request)
+    assert refused.value.param == "tools[0].function.parameters" and "nested too deeply" in refused.value.message
+
+
 def test_a_conversation_rendered_for_another_api_is_read_and_checked_at_once() -> None:
     body = chat("claude-sonnet-4", "hello")
     body["messages"].append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]})

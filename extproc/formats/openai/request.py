@@ -8,6 +8,7 @@ refused, per the `unsupported` policy of any other.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from extproc.errors import GatewayError
@@ -344,21 +345,15 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
 
     if whole:
         _read_conversation(request, raw_messages, tools_raw, format_features)
-        _check_schemas(request.tools, response_format, tools_raw)
-        return request
-
-    def read(request: ChatRequest) -> None:  # the schemas were bounded below: the same objects
-        _read_conversation(request, raw_messages, tools_raw, format_features)
-
-    # the client's bytes may go on: its tools' schemas are bounded all the same (the body may be written again)
-    _check_schemas_unread(tools_raw, response_format)
-    request.unread = read
+    else:  # the client's bytes go on: the provider judges them (renamed, a value too deep to write is a 400)
+        request.unread = partial(_read_conversation, raw_messages=raw_messages, tools_raw=tools_raw, at=format_features)
     return request
 
 
-def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw: Any, format_features: int) -> None:
-    """The messages and tools into `request`; their ApiFeatures go where a whole read puts them
-    (the messages' first, the tools' after the response format's)."""
+def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw: Any, at: int) -> None:
+    """The messages and tools into `request`, their schemas bounded (the gateway writes them again:
+    the cache key, another API's body); their ApiFeatures go where a whole read puts them (the
+    messages' first, the tools' after the response format's, which end at `at`)."""
     names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     found: list[ApiFeature] = []
     try:
@@ -369,33 +364,16 @@ def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw:
         ]
         tool_features: list[ApiFeature] = []
         request.tools = [] if tools_raw is None else _parse_tools(tools_raw, tool_features)
+        _check_schemas(request.tools, request.response_format, tools_raw)
     except GatewayError:
         raise
     except SHAPE_ERRORS:  # a shape the checks missed: still the client's fault
         raise invalid("malformed chat completion request", "body") from None
     features = request.api_features
-    found.extend(features[:format_features])
+    found.extend(features[:at])
     found.extend(tool_features)
-    found.extend(features[format_features:])
+    found.extend(features[at:])
     features[:] = found
-
-
-def _check_schemas_unread(tools_raw: Any, response_format: ResponseFormat | None) -> None:
-    """The schemas' depth bound for tools left unread (any other check of them is the provider's)."""
-    schemas: list[Any] = []
-    at: list[int] = []  # which tool each schema is of (-1: the response format's), named on a refusal only
-    for i, tool in enumerate(tools_raw if isinstance(tools_raw, list) else ()):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and isinstance(parameters := function.get("parameters"), dict):
-            schemas.append(parameters)
-            at.append(i)
-    if response_format is not None and response_format.schema is not None:
-        schemas.append(response_format.schema)
-        at.append(-1)
-    check_schema_depth(
-        schemas,
-        lambda: [f"tools[{i}].function.parameters" if i >= 0 else "response_format.json_schema.schema" for i in at],
-    )
 
 
 def parse_request(body: bytes, path_model: str | None = None, whole: bool = True) -> ChatRequest:
