@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from extproc.errors import GatewayError
+from extproc.formats import FORMATS
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.pipeline.endpoint import classify
 from extproc.pipeline.exchange import Exchange, PhaseReply
@@ -56,6 +57,30 @@ def test_a_tool_schema_left_unread_is_not_bounded_until_the_gateway_writes_it() 
     with pytest.raises(GatewayError) as refused:  # read to be written again (a cache key, another API)
         read_conversation(ex.request)
     assert refused.value.param == "tools[0].function.parameters" and "nested too deeply" in refused.value.message
+
+
+def test_an_anthropic_conversation_read_later_is_the_one_read_at_once() -> None:
+    body = {
+        "model": "claude-sonnet-4",
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "container_upload", "file_id": "f"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "look", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "found"}]},
+        ],
+        "tools": [{"name": "look", "input_schema": {"type": "object"}}, {"type": "web_search_20250305", "name": "w"}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "enabled", "budget_tokens": 2000},
+        "context_management": {"edits": []},
+    }
+    ex, _ = parsed(MESSAGES_PATH, body)  # to a provider of the client's API: left unread
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is not None and ex.request.tools == []
+    later = read_conversation(ex.request)
+    at_once = FORMATS["anthropic"].parse_request(orjson.dumps(body), classify("POST", MESSAGES_PATH, {}))
+    assert later.messages == at_once.messages and later.tools == at_once.tools
+    assert [f.name for f in later.api_features] == [f.name for f in at_once.api_features]
+    assert later.thinking_budget == 2000 and later.parallel_tool_calls is False
 
 
 def test_a_conversation_rendered_for_another_api_is_read_and_checked_at_once() -> None:

@@ -22,7 +22,8 @@ class AnthropicWire:
 
     # ---- client side
     def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
-        return request.parse_request(body, endpoint.path_model, counting=endpoint.operation == "count_tokens")
+        counting = endpoint.operation == "count_tokens"
+        return request.parse_request(body, endpoint.path_model, counting=counting, whole=whole)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         raise no_embeddings("Anthropic")
