@@ -1,6 +1,7 @@
 """Stage: read the client's body into the canonical request and look up the route for its model.
 
-A request whose own bytes go on to a provider of its API leaves its messages and tools unread:
+A request whose own bytes go on to a provider of its API leaves its conversation unread (the
+OpenAI chat and Anthropic Messages formats; the others read it whole):
 the fields the gateway decides on (model, streaming, token bounds, sampling) are read and
 checked, the conversation is that provider's to judge (DESIGN.md)."""
 
