@@ -17,12 +17,14 @@ Gemini `https://generativelanguage.googleapis.com`, Azure OpenAI
 become part of the base path.
 
 A kind whose wire format follows the model (Vertex AI: Gemini models in Gemini's format, Claude
-models in Anthropic's) names a record per model family in `by_model`: every question about one
-request is asked of the record for its model (`for_model`).
+models in Anthropic's, embedding models in its own `:predict`) names a record per model family in
+`by_model`: every question about one request is asked of the record for its model (`for_model`),
+whether the model embeds among them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,6 +90,9 @@ class ProviderKind:
     # The provider's API root from its configured base_url (may be "") and its options of gateway.yaml;
     # None: the base_url as given
     api_root: Callable[[str, Mapping[str, Any]], str] | None = None
+    embeddings: bool = False  # the record's models have an embeddings API (else such a request is a 400)
+    # The most inputs one embeddings request may carry (None: the client format's own bound)
+    embedding_inputs: int | None = None
 
     def for_model(self, model: str) -> ProviderKind:
         return self.by_model(model) if self.by_model is not None else self
@@ -173,14 +178,16 @@ def bedrock_api(choice: str, model: str) -> str:
     return "bedrock-converse"
 
 
-_VERTEX_PUBLISHER = {"gemini": "google", "anthropic": "anthropic"}
+_VERTEX_PUBLISHER = {"gemini": "google", "anthropic": "anthropic", "vertex-predict": "google"}
 
 
 def _vertex_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
     """`base` ends in /v1/projects/{project}/locations/{location} (`_vertex_root`)."""
-    if operation in ("embeddings", "models"):
-        raise GatewayError("invalid_request", f"the vertex provider kind has no {operation} API", param="model")
+    if (operation == "embeddings") != (api == "vertex-predict") or operation == "models":
+        raise GatewayError("invalid_request", f"model {model} on Vertex AI has no {operation} API", param="model")
     root = f"{base}/publishers/{_VERTEX_PUBLISHER[api]}/models"
+    if api == "vertex-predict":
+        return f"{root}/{_segment(model.removeprefix('models/'))}:predict"
     if api == "anthropic":
         if operation == "count_tokens":  # one endpoint for every Claude model, named in the body
             return f"{root}/count-tokens:rawPredict"
@@ -232,6 +239,7 @@ OPENAI = ProviderKind(
     also_serves=_RESPONSES,
     takes_azure=True,
     unsupported=_OPENAI_LACKS,
+    embeddings=True,
 )
 # A Chat-Completions-only server: a Responses client is served through the canonical model.
 OPENAI_COMPATIBLE = ProviderKind(
@@ -244,6 +252,7 @@ OPENAI_COMPATIBLE = ProviderKind(
     passthrough_headers=_OPENAI_HEADERS,
     takes_azure=True,
     unsupported=_OPENAI_LACKS,
+    embeddings=True,
 )
 # A server that speaks only the Responses API: every other client is served through the canonical model.
 OPENAI_RESPONSES = ProviderKind(
@@ -269,7 +278,14 @@ ANTHROPIC = ProviderKind(
     unsupported=_ANTHROPIC_LACKS,
 )
 GEMINI = ProviderKind(
-    "gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini", unsupported=_GEMINI_LACKS
+    "gemini",
+    "gemini",
+    _gemini_path,
+    Credential("x-goog-api-key"),
+    True,
+    "gcp.gemini",
+    unsupported=_GEMINI_LACKS,
+    embeddings=True,
 )
 # Vertex AI: Gemini models on publishers/google in Gemini's format, Claude models on publishers/anthropic
 # in Anthropic's (rawPredict: `anthropic_version` in the body, the model only in the path), behind an
@@ -303,9 +319,33 @@ VERTEX_ANTHROPIC = ProviderKind(
 )
 
 
+# Text embedding models, on `:predict` (gemini-embedding-001 takes one instance a request; Google's
+# SDK sends the multimodal gemini-embedding-2 to embedContent instead, which is not served here)
+VERTEX_TEXT_EMBEDDINGS = ProviderKind(
+    "vertex",
+    "vertex-predict",
+    _vertex_path,
+    _GOOGLE_TOKEN,
+    False,
+    "gcp.vertex_ai",
+    takes_vertex=True,
+    api_root=_vertex_root,
+    embeddings=True,
+)
+VERTEX_GEMINI_EMBEDDINGS = dataclasses.replace(VERTEX_TEXT_EMBEDDINGS, embedding_inputs=1)
+_TEXT_EMBEDDING = re.compile(r"text-embedding-|text-multilingual-embedding-|textembedding-gecko")
+_GEMINI_EMBEDDING = re.compile(r"gemini-embedding-(?:001|exp)")
+
+
 def _vertex_family(model: str) -> ProviderKind:
-    """Claude models (claude-*, publishers/anthropic/models/claude-*) are Anthropic's; the rest Gemini's."""
-    return VERTEX_ANTHROPIC if model.rpartition("/")[2].startswith("claude") else VERTEX_GEMINI
+    """Claude models (claude-*, publishers/anthropic/models/claude-*) are Anthropic's, the text
+    embedding models Vertex's own `:predict`; the rest Gemini's."""
+    name = model.rpartition("/")[2]
+    if name.startswith("claude"):
+        return VERTEX_ANTHROPIC
+    if _TEXT_EMBEDDING.match(name):
+        return VERTEX_TEXT_EMBEDDINGS
+    return VERTEX_GEMINI_EMBEDDINGS if _GEMINI_EMBEDDING.match(name) else VERTEX_GEMINI
 
 
 VERTEX = ProviderKind(
@@ -322,7 +362,15 @@ VERTEX = ProviderKind(
 )
 # Deterministic answers from the ext_proc itself, for tests and offline development.
 MOCK = ProviderKind(
-    "mock", "openai", _openai_path, None, False, "mock", answers_locally=True, unsupported=_OPENAI_LACKS
+    "mock",
+    "openai",
+    _openai_path,
+    None,
+    False,
+    "mock",
+    answers_locally=True,
+    unsupported=_OPENAI_LACKS,
+    embeddings=True,
 )
 
 # Bedrock Runtime: SigV4 signed by Envoy (aws_credentials) or a Bedrock API key as a bearer.
@@ -343,7 +391,9 @@ BEDROCK = ProviderKind(
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
 _AZURE_KEY = Credential("api-key")
-AZURE = ProviderKind("azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS)
+AZURE = ProviderKind(
+    "azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS, embeddings=True
+)
 AZURE_WITH_RESPONSES = ProviderKind(
     "azure",
     "openai",
@@ -353,6 +403,7 @@ AZURE_WITH_RESPONSES = ProviderKind(
     "azure.ai.openai",
     also_serves=_RESPONSES,
     unsupported=_OPENAI_LACKS,
+    embeddings=True,
 )
 
 KINDS: dict[str, ProviderKind] = {
@@ -363,6 +414,8 @@ RECORDS: tuple[ProviderKind, ...] = (
     *KINDS.values(),
     VERTEX_GEMINI,
     VERTEX_ANTHROPIC,
+    VERTEX_TEXT_EMBEDDINGS,
+    VERTEX_GEMINI_EMBEDDINGS,
     AZURE,
     AZURE_WITH_RESPONSES,
 )  # every record kind_for gives
