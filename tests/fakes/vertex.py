@@ -278,7 +278,9 @@ class FakeVertex(FakeProvider):
             return vertex_error(400, "Request contains an invalid argument: instances must be a non-empty list.")
         limit = 1 if request.model.startswith("gemini-embedding") else MAX_INSTANCES
         if len(instances) > limit:
-            message = f"Unable to submit request because {request.model} supports at most {limit} instance(s) per request."
+            message = (
+                f"Unable to submit request because {request.model} supports at most {limit} instance(s) per request."
+            )
             return vertex_error(400, message)
         if not all(isinstance(i, dict) and isinstance(i.get("content"), str) for i in instances):
             return vertex_error(400, "Request contains an invalid argument: every instance needs a string content.")
@@ -296,7 +298,9 @@ class FakeVertex(FakeProvider):
             for i in instances
         ]
         characters = sum(len(i["content"].replace(" ", "")) for i in instances)
-        return json_reply({"predictions": predictions, "metadata": {"billableCharacterCount": characters}}, 200, GEMINI_JSON)
+        return json_reply(
+            {"predictions": predictions, "metadata": {"billableCharacterCount": characters}}, 200, GEMINI_JSON
+        )
 
     # -- Claude (rawPredict) ----------------------------------------------------------
 

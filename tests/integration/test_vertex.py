@@ -1,6 +1,6 @@
 """Vertex AI through the real Envoy: every client API (Chat Completions, Responses, Messages,
 generateContent) reaches Gemini on publishers/google and Claude on publishers/anthropic, plain and
-streamed, with tools; the OAuth2 access token is minted by the gateway from a service-account key
+streamed, with tools; OpenAI and Gemini clients' embeddings reach the embedding models by :predict; the OAuth2 access token is minted by the gateway from a service-account key
 (a fake Google token endpoint), injected by Envoy, refreshed under load without a restart, and a
 refresh that keeps failing ends in a 503 with retry-after in each client's format once it expires."""
 
@@ -16,11 +16,15 @@ import httpx
 import openai
 import pytest
 
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
+
 from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic, anthropic_error
 from tests.fakes.google_auth import FakeGoogleTokens
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.providers import FakeGemini
+from tests.fakes.plans import count_tokens
 from tests.fakes.vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex
 from tests.integration.sdk_outcomes import gemini_client
 from tests.support.metrics import metric_sum
@@ -33,6 +37,8 @@ PROJECT = "fake-project"
 LOCATION = "us-east5"
 GEMINI = "gemini-2.5-flash"
 CLAUDE = "claude-sonnet-4@20250514"
+EMBEDDER = "text-embedding-005"
+GEMINI_EMBEDDER = "gemini-embedding-001"
 ROOT = f"/v1/projects/{PROJECT}/locations/{LOCATION}"
 WEATHER_TOOL = {
     "type": "function",
@@ -79,6 +85,8 @@ def stack(
     config["routes"] = [
         {"model": "vx-gemini", "provider": "vertex", "upstream_model": GEMINI},
         {"model": "vx-claude", "provider": "vertex", "upstream_model": CLAUDE},
+        {"model": "vx-embed", "provider": "vertex", "upstream_model": EMBEDDER},
+        {"model": GEMINI_EMBEDDER, "provider": "vertex"},  # the SDK's own name: not read as multimodal
         {
             "name": "vertex-then-openai",
             "model": "vx-pool",
@@ -267,6 +275,104 @@ def test_a_responses_clients_count_reaches_gemini_count_tokens_on_vertex(
     assert seen.path == f"{ROOT}/publishers/google/models/{GEMINI}:countTokens"
     assert "contents" in seen.json and "generateContentRequest" not in seen.json  # Vertex's flat request
     assert seen.auth == "valid"
+
+
+# -- embeddings by :predict ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", [None, "float"])  # None: the SDK asks for base64 and decodes it
+def test_openai_embeddings_reach_a_vertex_embedding_model_by_predict(
+    stack: GatewayStack, vertex: FakeVertex, encoding: str | None
+) -> None:
+    inputs = ["the first text", "another one"]
+    extra: dict[str, Any] = {"encoding_format": encoding} if encoding else {}
+    answer = oai(stack).embeddings.create(model="vx-embed", input=inputs, dimensions=64, **extra)
+    vectors = [item.embedding for item in answer.data]
+    assert [len(v) for v in vectors] == [64, 64] and vectors[0] != vectors[1]
+    assert answer.model == "vx-embed"
+    assert answer.usage.prompt_tokens == sum(count_tokens(text) for text in inputs)  # statistics.token_count summed
+    seen = vertex.last_request
+    assert seen.path == f"{ROOT}/publishers/google/models/{EMBEDDER}:predict"
+    assert seen.json == {
+        "instances": [{"content": text} for text in inputs],
+        "parameters": {"outputDimensionality": 64},
+    }
+    _assert_bearer(vertex)
+
+
+def test_a_gemini_clients_task_type_title_and_dimensions_reach_the_predict_instances(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    config = genai_types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", title="Handbook", output_dimensionality=32)
+    client = gemini_client(stack.base_url, "unused")
+    answer = client.models.embed_content(model="vx-embed", contents=["chapter one", "chapter two"], config=config)
+    assert answer.embeddings is not None and [len(e.values or []) for e in answer.embeddings] == [32, 32]
+    seen = vertex.last_request
+    assert seen.rpc == "predict" and seen.model == EMBEDDER
+    assert seen.json["instances"] == [
+        {"content": text, "task_type": "RETRIEVAL_DOCUMENT", "title": "Handbook"}
+        for text in ("chapter one", "chapter two")
+    ]
+    assert seen.json["parameters"] == {"outputDimensionality": 32}
+    _assert_bearer(vertex)
+
+
+def test_a_gemini_clients_single_embed_content_is_answered_in_its_single_shape(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    body = {"content": {"parts": [{"text": "just one"}]}, "taskType": "RETRIEVAL_QUERY"}
+    answer = httpx.post(f"{stack.base_url}/v1beta/models/{GEMINI_EMBEDDER}:embedContent", json=body, timeout=20)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["embedding"]["values"]) == 3072
+    seen = vertex.last_request
+    assert seen.model == GEMINI_EMBEDDER and seen.json == {
+        "instances": [{"content": "just one", "task_type": "RETRIEVAL_QUERY"}]
+    }
+
+
+def test_several_inputs_for_gemini_embedding_001_are_refused_in_each_clients_format_before_vertex(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    with pytest.raises(openai.BadRequestError) as from_openai:
+        oai(stack).embeddings.create(model=GEMINI_EMBEDDER, input=["one", "two"])
+    assert from_openai.value.body["param"] == "input"  # type: ignore[index]
+    assert "separate requests" in from_openai.value.message
+    assert from_openai.value.response.headers["x-request-id"] in from_openai.value.message
+    gemini = gemini_client(stack.base_url, "unused")
+    with pytest.raises(genai_errors.ClientError) as from_gemini:
+        gemini.models.embed_content(model=GEMINI_EMBEDDER, contents=["a", "b"])
+    assert from_gemini.value.code == 400 and from_gemini.value.status == "INVALID_ARGUMENT"
+    assert "separate requests" in str(from_gemini.value.message)
+    assert vertex.requests == []  # refused by the gateway, nothing was sent
+    one = oai(stack).embeddings.create(model=GEMINI_EMBEDDER, input="one")
+    assert len(one.data) == 1 and vertex.last_request.model == GEMINI_EMBEDDER
+
+
+def test_a_vertex_error_on_predict_reaches_each_client_in_its_own_format(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    vertex.enqueue_error(429)
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai(stack).embeddings.create(model="vx-embed", input="x")
+    assert "Resource exhausted" in limited.value.message
+    vertex.enqueue_error(400, "Unsupported outputDimensionality 4096 for text-embedding-005.")
+    gemini = gemini_client(stack.base_url, "unused")
+    with pytest.raises(genai_errors.ClientError) as refused:
+        gemini.models.embed_content(
+            model="vx-embed", contents="x", config=genai_types.EmbedContentConfig(output_dimensionality=4096)
+        )
+    assert refused.value.code == 400 and "outputDimensionality 4096" in str(refused.value.message)
+    assert [r.rpc for r in vertex.requests] == ["predict", "predict"]
+
+
+def test_embeddings_for_a_vertex_chat_model_are_a_clear_400_and_nothing_is_sent(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    for model in ("vx-gemini", "vx-claude"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            oai(stack).embeddings.create(model=model, input="x")
+        assert "no embeddings" in refused.value.message
+    assert vertex.requests == []
 
 
 # -- tools -----------------------------------------------------------------------------------

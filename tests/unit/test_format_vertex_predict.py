@@ -148,7 +148,9 @@ def test_an_answer_without_vectors_is_a_provider_error(body: bytes) -> None:
 
 
 def test_a_google_error_on_predict_is_read_by_its_status() -> None:
-    body = b'{"error": {"code": 429, "message": "Quota exceeded for text-embedding-005.", "status": "RESOURCE_EXHAUSTED"}}'
+    body = (
+        b'{"error": {"code": 429, "message": "Quota exceeded for text-embedding-005.", "status": "RESOURCE_EXHAUSTED"}}'
+    )
     error = PROVIDER_APIS["vertex-predict"].parse_error(429, body)
     assert error.kind == "rate_limit" and "Quota exceeded" in error.message
 
