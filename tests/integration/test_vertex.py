@@ -15,7 +15,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
@@ -23,8 +22,8 @@ from tests.conftest import PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic, anthropic_error
 from tests.fakes.google_auth import FakeGoogleTokens
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.providers import FakeGemini
 from tests.fakes.plans import count_tokens
+from tests.fakes.providers import FakeGemini
 from tests.fakes.vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex
 from tests.integration.sdk_outcomes import gemini_client
 from tests.support.metrics import metric_sum
