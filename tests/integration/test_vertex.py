@@ -692,7 +692,15 @@ def pool_stack(
                     {"provider": "openai", "priority": 2, "model": "gpt-4o-mini"},
                 ],
                 "retry": {"attempts": 2, "retry_on": ["5xx", "reset", "connect-failure", "429"]},
-            }
+            },
+            {
+                "name": "embed-vertex-then-openai",
+                "model": "embed",
+                "pool": [
+                    {"provider": "vertex", "model": EMBEDDER},
+                    {"provider": "openai", "priority": 1, "model": "text-embedding-3-small"},
+                ],
+            },
         ],
     }
     started = _started(workdir, config)
@@ -779,3 +787,24 @@ def test_when_bedrock_and_vertex_both_fail_openai_answers_the_stream_with_only_i
     assert "ya29." not in str(sent) and CLIENT_KEY not in str(sent)
     assert attempt.json["model"] == "gpt-4o-mini" and attempt.json["stream"] is True
     assert metric_sum(pool, FAILOVERS, 'provider="openai"') == failovers + 1
+
+
+def test_a_pooled_embeddings_request_is_made_for_vertex_by_predict_and_fails_over_to_openai(
+    pool: GatewayStack, vertex: FakeVertex, fake_openai: FakeOpenAI
+) -> None:
+    client = openai.OpenAI(api_key=CLIENT_KEY, base_url=pool.base_url + "/v1", max_retries=0, timeout=30)
+    first = client.embeddings.create(model="embed", input=["pooled text"], dimensions=8)
+    assert len(first.data[0].embedding) == 8 and first.usage.prompt_tokens == count_tokens("pooled text")
+    assert vertex.last_request.rpc == "predict"
+    assert vertex.last_request.json == {
+        "instances": [{"content": "pooled text"}],
+        "parameters": {"outputDimensionality": 8},
+    }
+    _assert_bearer_for_vertex_only(vertex)
+    assert fake_openai.requests == []
+    vertex.enqueue_error(503)
+    second = client.embeddings.create(model="embed", input=["pooled text"], dimensions=8)
+    assert len(second.data[0].embedding) == 8
+    (attempt,) = fake_openai.requests
+    assert attempt.path == "/v1/embeddings" and attempt.json["model"] == "text-embedding-3-small"
+    assert _headers(attempt)["authorization"] == f"Bearer {OPENAI_KEY}"
