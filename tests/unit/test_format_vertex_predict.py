@@ -19,7 +19,7 @@ from extproc.formats.render_options import RenderOptions
 from extproc.formats.vertex import predict
 from extproc.provider_kinds import RECORDS
 from extproc.providers import model_kind, provider_format, upstream_path
-from extproc.providers.rendering import embeddings_for
+from extproc.providers.rendering import chat_for, embeddings_for
 
 ROOT = "https://us-central1-aiplatform.googleapis.com/v1/projects/pr/locations/us-central1"
 CONFIG = """
@@ -211,3 +211,11 @@ def test_embeddings_for_a_model_without_them_are_a_400(name: str, model: str) ->
         embeddings_for(EmbeddingRequest("e", ["x"]), _provider(name), model)
     assert (caught.value.kind, caught.value.param) == ("invalid_request", "model")
     assert "no embeddings" in caught.value.message
+
+
+def test_a_chat_request_for_a_vertex_embedding_model_is_a_400_naming_the_model() -> None:
+    body = b'{"model": "e", "messages": [{"role": "user", "content": "hi"}]}'
+    request = FORMATS["openai"].parse_request(body, Endpoint("openai", "chat"))
+    with pytest.raises(GatewayError) as caught:
+        chat_for(request, body, "openai", _provider(), "text-embedding-005")
+    assert (caught.value.kind, caught.value.param) == ("invalid_request", "model")
