@@ -90,9 +90,14 @@ class ProviderKind:
     # The provider's API root from its configured base_url (may be "") and its options of gateway.yaml;
     # None: the base_url as given
     api_root: Callable[[str, Mapping[str, Any]], str] | None = None
-    embeddings: bool = False  # the record's models have an embeddings API (else such a request is a 400)
+    # The models it has an embeddings API for (None: every model, where its format has one)
+    embeds: Callable[[str], bool] | None = None
     # The most inputs one embeddings request may carry (None: the client format's own bound)
     embedding_inputs: int | None = None
+    # The models its own count operation counts for, where it has one (None: every model)
+    counts: Callable[[str], bool] | None = None
+    # A header of its answers that carries the input tokens it counted (Bedrock's InvokeModel)
+    input_tokens_header: str = ""
 
     def for_model(self, model: str) -> ProviderKind:
         return self.by_model(model) if self.by_model is not None else self
@@ -155,10 +160,13 @@ def _gemini_path(base: str, version: str | None, api: str, operation: str, model
 
 
 def _bedrock_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
-    """`/model/{id}/converse[-stream]` or, for Claude's Messages API, `/invoke[-with-response-stream]`."""
+    """`/model/{id}/converse[-stream]` or, for Claude's Messages API and embeddings,
+    `/invoke[-with-response-stream]`; a count `/count-tokens`, on the foundation model's own id."""
     if model in (".", ".."):
         raise GatewayError("invalid_request", "a model name cannot be '.' or '..'", param="model")
-    if api == "bedrock-invoke":
+    if operation == "count_tokens":
+        return f"{base}/model/{quote(_CROSS_REGION.sub('', model), safe='')}/count-tokens"
+    if operation == "embeddings" or api == "bedrock-invoke":  # embeddings are InvokeModel's, never streamed
         operation_path = "invoke-with-response-stream" if stream else "invoke"
     else:
         operation_path = "converse-stream" if stream else "converse"
@@ -167,6 +175,21 @@ def _bedrock_path(base: str, version: str | None, api: str, operation: str, mode
 
 # Claude's ids: bare, behind a cross-region prefix (us., eu., global.) or at the end of an ARN
 _CLAUDE_ID = re.compile(r"(?:^|[./])anthropic\.")
+# A cross-region inference profile's prefix: CountTokens takes the foundation model's own id
+_CROSS_REGION = re.compile(r"^(?:us|us-gov|eu|apac|jp|au|ca|global)\.")
+# The embedding families rendered for InvokeModel (formats.bedrock.embeddings): Titan Text (its
+# version in the group) and Cohere Embed
+BEDROCK_TITAN_EMBED = re.compile(r"(?:^|[./])amazon\.titan-embed-text-v(\d+)")
+BEDROCK_COHERE_EMBED = re.compile(r"(?:^|[./])cohere\.embed-")
+
+
+def _bedrock_embeds(model: str) -> bool:
+    return BEDROCK_TITAN_EMBED.search(model) is not None or BEDROCK_COHERE_EMBED.search(model) is not None
+
+
+def _bedrock_counts(model: str) -> bool:
+    """CountTokens counts for Claude's models (an application inference profile names none: estimated)."""
+    return _CLAUDE_ID.search(model) is not None
 
 
 def bedrock_api(choice: str, model: str) -> str:
@@ -239,7 +262,6 @@ OPENAI = ProviderKind(
     also_serves=_RESPONSES,
     takes_azure=True,
     unsupported=_OPENAI_LACKS,
-    embeddings=True,
 )
 # A Chat-Completions-only server: a Responses client is served through the canonical model.
 OPENAI_COMPATIBLE = ProviderKind(
@@ -252,7 +274,6 @@ OPENAI_COMPATIBLE = ProviderKind(
     passthrough_headers=_OPENAI_HEADERS,
     takes_azure=True,
     unsupported=_OPENAI_LACKS,
-    embeddings=True,
 )
 # A server that speaks only the Responses API: every other client is served through the canonical model.
 OPENAI_RESPONSES = ProviderKind(
@@ -278,19 +299,19 @@ ANTHROPIC = ProviderKind(
     unsupported=_ANTHROPIC_LACKS,
 )
 GEMINI = ProviderKind(
-    "gemini",
-    "gemini",
-    _gemini_path,
-    Credential("x-goog-api-key"),
-    True,
-    "gcp.gemini",
-    unsupported=_GEMINI_LACKS,
-    embeddings=True,
+    "gemini", "gemini", _gemini_path, Credential("x-goog-api-key"), True, "gcp.gemini", unsupported=_GEMINI_LACKS
 )
 # Vertex AI: Gemini models on publishers/google in Gemini's format, Claude models on publishers/anthropic
 # in Anthropic's (rawPredict: `anthropic_version` in the body, the model only in the path), behind an
 # OAuth2 access token the gateway mints with google-auth and Envoy injects.
 _GOOGLE_TOKEN = Credential("authorization", "Bearer ", minted=True)
+
+
+def _no_model(model: str) -> bool:
+    """Vertex's Gemini and Claude models: no embeddings (its embedding models are their own family)."""
+    return False
+
+
 VERTEX_GEMINI = ProviderKind(
     "vertex",
     "gemini",
@@ -302,6 +323,7 @@ VERTEX_GEMINI = ProviderKind(
     model_in_body=False,  # countTokens takes the request's fields flat, not in generateContentRequest
     takes_vertex=True,
     api_root=_vertex_root,
+    embeds=_no_model,
 )
 VERTEX_ANTHROPIC = ProviderKind(
     "vertex",
@@ -316,6 +338,7 @@ VERTEX_ANTHROPIC = ProviderKind(
     body_fields=(("anthropic_version", VERTEX_ANTHROPIC_VERSION),),
     takes_vertex=True,
     api_root=_vertex_root,
+    embeds=_no_model,
 )
 
 
@@ -330,7 +353,6 @@ VERTEX_TEXT_EMBEDDINGS = ProviderKind(
     "gcp.vertex_ai",
     takes_vertex=True,
     api_root=_vertex_root,
-    embeddings=True,
 )
 VERTEX_GEMINI_EMBEDDINGS = dataclasses.replace(VERTEX_TEXT_EMBEDDINGS, embedding_inputs=1)
 _TEXT_EMBEDDING = re.compile(r"text-embedding-|text-multilingual-embedding-|textembedding-gecko")
@@ -362,15 +384,7 @@ VERTEX = ProviderKind(
 )
 # Deterministic answers from the ext_proc itself, for tests and offline development.
 MOCK = ProviderKind(
-    "mock",
-    "openai",
-    _openai_path,
-    None,
-    False,
-    "mock",
-    answers_locally=True,
-    unsupported=_OPENAI_LACKS,
-    embeddings=True,
+    "mock", "openai", _openai_path, None, False, "mock", answers_locally=True, unsupported=_OPENAI_LACKS
 )
 
 # Bedrock Runtime: SigV4 signed by Envoy (aws_credentials) or a Bedrock API key as a bearer.
@@ -387,13 +401,14 @@ BEDROCK = ProviderKind(
     signed_by_envoy=True,
     aws_wire=True,
     default_base_url="https://bedrock-runtime.{region}.amazonaws.com",
+    embeds=_bedrock_embeds,
+    counts=_bedrock_counts,
+    input_tokens_header="x-amzn-bedrock-input-token-count",
 )
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
 _AZURE_KEY = Credential("api-key")
-AZURE = ProviderKind(
-    "azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS, embeddings=True
-)
+AZURE = ProviderKind("azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS)
 AZURE_WITH_RESPONSES = ProviderKind(
     "azure",
     "openai",
@@ -403,7 +418,6 @@ AZURE_WITH_RESPONSES = ProviderKind(
     "azure.ai.openai",
     also_serves=_RESPONSES,
     unsupported=_OPENAI_LACKS,
-    embeddings=True,
 )
 
 KINDS: dict[str, ProviderKind] = {

@@ -175,7 +175,7 @@ def test_each_vertex_family_says_whether_it_embeds_and_how_many_inputs_a_request
     provider = _provider()
     kind = model_kind(provider, model)
     assert provider_format(provider, model) == api
-    assert kind.embeddings == (api == "vertex-predict")
+    assert (kind.embeds is None or kind.embeds(model)) == (api == "vertex-predict")
     assert kind.embedding_inputs == inputs
 
 
@@ -189,10 +189,12 @@ def test_an_embedding_model_is_asked_by_predict_on_googles_publisher() -> None:
         upstream_path(provider, "vertex-predict", "chat", "text-embedding-005", False)
 
 
-def test_every_record_that_says_it_embeds_has_a_format_that_renders_embeddings() -> None:
+def test_each_vertex_record_that_embeds_has_a_format_that_renders_embeddings() -> None:
     request = EmbeddingRequest("m", ["x"])
-    embedding = [kind for kind in RECORDS if kind.embeddings]
-    assert {kind.format for kind in embedding} == {"openai", "gemini", "vertex-predict"}
+    vertex = [kind for kind in RECORDS if kind.takes_vertex and kind.by_model is None]
+    embedding = [kind for kind in vertex if kind.embeds is None or kind.embeds("m")]
+    assert {kind.format for kind in embedding} == {"vertex-predict"}
+    assert {kind.format for kind in vertex} - {"vertex-predict"} == {"gemini", "anthropic"}
     for kind in embedding:
         assert PROVIDER_APIS[kind.format].render_embedding_request(request, RenderOptions("m")).body
 

@@ -12,10 +12,10 @@ from extproc.formats.client_errors import invalid
 from extproc.formats.provider_params import (
     Bounds,
     Param,
-    check_lacks,
     function_fields,
     is_given,
     put_params,
+    without_lacking,
 )
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
@@ -293,6 +293,7 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     """The Messages request as a dict, and the features it leaves out: written as it is for
     api.anthropic.com, edited first for Claude on a cloud (Bedrock's InvokeModel)."""
     unsupported = Unsupported(options.unsupported)
+    req = without_lacking(req, options.lacks, unsupported)
     system, messages = render_conversation(req, unsupported)
     body: dict[str, Any] = dict(options.body_fields)
     if options.model_in_body:
@@ -303,7 +304,6 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     body["messages"] = messages
     render_sampling(req, body, render_thinking(req, body, options, unsupported), unsupported)
     put_params(req, _PARAMS, body)
-    check_lacks(req, options.lacks, unsupported)
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:

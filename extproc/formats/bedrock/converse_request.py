@@ -27,7 +27,7 @@ from extproc.formats.canonical import (
     with_user_turn,
 )
 from extproc.formats.client_errors import invalid
-from extproc.formats.provider_params import check_lacks
+from extproc.formats.provider_params import without_lacking
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 # Feature -> why Converse cannot carry it (the feature is the name a client sees in
@@ -177,6 +177,7 @@ def _results_first(message: dict[str, Any]) -> None:
 def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, Any], list[str]]:
     model = options.model
     lacks = Unsupported(options.unsupported, "Bedrock Converse")
+    req = without_lacking(req, options.lacks, lacks)  # the parameters the kind's record says Converse has no field for
     render = _Render(lacks, is_anthropic(model))
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
@@ -246,7 +247,6 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
         inference["stopSequences"] = list(req.stop)
     if inference:
         body["inferenceConfig"] = inference
-    check_lacks(req, options.lacks, lacks)  # the parameters the kind's record says Converse has no field for
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:

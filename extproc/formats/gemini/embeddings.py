@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import provider_error
+from extproc.formats.answer_values import answer_object, provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse
 from extproc.formats.client_errors import invalid
 from extproc.formats.gemini.answers import error_from
@@ -126,12 +126,7 @@ def _values(item: Any) -> list[float]:
 
 def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
     """Either shape: `{"embedding": {...}}` or `{"embeddings": [...]}`."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider returned invalid JSON") from None
-    if not isinstance(data, dict):
-        raise provider_error("the provider returned an unexpected response")
+    data = answer_object(body)
     if "error" in data:
         raise error_from(0, data["error"], "the provider returned an error")
     if "embeddings" in data:

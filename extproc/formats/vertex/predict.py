@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import provider_error
+from extproc.formats.answer_values import answer_object, provider_error
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.json_fields import is_int, is_num
 from extproc.formats.render_options import RenderedRequest, RenderOptions
@@ -55,11 +55,7 @@ def _values(prediction: Any) -> tuple[list[float], int]:
 
 
 def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider returned invalid JSON") from None
-    predictions = data.get("predictions") if isinstance(data, dict) else None
+    predictions = answer_object(body).get("predictions")
     if not isinstance(predictions, list) or not predictions:
         raise provider_error("the provider returned no predictions")
     read = [_values(prediction) for prediction in predictions]
