@@ -11,7 +11,7 @@ stream frames carry base64 Anthropic events, the last with ``amazon-bedrock-invo
 Scripting is as with the other fakes: :meth:`enqueue` whole replies (sent after the auth check),
 :meth:`enqueue_answer` an :class:`~tests.fakes.answers.Answer` rendered in the format asked for,
 :meth:`enqueue_stream_fault` to break the next default stream (an exception frame, a bad CRC, a cut),
-``script`` for a tool round trip; every request is recorded with its raw path and auth verdict.
+``refused_betas`` for InvokeModel betas it does not know, ``script`` for a tool round trip; every request is recorded with its raw path and auth verdict.
 """
 
 from __future__ import annotations
@@ -198,6 +198,9 @@ class FakeBedrock(FakeProvider):
         # The server's clock for the signature's date; a test moves it to make a signature stale.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.auth_refusals: list[Refusal] = []
+        # Betas this Bedrock does not know: an InvokeModel body naming one is refused as Bedrock refuses
+        # it (a 400 ValidationException "invalid beta flag"); a test sets them, reset() clears them.
+        self.refused_betas: set[str] = set()
         self._faults: deque[StreamFault] = deque()
         self._answers: deque[Answer] = deque()
         self._fault_lock = threading.Lock()
@@ -229,6 +232,7 @@ class FakeBedrock(FakeProvider):
             self._faults.clear()
             self._answers.clear()
         self.auth_refusals.clear()
+        self.refused_betas.clear()
 
     def _next_answer(self) -> Answer | None:
         with self._fault_lock:
@@ -374,6 +378,8 @@ class FakeBedrock(FakeProvider):
             return bedrock_error("ValidationException", "This fake answers InvokeModel for Anthropic models only.")
         if (error := self._check_anthropic_body(body)) is not None:
             return error
+        if self.refused_betas.intersection(body.get("anthropic_beta") or []):
+            return bedrock_error("ValidationException", "invalid beta flag")
         answer = self._next_answer()
         if answer is None:
             self._anthropic.script = self.script

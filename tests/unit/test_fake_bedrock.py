@@ -219,6 +219,17 @@ def test_an_invoke_body_that_is_not_bedrocks_anthropic_format_is_a_validation_er
     assert message in raised.value.response["Error"]["Message"]
 
 
+def test_an_invoke_body_naming_a_refused_beta_is_an_invalid_beta_flag_validation_error(fake: FakeBedrock) -> None:
+    fake.refused_betas.add("advanced-tool-use-2025-11-20")
+    betas = {**CLAUDE_BODY, "anthropic_beta": ["interleaved-thinking-2025-05-14", "advanced-tool-use-2025-11-20"]}
+    with pytest.raises(ClientError) as raised:
+        client(fake).invoke_model(modelId=CLAUDE, body=json.dumps(betas))
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert raised.value.response["Error"]["Message"] == "invalid beta flag"
+    accepted = {**CLAUDE_BODY, "anthropic_beta": ["interleaved-thinking-2025-05-14"]}
+    assert json.loads(client(fake).invoke_model(modelId=CLAUDE, body=json.dumps(accepted))["body"].read())["content"]
+
+
 def test_botocore_count_tokens_counts_a_converse_input(fake: FakeBedrock) -> None:
     answer = client(fake).count_tokens(modelId=CLAUDE, input={"converse": {"messages": HELLO}})
     assert answer["inputTokens"] == 2 + 3

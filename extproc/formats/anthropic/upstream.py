@@ -18,6 +18,7 @@ from extproc.formats.provider_params import (
     without_lacking,
 )
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
+from extproc.formats.turns import append_turn, results_first
 
 # reasoning_effort -> thinking.budget_tokens (Anthropic minimum is 1024)
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
@@ -115,27 +116,8 @@ def _tool_result_block(msg: Message) -> dict[str, Any]:
     return block
 
 
-def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Consecutive same-role turns merge: Anthropic wants user/assistant alternation."""
-    if not blocks:
-        return
-    if out and out[-1]["role"] == role:
-        out[-1]["content"].extend(blocks)
-    else:
-        out.append({"role": role, "content": blocks})
-
-
-def _results_first(message: dict[str, Any]) -> None:
-    """The API wants a user turn's tool_result blocks before its other blocks."""
-    blocks = message["content"]
-    seen_other = False
-    for block in blocks:
-        if block["type"] != "tool_result":
-            seen_other = True
-        elif seen_other:
-            results = [b for b in blocks if b["type"] == "tool_result"]
-            message["content"] = results + [b for b in blocks if b["type"] != "tool_result"]
-            return
+def _is_tool_result(block: dict[str, Any]) -> bool:
+    return bool(block["type"] == "tool_result")
 
 
 def thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
@@ -198,13 +180,13 @@ def render_conversation(
             # its place, as a system message in `messages` (the API takes them anywhere).
             blocks = _system_blocks(msg, unsupported)
             if messages:
-                _append(messages, "system", blocks)
+                append_turn(messages, "system", blocks)
             else:
                 system += blocks
         elif msg.role == "tool":
-            _append(messages, "user", [_tool_result_block(msg)])
+            append_turn(messages, "user", [_tool_result_block(msg)])
         elif msg.role == "user":
-            _append(messages, "user", _content_blocks(msg.content, thinking=False))
+            append_turn(messages, "user", _content_blocks(msg.content, thinking=False))
         else:
             blocks = _content_blocks(msg.content, thinking=True)
             for call in msg.tool_calls:
@@ -216,10 +198,10 @@ def render_conversation(
                         "input": tool_input(call.arguments),
                     }
                 )
-            _append(messages, "assistant", blocks)
+            append_turn(messages, "assistant", blocks)
     for message in messages:
         if message["role"] == "user":
-            _results_first(message)
+            results_first(message, _is_tool_result)
     return system, messages
 
 
