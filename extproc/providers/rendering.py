@@ -151,10 +151,19 @@ def count_for(
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
-    embeds = model_kind(provider, model).embeds
-    if not provider.capabilities.embeddings or (embeds is not None and not embeds(model)):
+    """Refused with a 400 where the provider's record for the model has no embeddings, or takes
+    fewer inputs a request than the client sent (gemini-embedding-001 on Vertex AI: one)."""
+    kind = model_kind(provider, model)
+    if not provider.capabilities.embeddings or (kind.embeds is not None and not kind.embeds(model)):
         raise GatewayError(
             "invalid_request", f"provider {provider.name} has no embeddings API for model {model}", param="model"
+        )
+    if kind.embedding_inputs is not None and len(request.inputs) > kind.embedding_inputs:
+        raise GatewayError(
+            "invalid_request",
+            f"model {model} on provider {provider.name} embeds at most {kind.embedding_inputs} input(s) per "
+            f"request and this one has {len(request.inputs)}: send them in separate requests",
+            param="input",
         )
     rendered = PROVIDER_APIS[provider_format(provider, model)].render_embedding_request(
         request, render_options(provider, model)
