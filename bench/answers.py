@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from extproc.formats.eventstream import encode_message
+
 ANSWER_TEXT = "Benchmark reply: the fake provider answers at once, so only the gateway costs time."
 _WORDS = ANSWER_TEXT.split(" ")
 _PIECES = [word if i == 0 else " " + word for i, word in enumerate(_WORDS)]
@@ -155,6 +157,33 @@ def gemini_sse() -> str:
         for i, piece in enumerate(pieces)
     ]
     return _sse(events)
+
+
+# Bedrock pads each event's JSON with a `p` field of a length that varies (against length side channels).
+_PADDING = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def bedrock_converse_stream() -> bytes:
+    """ConverseStream's answer: AWS event-stream frames in Bedrock's order (a text block opens on its
+    first delta; messageStop, then metadata with the usage, last)."""
+    events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
+    events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}) for piece in _PIECES]
+    usage = {
+        "inputTokens": _PROMPT_TOKENS,
+        "outputTokens": _OUTPUT_TOKENS,
+        "totalTokens": _PROMPT_TOKENS + _OUTPUT_TOKENS,
+    }
+    events += [
+        ("contentBlockStop", {"contentBlockIndex": 0}),
+        ("messageStop", {"stopReason": "end_turn"}),
+        ("metadata", {"metrics": {"latencyMs": 312}, "usage": usage}),
+    ]
+    frames = []
+    for n, (kind, payload) in enumerate(events):
+        headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+        padded = {**payload, "p": _PADDING[: 1 + (n * 17) % len(_PADDING)]}
+        frames.append(encode_message(headers, _dumps(padded).encode()))
+    return b"".join(frames)
 
 
 def _response(status: str, output: list[Any], usage: Any) -> dict[str, Any]:

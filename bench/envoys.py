@@ -7,6 +7,7 @@ gateway's own Envoy.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,15 @@ _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connectio
 _ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 JSON = "application/json"
 SSE = "text/event-stream"
+EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 # Path prefix -> (content type, body). Streaming providers are configured with a
-# base_url under /stream, so their requests land on the SSE answers.
-FAKE_ROUTES: list[tuple[str, str, str]] = [
+# base_url under /stream, so their requests land on the SSE answers. The cloud
+# kinds are only streamed to: Bedrock's ConverseStream (/model/<id>/converse-stream)
+# and Vertex AI's Gemini (/v1/projects/<p>/locations/<l>/publishers/google/models/...).
+FAKE_ROUTES: list[tuple[str, str, str | bytes]] = [
+    ("/model/", EVENT_STREAM, answers.bedrock_converse_stream()),
+    ("/v1/projects/", SSE, answers.gemini_sse()),
     ("/stream/v1/chat/completions", SSE, answers.openai_sse()),
     ("/stream/v1/responses", SSE, answers.responses_sse()),
     ("/stream/v1/messages", SSE, answers.anthropic_sse()),
@@ -62,12 +68,19 @@ def _admin(port: int) -> dict[str, Any]:
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
 
 
+def _data_source(body: str | bytes) -> dict[str, str]:
+    """Envoy's DataSource: a binary body (AWS event-stream frames) goes base64, as proto JSON writes bytes."""
+    if isinstance(body, bytes):
+        return {"inline_bytes": base64.b64encode(body).decode()}
+    return {"inline_string": body}
+
+
 def fake_provider_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
     """A listener answering every provider path at once with a canned body."""
     routes = [
         {
             "match": {"prefix": prefix},
-            "direct_response": {"status": 200, "body": {"inline_string": body}},
+            "direct_response": {"status": 200, "body": _data_source(body)},
             "response_headers_to_add": [
                 {
                     "header": {"key": "content-type", "value": content_type},

@@ -8,10 +8,17 @@ then loaded with wrk at each connection count. Environment:
 
   BENCH_SECONDS      seconds per measurement (default 8), after a 1 s warm-up
   BENCH_CONNECTIONS  comma-separated connection counts (default "1,32")
+  BENCH_SCENARIOS    comma-separated scenario names to run (default: all; envoy-plain always runs)
+
+Two more gateways trace every request (sample_ratio 1.0) to an OTLP collector in this process:
+one that answers, one that takes each export and never answers. The cloud kinds (Bedrock signed
+with SigV4 by Envoy, Vertex AI with a token minted from a fake Google token endpoint) are streamed
+to on the fake provider as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,16 +30,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx
+
 from bench import checks, wrk
 from bench.agent_body import agent_request
 from bench.envoys import EnvoyProcess
 from extproc.auth.apikeys import hash_key
+from tests.fakes.google_auth import FakeGoogleTokens
+from tests.support.metrics import metric_sum
+from tests.support.otlp import OtlpReceiver
 from tests.support.redis_server import RedisServer
 from tests.support.stack import GatewayStack
 
 WARMUP_SECONDS = 1.0
 BASELINE = "envoy-plain"
+PASSTHROUGH = "gateway-openai-passthrough"
+XSTREAM = "gateway-openai-to-anthropic-stream"  # the in-process bench's xstream, through Envoy
 PROVIDER_KEY_ENV = "BENCH_OPENAI_KEY"
+VERTEX_PROJECT = "bench-project"
 
 _CLIENT_KEY = "sk-bench-client"
 _OPENAI_HEADERS = {"content-type": "application/json", "authorization": f"Bearer {_CLIENT_KEY}"}
@@ -109,8 +124,24 @@ SCENARIOS = [
         checks.openai_json(None),
     ),
     Scenario(
-        "gateway-openai-passthrough",
+        PASSTHROUGH,
         "gateway",
+        "/v1/chat/completions",
+        openai_body("gpt-bench"),
+        _OPENAI_HEADERS,
+        checks.openai_json(),
+    ),
+    Scenario(
+        "gateway-openai-passthrough-traced",
+        "gateway-traced",
+        "/v1/chat/completions",
+        openai_body("gpt-bench"),
+        _OPENAI_HEADERS,
+        checks.openai_json(),
+    ),
+    Scenario(
+        "gateway-openai-passthrough-traced-stalled",
+        "gateway-traced-stalled",
         "/v1/chat/completions",
         openai_body("gpt-bench"),
         _OPENAI_HEADERS,
@@ -165,6 +196,30 @@ SCENARIOS = [
         checks.anthropic_json(),
     ),
     Scenario(
+        XSTREAM,
+        "gateway",
+        "/v1/chat/completions",
+        openai_body("claude-bench-stream", stream=True),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
+    Scenario(
+        "gateway-openai-to-bedrock-stream",
+        "gateway",
+        "/v1/chat/completions",
+        openai_body("bedrock-bench-stream", stream=True),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
+    Scenario(
+        "gateway-openai-to-vertex-stream",
+        "gateway",
+        "/v1/chat/completions",
+        openai_body("vertex-bench-stream", stream=True),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
+    Scenario(
         "gateway-auth-limits-redis",
         "gateway-redis",
         "/v1/chat/completions",
@@ -207,32 +262,94 @@ SCENARIOS = [
 ]
 
 
-def gateway_config(fake_url: str) -> dict[str, Any]:
-    """Every provider the scenarios use. Streaming providers live under /stream on the fake,
-    where it answers with SSE bodies."""
-    key = {"api_key_env": PROVIDER_KEY_ENV}
+@dataclass(frozen=True, slots=True)
+class CloudCredentials:
+    """What the cloud kinds sign or mint with: an AWS shared credentials file (Envoy signs with it;
+    the fake provider checks no signature) and a Google service-account key whose token_uri is a
+    fake token endpoint."""
+
+    aws_credentials_file: Path
+    google_key_file: Path
+
+
+def _base_config(providers: list[dict[str, Any]], routes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "log_level": "info",
         "listeners": [{"name": "main"}],
         # One ext_proc process per core by default: each is an endpoint of Envoy's ext_proc cluster.
         "extproc": {"workers": int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1))},
-        "providers": [
+        "providers": providers,
+        "routes": routes,
+    }
+
+
+def chosen_scenarios(names: str) -> list[Scenario]:
+    """The scenarios named (comma-separated; all when empty), in their usual order, with the baseline."""
+    wanted = {name.strip() for name in names.split(",") if name.strip()}
+    unknown = wanted - {scenario.name for scenario in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"BENCH_SCENARIOS: no such scenario: {', '.join(sorted(unknown))}")
+    return [s for s in SCENARIOS if not wanted or s.name in wanted or s.name == BASELINE]
+
+
+def gateway_config(fake_url: str, cloud: CloudCredentials | None = None) -> dict[str, Any]:
+    """Every provider the scenarios use. Streaming providers live under /stream on the fake,
+    where it answers with SSE bodies."""
+    key = {"api_key_env": PROVIDER_KEY_ENV}
+    config = _base_config(
+        [
             {"name": "mock", "kind": "mock", "models": ["mock-1"]},
             {"name": "bench-openai", "kind": "openai", "base_url": f"{fake_url}/v1", **key},
             {"name": "bench-openai-stream", "kind": "openai", "base_url": f"{fake_url}/stream/v1", **key},
+            {"name": "bench-anthropic-stream", "kind": "anthropic", "base_url": f"{fake_url}/stream", **key},
             {"name": "bench-gemini", "kind": "gemini", "base_url": fake_url, **key},
             {"name": "bench-gemini-stream", "kind": "gemini", "base_url": f"{fake_url}/stream", **key},
-            {"name": "bench-anthropic-stream", "kind": "anthropic", "base_url": f"{fake_url}/stream", **key},
         ],
-        "routes": [
+        [
             {"model": "mock-1", "provider": "mock"},
             {"model": "gpt-bench", "provider": "bench-openai"},
             {"model": "gpt-bench-stream", "provider": "bench-openai-stream"},
+            {"model": "claude-bench-stream", "provider": "bench-anthropic-stream"},
             {"model": "gemini-bench", "provider": "bench-gemini"},
             {"model": "gemini-bench-stream", "provider": "bench-gemini-stream"},
-            {"model": "claude-bench-stream", "provider": "bench-anthropic-stream"},
         ],
-    }
+    )
+    if cloud is not None:
+        aws = {"source": "file", "path": str(cloud.aws_credentials_file)}
+        config["providers"] += [
+            {
+                "name": "bench-bedrock",
+                "kind": "bedrock",
+                "base_url": fake_url,
+                "bedrock": {"region": "us-east-1", "api": "converse"},
+                "aws_credentials": aws,
+            },
+            {
+                "name": "bench-vertex",
+                "kind": "vertex",
+                "base_url": fake_url,
+                "vertex": {
+                    "project": VERTEX_PROJECT,
+                    "location": "us-central1",
+                    "credentials_file": str(cloud.google_key_file),
+                },
+            },
+        ]
+        config["routes"] += [
+            {"model": "bedrock-bench-stream", "provider": "bench-bedrock", "upstream_model": "amazon.nova-lite-v1:0"},
+            {"model": "vertex-bench-stream", "provider": "bench-vertex", "upstream_model": "gemini-2.5-flash"},
+        ]
+    return config
+
+
+def traced_gateway_config(fake_url: str, collector: OtlpReceiver) -> dict[str, Any]:
+    """The passthrough route alone, every request traced (Envoy's spans and the ext_proc's) to `collector`."""
+    config = _base_config(
+        [{"name": "bench-openai", "kind": "openai", "base_url": f"{fake_url}/v1", "api_key_env": PROVIDER_KEY_ENV}],
+        [{"model": "gpt-bench", "provider": "bench-openai"}],
+    )
+    config["tracing"] = {"otlp_endpoint": collector.endpoint, "protocol": collector.protocol, "sample_ratio": 1.0}
+    return config
 
 
 def redis_gateway_config(fake_url: str, redis_url: str) -> dict[str, Any]:
@@ -268,6 +385,8 @@ class Bench:
     urls: dict[str, str] = field(default_factory=dict)
     extproc_pids: dict[str, int] = field(default_factory=dict)  # per gateway target
     target_errors: dict[str, str] = field(default_factory=dict)
+    stacks: dict[str, GatewayStack] = field(default_factory=dict)
+    collectors: dict[str, OtlpReceiver] = field(default_factory=dict)  # of the traced gateways
 
     def run_scenario(self, scenario: Scenario) -> None:
         base = self.urls.get(scenario.target)
@@ -295,10 +414,12 @@ class Bench:
             _progress(f"{scenario.name} c={connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
 
 
-def _start_gateway(bench: Bench, target: str, stack: GatewayStack) -> None:
+def _start_gateway(bench: Bench, target: str, stack: GatewayStack, running: contextlib.ExitStack) -> None:
+    running.callback(stack.stop)
     try:
         stack.start()
         bench.urls[target] = stack.base_url
+        bench.stacks[target] = stack
         bench.extproc_pids[target] = stack.extproc_process.pid  # to count its CPU per request
     except Exception as error:  # the baselines still run; this target's rows say why not
         bench.target_errors[target] = f"gateway did not start: {str(error).splitlines()[0]}"
@@ -350,14 +471,52 @@ def render_table(rows: list[Row]) -> str:
                 f"{row.cpu_us_per_request:.0f}" if row.cpu_us_per_request is not None else "-",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join([_columns(lines), *skipped])
+
+
+def render_versus(rows: list[Row], base: str, others: list[str], title: str) -> str:
+    """`others` next to `base` at each connection count: req/s, p50 and the ext_proc's CPU per
+    request, each with its ratio to `base`'s."""
+    measured = {(r.scenario, r.connections): r for r in rows if r.result is not None}
+    header = ("scenario", "conns", "req/s", "x", "p50 ms", "x", "py cpu us/req", "x")
+    lines: list[tuple[str, ...]] = [header]
+    for connections in sorted({c for _, c in measured}):
+        reference = measured.get((base, connections))
+        for name in [base, *others]:
+            row = measured.get((name, connections))
+            if row is None or row.result is None:
+                continue
+            ref = reference.result if reference is not None else None
+            cpu, ref_cpu = row.cpu_us_per_request, reference.cpu_us_per_request if reference else None
+            lines.append(
+                (
+                    name,
+                    str(connections),
+                    f"{row.result.rps:,.0f}",
+                    _ratio(row.result.rps, ref.rps if ref else None),
+                    f"{row.result.p50_ms:.2f}",
+                    _ratio(row.result.p50_ms, ref.p50_ms if ref else None),
+                    f"{cpu:.0f}" if cpu is not None else "-",
+                    _ratio(cpu, ref_cpu),
+                )
+            )
+    return title + "\n" + _columns(lines) if len(lines) > 1 else ""
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}" if value is not None and reference else "-"
+
+
+def _columns(lines: list[tuple[str, ...]]) -> str:
+    """The first line is the header; the first column left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):
         cells = [line[0].ljust(widths[0])] + [cell.rjust(widths[i]) for i, cell in enumerate(line) if i]
         out.append("  ".join(cells))
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out + skipped)
+    return "\n".join(out)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -367,6 +526,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     seconds = float(os.environ.get("BENCH_SECONDS", "8"))
     connections = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,32").split(",") if c.strip()]
+    scenarios = chosen_scenarios(os.environ.get("BENCH_SCENARIOS", ""))
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop everything on `kill` too
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -375,52 +535,118 @@ def main() -> int:
     print("note: compare ratios to the plain Envoy hop, not absolute numbers: wrk, the Envoys and the ext_proc")
     print("      share this machine's cores with each other (and with anything else running)", flush=True)
     started = time.monotonic()
-    stopping: list[EnvoyProcess | GatewayStack | RedisServer] = []
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+    notes: list[str] = []
+    signed = ""
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp, contextlib.ExitStack() as running:
         workdir = Path(tmp)
         bench = Bench(seconds, connections, workdir)
         try:
-            fake = EnvoyProcess.fake_provider(workdir).start()
-            stopping.append(fake)
-            bench.urls["fake"] = fake.base_url
-            plain = EnvoyProcess.plain_proxy(workdir, fake.port).start()
-            stopping.append(plain)
-            bench.urls["plain"] = plain.base_url
-            stack = GatewayStack(
-                workdir / "gateway", gateway_config(fake.base_url), {PROVIDER_KEY_ENV: "sk-bench-provider"}
-            )
-            stopping.append(stack)
-            _start_gateway(bench, "gateway", stack)
-            try:
-                redis = RedisServer(workdir / "redis").start()
-                stopping.append(redis)
-                redis_stack = GatewayStack(
-                    workdir / "gateway-redis",
-                    redis_gateway_config(fake.base_url, redis.url),
-                    {PROVIDER_KEY_ENV: "sk-bench-provider"},
-                )
-                stopping.append(redis_stack)
-                _start_gateway(bench, "gateway-redis", redis_stack)
-            except BaseException as error:  # pytest's skip when redis-server is missing
-                if isinstance(error, KeyboardInterrupt):
-                    raise
-                bench.target_errors["gateway-redis"] = f"no redis-server: {error}"
-            for scenario in SCENARIOS:
+            _start_all(bench, running)
+            for scenario in scenarios:
                 bench.run_scenario(scenario)
+            notes = _tracing_notes(bench)
+            signed = _signing_note(bench)
         except KeyboardInterrupt:
             print("\ninterrupted: partial results", file=sys.stderr)
             return 130
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
-            for process in reversed(stopping):
-                process.stop()
+            running.close()  # in reverse order of start
             if bench.rows:
-                print()
-                print(render_table(bench.rows))
+                _report(bench.rows, notes, signed)
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 print(f"\n(total {time.monotonic() - started:.0f} s; load average after the run: {load})")
                 print("side by side with other gateways (Portkey, LiteLLM): ../shared/bench/peers, see README.md")
     return 0
+
+
+def _start_all(bench: Bench, running: contextlib.ExitStack) -> None:
+    """The fake provider, the plain hop and every gateway; each is stopped by `running`."""
+    workdir, env = bench.workdir, {PROVIDER_KEY_ENV: "sk-bench-provider"}
+    fake = EnvoyProcess.fake_provider(workdir).start()
+    running.callback(fake.stop)
+    bench.urls["fake"] = fake.base_url
+    plain = EnvoyProcess.plain_proxy(workdir, fake.port).start()
+    running.callback(plain.stop)
+    bench.urls["plain"] = plain.base_url
+    cloud = _cloud_credentials(workdir, running)
+    _start_gateway(
+        bench, "gateway", GatewayStack(workdir / "gateway", gateway_config(fake.base_url, cloud), env), running
+    )
+    for target, collector in (
+        ("gateway-traced", OtlpReceiver("grpc")),
+        ("gateway-traced-stalled", OtlpReceiver("grpc", stall=True)),
+    ):
+        bench.collectors[target] = running.enter_context(collector)
+        stack = GatewayStack(workdir / target, traced_gateway_config(fake.base_url, collector), env)
+        _start_gateway(bench, target, stack, running)
+    try:
+        redis = RedisServer(workdir / "redis").start()
+    except BaseException as error:  # pytest's skip when redis-server is missing
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        bench.target_errors["gateway-redis"] = f"no redis-server: {error}"
+        return
+    running.callback(redis.stop)
+    stack = GatewayStack(workdir / "gateway-redis", redis_gateway_config(fake.base_url, redis.url), env)
+    _start_gateway(bench, "gateway-redis", stack, running)
+
+
+def _cloud_credentials(workdir: Path, running: contextlib.ExitStack) -> CloudCredentials:
+    """An AWS credentials file (made-up keys: the fake checks no signature) and a Google key whose
+    tokens come from a fake token endpoint in this process (asked once at start, then on refresh)."""
+    aws = workdir / "aws-credentials"
+    aws.write_text("[default]\naws_access_key_id = AKIABENCHEXAMPLE0000\naws_secret_access_key = bench-secret\n")
+    aws.chmod(0o600)
+    tokens = running.enter_context(FakeGoogleTokens())
+    return CloudCredentials(aws, tokens.write_key_file(workdir / "google-key.json"))
+
+
+def _tracing_notes(bench: Bench) -> list[str]:
+    """What reached each collector, so a traced row is known to have traced."""
+    notes = []
+    for target, collector in bench.collectors.items():
+        stack = bench.stacks.get(target)
+        if stack is None:
+            continue
+        dropped = metric_sum(stack.admin_url, "gateway_trace_spans_dropped_total")
+        notes.append(
+            f"{target}: the collector took {collector.exports} exports and stored {len(collector.spans())} spans; "
+            f"ext_proc spans dropped: {dropped:.0f}"
+        )
+    return notes
+
+
+def _signing_note(bench: Bench) -> str:
+    """How many requests Envoy's aws_request_signing signed (the Bedrock rows' SigV4, which the fake
+    does not check), from the gateway Envoy's stats."""
+    stack = bench.stacks.get("gateway")
+    if stack is None:
+        return ""
+    text = httpx.get(stack.envoy_admin_url + "/stats", params={"filter": "aws_request_signing"}, timeout=10).text
+    signed = sum(int(line.rpartition(": ")[2]) for line in text.splitlines() if "signing_added" in line)
+    return f"Envoy's aws_request_signing signed {signed} Bedrock requests"
+
+
+def _report(rows: list[Row], tracing_notes: list[str], signing_note: str) -> None:
+    print()
+    print(render_table(rows))
+    tracing = render_versus(
+        rows,
+        PASSTHROUGH,
+        ["gateway-openai-passthrough-traced", "gateway-openai-passthrough-traced-stalled"],
+        "\ntracing: off, on to a collector that answers, on to one that never answers (sample_ratio 1.0); "
+        "x = ratio to tracing off",
+    )
+    cloud = render_versus(
+        rows,
+        XSTREAM,
+        ["gateway-openai-to-bedrock-stream", "gateway-openai-to-vertex-stream"],
+        "\ncloud streams next to xstream (OpenAI chat stream to Anthropic); x = ratio to xstream",
+    )
+    for text in (tracing, *tracing_notes, cloud, signing_note):
+        if text:
+            print(text)
 
 
 if __name__ == "__main__":

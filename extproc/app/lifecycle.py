@@ -84,9 +84,13 @@ async def serve(
 
     async def status() -> dict[str, Any]:
         config = state.snapshot.config
-        names = [p.name for p in config.providers if not KINDS[p.kind].answers_locally]
         loaded = reloader.status() if reloader else {"path": None, "version": config.text_hash}
-        return {"config": loaded, "providers": await state.breakers.status(names, config.breakers)}
+        return {"config": loaded, "providers": await state.breakers.status(_upstream_names(config), config.breakers)}
+
+    async def breaker_states() -> dict[str, int]:
+        """Every provider of the config in force: one a reload removed leaves no series behind."""
+        config = state.snapshot.config
+        return await state.breakers.states(_upstream_names(config), config.breakers)
 
     async def store_reachable() -> bool | None:
         if state.snapshot.config.store.backend != "redis":
@@ -104,6 +108,7 @@ async def serve(
         status,
         store_reachable,
         lambda: spend_report(state.snapshot.config.limits, state.store),
+        breaker_states,
     )
     admin = await start_admin(admin_app, config.extproc.admin_address, config.extproc.admin_port)
     if with_envoy:
@@ -127,6 +132,11 @@ async def serve(
     await asyncio.to_thread(state.close_tracing)  # the spans still queued go out (the exporter's timeout bounds it)
     if envoy is not None:
         _remove_instance_files(Path(state.snapshot.config.envoy.xds_dir))
+
+
+def _upstream_names(config: GatewayConfig) -> list[str]:
+    """The providers requests are sent to (the ones with breakers)."""
+    return [p.name for p in config.providers if not KINDS[p.kind].answers_locally]
 
 
 def _warn_tcp(config: GatewayConfig, with_envoy: bool) -> None:

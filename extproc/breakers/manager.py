@@ -7,12 +7,13 @@ recent outcomes it saw per provider (error rate, latency) for `/status`.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import deque
 from typing import Any
 
 from extproc.breakers.state import BreakerPolicy, BreakerStore, Permit
-from extproc.observe.metrics import BREAKER_TRANSITIONS
+from extproc.observe.metrics import BREAKER_STATE_CODES, BREAKER_TRANSITIONS
 from extproc.store import background
 from extproc.store.base import StoreError
 
@@ -56,6 +57,22 @@ class Breakers:
         transition = await self._store.record(provider, ok, retry_after_s, policy)
         if transition:
             BREAKER_TRANSITIONS.labels(provider, transition).inc()
+
+    async def states(self, providers: list[str], policy: BreakerPolicy | None) -> dict[str, int]:
+        """Each provider's state as `gateway_breaker_state` codes, read from the store now; a provider
+        whose breaker cannot be read is left out (its store error is counted)."""
+        if policy is None:
+            return {}
+        views = await asyncio.gather(*(self._store.view(name, policy) for name in providers), return_exceptions=True)
+        codes: dict[str, int] = {}
+        for name, view in zip(providers, views, strict=True):
+            if isinstance(view, StoreError):
+                background.failed("breaker", view)
+            elif isinstance(view, BaseException):
+                raise view
+            else:
+                codes[name] = BREAKER_STATE_CODES[view.state]
+        return codes
 
     async def status(self, providers: list[str], policy: BreakerPolicy | None) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -7,6 +7,8 @@ import random
 import string
 from typing import Any
 
+import orjson
+
 from extproc.errors import GatewayError
 from extproc.formats.json_fields import is_int
 
@@ -31,3 +33,14 @@ def count(mapping: dict[str, Any], key: str) -> int:
 def provider_error(message: str) -> GatewayError:
     """A provider answer the gateway cannot read."""
     return GatewayError("provider_error", message)
+
+
+def answer_object(body: bytes) -> dict[str, Any]:
+    """A provider's answer as the JSON object it must be, else the error saying it is not."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise provider_error("the provider returned invalid JSON") from None
+    if not isinstance(data, dict):
+        raise provider_error("the provider returned an unexpected response")
+    return data

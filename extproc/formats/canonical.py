@@ -241,6 +241,8 @@ class EmbeddingRequest:
     dimensions: int | None = None
     encoding_format: Literal["float", "base64"] = "float"
     task_type: str | None = None  # Gemini taskType
+    # Gemini's per-document `title` (with taskType RETRIEVAL_DOCUMENT): empty, or one per input
+    titles: list[str | None] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -185,7 +185,8 @@ def _parse(frame: memoryview) -> EventMessage:
     return EventMessage(headers, bytes(frame[headers_end:-4]))
 
 
-def _parse_headers(data: memoryview) -> dict[str, HeaderValue]:
+def _parse_headers(section: memoryview) -> dict[str, HeaderValue]:
+    data = bytes(section)  # one copy of a few dozen bytes: indexing and slicing bytes beats a memoryview
     headers: dict[str, HeaderValue] = {}
     position, end = 0, len(data)
     try:
@@ -193,8 +194,17 @@ def _parse_headers(data: memoryview) -> dict[str, HeaderValue]:
             name_end = position + 1 + data[position]
             if name_end >= end:  # the name and the type byte must fit
                 raise CorruptFrame("event-stream header runs past the headers section")
-            name = bytes(data[position + 1 : name_end]).decode()
-            value, position = _header_value(data, data[name_end], name_end + 1)
+            name = data[position + 1 : name_end].decode()
+            kind, position = data[name_end], name_end + 1
+            if kind == _STRING:  # nearly every header Bedrock sends: read inline
+                (length,) = _U16.unpack_from(data, position)
+                value_end = position + 2 + length
+                if value_end > end:
+                    raise CorruptFrame("event-stream header value runs past the headers section")
+                value: HeaderValue = data[position + 2 : value_end].decode()
+                position = value_end
+            else:
+                value, position = _header_value(data, kind, position)
             if name in headers:
                 raise CorruptFrame(f"event-stream header {name!r} appears twice")
             headers[name] = value
@@ -203,22 +213,22 @@ def _parse_headers(data: memoryview) -> dict[str, HeaderValue]:
     return headers
 
 
-def _header_value(data: memoryview, kind: int, position: int) -> tuple[HeaderValue, int]:
+def _header_value(data: bytes, kind: int, position: int) -> tuple[HeaderValue, int]:
     if kind in _INTEGERS:
         number = _INTEGERS[kind]
-        return number.unpack(data[position : position + number.size])[0], position + number.size
+        return number.unpack_from(data, position)[0], position + number.size
     if kind in (_STRING, _BYTES):
-        (length,) = _U16.unpack(data[position : position + 2])
-        raw = bytes(data[position + 2 : position + 2 + length])
+        (length,) = _U16.unpack_from(data, position)
+        raw = data[position + 2 : position + 2 + length]
         if len(raw) != length:
             raise CorruptFrame("event-stream header value runs past the headers section")
         return (raw.decode() if kind == _STRING else raw), position + 2 + length
     if kind in (_TRUE, _FALSE):
         return kind == _TRUE, position
     if kind == _TIMESTAMP:
-        return Timestamp(_I64.unpack(data[position : position + 8])[0]), position + 8
+        return Timestamp(_I64.unpack_from(data, position)[0]), position + 8
     if kind == _UUID:
-        raw = bytes(data[position : position + 16])
+        raw = data[position : position + 16]
         if len(raw) != 16:
             raise CorruptFrame("event-stream uuid header runs past the headers section")
         return uuid.UUID(bytes=raw), position + 16

@@ -6,6 +6,7 @@ provider format."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
@@ -70,13 +71,17 @@ def put_params(req: ChatRequest, params: tuple[Param, ...], out: dict[str, Any])
             out[key] = value
 
 
-def check_lacks(req: ChatRequest, lacks: Lacking, unsupported: Unsupported) -> None:
-    """Each parameter the provider lacks that `req` asks for: dropped and named, or refused, per
-    the provider's `unsupported` policy."""
+def without_lacking(req: ChatRequest, lacks: Lacking, unsupported: Unsupported) -> ChatRequest:
+    """`req` as the provider gets it: each parameter it lacks that `req` asks for is dropped and
+    named, or refused, per the provider's `unsupported` policy, and cleared in a copy (the
+    canonical request serves a pool's other attempts unchanged), so no renderer sends it."""
+    cleared: dict[str, Any] = {}
     for field, asked in lacks:
         value = getattr(req, field)
         if (value is not None) if asked is is_set else asked(value):
             unsupported.lacks(field)
+            cleared[field] = [] if field == "stop" else None  # the field's "not asked"
+    return dataclasses.replace(req, **cleared) if cleared else req
 
 
 class Bounds(NamedTuple):

@@ -5,15 +5,19 @@ A provider of the client's own API (Anthropic; OpenAI's Responses API) counts th
 request (passed through, not read here). A Gemini
 provider counts the request translated to generateContent, in `:countTokens`' generateContentRequest
 form (the only one that takes the system instruction and tools; generation settings are not part
-of it); its `totalTokens` is the answer. Any other provider cannot count: the gateway estimates,
-and says so in a header (`contract.TOKEN_COUNT_HEADER`).
+of it); its `totalTokens` is the answer. A Bedrock provider counts the request as Converse or
+InvokeModel would get it, by CountTokens (`formats.bedrock.count`). Any other provider cannot
+count: the gateway estimates, and says so in a header (`contract.TOKEN_COUNT_HEADER`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
-from extproc.formats.answer_values import count, provider_error
+from extproc.formats.answer_values import answer_object, count, provider_error
+from extproc.formats.bedrock.count import converse_count_request, invoke_count_request, parse_count
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.endpoint import Format
 from extproc.formats.gemini import render_request as render_gemini
@@ -36,13 +40,24 @@ def gemini_count_request(request: ChatRequest, options: RenderOptions) -> Render
 
 def parse_gemini_count(body: bytes) -> int:
     """countTokens' answer -> the prompt's tokens."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider's token count is not valid JSON") from None
-    if not isinstance(data, dict) or "totalTokens" not in data:
+    data = answer_object(body)
+    if "totalTokens" not in data:
         raise provider_error("the provider's answer has no token count")
     return count(data, "totalTokens")
+
+
+# Per provider API with a count operation: the count request for a canonical prompt, and the count
+# read from its answer
+COUNT_REQUESTS: dict[str, Callable[[ChatRequest, RenderOptions], RenderedRequest]] = {
+    "gemini": gemini_count_request,
+    "bedrock-converse": converse_count_request,
+    "bedrock-invoke": invoke_count_request,
+}
+COUNT_ANSWERS: dict[str, Callable[[bytes], int]] = {
+    "gemini": parse_gemini_count,
+    "bedrock-converse": parse_count,
+    "bedrock-invoke": parse_count,
+}
 
 
 def render_count(client: Format, tokens: int) -> bytes:

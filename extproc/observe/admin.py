@@ -4,13 +4,14 @@ GET /status, GET /spend and POST /reload (local peers, or the bearer token once 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from extproc.observe.admin_access import access_guard
+from extproc.observe.metrics import BreakerStates
 
 
 class ReloadOutcome(Protocol):
@@ -20,13 +21,16 @@ class ReloadOutcome(Protocol):
     problems: list[str]
 
 
-def _exposition() -> bytes:
-    """This process's metrics, or every worker's merged when running several processes."""
+def _exposition(breaker_states: Mapping[str, int]) -> bytes:
+    """This process's metrics, or every worker's merged when running several processes, then the
+    breakers' states read for this scrape."""
+    now = CollectorRegistry()
+    now.register(BreakerStates(breaker_states))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest()
+        return generate_latest(registry) + generate_latest(now)
+    return generate_latest() + generate_latest(now)
 
 
 def build_admin_app(
@@ -36,6 +40,7 @@ def build_admin_app(
     status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     store_reachable: Callable[[], Awaitable[bool | None]] | None = None,
     spend: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    breaker_states: Callable[[], Awaitable[Mapping[str, int]]] | None = None,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -59,7 +64,8 @@ def build_admin_app(
             return web.json_response({"error": f"spend cannot be read now: {type(error).__name__}"}, status=503)
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=_exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        states = await breaker_states() if breaker_states else {}
+        return web.Response(body=_exposition(states), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def reload_now(_: web.Request) -> web.Response:
         if reload is None:

@@ -9,9 +9,12 @@ configuration or a fixed set, never from a client (see `extproc.pipeline.access_
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar, cast
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 
@@ -110,6 +113,35 @@ BREAKER_TRANSITIONS = Counter(
 BREAKER_REJECTIONS = Counter(
     "gateway_breaker_rejections_total", "Requests not sent to a provider whose breaker is open.", ["provider"]
 )
+# Read from the breakers when scraped, not set by the requests: with several ext_proc processes, a
+# value each process set would be the state as that process last saw it (stale for a shared breaker
+# it no longer meets) and a provider a reload removed would keep its series in the processes' files.
+BREAKER_STATE = "gateway_breaker_state"
+BREAKER_STATE_CODES = {"closed": 0, "half_open": 1, "open": 2}
+BREAKER_STATE_HELP = (
+    "Circuit breaker state of each configured provider when scraped: 0 closed, 1 half-open (the open time "
+    "is over: the next request is a probe), 2 open. Read from the store (Redis: the breaker every process "
+    "shares); with the memory store each ext_proc process keeps its own breakers and this is the main "
+    "process's. No series while breakers are off or the store cannot be read."
+)
+
+
+class BreakerStates(Collector):
+    """`gateway_breaker_state` for one scrape: the states read just before it."""
+
+    def __init__(self, states: Mapping[str, int]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(BREAKER_STATE, BREAKER_STATE_HELP, labels=["provider"])
+        for provider, code in sorted(self._states.items()):
+            family.add_metric([provider], code)
+        yield family
+
+
+READ_WHEN_SCRAPED = (BREAKER_STATE,)  # the families above that no module-level metric object holds
+
+
 RETRIES = Counter(
     "gateway_retries_total", "Attempts after the first (Envoy's retries), by provider tried.", ["provider"]
 )

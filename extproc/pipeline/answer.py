@@ -20,12 +20,11 @@ from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, PROVIDER_APIS
 from extproc.formats.assemble import StreamAssembler
 from extproc.formats.bedrock.errors import parse_http_error
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest, StreamFailure
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, StreamFailure, Usage
 from extproc.formats.client_answer import render_answer
-from extproc.formats.endpoint import Format
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.formats.sse import LineGate, overflow_message
-from extproc.formats.token_count import parse_gemini_count, render_count
+from extproc.formats.token_count import COUNT_ANSWERS, render_count
 from extproc.observe.logs import monotonic
 from extproc.observe.metrics import FAILOVERS
 from extproc.pipeline.exchange import BUFFERED, STREAMED, Exchange, PhaseReply
@@ -51,6 +50,8 @@ class AnswerStage(Stage):
         endpoint, provider = ex.endpoint, ex.provider
         if ex.dropped:
             reply.set_headers.append((DROPPED_HEADER, dropped_header(ex.dropped)))
+        if provider is not None and (counted := kind_of(provider).input_tokens_header):
+            ex.counted_input = _whole(headers.get(counted))
         if status >= 400:
             ex.error_body = True
             ex.error_type = headers.get("x-amzn-errortype", "")
@@ -116,7 +117,7 @@ class AnswerStage(Stage):
         elif ex.decoder is not None and ex.assembler is not None:
             self._stream_chunk(ex, reply, chunk, end_of_stream, ex.assembler)
         elif ex.endpoint is not None and ex.endpoint.operation == "count_tokens":
-            self._translate_count(ex.endpoint.format, reply, chunk)
+            self._translate_count(ex, reply, chunk)
         elif ex.passthrough and not ex.stream_from_whole:
             self._read_answer(ex, reply, chunk)
         else:
@@ -191,6 +192,8 @@ class AnswerStage(Stage):
         client = FORMATS[endpoint.format]
         if isinstance(request, EmbeddingRequest):
             embedding = upstream.parse_embedding_response(body, ex.model)
+            if ex.counted_input is not None:  # the provider's own count, where its body has none
+                embedding.usage = Usage(input_tokens=ex.counted_input)
             out, content_type = client.render_embedding_response(embedding, request, endpoint), CONTENT_TYPE_JSON
             ex.answer, ex.usage = embedding, embedding.usage
         else:
@@ -204,9 +207,12 @@ class AnswerStage(Stage):
             cost_header(request_cost(ex)),
         ]
 
-    def _translate_count(self, client: Format, reply: PhaseReply, body: bytes) -> None:
-        """Gemini's countTokens answer as the client's count."""
-        out = render_count(client, parse_gemini_count(body))
+    def _translate_count(self, ex: Exchange, reply: PhaseReply, body: bytes) -> None:
+        """The provider's count (Gemini's countTokens, Bedrock's CountTokens) as the client's."""
+        endpoint, provider = ex.endpoint, ex.provider
+        assert endpoint is not None and provider is not None
+        wire = wire_format(provider, endpoint.format, ex.provider_model)
+        out = render_count(endpoint.format, COUNT_ANSWERS[wire](body))
         reply.body = out
         reply.set_headers += [("content-length", str(len(out))), ("content-type", CONTENT_TYPE_JSON)]
 
@@ -263,6 +269,11 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
         ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.provider_model)
     ex.passthrough = serves(provider, endpoint.format, ex.provider_model)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
+
+
+def _whole(value: str | None) -> int | None:
+    """A count from a header: None when absent or not a whole number."""
+    return int(value) if value is not None and value.isdigit() and len(value) <= 12 else None
 
 
 def _looks_like_json(body: bytes) -> bool:

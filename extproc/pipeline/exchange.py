@@ -92,6 +92,7 @@ class Exchange:
     # the client's own SSE before anything else reads it
     reframe: InvokeStreamToSSE | None = None
     error_type: str = ""  # the provider's own name for its error, from a header (Bedrock's x-amzn-errortype)
+    counted_input: int | None = None  # the input tokens the provider's answer header says it counted
     line_gate: LineGate | None = None  # a same-API SSE stream goes on in whole lines (formats/sse.py)
     stream_ended: bool = False  # an in-band error already closed the client's stream
     # what the answer was, read from every answer (translated or not)

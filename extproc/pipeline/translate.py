@@ -32,9 +32,11 @@ class TranslateStage(Stage):
             return None
         provider, model = target.provider, target.upstream_model
         ex.provider_model = model
+        api = wire_format(provider, endpoint.format, model)
         ex.passthrough = serves(provider, endpoint.format, model)
         if isinstance(request, ChatRequest) and endpoint.operation == "count_tokens":
-            made = count_for(request, body, endpoint.format, provider, target.upstream_model)
+            made = count_for(request, body, endpoint.format, provider, model, client_betas(endpoint.format, ex.headers))
+            ex.passthrough = api == endpoint.format  # else the provider's count comes back in its own format
         elif isinstance(request, ChatRequest):
             betas = client_betas(endpoint.format, ex.headers)
             made = chat_for(request, body, endpoint.format, provider, target.upstream_model, betas)
@@ -45,7 +47,6 @@ class TranslateStage(Stage):
             request.source = None
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
-        api = wire_format(provider, endpoint.format, model)
         path = upstream_path(provider, api, endpoint.operation, model, made.stream, endpoint.sse)
         path = with_client_query(path, provider, endpoint.format, ex.path, model)
         reply.set_headers += [(ROUTE_HEADER, target.cluster), (":path", path), (":authority", provider.authority)]

@@ -12,14 +12,14 @@ from typing import Any
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
-from extproc.formats import FORMATS, OWN_BODY_ON, PROVIDER_APIS
+from extproc.formats import FORMATS, OWN_BODY_ON, OWN_COUNT_ON, PROVIDER_APIS
 from extproc.formats.bedrock.invoke import betas_of
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.formats.endpoint import Format
 from extproc.formats.provider_params import lacking
 from extproc.formats.render_options import Lacking, RenderOptions
 from extproc.formats.shared_wire import with_fields
-from extproc.formats.token_count import gemini_count_request
+from extproc.formats.token_count import COUNT_REQUESTS
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
 from extproc.provider_kinds import RECORDS, ProviderKind
 from extproc.providers import model_kind, provider_format, serves, wire_format
@@ -149,27 +149,50 @@ def _fit_and_render(
 
 def counts_tokens(provider: Provider, client: Format, model: str) -> bool:
     """Whether the provider counts a prompt's tokens for a client of an API with a count
-    (Anthropic's count_tokens, the Responses API's input_tokens): a provider of that API itself,
-    and Gemini by countTokens for any client."""
-    return provider_format(provider, model) == "gemini" or serves(provider, client, model)
+    (Anthropic's count_tokens, the Responses API's input_tokens): a provider of that API itself, and
+    one whose API has a count operation (Gemini's countTokens, Bedrock's CountTokens) for any
+    client, for the models its record says it counts."""
+    kind = model_kind(provider, model)
+    if kind.counts is not None and not kind.counts(model):
+        return False
+    return provider_format(provider, model) in COUNT_REQUESTS or serves(provider, client, model)
 
 
-def count_for(request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str) -> ProviderRequest:
-    """A token count's request: the client's own for a provider of its API, else Gemini's countTokens
-    for the request as generateContent would get it (fitted as a chat request would be: what a
+def count_for(
+    request: ChatRequest, body: bytes, client: Format, provider: Provider, model: str, betas: tuple[str, ...] = ()
+) -> ProviderRequest:
+    """A token count's request: the client's own for a provider of its API (made for the other
+    service's count where the client's API is spoken on one: Claude on Bedrock), else the provider's
+    count operation for the request as a chat request would get it (fitted as one would be: what a
     provider lacks is not counted, and named)."""
-    if serves(provider, client, model):
+    wire = wire_format(provider, client, model)
+    if wire == client:
         return ProviderRequest(_own_body(body, request.model, client, provider, model, count=True), False)
-    if provider_format(provider, model) != "gemini":
+    if wire in OWN_COUNT_ON and serves(provider, client, model):
+        return ProviderRequest(OWN_COUNT_ON[wire](body, betas), False)
+    render = COUNT_REQUESTS.get(wire)
+    if render is None:
         raise GatewayError("internal", f"provider {provider.name} cannot count tokens")
     fitting = fit_to_provider(request, provider, native=False)
-    rendered = gemini_count_request(request, render_options(provider, model))
+    rendered = render(request, render_options(provider, model, betas))
     return _counted(provider, ProviderRequest(rendered.body, False, fitting.dropped + rendered.dropped))
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
-    if not provider.capabilities.embeddings:
-        raise GatewayError("invalid_request", f"provider {provider.name} has no embeddings API", param="model")
+    """Refused with a 400 where the provider's record for the model has no embeddings, or takes
+    fewer inputs a request than the client sent (gemini-embedding-001 on Vertex AI: one)."""
+    kind = model_kind(provider, model)
+    if not provider.capabilities.embeddings or (kind.embeds is not None and not kind.embeds(model)):
+        raise GatewayError(
+            "invalid_request", f"provider {provider.name} has no embeddings API for model {model}", param="model"
+        )
+    if kind.embedding_inputs is not None and len(request.inputs) > kind.embedding_inputs:
+        raise GatewayError(
+            "invalid_request",
+            f"model {model} on provider {provider.name} embeds at most {kind.embedding_inputs} input(s) per "
+            f"request and this one has {len(request.inputs)}: send them in separate requests",
+            param="input",
+        )
     rendered = PROVIDER_APIS[provider_format(provider, model)].render_embedding_request(
         request, render_options(provider, model)
     )

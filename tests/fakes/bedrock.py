@@ -11,7 +11,7 @@ stream frames carry base64 Anthropic events, the last with ``amazon-bedrock-invo
 Scripting is as with the other fakes: :meth:`enqueue` whole replies (sent after the auth check),
 :meth:`enqueue_answer` an :class:`~tests.fakes.answers.Answer` rendered in the format asked for,
 :meth:`enqueue_stream_fault` to break the next default stream (an exception frame, a bad CRC, a cut),
-``script`` for a tool round trip; every request is recorded with its raw path and auth verdict.
+``refused_betas`` for InvokeModel betas it does not know, ``script`` for a tool round trip; every request is recorded with its raw path and auth verdict.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "ServiceUnavailableException": "Bedrock is unable to process your request.",
 }
 
+TITAN_DIMENSIONS = (256, 512, 1024)
+COHERE_MAX_TEXTS = 96
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+CROSS_REGION_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
 _OPERATIONS = {"converse", "converse-stream", "invoke", "invoke-with-response-stream", "count-tokens"}
 BEDROCK_TOOL_ID = "toolu_bdrk_01"
 
@@ -194,6 +198,9 @@ class FakeBedrock(FakeProvider):
         # The server's clock for the signature's date; a test moves it to make a signature stale.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.auth_refusals: list[Refusal] = []
+        # Betas this Bedrock does not know: an InvokeModel body naming one is refused as Bedrock refuses
+        # it (a 400 ValidationException "invalid beta flag"); a test sets them, reset() clears them.
+        self.refused_betas: set[str] = set()
         self._faults: deque[StreamFault] = deque()
         self._answers: deque[Answer] = deque()
         self._fault_lock = threading.Lock()
@@ -225,6 +232,7 @@ class FakeBedrock(FakeProvider):
             self._faults.clear()
             self._answers.clear()
         self.auth_refusals.clear()
+        self.refused_betas.clear()
 
     def _next_answer(self) -> Answer | None:
         with self._fault_lock:
@@ -290,14 +298,18 @@ class FakeBedrock(FakeProvider):
         model, operation = unquote(parts[2]), parts[3]
         if not isinstance(request.json, dict):
             return bedrock_error("SerializationException", "Unexpected content: the body is not a JSON object")
-        if not self.known_model(model):
+        if not self.known_model(model) and not (operation == "count-tokens" and self._known_foundation(model)):
             return bedrock_error("ValidationException", "The provided model identifier is invalid.")
         body: dict[str, Any] = request.json
         if operation.startswith("converse"):
             return self._converse(body, model, stream=operation == "converse-stream")
         if operation == "count-tokens":
-            return self._count_tokens(body)
+            return self._count_tokens(body, model)
         return self._invoke(body, model, stream=operation == "invoke-with-response-stream")
+
+    def _known_foundation(self, model: str) -> bool:
+        """The foundation model behind a known cross-region profile (us.anthropic.x -> anthropic.x)."""
+        return any(self.known_model(f"{prefix}.{model}") for prefix in CROSS_REGION_PREFIXES)
 
     # -- Converse ------------------------------------------------------------
 
@@ -366,6 +378,8 @@ class FakeBedrock(FakeProvider):
             return bedrock_error("ValidationException", "This fake answers InvokeModel for Anthropic models only.")
         if (error := self._check_anthropic_body(body)) is not None:
             return error
+        if self.refused_betas.intersection(body.get("anthropic_beta") or []):
+            return bedrock_error("ValidationException", "invalid beta flag")
         answer = self._next_answer()
         if answer is None:
             self._anthropic.script = self.script
@@ -416,40 +430,81 @@ class FakeBedrock(FakeProvider):
         return None
 
     def _embed(self, body: dict[str, Any], model: str) -> Reply:
+        """Titan Text Embeddings (one ``inputText``) or Cohere Embed (``texts``), as InvokeModel answers
+        them; the input tokens are in ``x-amzn-bedrock-input-token-count`` for both (Cohere's body has
+        no count)."""
         if "cohere" in model:
-            texts = [str(t) for t in body.get("texts") or []]
-            embeddings = [fake_vector(text, self.embedding_dimensions) for text in texts]
-            answer = {
-                "embeddings": embeddings,
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, stable_id(orjson.dumps(texts), 22))),
-                "response_type": "embeddings_floats",
-                "texts": texts,
-            }
-            return json_reply(answer)
-        text = str(body.get("inputText", ""))
-        dimensions = int(body.get("dimensions") or self.embedding_dimensions)
+            return self._cohere_embed(body, model)
+        v1 = "titan-embed-text-v1" in model
+        allowed = {"inputText"} if v1 else {"inputText", "dimensions", "normalize", "embeddingTypes"}
+        if (error := _malformed_keys(body, allowed, ("inputText",))) is not None:
+            return error
+        text = body["inputText"]
+        if not isinstance(text, str) or not text:
+            return _malformed("#/inputText: expected minLength: 1, actual: 0")
+        dimensions = body.get("dimensions", 1536 if v1 else 1024)
+        if dimensions not in TITAN_DIMENSIONS and not v1:
+            return _malformed(f"#/dimensions: {dimensions} is not a valid enum value")
         vector = fake_vector(text, dimensions)
         tokens = count_tokens(text)
-        answer = {"embedding": vector, "embeddingsByType": {"float": vector}, "inputTextTokenCount": tokens}
-        return json_reply(answer, headers={"x-amzn-bedrock-input-token-count": str(tokens)})
+        answer: dict[str, Any] = {"embedding": vector, "inputTextTokenCount": tokens}
+        if not v1:
+            answer["embeddingsByType"] = {"float": vector}
+        return json_reply(answer, headers=_token_headers(tokens))
 
-    def _count_tokens(self, body: dict[str, Any]) -> Reply:
-        request = body.get("input") or {}
+    def _cohere_embed(self, body: dict[str, Any], model: str) -> Reply:
+        allowed = {"texts", "images", "input_type", "truncate", "embedding_types"}
+        if "v4" in model:
+            allowed |= {"inputs", "output_dimension", "max_tokens"}
+        if (error := _malformed_keys(body, allowed, ("texts", "input_type"))) is not None:
+            return error
+        texts = body["texts"]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _malformed("#/texts: expected type: JSONArray of strings")
+        if len(texts) > COHERE_MAX_TEXTS:
+            return _malformed(f"#/texts: expected maximum item count: {COHERE_MAX_TEXTS}, found: {len(texts)}")
+        if body["input_type"] not in COHERE_INPUT_TYPES:
+            return _malformed(f"#/input_type: {body['input_type']} is not a valid enum value")
+        dimensions = int(body.get("output_dimension") or self.embedding_dimensions)
+        vectors = [fake_vector(text, dimensions) for text in texts]
+        answer: dict[str, Any] = {
+            "embeddings": vectors,
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, stable_id(orjson.dumps(texts), 22))),
+            "response_type": "embeddings_floats",
+            "texts": texts,
+        }
+        if body.get("embedding_types"):
+            answer["embeddings"] = {kind: vectors for kind in body["embedding_types"]}
+            answer["response_type"] = "embeddings_by_type"
+        return json_reply(answer, headers=_token_headers(sum(count_tokens(t) for t in texts)))
+
+    def _count_tokens(self, body: dict[str, Any], model: str) -> Reply:
+        """CountTokens for Claude's foundation models (their bare ids, not a cross-region profile's)."""
+        if "anthropic." not in model or model.split(".", 1)[0] in CROSS_REGION_PREFIXES:
+            return bedrock_error("ValidationException", "The provided model doesn't support counting tokens.")
+        request = body.get("input")
+        if not isinstance(request, dict) or len(request) != 1:
+            return bedrock_error("ValidationException", "The input must be exactly one of converse or invokeModel.")
         if "converse" in request:
             converse = request["converse"] or {}
-            prompt = " ".join(
-                [_text(converse.get("system"))] + [_text(m.get("content")) for m in converse.get("messages") or []]
-            )
-            messages = len(converse.get("messages") or [])
+            unknown = set(converse) - {"messages", "system", "toolConfig", "additionalModelRequestFields"}
+            if unknown or not converse.get("messages"):
+                return bedrock_error("ValidationException", f"Invalid converse input: {sorted(unknown) or 'messages'}")
+            counted = converse
         elif "invokeModel" in request:
-            invoke = orjson.loads(base64.b64decode(request["invokeModel"].get("body") or "e30="))
-            prompt = " ".join(
-                [_text(invoke.get("system"))] + [_text(m.get("content")) for m in invoke.get("messages") or []]
-            )
-            messages = len(invoke.get("messages") or [])
+            try:
+                counted = orjson.loads(
+                    base64.b64decode((request["invokeModel"] or {}).get("body") or "", validate=True)
+                )
+            except (ValueError, orjson.JSONDecodeError):
+                return bedrock_error("SerializationException", "invokeModel.body is not base64 of a JSON body")
+            if (error := self._check_anthropic_body(counted)) is not None:
+                return error
         else:
             return bedrock_error("ValidationException", "The input must be one of converse or invokeModel.")
-        return json_reply({"inputTokens": count_tokens(prompt) + 3 * max(messages, 1)})
+        messages = counted.get("messages") or []
+        prompt = " ".join([_text(counted.get("system"))] + [_text(m.get("content")) for m in messages])
+        return json_reply({"inputTokens": count_tokens(prompt) + 3 * max(len(messages), 1)})
 
     # -- streams and their faults -----------------------------------------------
 
@@ -476,6 +531,26 @@ class FakeBedrock(FakeProvider):
             hold_at_chunk=len(kept),
             release=fault.release,
         )
+
+
+def _malformed(detail: str) -> Reply:
+    """InvokeModel's refusal of a body its model's schema does not take."""
+    return bedrock_error(
+        "ValidationException", f"Malformed input request: {detail}, please reformat your input and try again."
+    )
+
+
+def _malformed_keys(body: dict[str, Any], allowed: set[str], required: tuple[str, ...]) -> Reply | None:
+    for key in sorted(set(body) - allowed):
+        return _malformed(f"#: extraneous key [{key}] is not permitted")
+    for key in required:
+        if key not in body:
+            return _malformed(f"#: required key [{key}] not found")
+    return None
+
+
+def _token_headers(tokens: int) -> dict[str, str]:
+    return {"x-amzn-bedrock-input-token-count": str(tokens), "x-amzn-bedrock-invocation-latency": "52"}
 
 
 def _text(value: Any) -> str:

@@ -4,6 +4,7 @@ signs (the ext_proc never holds an AWS secret), after the ext_proc rewrote the b
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import uuid
@@ -14,14 +15,16 @@ from typing import Any
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 from google.genai import types
 
 from tests.conftest import OPENAI_KEY, PROVIDER_ENV
 from tests.fakes.answers import Answer, ToolCall
-from tests.fakes.aws_sigv4 import AwsCredentials
+from tests.fakes.aws_sigv4 import AwsCredentials, write_credentials_file
 from tests.fakes.bedrock import FakeBedrock, StreamFault
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.plans import count_tokens, fake_vector, vector_base64
 from tests.integration.sdk_outcomes import gemini_client
 from tests.support.stack import GatewayStack
 from tests.support.wait import wait_until
@@ -31,23 +34,16 @@ pytestmark = pytest.mark.integration
 NOVA = "us.amazon.nova-micro-v1:0"
 CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
+TITAN = "amazon.titan-embed-text-v2:0"
+COHERE = "cohere.embed-english-v3"
 FIRST = AwsCredentials("AKIDFIRSTKEY0001", "first/secret+key0000000000000000000000000")
 ROTATED = AwsCredentials("AKIDROTATED00002", "rotated/secret+key00000000000000000000000")
 BEDROCK_API_KEY = "bedrock-api-key-test-0001"
 
 
-def _credentials_file(path: Path, credentials: AwsCredentials) -> None:
-    staged = path.with_suffix(".tmp")
-    staged.write_text(
-        f"[default]\naws_access_key_id = {credentials.access_key_id}\n"
-        f"aws_secret_access_key = {credentials.secret_access_key}\n"
-    )
-    staged.replace(path)  # atomic, as a secret mount's update is
-
-
 @pytest.fixture(scope="module")
 def bedrock() -> Iterator[FakeBedrock]:
-    with FakeBedrock(FIRST, models=[NOVA, CLAUDE, PROFILE_ARN]) as fake:
+    with FakeBedrock(FIRST, models=[NOVA, CLAUDE, PROFILE_ARN, TITAN, COHERE]) as fake:
         yield fake
 
 
@@ -60,7 +56,7 @@ def keyed_bedrock() -> Iterator[FakeBedrock]:
 @pytest.fixture(scope="module")
 def credentials_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("aws") / "credentials"
-    _credentials_file(path, FIRST)
+    write_credentials_file(path, FIRST)
     return path
 
 
@@ -109,6 +105,8 @@ def stack(
             {"model": "claude-cached", "provider": "bedrock", "upstream_model": CLAUDE, "cache_ttl_s": 600},
             {"model": "profile", "provider": "bedrock", "upstream_model": PROFILE_ARN},
             {"model": "keyed", "provider": "bedrock-keyed", "upstream_model": NOVA},
+            {"model": "titan", "provider": "bedrock", "upstream_model": TITAN},
+            {"model": "cohere", "provider": "bedrock", "upstream_model": COHERE},
             {"model": "us.*", "provider": "bedrock"},
             {
                 "name": "claude-then-openai",
@@ -116,6 +114,14 @@ def stack(
                 "pool": [
                     {"provider": "bedrock", "model": CLAUDE},
                     {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"},
+                ],
+            },
+            {
+                "name": "cohere-then-openai",
+                "model": "embed-pool",
+                "pool": [
+                    {"provider": "bedrock", "model": COHERE},
+                    {"provider": "openai", "priority": 1, "model": "text-embedding-3-small"},
                 ],
             },
             {
@@ -559,7 +565,7 @@ def test_a_replaced_credentials_file_is_used_without_a_restart(
 ) -> None:
     client = _openai(stack)
     bedrock.credentials = ROTATED  # the old key is no longer accepted
-    _credentials_file(credentials_path, ROTATED)
+    write_credentials_file(credentials_path, ROTATED)
 
     def signed_with_rotated() -> bool:
         try:
@@ -572,7 +578,7 @@ def test_a_replaced_credentials_file_is_used_without_a_restart(
         wait_until(signed_with_rotated, timeout=15)
     finally:
         bedrock.credentials = FIRST
-        _credentials_file(credentials_path, FIRST)
+        write_credentials_file(credentials_path, FIRST)
         wait_until(lambda: _answers(client), timeout=15)
 
 
@@ -582,3 +588,142 @@ def _answers(client: openai.OpenAI) -> bool:
     except openai.APIStatusError:
         return False
     return True
+
+
+# -- embeddings and token counts ---------------------------------------------------------------
+
+
+def test_openai_embeddings_of_one_input_reach_titan_with_its_dimensions_and_its_token_count(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    answer = _openai(stack).embeddings.create(model="titan", input="the quick brown fox", dimensions=256)
+    assert len(answer.data) == 1 and len(answer.data[0].embedding) == 256
+    sent = bedrock.last_request
+    assert sent.raw_path == "/model/amazon.titan-embed-text-v2%3A0/invoke" and sent.auth == "sigv4"
+    assert sent.json == {"inputText": "the quick brown fox", "dimensions": 256, "normalize": True}
+    assert answer.usage.prompt_tokens == count_tokens("the quick brown fox")  # Titan's inputTextTokenCount
+
+
+def test_openai_embeddings_of_several_inputs_reach_cohere_in_one_call_in_either_encoding(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    texts = ["first document", "a second, longer document", "third"]
+    floats = _openai(stack).embeddings.create(model="cohere", input=texts)
+    assert [item.index for item in floats.data] == [0, 1, 2]
+    assert [item.embedding for item in floats.data] == [fake_vector(text, 1024) for text in texts]
+    sent = bedrock.last_request
+    assert sent.raw_path == "/model/cohere.embed-english-v3/invoke" and sent.auth == "sigv4"
+    assert sent.json == {"texts": texts, "input_type": "search_document", "embedding_types": ["float"]}
+    # Cohere's body has no count: Bedrock's x-amzn-bedrock-input-token-count header is the usage
+    assert floats.usage.prompt_tokens == sum(count_tokens(text) for text in texts)
+    raw = httpx.post(
+        f"{stack.base_url}/v1/embeddings",
+        json={"model": "cohere", "input": texts[:2], "encoding_format": "base64"},
+        timeout=20,
+    )
+    assert raw.status_code == 200, raw.text
+    assert [item["embedding"] for item in raw.json()["data"]] == [
+        vector_base64(fake_vector(t, 1024)) for t in texts[:2]
+    ]
+
+
+def test_several_inputs_to_titan_are_a_400_in_openais_format_naming_the_limit(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(stack).embeddings.create(model="titan", input=["one", "two"])
+    error = refused.value.body
+    assert isinstance(error, dict) and error["param"] == "input"
+    assert "one input per request" in error["message"] and "has 2" in error["message"]
+    assert refused.value.response.headers.get("x-request-id")
+    assert bedrock.requests == []  # nothing reached Bedrock
+
+
+def test_google_genai_embed_content_reaches_titan_and_cohere_with_its_task_type(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    client = gemini_client(stack.base_url)
+    single = client.models.embed_content(model="titan", contents="what is the capital of France")
+    assert single.embeddings and len(single.embeddings[0].values or []) == 1024
+    assert bedrock.last_request.json["inputText"] == "what is the capital of France"
+    batch = client.models.embed_content(
+        model="cohere",
+        contents=["what is the capital of France", "Paris"],
+        config=types.EmbedContentConfig(task_type="RETRIEVAL_QUERY"),
+    )
+    assert [e.values for e in batch.embeddings or []] == [
+        fake_vector("what is the capital of France", 1024),
+        fake_vector("Paris", 1024),
+    ]
+    assert bedrock.last_request.json["input_type"] == "search_query"
+
+
+def test_a_pools_embeddings_attempt_reaches_cohere_signed_and_fails_over_to_openai(
+    stack: GatewayStack, bedrock: FakeBedrock, fake_openai: FakeOpenAI
+) -> None:
+    answer = _openai(stack).embeddings.create(model="embed-pool", input=["alpha", "beta"])
+    assert [item.embedding for item in answer.data] == [fake_vector("alpha", 1024), fake_vector("beta", 1024)]
+    assert answer.usage.prompt_tokens == 2  # Bedrock's header, read on the pool's answer too
+    assert bedrock.last_request.operation == "invoke" and bedrock.last_request.auth == "sigv4"
+    bedrock.enqueue_error("ServiceUnavailableException")
+    failed_over = _openai(stack).embeddings.create(model="embed-pool", input=["alpha", "beta"])
+    assert len(failed_over.data) == 2
+    assert fake_openai.last_request.json["model"] == "text-embedding-3-small"
+
+
+def test_an_anthropic_clients_count_reaches_claudes_count_tokens_as_the_invoke_body(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    raw = _anthropic(stack).messages.with_raw_response.count_tokens(
+        model="claude", system="be brief", messages=[{"role": "user", "content": "count these words please"}]
+    )
+    counted = raw.parse()
+    assert "x-gateway-token-count" not in raw.headers  # Bedrock's count, not an estimate
+    assert counted.input_tokens == count_tokens("be brief count these words please") + 3
+    sent = bedrock.last_request
+    # the foundation model's own id: CountTokens does not take a cross-region profile's
+    assert sent.raw_path == "/model/anthropic.claude-sonnet-4-20250514-v1%3A0/count-tokens"
+    assert sent.auth == "sigv4"
+    body = orjson.loads(base64.b64decode(sent.json["input"]["invokeModel"]["body"]))
+    assert body["anthropic_version"] == "bedrock-2023-05-31" and "model" not in body and body["max_tokens"] > 0
+    assert body["system"] == "be brief"
+
+
+def test_a_responses_clients_count_reaches_count_tokens_as_converse_input(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    counted = _openai(stack).responses.input_tokens.count(
+        model="claude-converse", instructions="be brief", input="count these words please"
+    )
+    assert counted.input_tokens == count_tokens("be brief count these words please") + 3
+    converse = bedrock.last_request.json["input"]["converse"]
+    assert converse["messages"] == [{"role": "user", "content": [{"text": "count these words please"}]}]
+    assert converse["system"] == [{"text": "be brief"}]
+    assert set(converse) <= {"messages", "system", "toolConfig", "additionalModelRequestFields"}
+
+
+def test_a_count_for_a_model_bedrock_cannot_count_is_an_estimate_marked_as_one(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    raw = _anthropic(stack).messages.with_raw_response.count_tokens(
+        model="nova", messages=[{"role": "user", "content": "hello " * 400}]
+    )
+    assert raw.headers["x-gateway-token-count"] == "estimate" and raw.parse().input_tokens > 300
+    assert bedrock.requests == []
+
+
+def test_bedrock_errors_on_embeddings_and_counts_reach_the_client_in_its_own_format(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_error("ThrottlingException")
+    with pytest.raises(openai.RateLimitError) as limited:
+        _openai(stack).embeddings.create(model="cohere", input="hi")
+    assert limited.value.response.headers.get("x-request-id")
+    assert isinstance(limited.value.body, dict) and "Too many requests" in limited.value.body["message"]
+    bedrock.enqueue_error("ValidationException", "The provided model doesn't support counting tokens.")
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        _anthropic(stack).messages.count_tokens(model="claude", messages=[{"role": "user", "content": "hi"}])
+    body = refused.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert "counting tokens" in body["error"]["message"]
+    assert refused.value.response.headers.get("request-id") or refused.value.response.headers.get("x-request-id")

@@ -44,6 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -> 
     openai_url = fake_openai.base_url + "/v1"
     config = {
         "extproc": {"workers": 1},
+        "breakers": {},  # gateway_breaker_state has a series per provider only with breakers on
         "providers": [
             {"name": "openai", "kind": "openai", "base_url": openai_url, "api_key_env": "TEST_OPENAI_KEY"},
             {"name": "backup", "kind": "openai", "base_url": openai_url, "api_key_env": "TEST_OPENAI_KEY"},

@@ -4,18 +4,26 @@ and the in-process bench (bench/in_process.py) still drives whole requests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
+from bench.answers import ANSWER_TEXT, bedrock_converse_stream
 from bench.in_process import MODES, messages, processor
 from bench.peers_target import CLIENT_KEY, PORT_BASE, gateway_config
+from bench.run import CloudCredentials, traced_gateway_config
+from bench.run import gateway_config as gateway_bench_config
 from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
+from extproc.config.model import GatewayConfig
+from extproc.formats.eventstream import EventStreamDecoder
+from tests.support.otlp import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +66,29 @@ def test_the_in_process_bench_drives_a_whole_request_of_each_mode(mode: str) -> 
     if mode.startswith("rx"):  # the Responses API's
         assert b'"response.completed"' in body if mode.endswith("stream") else b'"object":"response"' in body
         assert b"Benchmark" in body
+
+
+def _loaded(raw: dict[str, Any], base_dir: Path) -> GatewayConfig:
+    """A bench gateway's config as GatewayStack writes it (the listener's port is the stack's)."""
+    raw["listeners"] = [{"name": "main", "port": 18080}]
+    return load_text(yaml.safe_dump(raw), {"BENCH_OPENAI_KEY": "k"}, base_dir)
+
+
+def test_the_make_bench_gateways_load_with_the_cloud_kinds_and_tracing(tmp_path: Path) -> None:
+    google_key = tmp_path / "google-key.json"
+    google_key.write_text("{}")  # read by google-auth when minting, not when loading
+    cloud = CloudCredentials(tmp_path / "aws-credentials", google_key)
+    config = _loaded(gateway_bench_config("http://127.0.0.1:1", cloud), tmp_path)
+    assert {p.kind for p in config.providers} >= {"bedrock", "vertex", "anthropic"}
+    traced = _loaded(traced_gateway_config("http://127.0.0.1:1", OtlpReceiver("grpc")), tmp_path)
+    assert traced.tracing is not None and traced.tracing.sample_ratio == 1.0
+
+
+def test_the_fake_converse_stream_is_aws_event_stream_frames_carrying_the_answer() -> None:
+    messages = EventStreamDecoder().feed(bedrock_converse_stream())
+    kinds = [message.headers[":event-type"] for message in messages]
+    assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
+    deltas = [
+        json.loads(m.payload)["delta"]["text"] for m in messages if m.headers[":event-type"] == "contentBlockDelta"
+    ]
+    assert "".join(deltas) == ANSWER_TEXT

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import REGISTRY
+
+from extproc.breakers.manager import Breakers
 from extproc.breakers.memory import MemoryBreakers
-from extproc.breakers.state import BreakerPolicy
+from extproc.breakers.state import BreakerPolicy, BreakerView
+from extproc.observe.admin import _exposition
+from extproc.store.base import StoreError
 
 POLICY = BreakerPolicy(failure_ratio=0.5, min_requests=4, window_s=10, open_s=5, probe_s=3)
 
@@ -94,3 +99,37 @@ def test_providers_have_their_own_breakers() -> None:
         run(breakers.record("a", False, 0, POLICY))
     assert not run(breakers.allow("a", POLICY)).allowed
     assert run(breakers.allow("b", POLICY)).allowed
+
+
+class _Unreachable:
+    """A breaker store whose every read fails, as Redis down does."""
+
+    async def view(self, key: str, policy: BreakerPolicy) -> BreakerView:
+        raise StoreError("connection refused")
+
+
+def test_the_state_gauge_reads_closed_open_and_half_open_as_0_2_1() -> None:
+    clock = Clock()
+    memory = MemoryBreakers(clock)
+    breakers = Breakers(memory)
+    for _ in range(4):
+        run(memory.record("down", False, 0, POLICY))
+    assert run(breakers.states(["up", "down"], POLICY)) == {"up": 0, "down": 2}
+    clock.now += 5
+    assert run(breakers.states(["up", "down"], POLICY)) == {"up": 0, "down": 1}
+    assert run(breakers.states(["up", "down"], None)) == {}  # breakers off: no state to report
+
+
+def test_a_breaker_the_store_cannot_read_has_no_state_rather_than_a_guess() -> None:
+    breakers = Breakers(_Unreachable())  # type: ignore[arg-type]
+    before = REGISTRY.get_sample_value("gateway_store_errors_total", {"operation": "breaker"}) or 0
+    assert run(breakers.states(["p"], POLICY)) == {}
+    assert REGISTRY.get_sample_value("gateway_store_errors_total", {"operation": "breaker"}) == before + 1
+
+
+def test_the_scrape_lists_exactly_the_states_it_was_given() -> None:
+    text = _exposition({"b": 2, "a": 0}).decode()
+    help_line = next(line for line in text.splitlines() if line.startswith("# HELP gateway_breaker_state "))
+    assert "0 closed, 1 half-open" in help_line and "2 open" in help_line
+    assert 'gateway_breaker_state{provider="a"} 0.0\ngateway_breaker_state{provider="b"} 2.0' in text
+    assert "gateway_breaker_state{" not in _exposition({}).decode()

@@ -219,9 +219,76 @@ def test_an_invoke_body_that_is_not_bedrocks_anthropic_format_is_a_validation_er
     assert message in raised.value.response["Error"]["Message"]
 
 
+def test_an_invoke_body_naming_a_refused_beta_is_an_invalid_beta_flag_validation_error(fake: FakeBedrock) -> None:
+    fake.refused_betas.add("advanced-tool-use-2025-11-20")
+    betas = {**CLAUDE_BODY, "anthropic_beta": ["interleaved-thinking-2025-05-14", "advanced-tool-use-2025-11-20"]}
+    with pytest.raises(ClientError) as raised:
+        client(fake).invoke_model(modelId=CLAUDE, body=json.dumps(betas))
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert raised.value.response["Error"]["Message"] == "invalid beta flag"
+    accepted = {**CLAUDE_BODY, "anthropic_beta": ["interleaved-thinking-2025-05-14"]}
+    assert json.loads(client(fake).invoke_model(modelId=CLAUDE, body=json.dumps(accepted))["body"].read())["content"]
+
+
 def test_botocore_count_tokens_counts_a_converse_input(fake: FakeBedrock) -> None:
     answer = client(fake).count_tokens(modelId=CLAUDE, input={"converse": {"messages": HELLO}})
     assert answer["inputTokens"] == 2 + 3
+
+
+def test_botocore_count_tokens_counts_an_invoke_model_body_sent_as_a_blob(fake: FakeBedrock) -> None:
+    body = {**CLAUDE_BODY, "system": "be brief"}
+    answer = client(fake).count_tokens(modelId=CLAUDE, input={"invokeModel": {"body": json.dumps(body).encode()}})
+    assert answer["inputTokens"] == 3 + 3  # "be brief hi"
+    sent = fake.last_request.json["input"]["invokeModel"]["body"]
+    assert json.loads(base64.b64decode(sent)) == body  # botocore sends the blob base64 in the JSON
+
+
+def test_count_tokens_refuses_a_cross_region_profile_and_a_model_that_cannot_count(fake: FakeBedrock) -> None:
+    for model in (f"us.{CLAUDE}", "amazon.titan-embed-text-v2:0"):
+        with pytest.raises(ClientError) as raised:
+            client(fake).count_tokens(modelId=model, input={"converse": {"messages": HELLO}})
+        assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_botocore_invoke_model_embeds_with_titan_v2_and_its_token_count(fake: FakeBedrock) -> None:
+    body = {"inputText": "hello there", "dimensions": 256, "normalize": True}
+    response = client(fake).invoke_model(modelId="amazon.titan-embed-text-v2:0", body=json.dumps(body))
+    answer = json.loads(response["body"].read())
+    assert len(answer["embedding"]) == 256 and answer["inputTextTokenCount"] == 2
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-bedrock-input-token-count"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "detail"),
+    [
+        ("amazon.titan-embed-text-v2:0", {"texts": ["a"]}, "extraneous key [texts]"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "a", "dimensions": 300}, "not a valid enum value"),
+        ("amazon.titan-embed-text-v1", {"inputText": "a", "dimensions": 256}, "extraneous key [dimensions]"),
+        ("cohere.embed-english-v3", {"texts": ["a"]}, "required key [input_type]"),
+        ("cohere.embed-english-v3", {"texts": ["a"] * 97, "input_type": "search_query"}, "maximum item count: 96"),
+    ],
+)
+def test_invoke_model_refuses_an_embedding_body_its_model_does_not_take(
+    fake: FakeBedrock, model: str, body: dict[str, Any], detail: str
+) -> None:
+    with pytest.raises(ClientError) as raised:
+        client(fake).invoke_model(modelId=model, body=json.dumps(body))
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert detail in raised.value.response["Error"]["Message"]
+
+
+def test_cohere_answers_floats_or_by_type_with_the_token_count_only_in_a_header(fake: FakeBedrock) -> None:
+    body: dict[str, Any] = {"texts": ["hello there", "hi"], "input_type": "search_document"}
+    plain = client(fake).invoke_model(modelId="cohere.embed-english-v3", body=json.dumps(body))
+    answer = json.loads(plain["body"].read())
+    assert answer["response_type"] == "embeddings_floats" and len(answer["embeddings"]) == 2
+    assert set(answer) == {"embeddings", "id", "response_type", "texts"}  # no count in the body
+    assert plain["ResponseMetadata"]["HTTPHeaders"]["x-amzn-bedrock-input-token-count"] == "3"
+    typed = client(fake).invoke_model(
+        modelId="cohere.embed-english-v3", body=json.dumps({**body, "embedding_types": ["float"]})
+    )
+    answer = json.loads(typed["body"].read())
+    assert answer["response_type"] == "embeddings_by_type" and len(answer["embeddings"]["float"]) == 2
 
 
 # --------------------------------------------------------------------------

@@ -72,6 +72,9 @@ def test_the_alerts_fire_at_their_thresholds_and_not_below(tmp_path: Path) -> No
                     _series('gateway_budget_used_ratio{scope="client",name="c1"}', "0.2 0.3 0.4 0.5"),
                     _series('gateway_breaker_transitions_total{provider="p1",to="opened"}', "0 0 1 1 1 1 1 1 1 1"),
                     _series('gateway_breaker_rejections_total{provider="p2"}', "0x10"),
+                    # p3 opens at 2m, half-opens at 5m, closes at 6m: its opening transition is not scraped
+                    _series('gateway_breaker_state{provider="p3"}', "0 0 2 2 2 1 0 0 0 0"),
+                    _series('gateway_breaker_state{provider="p4"}', "0x10"),
                     _series('gateway_store_errors_total{operation="take"}', "0+3x20"),
                     _series('gateway_config_reloads_total{result="error"}', "0 0 1 1"),
                     _series('gateway_config_reloads_total{result="ok"}', "0 1 1 1"),
@@ -92,6 +95,14 @@ def test_the_alerts_fire_at_their_thresholds_and_not_below(tmp_path: Path) -> No
                     {"eval_time": "3m", "alertname": "GatewayBudgetSpent", "exp_alerts": []},
                     {
                         "eval_time": "3m",
+                        "alertname": "GatewayBreakerOpen",
+                        "exp_alerts": [
+                            {"exp_labels": {"severity": "warning", "provider": "p1"}},
+                            {"exp_labels": {"severity": "warning", "provider": "p3"}},
+                        ],
+                    },
+                    {
+                        "eval_time": "5m",  # p3 half-open: not open
                         "alertname": "GatewayBreakerOpen",
                         "exp_alerts": [{"exp_labels": {"severity": "warning", "provider": "p1"}}],
                     },
@@ -169,6 +180,7 @@ def test_the_dashboard_shows_what_an_operator_asks_first() -> None:
         "gateway_cost_saved_usd_total",
         'gateway_limit_decisions_total{decision="deny"}',
         "gateway_breaker_transitions_total",
+        "gateway_breaker_state",
         "envoy_cluster_upstream_rq_total",
     ):
         assert wanted in queries, wanted

@@ -14,7 +14,8 @@ from extproc.config.schema import GATEWAY_SCHEMA
 from extproc.errors import GatewayError
 from extproc.formats import PROVIDER_APIS
 from extproc.formats.canonical import ChatRequest, Message, TextPart, Tool
-from extproc.formats.provider_params import ASKED
+from extproc.formats.provider_params import ASKED, lacking
+from extproc.formats.render_options import RenderOptions
 from extproc.provider_kinds import AWS_SIGNING_HEADERS, CREDENTIAL_HEADERS, KINDS, Credential, kind_for
 from extproc.providers import kind_of
 from extproc.providers.rendering import render_options
@@ -240,3 +241,18 @@ def test_a_record_whose_kind_sends_a_key_sends_it_in_its_format_s_header(name: s
     if kind.credential is not None and kind.credential.minted:  # Vertex AI: a minted OAuth2 access token
         expected = Credential("authorization", "Bearer ", minted=True)
     assert kind.credential == (None if kind.answers_locally else expected)
+
+
+@pytest.mark.parametrize("api", sorted(set(PROVIDER_APIS) - {"vertex-predict"}))  # :predict embeds only: no chat
+@pytest.mark.parametrize("parameter", list(_ASKED))
+def test_a_parameter_a_record_would_say_its_format_lacks_is_left_out_of_the_body_whatever_the_format(
+    api: str, parameter: str
+) -> None:
+    """A new kind on an existing format names its gaps in its record alone: a parameter the format
+    does carry, once the record says the kind lacks it, is named and sent nowhere in the body."""
+    render = PROVIDER_APIS[api].render_request
+    options = RenderOptions("anthropic.claude-sonnet-4-5", lacks=lacking([parameter]))
+    plain = render(_asking(None), options)
+    asked = render(_asking(parameter), options)
+    assert parameter in asked.dropped
+    assert asked.body == plain.body

@@ -29,12 +29,12 @@ from extproc.formats.openai import upstream as openai
 from extproc.formats.provider_params import (
     Bounds,
     Param,
-    check_lacks,
     function_fields,
     is_given,
     lacking,
     put_params,
     schema_format_fields,
+    without_lacking,
 )
 from extproc.formats.render_options import RenderOptions, Unsupported
 from extproc.formats.responses import upstream as responses
@@ -66,22 +66,27 @@ def test_put_params_sends_each_asked_field_under_the_providers_name_in_table_ord
     assert list(out.items()) == [("temp", 0.2), ("topP", 0.5)]  # an empty stop asks for nothing
 
 
-def test_check_lacks_names_each_asked_field_once_and_leaves_the_rest() -> None:
+def test_without_lacking_names_each_asked_field_once_and_clears_it_in_a_copy() -> None:
     unsupported = _drop()
     lacks = lacking({"seed", "presence_penalty", "n"})
-    check_lacks(_req(n=1, seed=0, presence_penalty=0.0), lacks, unsupported)
+    asked = _req(n=1, seed=0, presence_penalty=0.0)
+    sent = without_lacking(asked, lacks, unsupported)
     assert unsupported.dropped == ["seed"]  # n=1 and a zero penalty ask for nothing
-    check_lacks(_req(n=2, seed=3), lacks, unsupported)
-    assert unsupported.dropped == ["seed", "n"]
+    assert (sent.seed, sent.n, sent.presence_penalty) == (None, 1, 0.0)
+    assert asked.seed == 0  # the canonical request itself is kept for a pool's other attempts
+    sent = without_lacking(_req(n=2, seed=3, stop=["END"]), lacking({"n", "stop"}), unsupported)
+    assert unsupported.dropped == ["seed", "stop", "n"] and (sent.n, sent.stop) == (None, [])
+    unasked = _req(seed=None)
+    assert without_lacking(unasked, lacks, unsupported) is unasked
 
 
-def test_check_lacks_counts_parallel_tool_calls_as_asked_only_when_false() -> None:
+def test_without_lacking_counts_parallel_tool_calls_as_asked_only_when_false() -> None:
     unsupported = _drop()
     lacks = lacking({"parallel_tool_calls"})
-    check_lacks(_req(parallel_tool_calls=True), lacks, unsupported)
-    check_lacks(_req(), lacks, unsupported)
+    without_lacking(_req(parallel_tool_calls=True), lacks, unsupported)
+    without_lacking(_req(), lacks, unsupported)
     assert unsupported.dropped == []
-    check_lacks(_req(parallel_tool_calls=False), lacks, unsupported)
+    without_lacking(_req(parallel_tool_calls=False), lacks, unsupported)
     assert unsupported.dropped == ["parallel_tool_calls"]
 
 
@@ -92,9 +97,9 @@ def test_lacking_lists_a_records_parameters_in_one_fixed_order_and_refuses_one_w
         lacking({"seed", "logprobs"})
 
 
-def test_check_lacks_under_reject_refuses_naming_the_field() -> None:
+def test_without_lacking_under_reject_refuses_naming_the_field() -> None:
     with pytest.raises(GatewayError) as refused:
-        check_lacks(_req(seed=1), lacking({"seed"}), Unsupported("reject"))
+        without_lacking(_req(seed=1), lacking({"seed"}), Unsupported("reject"))
     assert refused.value.kind == "invalid_request" and refused.value.param == "seed"
     assert refused.value.message == "seed is not supported by this provider"
 

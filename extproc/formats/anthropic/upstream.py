@@ -13,12 +13,13 @@ from extproc.formats.client_errors import invalid
 from extproc.formats.provider_params import (
     Bounds,
     Param,
-    check_lacks,
     function_fields,
     is_given,
     put_params,
+    without_lacking,
 )
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
+from extproc.formats.turns import append_turn, results_first
 
 # reasoning_effort -> thinking.budget_tokens (Anthropic minimum is 1024)
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
@@ -117,27 +118,8 @@ def _tool_result_block(msg: Message) -> dict[str, Any]:
     return block
 
 
-def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Consecutive same-role turns merge: Anthropic wants user/assistant alternation."""
-    if not blocks:
-        return
-    if out and out[-1]["role"] == role:
-        out[-1]["content"].extend(blocks)
-    else:
-        out.append({"role": role, "content": blocks})
-
-
-def _results_first(message: dict[str, Any]) -> None:
-    """The API wants a user turn's tool_result blocks before its other blocks."""
-    blocks = message["content"]
-    seen_other = False
-    for block in blocks:
-        if block["type"] != "tool_result":
-            seen_other = True
-        elif seen_other:
-            results = [b for b in blocks if b["type"] == "tool_result"]
-            message["content"] = results + [b for b in blocks if b["type"] != "tool_result"]
-            return
+def _is_tool_result(block: dict[str, Any]) -> bool:
+    return bool(block["type"] == "tool_result")
 
 
 def thinking_budget(req: ChatRequest) -> tuple[int | None, str | None]:
@@ -200,13 +182,13 @@ def render_conversation(
             # its place, as a system message in `messages` (the API takes them anywhere).
             blocks = _system_blocks(msg, unsupported)
             if messages:
-                _append(messages, "system", blocks)
+                append_turn(messages, "system", blocks)
             else:
                 system += blocks
         elif msg.role == "tool":
-            _append(messages, "user", [_tool_result_block(msg)])
+            append_turn(messages, "user", [_tool_result_block(msg)])
         elif msg.role == "user":
-            _append(messages, "user", _content_blocks(msg.content, thinking=False))
+            append_turn(messages, "user", _content_blocks(msg.content, thinking=False))
         else:
             blocks = _content_blocks(msg.content, thinking=True)
             for call in msg.tool_calls:
@@ -218,10 +200,10 @@ def render_conversation(
                         "input": tool_input(call.arguments),
                     }
                 )
-            _append(messages, "assistant", blocks)
+            append_turn(messages, "assistant", blocks)
     for message in messages:
         if message["role"] == "user":
-            _results_first(message)
+            results_first(message, _is_tool_result)
     return system, messages
 
 
@@ -295,6 +277,7 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     """The Messages request as a dict, and the features it leaves out: written as it is for
     api.anthropic.com, edited first for Claude on a cloud (Bedrock's InvokeModel)."""
     unsupported = Unsupported(options.unsupported)
+    req = without_lacking(req, options.lacks, unsupported)
     system, messages = render_conversation(req, unsupported)
     body: dict[str, Any] = dict(options.body_fields)
     if options.model_in_body:
@@ -305,7 +288,6 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     body["messages"] = messages
     render_sampling(req, body, render_thinking(req, body, options, unsupported), unsupported)
     put_params(req, _PARAMS, body)
-    check_lacks(req, options.lacks, unsupported)
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:

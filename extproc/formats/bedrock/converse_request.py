@@ -27,8 +27,9 @@ from extproc.formats.canonical import (
     with_user_turn,
 )
 from extproc.formats.client_errors import invalid
-from extproc.formats.provider_params import check_lacks
+from extproc.formats.provider_params import without_lacking
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
+from extproc.formats.turns import append_turn, results_first
 
 # Feature -> why Converse cannot carry it (the feature is the name a client sees in
 # x-gateway-dropped-features, or the field a refusal names). The plain parameters it has no field
@@ -156,27 +157,14 @@ class _Render:
         return {"toolResult": result}
 
 
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Consecutive turns of one role merge: Converse wants user and assistant to alternate."""
-    if not blocks:
-        return
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": blocks})
-
-
-def _results_first(message: dict[str, Any]) -> None:
-    """Claude wants a user turn's tool results before its other blocks."""
-    blocks = message["content"]
-    results = [block for block in blocks if "toolResult" in block]
-    if results and len(results) < len(blocks) and "toolResult" not in blocks[0]:
-        message["content"] = results + [block for block in blocks if "toolResult" not in block]
+def _is_tool_result(block: dict[str, Any]) -> bool:
+    return "toolResult" in block
 
 
 def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, Any], list[str]]:
     model = options.model
     lacks = Unsupported(options.unsupported, "Bedrock Converse")
+    req = without_lacking(req, options.lacks, lacks)  # the parameters the kind's record says Converse has no field for
     render = _Render(lacks, is_anthropic(model))
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
@@ -194,9 +182,9 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
                 elif isinstance(part, FilePart):
                     lacks.lacks("system_file")
         elif msg.role == "tool":
-            _append(messages, "user", [render.tool_result(msg, documents)])
+            append_turn(messages, "user", [render.tool_result(msg, documents)])
         elif msg.role == "user":
-            _append(messages, "user", render.blocks(msg.content, assistant=False, documents=documents))
+            append_turn(messages, "user", render.blocks(msg.content, assistant=False, documents=documents))
         else:
             blocks = render.blocks(msg.content, assistant=True, documents=documents)
             for call in msg.tool_calls:
@@ -210,10 +198,10 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
                         }
                     }
                 )
-            _append(messages, "assistant", blocks)
+            append_turn(messages, "assistant", blocks)
     for message in messages:
         if message["role"] == "user":
-            _results_first(message)
+            results_first(message, _is_tool_result)
 
     body: dict[str, Any] = {"messages": messages}
     if system:
@@ -246,7 +234,6 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
         inference["stopSequences"] = list(req.stop)
     if inference:
         body["inferenceConfig"] = inference
-    check_lacks(req, options.lacks, lacks)  # the parameters the kind's record says Converse has no field for
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.schema:

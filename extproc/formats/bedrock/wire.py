@@ -1,5 +1,6 @@
 """Bedrock's two provider sides as ProviderFormat objects (formats/protocols.py): Converse for every
-model family, InvokeModel for Claude. Neither has a client side: no client speaks Bedrock's API."""
+model family, InvokeModel for Claude. Neither has a client side: no client speaks Bedrock's API.
+Embeddings are InvokeModel's for either (Titan's or Cohere's body, by the model: `embeddings`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ from typing import Any
 
 from extproc.errors import GatewayError
 from extproc.formats.anthropic import answers as anthropic_answers
-from extproc.formats.bedrock import converse_answer, converse_request, invoke
+from extproc.formats.bedrock import converse_answer, converse_request, embeddings, invoke
 from extproc.formats.bedrock.converse_stream import ConverseStreamDecoder
 from extproc.formats.bedrock.errors import parse_http_error
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.endpoint import ProviderApi
 from extproc.formats.protocols import ProviderFormat, StreamDecoder
 from extproc.formats.render_options import RenderedRequest, RenderOptions
-from extproc.formats.shared_wire import no_embeddings
 from extproc.formats.sse import MAX_LINE_BYTES
 
 
@@ -25,13 +25,13 @@ class BedrockConverse:
         return converse_request.render_request(asked, options)
 
     def render_embedding_request(self, asked: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
-        raise no_embeddings("Bedrock Converse")
+        return embeddings.render_request(asked, options)
 
     def parse_response(self, body: bytes) -> ChatResponse:
         return converse_answer.parse_response(body)
 
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse:
-        raise no_embeddings("Bedrock Converse")
+        return embeddings.parse_response(body, model)
 
     def stream_decoder(self, max_line_bytes: int = MAX_LINE_BYTES) -> StreamDecoder:
         """A frame is the stream's event: bounded as an SSE event is."""
@@ -55,13 +55,13 @@ class BedrockInvokeAnthropic:
         return invoke.render_request(asked, options)
 
     def render_embedding_request(self, asked: EmbeddingRequest, options: RenderOptions) -> RenderedRequest:
-        raise no_embeddings("Anthropic")
+        return embeddings.render_request(asked, options)
 
     def parse_response(self, body: bytes) -> ChatResponse:
         return anthropic_answers.parse_response(body)
 
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse:
-        raise no_embeddings("Anthropic")
+        return embeddings.parse_response(body, model)
 
     def stream_decoder(self, max_line_bytes: int = MAX_LINE_BYTES) -> StreamDecoder:
         return invoke.InvokeStreamDecoder(max_frame_bytes=max_line_bytes)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import ErrorKind, GatewayError, kind_for_status
-from extproc.formats.answer_values import count, provider_error, random_text
+from extproc.formats.answer_values import answer_object, count, random_text
 from extproc.formats.canonical import ChatResponse, Choice, FinishReason, ThinkingPart, ToolCall, Usage
 from extproc.formats.gemini.common import json_text, new_call_id
 
@@ -152,12 +152,7 @@ def _parse_candidate(position: int, candidate: dict) -> Choice:
 
 
 def parse_response(body: bytes) -> ChatResponse:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("the provider returned invalid JSON") from None
-    if not isinstance(data, dict):
-        raise provider_error("the provider returned an unexpected response")
+    data = answer_object(body)
     if "error" in data:
         raise error_from(0, data["error"], "the provider returned an error")
     candidates = data.get("candidates")

@@ -19,7 +19,7 @@ from extproc.formats.canonical import (
 from extproc.formats.client_errors import invalid
 from extproc.formats.gemini.common import GENERATION_NUMBERS, object_fragment
 from extproc.formats.gemini.parts import call_part, thought_part
-from extproc.formats.provider_params import Param, check_lacks, function_fields, is_given, put_params
+from extproc.formats.provider_params import Param, function_fields, is_given, put_params, without_lacking
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
 _EFFORT_BUDGET = {"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
@@ -214,12 +214,12 @@ def render_generation_config(req: ChatRequest, unsupported: Unsupported) -> dict
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     """A generateContent body (the model and streaming go in the URL)."""
     unsupported = Unsupported(options.unsupported)
+    req = without_lacking(req, options.lacks, unsupported)
     system, contents = render_conversation(req, unsupported)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
     render_tools(req, body)
-    check_lacks(req, options.lacks, unsupported)
     if config := render_generation_config(req, unsupported):
         body["generationConfig"] = config
     try:

@@ -20,11 +20,11 @@ from extproc.formats.input_bounds import dumps_request
 from extproc.formats.openai.common import MAX_TOKENS_FIELD, tool_call_json
 from extproc.formats.provider_params import (
     Param,
-    check_lacks,
     function_fields,
     is_given,
     put_params,
     schema_format_fields,
+    without_lacking,
 )
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
@@ -135,12 +135,12 @@ def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     """ChatRequest -> an OpenAI /v1/chat/completions body for the provider."""
     unsupported = Unsupported(options.unsupported)
+    req = without_lacking(req, options.lacks, unsupported)
     body: dict[str, Any] = {
         "model": options.model,
         "messages": [render_message(m, unsupported) for m in req.messages if not _says_nothing(m)],
     }
     put_params(req, _PARAMS, body)
-    check_lacks(req, options.lacks, unsupported)
     if req.response_format is not None:
         body["response_format"] = render_response_format(req.response_format)
     render_tools(req, body)

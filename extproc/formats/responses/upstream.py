@@ -26,10 +26,10 @@ from extproc.formats.canonical import (
 from extproc.formats.input_bounds import dumps_request
 from extproc.formats.provider_params import (
     Param,
-    check_lacks,
     function_fields,
     put_params,
     schema_format_fields,
+    without_lacking,
 )
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 
@@ -116,9 +116,9 @@ def render_tools(req: ChatRequest, body: dict[str, Any]) -> None:
 
 def render_request(req: ChatRequest, options: RenderOptions) -> RenderedRequest:
     unsupported = Unsupported(options.unsupported)
+    req = without_lacking(req, options.lacks, unsupported)
     body: dict[str, Any] = {"model": options.model, "input": render_input(req.messages), "store": False}
     put_params(req, _PARAMS, body)
-    check_lacks(req, options.lacks, unsupported)
     if req.response_format is not None:
         body["text"] = {"format": render_text_format(req.response_format)}
     render_tools(req, body)
