@@ -4,6 +4,8 @@ errors are Google's (`{"error": {"code", "message", "status"}}`), read as Gemini
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.endpoint import ProviderApi
@@ -39,7 +41,7 @@ class VertexPredict:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return gemini_answers.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
         return body  # the model is in the path
 
 
