@@ -4,22 +4,25 @@ Envoy sends for one request (request headers and body, answer headers and body) 
 token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
 
   python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache]
-      [--trace|--trace-stalled] [--profile]
+      [--trace|--trace-stalled] [--profile] [--requests N]
 
 `chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
 client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
 `rxchat`/`rxstream`: the same request in the Responses API, to the OpenAI provider (same API)
-and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (a long system
-prompt, tools with schemas, a conversation of tool calls and their results) instead of two short
-messages; `--cache` turns the response cache on, every request asking `Cache-Control: no-cache`
+and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (`bench/agent_body.py`, the side-by-side
+harness's agent body: a long system prompt, 16 tools with schemas, 30 earlier messages of tool
+calls and their results) instead of two short messages; `--cache` turns the response cache on, every request asking `Cache-Control: no-cache`
 so each one computes its key, reaches the provider and is stored (the path of a miss). `--trace`
 turns `tracing` on at sample_ratio 1.0, each request carrying Envoy's sampled traceparent, to an
 OTLP/gRPC collector in this process that answers (its parsing of the spans counted in the time:
 measure the collector's share with `--trace-stalled`, a collector that never answers, whose spans
-are dropped). BENCH_REQUESTS sets the request count (fewer for callgrind). Prints µs
+are dropped), and prints each thread's CPU per request. Prints µs
 per request; `--profile` adds the functions that took the most time (cProfile, which slows
 everything down about threefold: read its shares, not its times). The machine's speed moves
-between runs: compare two versions one after the other.
+between runs: compare two versions one after the other, or count instructions instead:
+`--requests N` (default 20,000, and as many warm-up requests up to 2,000) under
+`valgrind --tool=callgrind` twice with two values of N, the difference of the totals divided by
+the difference of the N is the instructions of one request, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, HttpHeaders, ProcessingRequest
 
 from bench import answers
+from bench.agent_body import agent_request
 from bench.peers_target import CLIENT_KEY, gateway_config
 from extproc.config.load import load_text
 from extproc.heap import settle_heap
@@ -48,43 +52,14 @@ from extproc.server.service import ExternalProcessor
 from extproc.state import GatewayState
 from tests.support.otlp import OtlpReceiver
 
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "20000"))
-WARM_UP = min(2_000, REQUESTS)
+REQUESTS = 20_000
+WARM_UP = 2_000
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # Envoy's span of its ext_proc call
 MODES = ("chat", "stream", "xchat", "xstream", "rchat", "rstream", "rxchat", "rxstream")
 
 
 def _headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
     return HttpHeaders(headers=HeaderMap(headers=[HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs]))
-
-
-def agent_request() -> dict[str, Any]:
-    """An agent's request of about 80 KB: instructions, tools and a conversation of tool calls."""
-    text = ("the quick brown fox reads a file and writes a patch for the failing test " * 50)[:3600]
-    schema = {
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "a file in the repository"},
-            "lines": {"type": "array", "items": {"type": "integer"}},
-            "options": {"type": "object", "properties": {"recursive": {"type": "boolean"}}},
-        },
-        "required": ["path"],
-    }
-    tools = [
-        {"type": "function", "function": {"name": f"tool_{i}", "description": text[:400], "parameters": schema}}
-        for i in range(12)
-    ]
-    conversation: list[dict[str, Any]] = [{"role": "system", "content": text * 3}, {"role": "user", "content": text}]
-    for turn in range(15):
-        call = {
-            "id": f"call_{turn}",
-            "type": "function",
-            "function": {"name": "tool_1", "arguments": '{"path":"a.py"}'},
-        }
-        conversation.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        conversation.append({"role": "tool", "tool_call_id": f"call_{turn}", "content": text})
-    conversation.append({"role": "user", "content": "Now fix the test."})
-    return {"messages": conversation, "tools": tools}
 
 
 def as_responses(chat: dict[str, Any]) -> dict[str, Any]:
@@ -115,9 +90,11 @@ def messages(mode: str, agent: bool = False, cache: bool = False) -> list[Proces
     translated = mode.startswith(("x", "rx"))
     model = "fake-model-x" if translated else "fake-model"
     short = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]}
-    chat = agent_request() if agent else short
+    chat = agent_request(model) if agent else short
     if responses:
         request_body = {"model": model, **as_responses(chat), "max_output_tokens": 64, "stream": stream}
+    elif agent:
+        request_body = {**chat, "stream": stream}  # the harness's body; `stream` as the mode says
     else:
         request_body = {
             "model": model,
@@ -213,6 +190,7 @@ def _thread_cpu() -> dict[str, float]:
 def main(argv: list[str]) -> None:
     mode = next((arg for arg in argv if arg in MODES), "chat")
     cache = "--cache" in argv
+    count = int(argv[argv.index("--requests") + 1]) if "--requests" in argv else REQUESTS
     stalled = "--trace-stalled" in argv
     with ExitStack() as closing:
         collector = None
@@ -222,10 +200,10 @@ def main(argv: list[str]) -> None:
         closing.callback(state.close_tracing)
         traced = collector is not None
         loop = uvloop.new_event_loop()
-        loop.run_until_complete(_requests(service, sent, WARM_UP, traced))
+        loop.run_until_complete(_requests(service, sent, min(WARM_UP, count), traced))
         settle_heap()  # as the server does once started
         started, cpu, threads = time.perf_counter(), time.process_time(), _thread_cpu()
-        loop.run_until_complete(_requests(service, sent, REQUESTS, traced))
+        loop.run_until_complete(_requests(service, sent, count, traced))
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         if traced:
             state.tracing.flush(30)  # the export of these requests' spans is theirs too
@@ -233,18 +211,17 @@ def main(argv: list[str]) -> None:
         label = mode + (" agent" if "--agent" in argv else "") + (" cache" if cache else "")
         label += " traced" + (" (stalled collector)" if stalled else "") if traced else ""
         print(
-            f"{label}: {elapsed / REQUESTS * 1e6:.1f} µs per request, {cpu / REQUESTS * 1e6:.1f} µs CPU "
-            f"({REQUESTS} requests, one process, no server)"
+            f"{label}: {elapsed / count * 1e6:.1f} µs per request, {cpu / count * 1e6:.1f} µs CPU "
+            f"({count} requests, one process, no server)"
         )
         if traced:
             print(
-                "  CPU µs per request by thread: "
-                + ", ".join(f"{n} {t / REQUESTS * 1e6:.1f}" for n, t in spent.items())
+                "  CPU µs per request by thread: " + ", ".join(f"{n} {t / count * 1e6:.1f}" for n, t in spent.items())
             )
         if "--profile" in argv:
             profile = cProfile.Profile()
             profile.enable()
-            loop.run_until_complete(_requests(service, sent, REQUESTS // 4, traced))
+            loop.run_until_complete(_requests(service, sent, count // 4, traced))
             profile.disable()
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 

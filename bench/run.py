@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from bench import checks, wrk
+from bench.agent_body import agent_request
 from bench.envoys import EnvoyProcess
 from extproc.auth.apikeys import hash_key
 from tests.fakes.google_auth import FakeGoogleTokens
@@ -242,6 +243,22 @@ SCENARIOS = [
         _ANTHROPIC_HEADERS,
         checks.anthropic_sse(),
     ),
+    Scenario(
+        "gateway-agent-passthrough",
+        "gateway",
+        "/v1/chat/completions",
+        agent_request("gpt-bench-stream"),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
+    Scenario(
+        "gateway-agent-to-anthropic",
+        "gateway",
+        "/v1/chat/completions",
+        agent_request("claude-bench-stream"),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
 ]
 
 
@@ -377,7 +394,7 @@ class Bench:
             self.rows.append(Row(scenario.name, skipped=self.target_errors.get(scenario.target, "not started")))
             return
         url = base + scenario.path
-        body = json.dumps(scenario.body).encode()
+        body = json.dumps(scenario.body, separators=(",", ":")).encode()  # compact, as the side-by-side harness sends
         problem = checks.probe(url, body, scenario.headers, scenario.check)
         if problem:
             self.rows.append(Row(scenario.name, skipped=problem))

@@ -5,6 +5,10 @@ with wrk in slices of BENCH_SLICE_SECONDS (default 30) for BENCH_SOAK_SECONDS (d
 cycling through passthrough, translated and streaming requests, and samples the resident set
 size of every ext_proc process after each slice. The growth is measured from the first sample
 taken after one minute (imports, caches and the allocator have settled by then) to the last.
+
+BENCH_SOAK_MIX=agent cycles instead through a coding agent's 80 KB streamed request
+(`bench.agent_body`, the side-by-side harness's `agent` body), passed through and translated
+to the Anthropic format: the load whose memory the performance goals bound.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ import time
 from pathlib import Path
 
 from bench import wrk
+from bench.agent_body import agent_request
 from bench.envoys import EnvoyProcess
 from bench.run import _OPENAI_HEADERS, PROVIDER_KEY_ENV, gateway_config, openai_body
 from tests.support.stack import GatewayStack
 
 CONNECTIONS = 32
 SETTLE_SECONDS = 60
-MIXES = [openai_body("gpt-bench"), openai_body("gemini-bench"), openai_body("gemini-bench-stream", stream=True)]
+MIXES = {
+    "mixed": [openai_body("gpt-bench"), openai_body("gemini-bench"), openai_body("gemini-bench-stream", stream=True)],
+    "agent": [agent_request("gpt-bench-stream"), agent_request("claude-bench-stream")],
+}
 
 
 def rss_mb(pid: int) -> float:
@@ -35,6 +43,9 @@ def rss_mb(pid: int) -> float:
 def main() -> int:
     total = float(os.environ.get("BENCH_SOAK_SECONDS", "600"))
     slice_s = float(os.environ.get("BENCH_SLICE_SECONDS", "30"))
+    mix = os.environ.get("BENCH_SOAK_MIX", "mixed")
+    if mix not in MIXES:
+        raise SystemExit(f"BENCH_SOAK_MIX={mix}: one of {', '.join(MIXES)}")
     with tempfile.TemporaryDirectory(prefix="gateway-soak-") as tmp:
         workdir = Path(tmp)
         fake = EnvoyProcess.fake_provider(workdir).start()
@@ -45,11 +56,12 @@ def main() -> int:
             pids = {"main": stack.extproc_process.pid} | {f"worker{i}": p for i, p in enumerate(stack.worker_pids(), 1)}
             scripts = [
                 wrk.write_script(workdir / f"mix{i}.lua", json.dumps(body).encode(), _OPENAI_HEADERS)
-                for i, body in enumerate(MIXES)
+                for i, body in enumerate(MIXES[mix])
             ]
             url = stack.base_url + "/v1/chat/completions"
             print(
-                f"{total:g} s at {CONNECTIONS} connections, slices of {slice_s:g} s; RSS in MB per process", flush=True
+                f"{mix} requests, {total:g} s at {CONNECTIONS} connections, slices of {slice_s:g} s; RSS in MB per process",
+                flush=True,
             )
             print("elapsed_s  req/s  " + "  ".join(f"{name:>8}" for name in pids), flush=True)
             samples: list[tuple[float, dict[str, float]]] = []

@@ -17,12 +17,14 @@ Gemini `https://generativelanguage.googleapis.com`, Azure OpenAI
 become part of the base path.
 
 A kind whose wire format follows the model (Vertex AI: Gemini models in Gemini's format, Claude
-models in Anthropic's) names a record per model family in `by_model`: every question about one
-request is asked of the record for its model (`for_model`).
+models in Anthropic's, embedding models in its own `:predict`) names a record per model family in
+`by_model`: every question about one request is asked of the record for its model (`for_model`),
+whether the model embeds among them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -90,6 +92,8 @@ class ProviderKind:
     api_root: Callable[[str, Mapping[str, Any]], str] | None = None
     # The models it has an embeddings API for (None: every model, where its format has one)
     embeds: Callable[[str], bool] | None = None
+    # The most inputs one embeddings request may carry (None: the client format's own bound)
+    embedding_inputs: int | None = None
     # The models its own count operation counts for, where it has one (None: every model)
     counts: Callable[[str], bool] | None = None
     # A header of its answers that carries the input tokens it counted (Bedrock's InvokeModel)
@@ -197,14 +201,16 @@ def bedrock_api(choice: str, model: str) -> str:
     return "bedrock-converse"
 
 
-_VERTEX_PUBLISHER = {"gemini": "google", "anthropic": "anthropic"}
+_VERTEX_PUBLISHER = {"gemini": "google", "anthropic": "anthropic", "vertex-predict": "google"}
 
 
 def _vertex_path(base: str, version: str | None, api: str, operation: str, model: str, stream: bool, sse: bool) -> str:
     """`base` ends in /v1/projects/{project}/locations/{location} (`_vertex_root`)."""
-    if operation in ("embeddings", "models"):
-        raise GatewayError("invalid_request", f"the vertex provider kind has no {operation} API", param="model")
+    if (operation == "embeddings") != (api == "vertex-predict") or operation == "models":
+        raise GatewayError("invalid_request", f"model {model} on Vertex AI has no {operation} API", param="model")
     root = f"{base}/publishers/{_VERTEX_PUBLISHER[api]}/models"
+    if api == "vertex-predict":
+        return f"{root}/{_segment(model.removeprefix('models/'))}:predict"
     if api == "anthropic":
         if operation == "count_tokens":  # one endpoint for every Claude model, named in the body
             return f"{root}/count-tokens:rawPredict"
@@ -299,6 +305,13 @@ GEMINI = ProviderKind(
 # in Anthropic's (rawPredict: `anthropic_version` in the body, the model only in the path), behind an
 # OAuth2 access token the gateway mints with google-auth and Envoy injects.
 _GOOGLE_TOKEN = Credential("authorization", "Bearer ", minted=True)
+
+
+def _no_model(model: str) -> bool:
+    """Vertex's Gemini and Claude models: no embeddings (its embedding models are their own family)."""
+    return False
+
+
 VERTEX_GEMINI = ProviderKind(
     "vertex",
     "gemini",
@@ -310,6 +323,7 @@ VERTEX_GEMINI = ProviderKind(
     model_in_body=False,  # countTokens takes the request's fields flat, not in generateContentRequest
     takes_vertex=True,
     api_root=_vertex_root,
+    embeds=_no_model,
 )
 VERTEX_ANTHROPIC = ProviderKind(
     "vertex",
@@ -324,12 +338,36 @@ VERTEX_ANTHROPIC = ProviderKind(
     body_fields=(("anthropic_version", VERTEX_ANTHROPIC_VERSION),),
     takes_vertex=True,
     api_root=_vertex_root,
+    embeds=_no_model,
 )
 
 
+# Text embedding models, on `:predict` (gemini-embedding-001 takes one instance a request; Google's
+# SDK sends the multimodal gemini-embedding-2 to embedContent instead, which is not served here)
+VERTEX_TEXT_EMBEDDINGS = ProviderKind(
+    "vertex",
+    "vertex-predict",
+    _vertex_path,
+    _GOOGLE_TOKEN,
+    False,
+    "gcp.vertex_ai",
+    takes_vertex=True,
+    api_root=_vertex_root,
+)
+VERTEX_GEMINI_EMBEDDINGS = dataclasses.replace(VERTEX_TEXT_EMBEDDINGS, embedding_inputs=1)
+_TEXT_EMBEDDING = re.compile(r"text-embedding-|text-multilingual-embedding-|textembedding-gecko")
+_GEMINI_EMBEDDING = re.compile(r"gemini-embedding-(?:001|exp)")
+
+
 def _vertex_family(model: str) -> ProviderKind:
-    """Claude models (claude-*, publishers/anthropic/models/claude-*) are Anthropic's; the rest Gemini's."""
-    return VERTEX_ANTHROPIC if model.rpartition("/")[2].startswith("claude") else VERTEX_GEMINI
+    """Claude models (claude-*, publishers/anthropic/models/claude-*) are Anthropic's, the text
+    embedding models Vertex's own `:predict`; the rest Gemini's."""
+    name = model.rpartition("/")[2]
+    if name.startswith("claude"):
+        return VERTEX_ANTHROPIC
+    if _TEXT_EMBEDDING.match(name):
+        return VERTEX_TEXT_EMBEDDINGS
+    return VERTEX_GEMINI_EMBEDDINGS if _GEMINI_EMBEDDING.match(name) else VERTEX_GEMINI
 
 
 VERTEX = ProviderKind(
@@ -390,6 +428,8 @@ RECORDS: tuple[ProviderKind, ...] = (
     *KINDS.values(),
     VERTEX_GEMINI,
     VERTEX_ANTHROPIC,
+    VERTEX_TEXT_EMBEDDINGS,
+    VERTEX_GEMINI_EMBEDDINGS,
     AZURE,
     AZURE_WITH_RESPONSES,
 )  # every record kind_for gives

@@ -6,6 +6,7 @@ meaning where the three APIs agree; the docstrings say where they differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -182,6 +183,19 @@ class ChatRequest:
     # The client's body as its parser read it: a provider of the client's own API is sent those
     # bytes, so the cache key adds what the fields above do not carry (`formats.carried`).
     source: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # Set while the conversation (messages, tools) is left unread: a request whose client's bytes
+    # go on untouched needs only the fields read above (`read_conversation` reads the rest).
+    # It takes the request, so the request and what reads it hold no cycle: an unread request is
+    # freed by reference counting, its parsed body with it, not by the collector.
+    unread: Callable[[ChatRequest], None] | None = field(default=None, repr=False, compare=False)
+
+
+def read_conversation(request: ChatRequest) -> ChatRequest:
+    """`request` with its messages and tools read (a no-op when they were read with the rest)."""
+    if request.unread is not None:
+        read, request.unread = request.unread, None
+        read(request)
+    return request
 
 
 @dataclass(slots=True)
@@ -227,6 +241,8 @@ class EmbeddingRequest:
     dimensions: int | None = None
     encoding_format: Literal["float", "base64"] = "float"
     task_type: str | None = None  # Gemini taskType
+    # Gemini's per-document `title` (with taskType RETRIEVAL_DOCUMENT): empty, or one per input
+    titles: list[str | None] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -7,8 +7,9 @@ from typing import Literal
 
 Format = Literal["openai", "anthropic", "gemini", "responses"]  # "openai" is Chat Completions (and embeddings)
 # The APIs a provider side speaks: every client API, Bedrock's Converse, which no client speaks, and
-# Claude's Messages API on Bedrock's InvokeModel (Anthropic's body and answers in AWS's framing).
-ProviderApi = Format | Literal["bedrock-converse", "bedrock-invoke"]
+# Claude's Messages API on Bedrock's InvokeModel (Anthropic's body and answers in AWS's framing), and
+# Vertex AI's text embeddings (`:predict`: instances in, predictions out).
+ProviderApi = Format | Literal["bedrock-converse", "bedrock-invoke", "vertex-predict"]
 Operation = Literal["chat", "embeddings", "models", "count_tokens"]
 
 

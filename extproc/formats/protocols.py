@@ -8,7 +8,7 @@ of `openai`, `anthropic` and `gemini` is one object that is both.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from extproc.errors import GatewayError
 from extproc.formats.canonical import (
@@ -39,7 +39,8 @@ class StreamDecoder(Protocol):
 class ClientFormat(Protocol):
     name: Format
 
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest: ...
+    # `whole` False: a format may leave the conversation for `read_conversation` (canonical.py)
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest: ...
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest: ...
     def render_response(self, response: ChatResponse, request: ChatRequest) -> bytes: ...
     def render_embedding_response(
@@ -61,8 +62,10 @@ class ProviderFormat(Protocol):
     def parse_embedding_response(self, body: bytes, model: str) -> EmbeddingResponse: ...
     def stream_decoder(self, max_line_bytes: int = ...) -> StreamDecoder: ...
     def parse_error(self, status: int, body: bytes) -> GatewayError: ...
-    def with_model(self, body: bytes, model: str) -> bytes:
-        """The client's own body (same API as the provider) naming the provider's model."""
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        """The client's own body (same API as the provider) naming the provider's model; `parsed`:
+        the body as the client's parser read it, when at hand (then it is not read again, and is
+        changed)."""
         ...
 
 

@@ -19,7 +19,7 @@ from extproc.cache.forwarded import forwarded
 from extproc.cache.key import Forwarded, cache_key
 from extproc.config.model import Provider
 from extproc.formats import FORMATS
-from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, read_conversation
 from extproc.formats.client_answer import render_answer
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.observe.metrics import CACHE_BYTES, CACHE_LOOKUPS, labelled
@@ -42,9 +42,7 @@ class CacheStage(Stage):
     async def request_body(self, ex: Exchange, reply: PhaseReply, body: bytes) -> LocalAnswer | None:
         settings = ex.snapshot.config.cache
         target, request = ex.target, ex.request
-        source = None
-        if isinstance(request, ChatRequest):  # read here only: not kept for the answer's whole life
-            source, request.source = request.source, None
+        source = request.source if isinstance(request, ChatRequest) else None
         if not settings.enabled or target is None or request is None or _not_an_answer(ex):
             return None
         ttl_s = _ttl(ex)
@@ -52,6 +50,8 @@ class CacheStage(Stage):
         if ttl_s <= 0 or directives.no_store:
             self._outcome(ex, "BYPASS")
             return None
+        if isinstance(request, ChatRequest):
+            read_conversation(request)  # the key holds the conversation (read already where a key is made)
         scope = ex.identity.tenant if settings.scope == "tenant" else ex.identity.client_id
         try:
             sent = self._forwarded(ex, source)
@@ -135,6 +135,11 @@ class CacheStage(Stage):
 def _member(provider: Provider | None) -> Provider:
     assert provider is not None  # a pool's members are checked at load
     return provider
+
+
+def may_cache(ex: Exchange) -> bool:
+    """Whether the cache could key this request (its answer could be stored or served)."""
+    return ex.snapshot.config.cache.enabled and ex.target is not None and not _not_an_answer(ex) and _ttl(ex) > 0
 
 
 def _ttl(ex: Exchange) -> float:

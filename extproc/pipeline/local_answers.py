@@ -8,7 +8,7 @@ import asyncio
 
 from extproc.contract import TOKEN_COUNT_HEADER
 from extproc.formats import FORMATS
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.formats.endpoint import Format
 from extproc.formats.replay import response_events
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
@@ -51,7 +51,7 @@ class LocalAnswersStage(Stage):
             ex.usage = embedding.usage
         else:
             assert isinstance(request, ChatRequest)
-            response = mock.respond(provider, request)
+            response = mock.respond(provider, read_conversation(request))
             if ex.stream:
                 encoder = client.stream_encoder(request, endpoint)
                 out = encoder.encode(response_events(response)) + encoder.close()

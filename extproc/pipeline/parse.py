@@ -1,10 +1,18 @@
-"""Stage: read the client's body into the canonical request and look up the route for its model."""
+"""Stage: read the client's body into the canonical request and look up the route for its model.
+
+A request whose own bytes go on to a provider of its API leaves its conversation unread (the
+OpenAI chat and Anthropic Messages formats; the others read it whole):
+the fields the gateway decides on (model, streaming, token bounds, sampling) are read and
+checked, the conversation is that provider's to judge (DESIGN.md)."""
 
 from __future__ import annotations
 
 from extproc.formats import FORMATS
+from extproc.formats.canonical import ChatRequest, read_conversation
+from extproc.pipeline.cache import may_cache
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
+from extproc.providers.rendering import suits_unread
 from extproc.routing import Facts, Target
 
 
@@ -18,7 +26,7 @@ class ParseStage(Stage):
         if endpoint.operation == "embeddings":
             ex.request = client.parse_embedding_request(body, endpoint)
         else:
-            chat = client.parse_request(body, endpoint)
+            chat = client.parse_request(body, endpoint, whole=False)
             if endpoint.stream:
                 chat.stream = True
             ex.stream = chat.stream
@@ -26,7 +34,21 @@ class ParseStage(Stage):
         ex.model = ex.request.model
         ex.request_bytes = len(body)
         ex.target = resolve(ex)  # None is answered by the route stage, after auth
+        if isinstance(ex.request, ChatRequest) and not _bytes_go_on(ex, ex.request):
+            read_conversation(ex.request)  # here, so a bad message is refused before anything is counted
         return None
+
+
+def _bytes_go_on(ex: Exchange, request: ChatRequest) -> bool:
+    """Whether the client's own bytes go to the one provider this request can reach, and nothing
+    reads its conversation: no cache key, no local answer, no other API to render. The route is
+    final here unless rules match on who calls (the auth stage resolves again)."""
+    endpoint, target = ex.endpoint, ex.target
+    if endpoint is None or endpoint.operation != "chat" or target is None or target.pooled:
+        return False
+    if ex.snapshot.router.needs_identity or may_cache(ex):
+        return False
+    return suits_unread(request, endpoint.format, target.provider, target.upstream_model)
 
 
 def resolve(ex: Exchange) -> Target | None:

@@ -1,8 +1,8 @@
 """Stage: the request in the provider's format, and the headers Envoy routes on.
 
 Same API on both sides: the client's own bytes go on, every field kept (only
-the model renamed for a route alias), and an unchanged body is not sent back
-through gRPC. Otherwise the canonical request is fitted to what the provider
+the model renamed for a route alias, written from the body as the parse stage
+read it), and an unchanged body is not sent back through gRPC. Otherwise the canonical request is fitted to what the provider
 can do and rendered in its format. For one provider the provider's path and
 host are set here too, so no upstream pass runs; a pool's request goes on as
 the client sent it, for the upstream pass to render per attempt.
@@ -43,6 +43,8 @@ class TranslateStage(Stage):
             ex.stream_from_whole = ex.stream and not made.stream  # ask for the whole answer, stream it to the client
         else:
             made = embeddings_for(request, provider, target.upstream_model)
+        if isinstance(request, ChatRequest):  # its parsed body is not kept for the answer's whole life
+            request.source = None
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
         path = upstream_path(provider, api, endpoint.operation, model, made.stream, endpoint.sse)
@@ -61,6 +63,8 @@ def _to_pool(ex: Exchange, reply: PhaseReply) -> None:
     whichever provider Envoy picks, attempt by attempt (a failover may cross formats)."""
     endpoint, target = ex.endpoint, ex.target
     assert endpoint is not None and target is not None
+    if isinstance(ex.request, ChatRequest):  # its parsed body is not kept for the answer's whole life
+        ex.request.source = None
     reply.set_headers.append((ROUTE_HEADER, target.cluster))
     ex.provider_model = target.upstream_model
     facts: dict[str, str | bool | float] = {

@@ -8,12 +8,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from extproc.config.model import Provider
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS, OWN_BODY_ON, OWN_COUNT_ON, PROVIDER_APIS
 from extproc.formats.bedrock.invoke import betas_of
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.formats.endpoint import Format
 from extproc.formats.provider_params import lacking
 from extproc.formats.render_options import Lacking, RenderOptions
@@ -71,19 +72,44 @@ def chat_for(
         wire = wire_format(provider, client, model)
         if wire != client:  # the client's API on another service (Claude on Bedrock): its body edited for it
             return ProviderRequest(OWN_BODY_ON[wire](body, betas), request.stream)
-        return ProviderRequest(_own_body(body, request.model, client, provider, model), request.stream)
+        own = _own_body(body, request.model, client, provider, model, parsed=request.source)
+        return ProviderRequest(own, request.stream)
     return _counted(provider, made)
 
 
 def _own_body(
-    body: bytes, asked: str, client: Format, provider: Provider, model: str, count: bool = False
+    body: bytes,
+    asked: str,
+    client: Format,
+    provider: Provider,
+    model: str,
+    count: bool = False,
+    parsed: dict[str, Any] | None = None,
 ) -> bytes | None:
     """The client's own body for a provider of its API: the model renamed, and a kind's own body
-    fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged."""
+    fields set (Claude on Vertex AI: `anthropic_version`, no `model` except in a count); None: unchanged.
+    `parsed`: the body as the client's parser read it (written again without a second read; changed)."""
     kind = model_kind(provider, model)
     if kind.body_fields:
-        return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields)
-    return None if asked == model else FORMATS[client].with_model(body, model)
+        return with_fields(body, model if kind.model_in_body or count else None, kind.body_fields, parsed)
+    return None if asked == model else FORMATS[client].with_model(body, model, parsed)
+
+
+def suits_unread(request: ChatRequest, client: Format, provider: Provider, model: str) -> bool:
+    """Whether `chat_for` sends `provider` the client's own bytes whatever the request's messages
+    and tools hold: a provider of the client's API that lacks nothing they could need, and no field
+    read with the rest (streaming, max_tokens) to fit. Then they are left unread: that provider
+    judges them, and an agent's long conversation costs the gateway no canonical form."""
+    caps = provider.capabilities
+    return (
+        wire_format(provider, client, model) == client
+        and not model_kind(provider, model).answers_locally
+        and caps.tools
+        and caps.images
+        and caps.json_schema
+        and (caps.streaming or not request.stream)
+        and not (caps.max_tokens and request.max_tokens and request.max_tokens > caps.max_tokens)
+    )
 
 
 def dropped_for(request: ChatRequest, client: Format, provider: Provider, model: str) -> list[str]:
@@ -105,6 +131,8 @@ def _fit_and_render(
     request: ChatRequest, client: Format, provider: Provider, model: str, betas: tuple[str, ...] = ()
 ) -> ProviderRequest | None:
     """None: the provider speaks the client's API and nothing had to change."""
+    if request.unread is not None and not suits_unread(request, client, provider, model):
+        read_conversation(request)  # fitted or rendered: the whole request is needed after all
     native = serves(provider, client, model)
     fitting = fit_to_provider(request, provider, native)
     stream = request.stream and provider.capabilities.streaming
@@ -151,10 +179,19 @@ def count_for(
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
-    embeds = model_kind(provider, model).embeds
-    if not provider.capabilities.embeddings or (embeds is not None and not embeds(model)):
+    """Refused with a 400 where the provider's record for the model has no embeddings, or takes
+    fewer inputs a request than the client sent (gemini-embedding-001 on Vertex AI: one)."""
+    kind = model_kind(provider, model)
+    if not provider.capabilities.embeddings or (kind.embeds is not None and not kind.embeds(model)):
         raise GatewayError(
             "invalid_request", f"provider {provider.name} has no embeddings API for model {model}", param="model"
+        )
+    if kind.embedding_inputs is not None and len(request.inputs) > kind.embedding_inputs:
+        raise GatewayError(
+            "invalid_request",
+            f"model {model} on provider {provider.name} embeds at most {kind.embedding_inputs} input(s) per "
+            f"request and this one has {len(request.inputs)}: send them in separate requests",
+            param="input",
         )
     rendered = PROVIDER_APIS[provider_format(provider, model)].render_embedding_request(
         request, render_options(provider, model)

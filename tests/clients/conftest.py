@@ -13,7 +13,7 @@ import pytest
 
 from tests.clients.runners import CLIENT_KEY, NODE_BIN, ClientRun, Sandbox
 from tests.conftest import PROVIDER_ENV, standard_config
-from tests.fakes.aws_sigv4 import AwsCredentials
+from tests.fakes.aws_sigv4 import AwsCredentials, write_credentials_file
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.google_auth import FakeGoogleTokens
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI, FakeProvider
@@ -70,9 +70,7 @@ def _cloud_providers(
     workdir: Path, bedrock: FakeBedrock, tokens: FakeGoogleTokens, vertex: FakeVertex
 ) -> list[dict[str, Any]]:
     credentials = workdir / "aws-credentials"
-    credentials.write_text(
-        f"[default]\naws_access_key_id = {AWS.access_key_id}\naws_secret_access_key = {AWS.secret_access_key}\n"
-    )
+    write_credentials_file(credentials, AWS)
     signed = {
         "kind": "bedrock",
         "base_url": bedrock.base_url,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -42,6 +43,17 @@ class AwsCredentials:
     access_key_id: str = "AKIDEXAMPLE"
     secret_access_key: str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     session_token: str | None = None
+
+
+def write_credentials_file(path: Path, credentials: AwsCredentials) -> None:
+    """An AWS shared credentials file (the `file` source Envoy reads), replaced atomically as a
+    secret mount's update is."""
+    staged = path.with_suffix(".tmp")
+    staged.write_text(
+        f"[default]\naws_access_key_id = {credentials.access_key_id}\n"
+        f"aws_secret_access_key = {credentials.secret_access_key}\n"
+    )
+    staged.replace(path)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,16 @@ Paths (``v1`` or ``v1beta1``, which google-genai uses for Vertex)::
     /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent
                                                                :streamGenerateContent?alt=sse
                                                                :countTokens
+                                                               :predict (text embedding models)
     /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict
                                                                   :streamRawPredict
     /v1/projects/{p}/locations/{l}/publishers/anthropic/models/count-tokens:rawPredict
 
 Gemini answers are the Gemini fake's (tests/fakes/gemini.py) with Vertex's additions (``createTime``,
-``usageMetadata.trafficType``, ``totalBillableCharacters``); Claude answers are Anthropic Messages for a
+``usageMetadata.trafficType``, ``totalBillableCharacters``); embeddings are ``{"predictions": [{"embeddings":
+{"values", "statistics": {"truncated", "token_count"}}}], "metadata": {"billableCharacterCount"}}`` for
+``{"instances": [{"content", "task_type", "title"}], "parameters": {"outputDimensionality"}}``, at most 250
+instances and, for gemini-embedding-001, one; Claude answers are Anthropic Messages for a
 body with ``anthropic_version: vertex-2023-10-16`` and no ``model``. Google front-end errors (auth, project,
 quota) are ``{"error": {"code", "message", "status"}}``; model errors are Anthropic's or Gemini's own.
 
@@ -50,9 +54,12 @@ from tests.fakes.base import (
 )
 from tests.fakes.gemini import FakeGemini, field_of
 from tests.fakes.google_auth import FakeGoogleTokens
-from tests.fakes.plans import count_tokens, text_of
+from tests.fakes.plans import count_tokens, fake_vector, text_of
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+# The text embedding models served by :predict, each with its largest outputDimensionality (the default)
+EMBEDDING_DIMENSIONS = {"text-embedding-005": 768, "text-multilingual-embedding-002": 768, "gemini-embedding-001": 3072}
+MAX_INSTANCES = 250
 VERTEX_TOOL_ID = "toolu_vrtx_01"
 
 _PATH = re.compile(
@@ -99,13 +106,19 @@ class VertexRecordedRequest(RecordedRequest):
     location: str = ""
     publisher: str = ""
     model: str = ""
-    rpc: str = ""  # generateContent, streamGenerateContent, countTokens, rawPredict, streamRawPredict
+    rpc: str = ""  # generateContent, streamGenerateContent, countTokens, predict, rawPredict, streamRawPredict
 
 
 class FakeVertex(FakeProvider):
     name = "vertex"
     default_api_key = ""
-    default_models = ("gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4@20250514", "claude-haiku-4-5@20251001")
+    default_models = (
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+        "claude-sonnet-4@20250514",
+        "claude-haiku-4-5@20251001",
+        *EMBEDDING_DIMENSIONS,
+    )
 
     def __init__(
         self,
@@ -193,6 +206,8 @@ class FakeVertex(FakeProvider):
             return vertex_error(404, message)
         if not isinstance(request.json, dict):
             return vertex_error(400, "Invalid JSON payload received.")
+        if request.model in EMBEDDING_DIMENSIONS:
+            return self._predict(request)
         if request.publisher == "google":
             return self._gemini_call(request)
         return self._anthropic_call(request)
@@ -251,6 +266,41 @@ class FakeVertex(FakeProvider):
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
         }
         return json_reply(answer, 200, GEMINI_JSON)
+
+    # -- text embeddings (predict) -------------------------------------------------------
+
+    @staticmethod
+    def _predict(request: VertexRecordedRequest) -> Reply:
+        if request.rpc != "predict" or request.publisher != "google":
+            return vertex_error(400, f"Method {request.rpc} is not supported by this model.")
+        instances = request.json.get("instances")
+        if not isinstance(instances, list) or not instances:
+            return vertex_error(400, "Request contains an invalid argument: instances must be a non-empty list.")
+        limit = 1 if request.model.startswith("gemini-embedding") else MAX_INSTANCES
+        if len(instances) > limit:
+            message = (
+                f"Unable to submit request because {request.model} supports at most {limit} instance(s) per request."
+            )
+            return vertex_error(400, message)
+        if not all(isinstance(i, dict) and isinstance(i.get("content"), str) for i in instances):
+            return vertex_error(400, "Request contains an invalid argument: every instance needs a string content.")
+        parameters = request.json.get("parameters") or {}
+        dimensions = parameters.get("outputDimensionality", EMBEDDING_DIMENSIONS[request.model])
+        if not isinstance(dimensions, int) or not 0 < dimensions <= EMBEDDING_DIMENSIONS[request.model]:
+            return vertex_error(400, f"Unsupported outputDimensionality {dimensions} for {request.model}.")
+        predictions = [
+            {
+                "embeddings": {
+                    "statistics": {"truncated": False, "token_count": count_tokens(i["content"])},
+                    "values": fake_vector(i["content"], dimensions),
+                }
+            }
+            for i in instances
+        ]
+        characters = sum(len(i["content"].replace(" ", "")) for i in instances)
+        return json_reply(
+            {"predictions": predictions, "metadata": {"billableCharacterCount": characters}}, 200, GEMINI_JSON
+        )
 
     # -- Claude (rawPredict) ----------------------------------------------------------
 

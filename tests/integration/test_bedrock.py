@@ -21,7 +21,7 @@ from google.genai import types
 
 from tests.conftest import OPENAI_KEY, PROVIDER_ENV
 from tests.fakes.answers import Answer, ToolCall
-from tests.fakes.aws_sigv4 import AwsCredentials
+from tests.fakes.aws_sigv4 import AwsCredentials, write_credentials_file
 from tests.fakes.bedrock import FakeBedrock, StreamFault
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.plans import count_tokens, fake_vector, vector_base64
@@ -41,15 +41,6 @@ ROTATED = AwsCredentials("AKIDROTATED00002", "rotated/secret+key0000000000000000
 BEDROCK_API_KEY = "bedrock-api-key-test-0001"
 
 
-def _credentials_file(path: Path, credentials: AwsCredentials) -> None:
-    staged = path.with_suffix(".tmp")
-    staged.write_text(
-        f"[default]\naws_access_key_id = {credentials.access_key_id}\n"
-        f"aws_secret_access_key = {credentials.secret_access_key}\n"
-    )
-    staged.replace(path)  # atomic, as a secret mount's update is
-
-
 @pytest.fixture(scope="module")
 def bedrock() -> Iterator[FakeBedrock]:
     with FakeBedrock(FIRST, models=[NOVA, CLAUDE, PROFILE_ARN, TITAN, COHERE]) as fake:
@@ -65,7 +56,7 @@ def keyed_bedrock() -> Iterator[FakeBedrock]:
 @pytest.fixture(scope="module")
 def credentials_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("aws") / "credentials"
-    _credentials_file(path, FIRST)
+    write_credentials_file(path, FIRST)
     return path
 
 
@@ -574,7 +565,7 @@ def test_a_replaced_credentials_file_is_used_without_a_restart(
 ) -> None:
     client = _openai(stack)
     bedrock.credentials = ROTATED  # the old key is no longer accepted
-    _credentials_file(credentials_path, ROTATED)
+    write_credentials_file(credentials_path, ROTATED)
 
     def signed_with_rotated() -> bool:
         try:
@@ -587,7 +578,7 @@ def test_a_replaced_credentials_file_is_used_without_a_restart(
         wait_until(signed_with_rotated, timeout=15)
     finally:
         bedrock.credentials = FIRST
-        _credentials_file(credentials_path, FIRST)
+        write_credentials_file(credentials_path, FIRST)
         wait_until(lambda: _answers(client), timeout=15)
 
 

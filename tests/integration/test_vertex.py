@@ -1,8 +1,11 @@
 """Vertex AI through the real Envoy: every client API (Chat Completions, Responses, Messages,
 generateContent) reaches Gemini on publishers/google and Claude on publishers/anthropic, plain and
-streamed, with tools; the OAuth2 access token is minted by the gateway from a service-account key
-(a fake Google token endpoint), injected by Envoy, refreshed under load without a restart, and a
-refresh that keeps failing ends in a 503 with retry-after in each client's format once it expires."""
+streamed, with tools; OpenAI and Gemini clients' embeddings reach the embedding models by :predict;
+a pool fails over from Bedrock to Vertex to OpenAI inside one streamed request, each attempt with
+only its own provider's credential; the OAuth2 access token is minted by the gateway from a
+service-account key (a fake Google token endpoint), injected by Envoy, refreshed under load without
+a restart, and a refresh that keeps failing ends in a 503 with retry-after in each client's format
+once it expires."""
 
 from __future__ import annotations
 
@@ -15,11 +18,17 @@ import anthropic
 import httpx
 import openai
 import pytest
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
-from tests.conftest import PROVIDER_ENV, standard_config
+from tests.conftest import OPENAI_KEY, PROVIDER_ENV, standard_config
 from tests.fakes.anthropic import FakeAnthropic, anthropic_error
+from tests.fakes.aws_sigv4 import AwsCredentials, write_credentials_file
+from tests.fakes.base import RecordedRequest
+from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.google_auth import FakeGoogleTokens
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.plans import count_tokens
 from tests.fakes.providers import FakeGemini
 from tests.fakes.vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex
 from tests.integration.sdk_outcomes import gemini_client
@@ -33,6 +42,8 @@ PROJECT = "fake-project"
 LOCATION = "us-east5"
 GEMINI = "gemini-2.5-flash"
 CLAUDE = "claude-sonnet-4@20250514"
+EMBEDDER = "text-embedding-005"
+GEMINI_EMBEDDER = "gemini-embedding-001"
 ROOT = f"/v1/projects/{PROJECT}/locations/{LOCATION}"
 WEATHER_TOOL = {
     "type": "function",
@@ -66,19 +77,13 @@ def stack(
     fake_gemini: FakeGemini,
 ) -> Iterator[GatewayStack]:
     workdir = Path(tmp_path_factory.mktemp("vertex"))
-    key_file = tokens.write_key_file(workdir / "service-account.json")
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
-    config["providers"].append(
-        {
-            "name": "vertex",
-            "kind": "vertex",
-            "base_url": vertex.base_url,
-            "vertex": {"project": PROJECT, "location": LOCATION, "credentials_file": str(key_file)},
-        }
-    )
+    config["providers"].append(_vertex_provider(workdir, tokens, vertex))
     config["routes"] = [
         {"model": "vx-gemini", "provider": "vertex", "upstream_model": GEMINI},
         {"model": "vx-claude", "provider": "vertex", "upstream_model": CLAUDE},
+        {"model": "vx-embed", "provider": "vertex", "upstream_model": EMBEDDER},
+        {"model": GEMINI_EMBEDDER, "provider": "vertex"},  # the SDK's own name: not read as multimodal
         {
             "name": "vertex-then-openai",
             "model": "vx-pool",
@@ -89,10 +94,25 @@ def stack(
         },
         *config["routes"],
     ]
-    env = {**PROVIDER_ENV, "CLOUDSDK_CONFIG": str(workdir / "gcloud")}  # no gcloud login of this machine's
-    started = GatewayStack(workdir, config, env).start()
+    started = _started(workdir, config)
     yield started
     started.stop()
+
+
+def _vertex_provider(workdir: Path, tokens: FakeGoogleTokens, vertex: FakeVertex) -> dict[str, Any]:
+    """The provider `vertex`, with a service-account key the fake Google token endpoint honours."""
+    key_file = tokens.write_key_file(workdir / "service-account.json")
+    return {
+        "name": "vertex",
+        "kind": "vertex",
+        "base_url": vertex.base_url,
+        "vertex": {"project": PROJECT, "location": LOCATION, "credentials_file": str(key_file)},
+    }
+
+
+def _started(workdir: Path, config: dict[str, Any]) -> GatewayStack:
+    env = {**PROVIDER_ENV, "CLOUDSDK_CONFIG": str(workdir / "gcloud")}  # no gcloud login of this machine's
+    return GatewayStack(workdir, config, env).start()
 
 
 @pytest.fixture(autouse=True)
@@ -267,6 +287,104 @@ def test_a_responses_clients_count_reaches_gemini_count_tokens_on_vertex(
     assert seen.path == f"{ROOT}/publishers/google/models/{GEMINI}:countTokens"
     assert "contents" in seen.json and "generateContentRequest" not in seen.json  # Vertex's flat request
     assert seen.auth == "valid"
+
+
+# -- embeddings by :predict ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", [None, "float"])  # None: the SDK asks for base64 and decodes it
+def test_openai_embeddings_reach_a_vertex_embedding_model_by_predict(
+    stack: GatewayStack, vertex: FakeVertex, encoding: str | None
+) -> None:
+    inputs = ["the first text", "another one"]
+    extra: dict[str, Any] = {"encoding_format": encoding} if encoding else {}
+    answer = oai(stack).embeddings.create(model="vx-embed", input=inputs, dimensions=64, **extra)
+    vectors = [item.embedding for item in answer.data]
+    assert [len(v) for v in vectors] == [64, 64] and vectors[0] != vectors[1]
+    assert answer.model == "vx-embed"
+    assert answer.usage.prompt_tokens == sum(count_tokens(text) for text in inputs)  # statistics.token_count summed
+    seen = vertex.last_request
+    assert seen.path == f"{ROOT}/publishers/google/models/{EMBEDDER}:predict"
+    assert seen.json == {
+        "instances": [{"content": text} for text in inputs],
+        "parameters": {"outputDimensionality": 64},
+    }
+    _assert_bearer(vertex)
+
+
+def test_a_gemini_clients_task_type_title_and_dimensions_reach_the_predict_instances(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    config = genai_types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", title="Handbook", output_dimensionality=32)
+    client = gemini_client(stack.base_url, "unused")
+    answer = client.models.embed_content(model="vx-embed", contents=["chapter one", "chapter two"], config=config)
+    assert answer.embeddings is not None and [len(e.values or []) for e in answer.embeddings] == [32, 32]
+    seen = vertex.last_request
+    assert seen.rpc == "predict" and seen.model == EMBEDDER
+    assert seen.json["instances"] == [
+        {"content": text, "task_type": "RETRIEVAL_DOCUMENT", "title": "Handbook"}
+        for text in ("chapter one", "chapter two")
+    ]
+    assert seen.json["parameters"] == {"outputDimensionality": 32}
+    _assert_bearer(vertex)
+
+
+def test_a_gemini_clients_single_embed_content_is_answered_in_its_single_shape(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    body = {"content": {"parts": [{"text": "just one"}]}, "taskType": "RETRIEVAL_QUERY"}
+    answer = httpx.post(f"{stack.base_url}/v1beta/models/{GEMINI_EMBEDDER}:embedContent", json=body, timeout=20)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["embedding"]["values"]) == 3072
+    seen = vertex.last_request
+    assert seen.model == GEMINI_EMBEDDER and seen.json == {
+        "instances": [{"content": "just one", "task_type": "RETRIEVAL_QUERY"}]
+    }
+
+
+def test_several_inputs_for_gemini_embedding_001_are_refused_in_each_clients_format_before_vertex(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    with pytest.raises(openai.BadRequestError) as from_openai:
+        oai(stack).embeddings.create(model=GEMINI_EMBEDDER, input=["one", "two"])
+    assert from_openai.value.body["param"] == "input"  # type: ignore[index]
+    assert "separate requests" in from_openai.value.message
+    assert from_openai.value.response.headers["x-request-id"] in from_openai.value.message
+    gemini = gemini_client(stack.base_url, "unused")
+    with pytest.raises(genai_errors.ClientError) as from_gemini:
+        gemini.models.embed_content(model=GEMINI_EMBEDDER, contents=["a", "b"])
+    assert from_gemini.value.code == 400 and from_gemini.value.status == "INVALID_ARGUMENT"
+    assert "separate requests" in str(from_gemini.value.message)
+    assert vertex.requests == []  # refused by the gateway, nothing was sent
+    one = oai(stack).embeddings.create(model=GEMINI_EMBEDDER, input="one")
+    assert len(one.data) == 1 and vertex.last_request.model == GEMINI_EMBEDDER
+
+
+def test_a_vertex_error_on_predict_reaches_each_client_in_its_own_format(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    vertex.enqueue_error(429)
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai(stack).embeddings.create(model="vx-embed", input="x")
+    assert "Resource exhausted" in limited.value.message
+    vertex.enqueue_error(400, "Unsupported outputDimensionality 4096 for text-embedding-005.")
+    gemini = gemini_client(stack.base_url, "unused")
+    with pytest.raises(genai_errors.ClientError) as refused:
+        gemini.models.embed_content(
+            model="vx-embed", contents="x", config=genai_types.EmbedContentConfig(output_dimensionality=4096)
+        )
+    assert refused.value.code == 400 and "outputDimensionality 4096" in str(refused.value.message)
+    assert [r.rpc for r in vertex.requests] == ["predict", "predict"]
+
+
+def test_embeddings_for_a_vertex_chat_model_are_a_clear_400_and_nothing_is_sent(
+    stack: GatewayStack, vertex: FakeVertex
+) -> None:
+    for model in ("vx-gemini", "vx-claude"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            oai(stack).embeddings.create(model=model, input="x")
+        assert "no embeddings" in refused.value.message
+    assert vertex.requests == []
 
 
 # -- tools -----------------------------------------------------------------------------------
@@ -516,3 +634,177 @@ def _assert_503_in_every_format(stack: GatewayStack) -> None:
     assert gemini.status_code == 503 and int(gemini.headers["retry-after"]) >= 1
     assert gemini.json()["error"]["status"] == "UNAVAILABLE"
     assert "access token" in gemini.json()["error"]["message"]
+
+
+# -- a pool Bedrock -> Vertex -> OpenAI, failing over inside one streamed request -----------------
+
+NOVA = "us.amazon.nova-micro-v1:0"
+AWS_CREDENTIALS = AwsCredentials("AKIDPOOLKEY00001", "pool/secret+key000000000000000000000000000")
+CLIENT_KEY = "client-own-key-0001"
+AWS_SIGNING = ("x-amz-date", "x-amz-content-sha256", "x-amz-security-token")
+FAILOVERS = "gateway_failovers_total"
+
+
+@pytest.fixture(scope="module")
+def bedrock() -> Iterator[FakeBedrock]:
+    with FakeBedrock(AWS_CREDENTIALS, models=[NOVA]) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def pool_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    bedrock: FakeBedrock,
+    tokens: FakeGoogleTokens,
+    vertex: FakeVertex,
+    fake_openai: FakeOpenAI,
+) -> Iterator[GatewayStack]:
+    """Bedrock (signed by Envoy) -> Vertex -> OpenAI, in one pool."""
+    workdir = Path(tmp_path_factory.mktemp("bedrock-vertex-openai"))
+    aws_file = workdir / "aws-credentials"
+    write_credentials_file(aws_file, AWS_CREDENTIALS)
+    config = {
+        "log_level": "info",
+        "listeners": [{"name": "main"}],
+        "providers": [
+            {
+                "name": "bedrock",
+                "kind": "bedrock",
+                "base_url": bedrock.base_url,
+                "bedrock": {"region": "us-east-1"},
+                "aws_credentials": {"source": "file", "path": str(aws_file)},
+            },
+            _vertex_provider(workdir, tokens, vertex),
+            {
+                "name": "openai",
+                "kind": "openai",
+                "base_url": fake_openai.base_url + "/v1",
+                "api_key_env": "TEST_OPENAI_KEY",
+            },
+        ],
+        "routes": [
+            {
+                "name": "bedrock-vertex-openai",
+                "model": "chat",
+                "pool": [
+                    {"provider": "bedrock", "model": NOVA},
+                    {"provider": "vertex", "priority": 1, "model": GEMINI},
+                    {"provider": "openai", "priority": 2, "model": "gpt-4o-mini"},
+                ],
+                "retry": {"attempts": 2, "retry_on": ["5xx", "reset", "connect-failure", "429"]},
+            },
+            {
+                "name": "embed-vertex-then-openai",
+                "model": "embed",
+                "pool": [
+                    {"provider": "vertex", "model": EMBEDDER},
+                    {"provider": "openai", "priority": 1, "model": "text-embedding-3-small"},
+                ],
+            },
+        ],
+    }
+    started = _started(workdir, config)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def pool(pool_stack: GatewayStack, bedrock: FakeBedrock, fake_openai: FakeOpenAI) -> GatewayStack:
+    bedrock.reset()
+    fake_openai.reset()
+    return pool_stack
+
+
+def _headers(request: RecordedRequest) -> dict[str, str]:
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def _assert_signed_for_bedrock_only(bedrock: FakeBedrock) -> None:
+    """The Bedrock attempt: a SigV4 signature the fake recomputed, no bearer of anyone's."""
+    (attempt,) = bedrock.requests
+    assert attempt.auth == "sigv4"  # type: ignore[attr-defined]
+    sent = _headers(attempt)
+    assert sent["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert CLIENT_KEY not in str(sent) and "ya29." not in str(sent)
+
+
+def _assert_bearer_for_vertex_only(vertex: FakeVertex) -> None:
+    """The Vertex attempt: the minted access token, nothing of the signer's or the client's."""
+    (attempt,) = vertex.requests
+    assert attempt.auth == "valid"  # type: ignore[attr-defined]
+    sent = _headers(attempt)
+    assert sent["authorization"].startswith("Bearer ya29.")
+    assert not [name for name in AWS_SIGNING if name in sent]
+    assert CLIENT_KEY not in str(sent) and "AWS4-HMAC-SHA256" not in str(sent)
+
+
+def test_a_throttled_bedrock_fails_over_to_vertex_which_answers_the_stream(
+    pool: GatewayStack, bedrock: FakeBedrock, vertex: FakeVertex, fake_openai: FakeOpenAI
+) -> None:
+    failovers = metric_sum(pool, FAILOVERS, 'provider="vertex"')
+    bedrock.enqueue_error("ThrottlingException")  # a 429
+    client = openai.OpenAI(api_key=CLIENT_KEY, base_url=pool.base_url + "/v1", max_retries=0, timeout=30)
+    stream = client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "bedrock then vertex"}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "bedrock then vertex" in text  # the fake Gemini on Vertex echoes the prompt
+    assert chunks[-1].choices and chunks[-1].choices[0].finish_reason == "stop"
+    _assert_signed_for_bedrock_only(bedrock)
+    assert bedrock.requests[0].json["messages"][0]["content"][0]["text"] == "bedrock then vertex"  # Converse
+    _assert_bearer_for_vertex_only(vertex)
+    seen = vertex.last_request
+    assert (seen.publisher, seen.model, seen.rpc, seen.query.get("alt")) == (
+        "google",
+        GEMINI,
+        "streamGenerateContent",
+        "sse",
+    )
+    assert seen.json["contents"][0]["parts"][0]["text"] == "bedrock then vertex"  # Gemini's format
+    assert fake_openai.requests == []
+    assert metric_sum(pool, FAILOVERS, 'provider="vertex"') == failovers + 1
+
+
+def test_when_bedrock_and_vertex_both_fail_openai_answers_the_stream_with_only_its_own_key(
+    pool: GatewayStack, bedrock: FakeBedrock, vertex: FakeVertex, fake_openai: FakeOpenAI
+) -> None:
+    failovers = metric_sum(pool, FAILOVERS, 'provider="openai"')
+    bedrock.enqueue_error("ServiceUnavailableException")  # a 503
+    vertex.enqueue_error(503)
+    client = anthropic.Anthropic(api_key=CLIENT_KEY, base_url=pool.base_url, max_retries=0, timeout=30)
+    with client.messages.stream(
+        model="chat", max_tokens=64, messages=[{"role": "user", "content": "third time lucky"}]
+    ) as events:
+        text = events.get_final_text()
+    assert "third time lucky" in text  # the fake OpenAI echoes the prompt
+    _assert_signed_for_bedrock_only(bedrock)
+    _assert_bearer_for_vertex_only(vertex)
+    (attempt,) = fake_openai.requests
+    sent = _headers(attempt)
+    assert sent["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert not [name for name in sent if name.startswith("x-amz-")]
+    assert "ya29." not in str(sent) and CLIENT_KEY not in str(sent)
+    assert attempt.json["model"] == "gpt-4o-mini" and attempt.json["stream"] is True
+    assert metric_sum(pool, FAILOVERS, 'provider="openai"') == failovers + 1
+
+
+def test_a_pooled_embeddings_request_is_made_for_vertex_by_predict_and_fails_over_to_openai(
+    pool: GatewayStack, vertex: FakeVertex, fake_openai: FakeOpenAI
+) -> None:
+    client = openai.OpenAI(api_key=CLIENT_KEY, base_url=pool.base_url + "/v1", max_retries=0, timeout=30)
+    first = client.embeddings.create(model="embed", input=["pooled text"], dimensions=8)
+    assert len(first.data[0].embedding) == 8 and first.usage.prompt_tokens == count_tokens("pooled text")
+    assert vertex.last_request.rpc == "predict"
+    assert vertex.last_request.json == {
+        "instances": [{"content": "pooled text"}],
+        "parameters": {"outputDimensionality": 8},
+    }
+    _assert_bearer_for_vertex_only(vertex)
+    assert fake_openai.requests == []
+    vertex.enqueue_error(503)
+    second = client.embeddings.create(model="embed", input=["pooled text"], dimensions=8)
+    assert len(second.data[0].embedding) == 8
+    (attempt,) = fake_openai.requests
+    assert attempt.path == "/v1/embeddings" and attempt.json["model"] == "text-embedding-3-small"
+    assert _headers(attempt)["authorization"] == f"Bearer {OPENAI_KEY}"

@@ -54,6 +54,19 @@ def _tracing(directory: Path, config: Path) -> dict[str, str]:
     return {"OPENAI_API_KEY": "test-secret-openai"}
 
 
+def _federated_google(directory: Path, config: Path) -> dict[str, str]:
+    """The mounted workload identity federation configuration (external_account) moved beside the config."""
+    mount = directory / "google"
+    config.write_text(config.read_text().replace("/var/run/secrets/google/", f"{mount}/"))
+    mount.mkdir()
+    (mount / "credential-config.json").write_text(
+        '{"type": "external_account", "audience": "//iam.googleapis.com/projects/1/locations/global/'
+        'workloadIdentityPools/eks/providers/eks", "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", '
+        '"token_url": "https://sts.googleapis.com/v1/token", "credential_source": {"file": "/var/run/token"}}'
+    )
+    return {"OPENAI_API_KEY": "test-secret-openai"}
+
+
 SETUPS: dict[str, Setup] = {
     "single-provider.yaml": _keys("OPENAI_API_KEY"),
     "openai-gemini-failover.yaml": _keys("OPENAI_API_KEY", "GEMINI_API_KEY"),
@@ -66,6 +79,7 @@ SETUPS: dict[str, Setup] = {
     "spend.yaml": _keys("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
     "tracing.yaml": _tracing,
     "vertex-workload-identity.yaml": _keys("OPENAI_API_KEY"),
+    "pool-bedrock-vertex-openai.yaml": _federated_google,
 }
 
 

@@ -273,6 +273,35 @@ def test_count_tokens_on_vertex_adds_billable_characters(tokens: FakeGoogleToken
     assert raw["totalBillableCharacters"] == len("hellothere")
 
 
+def test_google_genai_embeds_with_text_embedding_005_by_predict_and_reads_its_statistics(
+    tokens: FakeGoogleTokens, vertex: FakeVertex
+) -> None:
+    client = gemini_client(vertex, credentials(tokens), location="us-east5")
+    config = genai_types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", title="Doc", output_dimensionality=16)
+    answer = client.models.embed_content(model="text-embedding-005", contents=["hello there", "bye"], config=config)
+    assert answer.embeddings is not None and [len(e.values or []) for e in answer.embeddings] == [16, 16]
+    statistics = [e.statistics for e in answer.embeddings]
+    assert [s.token_count for s in statistics if s is not None] == [2.0, 1.0]
+    assert answer.metadata is not None and answer.metadata.billable_character_count == len("hellotherebye")
+    seen = vertex.last_request
+    assert (seen.rpc, seen.auth) == ("predict", "valid")
+    assert seen.json["instances"][0] == {"content": "hello there", "task_type": "RETRIEVAL_DOCUMENT", "title": "Doc"}
+    assert seen.json["parameters"] == {"outputDimensionality": 16}
+
+
+def test_gemini_embedding_001_takes_one_instance_and_refuses_more_as_vertex_does(
+    tokens: FakeGoogleTokens, vertex: FakeVertex
+) -> None:
+    url = f"{vertex.base_url}/v1/projects/{PROJECT}/locations/global/publishers/google/models/gemini-embedding-001"
+    headers = bearer(credentials(tokens).token)
+    one = httpx.post(url + ":predict", json={"instances": [{"content": "a"}]}, headers=headers).json()
+    assert len(one["predictions"][0]["embeddings"]["values"]) == 3072
+    two = httpx.post(url + ":predict", json={"instances": [{"content": "a"}, {"content": "b"}]}, headers=headers)
+    assert two.status_code == 400 and two.json()["error"]["status"] == "INVALID_ARGUMENT"
+    chat = httpx.post(url + ":generateContent", json={"contents": []}, headers=headers)
+    assert chat.status_code == 400
+
+
 def test_a_scripted_answer_reaches_google_genai_with_thoughts_calls_and_cached_tokens(
     tokens: FakeGoogleTokens, vertex: FakeVertex
 ) -> None:

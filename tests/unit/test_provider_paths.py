@@ -28,7 +28,7 @@ PLAIN = {
     ("azure", "chat", False): "/openai/deployments/m/chat/completions?api-version=2024-10-21",
     ("azure", "embeddings", False): "/openai/deployments/m/embeddings?api-version=2024-10-21",
 }
-# Vertex AI has no embeddings here (test_vertex_paths)
+# Vertex AI's embeddings are its embedding models' alone (test_vertex_chooses_...)
 CASES = [
     (kind, op, stream)
     for kind in KINDS
@@ -116,8 +116,13 @@ def test_vertex_chooses_the_publisher_and_method_by_the_models_family() -> None:
     assert upstream_path(vertex, "anthropic", "chat", claude, False) == f"{anthropic}/{claude}:rawPredict"
     assert upstream_path(vertex, "anthropic", "chat", claude, True) == f"{anthropic}/{claude}:streamRawPredict"
     assert upstream_path(vertex, "anthropic", "count_tokens", claude, False) == f"{anthropic}/count-tokens:rawPredict"
+    # embedding models answer :predict; a chat model has no embeddings there
+    embedder = "text-embedding-005"
+    assert upstream_path(vertex, provider_format(vertex, embedder), "embeddings", embedder, False) == (
+        f"{google}/{embedder}:predict"
+    )
     with pytest.raises(GatewayError) as caught:
-        upstream_path(vertex, "gemini", "embeddings", "text-embedding-005", False)
+        upstream_path(vertex, "gemini", "embeddings", gemini, False)
     assert caught.value.kind == "invalid_request"
 
 

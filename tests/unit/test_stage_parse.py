@@ -10,11 +10,12 @@ import orjson
 import pytest
 
 from extproc.errors import GatewayError
-from extproc.formats.canonical import ChatRequest, EmbeddingRequest
+from extproc.formats import FORMATS
+from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.pipeline.endpoint import classify
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.parse import ParseStage
-from tests.support.exchanges import CHAT_PATH, MESSAGES_PATH, at_headers, chat, messages, snapshot
+from tests.support.exchanges import CHAT_PATH, CONFIG, MESSAGES_PATH, at_headers, chat, messages, snapshot
 
 SNAPSHOT = snapshot()
 
@@ -31,10 +32,85 @@ def parsed(path: str, body: dict[str, Any] | bytes) -> tuple[Exchange, PhaseRepl
 def test_an_openai_chat_body_becomes_the_request_and_finds_its_route() -> None:
     ex, reply = parsed(CHAT_PATH, chat("gpt-4o", "hello", max_tokens=30))
     assert isinstance(ex.request, ChatRequest)
-    assert ex.request.max_tokens == 30 and ex.request.messages[0].content[0].text == "hello"
+    assert ex.request.max_tokens == 30 and read_conversation(ex.request).messages[0].content[0].text == "hello"
     assert ex.model == "gpt-4o" and not ex.stream
     assert ex.target is not None and ex.target.provider.name == "openai" and ex.target.upstream_model == "gpt-4o"
     assert reply == PhaseReply()  # nothing to change yet
+
+
+def test_a_conversation_whose_bytes_go_on_to_a_provider_of_its_api_is_left_unread() -> None:
+    body = chat("gpt-4o", "hello")
+    body["messages"].append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]})
+    ex, _ = parsed(CHAT_PATH, body)  # a URL the gateway refuses when it reads the message: the provider judges it
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is not None and ex.request.messages == []
+    with pytest.raises(GatewayError) as refused:
+        read_conversation(ex.request)
+    assert refused.value.param == "messages[1].content[0].image_url.url"
+
+
+def test_a_tool_schema_left_unread_is_not_bounded_until_the_gateway_writes_it() -> None:
+    schema = '{"p":' * 300 + "{}" + "}" * 300  # orjson reads it but cannot write it again
+    tools = '[{"type": "function", "function": {"name": "f", "parameters": ' + schema + "}}]"
+    body = orjson.dumps(chat("gpt-4o", "hello"))[:-1] + b', "tools": ' + tools.encode() + b"}"
+    ex, _ = parsed(CHAT_PATH, body)  # its bytes go on untouched: the provider's to judge
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is not None
+    with pytest.raises(GatewayError) as refused:  # read to be written again (a cache key, another API)
+        read_conversation(ex.request)
+    assert refused.value.param == "tools[0].function.parameters" and "nested too deeply" in refused.value.message
+
+
+def test_an_anthropic_conversation_read_later_is_the_one_read_at_once() -> None:
+    body = {
+        "model": "claude-sonnet-4",
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "container_upload", "file_id": "f"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "look", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "found"}]},
+        ],
+        "tools": [{"name": "look", "input_schema": {"type": "object"}}, {"type": "web_search_20250305", "name": "w"}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "enabled", "budget_tokens": 2000},
+        "context_management": {"edits": []},
+    }
+    ex, _ = parsed(MESSAGES_PATH, body)  # to a provider of the client's API: left unread
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is not None and ex.request.tools == []
+    later = read_conversation(ex.request)
+    at_once = FORMATS["anthropic"].parse_request(orjson.dumps(body), classify("POST", MESSAGES_PATH, {}))
+    assert later.messages == at_once.messages and later.tools == at_once.tools
+    assert [f.name for f in later.api_features] == [f.name for f in at_once.api_features]
+    assert later.thinking_budget == 2000 and later.parallel_tool_calls is False
+
+
+def test_a_conversation_rendered_for_another_api_is_read_and_checked_at_once() -> None:
+    body = chat("claude-sonnet-4", "hello")
+    body["messages"].append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]})
+    with pytest.raises(GatewayError) as refused:
+        parsed(CHAT_PATH, body)
+    assert refused.value.param == "messages[1].content[0].image_url.url"
+    ex, _ = parsed(CHAT_PATH, chat("claude-sonnet-4", "hello"))
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is None
+    assert ex.request.messages[0].content[0].text == "hello"
+
+
+@pytest.mark.parametrize(
+    ("config", "model"),
+    [
+        (CONFIG, "mock-1"),  # answered by the gateway
+        (CONFIG + "cache: {chat_ttl_s: 60}\n", "gpt-4o"),  # keyed on its conversation
+        (
+            CONFIG.replace("api_key_env: OPENAI_KEY}", "api_key_env: OPENAI_KEY, capabilities: {images: false}}"),
+            "gpt-4o",
+        ),  # images may have to be dropped
+    ],
+)
+def test_a_conversation_the_gateway_reads_is_read_with_the_rest(config: str, model: str) -> None:
+    ex = at_headers(snapshot(config), CHAT_PATH)
+    ex.endpoint = classify("POST", CHAT_PATH, ex.headers)
+    assert asyncio.run(ParseStage().request_body(ex, PhaseReply(), orjson.dumps(chat(model, "hello")))) is None
+    assert isinstance(ex.request, ChatRequest) and ex.request.unread is None
+    assert ex.request.messages[0].content[0].text == "hello"
 
 
 def test_the_stream_flag_comes_from_the_body() -> None:

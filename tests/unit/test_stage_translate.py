@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, READ_AT_KEY, ROUTE_HEADER, STREAM_KEY
+from extproc.formats import shared_wire
+from extproc.formats.canonical import ChatRequest
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.translate import TranslateStage
 from tests.support.exchanges import CHAT_PATH, PROVIDERS, at_body, chat, snapshot
@@ -58,6 +61,18 @@ def test_a_route_alias_renames_the_model_and_keeps_every_other_field() -> None:
     sent = orjson.loads(reply.body)
     assert sent["model"] == "gpt-4o-real" and sent["logit_bias"] == {"50256": -100} and sent["seed"] == 7
     assert dict(reply.set_headers)["content-length"] == str(len(reply.body))
+
+
+def test_a_renamed_body_is_written_from_the_parse_and_then_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    ex, raw = at_body(SNAPSHOT, chat("alias-gpt", logit_bias={"50256": -100}))
+    expected = orjson.dumps({**orjson.loads(raw), "model": "gpt-4o-real"})  # what a second read wrote
+    read_again: list[bytes] = []
+    loads = shared_wire.orjson.loads
+    monkeypatch.setattr(shared_wire.orjson, "loads", lambda body: read_again.append(body) or loads(body))
+    reply = translated(ex, raw)
+    assert reply.body == expected
+    assert read_again == []  # an agent's 80 KB body is read once
+    assert isinstance(ex.request, ChatRequest) and ex.request.source is None  # not kept for the answer's life
 
 
 def test_another_apis_provider_gets_the_request_in_its_own_format_path_and_host() -> None:

@@ -9,6 +9,7 @@ other (`providers.capabilities`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
@@ -317,8 +318,12 @@ def _parse_output_config(config: Any, req: ChatRequest, ctx: _Context) -> str | 
     return _EFFORT_IN[effort]
 
 
-def parse_request(body: bytes, path_model: str | None = None, counting: bool = False) -> ChatRequest:
-    """`counting`: a `/v1/messages/count_tokens` body, which has no max_tokens."""
+def parse_request(
+    body: bytes, path_model: str | None = None, counting: bool = False, whole: bool = True
+) -> ChatRequest:
+    """`counting`: a `/v1/messages/count_tokens` body, which has no max_tokens. Not `whole`: the
+    system prompt, messages and tools are left for `read_conversation`, for a request whose bytes
+    go on as they are (the provider, of the client's own API, judges them)."""
     data = request_object(body, CHECKED_FIELDS, None, "request body must be a JSON object")
     model = data.get("model", path_model)
     if not isinstance(model, str) or not model:
@@ -338,6 +343,50 @@ def parse_request(body: bytes, path_model: str | None = None, counting: bool = F
         raise PLAIN.required("messages", "an array")
     check_count(raw_messages, MAX_MESSAGES, "messages")
 
+    ctx = _Context()  # what the fields besides the conversation gather
+    req = ChatRequest(model=model, messages=[], max_tokens=max_tokens, source=data)
+    req.stream = bool(opt_bool(data, "stream", "", PLAIN)) and not counting  # a count is one JSON answer
+    req.include_usage = req.stream  # Anthropic streams always report usage
+    req.temperature = opt_num(data, "temperature", "", PLAIN)
+    req.top_p = opt_num(data, "top_p", "", PLAIN)
+    req.top_k = opt_int(data, "top_k", "", PLAIN)
+    stop = data.get("stop_sequences")
+    if stop is not None:
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise PLAIN.must("stop_sequences", "an array of strings")
+        req.stop = stop
+    metadata = opt_object(data, "metadata", "", PLAIN)
+    if metadata is not None:
+        req.user = opt_str(metadata, "user_id", "metadata", PLAIN)
+    effort = None
+    if data.get("output_config") is not None:
+        effort = _parse_output_config(data["output_config"], req, ctx)
+    thinking = data.get("thinking")
+    if thinking is not None:
+        _parse_thinking(thinking, req, effort, ctx)
+    elif effort is not None:
+        req.reasoning_effort = effort  # effort without a thinking setting: the model's own default thinking
+    before_tools = len(ctx.features)
+    if data.get("tool_choice") is not None:
+        _parse_tool_choice(data["tool_choice"], req, ctx)
+    note_unknown_fields(
+        data, _READ_FIELDS, ctx.features
+    )  # context_management, container, mcp_servers, service_tier, ...
+    req.api_features = ctx.features
+    read = partial(_read_conversation, data=data, raw_messages=raw_messages, head=ctx, before_tools=before_tools)
+    if whole:
+        read(req)
+    else:
+        req.unread = read
+    return req
+
+
+def _read_conversation(
+    req: ChatRequest, data: dict[str, Any], raw_messages: list[Any], head: _Context, before_tools: int
+) -> None:
+    """The system prompt, messages and tools into `req`, their schemas bounded with the response
+    format's; their features go where one pass in the body's order puts them (the conversation's
+    first, the tools' after the output config's and thinking's, which end at `before_tools`)."""
     ctx = _Context()
     messages: list[Message] = []
     system = data.get("system")
@@ -367,36 +416,16 @@ def parse_request(body: bytes, path_model: str | None = None, counting: bool = F
             messages.append(_parse_assistant(content, path, ctx))
         else:
             _parse_user(content, path, ctx, messages)
-
-    req = ChatRequest(model=model, messages=messages, max_tokens=max_tokens, source=data)
-    req.stream = bool(opt_bool(data, "stream", "", PLAIN)) and not counting  # a count is one JSON answer
-    req.include_usage = req.stream  # Anthropic streams always report usage
-    req.temperature = opt_num(data, "temperature", "", PLAIN)
-    req.top_p = opt_num(data, "top_p", "", PLAIN)
-    req.top_k = opt_int(data, "top_k", "", PLAIN)
-    stop = data.get("stop_sequences")
-    if stop is not None:
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise PLAIN.must("stop_sequences", "an array of strings")
-        req.stop = stop
-    metadata = opt_object(data, "metadata", "", PLAIN)
-    if metadata is not None:
-        req.user = opt_str(metadata, "user_id", "metadata", PLAIN)
-    effort = None
-    if data.get("output_config") is not None:
-        effort = _parse_output_config(data["output_config"], req, ctx)
-    thinking = data.get("thinking")
-    if thinking is not None:
-        _parse_thinking(thinking, req, effort, ctx)
-    elif effort is not None:
-        req.reasoning_effort = effort  # effort without a thinking setting: the model's own default thinking
+    req.messages = messages
+    in_conversation = len(ctx.features)
     if data.get("tools") is not None:
         req.tools = _parse_tools(data["tools"], ctx)
-    if data.get("tool_choice") is not None:
-        _parse_tool_choice(data["tool_choice"], req, ctx)
-    note_unknown_fields(
-        data, _READ_FIELDS, ctx.features
-    )  # context_management, container, mcp_servers, service_tier, ...
-    req.api_features = ctx.features
-    check_schema_depth([schema for _, schema in ctx.schemas], lambda: [param for param, _ in ctx.schemas])
-    return req
+    features = req.api_features
+    features[:] = [
+        *ctx.features[:in_conversation],
+        *features[:before_tools],
+        *ctx.features[in_conversation:],
+        *features[before_tools:],
+    ]
+    schemas = head.schemas + ctx.schemas
+    check_schema_depth([schema for _, schema in schemas], lambda: [param for param, _ in schemas])

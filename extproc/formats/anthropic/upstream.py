@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, NamedTuple
 
 from extproc.formats.anthropic.common import ALNUM, dumps_lenient, new_id, tool_input
@@ -28,6 +29,7 @@ IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/we
 DEFAULT_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 _ID_CHARS = frozenset(ALNUM + "_-")  # tool_use ids must match ^[a-zA-Z0-9_-]+$
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")  # one C match per id: a conversation has one per call and result
 _TOOL_CHOICE_OUT = {"auto": "auto", "required": "any", "none": "none", "function": "tool"}
 
 
@@ -35,7 +37,7 @@ def _safe_id(call_id: str | None) -> str:
     """Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; map other characters to _."""
     if not call_id:
         return new_id("toolu_")
-    if all(c in _ID_CHARS for c in call_id):
+    if _SAFE_ID.fullmatch(call_id):
         return call_id
     return "".join(c if c in _ID_CHARS else "_" for c in call_id)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.anthropic import answers, request, response, upstream
 from extproc.formats.anthropic.decoder import StreamDecoder
@@ -19,8 +21,9 @@ class AnthropicWire:
     name: Format = "anthropic"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
-        return request.parse_request(body, endpoint.path_model, counting=endpoint.operation == "count_tokens")
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
+        counting = endpoint.operation == "count_tokens"
+        return request.parse_request(body, endpoint.path_model, counting=counting, whole=whole)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         raise no_embeddings("Anthropic")
@@ -64,8 +67,8 @@ class AnthropicWire:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return answers.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
-        return rename_model(body, model)
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        return rename_model(body, model, parsed)
 
 
 WIRE = AnthropicWire()

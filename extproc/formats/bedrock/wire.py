@@ -4,6 +4,8 @@ Embeddings are InvokeModel's for either (Titan's or Cohere's body, by the model:
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.anthropic import answers as anthropic_answers
 from extproc.formats.bedrock import converse_answer, converse_request, embeddings, invoke
@@ -40,7 +42,7 @@ class BedrockConverse:
         `errors.parse_http_error` with the header where it is at hand)."""
         return parse_http_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
         return body  # the model is in the path
 
 
@@ -67,7 +69,7 @@ class BedrockInvokeAnthropic:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return parse_http_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
         return invoke.passthrough_body(
             body
         )  # the model is in the path; the body loses its own (no betas: see OWN_BODY_ON)

@@ -45,16 +45,27 @@ def _embed_options(req: dict, param: str) -> tuple[str | None, int | None]:
     return None if task is None else as_string(task, param + "taskType"), dims
 
 
+def _title(req: dict, param: str) -> str | None:
+    title = req.get("title")
+    return None if title is None else as_string(title, param + "title")
+
+
+def _titles(titles: list[str | None]) -> list[str | None]:
+    """One per input, or none at all when no request has one."""
+    return titles if any(title is not None for title in titles) else []
+
+
 def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool = False) -> EmbeddingRequest:
     """`:embedContent` (batch=False) or `:batchEmbedContents` (batch=True).
-    `title` is accepted and ignored. A batch must use one taskType and one
-    outputDimensionality for all its requests (the canonical request has one)."""
+    A batch must use one taskType and one outputDimensionality for all its
+    requests (the canonical request has one); each request has its own title."""
     data, model = request_and_model(body, path_model, BATCH_FIELDS if batch else SINGLE_FIELDS)
     if not batch:
         if data.get("content") is None:
             raise invalid("'content' is required", "content")
         task, dims = _embed_options(data, "")
-        return EmbeddingRequest(model, [_embed_text(data["content"], "content")], dims, task_type=task)
+        text = _embed_text(data["content"], "content")
+        return EmbeddingRequest(model, [text], dims, task_type=task, titles=_titles([_title(data, "")]))
     requests = data.get("requests")
     if requests is None:
         raise invalid("'requests' is required", "requests")
@@ -63,6 +74,7 @@ def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool 
         raise invalid("'requests' must not be empty", "requests")
     check_count(requests, MAX_EMBEDDING_INPUTS, "requests")
     inputs = []
+    titles: list[str | None] = []
     options = None
     for i, item in enumerate(requests):
         param = f"requests[{i}]"
@@ -70,6 +82,7 @@ def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool 
         if item.get("content") is None:
             raise invalid("'content' is required", param + ".content")
         inputs.append(_embed_text(item["content"], param + ".content"))
+        titles.append(_title(item, param + "."))
         these = _embed_options(item, param + ".")
         if options is None:
             options = these
@@ -79,7 +92,7 @@ def parse_embedding_request(body: bytes, path_model: str | None, *, batch: bool 
                 param,
             )
     task, dims = options or (None, None)
-    return EmbeddingRequest(model, inputs, dims, task_type=task)
+    return EmbeddingRequest(model, inputs, dims, task_type=task, titles=_titles(titles))
 
 
 def render_embedding_response(resp: EmbeddingResponse, *, batch: bool = False) -> bytes:
@@ -92,10 +105,12 @@ def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> R
     """Always the `:batchEmbedContents` shape, whatever the number of inputs."""
     model = options.model if options.model.startswith("models/") else "models/" + options.model
     requests = []
-    for text in req.inputs:
+    for i, text in enumerate(req.inputs):
         item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
         if req.task_type is not None:
             item["taskType"] = req.task_type
+        if req.titles and req.titles[i] is not None:
+            item["title"] = req.titles[i]
         if req.dimensions is not None:
             item["outputDimensionality"] = req.dimensions
         requests.append(item)

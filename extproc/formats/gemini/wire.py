@@ -7,6 +7,8 @@ passthrough body never names it), `batchEmbedContents` has its own shape, and
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.endpoint import Endpoint, Format
@@ -26,7 +28,7 @@ class GeminiWire:
     name: Format = "gemini"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
         return request.parse_request(body, endpoint.path_model)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
@@ -71,7 +73,7 @@ class GeminiWire:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return answers.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
         return body  # the model is in the path
 
 

@@ -110,6 +110,8 @@ def render_embedding_request(req: EmbeddingRequest, options: RenderOptions) -> R
         body["dimensions"] = req.dimensions
     if req.task_type is not None:
         unsupported.lacks("task_type")
+    if req.titles:
+        unsupported.lacks("title")
     return RenderedRequest(orjson.dumps(body), unsupported.dropped)
 
 

@@ -8,6 +8,7 @@ refused, per the `unsupported` policy of any other.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from extproc.errors import GatewayError
@@ -298,20 +299,14 @@ def _tool_params(tools_raw: list[Any]) -> list[str]:
     ]
 
 
-def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
+def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequest:
     data = request_object(body, CHAT_FIELDS, "body", "request body must be a JSON object")
     model = model_of(data, path_model)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid("'messages' must be a non-empty array", "messages")
     check_count(raw_messages, MAX_MESSAGES, "messages")
-    names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     features: list[ApiFeature] = []
-    messages = [
-        message
-        for i, raw in enumerate(raw_messages)
-        if (message := _parse_message(raw, i, names, features)) is not None
-    ]
 
     stream = opt_bool(data, "stream") or False
     include_usage = False
@@ -323,11 +318,10 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
     legacy_max = _opt_tokens(data, "max_tokens")
     tools_raw = data.get("tools")
     response_format = _parse_response_format(data.get("response_format"), features)
-    tools = [] if tools_raw is None else _parse_tools(tools_raw, features)
-    _check_schemas(tools, response_format, tools_raw)
+    format_features = len(features)
     request = ChatRequest(
         model=model,
-        messages=messages,
+        messages=[],
         stream=stream,
         include_usage=stream and include_usage,
         max_tokens=max_tokens if max_tokens is not None else legacy_max,
@@ -340,7 +334,6 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         presence_penalty=opt_num(data, "presence_penalty"),
         frequency_penalty=opt_num(data, "frequency_penalty"),
         response_format=response_format,
-        tools=tools,
         tool_choice=_parse_tool_choice(data.get("tool_choice"), features),
         parallel_tool_calls=opt_bool(data, "parallel_tool_calls"),
         user=opt_str(data, "user"),
@@ -349,13 +342,46 @@ def _parse_request(body: bytes, path_model: str | None) -> ChatRequest:
         source=data,
     )
     note_unknown_fields(data, _READ_FIELDS, features)  # store, metadata, logit_bias, modalities, audio, ...
+
+    if whole:
+        _read_conversation(request, raw_messages, tools_raw, format_features)
+    else:  # the client's bytes go on: the provider judges them (renamed, a value too deep to write is a 400)
+        request.unread = partial(_read_conversation, raw_messages=raw_messages, tools_raw=tools_raw, at=format_features)
     return request
 
 
-def parse_request(body: bytes, path_model: str | None = None) -> ChatRequest:
-    """A client's /v1/chat/completions body -> ChatRequest (GatewayError on bad input)."""
+def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw: Any, at: int) -> None:
+    """The messages and tools into `request`, their schemas bounded (the gateway writes them again:
+    the cache key, another API's body); their ApiFeatures go where a whole read puts them (the
+    messages' first, the tools' after the response format's, which end at `at`)."""
+    names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
+    found: list[ApiFeature] = []
     try:
-        return _parse_request(body, path_model)
+        request.messages = [
+            message
+            for i, raw in enumerate(raw_messages)
+            if (message := _parse_message(raw, i, names, found)) is not None
+        ]
+        tool_features: list[ApiFeature] = []
+        request.tools = [] if tools_raw is None else _parse_tools(tools_raw, tool_features)
+        _check_schemas(request.tools, request.response_format, tools_raw)
+    except GatewayError:
+        raise
+    except SHAPE_ERRORS:  # a shape the checks missed: still the client's fault
+        raise invalid("malformed chat completion request", "body") from None
+    features = request.api_features
+    found.extend(features[:at])
+    found.extend(tool_features)
+    found.extend(features[at:])
+    features[:] = found
+
+
+def parse_request(body: bytes, path_model: str | None = None, whole: bool = True) -> ChatRequest:
+    """A client's /v1/chat/completions body -> ChatRequest (GatewayError on bad input). Not `whole`:
+    the messages and tools are left for `read_conversation`, for a request whose bytes go on as
+    they are (the provider, of the client's own API, judges them)."""
+    try:
+        return _parse_request(body, path_model, whole)
     except GatewayError:
         raise
     except SHAPE_ERRORS:  # a shape the checks above missed: still the client's fault

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.endpoint import Endpoint, Format
@@ -19,8 +21,8 @@ class OpenAIWire:
     name: Format = "openai"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
-        return request.parse_request(body, endpoint.path_model)
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
+        return request.parse_request(body, endpoint.path_model, whole)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
         return embeddings.parse_embedding_request(body, endpoint.path_model)
@@ -64,8 +66,8 @@ class OpenAIWire:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return provider_errors.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
-        return rename_model(body, model)
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        return rename_model(body, model, parsed)
 
 
 WIRE = OpenAIWire()

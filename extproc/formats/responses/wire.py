@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from extproc.formats.endpoint import Endpoint, Format
@@ -21,7 +23,7 @@ class ResponsesWire:
     name: Format = "responses"
 
     # ---- client side
-    def parse_request(self, body: bytes, endpoint: Endpoint) -> ChatRequest:
+    def parse_request(self, body: bytes, endpoint: Endpoint, whole: bool = True) -> ChatRequest:
         return request.parse_request(body, endpoint.path_model)
 
     def parse_embedding_request(self, body: bytes, endpoint: Endpoint) -> EmbeddingRequest:
@@ -66,8 +68,8 @@ class ResponsesWire:
     def parse_error(self, status: int, body: bytes) -> GatewayError:
         return provider_errors.parse_error(status, body)
 
-    def with_model(self, body: bytes, model: str) -> bytes:
-        return rename_model(body, model)
+    def with_model(self, body: bytes, model: str, parsed: dict[str, Any] | None = None) -> bytes:
+        return rename_model(body, model, parsed)
 
 
 WIRE = ResponsesWire()
