@@ -4,7 +4,7 @@ Envoy sends for one request (request headers and body, answer headers and body) 
 token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
 
   python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache]
-      [--profile] [--requests N]
+      [--trace|--trace-stalled] [--profile] [--requests N]
 
 `chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
 client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
@@ -12,7 +12,11 @@ client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
 and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (`bench/agent_body.py`, the side-by-side
 harness's agent body: a long system prompt, 16 tools with schemas, 30 earlier messages of tool
 calls and their results) instead of two short messages; `--cache` turns the response cache on, every request asking `Cache-Control: no-cache`
-so each one computes its key, reaches the provider and is stored (the path of a miss). Prints µs
+so each one computes its key, reaches the provider and is stored (the path of a miss). `--trace`
+turns `tracing` on at sample_ratio 1.0, each request carrying Envoy's sampled traceparent, to an
+OTLP/gRPC collector in this process that answers (its parsing of the spans counted in the time:
+measure the collector's share with `--trace-stalled`, a collector that never answers, whose spans
+are dropped), and prints each thread's CPU per request. Prints µs
 per request; `--profile` adds the functions that took the most time (cProfile, which slows
 everything down about threefold: read its shares, not its times). The machine's speed moves
 between runs: compare two versions one after the other, or count instructions instead:
@@ -24,10 +28,13 @@ the difference of the N is the instructions of one request, whatever the machine
 from __future__ import annotations
 
 import cProfile
+import os
 import pstats
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +50,11 @@ from extproc.config.load import load_text
 from extproc.heap import settle_heap
 from extproc.server.service import ExternalProcessor
 from extproc.state import GatewayState
+from tests.support.otlp import OtlpReceiver
 
 REQUESTS = 20_000
 WARM_UP = 2_000
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # Envoy's span of its ext_proc call
 MODES = ("chat", "stream", "xchat", "xstream", "rchat", "rstream", "rxchat", "rxstream")
 
 
@@ -128,7 +137,7 @@ def messages(mode: str, agent: bool = False, cache: bool = False) -> list[Proces
     ]
 
 
-def processor(cache: bool = False) -> ExternalProcessor:
+def processor(cache: bool = False, collector: OtlpReceiver | None = None) -> tuple[ExternalProcessor, GatewayState]:
     config = gateway_config(
         "auth-memory",
         10000,
@@ -139,43 +148,82 @@ def processor(cache: bool = False) -> ExternalProcessor:
     )
     if cache:
         config["cache"] = {"chat_ttl_s": 3600}
+    if collector is not None:
+        config["tracing"] = {"otlp_endpoint": collector.endpoint, "protocol": collector.protocol, "sample_ratio": 1.0}
     text = orjson.dumps(config).decode()  # JSON is YAML
-    return ExternalProcessor(GatewayState(load_text(text, {"OURS_UPSTREAM_KEY": "sk-unused"}, Path("."))))
+    state = GatewayState(load_text(text, {"OURS_UPSTREAM_KEY": "sk-unused"}, Path(".")))
+    return ExternalProcessor(state), state
 
 
-async def _requests(service: ExternalProcessor, sent: list[ProcessingRequest], count: int) -> None:
+async def _requests(
+    service: ExternalProcessor, sent: list[ProcessingRequest], count: int, traced: bool = False
+) -> None:
     async def feed() -> AsyncIterator[ProcessingRequest]:
         for message in sent:
             yield message
 
+    metadata = {"x-gw-pass": "router", "x-gw-listener": "main"}
+    if traced:
+        metadata["traceparent"] = TRACEPARENT
     for _ in range(count):
         answered = 0
-        async for response in service.process({"x-gw-pass": "router", "x-gw-listener": "main"}, feed()):
+        async for response in service.process(metadata, feed()):
             response.SerializeToString()
             answered += 1
         if answered != len(sent):
             raise SystemExit(f"{answered} answers to {len(sent)} messages: the request did not go through")
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each of this process's Python threads, by name (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[thread.name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
 def main(argv: list[str]) -> None:
     mode = next((arg for arg in argv if arg in MODES), "chat")
     cache = "--cache" in argv
     count = int(argv[argv.index("--requests") + 1]) if "--requests" in argv else REQUESTS
-    service, sent = processor(cache), messages(mode, "--agent" in argv, cache)
-    loop = uvloop.new_event_loop()
-    loop.run_until_complete(_requests(service, sent, min(WARM_UP, count)))
-    settle_heap()  # as the server does once started
-    started = time.perf_counter()
-    loop.run_until_complete(_requests(service, sent, count))
-    elapsed = time.perf_counter() - started
-    label = mode + (" agent" if "--agent" in argv else "") + (" cache" if cache else "")
-    print(f"{label}: {elapsed / count * 1e6:.1f} µs per request ({count} requests, one process, no server)")
-    if "--profile" in argv:
-        profile = cProfile.Profile()
-        profile.enable()
-        loop.run_until_complete(_requests(service, sent, count // 4))
-        profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+    stalled = "--trace-stalled" in argv
+    with ExitStack() as closing:
+        collector = None
+        if stalled or "--trace" in argv:
+            collector = closing.enter_context(OtlpReceiver("grpc", stall=stalled))
+        (service, state), sent = processor(cache, collector), messages(mode, "--agent" in argv, cache)
+        closing.callback(state.close_tracing)
+        traced = collector is not None
+        loop = uvloop.new_event_loop()
+        loop.run_until_complete(_requests(service, sent, min(WARM_UP, count), traced))
+        settle_heap()  # as the server does once started
+        started, cpu, threads = time.perf_counter(), time.process_time(), _thread_cpu()
+        loop.run_until_complete(_requests(service, sent, count, traced))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if traced:
+            state.tracing.flush(30)  # the export of these requests' spans is theirs too
+        spent = {name: used - threads.get(name, 0.0) for name, used in _thread_cpu().items()}
+        label = mode + (" agent" if "--agent" in argv else "") + (" cache" if cache else "")
+        label += " traced" + (" (stalled collector)" if stalled else "") if traced else ""
+        print(
+            f"{label}: {elapsed / count * 1e6:.1f} µs per request, {cpu / count * 1e6:.1f} µs CPU "
+            f"({count} requests, one process, no server)"
+        )
+        if traced:
+            print(
+                "  CPU µs per request by thread: " + ", ".join(f"{n} {t / count * 1e6:.1f}" for n, t in spent.items())
+            )
+        if "--profile" in argv:
+            profile = cProfile.Profile()
+            profile.enable()
+            loop.run_until_complete(_requests(service, sent, count // 4, traced))
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

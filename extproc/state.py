@@ -56,7 +56,7 @@ class GatewayState:
 
 
 def open_tracing(settings: TracingSettings | None) -> Tracing | None:
-    """The exporter of this process's spans; None (and the SDK never imported) when tracing is off."""
+    """The exporter of this process's spans; None (and no export thread) when tracing is off."""
     if settings is None:
         return None
     from extproc.observe.tracing import Tracing

@@ -7,8 +7,9 @@
   to the answer's end, with the OpenTelemetry GenAI conventions' attributes;
 - the limits and cache stages of the request body (`gateway.limits`, `gateway.cache`).
 
-Only the root span is started while the request runs; the others are made at its end from times
-taken on the way, so the request's path holds one clock read per traced stage. Prompt and answer
+No span exists while the request runs: its start, the traced stages' times and the request's
+GenAI attributes are taken on the way (one clock read per traced stage), and at its end the spans
+are made as plain records (observe/otlp.py) and queued; the export thread encodes them. Prompt and answer
 bodies go on the root span only when `log_bodies` asks, redacted as in the access line.
 """
 
@@ -20,23 +21,25 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from extproc.formats.canonical import ChatRequest, ChatResponse
+from extproc.observe.otlp import CLIENT, INTERNAL, SERVER, SpanRecord
+from extproc.observe.tracing import new_span_id
 from extproc.pipeline.access_log import error_type, operation_name
 from extproc.pipeline.exchange import Exchange
 from extproc.pipeline.spend import request_cost
 from extproc.providers import kind_of
 
-if TYPE_CHECKING:  # the OpenTelemetry packages are imported only once tracing is configured
-    from opentelemetry.trace import Span, Tracer
-
-    from extproc.observe.tracing import Tracing
+if TYPE_CHECKING:
+    from extproc.config.model import Provider
+    from extproc.observe.tracing import Parent, Tracing
 
 TRACED_STAGES = frozenset({"limits", "cache"})
 
 
 @dataclass(slots=True)
 class RequestTrace:
-    tracer: Tracer
-    root: Span
+    tracing: Tracing
+    parent: Parent
+    started: int  # ns since the epoch
     stages: list[tuple[str, int, int]] = field(default_factory=list)  # name, start and end (ns since the epoch)
     sent: int = 0  # when the request left for the provider (ns); 0: it never did
     request: dict[str, Any] = field(default_factory=dict)  # the request's GenAI attributes, read as it left
@@ -50,52 +53,45 @@ class RequestTrace:
 
 
 def begin(tracing: Tracing, metadata: Mapping[str, str]) -> RequestTrace | None:
-    """The router pass's span, under Envoy's; None when the request is not sampled (nothing recorded)."""
-    from opentelemetry.trace import SpanKind
-
-    root = tracing.tracer.start_span("gateway", context=tracing.parent(metadata), kind=SpanKind.SERVER)
-    if not root.is_recording():
-        return None
-    return RequestTrace(tracing.tracer, root)
+    """The request's trace, under Envoy's span; None when it is not sampled (nothing recorded)."""
+    parent = tracing.sample(metadata)
+    return RequestTrace(tracing, parent, time_ns()) if parent is not None else None
 
 
 def finish(trace: RequestTrace, ex: Exchange) -> None:
-    """End the request's spans (run once, at the request's end)."""
-    from opentelemetry.trace import Status, StatusCode, set_span_in_context
-
+    """The request's spans, ended now and queued for export (run once, at the request's end)."""
     ended = time_ns()
-    root = trace.root
+    trace_id, parent_id, state = trace.parent
     operation = operation_name(ex.endpoint)
     failure = error_type(ex)
-    root.update_name(f"gateway {operation}")
-    root.set_attributes(_gateway_attributes(ex, operation))
-    parent = set_span_in_context(root)
-    for name, started, stopped in trace.stages:
-        trace.tracer.start_span(f"gateway.{name}", context=parent, start_time=started).end(end_time=stopped)
+    root_id = new_span_id()
+    attributes = _gateway_attributes(ex, operation)
+    if failure:
+        attributes["error.type"] = failure
+    root = SpanRecord(
+        trace_id, root_id, parent_id, bool(parent_id), state, f"gateway {operation}", SERVER, trace.started, ended,
+        attributes, bool(failure),
+    )  # fmt: skip
+
+    def child(name: str, kind: int, started: int, stopped: int, attributes: dict[str, Any]) -> SpanRecord:
+        failed = kind == CLIENT and bool(failure)
+        return SpanRecord(
+            trace_id, new_span_id(), root_id, False, state, name, kind, started, stopped, attributes, failed
+        )
+
+    spans = [
+        root,
+        *(child(f"gateway.{name}", INTERNAL, started, stopped, {}) for name, started, stopped in trace.stages),
+    ]
     if trace.sent:
-        _provider_span(trace, ex, operation, failure, parent, ended)
-    if failure:
-        root.set_attribute("error.type", failure)
-        root.set_status(Status(StatusCode.ERROR))
-    root.end(end_time=ended)
-
-
-def _provider_span(trace: RequestTrace, ex: Exchange, operation: str, failure: str, parent: Any, ended: int) -> None:
-    from opentelemetry.trace import SpanKind, Status, StatusCode
-
-    model = trace.request.get("gen_ai.request.model", "")
-    span = trace.tracer.start_span(
-        f"{operation} {model}".strip(), context=parent, kind=SpanKind.CLIENT, start_time=trace.sent
-    )
-    span.set_attribute("gen_ai.operation.name", operation)
-    span.set_attributes(trace.request)
-    span.set_attributes(_answer_attributes(ex))
-    if ex.provider_status:
-        span.set_attribute("http.response.status_code", ex.provider_status)
-    if failure:
-        span.set_attribute("error.type", failure)
-        span.set_status(Status(StatusCode.ERROR))
-    span.end(end_time=ended)
+        model = trace.request.get("gen_ai.request.model", "")
+        provider = {"gen_ai.operation.name": operation, **trace.request, **_answer_attributes(ex)}
+        if ex.provider_status:
+            provider["http.response.status_code"] = ex.provider_status
+        if failure:
+            provider["error.type"] = failure
+        spans.append(child(f"{operation} {model}".strip(), CLIENT, trace.sent, ended, provider))
+    trace.tracing.export(spans)
 
 
 def _request_attributes(ex: Exchange) -> dict[str, Any]:
@@ -104,11 +100,7 @@ def _request_attributes(ex: Exchange) -> dict[str, Any]:
         "gen_ai.request.model": ex.target.upstream_model if ex.target and ex.target.upstream_model else ex.model,
     }
     if provider is not None:
-        attributes["gen_ai.provider.name"] = kind_of(provider).gen_ai_name
-        attributes["gateway.provider"] = provider.name
-        if provider.host:
-            attributes["server.address"] = provider.host
-            attributes["server.port"] = provider.port
+        attributes.update(_provider_attributes(provider))
     if ex.stream:
         attributes["gen_ai.request.stream"] = True
     request = ex.request
@@ -128,6 +120,28 @@ def _request_attributes(ex: Exchange) -> dict[str, Any]:
     return attributes
 
 
+# A provider's attributes, made once per provider of a snapshot (its host and port parse its URL),
+# keyed by identity: the provider is held, so an id is never another's while its entry stands.
+_PROVIDERS: dict[int, tuple[Provider, dict[str, Any]]] = {}
+
+
+def _provider_attributes(provider: Provider) -> dict[str, Any]:
+    held = _PROVIDERS.get(id(provider))
+    if held is not None and held[0] is provider:
+        return held[1]
+    attributes: dict[str, Any] = {
+        "gen_ai.provider.name": kind_of(provider).gen_ai_name,
+        "gateway.provider": provider.name,
+    }
+    if provider.host:
+        attributes["server.address"] = provider.host
+        attributes["server.port"] = provider.port
+    if len(_PROVIDERS) >= 1024:  # many reloads: the old snapshots' providers go
+        _PROVIDERS.clear()
+    _PROVIDERS[id(provider)] = (provider, attributes)
+    return attributes
+
+
 def _answer_attributes(ex: Exchange) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     answer, assembler = ex.answer, ex.assembler
@@ -144,7 +158,8 @@ def _answer_attributes(ex: Exchange) -> dict[str, Any]:
         if answer is not None:
             attributes["gen_ai.response.model"] = answer.model
     if reasons:
-        attributes["gen_ai.response.finish_reasons"] = reasons  # the canonical reasons are the conventions' names
+        # the canonical reasons are the conventions' names; a tuple, so its encoding is kept (observe/otlp.py)
+        attributes["gen_ai.response.finish_reasons"] = tuple(reasons)
     if ex.first_output and ex.stream:
         attributes["gen_ai.response.time_to_first_chunk"] = ex.first_output - ex.started
     if (usage := ex.usage) is not None:

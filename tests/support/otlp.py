@@ -89,14 +89,9 @@ class OtlpReceiver:
         self._thread.join(10)
 
     def _record(self, request: trace_service_pb2.ExportTraceServiceRequest, headers: dict[str, str]) -> None:
-        received = []
-        for resource_spans in request.resource_spans:
-            attributes = {item.key: _value(item.value) for item in resource_spans.resource.attributes}
-            service = str(attributes.get("service.name", ""))
-            for scope_spans in resource_spans.scope_spans:
-                received += [ReceivedSpan(service, span, headers) for span in scope_spans.spans]
+        spans = received(request, headers)
         with self._lock:
-            self._spans += received
+            self._spans += spans
 
     async def _export(self, request: trace_service_pb2.ExportTraceServiceRequest, headers: dict[str, str]) -> None:
         self.exports += 1
@@ -138,6 +133,17 @@ class OtlpReceiver:
     async def _shutdown(self) -> None:
         self._release.set()
         await self._stop()
+
+
+def received(request: trace_service_pb2.ExportTraceServiceRequest, headers: dict[str, str]) -> list[ReceivedSpan]:
+    """The spans of one export, each with its resource's service name."""
+    spans = []
+    for resource_spans in request.resource_spans:
+        attributes = {item.key: _value(item.value) for item in resource_spans.resource.attributes}
+        service = str(attributes.get("service.name", ""))
+        for scope_spans in resource_spans.scope_spans:
+            spans += [ReceivedSpan(service, span, headers) for span in scope_spans.spans]
+    return spans
 
 
 def of_trace(spans: list[ReceivedSpan], trace_id: str) -> Iterator[ReceivedSpan]:

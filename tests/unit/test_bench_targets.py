@@ -48,7 +48,7 @@ def test_the_targets_file_names_every_variant_and_sends_the_client_key() -> None
 def test_the_in_process_bench_drives_a_whole_request_of_each_mode(mode: str) -> None:
     """Every message of the request is answered (a refused request would stop after one or two),
     and the provider's answer reaches the client's format."""
-    service, sent = processor(), messages(mode)
+    (service, _), sent = processor(), messages(mode)
 
     async def answers() -> list[ProcessingResponse]:
         async def feed() -> AsyncIterator[ProcessingRequest]:

@@ -17,19 +17,18 @@ import orjson
 import pytest
 import yaml
 from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, ProcessingRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1 import trace_pb2
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 from extproc.config.load import ConfigError, load_text
 from extproc.config.tracing import read_headers
+from extproc.observe.otlp import SpanRecord
 from extproc.observe.tracing import SPANS_DROPPED, Tracing
 from extproc.server.router_pass import RouterPass
 from extproc.state import GatewayState
 from extproc.xds.render import render_bootstrap, render_clusters, render_listeners
 from extproc.xds.render_tracing import TRACE_CLUSTER, write_trace_secrets
-from tests.support.otlp import OtlpReceiver
+from tests.support.otlp import CLIENT, SERVER, OtlpReceiver, ReceivedSpan, received
 from tests.unit.test_router_pass import REQUEST_HEADERS, headers
 
 SECRET = "Bearer very-secret-collector-key"
@@ -127,11 +126,24 @@ def test_the_collector_headers_reach_envoy_only_through_owner_only_sds_files(tmp
 # --- the router pass's spans
 
 
+class Collected:
+    """A send that keeps each export's bytes, decoded as a collector would."""
+
+    def __init__(self) -> None:
+        self.exports: list[bytes] = []
+
+    def __call__(self, body: bytes) -> None:
+        self.exports.append(body)
+
+    def spans(self) -> list[ReceivedSpan]:
+        return [span for body in self.exports for span in received(ExportTraceServiceRequest.FromString(body), {})]
+
+
 @pytest.fixture
-def memory() -> Iterator[tuple[Tracing, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tracing = Tracing(exporter, sample_ratio=1.0)
-    yield tracing, exporter
+def memory() -> Iterator[tuple[Tracing, Collected]]:
+    collected = Collected()
+    tracing = Tracing(collected, sample_ratio=1.0)
+    yield tracing, collected
     tracing.shutdown()
 
 
@@ -151,9 +163,9 @@ def _chat(**fields: Any) -> ProcessingRequest:
     return ProcessingRequest(request_body=HttpBody(body=orjson.dumps(payload), end_of_stream=True))
 
 
-def _spans(tracing: Tracing, exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
-    tracing.provider.force_flush()
-    return {span.name: span for span in exporter.get_finished_spans()}
+def _spans(tracing: Tracing, collected: Collected) -> dict[str, ReceivedSpan]:
+    assert tracing.flush()
+    return {span.name: span for span in collected.spans()}
 
 
 def _traced_state(tracing: Tracing, extra: str = "") -> GatewayState:
@@ -163,62 +175,61 @@ def _traced_state(tracing: Tracing, extra: str = "") -> GatewayState:
 
 
 def test_the_router_pass_span_carries_the_cost_the_access_line_shows(
-    memory: tuple[Tracing, InMemorySpanExporter],
+    memory: tuple[Tracing, Collected],
 ) -> None:
-    tracing, exporter = memory
+    tracing, collected = memory
     # $1 per token in and out: the cost is the mock answer's own token count, in dollars
     priced = "prices:\n  mock: [{models: [mock-1], input: 1000000, output: 1000000}]\n"
     state = _traced_state(tracing, priced)
     _run(state, [REQUEST_HEADERS, _chat(max_tokens=5)], {"traceparent": f"00-{TRACE_ID}-{ENVOY_SPAN}-01"})
-    attributes = dict(_spans(tracing, exporter)["gateway chat"].attributes or {})
+    attributes = _spans(tracing, collected)["gateway chat"].attributes
     assert attributes["gateway.cost_usd"] > 0
     assert attributes["gateway.cost_usd"] == int(attributes["gateway.cost_usd"])  # whole tokens at $1 each
 
 
 def test_the_router_pass_span_continues_envoys_trace_with_the_gateways_attributes(
-    memory: tuple[Tracing, InMemorySpanExporter],
+    memory: tuple[Tracing, Collected],
 ) -> None:
-    tracing, exporter = memory
+    tracing, collected = memory
     metadata = {"traceparent": f"00-{TRACE_ID}-{ENVOY_SPAN}-01", "tracestate": "v=1"}
     _run(_traced_state(tracing), [REQUEST_HEADERS, _chat(max_tokens=5)], metadata)
-    spans = _spans(tracing, exporter)
+    spans = _spans(tracing, collected)
     root = spans["gateway chat"]
-    assert root.kind == SpanKind.SERVER
-    assert root.parent is not None and root.parent.span_id == int(ENVOY_SPAN, 16)
-    assert format(root.context.trace_id, "032x") == TRACE_ID
-    attributes = dict(root.attributes or {})
+    assert root.span.kind == SERVER
+    assert root.parent_id == ENVOY_SPAN and root.trace_id == TRACE_ID and root.span.trace_state == "v=1"
+    attributes = root.attributes
     assert attributes["gateway.route"] == "chat" and attributes["gateway.request_id"] == "rid-1"
     assert attributes["gateway.retries"] == 0 and attributes["gateway.client"] == "anonymous"
     assert attributes["gateway.cost_usd"] == 0.0  # the mock provider is free unless the config prices it
     limits = spans["gateway.limits"]
-    assert limits.parent is not None and limits.parent.span_id == root.context.span_id
+    assert limits.parent_id == root.span_id and limits.trace_id == TRACE_ID
     # The mock provider answers inside the ext_proc (before the cache): no request leaves, no provider span.
     assert set(spans) == {"gateway chat", "gateway.limits"}
 
 
-def test_an_unsampled_request_records_nothing(memory: tuple[Tracing, InMemorySpanExporter]) -> None:
-    tracing, exporter = memory
+def test_an_unsampled_request_records_nothing(memory: tuple[Tracing, Collected]) -> None:
+    tracing, collected = memory
     metadata = {"traceparent": f"00-{TRACE_ID}-{ENVOY_SPAN}-00"}
     _run(_traced_state(tracing), [REQUEST_HEADERS, _chat()], metadata)
-    assert _spans(tracing, exporter) == {}
+    assert _spans(tracing, collected) == {}
 
 
-def test_bodies_go_on_the_span_only_with_log_bodies_and_redacted(memory: tuple[Tracing, InMemorySpanExporter]) -> None:
-    tracing, exporter = memory
+def test_bodies_go_on_the_span_only_with_log_bodies_and_redacted(memory: tuple[Tracing, Collected]) -> None:
+    tracing, collected = memory
     request = _chat(api_key="sk-should-not-leak")
     metadata = {"traceparent": f"00-{TRACE_ID}-{ENVOY_SPAN}-01"}
     _run(_traced_state(tracing), [REQUEST_HEADERS, request], metadata)
-    assert "gateway.request.body" not in dict(_spans(tracing, exporter)["gateway chat"].attributes or {})
-    exporter.clear()
+    assert "gateway.request.body" not in _spans(tracing, collected)["gateway chat"].attributes
+    collected.exports.clear()
     _run(_traced_state(tracing, "log_bodies: true\n"), [REQUEST_HEADERS, request], metadata)
-    body = dict(_spans(tracing, exporter)["gateway chat"].attributes or {})["gateway.request.body"]
+    body = _spans(tracing, collected)["gateway chat"].attributes["gateway.request.body"]
     assert "hello" in str(body) and "sk-should-not-leak" not in str(body) and "[redacted]" in str(body)
 
 
 def test_a_request_that_leaves_for_the_provider_gets_a_genai_client_span(
-    memory: tuple[Tracing, InMemorySpanExporter],
+    memory: tuple[Tracing, Collected],
 ) -> None:
-    tracing, exporter = memory
+    tracing, collected = memory
     config = """
 providers:
   - {name: oai, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K}
@@ -242,11 +253,11 @@ routes:
         ProcessingRequest(response_body=HttpBody(body=orjson.dumps(answer), end_of_stream=True)),
     ]
     _run(state, messages, {"traceparent": f"00-{TRACE_ID}-{ENVOY_SPAN}-01"})
-    spans = _spans(tracing, exporter)
+    spans = _spans(tracing, collected)
     client = spans["chat gpt-4o-mini"]
-    assert client.kind == SpanKind.CLIENT
-    assert client.parent is not None and client.parent.span_id == spans["gateway chat"].context.span_id
-    assert dict(client.attributes or {}) | {} == {
+    assert client.span.kind == CLIENT
+    assert client.parent_id == spans["gateway chat"].span_id
+    assert client.attributes == {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini",
@@ -257,21 +268,27 @@ routes:
         "gen_ai.request.temperature": 0.2,
         "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
         "gen_ai.response.id": "chatcmpl-1",
-        "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.response.finish_reasons": ["stop"],
         "gen_ai.usage.input_tokens": 7,
         "gen_ai.usage.output_tokens": 2,
         "http.response.status_code": 200,
     }
 
 
-def test_a_hung_collector_never_blocks_span_end_and_the_drops_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+def _record() -> SpanRecord:
+    return SpanRecord(bytes(range(16)), b"\x01" * 8, b"", False, "", "s", 1, 1, 2, {}, False)
+
+
+def test_a_hung_collector_never_blocks_queueing_spans_and_the_drops_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2")
     before = SPANS_DROPPED.labels("queue_full")._value.get()
     with OtlpReceiver("grpc", stall=True) as receiver:
         tracing = Tracing.to_collector(receiver.endpoint, "grpc", 1.0)
         for _ in range(20):
-            tracing.tracer.start_span("s").end()  # returns at once: the queue takes it or drops the oldest
+            tracing.export([_record()])  # returns at once: the queue takes it or drops the oldest
         dropped = SPANS_DROPPED.labels("queue_full")._value.get() - before
         # At most a batch is in the hung export and the queue holds 4: every other span was dropped.
         assert dropped >= 20 - 4 - 2
