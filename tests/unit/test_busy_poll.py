@@ -59,7 +59,8 @@ def test_a_poke_keeps_the_loop_polling_without_blocking_for_the_window_then_it_s
     in_window = [timeout for at, timeout in polls if poked <= at < poked + window * 0.8]
     after = [timeout for at, timeout in polls if at >= closed]
     assert closed >= poked + window  # the window lasted its length
-    assert turns > 10 and in_window.count(0) > 10  # polled without blocking while the window was open
+    # polled, and never blocked, while the window was open (how many turns fit depends on the CPU it got)
+    assert turns > 0 and in_window and all(timeout == 0 for timeout in in_window)
     assert turns_later == turns  # and stopped once it closed
     # then slept until the next timer (the few polls without a timeout are those timers firing)
     assert any(timeout is None or timeout > 0 for timeout in after) and after.count(0) < 5
@@ -80,7 +81,7 @@ def test_each_poke_extends_the_window_from_the_latest_data() -> None:
 
     (first, second, last_turn), _ = _run_recorded(body)
     assert last_turn > first + window * 1.1  # kept polling past the first poke's window
-    assert second + window <= last_turn + 0.01  # until the second poke's window ended
+    assert last_turn < second + window + 0.01  # and no longer than the second poke's (poked just after `second`)
 
 
 def test_a_window_of_zero_turns_busy_polling_off() -> None:
