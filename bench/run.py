@@ -9,6 +9,7 @@ then loaded with wrk at each connection count. Environment:
   BENCH_SECONDS      seconds per measurement (default 8), after a 1 s warm-up
   BENCH_CONNECTIONS  comma-separated connection counts (default "1,32")
   BENCH_SCENARIOS    comma-separated scenario names to run (default: all; envoy-plain always runs)
+  BENCH_BUSY_POLL_US the ext_proc's extproc.busy_poll_us (default: the gateway's own)
 
 Two more gateways trace every request (sample_ratio 1.0) to an OTLP collector in this process:
 one that answers, one that takes each export and never answers. The cloud kinds (Bedrock signed
@@ -277,7 +278,10 @@ def _base_config(providers: list[dict[str, Any]], routes: list[dict[str, Any]]) 
         "log_level": "info",
         "listeners": [{"name": "main"}],
         # One ext_proc process per core by default: each is an endpoint of Envoy's ext_proc cluster.
-        "extproc": {"workers": int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1))},
+        "extproc": {
+            "workers": int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1)),
+            **({"busy_poll_us": int(us)} if (us := os.environ.get("BENCH_BUSY_POLL_US")) else {}),
+        },
         "providers": providers,
         "routes": routes,
     }
