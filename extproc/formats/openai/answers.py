@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import provider_error, whole_number
+from extproc.formats.answer_values import answer_object, provider_error, whole_number
 from extproc.formats.canonical import ChatResponse, Choice, ThinkingPart, ToolCall, Usage
 from extproc.formats.json_fields import is_int
 from extproc.formats.openai.common import FINISH_IN, new_call_id, new_completion_id
@@ -87,12 +87,7 @@ def _parse_choice(c: Any, position: int) -> Choice:
 
 def load_answer(body: bytes, expected: str) -> dict[str, Any]:
     """A provider's JSON answer object; an error object in place of `expected` is raised as the error."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider_error("provider returned invalid JSON") from None
-    if not isinstance(data, dict):
-        raise provider_error("provider returned a non-object JSON body")
+    data = answer_object(body)
     if "error" in data and expected not in data:
         raise error_from_object(data["error"], None)
     return data
