@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.json_fields import is_int
+from extproc.formats.json_fields import is_int, is_num
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -23,6 +23,13 @@ def random_text(length: int) -> str:
 def whole_number(value: Any) -> int:
     """A count from a provider's answer: 0 when absent or not an integer."""
     return value if is_int(value) else 0
+
+
+def vector(value: Any) -> list[float] | None:
+    """An embedding from a provider's answer as floats; None when it is not a list of numbers."""
+    if not isinstance(value, list) or not all(is_num(x) for x in value):
+        return None
+    return [float(x) for x in value]
 
 
 def count(mapping: dict[str, Any], key: str) -> int:

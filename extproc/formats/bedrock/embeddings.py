@@ -16,11 +16,10 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import answer_object, count, provider_error
+from extproc.formats.answer_values import answer_object, count, provider_error, vector
 from extproc.formats.assemble import CHARS_PER_TOKEN
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.client_errors import invalid
-from extproc.formats.json_fields import is_num
 from extproc.formats.render_options import RenderedRequest, RenderOptions, Unsupported
 from extproc.provider_kinds import BEDROCK_COHERE_EMBED, BEDROCK_TITAN_EMBED
 
@@ -121,6 +120,6 @@ def parse_response(body: bytes, model: str = "") -> EmbeddingResponse:
 
 
 def _vector(value: Any) -> list[float]:
-    if not isinstance(value, list) or not all(is_num(x) for x in value):
+    if (floats := vector(value)) is None:
         raise provider_error("the provider returned a malformed embedding")
-    return [float(x) for x in value]
+    return floats

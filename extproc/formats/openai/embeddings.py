@@ -9,11 +9,11 @@ from typing import Any, Literal
 import orjson
 
 from extproc.errors import GatewayError
-from extproc.formats.answer_values import provider_error, whole_number
+from extproc.formats.answer_values import provider_error, vector, whole_number
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
 from extproc.formats.client_errors import invalid
 from extproc.formats.input_bounds import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS, check_count, check_positive
-from extproc.formats.json_fields import is_int, is_num, opt_int, request_object
+from extproc.formats.json_fields import is_int, opt_int, request_object
 from extproc.formats.openai.answers import load_answer
 from extproc.formats.openai.common import LITTLE_ENDIAN, SHAPE_ERRORS
 from extproc.formats.openai.request import model_of
@@ -128,8 +128,8 @@ def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
             emb = item["embedding"]
             if isinstance(emb, str):
                 vec = _decode_vector(emb)
-            elif isinstance(emb, list) and all(is_num(x) for x in emb):
-                vec = [float(x) for x in emb]
+            elif (floats := vector(emb)) is not None:
+                vec = floats
             else:
                 raise ValueError
             index = item.get("index")

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from extproc.formats.answer_values import answer_object, provider_error
+from extproc.formats.answer_values import answer_object, provider_error, vector
 from extproc.formats.canonical import EmbeddingRequest, EmbeddingResponse, Usage
-from extproc.formats.json_fields import is_int, is_num
+from extproc.formats.json_fields import is_int
 from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 
@@ -48,10 +48,10 @@ def _token_count(embeddings: dict[str, Any]) -> int:
 
 def _values(prediction: Any) -> tuple[list[float], int]:
     embeddings = prediction.get("embeddings") if isinstance(prediction, dict) else None
-    values = embeddings.get("values") if isinstance(embeddings, dict) else None
-    if not isinstance(embeddings, dict) or not isinstance(values, list) or not all(is_num(v) for v in values):
+    values = vector(embeddings.get("values")) if isinstance(embeddings, dict) else None
+    if not isinstance(embeddings, dict) or values is None:
         raise provider_error("the provider returned a prediction without embedding values")
-    return [float(v) for v in values], _token_count(embeddings)
+    return values, _token_count(embeddings)
 
 
 def parse_embedding_response(body: bytes, model: str = "") -> EmbeddingResponse:
