@@ -8,7 +8,6 @@ InvokeModel request it would be, wrapped in the operation's `input`, and its `{"
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import orjson
 
@@ -17,6 +16,7 @@ from extproc.formats.anthropic.common import dumps_lenient
 from extproc.formats.bedrock import converse_request, invoke
 from extproc.formats.canonical import ChatRequest
 from extproc.formats.input_bounds import dumps_request
+from extproc.formats.json_fields import is_int
 from extproc.formats.render_options import RenderedRequest, RenderOptions
 
 _CONVERSE_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
@@ -38,10 +38,10 @@ def invoke_count_request(request: ChatRequest, options: RenderOptions) -> Render
 
 def own_count_body(body: bytes, betas: tuple[str, ...]) -> bytes:
     """An Anthropic client's own count_tokens body, as the InvokeModel body Claude would get for it."""
-    data: dict[str, Any] = orjson.loads(invoke.passthrough_body(body, betas))
+    data = invoke.passthrough_fields(body, betas)
     thinking = data.get("thinking")
     budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
-    floor = budget + 1 if isinstance(budget, int) and not isinstance(budget, bool) else 0
+    floor = budget + 1 if is_int(budget) else 0
     data.setdefault("max_tokens", max(_PLACEHOLDER_MAX_TOKENS, floor))
     return _invoke_input(dumps_request(data))
 

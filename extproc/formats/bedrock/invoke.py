@@ -57,6 +57,11 @@ def passthrough_body(body: bytes, betas: tuple[str, ...] = ()) -> bytes:
     """An Anthropic client's own Messages body for InvokeModel: only `model` and `stream` out and
     Bedrock's `anthropic_version` in; the client's `anthropic-beta` values, if any, as the body's
     `anthropic_beta` list (Bedrock reads no such header). Whether to stream is the client's `stream`."""
+    return dumps_request(passthrough_fields(body, betas))
+
+
+def passthrough_fields(body: bytes, betas: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`passthrough_body` before it is written (a count wraps it first)."""
     data = orjson.loads(body)
     if not isinstance(data, dict):
         raise invalid("the request body must be a JSON object", "body")
@@ -65,7 +70,7 @@ def passthrough_body(body: bytes, betas: tuple[str, ...] = ()) -> bytes:
     data["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
     if betas:
         data["anthropic_beta"] = list(betas)
-    return dumps_request(data)
+    return data
 
 
 def _sse(event_type: str, data: bytes) -> bytes:
