@@ -377,6 +377,7 @@ class Row:
     connections: int = 0
     result: wrk.WrkResult | None = None
     cpu_us_per_request: float | None = None  # the ext_proc process, gateway scenarios only
+    envoy_cpu_us_per_request: float | None = None  # the Envoy in front (the gateway's or the plain one)
     skipped: str = ""
 
 
@@ -388,6 +389,7 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
     extproc_pids: dict[str, int] = field(default_factory=dict)  # per gateway target
+    envoy_pids: dict[str, int] = field(default_factory=dict)  # per target with an Envoy in front
     target_errors: dict[str, str] = field(default_factory=dict)
     stacks: dict[str, GatewayStack] = field(default_factory=dict)
     collectors: dict[str, OtlpReceiver] = field(default_factory=dict)  # of the traced gateways
@@ -406,15 +408,15 @@ class Bench:
             return
         script = wrk.write_script(self.workdir / f"{scenario.name}.lua", body, scenario.headers)
         pid = self.extproc_pids.get(scenario.target)
+        envoy_pid = self.envoy_pids.get(scenario.target)
         for connections in self.connections:
             wrk.run(url, script, connections, WARMUP_SECONDS)
-            cpu_before = _cpu_seconds(pid)
+            cpu_before, envoy_before = _cpu_seconds(pid), _cpu_seconds(envoy_pid)
             result = wrk.run(url, script, connections, self.seconds)
-            cpu_after = _cpu_seconds(pid)
-            cpu = None
-            if cpu_before is not None and cpu_after is not None and result.requests:
-                cpu = (cpu_after - cpu_before) / result.requests * 1e6
-            self.rows.append(Row(scenario.name, connections, result, cpu))
+            cpu_after, envoy_after = _cpu_seconds(pid), _cpu_seconds(envoy_pid)
+            cpu = _per_request(cpu_before, cpu_after, result.requests)
+            envoy_cpu = _per_request(envoy_before, envoy_after, result.requests)
+            self.rows.append(Row(scenario.name, connections, result, cpu, envoy_cpu))
             _progress(f"{scenario.name} c={connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
 
 
@@ -425,9 +427,16 @@ def _start_gateway(bench: Bench, target: str, stack: GatewayStack, running: cont
         bench.urls[target] = stack.base_url
         bench.stacks[target] = stack
         bench.extproc_pids[target] = stack.extproc_process.pid  # to count its CPU per request
+        bench.envoy_pids[target] = stack.envoy_process.pid
     except Exception as error:  # the baselines still run; this target's rows say why not
         bench.target_errors[target] = f"gateway did not start: {str(error).splitlines()[0]}"
         print(str(error), file=sys.stderr)
+
+
+def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or not requests:
+        return None
+    return (after - before) / requests * 1e6
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
@@ -453,7 +462,18 @@ def _progress(text: str) -> None:
 
 def render_table(rows: list[Row]) -> str:
     baseline = {r.connections: r.result.rps for r in rows if r.scenario == BASELINE and r.result}
-    header = ("scenario", "conns", "req/s", "p50 ms", "p99 ms", "vs plain", "non-2xx", "sock err", "py cpu us/req")
+    header = (
+        "scenario",
+        "conns",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "vs plain",
+        "non-2xx",
+        "sock err",
+        "py cpu us/req",
+        "envoy cpu us/req",
+    )
     lines: list[tuple[str, ...]] = [header]
     skipped: list[str] = []
     for row in rows:
@@ -473,6 +493,7 @@ def render_table(rows: list[Row]) -> str:
                 str(r.non_2xx),
                 str(r.socket_errors),
                 f"{row.cpu_us_per_request:.0f}" if row.cpu_us_per_request is not None else "-",
+                f"{row.envoy_cpu_us_per_request:.0f}" if row.envoy_cpu_us_per_request is not None else "-",
             )
         )
     return "\n".join([_columns(lines), *skipped])
@@ -573,6 +594,8 @@ def _start_all(bench: Bench, running: contextlib.ExitStack) -> None:
     plain = EnvoyProcess.plain_proxy(workdir, fake.port).start()
     running.callback(plain.stop)
     bench.urls["plain"] = plain.base_url
+    if plain.pid is not None:
+        bench.envoy_pids["plain"] = plain.pid
     cloud = _cloud_credentials(workdir, running)
     _start_gateway(
         bench, "gateway", GatewayStack(workdir / "gateway", gateway_config(fake.base_url, cloud), env), running
