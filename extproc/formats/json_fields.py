@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
+import msgspec
+import orjson
+
 from extproc.errors import GatewayError
 from extproc.formats.client_errors import invalid
 from extproc.formats.input_bounds import loads
@@ -65,6 +68,41 @@ def request_object(body: bytes, checked: tuple[Field, ...], body_param: str | No
         raise invalid(refusal, body_param)
     refuse_repeated(body, data, checked)
     return data
+
+
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def request_top(
+    body: bytes, checked: tuple[Field, ...], unread: frozenset[str], body_param: str | None, refusal: str
+) -> dict[str, Any]:
+    """A request body as `request_object` reads it, but for its `unread` fields (an agent's
+    conversation), each left a `msgspec.Raw`: its bytes as the client wrote them, for a request
+    whose bytes go on (the provider judges them; `read_unread` reads one when the gateway needs
+    it). The structure is still checked to the end, in C and without building the values: an
+    80 KB body costs a third of a whole read. A body this read refuses is read whole, which
+    refuses it as ever."""
+    try:
+        top = _TOP_LEVEL.decode(body)
+        data = {key: raw if key in unread else orjson.loads(memoryview(raw)) for key, raw in top.items()}
+    except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):  # not JSON, not an object, ...
+        return request_object(body, checked, body_param, refusal)
+    refuse_repeated(body, data, checked)
+    return data
+
+
+def read_unread(value: Any, param: str | None) -> Any:
+    """A field `request_top` left unread, read now (any other value as it is); its bad JSON the
+    client's 400 (`param`: the body as the format names it)."""
+    return loads(memoryview(value), param) if isinstance(value, msgspec.Raw) else value
+
+
+def unread_array(value: Any) -> bool:
+    """Whether a field `request_top` left unread holds an array with at least one item."""
+    if not isinstance(value, msgspec.Raw):
+        return False
+    written = memoryview(value)  # msgspec.Raw starts at the value's first byte
+    return written[:1] == b"[" and bytes(written[1:]).lstrip()[:1] != b"]"
 
 
 # ---- a value, named by its whole path
