@@ -10,6 +10,7 @@ it is refused.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeGuard
 
 import msgspec
@@ -71,6 +72,7 @@ def request_object(body: bytes, checked: tuple[Field, ...], body_param: str | No
 
 
 _TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_EMPTY_ARRAY = re.compile(rb"\[[ \t\r\n]*\]")  # JSON's whitespace
 
 
 def request_top(
@@ -101,8 +103,8 @@ def unread_array(value: Any) -> bool:
     """Whether a field `request_top` left unread holds an array with at least one item."""
     if not isinstance(value, msgspec.Raw):
         return False
-    written = memoryview(value)  # msgspec.Raw starts at the value's first byte
-    return written[:1] == b"[" and bytes(written[1:]).lstrip()[:1] != b"]"
+    written = memoryview(value)  # msgspec.Raw starts at the value's first byte; read in place, not copied
+    return written[:1] == b"[" and _EMPTY_ARRAY.match(written) is None
 
 
 # ---- a value, named by its whole path
