@@ -93,10 +93,14 @@ def request_top(
     return data
 
 
-def read_unread(value: Any, param: str | None) -> Any:
-    """A field `request_top` left unread, read now (any other value as it is); its bad JSON the
-    client's 400 (`param`: the body as the format names it)."""
-    return loads(memoryview(value), param) if isinstance(value, msgspec.Raw) else value
+def read_field(data: dict[str, Any], key: str, param: str | None) -> Any:
+    """`data[key]` (None when absent), read now where `request_top` left it unread and kept read
+    in `data`: the body as parsed is then the one a whole read gives (the cache key reads it). Its
+    bad JSON is the client's 400 (`param`: the body as the format names it)."""
+    value = data.get(key)
+    if isinstance(value, msgspec.Raw):
+        value = data[key] = loads(memoryview(value), param)
+    return value
 
 
 def unread_array(value: Any) -> bool:

@@ -66,6 +66,7 @@ def test_a_conversation_left_unread_reads_as_a_whole_read_of_it(fmt: str) -> Non
     assert later.tools == at_once.tools and later.tools
     assert later.api_features == at_once.api_features
     assert (later.model, later.stream, later.max_tokens) == (at_once.model, at_once.stream, at_once.max_tokens)
+    assert later.source == at_once.source  # what the cache key reads of the client's own body
 
 
 BAD_BODIES = {

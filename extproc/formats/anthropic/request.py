@@ -48,7 +48,7 @@ from extproc.formats.json_fields import (
     opt_num,
     opt_object,
     opt_str,
-    read_unread,
+    read_field,
     req_object,
     req_str,
     request_object,
@@ -348,10 +348,8 @@ def parse_request(
         raise PLAIN.must("max_tokens", "an integer")
     else:
         check_tokens(max_tokens, "max_tokens")
-    raw_messages = data.get("messages")
-    if not unread_array(raw_messages):  # read now: refused as ever
-        raw_messages = read_unread(raw_messages, None)
-        _check_messages(raw_messages)
+    if not unread_array(data.get("messages")):  # read now: refused as ever
+        _check_messages(read_field(data, "messages", None))
 
     ctx = _Context()  # what the fields besides the conversation gather
     req = ChatRequest(model=model, messages=[], max_tokens=max_tokens, source=data)
@@ -383,7 +381,7 @@ def parse_request(
         data, _READ_FIELDS, ctx.features
     )  # context_management, container, mcp_servers, service_tier, ...
     req.api_features = ctx.features
-    read = partial(_read_conversation, data=data, raw_messages=raw_messages, head=ctx, before_tools=before_tools)
+    read = partial(_read_conversation, data=data, head=ctx, before_tools=before_tools)
     if whole:
         read(req)
     else:
@@ -397,17 +395,15 @@ def _check_messages(raw_messages: Any) -> None:
     check_count(raw_messages, MAX_MESSAGES, "messages")
 
 
-def _read_conversation(
-    req: ChatRequest, data: dict[str, Any], raw_messages: Any, head: _Context, before_tools: int
-) -> None:
+def _read_conversation(req: ChatRequest, data: dict[str, Any], head: _Context, before_tools: int) -> None:
     """The system prompt, messages and tools into `req`, their schemas bounded with the response
     format's; their features go where one pass in the body's order puts them (the conversation's
     first, the tools' after the output config's and thinking's, which end at `before_tools`)."""
     ctx = _Context()
     messages: list[Message] = []
-    raw_messages = read_unread(raw_messages, None)
+    raw_messages = read_field(data, "messages", None)
     _check_messages(raw_messages)
-    system = read_unread(data.get("system"), None)
+    system = read_field(data, "system", None)
     if system is not None:
         parts = _parse_system(system, "system", ctx)
         if parts:
@@ -436,7 +432,7 @@ def _read_conversation(
             _parse_user(content, path, ctx, messages)
     req.messages = messages
     in_conversation = len(ctx.features)
-    tools = read_unread(data.get("tools"), None)
+    tools = read_field(data, "tools", None)
     if tools is not None:
         req.tools = _parse_tools(tools, ctx)
     features = req.api_features

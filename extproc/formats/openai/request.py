@@ -46,7 +46,7 @@ from extproc.formats.json_fields import (
     opt_num,
     opt_object,
     opt_str,
-    read_unread,
+    read_field,
     req_object,
     req_str,
     request_object,
@@ -310,10 +310,8 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
     else:
         data = request_top(body, CHAT_FIELDS, _CONVERSATION, "body", _NOT_AN_OBJECT)
     model = model_of(data, path_model)
-    raw_messages = data.get("messages")
-    if not unread_array(raw_messages):  # read now: refused as ever
-        raw_messages = read_unread(raw_messages, "body")
-        _check_messages(raw_messages)
+    if not unread_array(data.get("messages")):  # read now: refused as ever
+        _check_messages(read_field(data, "messages", "body"))
     features: list[ApiFeature] = []
 
     stream = opt_bool(data, "stream") or False
@@ -324,7 +322,6 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
 
     max_tokens = _opt_tokens(data, "max_completion_tokens")
     legacy_max = _opt_tokens(data, "max_tokens")
-    tools_raw = data.get("tools")
     response_format = _parse_response_format(data.get("response_format"), features)
     format_features = len(features)
     request = ChatRequest(
@@ -352,9 +349,9 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
     note_unknown_fields(data, _READ_FIELDS, features)  # store, metadata, logit_bias, modalities, audio, ...
 
     if whole:
-        _read_conversation(request, raw_messages, tools_raw, format_features)
+        _read_conversation(request, data, format_features)
     else:  # the client's bytes go on: the provider judges them (renamed, a value too deep to write is a 400)
-        request.unread = partial(_read_conversation, raw_messages=raw_messages, tools_raw=tools_raw, at=format_features)
+        request.unread = partial(_read_conversation, data=data, at=format_features)
     return request
 
 
@@ -364,13 +361,13 @@ def _check_messages(raw_messages: Any) -> None:
     check_count(raw_messages, MAX_MESSAGES, "messages")
 
 
-def _read_conversation(request: ChatRequest, raw_messages: Any, tools_raw: Any, at: int) -> None:
+def _read_conversation(request: ChatRequest, data: dict[str, Any], at: int) -> None:
     """The messages and tools into `request`, their schemas bounded (the gateway writes them again:
     the cache key, another API's body); their ApiFeatures go where a whole read puts them (the
     messages' first, the tools' after the response format's, which end at `at`)."""
     names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     found: list[ApiFeature] = []
-    raw_messages, tools_raw = read_unread(raw_messages, "body"), read_unread(tools_raw, "body")
+    raw_messages, tools_raw = read_field(data, "messages", "body"), read_field(data, "tools", "body")
     _check_messages(raw_messages)
     try:
         request.messages = [
