@@ -378,6 +378,7 @@ class Row:
     result: wrk.WrkResult | None = None
     cpu_us_per_request: float | None = None  # the ext_proc process, gateway scenarios only
     envoy_cpu_us_per_request: float | None = None  # the Envoy in front (the gateway's or the plain one)
+    switches_per_request: float | None = None  # the ext_proc processes' context switches
     skipped: str = ""
 
 
@@ -411,12 +412,15 @@ class Bench:
         envoy_pid = self.envoy_pids.get(scenario.target)
         for connections in self.connections:
             wrk.run(url, script, connections, WARMUP_SECONDS)
-            cpu_before, envoy_before = _cpu_seconds(pid), _cpu_seconds(envoy_pid)
+            before, envoy_before = _usage(pid), _cpu_seconds(envoy_pid)
             result = wrk.run(url, script, connections, self.seconds)
-            cpu_after, envoy_after = _cpu_seconds(pid), _cpu_seconds(envoy_pid)
-            cpu = _per_request(cpu_before, cpu_after, result.requests)
-            envoy_cpu = _per_request(envoy_before, envoy_after, result.requests)
-            self.rows.append(Row(scenario.name, connections, result, cpu, envoy_cpu))
+            after, envoy_after = _usage(pid), _cpu_seconds(envoy_pid)
+            row = Row(scenario.name, connections, result)
+            if before is not None and after is not None and result.requests:
+                row.cpu_us_per_request = (after[0] - before[0]) / result.requests * 1e6
+                row.switches_per_request = (after[1] - before[1]) / result.requests
+            row.envoy_cpu_us_per_request = _per_request(envoy_before, envoy_after, result.requests)
+            self.rows.append(row)
             _progress(f"{scenario.name} c={connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
 
 
@@ -441,9 +445,16 @@ def _per_request(before: float | None, after: float | None, requests: int) -> fl
 
 def _cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU of a process and its direct children (ext_proc workers), from /proc."""
+    used = _usage(pid)
+    return None if used is None else used[0]
+
+
+def _usage(pid: int | None) -> tuple[float, int] | None:
+    """CPU seconds (user + system) and context switches (voluntary: it slept; involuntary: it was
+    preempted) of a process and its direct children, every thread counted, from /proc."""
     if pid is None:
         return None
-    total = 0.0
+    cpu, switches = 0.0, 0
     found = False
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -452,8 +463,21 @@ def _cpu_seconds(pid: int | None) -> float | None:
             continue
         if stat.parent.name == str(pid) or fields[1] == str(pid):
             found = True
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total if found else None
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            switches += _switches(stat.parent)
+    return (cpu, switches) if found else None
+
+
+def _switches(process: Path) -> int:
+    total = 0
+    for status in process.glob("task/*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def _progress(text: str) -> None:
@@ -473,6 +497,7 @@ def render_table(rows: list[Row]) -> str:
         "sock err",
         "py cpu us/req",
         "envoy cpu us/req",
+        "py ctx sw/req",
     )
     lines: list[tuple[str, ...]] = [header]
     skipped: list[str] = []
@@ -494,6 +519,7 @@ def render_table(rows: list[Row]) -> str:
                 str(r.socket_errors),
                 f"{row.cpu_us_per_request:.0f}" if row.cpu_us_per_request is not None else "-",
                 f"{row.envoy_cpu_us_per_request:.0f}" if row.envoy_cpu_us_per_request is not None else "-",
+                f"{row.switches_per_request:.1f}" if row.switches_per_request is not None else "-",
             )
         )
     return "\n".join([_columns(lines), *skipped])
