@@ -10,6 +10,7 @@ then loaded with wrk at each connection count. Environment:
   BENCH_CONNECTIONS  comma-separated connection counts (default "1,32")
   BENCH_SCENARIOS    comma-separated scenario names to run (default: all; envoy-plain always runs)
   BENCH_BUSY_POLL_US the ext_proc's extproc.busy_poll_us (default: the gateway's own)
+  BENCH_WORKERS      the ext_proc's extproc.workers (default: the gateway's own, 1)
 
 Two more gateways trace every request (sample_ratio 1.0) to an OTLP collector in this process:
 one that answers, one that takes each export and never answers. The cloud kinds (Bedrock signed
@@ -277,9 +278,9 @@ def _base_config(providers: list[dict[str, Any]], routes: list[dict[str, Any]]) 
     return {
         "log_level": "info",
         "listeners": [{"name": "main"}],
-        # One ext_proc process per core by default: each is an endpoint of Envoy's ext_proc cluster.
+        # The gateway's own worker count and busy polling unless asked (BENCH_WORKERS, BENCH_BUSY_POLL_US).
         "extproc": {
-            "workers": int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1)),
+            **({"workers": int(n)} if (n := os.environ.get("BENCH_WORKERS")) else {}),
             **({"busy_poll_us": int(us)} if (us := os.environ.get("BENCH_BUSY_POLL_US")) else {}),
         },
         "providers": providers,
