@@ -380,6 +380,7 @@ class Row:
     cpu_us_per_request: float | None = None  # the ext_proc process, gateway scenarios only
     envoy_cpu_us_per_request: float | None = None  # the Envoy in front (the gateway's or the plain one)
     switches_per_request: float | None = None  # the ext_proc processes' context switches
+    messages_per_request: float | None = None  # what Envoy sent the ext_proc (its own stats)
     skipped: str = ""
 
 
@@ -413,10 +414,13 @@ class Bench:
         envoy_pid = self.envoy_pids.get(scenario.target)
         for connections in self.connections:
             wrk.run(url, script, connections, WARMUP_SECONDS)
-            before, envoy_before = _usage(pid), _cpu_seconds(envoy_pid)
+            stack = self.stacks.get(scenario.target)
+            before, envoy_before, sent_before = _usage(pid), _cpu_seconds(envoy_pid), _extproc_messages(stack)
             result = wrk.run(url, script, connections, self.seconds)
-            after, envoy_after = _usage(pid), _cpu_seconds(envoy_pid)
+            after, envoy_after, sent_after = _usage(pid), _cpu_seconds(envoy_pid), _extproc_messages(stack)
             row = Row(scenario.name, connections, result)
+            if sent_before is not None and sent_after is not None and result.requests:
+                row.messages_per_request = (sent_after - sent_before) / result.requests
             if before is not None and after is not None and result.requests:
                 row.cpu_us_per_request = (after[0] - before[0]) / result.requests * 1e6
                 row.switches_per_request = (after[1] - before[1]) / result.requests
@@ -436,6 +440,18 @@ def _start_gateway(bench: Bench, target: str, stack: GatewayStack, running: cont
     except Exception as error:  # the baselines still run; this target's rows say why not
         bench.target_errors[target] = f"gateway did not start: {str(error).splitlines()[0]}"
         print(str(error), file=sys.stderr)
+
+
+def _extproc_messages(stack: GatewayStack | None) -> int | None:
+    """The messages the gateway's Envoy has sent its ext_proc so far (every ext_proc filter's
+    `stream_msgs_sent`, from its admin stats)."""
+    if stack is None:
+        return None
+    try:
+        text = httpx.get(stack.envoy_admin_url + "/stats?filter=ext_proc", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    return sum(int(line.rpartition(": ")[2]) for line in text.splitlines() if ".stream_msgs_sent: " in line)
 
 
 def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
@@ -499,6 +515,7 @@ def render_table(rows: list[Row]) -> str:
         "py cpu us/req",
         "envoy cpu us/req",
         "py ctx sw/req",
+        "msgs/req",
     )
     lines: list[tuple[str, ...]] = [header]
     skipped: list[str] = []
@@ -521,6 +538,7 @@ def render_table(rows: list[Row]) -> str:
                 f"{row.cpu_us_per_request:.0f}" if row.cpu_us_per_request is not None else "-",
                 f"{row.envoy_cpu_us_per_request:.0f}" if row.envoy_cpu_us_per_request is not None else "-",
                 f"{row.switches_per_request:.1f}" if row.switches_per_request is not None else "-",
+                f"{row.messages_per_request:.1f}" if row.messages_per_request is not None else "-",
             )
         )
     return "\n".join([_columns(lines), *skipped])
