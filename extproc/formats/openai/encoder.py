@@ -60,7 +60,7 @@ class StreamEncoder:
         )
 
     def _chunk(self, choice: dict[str, Any]) -> bytes:
-        return b"data: " + self._prefix + orjson.dumps(choice) + self._suffix + b"\n\n"
+        return b"".join((b"data: ", self._prefix, orjson.dumps(choice), self._suffix, b"\n\n"))  # one copy
 
     def _open(self, index: int, out: list[bytes]) -> None:
         if index in self._opened:
@@ -96,7 +96,8 @@ class StreamEncoder:
         for ev in events:
             if isinstance(ev, TextDelta):
                 if ev.text:
-                    self._open(ev.index, out)
+                    if ev.index not in self._opened:
+                        self._open(ev.index, out)
                     out.append(self._chunk({"index": ev.index, "delta": {"content": ev.text}, "finish_reason": None}))
             elif isinstance(ev, ToolCallStart):
                 if (ev.index, ev.call_index) in self._calls:
