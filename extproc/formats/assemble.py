@@ -44,8 +44,11 @@ class StreamAssembler:
     def add(self, events: list[StreamEvent]) -> None:
         for ev in events:
             if isinstance(ev, TextDelta):
-                self._texts.setdefault(ev.index, []).append(ev.text)
-                self._choice(ev.index)
+                texts = self._texts.get(ev.index)
+                if texts is None:  # the choice's first text: it is made with it, once
+                    texts = self._texts[ev.index] = []
+                    self._choice(ev.index)
+                texts.append(ev.text)
                 self.output_chars += len(ev.text)
             elif isinstance(ev, ToolCallDelta):
                 call = self._calls.get((ev.index, ev.call_index))

@@ -105,14 +105,18 @@ class SSEParser:
 
     def _line_of(self, line: str, events: list[SSEEvent]) -> None:
         if not line:
-            if self._has_data or self._raw:
+            if self._has_data or self._raw:  # else no line was kept: nothing to clear but the name
                 events.append(SSEEvent(self._event, "\n".join(self._data), self._raw))
-            self._event, self._data, self._raw, self._has_data, self._size = "", [], [], False, 0
+                self._data, self._raw, self._has_data = [], [], False
+            self._event, self._size = "", 0
             return
         if line.startswith("data: "):  # nearly every line
             if self._gather(line):
                 self._data.append(line[6:])
                 self._has_data = True
+            return
+        if line.startswith("event: "):  # the other line of most events
+            self._event = line[7:]
             return
         if line[0] == ":":
             return  # comment / keep-alive

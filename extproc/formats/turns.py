@@ -23,6 +23,8 @@ def results_first(message: Block, is_result: Callable[[Block], bool]) -> None:
     """A user turn's tool results move before its other blocks when one follows another block (each
     keeps its order): Claude refuses a tool result after text in the turn that answers its call."""
     blocks = message["content"]
+    if len(blocks) < 2:  # nothing to move: most turns
+        return
     seen_other = False
     for block in blocks:
         if not is_result(block):

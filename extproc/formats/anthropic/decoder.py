@@ -90,10 +90,10 @@ class StreamDecoder:
         etype = data.get("type")
         if not isinstance(etype, str):
             etype = sse.event
-        if etype == "error":
-            self._fail(error_from_object(data, None), events)
-        elif etype == "content_block_delta":
+        if etype == "content_block_delta":  # nearly every event: compared first
             self._block_delta(data, events)
+        elif etype == "error":
+            self._fail(error_from_object(data, None), events)
         elif etype == "content_block_start":
             self._block_start(data, events)
         elif etype == "message_start":
@@ -171,7 +171,8 @@ class StreamDecoder:
                 events.append(ThinkingDelta("", opaque, redacted=True))
 
     def _block_delta(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        self._ensure_started(events)
+        if not self._started:
+            self._ensure_started(events)
         delta = data.get("delta")
         if not isinstance(delta, dict):
             return

@@ -89,6 +89,9 @@ def _document_block(part: FilePart) -> dict[str, Any]:
 
 
 def _content_blocks(parts: list[Part], thinking: bool) -> list[dict[str, Any]]:
+    if len(parts) == 1 and type(parts[0]) is TextPart:  # most turns: one text, read without the loop
+        text = parts[0].text
+        return [{"type": "text", "text": text}] if text else []  # the API refuses empty text blocks
     blocks: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, TextPart):
@@ -108,7 +111,14 @@ def _content_blocks(parts: list[Part], thinking: bool) -> list[dict[str, Any]]:
 
 def _tool_result_block(msg: Message) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": _safe_id(msg.tool_call_id)}
-    parts = _content_blocks(msg.content, thinking=False)
+    content = msg.content
+    if len(content) == 1 and type(content[0]) is TextPart:  # most results: one text, the block's content
+        if content[0].text:
+            block["content"] = content[0].text
+        if msg.is_error:
+            block["is_error"] = True
+        return block
+    parts = _content_blocks(content, thinking=False)
     if len(parts) == 1 and parts[0]["type"] == "text":
         block["content"] = parts[0]["text"]
     elif parts:

@@ -60,7 +60,13 @@ class StreamEncoder:
         )
 
     def _chunk(self, choice: dict[str, Any]) -> bytes:
-        return b"data: " + self._prefix + orjson.dumps(choice) + self._suffix + b"\n\n"
+        return b"".join((b"data: ", self._prefix, orjson.dumps(choice), self._suffix, b"\n\n"))  # one copy
+
+    def _text_chunk(self, index: int, text: str) -> bytes:
+        """The chunk of a text delta, as `_chunk` writes it: only the text is written by orjson
+        (most chunks of a stream are text: no dicts made for them)."""
+        choice = b'{"index":%d,"delta":{"content":%b},"finish_reason":null}' % (index, orjson.dumps(text))
+        return b"".join((b"data: ", self._prefix, choice, self._suffix, b"\n\n"))
 
     def _open(self, index: int, out: list[bytes]) -> None:
         if index in self._opened:
@@ -96,8 +102,9 @@ class StreamEncoder:
         for ev in events:
             if isinstance(ev, TextDelta):
                 if ev.text:
-                    self._open(ev.index, out)
-                    out.append(self._chunk({"index": ev.index, "delta": {"content": ev.text}, "finish_reason": None}))
+                    if ev.index not in self._opened:
+                        self._open(ev.index, out)
+                    out.append(self._text_chunk(ev.index, ev.text))
             elif isinstance(ev, ToolCallStart):
                 if (ev.index, ev.call_index) in self._calls:
                     continue  # a repeated start: the call is already open

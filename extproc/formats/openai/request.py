@@ -40,14 +40,12 @@ from extproc.formats.json_fields import (
     as_array,
     as_object,
     data_url,
-    nonempty_str,
     opt_bool,
     opt_int,
     opt_num,
     opt_object,
     opt_str,
     read_field,
-    req_object,
     req_str,
     request_object,
     request_top,
@@ -158,78 +156,116 @@ def _parse_parts(content: Any, at: str, allowed: tuple[str, ...], features: list
 
 def _parse_tool_calls(raw: Any, param: str, names: dict[str, str], features: list[ApiFeature]) -> list[ToolCall]:
     calls: list[ToolCall] = []
+    # The checks are inline and a call's place is written only for a refusal: this loop runs for
+    # every call of the history, each check through a reader costing a call and a string.
     for k, tc in enumerate(as_array(raw, param)):
-        tparam = f"{param}[{k}]"
-        if not isinstance(tc, dict):  # inline, not a reader: this loop runs for every call of the history
-            raise QUOTED.must(tparam, "an object")
+        if not isinstance(tc, dict):
+            raise QUOTED.must(f"{param}[{k}]", "an object")
         ttype = tc.get("type", "function")
         if ttype != "function":  # a custom tool's call, ...
-            note_unknown(features, "tool_calls.", ttype, f"{tparam}.type", tc)
+            note_unknown(features, "tool_calls.", ttype, f"{param}[{k}].type", tc)
             continue
-        call_id = nonempty_str(tc, "id", tparam)
-        fn = req_object(tc, "function", tparam)
+        call_id, fn = tc.get("id"), tc.get("function")
+        if not isinstance(call_id, str) or not call_id:
+            raise QUOTED.must(f"{param}[{k}].id", "a non-empty string")
+        if not isinstance(fn, dict):
+            raise QUOTED.required(f"{param}[{k}].function", "an object")
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise QUOTED.must(f"{tparam}.function.name", "a non-empty string")
+            raise QUOTED.must(f"{param}[{k}].function.name", "a non-empty string")
         args = fn.get("arguments", "")
         if not isinstance(args, str):
-            raise QUOTED.must(f"{tparam}.function.arguments", "a JSON string")
+            raise QUOTED.must(f"{param}[{k}].function.arguments", "a JSON string")
         names[call_id] = name
         calls.append(ToolCall(call_id, name, args))
     return calls
 
 
+_USER_PARTS = ("text", "image_url")
+_ASSISTANT_PARTS = ("text", "refusal")
+_TEXT_PARTS = ("text",)
+
+
 def _parse_message(m: Any, i: int, names: dict[str, str], features: list[ApiFeature]) -> Message | None:
-    """None: a role the canonical model does not know (recorded)."""
-    param = f"messages[{i}]"
+    """None: a role the canonical model does not know (recorded). The message's place
+    (`messages[i]`) is written only where it is needed: most messages hold a string and no refusal."""
     if not isinstance(m, dict):  # inline, not a reader: this runs for every message of the history
-        raise QUOTED.must(param, "an object")
+        raise QUOTED.must(f"messages[{i}]", "an object")
     role = m.get("role")
     content = m.get("content")
-    if role in SYSTEM_ROLES:
+    if role == "user" or role in SYSTEM_ROLES:
         if content is None:
-            raise QUOTED.missing(f"{param}.content")
-        return Message("system", _parse_parts(content, param, ("text",), features))
-    if role == "user":
-        if content is None:
-            raise QUOTED.missing(f"{param}.content")
-        return Message("user", _parse_parts(content, param, ("text", "image_url"), features))
+            raise QUOTED.missing(f"messages[{i}].content")
+        if isinstance(content, str):
+            parts: list[Part] = [TextPart(content)]
+        else:
+            parts = _parse_parts(content, f"messages[{i}]", _USER_PARTS if role == "user" else _TEXT_PARTS, features)
+        return Message("user" if role == "user" else "system", parts)
     if role == "assistant":
-        parts = [] if content is None else _parse_parts(content, param, ("text", "refusal"), features)
-        refusal = opt_str(m, "refusal", param)
-        if refusal and not parts:
-            parts.append(TextPart(refusal))  # canonical messages have no refusal field
-        raw_calls = m.get("tool_calls")
-        calls = [] if raw_calls is None else _parse_tool_calls(raw_calls, f"{param}.tool_calls", names, features)
-        return Message("assistant", parts, tool_calls=calls)
-    if role == "tool":
-        call_id = nonempty_str(m, "tool_call_id", param)
         if content is None:
-            raise QUOTED.missing(f"{param}.content")
-        parts = _parse_parts(content, param, ("text",), features)
+            parts = []
+        elif isinstance(content, str):
+            parts = [TextPart(content)]
+        else:
+            parts = _parse_parts(content, f"messages[{i}]", _ASSISTANT_PARTS, features)
+        refusal = m.get("refusal")
+        if refusal is not None:
+            if not isinstance(refusal, str):
+                raise QUOTED.must(f"messages[{i}].refusal", "a string")
+            if refusal and not parts:
+                parts.append(TextPart(refusal))  # canonical messages have no refusal field
+        raw_calls = m.get("tool_calls")
+        if raw_calls is None:
+            return Message("assistant", parts)
+        return Message("assistant", parts, _parse_tool_calls(raw_calls, f"messages[{i}].tool_calls", names, features))
+    if role == "tool":
+        call_id = m.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise QUOTED.must(f"messages[{i}].tool_call_id", "a non-empty string")
+        if content is None:
+            raise QUOTED.missing(f"messages[{i}].content")
+        if isinstance(content, str):
+            parts = [TextPart(content)]
+        else:
+            parts = _parse_parts(content, f"messages[{i}]", _TEXT_PARTS, features)
         name = names.get(call_id)
         if name is None:
-            name = opt_str(m, "name", param)
+            name = opt_str(m, "name", f"messages[{i}]")
         return Message("tool", parts, tool_call_id=call_id, name=name)
     if isinstance(role, str):  # the legacy "function" role, or one added since
-        note_unknown(features, "role.", role, f"{param}.role", m)
+        note_unknown(features, "role.", role, f"messages[{i}].role", m)
         return None
-    raise invalid(f"'{param}.role' is required and must be a string", f"{param}.role")
+    raise invalid(f"'messages[{i}].role' is required and must be a string", f"messages[{i}].role")
 
 
 def _parse_tools(raw: Any, features: list[ApiFeature]) -> list[Tool]:
     tools: list[Tool] = []
     for i, t in enumerate(as_array(raw, "tools")):
-        param = f"tools[{i}]"
-        ttype = as_object(t, param).get("type", "function")
+        if not isinstance(t, dict):
+            raise QUOTED.must(f"tools[{i}]", "an object")
+        ttype = t.get("type", "function")
         if ttype != "function":  # custom tools, ...
-            note_unknown(features, "tools.", ttype, param, t)
+            note_unknown(features, "tools.", ttype, f"tools[{i}]", t)
             continue
-        fn = req_object(t, "function", param)
-        at = f"{param}.function"
-        name = nonempty_str(fn, "name", at)
-        params = opt_object(fn, "parameters", at)
-        tools.append(Tool(name, opt_str(fn, "description", at), params, opt_bool(fn, "strict", at)))
+        fn = t.get("function")
+        if not isinstance(fn, dict):
+            raise QUOTED.required(f"tools[{i}].function", "an object")
+        # each field checked inline, its place written only for a refusal (as for messages)
+        name, params, description, strict = (
+            fn.get("name"),
+            fn.get("parameters"),
+            fn.get("description"),
+            fn.get("strict"),
+        )
+        if not isinstance(name, str) or not name:
+            raise QUOTED.must(f"tools[{i}].function.name", "a non-empty string")
+        if params is not None and not isinstance(params, dict):
+            raise QUOTED.must(f"tools[{i}].function.parameters", "an object")
+        if description is not None and not isinstance(description, str):
+            raise QUOTED.must(f"tools[{i}].function.description", "a string")
+        if strict is not None and not isinstance(strict, bool):
+            raise QUOTED.must(f"tools[{i}].function.strict", "a boolean")
+        tools.append(Tool(name, description, params, strict))
     return tools
 
 
