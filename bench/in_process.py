@@ -223,7 +223,9 @@ def main(argv: list[str]) -> None:
             profile.enable()
             loop.run_until_complete(_requests(service, sent, count // 4, traced))
             profile.disable()
-            pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PROFILE_ROWS", "25")))
+            pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(
+                int(os.environ.get("PROFILE_ROWS", "25"))
+            )
 
 
 if __name__ == "__main__":
