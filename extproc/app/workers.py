@@ -141,7 +141,7 @@ def _worker_main(config: GatewayConfig, index: int, channel: Connection, read: _
 
 
 async def _serve_worker(config: GatewayConfig, index: int, channel: Connection, token: str | None) -> None:
-    from extproc.heap import settle_heap
+    from extproc.heap import return_freed_memory, settle_heap
     from extproc.observe.logs import setup_logging
     from extproc.server.service import ProcessorServer
     from extproc.state import GatewayState
@@ -157,7 +157,9 @@ async def _serve_worker(config: GatewayConfig, index: int, channel: Connection, 
     server = ProcessorServer(state, config.extproc.grpc_addresses()[index], token)
     await server.start()
     settle_heap()
+    trimming = asyncio.ensure_future(return_freed_memory())
     await stop.wait()
+    trimming.cancel()
     await server.stop(config.extproc.grace_period_s)
     await asyncio.to_thread(state.close_tracing)
 
