@@ -13,6 +13,7 @@ import asyncio
 import gc
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import pytest
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest
@@ -42,34 +43,40 @@ async def _one_request(
     return answered
 
 
-@pytest.fixture
-def no_collector() -> Iterator[None]:
+@dataclass
+class Warm:
+    mode: str
+    service: ExternalProcessor
+    sent: list[ProcessingRequest]
+    loop: asyncio.AbstractEventLoop
+
+
+@pytest.fixture(params=MODES)
+def warm(request: pytest.FixtureRequest) -> Iterator[Warm]:
+    """The in-process bench's processor (API-key auth, limits) and an agent's request in the mode,
+    served once (first-use caches), with the collector off and what start-up left freed."""
+    service, state = processor()
+    warm = Warm(request.param, service, messages(request.param, agent=True), asyncio.new_event_loop())
     gc.disable()
     try:
-        yield
+        assert warm.loop.run_until_complete(_one_request(service, warm.sent)) == len(warm.sent)
+        gc.collect()
+        yield warm
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
+        gc.collect()  # the cycles it saved, freed now
         gc.enable()
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.usefixtures("no_collector")
-def test_an_agent_request_leaves_no_cycle_for_the_collector(mode: str) -> None:
-    service, state = processor()
-    sent = messages(mode, agent=True)
-    loop = asyncio.new_event_loop()
-    try:
-        assert loop.run_until_complete(_one_request(service, sent)) == len(sent)  # warm: first-use caches
-        gc.collect()  # what start-up left (freed: not yet saved)
-        gc.set_debug(gc.DEBUG_SAVEALL)  # from here on, what the collector finds is kept in gc.garbage
-        assert loop.run_until_complete(_one_request(service, sent)) == len(sent)
-        gc.collect()
-        left = Counter(type(item).__qualname__ for item in gc.garbage)
-        assert left == Counter(), f"cyclic garbage of one {mode} request: {left.most_common(8)}"
-    finally:
-        loop.close()
+        warm.loop.close()
         state.close_tracing()
+
+
+def test_an_agent_request_leaves_no_cycle_for_the_collector(warm: Warm) -> None:
+    gc.set_debug(gc.DEBUG_SAVEALL)  # from here on, what the collector finds is kept in gc.garbage
+    assert warm.loop.run_until_complete(_one_request(warm.service, warm.sent)) == len(warm.sent)
+    gc.collect()
+    left = Counter(type(item).__qualname__ for item in gc.garbage)
+    assert left == Counter(), f"cyclic garbage of one {warm.mode} request: {left.most_common(8)}"
 
 
 def _message_dicts() -> int:
@@ -78,28 +85,16 @@ def _message_dicts() -> int:
     return sum(1 for item in gc.get_objects() if isinstance(item, dict) and "tool_calls" in item and "role" in item)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.usefixtures("no_collector")
-def test_a_request_waiting_for_its_answer_holds_no_parsed_message_of_its_body(mode: str) -> None:
-    service, state = processor()
-    sent = messages(mode, agent=True)
-    loop = asyncio.new_event_loop()
-
+def test_a_request_waiting_for_its_answer_holds_no_parsed_message_of_its_body(warm: Warm) -> None:
     async def run() -> tuple[int, int]:
-        assert await _one_request(service, sent) == len(sent)  # warm: first-use caches
-        gc.collect()  # what earlier work left: the count below moves only with this request
         before = _message_dicts()
         request_sent, answer_comes = asyncio.Event(), asyncio.Event()
-        request = asyncio.ensure_future(_one_request(service, sent, (request_sent, answer_comes)))
+        request = asyncio.ensure_future(_one_request(warm.service, warm.sent, (request_sent, answer_comes)))
         await request_sent.wait()
         during = _message_dicts()
         answer_comes.set()
-        assert await request == len(sent)
+        assert await request == len(warm.sent)
         return before, during
 
-    try:
-        before, during = loop.run_until_complete(run())
-        assert during == before, f"{during - before} parsed messages held while the {mode} answer is awaited"
-    finally:
-        loop.close()
-        state.close_tracing()
+    before, during = warm.loop.run_until_complete(run())
+    assert during == before, f"{during - before} parsed messages held while the {warm.mode} answer is awaited"
