@@ -10,6 +10,7 @@ then loaded with wrk at each connection count. Environment:
   BENCH_CONNECTIONS  comma-separated connection counts (default "1,32")
   BENCH_SCENARIOS    comma-separated scenario names to run (default: all; envoy-plain always runs)
   BENCH_BUSY_POLL_US the ext_proc's extproc.busy_poll_us (default: the gateway's own)
+  BENCH_WORKERS      the ext_proc's extproc.workers (default: the gateway's own, 1)
 
 Two more gateways trace every request (sample_ratio 1.0) to an OTLP collector in this process:
 one that answers, one that takes each export and never answers. The cloud kinds (Bedrock signed
@@ -277,9 +278,9 @@ def _base_config(providers: list[dict[str, Any]], routes: list[dict[str, Any]]) 
     return {
         "log_level": "info",
         "listeners": [{"name": "main"}],
-        # One ext_proc process per core by default: each is an endpoint of Envoy's ext_proc cluster.
+        # The gateway's own worker count and busy polling unless asked (BENCH_WORKERS, BENCH_BUSY_POLL_US).
         "extproc": {
-            "workers": int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1)),
+            **({"workers": int(n)} if (n := os.environ.get("BENCH_WORKERS")) else {}),
             **({"busy_poll_us": int(us)} if (us := os.environ.get("BENCH_BUSY_POLL_US")) else {}),
         },
         "providers": providers,
@@ -378,6 +379,8 @@ class Row:
     result: wrk.WrkResult | None = None
     cpu_us_per_request: float | None = None  # the ext_proc process, gateway scenarios only
     envoy_cpu_us_per_request: float | None = None  # the Envoy in front (the gateway's or the plain one)
+    switches_per_request: float | None = None  # the ext_proc processes' context switches
+    messages_per_request: float | None = None  # what Envoy sent the ext_proc (its own stats)
     skipped: str = ""
 
 
@@ -411,12 +414,18 @@ class Bench:
         envoy_pid = self.envoy_pids.get(scenario.target)
         for connections in self.connections:
             wrk.run(url, script, connections, WARMUP_SECONDS)
-            cpu_before, envoy_before = _cpu_seconds(pid), _cpu_seconds(envoy_pid)
+            stack = self.stacks.get(scenario.target)
+            before, envoy_before, sent_before = _usage(pid), _cpu_seconds(envoy_pid), _extproc_messages(stack)
             result = wrk.run(url, script, connections, self.seconds)
-            cpu_after, envoy_after = _cpu_seconds(pid), _cpu_seconds(envoy_pid)
-            cpu = _per_request(cpu_before, cpu_after, result.requests)
-            envoy_cpu = _per_request(envoy_before, envoy_after, result.requests)
-            self.rows.append(Row(scenario.name, connections, result, cpu, envoy_cpu))
+            after, envoy_after, sent_after = _usage(pid), _cpu_seconds(envoy_pid), _extproc_messages(stack)
+            row = Row(scenario.name, connections, result)
+            if sent_before is not None and sent_after is not None and result.requests:
+                row.messages_per_request = (sent_after - sent_before) / result.requests
+            if before is not None and after is not None and result.requests:
+                row.cpu_us_per_request = (after[0] - before[0]) / result.requests * 1e6
+                row.switches_per_request = (after[1] - before[1]) / result.requests
+            row.envoy_cpu_us_per_request = _per_request(envoy_before, envoy_after, result.requests)
+            self.rows.append(row)
             _progress(f"{scenario.name} c={connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
 
 
@@ -433,6 +442,18 @@ def _start_gateway(bench: Bench, target: str, stack: GatewayStack, running: cont
         print(str(error), file=sys.stderr)
 
 
+def _extproc_messages(stack: GatewayStack | None) -> int | None:
+    """The messages the gateway's Envoy has sent its ext_proc so far (every ext_proc filter's
+    `stream_msgs_sent`, from its admin stats)."""
+    if stack is None:
+        return None
+    try:
+        text = httpx.get(stack.envoy_admin_url + "/stats?filter=ext_proc", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    return sum(int(line.rpartition(": ")[2]) for line in text.splitlines() if ".stream_msgs_sent: " in line)
+
+
 def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
     if before is None or after is None or not requests:
         return None
@@ -441,9 +462,16 @@ def _per_request(before: float | None, after: float | None, requests: int) -> fl
 
 def _cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU of a process and its direct children (ext_proc workers), from /proc."""
+    used = _usage(pid)
+    return None if used is None else used[0]
+
+
+def _usage(pid: int | None) -> tuple[float, int] | None:
+    """CPU seconds (user + system) and context switches (voluntary: it slept; involuntary: it was
+    preempted) of a process and its direct children, every thread counted, from /proc."""
     if pid is None:
         return None
-    total = 0.0
+    cpu, switches = 0.0, 0
     found = False
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -452,8 +480,21 @@ def _cpu_seconds(pid: int | None) -> float | None:
             continue
         if stat.parent.name == str(pid) or fields[1] == str(pid):
             found = True
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total if found else None
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            switches += _switches(stat.parent)
+    return (cpu, switches) if found else None
+
+
+def _switches(process: Path) -> int:
+    total = 0
+    for status in process.glob("task/*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def _progress(text: str) -> None:
@@ -473,6 +514,8 @@ def render_table(rows: list[Row]) -> str:
         "sock err",
         "py cpu us/req",
         "envoy cpu us/req",
+        "py ctx sw/req",
+        "msgs/req",
     )
     lines: list[tuple[str, ...]] = [header]
     skipped: list[str] = []
@@ -494,6 +537,8 @@ def render_table(rows: list[Row]) -> str:
                 str(r.socket_errors),
                 f"{row.cpu_us_per_request:.0f}" if row.cpu_us_per_request is not None else "-",
                 f"{row.envoy_cpu_us_per_request:.0f}" if row.envoy_cpu_us_per_request is not None else "-",
+                f"{row.switches_per_request:.1f}" if row.switches_per_request is not None else "-",
+                f"{row.messages_per_request:.1f}" if row.messages_per_request is not None else "-",
             )
         )
     return "\n".join([_columns(lines), *skipped])

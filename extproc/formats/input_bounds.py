@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 
 from extproc.errors import GatewayError
@@ -63,7 +64,7 @@ def too_deep(param: str, limit: int = MAX_DEPTH) -> GatewayError:
     return invalid(f"'{param}' is nested too deeply (at most {limit} levels)", param)
 
 
-def loads(body: bytes, param: str | None = "body") -> Any:
+def loads(body: bytes | memoryview, param: str | None = "body") -> Any:
     """A client's request body parsed; bad JSON and JSON deeper than orjson reads are 400s
     (`param` as the format names the body: Anthropic's errors name no field for it)."""
     try:
@@ -75,11 +76,18 @@ def loads(body: bytes, param: str | None = "body") -> Any:
         raise invalid("request body is not valid JSON", param) from None
 
 
+def _unread_as_written(value: Any) -> orjson.Fragment:
+    """A value left unread (json_fields.request_top) goes on as the client wrote it."""
+    if isinstance(value, msgspec.Raw):
+        return orjson.Fragment(bytes(value))
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def dumps_request(body: dict[str, Any], param: str = "body") -> bytes:
     """A provider request body. A client value deeper than orjson writes (a tool schema,
     a tool call's input: orjson reads 1024 levels but writes 254) is the client's 400."""
     try:
-        return orjson.dumps(body)
+        return orjson.dumps(body, default=_unread_as_written)
     except orjson.JSONEncodeError as exc:
         if "ecursion" in str(exc):  # orjson: "Recursion limit reached"
             raise too_deep(param, ORJSON_WRITE_DEPTH) from None

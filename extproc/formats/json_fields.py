@@ -10,7 +10,11 @@ it is refused.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeGuard
+
+import msgspec
+import orjson
 
 from extproc.errors import GatewayError
 from extproc.formats.client_errors import invalid
@@ -65,6 +69,46 @@ def request_object(body: bytes, checked: tuple[Field, ...], body_param: str | No
         raise invalid(refusal, body_param)
     refuse_repeated(body, data, checked)
     return data
+
+
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_EMPTY_ARRAY = re.compile(rb"\[[ \t\r\n]*\]")  # JSON's whitespace
+
+
+def request_top(
+    body: bytes, checked: tuple[Field, ...], unread: frozenset[str], body_param: str | None, refusal: str
+) -> dict[str, Any]:
+    """A request body as `request_object` reads it, but for its `unread` fields (an agent's
+    conversation), each left a `msgspec.Raw`: its bytes as the client wrote them, for a request
+    whose bytes go on (the provider judges them; `read_unread` reads one when the gateway needs
+    it). The structure is still checked to the end, in C and without building the values: an
+    80 KB body costs a third of a whole read. A body this read refuses is read whole, which
+    refuses it as ever."""
+    try:
+        top = _TOP_LEVEL.decode(body)
+        data = {key: raw if key in unread else orjson.loads(memoryview(raw)) for key, raw in top.items()}
+    except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):  # not JSON, not an object, ...
+        return request_object(body, checked, body_param, refusal)
+    refuse_repeated(body, data, checked)
+    return data
+
+
+def read_field(data: dict[str, Any], key: str, param: str | None) -> Any:
+    """`data[key]` (None when absent), read now where `request_top` left it unread and kept read
+    in `data`: the body as parsed is then the one a whole read gives (the cache key reads it). Its
+    bad JSON is the client's 400 (`param`: the body as the format names it)."""
+    value = data.get(key)
+    if isinstance(value, msgspec.Raw):
+        value = data[key] = loads(memoryview(value), param)
+    return value
+
+
+def unread_array(value: Any) -> bool:
+    """Whether a field `request_top` left unread holds an array with at least one item."""
+    if not isinstance(value, msgspec.Raw):
+        return False
+    written = memoryview(value)  # msgspec.Raw starts at the value's first byte; read in place, not copied
+    return written[:1] == b"[" and _EMPTY_ARRAY.match(written) is None
 
 
 # ---- a value, named by its whole path

@@ -76,9 +76,10 @@ class LimitsStage(Stage):
         ex.input_estimate, reserve = (0, 0) if counting else estimate.reserve(body, ex.request)
         budgeted = not counting and any(rule.usd is not None for rule in rules)
         takes, kinds = _takes(rules, subject, reserve, _usd_reservation(ex) if budgeted else 0)
-        # A stream's slots are asked for beside its take: on Redis both leave in one round trip.
         streams = ex.stream and any(rule.concurrent_streams is not None for rule in rules)
-        slots = asyncio.ensure_future(self._hold_stream_slots(ex, rules, subject)) if streams else None
+        slots = None  # on Redis a stream's slots are asked for beside its take: both leave in one round trip
+        if streams and self._store.joins_calls:
+            slots = asyncio.ensure_future(self._hold_stream_slots(ex, rules, subject))
         try:
             decisions = await self._store.take(takes) if takes else []
         except StoreError as error:
@@ -97,9 +98,9 @@ class LimitsStage(Stage):
         ex.reserved_usd = [take for take, (_, kind) in zip(takes, kinds, strict=True) if kind == "usd"]
         if ex.reserved_usd:
             _show_budgets(takes, kinds, decisions)
-        if slots is not None:
+        if streams:
             try:
-                await slots
+                await (slots if slots is not None else self._hold_stream_slots(ex, rules, subject))
             except StoreError as error:
                 self._store_down(ex, error)
         return None
@@ -121,7 +122,13 @@ class LimitsStage(Stage):
             if rule.concurrent_streams is not None
         ]
         ex.slot_holder = holder = f"{_holder_prefix}-{next(_holders)}"
-        held = await asyncio.gather(*(self._store.acquire(key, holder, limit, lease_s) for _, limit, key in limited))
+        if len(limited) == 1:  # the usual case: no gather to make
+            _, limit, key = limited[0]
+            held = [await self._store.acquire(key, holder, limit, lease_s)]
+        else:
+            held = await asyncio.gather(
+                *(self._store.acquire(key, holder, limit, lease_s) for _, limit, key in limited)
+            )
         for (rule, _, key), granted in zip(limited, held, strict=True):
             labelled(LIMIT_DECISIONS, rule.name, "streams", "allow" if granted else "deny").inc()
             if granted:

@@ -61,6 +61,10 @@ class CacheEntry:
 
 
 class Store(Protocol):
+    # Whether calls made together leave together (Redis: one round trip for a take and a stream's
+    # slots); in one process each call is done when it is made, and running two at once only costs.
+    joins_calls: bool
+
     async def take(self, takes: Sequence[Take]) -> list[Decision]:
         """All or nothing: when any bucket lacks its cost, nothing is taken and that one is refused."""
         ...

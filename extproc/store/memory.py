@@ -21,6 +21,8 @@ SWEEP_EVERY = 1024
 class MemoryStore:
     """The Store for one process; the cache is an LRU bounded by entry count and total value bytes."""
 
+    joins_calls = False
+
     def __init__(self, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._max_entries = max_entries
         self._max_bytes = max_bytes

@@ -247,6 +247,8 @@ def _glob_escaped(text: str) -> str:
 class RedisStore:
     """The Store on one Redis client (decode_responses=False: cached values are raw bytes)."""
 
+    joins_calls = True  # calls made together share a pipeline (script_pipeline.py)
+
     def __init__(self, client: redis.Redis, prefix: str, max_entries: int, max_bytes: int) -> None:
         self._client = client
         self._prefix = prefix

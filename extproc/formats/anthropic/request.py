@@ -48,9 +48,12 @@ from extproc.formats.json_fields import (
     opt_num,
     opt_object,
     opt_str,
+    read_field,
     req_object,
     req_str,
     request_object,
+    request_top,
+    unread_array,
 )
 from extproc.formats.model_name import check_model
 from extproc.formats.repeated_keys import ARRAY, BOOLEAN, NUMBER, STRING, Field
@@ -76,6 +79,10 @@ _READ_FIELDS = frozenset(
         "stop_sequences", "metadata", "output_config", "thinking", "tools", "tool_choice",
     }
 )  # fmt: skip
+_NOT_AN_OBJECT = "request body must be a JSON object"
+_CONVERSATION = frozenset(
+    {"system", "messages", "tools"}
+)  # left unread (json_fields.request_top) where the bytes go on
 _TOOL_FIELDS = frozenset({"type", "name", "description", "input_schema", "strict", "cache_control"})
 _OUTPUT_CONFIG_FIELDS = frozenset({"format", "effort"})
 
@@ -324,7 +331,10 @@ def parse_request(
     """`counting`: a `/v1/messages/count_tokens` body, which has no max_tokens. Not `whole`: the
     system prompt, messages and tools are left for `read_conversation`, for a request whose bytes
     go on as they are (the provider, of the client's own API, judges them)."""
-    data = request_object(body, CHECKED_FIELDS, None, "request body must be a JSON object")
+    if whole:
+        data = request_object(body, CHECKED_FIELDS, None, _NOT_AN_OBJECT)
+    else:
+        data = request_top(body, CHECKED_FIELDS, _CONVERSATION, None, _NOT_AN_OBJECT)
     model = data.get("model", path_model)
     if not isinstance(model, str) or not model:
         raise PLAIN.required("model", "a non-empty string")
@@ -338,10 +348,8 @@ def parse_request(
         raise PLAIN.must("max_tokens", "an integer")
     else:
         check_tokens(max_tokens, "max_tokens")
-    raw_messages = data.get("messages")
-    if not isinstance(raw_messages, list):
-        raise PLAIN.required("messages", "an array")
-    check_count(raw_messages, MAX_MESSAGES, "messages")
+    if not unread_array(data.get("messages")):  # read now: refused as ever
+        _check_messages(read_field(data, "messages", None))
 
     ctx = _Context()  # what the fields besides the conversation gather
     req = ChatRequest(model=model, messages=[], max_tokens=max_tokens, source=data)
@@ -373,7 +381,7 @@ def parse_request(
         data, _READ_FIELDS, ctx.features
     )  # context_management, container, mcp_servers, service_tier, ...
     req.api_features = ctx.features
-    read = partial(_read_conversation, data=data, raw_messages=raw_messages, head=ctx, before_tools=before_tools)
+    read = partial(_read_conversation, data=data, head=ctx, before_tools=before_tools)
     if whole:
         read(req)
     else:
@@ -381,15 +389,21 @@ def parse_request(
     return req
 
 
-def _read_conversation(
-    req: ChatRequest, data: dict[str, Any], raw_messages: list[Any], head: _Context, before_tools: int
-) -> None:
+def _check_messages(raw_messages: Any) -> None:
+    if not isinstance(raw_messages, list):
+        raise PLAIN.required("messages", "an array")
+    check_count(raw_messages, MAX_MESSAGES, "messages")
+
+
+def _read_conversation(req: ChatRequest, data: dict[str, Any], head: _Context, before_tools: int) -> None:
     """The system prompt, messages and tools into `req`, their schemas bounded with the response
     format's; their features go where one pass in the body's order puts them (the conversation's
     first, the tools' after the output config's and thinking's, which end at `before_tools`)."""
     ctx = _Context()
     messages: list[Message] = []
-    system = data.get("system")
+    raw_messages = read_field(data, "messages", None)
+    _check_messages(raw_messages)
+    system = read_field(data, "system", None)
     if system is not None:
         parts = _parse_system(system, "system", ctx)
         if parts:
@@ -418,8 +432,9 @@ def _read_conversation(
             _parse_user(content, path, ctx, messages)
     req.messages = messages
     in_conversation = len(ctx.features)
-    if data.get("tools") is not None:
-        req.tools = _parse_tools(data["tools"], ctx)
+    tools = read_field(data, "tools", None)
+    if tools is not None:
+        req.tools = _parse_tools(tools, ctx)
     features = req.api_features
     features[:] = [
         *ctx.features[:in_conversation],

@@ -125,8 +125,19 @@ class StreamDecoder:
             self._fail(out, provider_error("provider stream contained a malformed chunk"))
 
     def _chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
-        self._ensure_start(out, obj)
         choices = obj.get("choices")
+        # Nearly every chunk: one choice's piece of text, nothing else to read (a third of the reads).
+        if self._started and type(choices) is list and len(choices) == 1 and obj.get("usage") is None:
+            choice = choices[0]
+            if type(choice) is dict and choice.get("finish_reason") is None:
+                delta, index = choice.get("delta"), choice.get("index", 0)
+                if type(delta) is dict and len(delta) == 1 and type(index) is int:
+                    text = delta.get("content")
+                    if type(text) is str:
+                        if text:
+                            out.append(TextDelta(text, index))
+                        return
+        self._ensure_start(out, obj)
         if isinstance(choices, list):
             for position, c in enumerate(choices):
                 if not isinstance(c, dict):

@@ -46,9 +46,12 @@ from extproc.formats.json_fields import (
     opt_num,
     opt_object,
     opt_str,
+    read_field,
     req_object,
     req_str,
     request_object,
+    request_top,
+    unread_array,
 )
 from extproc.formats.model_name import check_model
 from extproc.formats.openai.common import SHAPE_ERRORS, SYSTEM_ROLES
@@ -63,6 +66,8 @@ CHAT_FIELDS = (
     Field(("max_tokens",), NUMBER),
     Field(("max_completion_tokens",), NUMBER),
 )
+_NOT_AN_OBJECT = "request body must be a JSON object"
+_CONVERSATION = frozenset({"messages", "tools"})  # left unread (json_fields.request_top) where the bytes go on
 _PART_TYPES = frozenset({"text", "image_url", "refusal"})  # the content parts the canonical model carries
 # what the canonical request is read from; any other top-level field is an ApiFeature
 _READ_FIELDS = frozenset(
@@ -300,12 +305,13 @@ def _tool_params(tools_raw: list[Any]) -> list[str]:
 
 
 def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequest:
-    data = request_object(body, CHAT_FIELDS, "body", "request body must be a JSON object")
+    if whole:
+        data = request_object(body, CHAT_FIELDS, "body", _NOT_AN_OBJECT)
+    else:
+        data = request_top(body, CHAT_FIELDS, _CONVERSATION, "body", _NOT_AN_OBJECT)
     model = model_of(data, path_model)
-    raw_messages = data.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
-        raise invalid("'messages' must be a non-empty array", "messages")
-    check_count(raw_messages, MAX_MESSAGES, "messages")
+    if not unread_array(data.get("messages")):  # read now: refused as ever
+        _check_messages(read_field(data, "messages", "body"))
     features: list[ApiFeature] = []
 
     stream = opt_bool(data, "stream") or False
@@ -316,7 +322,6 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
 
     max_tokens = _opt_tokens(data, "max_completion_tokens")
     legacy_max = _opt_tokens(data, "max_tokens")
-    tools_raw = data.get("tools")
     response_format = _parse_response_format(data.get("response_format"), features)
     format_features = len(features)
     request = ChatRequest(
@@ -344,18 +349,26 @@ def _parse_request(body: bytes, path_model: str | None, whole: bool) -> ChatRequ
     note_unknown_fields(data, _READ_FIELDS, features)  # store, metadata, logit_bias, modalities, audio, ...
 
     if whole:
-        _read_conversation(request, raw_messages, tools_raw, format_features)
+        _read_conversation(request, data, format_features)
     else:  # the client's bytes go on: the provider judges them (renamed, a value too deep to write is a 400)
-        request.unread = partial(_read_conversation, raw_messages=raw_messages, tools_raw=tools_raw, at=format_features)
+        request.unread = partial(_read_conversation, data=data, at=format_features)
     return request
 
 
-def _read_conversation(request: ChatRequest, raw_messages: list[Any], tools_raw: Any, at: int) -> None:
+def _check_messages(raw_messages: Any) -> None:
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise invalid("'messages' must be a non-empty array", "messages")
+    check_count(raw_messages, MAX_MESSAGES, "messages")
+
+
+def _read_conversation(request: ChatRequest, data: dict[str, Any], at: int) -> None:
     """The messages and tools into `request`, their schemas bounded (the gateway writes them again:
     the cache key, another API's body); their ApiFeatures go where a whole read puts them (the
     messages' first, the tools' after the response format's, which end at `at`)."""
     names: dict[str, str] = {}  # tool_call id -> function name, for tool messages
     found: list[ApiFeature] = []
+    raw_messages, tools_raw = read_field(data, "messages", "body"), read_field(data, "tools", "body")
+    _check_messages(raw_messages)
     try:
         request.messages = [
             message
