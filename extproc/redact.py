@@ -5,9 +5,11 @@ pasted into the wrong field, a GATEWAY_* override, a line of YAML that failed to
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import yaml
-from jsonschema import ValidationError
+if TYPE_CHECKING:  # their errors come from their callers: a worker, which loads no file, never imports them
+    import yaml
+    from jsonschema import ValidationError
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 
@@ -26,6 +28,8 @@ def schema_message(error: ValidationError) -> str:
 
 def yaml_problem(error: yaml.YAMLError) -> str:
     """Where the file stopped parsing and why, without the snippet of the file PyYAML quotes."""
+    import yaml  # already loaded: the error is its own
+
     if not isinstance(error, yaml.MarkedYAMLError):
         return "not valid YAML"
     mark = error.problem_mark or error.context_mark

@@ -23,7 +23,7 @@ from extproc.budgets.report import spend_report
 from extproc.config.load import instance_run_dir
 from extproc.config.model import GatewayConfig, host_and_port, socket_path
 from extproc.cores import envoy_threads
-from extproc.heap import settle_heap
+from extproc.heap import return_freed_memory, settle_heap
 from extproc.observe.admin import build_admin_app, start_admin
 from extproc.observe.logs import set_level, setup_logging
 from extproc.provider_kinds import KINDS
@@ -63,7 +63,10 @@ async def serve(
     workers = start_workers(config)
     await _wait_serving(addresses[1:])
     settle_heap()
-    background = [asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers))]
+    background = [
+        asyncio.ensure_future(supervise(lambda: state.snapshot.config, workers)),
+        asyncio.ensure_future(return_freed_memory()),
+    ]
     # Envoy is ours to follow when we run it or write its xDS directory: its admin port is in the config.
     manages_xds = with_envoy or Path(config.envoy.xds_dir).is_dir()
     envoy_admin = EnvoyAdmin.of(config.envoy) if manages_xds else None

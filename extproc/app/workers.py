@@ -25,6 +25,7 @@ from extproc.config.model import GatewayConfig
 from extproc.observe.logs import set_level
 
 if TYPE_CHECKING:  # imported late at run time: prometheus_client must wait for the metrics dir
+    from extproc.spend.prices import Price
     from extproc.state import GatewayState
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -50,10 +51,22 @@ def start_workers(config: GatewayConfig) -> list[Worker]:
     return [_start_worker(config, index) for index in range(1, config.extproc.workers)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What the main process read from YAML files for a worker: the worker never loads PyYAML."""
+
+    token: str | None  # Envoy's token, for a TCP address (server/service.py peer_token)
+    default_prices: dict[str, tuple[Price, ...]]
+
+
 def _start_worker(config: GatewayConfig, index: int) -> Worker:
+    from extproc.server.service import peer_token
+    from extproc.spend.prices import default_prices
+
     context = multiprocessing.get_context("spawn")  # no fork after gRPC started
     ours, theirs = context.Pipe()
-    process = context.Process(target=_worker_main, args=(config, index, theirs), name=f"extproc-worker-{index}")
+    read = _Read(peer_token(config), default_prices())
+    process = context.Process(target=_worker_main, args=(config, index, theirs, read), name=f"extproc-worker-{index}")
     process.start()
     theirs.close()  # the child holds its own copy; ours sees EOF when the child dies
     return Worker(index, process, ours)
@@ -118,16 +131,19 @@ def _mark_dead(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-def _worker_main(config: GatewayConfig, index: int, channel: Connection) -> None:
+def _worker_main(config: GatewayConfig, index: int, channel: Connection, read: _Read) -> None:
     import uvloop
 
-    uvloop.run(_serve_worker(config, index, channel))
+    from extproc.spend.prices import hand_over_defaults
+
+    hand_over_defaults(read.default_prices)
+    uvloop.run(_serve_worker(config, index, channel, read.token))
 
 
-async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) -> None:
-    from extproc.heap import settle_heap
+async def _serve_worker(config: GatewayConfig, index: int, channel: Connection, token: str | None) -> None:
+    from extproc.heap import return_freed_memory, settle_heap
     from extproc.observe.logs import setup_logging
-    from extproc.server.service import build_server
+    from extproc.server.service import ProcessorServer
     from extproc.state import GatewayState
 
     setup_logging(config.log_level)
@@ -138,10 +154,12 @@ async def _serve_worker(config: GatewayConfig, index: int, channel: Connection) 
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # configs come down the pipe, never from the file
     state = GatewayState(config)
     loop.add_reader(channel.fileno(), _follow, channel, state, loop)
-    server = build_server(state, config.extproc.grpc_addresses()[index])
+    server = ProcessorServer(state, config.extproc.grpc_addresses()[index], token)
     await server.start()
     settle_heap()
+    trimming = asyncio.ensure_future(return_freed_memory())
     await stop.wait()
+    trimming.cancel()
     await server.stop(config.extproc.grace_period_s)
     await asyncio.to_thread(state.close_tracing)
 

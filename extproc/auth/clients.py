@@ -11,8 +11,6 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from extproc.auth.apikeys import ClientRecord, is_key_hash
 from extproc.auth.identity import reserved_name
 from extproc.declare import build, json_schema
@@ -71,6 +69,8 @@ class KeysFileError(Exception):
 
 
 def read_keys_file(path: Path) -> tuple[ClientRecord, ...]:
+    import yaml  # here: a worker process, which reads no keys file, never loads PyYAML
+
     try:
         raw = yaml.safe_load(path.read_bytes())
     except OSError as error:

@@ -190,6 +190,15 @@ class ChatRequest:
     unread: Callable[[ChatRequest], None] | None = field(default=None, repr=False, compare=False)
 
 
+def release_body(request: ChatRequest) -> None:
+    """Once the request went on to its one provider: its parsed body is not kept for the answer's
+    whole life (an agent's is some 140 KB of objects, held as long as its stream lasts). A
+    conversation left unread stays unread: the answer's stages read only the fields above (a
+    pool's answer reads the conversation again: a pooled request keeps it)."""
+    request.source = None
+    request.unread = None
+
+
 def read_conversation(request: ChatRequest) -> ChatRequest:
     """`request` with its messages and tools read (a no-op when they were read with the rest)."""
     if request.unread is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from extproc.contract import CLIENT_PATH_KEY, POOL_KEY, READ_AT_KEY, ROUTE_HEADER, STREAM_KEY
-from extproc.formats.canonical import ChatRequest
+from extproc.formats.canonical import ChatRequest, release_body
 from extproc.formats.shared_wire import CONTENT_TYPE_JSON
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage
@@ -43,8 +43,8 @@ class TranslateStage(Stage):
             ex.stream_from_whole = ex.stream and not made.stream  # ask for the whole answer, stream it to the client
         else:
             made = embeddings_for(request, provider, target.upstream_model)
-        if isinstance(request, ChatRequest):  # its parsed body is not kept for the answer's whole life
-            request.source = None
+        if isinstance(request, ChatRequest):
+            release_body(request)
         ex.dropped = made.dropped
         # One provider: the request leaves as it is set here (no upstream pass), its key added by Envoy.
         path = upstream_path(provider, api, endpoint.operation, model, made.stream, endpoint.sse)
@@ -63,7 +63,7 @@ def _to_pool(ex: Exchange, reply: PhaseReply) -> None:
     whichever provider Envoy picks, attempt by attempt (a failover may cross formats)."""
     endpoint, target = ex.endpoint, ex.target
     assert endpoint is not None and target is not None
-    if isinstance(ex.request, ChatRequest):  # its parsed body is not kept for the answer's whole life
+    if isinstance(ex.request, ChatRequest):  # its conversation stays: the answer names what its provider dropped
         ex.request.source = None
     reply.set_headers.append((ROUTE_HEADER, target.cluster))
     ex.provider_model = target.upstream_model

@@ -166,9 +166,12 @@ class RouterPass:
             stage.response_body(ex, reply, body.body, body.end_of_stream)
         if ex.bodies is not None:
             ex.bodies.answer.append(body.body if reply.body is None else reply.body)
+        # Taken out of the reply: the work may hold the reply, and that cycle would keep the whole
+        # exchange (an agent's parsed 80 KB request) alive until the garbage collector's next pass.
+        after_reply, reply.after_reply = reply.after_reply, None
         if reply.body is None and not reply.set_headers:
-            return m.CONTINUE_RESPONSE_BODY, reply.after_reply
-        return m.reply("response_body", reply.set_headers, body=reply.body), reply.after_reply
+            return m.CONTINUE_RESPONSE_BODY, after_reply
+        return m.reply("response_body", reply.set_headers, body=reply.body), after_reply
 
     def _answer(self, ex: Exchange, answer: LocalAnswer) -> ProcessingResponse:
         headers = [*answer.headers, *ex.limit_headers, ("x-request-id", ex.request_id)]

@@ -14,14 +14,11 @@ as output, which is what a price without its own `reasoning` figure does.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
-
-import yaml
 
 PER_TOKEN = 1e-6  # prices are per million tokens
 # Kinds that serve another kind's models at its prices; a kind of their own in the table wins.
@@ -260,10 +257,21 @@ def parse_prices(table: Mapping[str, Any], where: str = "prices") -> dict[str, t
     return parsed
 
 
-@functools.cache
+_DEFAULTS: dict[str, dict[str, tuple[Price, ...]]] = {}  # "table": the default table once read or handed over
+
+
 def default_prices() -> dict[str, tuple[Price, ...]]:
-    text = resources.files("extproc.spend").joinpath("default_prices.yaml").read_text()
-    return parse_prices(yaml.safe_load(text)["prices"], "default_prices.yaml")
+    if (table := _DEFAULTS.get("table")) is None:
+        import yaml  # here: a worker process is handed the table (hand_over_defaults) and never loads PyYAML
+
+        text = resources.files("extproc.spend").joinpath("default_prices.yaml").read_text()
+        table = _DEFAULTS["table"] = parse_prices(yaml.safe_load(text)["prices"], "default_prices.yaml")
+    return table
+
+
+def hand_over_defaults(table: dict[str, tuple[Price, ...]]) -> None:
+    """The default table as another process read it (a worker's, from the main process)."""
+    _DEFAULTS["table"] = table
 
 
 def price_table(overrides: Mapping[str, Any] | None = None) -> PriceTable:

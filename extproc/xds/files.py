@@ -8,8 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     """Write beside the target then rename. 0644 by default: readable by an Envoy running as another
@@ -24,6 +22,8 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 def write_sds_file(path: Path, resource: dict[str, Any]) -> None:
     """One SDS resource, owner-only, replaced only when it changed: each rename makes Envoy read it again."""
+    import yaml  # here: a worker process imports this module and writes no file
+
     text = yaml.safe_dump({"resources": [resource]}, sort_keys=False)
     with contextlib.suppress(OSError):
         if path.read_text() == text:

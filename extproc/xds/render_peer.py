@@ -16,8 +16,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from extproc.contract import EXTPROC_TOKEN_HEADER
 from extproc.xds.files import write_sds_file
 from extproc.xds.render_tls import SECRET_TYPE, sds_source
@@ -50,6 +48,8 @@ def token_filter(keys_dir: Path) -> dict[str, Any]:
 
 def read_token(keys_dir: Path) -> str | None:
     """The token Envoy was given, None if there is none (an Envoy set up elsewhere, or before tokens)."""
+    import yaml  # here: a worker process is handed the token (app/workers.py) and never loads PyYAML
+
     with contextlib.suppress(OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
         resource = yaml.safe_load(token_file(keys_dir).read_text())["resources"][0]
         token = resource["generic_secret"]["secret"]["inline_string"]

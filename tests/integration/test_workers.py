@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from extproc.auth.apikeys import hash_key
 from tests.integration.sdk_outcomes import openai_client
 from tests.support.stack import GatewayStack, wait_port
 from tests.support.wait import wait_until
@@ -39,6 +40,36 @@ def test_requests_spread_over_worker_processes_and_metrics_merge(tmp_path: Path)
         assert float(line.rsplit(" ", 1)[1]) == 40
     finally:
         stack.stop()
+
+
+def test_a_worker_process_loads_neither_the_config_validator_nor_the_yaml_parser(tmp_path: Path) -> None:
+    """The main process reads and validates the files (gateway.yaml, the default prices, Envoy's token)
+    and hands a worker what it read: jsonschema (its rpds extension) and PyYAML (its _yaml extension)
+    stay out of the worker's memory."""
+    config = {
+        "extproc": {"workers": 2},
+        "clients": [{"id": "team", "key_hashes": [hash_key("sk-team")]}],
+        "providers": [{"name": "mock", "kind": "mock"}],
+        "routes": [{"model": "*", "provider": "mock"}],
+    }
+    stack = GatewayStack(tmp_path, config).start()
+    try:
+        client = openai_client(stack.base_url, api_key="sk-team")
+        for _ in range(20):
+            assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices
+        assert all(count > 0 for count in _served(stack))  # the worker served requests too
+        (worker,) = stack.worker_pids()
+        assert _native_modules(stack.extproc_process.pid) >= {"rpds", "_yaml"}  # the probe sees them where loaded
+        assert _native_modules(worker) & {"rpds", "_yaml"} == set()
+    finally:
+        stack.stop()
+
+
+def _native_modules(pid: int) -> set[str]:
+    """The Python extension modules mapped into a process (their .so files), by module name."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    files = {Path(line.split()[-1]).name for line in maps if line.endswith(".so")}
+    return {name.split(".", 1)[0] for name in files if ".cpython-" in name}
 
 
 def test_extproc_over_a_unix_socket(tmp_path: Path) -> None:
