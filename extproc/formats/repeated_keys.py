@@ -75,6 +75,13 @@ def refuse_repeated(body: bytes, data: dict[str, Any], checked: tuple[Field, ...
             return
 
 
+def first_position(body: bytes, needle: bytes) -> int:
+    """Where `needle` first occurs in `body` (-1: nowhere), searched as the checks search: by libc's
+    strstr in a large body (which stops at a NUL byte: a JSON body holds none)."""
+    small = _strstr is None or len(body) < _SMALL
+    return next((_python_positions if small else _libc_positions)(body, needle), -1)
+
+
 def _refuse(repeated: str | None) -> None:
     if repeated is not None:
         raise invalid(f"'{repeated}' is given more than once in the request body", repeated)

@@ -141,3 +141,33 @@ def test_a_body_that_is_not_json_is_a_bad_request() -> None:
     with pytest.raises(GatewayError) as refused:
         parsed(CHAT_PATH, b'{"model": "gpt-4o", "messages": [')
     assert refused.value.kind == "invalid_request" and refused.value.status == 400
+
+
+def _whole_reads(monkeypatch: pytest.MonkeyPatch, path: str, body: bytes) -> tuple[Exchange, list[bool]]:
+    """The exchange after the parse stage, and how its body was read (`whole` of each parse)."""
+    fmt = FORMATS["openai"]
+    reads: list[bool] = []
+    parse = fmt.parse_request
+
+    def spied(raw: bytes, endpoint: Any, whole: bool = True) -> ChatRequest:
+        reads.append(whole)
+        return parse(raw, endpoint, whole)
+
+    monkeypatch.setattr(fmt, "parse_request", spied)
+    ex, _ = parsed(path, body)
+    return ex, reads
+
+
+def test_a_request_its_route_renders_for_another_api_is_read_whole_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    ex, reads = _whole_reads(monkeypatch, CHAT_PATH, orjson.dumps(chat("claude-sonnet-4", "hello")))
+    assert reads == [True]  # one pass, not the top level and then the conversation
+    assert ex.target is not None and ex.target.provider.name == "anthropic"
+    _, reads = _whole_reads(monkeypatch, CHAT_PATH, orjson.dumps(chat("gpt-4o", "hello")))
+    assert reads == [False]  # its bytes go on: the top level only
+
+
+def test_a_model_named_first_inside_another_field_does_not_route_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b'{"metadata": {"model": "claude-sonnet-4"}, ' + orjson.dumps(chat("gpt-4o", "hello"))[1:]
+    ex, reads = _whole_reads(monkeypatch, CHAT_PATH, body)
+    assert reads == [True]  # guessed from the first name: read whole, which costs nothing more
+    assert ex.model == "gpt-4o" and ex.target is not None and ex.target.provider.name == "openai"
