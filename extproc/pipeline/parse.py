@@ -34,7 +34,11 @@ class ParseStage(Stage):
             ex.request = client.parse_embedding_request(body, endpoint)
         else:
             guessed, ex.target = _guess_route(ex, body)
-            chat = client.parse_request(body, endpoint, whole=_read_whole(ex))
+            try:
+                chat = client.parse_request(body, endpoint, whole=_read_whole(ex))
+            except Exception:
+                ex.target = None  # a refused body has no route: the guess was only for reading it
+                raise
             if endpoint.stream:
                 chat.stream = True
             ex.stream = chat.stream

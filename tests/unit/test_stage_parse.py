@@ -171,3 +171,12 @@ def test_a_model_named_first_inside_another_field_does_not_route_the_request(mon
     ex, reads = _whole_reads(monkeypatch, CHAT_PATH, body)
     assert reads == [True]  # guessed from the first name: read whole, which costs nothing more
     assert ex.model == "gpt-4o" and ex.target is not None and ex.target.provider.name == "openai"
+
+
+def test_a_refused_body_is_left_without_the_route_its_model_was_guessed_to_have() -> None:
+    ex = at_headers(SNAPSHOT, CHAT_PATH)
+    ex.endpoint = classify("POST", CHAT_PATH, ex.headers)
+    body = orjson.dumps(chat("gpt-4o", "hello"))[:-1] + b', "stream": "yes"}'
+    with pytest.raises(GatewayError):
+        asyncio.run(ParseStage().request_body(ex, PhaseReply(), body))
+    assert ex.target is None  # its refusal is counted and logged as a body with no route, as ever
