@@ -80,7 +80,7 @@ def request_top(
 ) -> dict[str, Any]:
     """A request body as `request_object` reads it, but for its `unread` fields (an agent's
     conversation), each left a `msgspec.Raw`: its bytes as the client wrote them, for a request
-    whose bytes go on (the provider judges them; `read_unread` reads one when the gateway needs
+    whose bytes go on (the provider judges them; `read_field` reads one when the gateway needs
     it). The structure is still checked to the end, in C and without building the values: an
     80 KB body costs a third of a whole read. A body this read refuses is read whole, which
     refuses it as ever."""

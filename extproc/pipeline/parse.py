@@ -76,9 +76,15 @@ def _read_whole(ex: Exchange) -> bool:
     endpoint, target = ex.endpoint, ex.target
     if endpoint is None or target is None:
         return False
-    if target.pooled or ex.snapshot.router.needs_identity or may_cache(ex):
+    if _read_by_a_stage(ex, target):
         return True
     return wire_format(target.provider, endpoint.format, target.upstream_model) != endpoint.format
+
+
+def _read_by_a_stage(ex: Exchange, target: Target) -> bool:
+    """Whether a later stage reads the conversation whatever the provider: a pool's attempts, rules
+    on who calls (the route may change once auth knows), the cache key."""
+    return target.pooled or ex.snapshot.router.needs_identity or may_cache(ex)
 
 
 def _bytes_go_on(ex: Exchange, request: ChatRequest) -> bool:
@@ -86,9 +92,7 @@ def _bytes_go_on(ex: Exchange, request: ChatRequest) -> bool:
     reads its conversation: no cache key, no local answer, no other API to render. The route is
     final here unless rules match on who calls (the auth stage resolves again)."""
     endpoint, target = ex.endpoint, ex.target
-    if endpoint is None or endpoint.operation != "chat" or target is None or target.pooled:
-        return False
-    if ex.snapshot.router.needs_identity or may_cache(ex):
+    if endpoint is None or endpoint.operation != "chat" or target is None or _read_by_a_stage(ex, target):
         return False
     return suits_unread(request, endpoint.format, target.provider, target.upstream_model)
 
