@@ -439,11 +439,10 @@ class ExtprocSettings:
     )
     busy_poll_us: Annotated[NonNegative, Schema(maximum=100000)] = option(
         500,
-        description="after each ext_proc message, how long (µs) each ext_proc process keeps "
-        "polling for the next one instead of sleeping, while its connection from Envoy carries at most "
-        "4 streams: at low concurrency each message then skips a process wake-up (README, "
-        "Performance), for up to this much CPU after each burst of messages; 0 turns it off "
-        "(restart to change)",
+        description="after replying to a request's or an answer's headers, how long (µs) each ext_proc "
+        "process keeps polling for the body due next instead of sleeping (it stops once the body arrives): "
+        "at low concurrency each such message then skips a process wake-up (README, Performance), for up to "
+        "this much CPU twice per request; 0 turns it off (restart to change)",
     )  # server/busy_poll.py
     admin_token: str = derived("", repr=False)  # resolved secret: never logged
 

@@ -1,13 +1,15 @@
-"""Keep the event loop polling for a short while after each message, instead of sleeping.
+"""Keep the event loop polling for a short while when a message is due, instead of sleeping.
 
 At low concurrency every ext_proc message is a hand-off between two sleeping processes, and
 on a virtual machine waking an idle vCPU is the dearest part of it (a halt and an
-interrupt). A request sends its messages within a millisecond of each other, so for
-`window_s` after data arrives the loop polls without blocking (a zero-timeout poll per
-turn: a callback that schedules itself) and sees the next message at once. Each turn
-yields the CPU to any other runnable thread (Envoy's, on a shared core). Under load the
-loop is never idle, so this costs nothing there; at low load it costs up to `window_s`
-of CPU after each burst of messages. A window of 0 turns it off.
+interrupt). Two of a request's messages follow a reply at once: its body after the reply to
+its headers, and the answer's body after the reply to the answer's headers. After those
+replies (`poke`) the loop polls without blocking (a zero-timeout poll per turn: a callback
+that schedules itself) until the next message arrives (`arrived`) or `window_s` has passed,
+and sees it at once. After a body's reply the next message waits on the provider (its first
+token, its next chunk) or on the client's next request, often for far longer than a window:
+the loop sleeps. Each turn yields the CPU to any other runnable thread (Envoy's, on a shared
+core). A window of 0 turns it off.
 """
 
 from __future__ import annotations
@@ -34,11 +36,15 @@ class BusyPoll:
         return self._spinning
 
     def poke(self) -> None:
-        """Data arrived: keep polling until `window_s` after now."""
+        """A message is due soon: poll until it arrives, for `window_s` at most."""
         self._last = time.monotonic()
         if not self._spinning:
             self._spinning = True
             self._loop.call_soon(self._turn)
+
+    def arrived(self) -> None:
+        """Data came in: the window it was open for closes at the next turn."""
+        self._last = 0.0
 
     def _turn(self) -> None:
         now = time.monotonic()

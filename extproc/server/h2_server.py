@@ -52,10 +52,10 @@ _TURN_BYTES = 1 << 20
 _REFUSED_GRACE_S = 1.0  # a refused peer's time to read its answer before the connection is closed
 _OK, _RESOURCE_EXHAUSTED, _UNIMPLEMENTED, _INTERNAL, _UNAUTHENTICATED = 0, 8, 12, 13, 16
 _MESSAGE_PREFIX = struct.Struct(">BI")
-# Busy polling pays while requests are few. With more streams than this on a connection the
-# next message comes soon anyway, and many long streams (a provider's chunk every few tens of
-# ms each) would keep the process polling all the time for little.
-BUSY_POLL_MAX_STREAMS = 4
+# Replies after which Envoy's next message on the stream follows at once (the body after its
+# headers): the loop polls for it. After a body's reply the next message waits on the provider
+# (its first token, its next chunk) or on the client's next request: the loop sleeps.
+_POLL_AFTER = frozenset(("request_headers", "response_headers"))
 
 Handler = Callable[[Mapping[str, str], AsyncIterator[ProcessingRequest]], AsyncGenerator[ProcessingResponse, None]]
 
@@ -201,6 +201,7 @@ class GrpcConnection(asyncio.Protocol):
         self._handler = handler
         self._token = token  # None: no token asked for (a Unix socket, or none known)
         self._poke = busy.poke if busy is not None else None
+        self._arrived = busy.arrived if busy is not None else None
         self._connections = connections
         self._limits = limits
         self._stream_window = limits.stream_window
@@ -266,8 +267,6 @@ class GrpcConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._poke is not None and len(self._streams) <= BUSY_POLL_MAX_STREAMS:
-            self._poke()
         buffer = self._buffer
         buffer += data
         try:
@@ -378,6 +377,8 @@ class GrpcConnection(asyncio.Protocol):
         # unknown types are ignored (RFC 9113 5.5)
 
     def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._arrived is not None:  # a message (not a window update or a ping): what a poll waits for
+            self._arrived()
         size = len(payload)
         self._received += size
         if self._received >= _REFILL:
@@ -627,9 +628,12 @@ class GrpcConnection(asyncio.Protocol):
 
     async def _serve(self, stream: _Stream, metadata: dict[str, str]) -> None:
         responses = self._handler(metadata, stream.inbox)
+        poke = self._poke
         try:
             async for response in responses:
                 self._send_message(stream, response.SerializeToString())
+                if poke is not None and response.WhichOneof("response") in _POLL_AFTER:
+                    poke()
                 if stream.pending:  # the peer's window is short: take no more requests until it opens
                     stream.drained = self._loop.create_future()
                     await stream.drained

@@ -1,23 +1,31 @@
-"""After data arrives the loop polls without blocking for the busy-poll window, then sleeps again."""
+"""After a reply to a headers message the loop polls without blocking for the body due next, until it
+arrives or the busy-poll window ends, then sleeps again."""
 
 from __future__ import annotations
 
 import asyncio
 import selectors
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
-from envoy.service.ext_proc.v3.external_processor_pb2 import HttpBody, ProcessingRequest
+from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    BodyResponse,
+    HeadersResponse,
+    HttpBody,
+    HttpHeaders,
+    ProcessingRequest,
+    ProcessingResponse,
+)
 
 from extproc.app.restart import restart_required
 from extproc.config.load import load_text
 from extproc.server.busy_poll import BusyPoll, busy_poll
-from extproc.server.h2_server import BUSY_POLL_MAX_STREAMS, GrpcServer
+from extproc.server.h2_server import GrpcServer
 from tests.support.stack import free_port
 from tests.support.wait import wait_until_async
-from tests.unit.test_h2_server import echo
 
 
 class RecordingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
@@ -84,6 +92,22 @@ def test_each_poke_extends_the_window_from_the_latest_data() -> None:
     assert last_turn < second + window + 0.01  # and no longer than the second poke's (poked just after `second`)
 
 
+def test_data_arriving_closes_the_window_at_the_next_turn() -> None:
+    async def body() -> tuple[bool, bool, int]:
+        busy = BusyPoll(asyncio.get_running_loop(), 30.0)  # a window far longer than the test
+        busy.poke()
+        await asyncio.sleep(0)  # not a wait: one turn of the loop, the poll's first
+        polling = busy.spinning and busy.turns > 0
+        busy.arrived()
+        closed = await wait_until_async(lambda: not busy.spinning, timeout=5.0)
+        turns = busy.turns
+        await asyncio.sleep(0.01)  # not a wait: the turns after the close are counted below
+        return polling, closed, busy.turns - turns
+
+    polling, closed, later = asyncio.run(body())
+    assert polling and closed and later == 0
+
+
 def test_a_window_of_zero_turns_busy_polling_off() -> None:
     async def body() -> BusyPoll | None:
         return busy_poll(0)
@@ -91,26 +115,77 @@ def test_a_window_of_zero_turns_busy_polling_off() -> None:
     assert asyncio.run(body()) is None
 
 
-def test_the_grpc_server_polls_after_each_message_it_receives() -> None:
-    async def run() -> tuple[int, int]:
-        server = GrpcServer(echo, f"127.0.0.1:{free_port()}", busy_poll_us=50_000)
-        quiet = GrpcServer(echo, f"127.0.0.1:{free_port()}", busy_poll_us=0)
-        turns = []
-        for each in (server, quiet):
-            await each.start()
-            try:
-                async with grpc.aio.insecure_channel(each.address) as channel:
-                    stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
-                    request = ProcessingRequest(request_body=HttpBody(body=b"x", end_of_stream=True))
-                    answers = [a async for a in stub.Process(iter([request]))]
-                    assert len(answers) == 1
-            finally:
-                turns.append(each.busy_poll.turns if each.busy_poll is not None else 0)
-                await each.stop(1)
-        return turns[0], turns[1]
+async def _phases(
+    metadata: Mapping[str, str], requests: AsyncIterator[ProcessingRequest]
+) -> AsyncGenerator[ProcessingResponse]:
+    """Answers each message in its own phase, as the passes do: headers with a headers reply, a body with a body reply."""
+    async for message in requests:
+        if message.HasField("request_headers"):
+            yield ProcessingResponse(request_headers=HeadersResponse())
+        else:
+            yield ProcessingResponse(request_body=BodyResponse())
 
-    polled, quiet = asyncio.run(run())
-    assert polled > 0 and quiet == 0
+
+_HEADERS = ProcessingRequest(request_headers=HttpHeaders())
+_BODY = ProcessingRequest(request_body=HttpBody(body=b"x", end_of_stream=True))
+
+
+def _with_server(window_us: int, client):  # type: ignore[no-untyped-def]
+    async def run():  # type: ignore[no-untyped-def]
+        server = GrpcServer(_phases, f"127.0.0.1:{free_port()}", busy_poll_us=window_us)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                return await client(external_processor_pb2_grpc.ExternalProcessorStub(channel), server.busy_poll)
+        finally:
+            await server.stop(1)
+
+    return asyncio.run(run())
+
+
+def test_the_grpc_server_polls_after_a_headers_reply_and_not_after_a_body_reply() -> None:
+    async def client(stub, busy):  # type: ignore[no-untyped-def]
+        call = stub.Process()
+        await call.write(_BODY)
+        await call.read()
+        after_body = busy.turns  # the reply is out: no poll was begun for it
+        assert not busy.spinning
+        await call.write(_HEADERS)
+        await call.read()
+        assert await wait_until_async(lambda: busy.turns > after_body)  # polling for the body due next
+        await call.done_writing()
+        return after_body
+
+    assert _with_server(50_000, client) == 0
+
+
+def test_the_message_a_poll_waits_for_ends_it_before_the_window() -> None:
+    window_s = 30.0  # far longer than the test: only the arrival can end this poll
+
+    async def client(stub, busy):  # type: ignore[no-untyped-def]
+        call = stub.Process()
+        await call.write(_HEADERS)
+        await call.read()
+        assert busy.spinning
+        await call.write(_BODY)  # the message it polled for
+        await call.read()
+        stopped = await wait_until_async(lambda: not busy.spinning, timeout=window_s / 3)
+        await call.done_writing()
+        return stopped
+
+    assert _with_server(int(window_s * 1e6), client)
+
+
+def test_a_server_without_a_window_never_polls() -> None:
+    async def client(stub, busy):  # type: ignore[no-untyped-def]
+        call = stub.Process()
+        for message in (_HEADERS, _BODY):
+            await call.write(message)
+            await call.read()
+        await call.done_writing()
+        return busy
+
+    assert _with_server(0, client) is None
 
 
 def test_busy_poll_defaults_on_and_changing_it_needs_a_restart() -> None:
@@ -119,40 +194,3 @@ def test_busy_poll_defaults_on_and_changing_it_needs_a_restart() -> None:
     off = load_text(base + "extproc: {busy_poll_us: 0}\n", {}, Path("."))
     assert default.extproc.busy_poll_us == 500 and off.extproc.busy_poll_us == 0
     assert restart_required(default, off) == ["extproc.busy_poll_us changed: restart the gateway to apply it"]
-
-
-def test_with_more_than_a_few_streams_on_a_connection_the_server_does_not_poll() -> None:
-    request = ProcessingRequest(request_body=HttpBody(body=b"x", end_of_stream=True))
-
-    async def run() -> tuple[int, int, int]:
-        server = GrpcServer(echo, f"127.0.0.1:{free_port()}", busy_poll_us=2_000)
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(server.address) as channel:
-                stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
-                calls = [stub.Process() for _ in range(BUSY_POLL_MAX_STREAMS + 4)]
-                for call in calls:  # every stream open and answered once
-                    await call.write(request)
-                    await call.read()
-                busy = server.busy_poll
-                assert busy is not None
-                assert await wait_until_async(lambda: not busy.spinning)  # past the window
-                before = busy.turns
-                await calls[0].write(request)  # many streams open: no polling
-                await calls[0].read()  # the server was poked, if at all, when the request arrived
-                assert not busy.spinning
-                busy_turns = busy.turns
-                for call in calls[1:]:
-                    await call.done_writing()
-                    await call.wait_for_connection()
-                    assert await call.read() is grpc.aio.EOF
-                await calls[0].write(request)  # one stream left: polling again
-                await calls[0].read()
-                assert await wait_until_async(lambda: busy.turns > busy_turns)
-                return before, busy_turns, busy.turns
-        finally:
-            await server.stop(1)
-
-    before, busy_turns, alone = asyncio.run(run())
-    assert busy_turns == before
-    assert alone > busy_turns
