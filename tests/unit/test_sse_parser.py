@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extproc.formats.sse import SSEEvent, SSEParser
+from tests.support.fixtures import fixture_bytes
 
 _text = st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=12)
 _event = st.tuples(st.sampled_from(["", "message_start", "delta"]), st.lists(_text, min_size=1, max_size=3))
@@ -125,3 +126,67 @@ def test_lines_within_the_bound_are_never_cut_short(sizes: list[int]) -> None:
     parsed = [ev for i in range(0, len(stream), 7) for ev in parser.feed(stream[i : i + 7])] + parser.close()
     assert not parser.overflow
     assert [len(ev.data) for ev in parsed] == sizes
+
+
+_line = st.one_of(
+    _text.map(lambda t: "data: " + t),
+    _text.map(lambda t: "data:" + t),
+    _text.map(lambda t: "event: " + t),
+    _text.map(lambda t: ": " + t),
+    _text.map(lambda t: "id: " + t),
+    _text,  # not a field: kept raw
+)
+
+
+def _events_byte_by_byte(stream: bytes) -> list[SSEEvent]:
+    """The line-by-line reading: a one-byte chunk never holds a whole event."""
+    parser, parsed = SSEParser(), []
+    for i in range(len(stream)):
+        parsed += parser.feed(stream[i : i + 1])
+    return parsed + parser.close()
+
+
+@given(st.lists(st.lists(_line, max_size=4), min_size=1, max_size=6), st.lists(st.integers(0, 6), max_size=4))
+def test_chunks_of_whole_events_read_as_the_same_events_as_line_by_line(
+    blocks: list[list[str]], cuts: list[int]
+) -> None:
+    """Providers cut their chunks after an event: such a chunk is read by the events' shapes, which
+    must give what reading it line by line gives, whatever lines the events hold."""
+    events = [("\n".join(lines) + "\n\n").encode() for lines in blocks]
+    points = sorted({min(cut, len(events)) for cut in cuts})
+    parser, parsed = SSEParser(), []
+    for start, end in zip([0, *points], [*points, len(events)], strict=True):
+        parsed += parser.feed(b"".join(events[start:end]))
+    parsed += parser.close()
+    assert parsed == _events_byte_by_byte(b"".join(events))
+
+
+def test_a_chunk_of_whole_events_after_a_cut_line_is_read_line_by_line() -> None:
+    parser = SSEParser()
+    first = parser.feed(b"event: delta\ndata: {")
+    rest = parser.feed(b'"a":1}\n\ndata: {"b":2}\n\n')
+    assert first == [] and rest == [SSEEvent("delta", '{"a":1}'), SSEEvent("", '{"b":2}')]
+
+
+_RECORDED_STREAMS = [
+    "openai/chat-streaming.response.sse",
+    "openai/chat-streaming-usage.response.sse",
+    "anthropic/stream-basic.response.sse",
+    "anthropic/stream-tool-use.response.sse",
+    "anthropic/stream-redacted-thinking.response.sse",
+    "gemini/stream-basic.response.sse",
+    "gemini/stream-error-mid-stream.response.sse",
+]
+
+
+@pytest.mark.parametrize("rel", _RECORDED_STREAMS)
+def test_a_recorded_stream_read_whole_or_event_by_event_gives_the_line_by_line_events(rel: str) -> None:
+    stream = fixture_bytes(rel)
+    expected = _events_byte_by_byte(stream)
+    whole = SSEParser()
+    by_event = SSEParser()
+    *events, rest = stream.split(b"\n\n")
+    pieces = [event + b"\n\n" for event in events] + [rest]  # as providers send it: an event a chunk
+    assert expected and b"".join(pieces) == stream
+    assert whole.feed(stream) + whole.close() == expected
+    assert [ev for piece in pieces for ev in by_event.feed(piece)] + by_event.close() == expected
