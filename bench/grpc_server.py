@@ -1,7 +1,10 @@
 """The HTTP/2 gRPC server's own cost: Envoy's four ext_proc messages per request, answered by a
 handler that does nothing else, over one connection on a Unix socket.
 
-  python -m bench.grpc_server [--streams N] [--requests N]
+  python -m bench.grpc_server [--streams N] [--requests N] [--agent]
+
+`--agent` sends an agent's request (about 80 KB, `bench/agent_body.py`) in 16 KB DATA frames, as
+Envoy's HTTP/2 codec writes it.
 
 The server runs in a child process on uvloop, as `extproc run` serves it; the client in this
 process writes pre-built frames (one gRPC stream per request, its messages in lockstep, N streams
@@ -62,12 +65,14 @@ def _cpu_seconds(pid: int) -> float:
 class _Client(asyncio.Protocol):
     """Keeps `streams` requests in flight; each is one gRPC stream of Envoy's four messages."""
 
-    def __init__(self, requests: int, streams: int, done: asyncio.Future[None]) -> None:
+    def __init__(self, requests: int, streams: int, done: asyncio.Future[None], agent: bool = False) -> None:
         block = h2.header_block(
             [(":method", "POST"), (":scheme", "http"), (":path", METHOD), (":authority", "extproc"), ("te", "trailers")]
         )
         self._headers = block
-        self._messages = [struct.pack(">BI", 0, len(m)) + m for m in (m.SerializeToString() for m in messages("chat"))]
+        self._messages = [
+            struct.pack(">BI", 0, len(m)) + m for m in (m.SerializeToString() for m in messages("chat", agent))
+        ]
         self._left, self._streams, self._done = requests, streams, done
         self._next_id, self._step = 1, dict[int, int]()
         self._buffer = bytearray()
@@ -84,9 +89,7 @@ class _Client(asyncio.Protocol):
         stream_id, self._next_id = self._next_id, self._next_id + 2
         self._left -= 1
         self._step[stream_id] = 1
-        return h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, self._headers) + h2.frame(
-            h2.DATA, 0, stream_id, self._messages[0]
-        )
+        return h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, self._headers) + _data(stream_id, self._messages[0], 0)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
@@ -102,7 +105,7 @@ class _Client(asyncio.Protocol):
                 step = self._step[stream_id]
                 if step < len(self._messages):  # the answer to the last message comes before the trailers
                     last = step == len(self._messages) - 1
-                    out.append(h2.frame(h2.DATA, h2.END_STREAM if last else 0, stream_id, self._messages[step]))
+                    out.append(_data(stream_id, self._messages[step], h2.END_STREAM if last else 0))
                     self._step[stream_id] = step + 1
             elif kind == h2.HEADERS and flags & h2.END_STREAM:
                 del self._step[stream_id]
@@ -117,10 +120,20 @@ class _Client(asyncio.Protocol):
             self._transport.write(b"".join(out))
 
 
-async def _drive(path: str, requests: int, streams: int) -> float:
+def _data(stream_id: int, message: bytes, flags: int) -> bytes:
+    """The message in DATA frames of at most 16 KB (HTTP/2's default frame size), `flags` on the last."""
+    pieces = [message[at : at + _FRAME] for at in range(0, len(message), _FRAME)] or [b""]
+    last = len(pieces) - 1
+    return b"".join(h2.frame(h2.DATA, flags if i == last else 0, stream_id, p) for i, p in enumerate(pieces))
+
+
+_FRAME = 16_384
+
+
+async def _drive(path: str, requests: int, streams: int, agent: bool = False) -> float:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     transport, _ = await asyncio.get_running_loop().create_unix_connection(
-        lambda: _Client(requests, streams, done), path
+        lambda: _Client(requests, streams, done, agent), path
     )
     started = time.perf_counter()
     await done
@@ -133,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=32)
     parser.add_argument("--requests", type=int, default=40_000)
+    parser.add_argument("--agent", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         path = f"{directory}/grpc.sock"
@@ -141,9 +155,9 @@ def main() -> None:
         child.start()
         try:
             pid = theirs.recv()
-            uvloop.run(_drive(path, 2_000, args.streams))  # warm-up
+            uvloop.run(_drive(path, 2_000, args.streams, args.agent))  # warm-up
             before = _cpu_seconds(pid)
-            elapsed = uvloop.run(_drive(path, args.requests, args.streams))
+            elapsed = uvloop.run(_drive(path, args.requests, args.streams, args.agent))
             cpu = _cpu_seconds(pid) - before
         finally:
             child.terminate()

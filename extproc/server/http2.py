@@ -8,6 +8,7 @@ never touch the peer's dynamic table, so no encoder state is kept.
 from __future__ import annotations
 
 import struct
+from typing import TypeVar
 
 import hpack
 
@@ -105,7 +106,10 @@ class HeaderDecoder:
         return headers
 
 
-def strip_padding(flags: int, payload: bytes) -> bytes:
+_Payload = TypeVar("_Payload", bytes, memoryview)
+
+
+def strip_padding(flags: int, payload: _Payload) -> _Payload:
     """The payload of a DATA or HEADERS frame without its padding (and a HEADERS frame's priority)."""
     start, end = 0, len(payload)
     if flags & PADDED:
