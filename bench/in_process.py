@@ -3,7 +3,7 @@ Envoy sends for one request (request headers and body, answer headers and body) 
 `ExternalProcessor.process` in this process, many times over, with API-key auth and request,
 token and stream limits in memory (the `ours-auth` settings of the side-by-side harness).
 
-  python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache]
+  python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache] [--chunked]
       [--trace|--trace-stalled] [--profile] [--requests N]
 
 `chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
@@ -12,7 +12,9 @@ client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
 and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (`bench/agent_body.py`, the side-by-side
 harness's agent body: a long system prompt, 16 tools with schemas, 30 earlier messages of tool
 calls and their results) instead of two short messages; `--cache` turns the response cache on, every request asking `Cache-Control: no-cache`
-so each one computes its key, reaches the provider and is stored (the path of a miss). `--trace`
+so each one computes its key, reaches the provider and is stored (the path of a miss); `--chunked` sends a
+stream's answer one event a message (a provider writing an event at a time, as real ones do: the
+per-message cost of a stream). `--trace`
 turns `tracing` on at sample_ratio 1.0, each request carrying Envoy's sampled traceparent, to an
 OTLP/gRPC collector in this process that answers (its parsing of the spans counted in the time:
 measure the collector's share with `--trace-stalled`, a collector that never answers, whose spans
@@ -84,8 +86,9 @@ def as_responses(chat: dict[str, Any]) -> dict[str, Any]:
     return {"instructions": instructions, "input": items, **({"tools": tools} if tools else {})}
 
 
-def messages(mode: str, agent: bool = False, cache: bool = False) -> list[ProcessingRequest]:
-    """What Envoy sends for one request of `mode`, as it sends it."""
+def messages(mode: str, agent: bool = False, cache: bool = False, chunked: bool = False) -> list[ProcessingRequest]:
+    """What Envoy sends for one request of `mode`, as it sends it. `chunked`: a stream's answer one
+    event a message, as Envoy sends a provider's stream that writes an event at a time."""
     stream, responses = mode.endswith("stream"), mode.startswith("r")
     translated = mode.startswith(("x", "rx"))
     model = "fake-model-x" if translated else "fake-model"
@@ -129,11 +132,15 @@ def messages(mode: str, agent: bool = False, cache: bool = False) -> list[Proces
         ("date", "Wed, 02 Dec 2026 15:00:00 GMT"),
         ("server", "envoy"),
     ]
+    pieces = [event + b"\n\n" for event in answer.split(b"\n\n") if event] if chunked and stream else [answer]
     return [
         ProcessingRequest(request_headers=_headers(request)),
         ProcessingRequest(request_body=HttpBody(body=body, end_of_stream=True)),
         ProcessingRequest(response_headers=_headers(answer_headers)),
-        ProcessingRequest(response_body=HttpBody(body=answer, end_of_stream=True)),
+        *(
+            ProcessingRequest(response_body=HttpBody(body=p, end_of_stream=i == len(pieces) - 1))
+            for i, p in enumerate(pieces)
+        ),
     ]
 
 
@@ -196,7 +203,10 @@ def main(argv: list[str]) -> None:
         collector = None
         if stalled or "--trace" in argv:
             collector = closing.enter_context(OtlpReceiver("grpc", stall=stalled))
-        (service, state), sent = processor(cache, collector), messages(mode, "--agent" in argv, cache)
+        (service, state), sent = (
+            processor(cache, collector),
+            messages(mode, "--agent" in argv, cache, "--chunked" in argv),
+        )
         closing.callback(state.close_tracing)
         traced = collector is not None
         loop = uvloop.new_event_loop()
@@ -209,6 +219,7 @@ def main(argv: list[str]) -> None:
             state.tracing.flush(30)  # the export of these requests' spans is theirs too
         spent = {name: used - threads.get(name, 0.0) for name, used in _thread_cpu().items()}
         label = mode + (" agent" if "--agent" in argv else "") + (" cache" if cache else "")
+        label += " chunked" if "--chunked" in argv else ""
         label += " traced" + (" (stalled collector)" if stalled else "") if traced else ""
         print(
             f"{label}: {elapsed / count * 1e6:.1f} µs per request, {cpu / count * 1e6:.1f} µs CPU "

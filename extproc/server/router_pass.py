@@ -34,6 +34,7 @@ from extproc.formats import FORMATS
 from extproc.formats.canonical import StreamFailure
 from extproc.observe.bodies import BodyLog
 from extproc.observe.logs import bind_request_id
+from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.pipeline import default_stages
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage, overrides
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 class RouterPass:
     def __init__(self, state: GatewayState, stages: list[Stage] | None = None) -> None:
         self._state = state
+        self._active = ACTIVE_STREAMS.labels("router")
         stages = stages if stages is not None else default_stages(state.store, state.breakers)
         self._on_request_headers = [s for s in stages if overrides(s, "request_headers")]
         self._on_request_body = [s for s in stages if overrides(s, "request_body")]
@@ -60,6 +62,7 @@ class RouterPass:
         ex = Exchange(self._state.snapshot, listener)
         tracing = self._state.tracing  # None unless `tracing` is configured: then no tracer call at all
         trace = begin(tracing, metadata or {}) if tracing is not None else None
+        self._active.inc()
         try:
             async for message in requests:
                 kind = message.WhichOneof("request")
@@ -78,10 +81,9 @@ class RouterPass:
                         response, after_reply = self._response_body(ex, message)
                         yield response
                         if after_reply is not None:
-                            try:
-                                await _reply_sent()
-                            finally:  # also when Envoy, done with the request, reset the stream meanwhile
-                                _run_after_reply(after_reply)
+                            # Runs once the reply has left (the server sends what this turn wrote first)
+                            # and before the next message is read; never cancelled with the stream.
+                            asyncio.get_running_loop().call_soon(_run_after_reply, after_reply)
                     else:
                         yield ProcessingResponse()
                 except GatewayError as error:
@@ -103,6 +105,7 @@ class RouterPass:
                     finish(trace, ex)
                 except Exception:
                     log.exception("ending the request's spans failed")
+            self._active.dec()  # last: a stream counted out has made all its metrics
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)

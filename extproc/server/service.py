@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
 from pathlib import Path
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
 from extproc.config.model import GatewayConfig, socket_path
 from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
-from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.server.h2_server import GrpcServer
 from extproc.server.router_pass import RouterPass
 from extproc.server.upstream_pass import UpstreamPass
@@ -25,26 +23,15 @@ class ExternalProcessor:
     def __init__(self, state: GatewayState) -> None:
         self._router = RouterPass(state)
         self._upstream = UpstreamPass(state)
-        self._router_streams = ACTIVE_STREAMS.labels("router")
-        self._upstream_streams = ACTIVE_STREAMS.labels("upstream")
 
-    async def process(
+    def process(
         self, metadata: Mapping[str, str], requests: AsyncIterator[ProcessingRequest]
     ) -> AsyncGenerator[ProcessingResponse, None]:
+        """The stream's pass itself, not a generator around it: each message goes through one (each
+        pass counts itself in `gateway_active_streams`)."""
         if metadata.get(PASS_METADATA_KEY) == "upstream":
-            gauge, responses = self._upstream_streams, self._upstream.process(requests)
-        else:
-            gauge, responses = (
-                self._router_streams,
-                self._router.process(requests, metadata.get(LISTENER_METADATA_KEY, ""), metadata),
-            )
-        gauge.inc()
-        try:
-            async with aclosing(responses):
-                async for response in responses:
-                    yield response
-        finally:
-            gauge.dec()
+            return self._upstream.process(requests)
+        return self._router.process(requests, metadata.get(LISTENER_METADATA_KEY, ""), metadata)
 
 
 class ProcessorServer(GrpcServer):

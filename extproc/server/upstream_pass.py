@@ -35,6 +35,7 @@ from extproc.contract import (
 from extproc.errors import GatewayError
 from extproc.formats import FORMATS
 from extproc.observe.logs import bind_request_id
+from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.pipeline.endpoint import classify
 from extproc.providers.rendering import fixed_headers
 from extproc.server import messages as m
@@ -50,9 +51,11 @@ log = logging.getLogger(__name__)
 class UpstreamPass:
     def __init__(self, state: GatewayState) -> None:
         self._state = state
+        self._active = ACTIVE_STREAMS.labels("upstream")
 
     async def process(self, requests: AsyncIterator[ProcessingRequest]) -> AsyncGenerator[ProcessingResponse, None]:
         outcome = AttemptOutcome(self._state.breakers, self._state.snapshot.config.breakers)
+        self._active.inc()
         try:
             async for message in requests:
                 try:
@@ -68,7 +71,10 @@ class UpstreamPass:
                 if self._last_message(message):
                     break  # the attempt is answered: the stream ends
         finally:
-            outcome.ended()
+            try:
+                outcome.ended()
+            finally:
+                self._active.dec()  # last: a stream counted out has made all its metrics
 
     def _last_message(self, message: ProcessingRequest) -> bool:
         """The answer's headers come only with breakers (each attempt's status is reported);
