@@ -37,6 +37,7 @@ import httpx
 from bench import checks, wrk
 from bench.agent_body import agent_request
 from bench.envoys import EnvoyProcess
+from bench.paced import PacedStreams
 from extproc.auth.apikeys import hash_key
 from tests.fakes.google_auth import FakeGoogleTokens
 from tests.support.metrics import metric_sum
@@ -48,6 +49,8 @@ WARMUP_SECONDS = 1.0
 BASELINE = "envoy-plain"
 PASSTHROUGH = "gateway-openai-passthrough"
 XSTREAM = "gateway-openai-to-anthropic-stream"  # the in-process bench's xstream, through Envoy
+AGENT = "gateway-agent-passthrough"
+PACED = "gateway-agent-passthrough-paced"  # the same, its answer written an event at a time (bench/paced.py)
 PROVIDER_KEY_ENV = "BENCH_OPENAI_KEY"
 VERTEX_PROJECT = "bench-project"
 
@@ -246,10 +249,18 @@ SCENARIOS = [
         checks.anthropic_sse(),
     ),
     Scenario(
-        "gateway-agent-passthrough",
+        AGENT,
         "gateway",
         "/v1/chat/completions",
         agent_request("gpt-bench-stream"),
+        _OPENAI_HEADERS,
+        checks.openai_sse(),
+    ),
+    Scenario(
+        PACED,
+        "gateway",
+        "/v1/chat/completions",
+        agent_request("gpt-bench-paced"),
         _OPENAI_HEADERS,
         checks.openai_sse(),
     ),
@@ -297,13 +308,18 @@ def chosen_scenarios(names: str) -> list[Scenario]:
     return [s for s in SCENARIOS if not wanted or s.name in wanted or s.name == BASELINE]
 
 
-def gateway_config(fake_url: str, cloud: CloudCredentials | None = None) -> dict[str, Any]:
+def gateway_config(fake_url: str, cloud: CloudCredentials | None = None, paced_url: str = "") -> dict[str, Any]:
     """Every provider the scenarios use. Streaming providers live under /stream on the fake,
-    where it answers with SSE bodies."""
+    where it answers with SSE bodies; `paced_url` writes its streams an event at a time."""
     key = {"api_key_env": PROVIDER_KEY_ENV}
     config = _base_config(
         [
             {"name": "mock", "kind": "mock", "models": ["mock-1"]},
+            *(
+                [{"name": "bench-openai-paced", "kind": "openai", "base_url": f"{paced_url}/v1", **key}]
+                if paced_url
+                else []
+            ),
             {"name": "bench-openai", "kind": "openai", "base_url": f"{fake_url}/v1", **key},
             {"name": "bench-openai-stream", "kind": "openai", "base_url": f"{fake_url}/stream/v1", **key},
             {"name": "bench-anthropic-stream", "kind": "anthropic", "base_url": f"{fake_url}/stream", **key},
@@ -312,6 +328,7 @@ def gateway_config(fake_url: str, cloud: CloudCredentials | None = None) -> dict
         ],
         [
             {"model": "mock-1", "provider": "mock"},
+            *([{"model": "gpt-bench-paced", "provider": "bench-openai-paced"}] if paced_url else []),
             {"model": "gpt-bench", "provider": "bench-openai"},
             {"model": "gpt-bench-stream", "provider": "bench-openai-stream"},
             {"model": "claude-bench-stream", "provider": "bench-anthropic-stream"},
@@ -642,8 +659,12 @@ def _start_all(bench: Bench, running: contextlib.ExitStack) -> None:
     if plain.pid is not None:
         bench.envoy_pids["plain"] = plain.pid
     cloud = _cloud_credentials(workdir, running)
+    paced = running.enter_context(PacedStreams())
     _start_gateway(
-        bench, "gateway", GatewayStack(workdir / "gateway", gateway_config(fake.base_url, cloud), env), running
+        bench,
+        "gateway",
+        GatewayStack(workdir / "gateway", gateway_config(fake.base_url, cloud, paced.base_url), env),
+        running,
     )
     for target, collector in (
         ("gateway-traced", OtlpReceiver("grpc")),
@@ -700,6 +721,32 @@ def _signing_note(bench: Bench) -> str:
     return f"Envoy's aws_request_signing signed {signed} Bedrock requests"
 
 
+def per_message_note(rows: list[Row]) -> list[str]:
+    """What each answer message costs, from the agent passthrough whose answer comes in one write and
+    the same with its answer written an event at a time: the CPU between them over the messages."""
+    notes = []
+    for whole in (r for r in rows if r.scenario == AGENT):
+        paced = next((r for r in rows if r.scenario == PACED and r.connections == whole.connections), None)
+        if paced is None or None in (whole.messages_per_request, paced.messages_per_request):
+            continue
+        extra = (paced.messages_per_request or 0) - (whole.messages_per_request or 0)
+        if extra < 1:
+            continue
+        costs = [
+            f"{name} {((p or 0) - (w or 0)) / extra:.1f} µs"
+            for name, p, w in (
+                ("ext_proc", paced.cpu_us_per_request, whole.cpu_us_per_request),
+                ("Envoy", paced.envoy_cpu_us_per_request, whole.envoy_cpu_us_per_request),
+            )
+            if p is not None and w is not None
+        ]
+        notes.append(
+            f"{PACED} c={whole.connections}: {extra:.1f} more messages a request than {AGENT}; "
+            f"CPU per extra message: {', '.join(costs)}"
+        )
+    return notes
+
+
 def _report(rows: list[Row], tracing_notes: list[str], signing_note: str) -> None:
     print()
     print(render_table(rows))
@@ -716,7 +763,7 @@ def _report(rows: list[Row], tracing_notes: list[str], signing_note: str) -> Non
         ["gateway-openai-to-bedrock-stream", "gateway-openai-to-vertex-stream"],
         "\ncloud streams next to xstream (OpenAI chat stream to Anthropic); x = ratio to xstream",
     )
-    for text in (tracing, *tracing_notes, cloud, signing_note):
+    for text in (tracing, *tracing_notes, cloud, signing_note, *per_message_note(rows)):
         if text:
             print(text)
 

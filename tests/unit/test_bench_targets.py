@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
-from bench.answers import ANSWER_TEXT, bedrock_converse_stream
+from bench.answers import ANSWER_TEXT, bedrock_converse_stream, openai_sse
 from bench.in_process import MODES, messages, processor
+from bench.paced import PacedStreams
 from bench.peers_target import CLIENT_KEY, PORT_BASE, gateway_config
-from bench.run import CloudCredentials, traced_gateway_config
+from bench.run import AGENT, PACED, CloudCredentials, Row, per_message_note, traced_gateway_config
 from bench.run import gateway_config as gateway_bench_config
 from extproc.auth.apikeys import hash_key
 from extproc.config.load import load_text
@@ -92,3 +94,46 @@ def test_the_fake_converse_stream_is_aws_event_stream_frames_carrying_the_answer
         json.loads(m.payload)["delta"]["text"] for m in messages if m.headers[":event-type"] == "contentBlockDelta"
     ]
     assert "".join(deltas) == ANSWER_TEXT
+
+
+def test_the_in_process_bench_sends_a_chunked_stream_one_event_a_message_and_all_are_answered() -> None:
+    (service, _), sent = processor(), messages("stream", chunked=True)
+    answer = [m.response_body for m in sent if m.HasField("response_body")]
+
+    async def replies() -> list[ProcessingResponse]:
+        async def feed() -> AsyncIterator[ProcessingRequest]:
+            for message in sent:
+                yield message
+
+        return [r async for r in service.process({"x-gw-pass": "router", "x-gw-listener": "main"}, feed())]
+
+    assert len(answer) > 10 and all(body.body.count(b"\n\n") == 1 for body in answer)
+    assert [body.end_of_stream for body in answer] == [False] * (len(answer) - 1) + [True]
+    assert b"".join(body.body for body in answer) == openai_sse().encode()
+    assert len(asyncio.run(replies())) == len(sent)
+
+
+def test_the_paced_provider_writes_the_bench_answer_an_event_at_a_time() -> None:
+    with (
+        PacedStreams(pace_s=0.02) as paced,
+        httpx.stream("POST", f"{paced.base_url}/v1/chat/completions", json={"stream": True}) as response,
+    ):
+        reads = list(response.iter_raw())
+    assert b"".join(reads) == openai_sse().encode() and len(paced.events) > 10
+    assert len(reads) > 1  # written apart, 20 ms between events: not one read
+
+
+def test_make_bench_gives_the_cpu_of_each_answer_message_from_the_paced_agent_row() -> None:
+    whole = Row(AGENT, 1, cpu_us_per_request=400.0, envoy_cpu_us_per_request=300.0, messages_per_request=4.0)
+    paced = Row(PACED, 1, cpu_us_per_request=720.0, envoy_cpu_us_per_request=460.0, messages_per_request=20.0)
+    other = Row(PACED, 32, cpu_us_per_request=1.0, messages_per_request=20.0)  # no agent row at 32
+    assert per_message_note([whole, paced, other]) == [
+        f"{PACED} c=1: 16.0 more messages a request than {AGENT}; CPU per extra message: ext_proc 20.0 µs, Envoy 10.0 µs"
+    ]
+
+
+def test_the_make_bench_gateway_routes_the_paced_model_to_the_paced_provider(tmp_path: Path) -> None:
+    config = _loaded(gateway_bench_config("http://127.0.0.1:1", None, "http://127.0.0.1:2"), tmp_path)
+    providers = {p.name: p for p in config.providers}
+    assert providers["bench-openai-paced"].base_url == "http://127.0.0.1:2/v1"
+    assert [r.provider for r in config.routes if r.model == "gpt-bench-paced"] == ["bench-openai-paced"]
