@@ -8,15 +8,10 @@ costs per message is measured against this one.
 
 from __future__ import annotations
 
-import logging
-
 from bench import answers
 from tests.fakes.base import SSE_UTF8, FakeProvider, RecordedRequest, Reply, split_sse_events
 
 PACE_S = 0.001  # between events: each reaches Envoy as its own read (real providers: tens of ms)
-
-# wrk stops with streams half written: aiohttp would log each write to a closed connection.
-logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
 
 class PacedStreams(FakeProvider):

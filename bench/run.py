@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -659,6 +660,8 @@ def _start_all(bench: Bench, running: contextlib.ExitStack) -> None:
     if plain.pid is not None:
         bench.envoy_pids["plain"] = plain.pid
     cloud = _cloud_credentials(workdir, running)
+    # wrk stops with the paced streams half written: aiohttp would log each write to a closed connection.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     paced = running.enter_context(PacedStreams())
     _start_gateway(
         bench,
