@@ -17,6 +17,7 @@ import redis.asyncio as redis
 from extproc.store.base import Store, StoreError, Take
 from extproc.store.redis_store import DEFAULT_PREFIX, RedisStore
 from tests.support.redis_server import RedisServer
+from tests.support.wait import wait_until_awaited
 from tests.unit.test_store_memory import StoreContract
 
 pytestmark = pytest.mark.integration
@@ -41,9 +42,24 @@ class TestRedisStore(StoreContract):
         return connect(self.server, max_entries=max_entries, max_bytes=max_bytes)
 
     async def pause(self, seconds: float) -> None:
-        # Not a wait: the server's own clock must move (refills and expiries are what is tested),
-        # and a Redis server's time cannot be faked as the memory store's is.
-        await asyncio.sleep(seconds)
+        """Until the server's own clock has moved `seconds` (refills and expiries are what is
+        tested, and a Redis server's time cannot be faked as the memory store's is)."""
+        clock = redis.Redis.from_url(self.server.url)
+        try:
+            start = await _server_time(clock)
+
+            async def moved() -> bool:
+                return await _server_time(clock) >= start + seconds
+
+            assert await wait_until_awaited(moved, timeout=seconds + 5)
+        finally:
+            await clock.aclose()
+
+
+async def _server_time(clock: redis.Redis) -> float:
+    """The Redis server's clock (TIME: seconds and microseconds)."""
+    whole, micros = await clock.time()
+    return whole + micros / 1e6
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 POLL_S = 0.01
 
@@ -38,3 +38,27 @@ async def wait_until_async(predicate: Callable[[], bool], timeout: float = 2.0, 
             return True
         await asyncio.sleep(interval)
     return predicate()
+
+
+async def wait_until_awaited(
+    check: Callable[[], Awaitable[bool]], timeout: float = 2.0, interval: float = POLL_S
+) -> bool:
+    """`wait_until_async` for a signal read with I/O of its own (a server's clock, a key's state)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(interval)
+    return await check()
+
+
+async def loop_turns(count: int) -> None:
+    """Let the event loop run `count` turns, with no timer: each runs what was ready in it, so work
+    that schedules itself turn after turn (a busy poll) would run in every one of them. For showing
+    that something that stopped stays stopped."""
+    loop = asyncio.get_running_loop()
+    for _ in range(count):
+        turned = loop.create_future()
+        loop.call_soon(turned.set_result, None)
+        await turned

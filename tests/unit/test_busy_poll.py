@@ -25,7 +25,7 @@ from extproc.config.load import load_text
 from extproc.server.busy_poll import BusyPoll, busy_poll
 from extproc.server.h2_server import GrpcServer
 from tests.support.stack import free_port
-from tests.support.wait import wait_until_async
+from tests.support.wait import loop_turns, wait_until_async
 
 
 class RecordingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
@@ -41,10 +41,11 @@ class RecordingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-t
 
 
 def _run_recorded(body):  # type: ignore[no-untyped-def]
+    """`body(polls)` run on a loop whose polls are recorded; its result and the polls."""
     selector = RecordingSelector()
     loop = asyncio.SelectorEventLoop(selector)
     try:
-        return loop.run_until_complete(body()), selector.polls
+        return loop.run_until_complete(body(selector.polls)), selector.polls
     finally:
         loop.close()
 
@@ -52,7 +53,7 @@ def _run_recorded(body):  # type: ignore[no-untyped-def]
 def test_a_poke_keeps_the_loop_polling_without_blocking_for_the_window_then_it_sleeps() -> None:
     window = 0.02
 
-    async def body() -> tuple[float, float, int, int]:
+    async def body(polls: list[tuple[float, float | None]]) -> tuple[float, float, int, int]:
         busy = BusyPoll(asyncio.get_running_loop(), window)
         poked = time.monotonic()
         busy.poke()
@@ -60,7 +61,10 @@ def test_a_poke_keeps_the_loop_polling_without_blocking_for_the_window_then_it_s
         # Polled by a timer, so that only the busy poll keeps the loop from blocking meanwhile.
         assert await wait_until_async(lambda: not busy.spinning, interval=window / 4)
         closed, turns = time.monotonic(), busy.turns
-        await asyncio.sleep(window * 2)  # not a wait: the idle stretch whose polls are looked at below
+        # the loop blocks again (the wait's own timer wakes it): a poll with a timeout after the close
+        assert await wait_until_async(
+            lambda: any(timeout is None or timeout > 0 for at, timeout in polls if at >= closed), interval=window / 4
+        )
         return poked, closed, turns, busy.turns
 
     (poked, closed, turns, turns_later), polls = _run_recorded(body)
@@ -77,11 +81,12 @@ def test_a_poke_keeps_the_loop_polling_without_blocking_for_the_window_then_it_s
 def test_each_poke_extends_the_window_from_the_latest_data() -> None:
     window = 0.1
 
-    async def body() -> tuple[float, float, float]:
+    async def body(polls: list[tuple[float, float | None]]) -> tuple[float, float, float]:
         busy = BusyPoll(asyncio.get_running_loop(), window)
         first = time.monotonic()
         busy.poke()
-        await asyncio.sleep(window * 0.5)  # not a wait: the next data comes halfway through the window
+        # the next data comes once the poll is halfway through its window
+        assert await wait_until_async(lambda: busy.last_turn >= first + window * 0.5)
         second = time.monotonic()
         busy.poke()  # more data before the window closed
         assert await wait_until_async(lambda: not busy.spinning)
@@ -96,12 +101,11 @@ def test_data_arriving_closes_the_window_at_the_next_turn() -> None:
     async def body() -> tuple[bool, bool, int]:
         busy = BusyPoll(asyncio.get_running_loop(), 30.0)  # a window far longer than the test
         busy.poke()
-        await asyncio.sleep(0)  # not a wait: one turn of the loop, the poll's first
-        polling = busy.spinning and busy.turns > 0
+        polling = await wait_until_async(lambda: busy.turns > 0) and busy.spinning
         busy.arrived()
         closed = await wait_until_async(lambda: not busy.spinning, timeout=5.0)
         turns = busy.turns
-        await asyncio.sleep(0.01)  # not a wait: the turns after the close are counted below
+        await loop_turns(20)  # a poll still going would take a turn in each of these
         return polling, closed, busy.turns - turns
 
     polling, closed, later = asyncio.run(body())
