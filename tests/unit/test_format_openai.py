@@ -794,6 +794,15 @@ def test_reencoding_a_fixture_stream_reproduces_it_byte_for_byte(name: str) -> N
     assert encode_all(request, decode_all(raw)) == expected
 
 
+@given(st.integers(min_value=0, max_value=9), st.text())
+def test_a_text_chunk_is_written_as_the_general_chunk_writes_it(index: int, text: str) -> None:
+    """Text deltas skip the dict and orjson's walk of it: the bytes must be the same, quotes,
+    backslashes, control characters and non-ASCII text included."""
+    enc = fmt.StreamEncoder(ChatRequest(model="m", messages=[]))
+    general = enc._chunk({"index": index, "delta": {"content": text}, "finish_reason": None})
+    assert enc._text_chunk(index, text) == general
+
+
 def test_sdk_reads_reencoded_text_stream() -> None:
     raw = fixture("chat-streaming.response.sse")
     events = decode_all(raw)
