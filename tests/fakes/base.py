@@ -47,7 +47,8 @@ class Reply:
     closes the TCP connection abruptly after that many chunks (a provider
     dying mid-stream); ``hang`` never answers at all. ``release`` holds the
     chunks from ``hold_at_chunk`` on until the test sets it (a stream that
-    breaks only once the client has read what came before).
+    breaks only once the client has read what came before), or a whole
+    answer, status included (a request still in flight while others arrive).
     """
 
     status: int = 200
@@ -316,6 +317,8 @@ class FakeProvider:
             return await self._hang(request)
         headers = {"Content-Type": reply.content_type, **reply.headers}
         if reply.chunks is None:
+            if reply.release is not None:
+                await _released(reply.release)
             if reply.delay:
                 await asyncio.sleep(reply.delay)  # not a wait: the scripted provider is slow to answer
             return web.Response(status=reply.status, body=reply.body, headers=headers)

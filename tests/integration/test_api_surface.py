@@ -4,6 +4,7 @@ stream, streams cut by the client, and errors written mid-stream."""
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import openai
@@ -77,18 +78,24 @@ def test_client_disconnect_closes_the_provider_stream(gateway: GatewayStack, fak
     start = b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-test-1","content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
     block = b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
     delta = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word "}}\n\n'
+    gone = threading.Event()  # the rest of the stream waits until the client has hung up
+    chunks = [start, block, delta, delta]
     fake_anthropic.enqueue(
-        Reply(content_type="text/event-stream; charset=utf-8", chunks=[start, block] + [delta] * 60, chunk_delay=0.1)
+        Reply(content_type="text/event-stream; charset=utf-8", chunks=chunks, hold_at_chunk=3, release=gone)
     )
     body = {"model": "claude-test-1", "stream": True, "messages": [{"role": "user", "content": "long story"}]}
-    with (
-        httpx.Client(timeout=20) as http,
-        http.stream("POST", gateway.base_url + "/v1/chat/completions", json=body) as response,
-    ):
-        assert response.status_code == 200
-        first = next(response.iter_bytes())
-        assert first.startswith(b"data: ")
-    assert wait_until(lambda: fake_anthropic.stream_disconnects >= 1, timeout=10)
+    disconnects = fake_anthropic.stream_disconnects
+    try:
+        with (
+            httpx.Client(timeout=20) as http,
+            http.stream("POST", gateway.base_url + "/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            first = next(response.iter_bytes())
+            assert first.startswith(b"data: ")
+    finally:
+        gone.set()
+    assert wait_until(lambda: fake_anthropic.stream_disconnects > disconnects, timeout=10)
     assert wait_until(lambda: _active_router_streams(gateway) == 0, timeout=10)  # nothing left behind
 
 

@@ -3,6 +3,7 @@ per-attempt timeouts of a pool: a failing provider is paused and probed, a stall
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,15 +200,19 @@ def test_a_stream_that_stalls_midway_is_cut_by_the_idle_timeout(stack: GatewaySt
         b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
         b'"choices":[{"index":0,"delta":{"content":"tick "},"finish_reason":null}]}\n\n'
     )
-    flaky.enqueue(Reply(content_type="text/event-stream", chunks=[chunk] * 2 + [chunk], chunk_delay=30))
+    stalled = threading.Event()  # the third chunk waits on it: set only once the test is done
+    flaky.enqueue(Reply(content_type="text/event-stream", chunks=[chunk] * 3, hold_at_chunk=2, release=stalled))
     started = time.monotonic()
-    with pytest.raises((openai.APIError, httpx.HTTPError)):
-        list(
-            client(stack).chat.completions.create(
-                model="stall-1", messages=[{"role": "user", "content": "s"}], stream=True
+    try:
+        with pytest.raises((openai.APIError, httpx.HTTPError)):
+            list(
+                client(stack).chat.completions.create(
+                    model="stall-1", messages=[{"role": "user", "content": "s"}], stream=True
+                )
             )
-        )
-    assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 10
+    finally:
+        stalled.set()
 
 
 def test_a_pool_whose_providers_are_all_open_is_a_fast_503(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ TOKENS = 100_000  # each client's budget per model; the window is long enough th
 STREAMS = 2  # each client's concurrent streams
 PROBES = [f"probe-{i}" for i in range(12)]  # fresh buckets, to learn what a request reserves
 KEYS, CLIENTS = keyed_clients({name: "acme" for name in ("alice", "bob", "carol", *PROBES)})
-SLOW = 60.0  # a provider this slow answers long after every test is over
+PATIENT_S = 60.0  # a client that waits longer than any test runs
 
 
 @dataclass
@@ -229,7 +230,7 @@ async def _hang_up_before_the_answer(gateway: Gateway, model: str, fake_openai: 
     """Ask through the async SDK, and cancel the call once the provider holds the request."""
     asked = len(fake_openai.requests)
     client = openai.AsyncOpenAI(
-        api_key=KEYS["alice"], base_url=gateway.stack.base_url + "/v1", max_retries=0, timeout=SLOW
+        api_key=KEYS["alice"], base_url=gateway.stack.base_url + "/v1", max_retries=0, timeout=PATIENT_S
     )
     try:
         call = asyncio.ensure_future(client.chat.completions.create(model=model, messages=QUESTION, **options))
@@ -251,9 +252,7 @@ def test_a_client_that_hangs_up_before_the_answer_starts_is_charged_for_its_prom
     prompt = reservation(gateway, model, fake_openai, **options) - 500  # the input estimate
     assert prompt > 0
     closed = metric_sum(gateway.stack, "gateway_requests_total", 'status="client_closed"')
-    slow = free_answer(stream)
-    slow.delay = SLOW  # the provider takes its time to start its answer
-    fake_openai.enqueue(slow)
+    fake_openai.enqueue(Reply(hang=True))  # the provider never starts its answer
     asyncio.run(_hang_up_before_the_answer(gateway, model, fake_openai, **options))
     assert wait_until(
         lambda: metric_sum(gateway.stack, "gateway_requests_total", 'status="client_closed"') > closed, timeout=10
@@ -264,12 +263,14 @@ def test_a_client_that_hangs_up_before_the_answer_starts_is_charged_for_its_prom
 # Concurrent streams
 
 
-def _slow_stream() -> Reply:
+def _held_stream(release: threading.Event) -> Reply:
+    """A stream that starts, then holds its end until the test sets `release`."""
     first = (
         b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
         b'"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}\n\n'
     )
-    return Reply(content_type="text/event-stream", chunks=[first, b"data: [DONE]\n\n"], chunk_delay=SLOW)
+    chunks = [first, b"data: [DONE]\n\n"]
+    return Reply(content_type="text/event-stream", chunks=chunks, hold_at_chunk=1, release=release)
 
 
 def _refused_openai(gateway: Gateway, client: str, request_id: str) -> tuple[int, str, str]:
@@ -310,8 +311,9 @@ def test_streams_that_share_one_request_id_each_hold_a_slot_of_their_own(
     refused_by: Callable[[Gateway, str, str], tuple[int, str, str]],
 ) -> None:
     request_id = f"shared-{client}-{gateway.redis is not None}"
+    release = threading.Event()
     for _ in range(STREAMS):
-        fake_openai.enqueue(_slow_stream())
+        fake_openai.enqueue(_held_stream(release))
     held = []
     try:
         for _ in range(STREAMS):
@@ -328,5 +330,6 @@ def test_streams_that_share_one_request_id_each_hold_a_slot_of_their_own(
         assert f"at most {STREAMS} streams" in message
         assert echoed  # Envoy's own id: it replaces what an outside client sends (the router pass tests the rest)
     finally:
+        release.set()
         for stream in held:
             stream.close()

@@ -3,6 +3,7 @@ and what happens when Redis goes away and comes back."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -231,10 +232,15 @@ def test_a_breaker_opened_through_one_worker_holds_for_both_and_lets_one_probe_t
                     ],
                 }
             )
-            reply.delay = 0.5  # the probe is still in flight while the others arrive
+            reply.release = threading.Event()  # the probe is held until the others have their answers
             flaky.enqueue(reply)
             with ThreadPoolExecutor(6) as pool:
-                probing = list(pool.map(lambda i: _outcome(stack, "flaky-1", f"h{i}"), range(6)))
+                asked = [pool.submit(_outcome, stack, "flaky-1", f"h{i}") for i in range(6)]
+                try:
+                    assert wait_until(lambda: sum(outcome.done() for outcome in asked) == 5, timeout=30)
+                finally:
+                    reply.release.set()
+                probing = [outcome.result() for outcome in asked]
             assert sorted(probing) == [200] + [503] * 5  # one probe, whichever worker let it through
             assert len(flaky.requests) == 5
             _until_breaker(stack, "flaky", "closed")

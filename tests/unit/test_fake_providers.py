@@ -14,8 +14,10 @@ import http.client
 import json
 import re
 import struct
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -1275,6 +1277,18 @@ def test_stream_chunks_are_delivered_one_by_one(fake_openai: FakeProvider) -> No
         assert time.monotonic() - first_arrived >= 0.35
     finally:
         conn.close()
+
+
+def test_a_held_whole_answer_leaves_only_once_released(fake_openai: FakeProvider) -> None:
+    release = threading.Event()
+    fake_openai.enqueue(Reply(body=b'{"held": true}', release=release))
+    asked = len(fake_openai.requests)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(raw_request, fake_openai, "GET", "/v1/models")
+        assert wait_until(lambda: len(fake_openai.requests) > asked)
+        assert not answer.done()  # the request arrived; its answer, status included, waits
+        release.set()
+        assert answer.result(timeout=10).body == b'{"held": true}'
 
 
 def test_delay_postpones_the_answer_and_hang_never_answers(fake_openai: FakeProvider) -> None:
