@@ -217,6 +217,7 @@ class Usage:
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the part of cache_creation_tokens kept an hour (Anthropic's)
 
     @property
     def total_tokens(self) -> int:

@@ -23,7 +23,11 @@ def usage_seen(ex: Exchange) -> tuple[Usage, bool]:
         if seen is None or seen.input_tokens <= 0:
             return Usage(prompt, output), False
         return Usage(
-            seen.input_tokens, max(output, seen.output_tokens), seen.cached_tokens, seen.cache_creation_tokens
+            seen.input_tokens,
+            max(output, seen.output_tokens),
+            seen.cached_tokens,
+            seen.cache_creation_tokens,
+            cache_write_1h_tokens=seen.cache_write_1h_tokens,
         ), False
     if ex.status < 400:  # answered, or the client hung up before any answer (status 0): the prompt went out
         return Usage(prompt), False

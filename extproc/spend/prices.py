@@ -71,6 +71,8 @@ class BilledUsage(Protocol):
     def cache_creation_tokens(self) -> int: ...
     @property
     def reasoning_tokens(self) -> int: ...
+    @property
+    def cache_write_1h_tokens(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +84,16 @@ class Cost:
 UNPRICED = Cost(0.0, False)
 
 
-def usage_cost(price: Price, usage: BilledUsage, cache_write_1h_tokens: int = 0) -> float:
-    """USD for one answer. `cache_write_1h_tokens`: the part of the cache writes kept for an hour
-    (Anthropic's `ephemeral_1h_input_tokens`); the other writes are priced as 5-minute ones.
+def usage_cost(price: Price, usage: BilledUsage) -> float:
+    """USD for one answer. Cache writes kept for an hour (`cache_write_1h_tokens`, Anthropic's
+    `ephemeral_1h_input_tokens`) are priced as such; the other writes as 5-minute ones.
     Counts are clamped so that inconsistent reports never give a negative cost."""
     # Conditional expressions, not max/min calls: this runs once per request (about half the time).
     prompt = usage.input_tokens if usage.input_tokens > 0 else 0
     rates = price.rates_for(prompt)
     read = usage.cached_tokens if usage.cached_tokens > 0 else 0
     written = usage.cache_creation_tokens if usage.cache_creation_tokens > 0 else 0
-    written_1h = cache_write_1h_tokens if cache_write_1h_tokens > 0 else 0
+    written_1h = usage.cache_write_1h_tokens if usage.cache_write_1h_tokens > 0 else 0
     if written_1h > written:
         written_1h = written
     fresh = prompt - read - written
@@ -176,9 +178,9 @@ class PriceTable:
                 return found
         return None
 
-    def cost(self, kind: str, model: str, usage: BilledUsage, cache_write_1h_tokens: int = 0) -> Cost:
+    def cost(self, kind: str, model: str, usage: BilledUsage) -> Cost:
         price = self.lookup(kind, model)
-        return UNPRICED if price is None else Cost(usage_cost(price, usage, cache_write_1h_tokens), True)
+        return UNPRICED if price is None else Cost(usage_cost(price, usage), True)
 
     def reservation(self, kind: str, model: str, prompt_tokens: int, max_tokens: int) -> Cost:
         price = self.lookup(kind, model)

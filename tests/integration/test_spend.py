@@ -147,6 +147,36 @@ def test_an_anthropic_client_gets_the_cost_of_cache_reads_and_writes(
     assert access_line(stack, raw.headers["x-request-id"])["cost_usd"] == pytest.approx(0.0069)
 
 
+def test_cache_writes_kept_an_hour_cost_the_hour_rate_in_a_passed_through_anthropic_stream(
+    stack: GatewayStack, fake_anthropic: FakeAnthropic
+) -> None:
+    """As Claude Code asks with `cache_control: {ttl: "1h"}`: the recorded stream, its counts set to
+    1,000 tokens written to the cache, 600 of them kept an hour."""
+    body = fixture_bytes("anthropic/stream-text.response.sse")
+    for recorded, written in [
+        (
+            b'"input_tokens":17,"cache_creation_input_tokens":0',
+            b'"input_tokens":100,"cache_creation_input_tokens":1000',
+        ),
+        (
+            b'"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0',
+            b'"ephemeral_5m_input_tokens":400,"ephemeral_1h_input_tokens":600',
+        ),
+    ]:
+        assert recorded in body
+        body = body.replace(recorded, written)
+    fake_anthropic.enqueue(Reply(body=body, chunks=split_sse_events(body), content_type="text/event-stream"))
+    client = anthropic_client(stack.base_url)
+    with client.messages.with_streaming_response.create(
+        model="claude-sonnet-4-5", max_tokens=400, messages=HI, stream=True
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        text = b"".join(response.iter_bytes())
+    assert b'"ephemeral_1h_input_tokens":600' in text  # passed through as the provider wrote it
+    # claude-sonnet-4-5: 100 x 3 + 400 written for 5 minutes x 3.75 + 600 for an hour x 6 + 10 output x 15
+    assert access_line(stack, request_id)["cost_usd"] == pytest.approx(0.00555)
+
+
 def test_a_gemini_client_gets_the_cost_of_cached_and_thinking_tokens(
     stack: GatewayStack, fake_gemini: FakeGemini
 ) -> None:

@@ -1048,6 +1048,7 @@ def test_parse_response_reads_tools_thinking_and_cache_usage() -> None:
             "input_tokens": 5,
             "cache_read_input_tokens": 100,
             "cache_creation_input_tokens": 7,
+            "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
             "output_tokens": 3,
         },
     }
@@ -1056,12 +1057,15 @@ def test_parse_response_reads_tools_thinking_and_cache_usage() -> None:
     assert choice.text == "ab" and choice.finish_reason == "tool_calls"
     assert choice.thinking == [ThinkingPart("hmm", "s"), ThinkingPart("", "d", True)]
     assert choice.tool_calls == [ToolCall("toolu_1", "f", '{"x":[1,2]}')]
-    assert resp.usage == Usage(input_tokens=112, output_tokens=3, cached_tokens=100, cache_creation_tokens=7)
+    assert resp.usage == Usage(
+        input_tokens=112, output_tokens=3, cached_tokens=100, cache_creation_tokens=7, cache_write_1h_tokens=4
+    )
     rendered = orjson.loads(fmt.render_response(resp))
     assert rendered["usage"] == {
         "input_tokens": 5,
         "cache_creation_input_tokens": 7,
         "cache_read_input_tokens": 100,
+        "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
         "output_tokens": 3,
     }
     assert replace(fmt.parse_response(fmt.render_response(resp)), created=resp.created) == resp

@@ -279,6 +279,23 @@ def test_recorded_usage_and_stop_reasons_read_as_canonical(
     assert response.choices[0].finish_reason == finish
 
 
+def test_cache_writes_kept_an_hour_are_read_from_the_cache_details_by_ttl() -> None:
+    # TokenUsage.cacheDetails (the service model): the writes by TTL, 1h before 5m.
+    usage = {
+        "inputTokens": 10,
+        "outputTokens": 5,
+        "totalTokens": 1015,
+        "cacheReadInputTokens": 0,
+        "cacheWriteInputTokens": 1000,
+        "cacheDetails": [{"ttl": "1h", "inputTokens": 600}, {"ttl": "5m", "inputTokens": 400}],
+    }
+    read = converse_answer.usage_of(usage)
+    assert read is not None
+    assert (read.cache_creation_tokens, read.cache_write_1h_tokens, read.total_tokens) == (1000, 600, 1015)
+    without = converse_answer.usage_of({k: v for k, v in usage.items() if k != "cacheDetails"})
+    assert without is not None and without.cache_write_1h_tokens == 0  # no split: all at the 5-minute rate
+
+
 def test_every_stop_reason_of_the_service_model_has_a_finish_reason() -> None:
     stop_reasons = {
         "end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened", "content_filtered",

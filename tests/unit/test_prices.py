@@ -20,8 +20,7 @@ TABLE = price_table()
 
 
 def usd(kind: str, model: str, **usage: int) -> float:
-    cache_write_1h = usage.pop("cache_write_1h", 0)
-    cost = TABLE.cost(kind, model, Usage(**usage), cache_write_1h)
+    cost = TABLE.cost(kind, model, Usage(**usage))
     assert cost.priced, (kind, model)
     return cost.usd
 
@@ -58,7 +57,7 @@ def test_an_anthropic_answer_bills_five_minute_and_one_hour_cache_writes_apart()
         input_tokens=10000,
         cached_tokens=6000,
         cache_creation_tokens=2000,
-        cache_write_1h=500,
+        cache_write_1h_tokens=500,
         output_tokens=1000,
     )
     assert cost == pytest.approx(0.031425)
@@ -74,7 +73,7 @@ def test_an_older_claude_is_priced_from_the_anthropic_page() -> None:
         input_tokens=4 * million,
         cached_tokens=million,
         cache_creation_tokens=2 * million,
-        cache_write_1h=million,
+        cache_write_1h_tokens=million,
         output_tokens=million,
     )
     assert cost == pytest.approx(28.05)

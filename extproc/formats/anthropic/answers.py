@@ -30,10 +30,10 @@ _ERROR_KINDS: dict[str, Any] = {
 class UsageTracker:
     """Anthropic reports input from message_start and cumulative totals in message_delta."""
 
-    __slots__ = ("cache_creation", "cache_read", "output", "thinking", "uncached")
+    __slots__ = ("cache_creation", "cache_read", "kept_1h", "output", "thinking", "uncached")
 
     def __init__(self) -> None:
-        self.uncached = self.cache_read = self.cache_creation = self.output = self.thinking = 0
+        self.uncached = self.cache_read = self.cache_creation = self.kept_1h = self.output = self.thinking = 0
 
     def update(self, usage: Any) -> bool:
         if not isinstance(usage, dict):
@@ -44,6 +44,9 @@ class UsageTracker:
             self.cache_read = usage["cache_read_input_tokens"]
         if is_int(usage.get("cache_creation_input_tokens")):
             self.cache_creation = usage["cache_creation_input_tokens"]
+        written = usage.get("cache_creation")  # the writes by how long they are kept (priced apart)
+        if isinstance(written, dict) and is_int(written.get("ephemeral_1h_input_tokens")):
+            self.kept_1h = written["ephemeral_1h_input_tokens"]
         if is_int(usage.get("output_tokens")):
             self.output = usage["output_tokens"]
         details = usage.get("output_tokens_details")  # thinking_tokens: part of output_tokens
@@ -58,6 +61,7 @@ class UsageTracker:
             cached_tokens=self.cache_read,
             cache_creation_tokens=self.cache_creation,
             reasoning_tokens=self.thinking,
+            cache_write_1h_tokens=self.kept_1h,
         )
 
 

@@ -90,6 +90,12 @@ def anthropic_usage(usage: Usage | None) -> dict[str, Any]:
         "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": usage.output_tokens,
     }
+    if usage.cache_creation_tokens > 0:  # the writes by how long they are kept, as the API splits them
+        kept_1h = min(max(usage.cache_write_1h_tokens, 0), usage.cache_creation_tokens)
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_creation_tokens - kept_1h,
+            "ephemeral_1h_input_tokens": kept_1h,
+        }
     if usage.reasoning_tokens > 0:
         out["output_tokens_details"] = {"thinking_tokens": min(usage.reasoning_tokens, usage.output_tokens)}
     return out

@@ -44,7 +44,15 @@ def usage_of(usage: Any) -> Usage | None:
         output_tokens=count(usage, "outputTokens"),
         cached_tokens=read,
         cache_creation_tokens=written,
+        cache_write_1h_tokens=_kept_an_hour(usage.get("cacheDetails")),
     )
+
+
+def _kept_an_hour(details: Any) -> int:
+    """The cache writes kept an hour: `cacheDetails` splits the writes by TTL (`5m`, `1h`)."""
+    if not isinstance(details, list):
+        return 0
+    return sum(count(d, "inputTokens") for d in details if isinstance(d, dict) and d.get("ttl") == "1h")
 
 
 def redacted_data(blob: Any) -> str | None:
