@@ -98,6 +98,10 @@ class ProviderKind:
     counts: Callable[[str], bool] | None = None
     # A header of its answers that carries the input tokens it counted (Bedrock's InvokeModel)
     input_tokens_header: str = ""
+    # An Anthropic client's `anthropic-beta` values on another service: a client's name -> the
+    # service's name for the same beta (a provider's `anthropic_betas` narrows them further)
+    beta_renames: tuple[tuple[str, str], ...] = ()
+    beta_header: bool = False  # they go in an `anthropic-beta` header (else in the body, or nowhere)
 
     def for_model(self, model: str) -> ProviderKind:
         return self.by_model(model) if self.by_model is not None else self
@@ -325,6 +329,8 @@ VERTEX_GEMINI = ProviderKind(
     api_root=_vertex_root,
     embeds=_no_model,
 )
+# Bedrock and Vertex AI name Anthropic's advanced-tool-use beta (tool search) tool-search-tool.
+_TOOL_SEARCH = (("advanced-tool-use-2025-11-20", "tool-search-tool-2025-10-19"),)
 VERTEX_ANTHROPIC = ProviderKind(
     "vertex",
     "anthropic",
@@ -332,13 +338,14 @@ VERTEX_ANTHROPIC = ProviderKind(
     _GOOGLE_TOKEN,
     False,
     "gcp.vertex_ai",
-    passthrough_headers=frozenset({"anthropic-beta"}),
     unsupported=_ANTHROPIC_LACKS,
     model_in_body=False,
     body_fields=(("anthropic_version", VERTEX_ANTHROPIC_VERSION),),
     takes_vertex=True,
     api_root=_vertex_root,
     embeds=_no_model,
+    beta_renames=_TOOL_SEARCH,
+    beta_header=True,
 )
 
 
@@ -381,6 +388,7 @@ VERTEX = ProviderKind(
     takes_vertex=True,
     api_root=_vertex_root,
     by_model=_vertex_family,
+    beta_renames=_TOOL_SEARCH,  # its Claude family's (the record a request for a Claude model gets)
 )
 # Deterministic answers from the ext_proc itself, for tests and offline development.
 MOCK = ProviderKind(
@@ -404,6 +412,7 @@ BEDROCK = ProviderKind(
     embeds=_bedrock_embeds,
     counts=_bedrock_counts,
     input_tokens_header="x-amzn-bedrock-input-token-count",
+    beta_renames=_TOOL_SEARCH,  # in InvokeModel's body (`anthropic_beta`); Converse takes none
 )
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.

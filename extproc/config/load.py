@@ -298,6 +298,8 @@ def _provider(i: int, raw: dict[str, Any], env: Mapping[str, str], base_dir: Pat
             problems.append(f"{where}.mock: only for {_kinds_named(lambda k: k.answers_locally)}")
     if "azure" in raw and not kind.takes_azure:
         problems.append(f"{where}.azure: only for {_kinds_named(lambda k: k.takes_azure)}")
+    if "anthropic_betas" in raw and not kind.beta_renames:
+        problems.append(f"{where}.anthropic_betas: only for {_kinds_named(lambda k: bool(k.beta_renames))}")
     if "vertex" in raw and not kind.takes_vertex:
         problems.append(f"{where}.vertex: only for {_kinds_named(lambda k: k.takes_vertex)}")
     elif kind.takes_vertex and "vertex" not in raw:

@@ -153,6 +153,13 @@ class Provider:
         description="max_tokens sent to an anthropic provider when the client gave none (its API requires one)",
     )
     cache_ttl_s: CacheTtl | None = option(None, description=CACHE_TTL_DESCRIPTION, examples=[600])
+    anthropic_betas: tuple[NonEmpty, ...] | None = option(
+        None,
+        description="the only anthropic-beta values an Anthropic client's request takes to this bedrock or "
+        "vertex provider (Claude on Bedrock and on Vertex AI refuse a beta they do not know with a 400); "
+        "the others are dropped or rejected per `unsupported`. Not set: all go on; [] sends none",
+        examples=[["context-1m-2025-08-07", "interleaved-thinking-2025-05-14"]],
+    )
     priced_as: NonEmpty | None = option(
         None,
         description="the key of `prices` (and of the default table) this provider's models are priced under; "

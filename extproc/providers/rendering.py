@@ -17,12 +17,13 @@ from extproc.formats.bedrock.invoke import betas_of
 from extproc.formats.canonical import ChatRequest, EmbeddingRequest, read_conversation
 from extproc.formats.endpoint import Format
 from extproc.formats.provider_params import lacking
-from extproc.formats.render_options import Lacking, RenderOptions
+from extproc.formats.render_options import Lacking, RenderOptions, Unsupported
 from extproc.formats.shared_wire import with_fields
 from extproc.formats.token_count import COUNT_REQUESTS
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
 from extproc.provider_kinds import RECORDS, ProviderKind
 from extproc.providers import model_kind, provider_format, serves, wire_format
+from extproc.providers.betas import BETA_FEATURE, provider_betas
 from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
 
@@ -66,15 +67,28 @@ def chat_for(
 ) -> ProviderRequest:
     """`request` (parsed from `body`, `stream` as the client asked) for `provider`; it is changed in
     place. `betas`: an Anthropic client's `anthropic-beta` values, for a provider that takes them in
-    the body (Claude on Bedrock)."""
+    the body (Claude on Bedrock); those it is not to get are named as dropped (providers.betas)."""
+    betas, left_out = _narrowed(provider, model, betas)
     made = _fit_and_render(request, client, provider, model, betas)
     if made is None:  # the client's own request suits the provider
         wire = wire_format(provider, client, model)
         if wire != client:  # the client's API on another service (Claude on Bedrock): its body edited for it
-            return ProviderRequest(OWN_BODY_ON[wire](body, betas), request.stream)
+            return _counted(provider, ProviderRequest(OWN_BODY_ON[wire](body, betas), request.stream, left_out))
         own = _own_body(body, request.model, client, provider, model, parsed=request.source)
-        return ProviderRequest(own, request.stream)
-    return _counted(provider, made)
+        return _counted(provider, ProviderRequest(own, request.stream, left_out))
+    return _counted(provider, ProviderRequest(made.body, made.stream, made.dropped + left_out))
+
+
+def _narrowed(provider: Provider, model: str, asked: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """The betas `provider` gets for `model`, and the client's it does not (dropped and named, or a
+    400 under the `reject` policy)."""
+    if not asked:
+        return (), []
+    taken = provider_betas(provider, model, asked)
+    unsupported = Unsupported(provider.unsupported, f"provider {provider.name}")
+    for beta in taken.left_out:
+        unsupported.lacks(f"{BETA_FEATURE}:{beta}", BETA_FEATURE)
+    return taken.kept, unsupported.dropped
 
 
 def _own_body(
@@ -166,16 +180,18 @@ def count_for(
     count operation for the request as a chat request would get it (fitted as one would be: what a
     provider lacks is not counted, and named)."""
     wire = wire_format(provider, client, model)
+    betas, left_out = _narrowed(provider, model, betas)
     if wire == client:
-        return ProviderRequest(_own_body(body, request.model, client, provider, model, count=True), False)
+        own = _own_body(body, request.model, client, provider, model, count=True)
+        return _counted(provider, ProviderRequest(own, False, left_out))
     if wire in OWN_COUNT_ON and serves(provider, client, model):
-        return ProviderRequest(OWN_COUNT_ON[wire](body, betas), False)
+        return _counted(provider, ProviderRequest(OWN_COUNT_ON[wire](body, betas), False, left_out))
     render = COUNT_REQUESTS.get(wire)
     if render is None:
         raise GatewayError("internal", f"provider {provider.name} cannot count tokens")
     fitting = fit_to_provider(request, provider, native=False)
     rendered = render(request, render_options(provider, model, betas))
-    return _counted(provider, ProviderRequest(rendered.body, False, fitting.dropped + rendered.dropped))
+    return _counted(provider, ProviderRequest(rendered.body, False, fitting.dropped + rendered.dropped + left_out))
 
 
 def embeddings_for(request: EmbeddingRequest, provider: Provider, model: str) -> ProviderRequest:
@@ -206,7 +222,13 @@ def _counted(provider: Provider, made: ProviderRequest) -> ProviderRequest:
 
 
 def fixed_headers(provider: Provider, client: Format, present: dict[str, str], model: str) -> list[tuple[str, str]]:
-    """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept."""
+    """A kind's fixed headers (anthropic-version), unless a same-API client's own is kept; an
+    Anthropic client's betas for a service that takes them in the header (Claude on Vertex AI), as
+    that service names them (the client's own header is not forwarded there)."""
     same_api = serves(provider, client, model)
     kind = model_kind(provider, model)
-    return [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]
+    fixed = [(name, value) for name, value in kind.fixed_headers if not (same_api and name in present)]
+    asked = client_betas(client, present) if kind.beta_header else ()
+    if asked and (kept := provider_betas(provider, model, asked).kept):
+        fixed.append(("anthropic-beta", ",".join(kept)))
+    return fixed

@@ -119,7 +119,7 @@ def test_claude_code_drops_a_beta_bedrock_refuses_and_completes_the_round_trip(
     """Bedrock refuses a beta it lacks with a 400 ValidationException "invalid beta flag"; Claude Code
     answers a 400 by sending the request again without its betas one at a time, which it can only do
     when the gateway hands the refusal on as a 400."""
-    refused = "advanced-tool-use-2025-11-20"  # Bedrock names its tool search beta tool-search-tool-2025-10-19
+    refused = "thinking-token-count-2026-05-13"  # one Claude Code sends that no Bedrock list has
     round_trip = script(fake_bedrock, "Read", {"file_path": str(sandbox.note)})
     fake_bedrock.refused_betas.add(refused)
     run = runners.claude_code(sandbox, client_gateway.base_url, "bedrock-claude", PROMPT)

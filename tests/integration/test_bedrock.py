@@ -36,6 +36,9 @@ CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
 TITAN = "amazon.titan-embed-text-v2:0"
 COHERE = "cohere.embed-english-v3"
+# What Claude Code sends (docs/clients/claude-code.md), on a provider that lists what its Bedrock takes
+CLAUDE_CODE_BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14,advanced-tool-use-2025-11-20"
+NARROWED = ["interleaved-thinking-2025-05-14", "tool-search-tool-2025-10-19"]
 FIRST = AwsCredentials("AKIDFIRSTKEY0001", "first/secret+key0000000000000000000000000")
 ROTATED = AwsCredentials("AKIDROTATED00002", "rotated/secret+key00000000000000000000000")
 BEDROCK_API_KEY = "bedrock-api-key-test-0001"
@@ -82,6 +85,8 @@ def stack(
         "providers": [
             {"name": "bedrock", **signed},
             {"name": "bedrock-converse", **signed, "bedrock": {"region": "us-east-1", "api": "converse"}},
+            {"name": "bedrock-narrow", **signed, "anthropic_betas": NARROWED},
+            {"name": "bedrock-strict", **signed, "anthropic_betas": NARROWED, "unsupported": "reject"},
             {
                 "name": "bedrock-keyed",
                 "kind": "bedrock",
@@ -102,6 +107,8 @@ def stack(
             {"model": "nova", "provider": "bedrock", "upstream_model": NOVA},
             {"model": "claude", "provider": "bedrock", "upstream_model": CLAUDE},
             {"model": "claude-converse", "provider": "bedrock-converse", "upstream_model": CLAUDE},
+            {"model": "claude-narrow", "provider": "bedrock-narrow", "upstream_model": CLAUDE},
+            {"model": "claude-strict", "provider": "bedrock-strict", "upstream_model": CLAUDE},
             {"model": "claude-cached", "provider": "bedrock", "upstream_model": CLAUDE, "cache_ttl_s": 600},
             {"model": "profile", "provider": "bedrock", "upstream_model": PROFILE_ARN},
             {"model": "keyed", "provider": "bedrock-keyed", "upstream_model": NOVA},
@@ -291,6 +298,62 @@ def test_an_anthropic_clients_betas_reach_invoke_in_the_body_and_the_header_stay
     assert "anthropic-beta" not in {name.lower() for name in sent.headers}  # Bedrock reads the body's, not a header
     assert "?" not in sent.raw_path  # the SDK's ?beta=true is Anthropic's API's, not Bedrock's
     assert sent.auth == "sigv4"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+def test_only_the_betas_a_provider_lists_reach_invoke_by_bedrocks_names_and_the_others_are_named(
+    stack: GatewayStack, bedrock: FakeBedrock, streamed: bool
+) -> None:
+    bedrock.refused_betas.update({"claude-code-20250219", "advanced-tool-use-2025-11-20"})  # as Bedrock would
+    bedrock.enqueue_answer(Answer("narrowed"))
+    try:
+        raw = _anthropic(stack).messages.with_raw_response.create(
+            model="claude-narrow",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=streamed,
+            extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+        )
+        assert raw.status_code == 200 and b"narrowed" in raw.http_response.read()
+    finally:
+        bedrock.refused_betas.clear()
+    # Bedrock names Anthropic's tool search beta tool-search-tool-2025-10-19
+    assert bedrock.last_request.json["anthropic_beta"] == NARROWED
+    assert raw.headers["x-gateway-dropped-features"] == "anthropic-beta:claude-code-20250219"
+
+
+def test_a_beta_a_provider_does_not_list_is_a_400_naming_it_under_the_reject_policy(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    asked = len(bedrock.requests)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        _anthropic(stack).messages.create(
+            model="claude-strict",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+        )
+    assert "anthropic-beta:claude-code-20250219 is not supported by provider bedrock-strict" in refused.value.message
+    assert len(bedrock.requests) == asked  # nothing reached Bedrock
+
+
+def test_without_a_list_every_beta_reaches_invoke_anthropics_tool_search_by_bedrocks_name(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_answer(Answer("all of them"))
+    raw = _anthropic(stack).messages.with_raw_response.create(
+        model="claude",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+    )
+    assert raw.parse().content[0].text == "all of them"  # type: ignore[union-attr]
+    assert bedrock.last_request.json["anthropic_beta"] == [
+        "claude-code-20250219",
+        "interleaved-thinking-2025-05-14",
+        "tool-search-tool-2025-10-19",
+    ]
+    assert "x-gateway-dropped-features" not in raw.headers
 
 
 def test_betas_reach_invoke_in_the_body_on_a_pool_attempt_too(stack: GatewayStack, bedrock: FakeBedrock) -> None:

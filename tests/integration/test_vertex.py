@@ -79,9 +79,12 @@ def stack(
     workdir = Path(tmp_path_factory.mktemp("vertex"))
     config = standard_config(fake_openai.base_url, fake_anthropic.base_url, fake_gemini.base_url)
     config["providers"].append(_vertex_provider(workdir, tokens, vertex))
+    narrow = {**_vertex_provider(workdir, tokens, vertex), "name": "vertex-narrow", "anthropic_betas": [THINKING]}
+    config["providers"].append(narrow)
     config["routes"] = [
         {"model": "vx-gemini", "provider": "vertex", "upstream_model": GEMINI},
         {"model": "vx-claude", "provider": "vertex", "upstream_model": CLAUDE},
+        {"model": "vx-claude-narrow", "provider": "vertex-narrow", "upstream_model": CLAUDE},
         {"model": "vx-embed", "provider": "vertex", "upstream_model": EMBEDDER},
         {"model": GEMINI_EMBEDDER, "provider": "vertex"},  # the SDK's own name: not read as multimodal
         {
@@ -202,6 +205,38 @@ def test_anthropic_client_reaches_gemini_on_vertex(stack: GatewayStack, vertex: 
 
 
 # -- every client API to Claude on Vertex ------------------------------------------------------
+
+
+THINKING = "interleaved-thinking-2025-05-14"
+CLAUDE_CODE_BETAS = f"claude-code-20250219,{THINKING},advanced-tool-use-2025-11-20"  # as Claude Code names them
+
+
+@pytest.mark.parametrize(
+    ("model", "reaching", "dropped"),
+    [
+        # Vertex AI names Anthropic's tool search beta tool-search-tool-2025-10-19
+        ("vx-claude", f"claude-code-20250219,{THINKING},tool-search-tool-2025-10-19", None),
+        (
+            "vx-claude-narrow",
+            THINKING,
+            "anthropic-beta:claude-code-20250219,anthropic-beta:advanced-tool-use-2025-11-20",
+        ),
+        ("vx-pool", f"claude-code-20250219,{THINKING},tool-search-tool-2025-10-19", None),
+    ],
+    ids=["all", "listed", "pool-attempt"],
+)
+def test_an_anthropic_clients_betas_reach_claude_on_vertex_as_vertex_names_them_and_as_listed(
+    stack: GatewayStack, vertex: FakeVertex, model: str, reaching: str, dropped: str | None
+) -> None:
+    raw = ant(stack).messages.with_raw_response.create(
+        model=model,
+        max_tokens=64,
+        messages=[{"role": "user", "content": "betas"}],
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+    )
+    assert raw.parse().content
+    assert vertex.last_request.headers.getall("anthropic-beta") == [reaching]  # one header, the client's gone
+    assert raw.headers.get("x-gateway-dropped-features") == dropped
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -464,7 +499,8 @@ def test_the_access_token_is_in_a_private_sds_file_and_never_in_a_log(
     secrets = stack.workdir / "xds" / "secrets"
     sds = secrets / "provider_key_vertex.yaml"
     assert sds.stat().st_mode & 0o077 == 0
-    assert tokens.issued[-1].token in sds.read_text()
+    held = sds.read_text()
+    assert any(t.token in held for t in tokens.issued)  # one this provider minted (vertex-narrow mints its own)
     logs = _logs(stack)
     assert "minted an access token" in logs
     assert not [t.token for t in tokens.issued if t.token in logs]
