@@ -224,3 +224,42 @@ def test_the_http_sender_sends_again_on_a_new_connection_when_the_collector_clos
         server.shutdown()
         server.server_close()
     assert _ClosesAfterEachAnswer.bodies == [first, second]
+
+
+class _Throttles(BaseHTTPRequestHandler):
+    """A collector that throttles every export (429, Retry-After 7), or refuses it as malformed (400)."""
+
+    protocol_version = "HTTP/1.1"
+    status = 429
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(self.status)
+        if self.status == 429:
+            self.send_header("retry-after", "7")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "again", "after_s"), [(429, True, 7.0), (400, False, 0.0)])
+def test_the_http_sender_says_whether_a_refusal_is_retried_and_after_how_long(
+    status: int, again: bool, after_s: float
+) -> None:
+    handler = type("Handler", (_Throttles,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        send = http_sender(f"http://127.0.0.1:{server.server_port}/v1/traces", (), 5.0)
+        with pytest.raises(ExportError) as refused:
+            send(encode([_record()], "svc"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (str(refused.value), refused.value.retryable, refused.value.retry_after_s) == (
+        f"HTTP {status}",
+        again,
+        after_s,
+    )
