@@ -134,7 +134,35 @@ def _varint(number: int) -> bytes:
 
 
 class ExportError(Exception):
-    """The collector refused an export (its HTTP status)."""
+    """The collector refused an export (its HTTP status or gRPC code); `retryable`: OTLP says to send
+    it again later (the collector busy or restarting), after `retry_after_s` if it named a delay."""
+
+    def __init__(self, message: str, retryable: bool = False, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+# The refusals OTLP's exporters send again (the OTLP specification, "Failures"): throttled or the
+# collector unavailable. Any other is final: the export is dropped.
+_RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
+_RETRYABLE_GRPC = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE", "DATA_LOSS"})
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether an export that failed with `error` is sent again: a refusal OTLP retries, or the
+    collector out of reach (refused, reset or timed out connections: it may be restarting)."""
+    if isinstance(error, ExportError):
+        return error.retryable
+    return isinstance(error, OSError)  # ConnectionError and TimeoutError are OSErrors
+
+
+def _retry_after(value: str | None) -> float:
+    """An HTTP Retry-After in seconds (its date form is not read: the backoff applies then)."""
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def grpc_sender(endpoint: str, headers: tuple[tuple[str, str], ...], timeout_s: float) -> Send:
@@ -151,7 +179,11 @@ def grpc_sender(endpoint: str, headers: tuple[tuple[str, str], ...], timeout_s: 
     export = channel.unary_unary(_EXPORT_METHOD)  # bytes in, bytes out
 
     def send(body: bytes) -> None:
-        export(body, metadata=headers, timeout=timeout_s)
+        try:
+            export(body, metadata=headers, timeout=timeout_s)
+        except grpc.RpcError as error:
+            code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
+            raise ExportError(f"gRPC {code}", retryable=code in _RETRYABLE_GRPC) from error
 
     return send
 
@@ -182,6 +214,7 @@ def http_sender(url: str, headers: tuple[tuple[str, str], ...], timeout_s: float
             raise
         held.append(connection)
         if not 200 <= response.status < 300:
-            raise ExportError(f"HTTP {response.status}")
+            again = response.status in _RETRYABLE_HTTP
+            raise ExportError(f"HTTP {response.status}", again, _retry_after(response.getheader("retry-after")))
 
     return post

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple
 
 from extproc.observe.metrics import SPANS_DROPPED
-from extproc.observe.otlp import Send, SpanRecord, encode, grpc_sender, http_sender
+from extproc.observe.otlp import ExportError, Send, SpanRecord, encode, grpc_sender, http_sender, retryable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ _QUEUE_FULL = SPANS_DROPPED.labels("queue_full")
 _EXPORT_FAILED = SPANS_DROPPED.labels("export_failed")
 EXPORT_TIMEOUT_S = 5.0  # one export's bound: a hung collector holds the export thread no longer (never a request)
 SHUTDOWN_S = 2.0
+# An export the collector could not take now is sent again after these waits (OTLP's exponential
+# backoff, jittered); meanwhile new spans queue, the oldest going when the queue is full.
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+MAX_RETRY_AFTER_S = 30.0  # a collector's own Retry-After, bounded
 # The W3C traceparent (version 00 exactly; a later version may append fields), read as OpenTelemetry's propagator does.
 _TRACEPARENT = re.compile(r"\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*")
 _NO_TRACE, _NO_SPAN = "0" * 32, "0" * 16  # all-zero ids are invalid
@@ -70,8 +74,16 @@ def _env_int(name: str, default: int) -> int:
 class Tracing:
     """One process's sampler, span queue and export thread (a worker process builds its own)."""
 
-    def __init__(self, send: Send, sample_ratio: float, service_name: str = SERVICE_NAME) -> None:
+    def __init__(
+        self,
+        send: Send,
+        sample_ratio: float,
+        service_name: str = SERVICE_NAME,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+    ) -> None:
         self._send = send
+        self._retry_delays_s = tuple(retry_delays_s)
+        self._halt = threading.Event()  # set on shutdown: a backoff ends at once
         self._service_name = service_name
         self._bound = round(sample_ratio * (_ID_LIMIT + 1))  # TraceIdRatioBased's: the id's low 64 bits below it
         self._max_queue = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
@@ -133,6 +145,7 @@ class Tracing:
         """Export what is queued and stop the thread, waiting at most `timeout_s` (a hung collector
         must not hold the process's exit): blocking, never on the event loop."""
         self._stopping = True
+        self._halt.set()
         self._wake.set()
         self._thread.join(timeout_s)
 
@@ -150,8 +163,21 @@ class Tracing:
                 return
 
     def _deliver(self, batch: list[SpanRecord]) -> None:
-        try:
-            self._send(encode(batch, self._service_name))
-        except Exception as error:  # the collector's trouble: counted, never the request's
-            _EXPORT_FAILED.inc(len(batch))
-            log.warning("exporting %d spans failed: %s", len(batch), type(error).__name__)
+        body = encode(batch, self._service_name)
+        for delay_s in (*self._retry_delays_s, None):
+            try:
+                self._send(body)
+                return
+            except Exception as error:  # the collector's trouble: retried or counted, never the request's
+                if delay_s is None or not retryable(error) or self._halt.is_set():
+                    _EXPORT_FAILED.inc(len(batch))
+                    log.warning("exporting %d spans failed: %s", len(batch), _named(error))
+                    return
+                asked_s = error.retry_after_s if isinstance(error, ExportError) else 0.0
+                self._halt.wait(max(delay_s * random.uniform(0.8, 1.2), min(asked_s, MAX_RETRY_AFTER_S)))
+
+
+def _named(error: BaseException) -> str:
+    """The failure as a log line says it: the collector's status, or the error's type (never a
+    message that could carry an endpoint's credentials)."""
+    return str(error) if isinstance(error, ExportError) else type(error).__name__

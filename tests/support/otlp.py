@@ -57,9 +57,10 @@ def _value(value: AnyValue) -> Any:
 
 
 class OtlpReceiver:
-    def __init__(self, protocol: Literal["grpc", "http"], *, stall: bool = False) -> None:
+    def __init__(self, protocol: Literal["grpc", "http"], *, stall: bool = False, refuse_first: int = 0) -> None:
         self.protocol = protocol
         self.stall = stall
+        self.refuse_first = refuse_first  # exports answered "unavailable" (gRPC UNAVAILABLE, HTTP 503) first
         self.port = free_port()
         self.exports = 0  # export calls seen (answered or not)
         self._spans: list[ReceivedSpan] = []
@@ -93,12 +94,16 @@ class OtlpReceiver:
         with self._lock:
             self._spans += spans
 
-    async def _export(self, request: trace_service_pb2.ExportTraceServiceRequest, headers: dict[str, str]) -> None:
+    async def _export(self, request: trace_service_pb2.ExportTraceServiceRequest, headers: dict[str, str]) -> bool:
+        """False: refused as unavailable (the first `refuse_first` exports)."""
         self.exports += 1
+        if self.exports <= self.refuse_first:
+            return False
         if self.stall:
             await self._release.wait()  # never answered while the test runs
-            return
+            return True
         self._record(request, headers)
+        return True
 
     async def _start(self) -> None:
         self._release = asyncio.Event()
@@ -107,7 +112,8 @@ class OtlpReceiver:
 
             class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                 async def Export(self, request: Any, context: Any) -> Any:
-                    await receiver._export(request, dict(context.invocation_metadata()))
+                    if not await receiver._export(request, dict(context.invocation_metadata())):
+                        await context.abort(grpc.StatusCode.UNAVAILABLE, "the collector is busy")
                     return trace_service_pb2.ExportTraceServiceResponse()
 
             server = grpc.aio.server()
@@ -119,7 +125,8 @@ class OtlpReceiver:
 
         async def traces(request: web.Request) -> web.Response:
             message = trace_service_pb2.ExportTraceServiceRequest.FromString(await request.read())
-            await self._export(message, {k.lower(): v for k, v in request.headers.items()})
+            if not await self._export(message, {k.lower(): v for k, v in request.headers.items()}):
+                return web.Response(status=503, headers={"retry-after": "0"})
             body = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
             return web.Response(body=body, content_type="application/x-protobuf")
 

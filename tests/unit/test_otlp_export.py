@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 
-from extproc.observe.otlp import CLIENT, SERVER, SpanRecord, encode, http_sender
+from extproc.observe.otlp import CLIENT, SERVER, ExportError, SpanRecord, encode, grpc_sender, http_sender
 from extproc.observe.tracing import SPANS_DROPPED, Tracing
 from tests.support.otlp import OtlpReceiver, received
 from tests.support.wait import wait_until
@@ -124,18 +124,56 @@ def test_sample_ratio_keeps_about_its_share_of_new_traces() -> None:
     assert 1600 < kept < 2400  # 0.5 of 4000; the bounds are 12 standard deviations wide
 
 
-def test_a_failed_export_counts_its_spans_as_dropped() -> None:
+def test_an_export_that_fails_every_time_is_sent_again_then_its_spans_are_counted_as_dropped() -> None:
+    tries = []
+
     def refuse(body: bytes) -> None:
-        raise ConnectionRefusedError
+        tries.append(body)
+        raise ConnectionRefusedError  # the collector out of reach: retryable
 
     before = SPANS_DROPPED.labels("export_failed")._value.get()
-    failing = Tracing(refuse, sample_ratio=1.0)
+    failing = Tracing(refuse, sample_ratio=1.0, retry_delays_s=(0.01, 0.01))
     try:
         failing.export([_record(), _record()])
         assert failing.flush()
     finally:
         failing.shutdown()
+    assert len(tries) == 3 and len(set(tries)) == 1  # the same export, twice more
     assert SPANS_DROPPED.labels("export_failed")._value.get() - before == 2
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_an_export_the_collector_cannot_take_yet_is_sent_again_and_arrives(protocol: Literal["grpc", "http"]) -> None:
+    before = SPANS_DROPPED.labels("export_failed")._value.get()
+    with OtlpReceiver(protocol, refuse_first=2) as receiver:
+        sender = grpc_sender if protocol == "grpc" else http_sender
+        tracing = Tracing(sender(receiver.endpoint, (), 5.0), 1.0, retry_delays_s=(0.01, 0.01, 0.01))
+        try:
+            tracing.export([_record()])
+            assert tracing.flush(10)
+        finally:
+            tracing.shutdown()
+        assert receiver.exports == 3  # refused twice (UNAVAILABLE, 503), taken the third time
+        assert [span.name for span in receiver.spans()] == ["gateway chat"]
+    assert SPANS_DROPPED.labels("export_failed")._value.get() == before
+
+
+def test_an_export_the_collector_refuses_for_good_is_not_sent_again() -> None:
+    tries = []
+
+    def refuse(body: bytes) -> None:
+        tries.append(body)
+        raise ExportError("HTTP 400")  # a malformed export: OTLP does not retry it
+
+    before = SPANS_DROPPED.labels("export_failed")._value.get()
+    failing = Tracing(refuse, sample_ratio=1.0, retry_delays_s=(0.01, 0.01))
+    try:
+        failing.export([_record()])
+        assert failing.flush()
+    finally:
+        failing.shutdown()
+    assert len(tries) == 1
+    assert SPANS_DROPPED.labels("export_failed")._value.get() - before == 1
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -186,3 +224,42 @@ def test_the_http_sender_sends_again_on_a_new_connection_when_the_collector_clos
         server.shutdown()
         server.server_close()
     assert _ClosesAfterEachAnswer.bodies == [first, second]
+
+
+class _Throttles(BaseHTTPRequestHandler):
+    """A collector that throttles every export (429, Retry-After 7), or refuses it as malformed (400)."""
+
+    protocol_version = "HTTP/1.1"
+    status = 429
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(self.status)
+        if self.status == 429:
+            self.send_header("retry-after", "7")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "again", "after_s"), [(429, True, 7.0), (400, False, 0.0)])
+def test_the_http_sender_says_whether_a_refusal_is_retried_and_after_how_long(
+    status: int, again: bool, after_s: float
+) -> None:
+    handler = type("Handler", (_Throttles,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        send = http_sender(f"http://127.0.0.1:{server.server_port}/v1/traces", (), 5.0)
+        with pytest.raises(ExportError) as refused:
+            send(encode([_record()], "svc"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (str(refused.value), refused.value.retryable, refused.value.retry_after_s) == (
+        f"HTTP {status}",
+        again,
+        after_s,
+    )
