@@ -32,7 +32,8 @@ from extproc.pipeline.spend import cost_header, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.provider_kinds import PASSED_THROUGH
 from extproc.providers import kind_of, reframer, serves, wire_format
-from extproc.providers.rendering import dropped_for
+from extproc.providers.betas import left_out_names
+from extproc.providers.rendering import client_betas, dropped_for
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,9 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     if ex.target is not None and provider is not ex.target.provider:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):
+        betas = client_betas(endpoint.format, ex.headers)
         ex.dropped = dropped_for(ex.request, endpoint.format, provider, ex.provider_model)
+        ex.dropped += left_out_names(provider, ex.provider_model, betas)
     ex.passthrough = serves(provider, endpoint.format, ex.provider_model)
     ex.stream_from_whole = ex.stream and not provider.capabilities.streaming
 

@@ -14,13 +14,23 @@ from dataclasses import dataclass
 from extproc.config.model import Provider
 from extproc.providers import model_kind
 
-BETA_FEATURE = "anthropic-beta"  # the dropped features are named `anthropic-beta:<value>`
+BETA_FEATURE = "anthropic-beta"
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderBetas:
     kept: tuple[str, ...]  # as the service names them, each once, in the client's order
     left_out: tuple[str, ...]  # the client's values the provider's `anthropic_betas` does not list
+
+
+def dropped_name(beta: str) -> str:
+    """A beta left out, as x-gateway-dropped-features names it."""
+    return f"{BETA_FEATURE}:{beta}"
+
+
+def left_out_names(provider: Provider, model: str, asked: tuple[str, ...]) -> list[str]:
+    """The client's betas `provider` does not get, named (a pool's answer names its attempt's)."""
+    return [dropped_name(beta) for beta in provider_betas(provider, model, asked).left_out] if asked else []
 
 
 def provider_betas(provider: Provider, model: str, asked: tuple[str, ...]) -> ProviderBetas:

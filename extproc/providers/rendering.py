@@ -23,7 +23,7 @@ from extproc.formats.token_count import COUNT_REQUESTS
 from extproc.observe.metrics import FEATURES_DROPPED, feature_label
 from extproc.provider_kinds import RECORDS, ProviderKind
 from extproc.providers import model_kind, provider_format, serves, wire_format
-from extproc.providers.betas import BETA_FEATURE, provider_betas
+from extproc.providers.betas import BETA_FEATURE, dropped_name, provider_betas
 from extproc.providers.capabilities import api_features_lost, fit_to_provider
 
 
@@ -87,7 +87,7 @@ def _narrowed(provider: Provider, model: str, asked: tuple[str, ...]) -> tuple[t
     taken = provider_betas(provider, model, asked)
     unsupported = Unsupported(provider.unsupported, f"provider {provider.name}")
     for beta in taken.left_out:
-        unsupported.lacks(f"{BETA_FEATURE}:{beta}", BETA_FEATURE)
+        unsupported.lacks(dropped_name(beta), BETA_FEATURE)
     return taken.kept, unsupported.dropped
 
 

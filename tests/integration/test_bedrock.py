@@ -124,6 +124,14 @@ def stack(
                 ],
             },
             {
+                "name": "narrow-then-openai",
+                "model": "narrow-pool",
+                "pool": [
+                    {"provider": "bedrock-narrow", "model": CLAUDE},
+                    {"provider": "openai", "priority": 1, "model": "gpt-4o-mini"},
+                ],
+            },
+            {
                 "name": "cohere-then-openai",
                 "model": "embed-pool",
                 "pool": [
@@ -318,6 +326,21 @@ def test_only_the_betas_a_provider_lists_reach_invoke_by_bedrocks_names_and_the_
     finally:
         bedrock.refused_betas.clear()
     # Bedrock names Anthropic's tool search beta tool-search-tool-2025-10-19
+    assert bedrock.last_request.json["anthropic_beta"] == NARROWED
+    assert raw.headers["x-gateway-dropped-features"] == "anthropic-beta:claude-code-20250219"
+
+
+def test_a_pools_bedrock_attempt_gets_only_the_listed_betas_and_the_answer_names_the_others(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_answer(Answer("pooled and narrowed"))
+    raw = _anthropic(stack).messages.with_raw_response.create(
+        model="narrow-pool",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+    )
+    assert raw.parse().content[0].text == "pooled and narrowed"  # type: ignore[union-attr]
     assert bedrock.last_request.json["anthropic_beta"] == NARROWED
     assert raw.headers["x-gateway-dropped-features"] == "anthropic-beta:claude-code-20250219"
 
