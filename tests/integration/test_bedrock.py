@@ -379,6 +379,26 @@ def test_without_a_list_every_beta_reaches_invoke_anthropics_tool_search_by_bedr
     assert "x-gateway-dropped-features" not in raw.headers
 
 
+def test_an_anthropic_clients_betas_reach_claude_on_converse_in_its_own_fields(
+    stack: GatewayStack, bedrock: FakeBedrock
+) -> None:
+    bedrock.enqueue_answer(Answer("conversed"))
+    message = _anthropic(stack).messages.create(
+        model="claude-converse",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+    )
+    assert message.content[0].text == "conversed"  # type: ignore[union-attr]
+    sent = bedrock.last_request
+    assert sent.operation == "converse"
+    assert sent.json["additionalModelRequestFields"]["anthropic_beta"] == [
+        "claude-code-20250219",
+        "interleaved-thinking-2025-05-14",
+        "tool-search-tool-2025-10-19",
+    ]
+
+
 def test_betas_reach_invoke_in_the_body_on_a_pool_attempt_too(stack: GatewayStack, bedrock: FakeBedrock) -> None:
     bedrock.enqueue_answer(Answer("pooled betas"))
     message = _anthropic(stack).beta.messages.create(

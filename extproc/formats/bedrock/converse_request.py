@@ -246,6 +246,8 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     tool_config = _tool_config(req, lacks, called)
     if tool_config:
         body["toolConfig"] = tool_config
+    if options.betas and render.anthropic:  # Claude's betas, where Converse takes Claude's own fields
+        extra["anthropic_beta"] = list(options.betas)
     if extra:
         body["additionalModelRequestFields"] = extra
     return body, lacks.dropped
