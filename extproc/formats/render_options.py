@@ -31,6 +31,7 @@ class RenderOptions:
     # (Claude on Bedrock: InvokeModel's `anthropic_beta`, Converse's additionalModelRequestFields);
     # a provider of Anthropic's API gets the header itself
     betas: tuple[str, ...] = ()
+    betas_listed: bool = False  # the provider lists the betas it takes (`anthropic_betas`)
 
 
 @dataclass(slots=True)
