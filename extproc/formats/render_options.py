@@ -28,8 +28,10 @@ class RenderOptions:
     model_in_body: bool = True
     body_fields: tuple[tuple[str, str], ...] = ()
     # An Anthropic client's `anthropic-beta` values, for a provider that takes them in the body
-    # (Claude on Bedrock's InvokeModel); a provider of Anthropic's API gets the header itself
+    # (Claude on Bedrock: InvokeModel's `anthropic_beta`, Converse's additionalModelRequestFields);
+    # a provider of Anthropic's API gets the header itself
     betas: tuple[str, ...] = ()
+    betas_listed: bool = False  # the provider lists the betas it takes (`anthropic_betas`)
 
 
 @dataclass(slots=True)

@@ -54,6 +54,7 @@ def render_options(provider: Provider, model: str, betas: tuple[str, ...] = ()) 
         model_in_body=kind.model_in_body,
         body_fields=kind.body_fields,
         betas=betas,
+        betas_listed=provider.anthropic_betas is not None,
     )
 
 

@@ -86,6 +86,12 @@ def stack(
             {"name": "bedrock", **signed},
             {"name": "bedrock-converse", **signed, "bedrock": {"region": "us-east-1", "api": "converse"}},
             {"name": "bedrock-narrow", **signed, "anthropic_betas": NARROWED},
+            {
+                "name": "bedrock-converse-narrow",
+                **signed,
+                "bedrock": {"region": "us-east-1", "api": "converse"},
+                "anthropic_betas": NARROWED,
+            },
             {"name": "bedrock-strict", **signed, "anthropic_betas": NARROWED, "unsupported": "reject"},
             {
                 "name": "bedrock-keyed",
@@ -108,6 +114,7 @@ def stack(
             {"model": "claude", "provider": "bedrock", "upstream_model": CLAUDE},
             {"model": "claude-converse", "provider": "bedrock-converse", "upstream_model": CLAUDE},
             {"model": "claude-narrow", "provider": "bedrock-narrow", "upstream_model": CLAUDE},
+            {"model": "claude-converse-narrow", "provider": "bedrock-converse-narrow", "upstream_model": CLAUDE},
             {"model": "claude-strict", "provider": "bedrock-strict", "upstream_model": CLAUDE},
             {"model": "claude-cached", "provider": "bedrock", "upstream_model": CLAUDE, "cache_ttl_s": 600},
             {"model": "profile", "provider": "bedrock", "upstream_model": PROFILE_ARN},
@@ -377,6 +384,28 @@ def test_without_a_list_every_beta_reaches_invoke_anthropics_tool_search_by_bedr
         "tool-search-tool-2025-10-19",
     ]
     assert "x-gateway-dropped-features" not in raw.headers
+
+
+@pytest.mark.parametrize(
+    ("model", "reaching", "dropped"),
+    [("claude-converse-narrow", NARROWED, "anthropic-beta:claude-code-20250219"), ("claude-converse", None, None)],
+    ids=["listed", "unlisted"],
+)
+def test_claude_on_converse_gets_the_betas_its_provider_lists_in_its_own_fields_and_none_unlisted(
+    stack: GatewayStack, bedrock: FakeBedrock, model: str, reaching: list[str] | None, dropped: str | None
+) -> None:
+    bedrock.enqueue_answer(Answer("conversed"))
+    raw = _anthropic(stack).messages.with_raw_response.create(
+        model=model,
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+    )
+    assert raw.parse().content[0].text == "conversed"  # type: ignore[union-attr]
+    sent = bedrock.last_request
+    assert sent.operation == "converse"
+    assert (sent.json.get("additionalModelRequestFields") or {}).get("anthropic_beta") == reaching
+    assert raw.headers.get("x-gateway-dropped-features") == dropped
 
 
 def test_betas_reach_invoke_in_the_body_on_a_pool_attempt_too(stack: GatewayStack, bedrock: FakeBedrock) -> None:

@@ -89,6 +89,19 @@ def test_top_k_for_claude_goes_in_additional_model_request_fields_as_recorded() 
     assert rendered(request, "us.anthropic.claude-sonnet-4-5-20250929-v1:0")[0] == without_empty_defaults(real)
 
 
+def test_listed_betas_go_in_claudes_additional_model_request_fields_and_nowhere_for_nova_or_unlisted() -> None:
+    request = ChatRequest(model="m", messages=[Message("user", [TextPart("hi")])])
+    betas = ("context-1m-2025-08-07", "interleaved-thinking-2025-05-14")
+    for model, listed, expected in [
+        (CLAUDE, True, {"anthropic_beta": list(betas)}),
+        (NOVA, True, None),
+        (CLAUDE, False, None),  # a provider without anthropic_betas: Converse gets none, as before the option
+    ]:
+        options = RenderOptions(model, lacks=lacks_of(BEDROCK), betas=betas, betas_listed=listed)  # type: ignore[arg-type]
+        made = CONVERSE.render_request(request, options)
+        assert orjson.loads(made.body).get("additionalModelRequestFields") == expected, (model, listed)
+
+
 def test_top_k_for_nova_goes_in_its_inference_config_and_elsewhere_is_named_as_dropped() -> None:
     request = ChatRequest(model="m", messages=[Message("user", [TextPart("hi")])], top_k=20)
     assert rendered(request, NOVA)[0]["additionalModelRequestFields"] == {"inferenceConfig": {"topK": 20}}

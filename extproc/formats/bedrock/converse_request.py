@@ -246,6 +246,10 @@ def request_body(req: ChatRequest, options: RenderOptions) -> tuple[dict[str, An
     tool_config = _tool_config(req, lacks, called)
     if tool_config:
         body["toolConfig"] = tool_config
+    # Claude's betas, where Converse takes Claude's own fields: only those a provider lists (Converse
+    # refuses a beta it does not take, and before anthropic_betas it was sent none)
+    if options.betas and options.betas_listed and render.anthropic:
+        extra["anthropic_beta"] = list(options.betas)
     if extra:
         body["additionalModelRequestFields"] = extra
     return body, lacks.dropped
