@@ -176,6 +176,16 @@ def _anthropic(stack: GatewayStack) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=stack.base_url, api_key="unused", max_retries=0)
 
 
+def _with_claude_codes_betas(stack: GatewayStack, model: str) -> Any:
+    """An Anthropic client's answer (raw: its headers read) to a request naming Claude Code's betas."""
+    return _anthropic(stack).messages.with_raw_response.create(
+        model=model,
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+    )
+
+
 WEATHER = {
     "type": "function",
     "function": {
@@ -341,12 +351,7 @@ def test_a_pools_bedrock_attempt_gets_only_the_listed_betas_and_the_answer_names
     stack: GatewayStack, bedrock: FakeBedrock
 ) -> None:
     bedrock.enqueue_answer(Answer("pooled and narrowed"))
-    raw = _anthropic(stack).messages.with_raw_response.create(
-        model="narrow-pool",
-        max_tokens=50,
-        messages=[{"role": "user", "content": "hi"}],
-        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
-    )
+    raw = _with_claude_codes_betas(stack, "narrow-pool")
     assert raw.parse().content[0].text == "pooled and narrowed"  # type: ignore[union-attr]
     assert bedrock.last_request.json["anthropic_beta"] == NARROWED
     assert raw.headers["x-gateway-dropped-features"] == "anthropic-beta:claude-code-20250219"
@@ -371,12 +376,7 @@ def test_without_a_list_every_beta_reaches_invoke_anthropics_tool_search_by_bedr
     stack: GatewayStack, bedrock: FakeBedrock
 ) -> None:
     bedrock.enqueue_answer(Answer("all of them"))
-    raw = _anthropic(stack).messages.with_raw_response.create(
-        model="claude",
-        max_tokens=50,
-        messages=[{"role": "user", "content": "hi"}],
-        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
-    )
+    raw = _with_claude_codes_betas(stack, "claude")
     assert raw.parse().content[0].text == "all of them"  # type: ignore[union-attr]
     assert bedrock.last_request.json["anthropic_beta"] == [
         "claude-code-20250219",
@@ -395,12 +395,7 @@ def test_claude_on_converse_gets_the_betas_its_provider_lists_in_its_own_fields_
     stack: GatewayStack, bedrock: FakeBedrock, model: str, reaching: list[str] | None, dropped: str | None
 ) -> None:
     bedrock.enqueue_answer(Answer("conversed"))
-    raw = _anthropic(stack).messages.with_raw_response.create(
-        model=model,
-        max_tokens=50,
-        messages=[{"role": "user", "content": "hi"}],
-        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
-    )
+    raw = _with_claude_codes_betas(stack, model)
     assert raw.parse().content[0].text == "conversed"  # type: ignore[union-attr]
     sent = bedrock.last_request
     assert sent.operation == "converse"
