@@ -108,6 +108,11 @@ def fake_gemini(fakes: dict[str, FakeProvider]) -> FakeProvider:
 # Client object is garbage collected.
 
 
+# The fakes answer at once: a client's bound matters only to a test that fails, and on a loaded
+# machine one of these exchanges once took longer than 5 s.
+PATIENT_S = 30.0
+
+
 @cache
 def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
     return openai.OpenAI(api_key=api_key, base_url=f"{base_url}/v1", max_retries=0, timeout=timeout)
@@ -115,16 +120,16 @@ def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI
 
 @cache
 def _anthropic_client(base_url: str, api_key: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=5.0)
+    return anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=PATIENT_S)
 
 
 @cache
 def _gemini_client(base_url: str, api_key: str) -> genai.Client:
-    options = genai_types.HttpOptions(base_url=base_url, timeout=5000)  # milliseconds
+    options = genai_types.HttpOptions(base_url=base_url, timeout=int(PATIENT_S * 1000))  # milliseconds
     return genai.Client(api_key=api_key, http_options=options)
 
 
-def openai_client(fake: FakeProvider, timeout: float = 5.0) -> openai.OpenAI:
+def openai_client(fake: FakeProvider, timeout: float = PATIENT_S) -> openai.OpenAI:
     return _openai_client(fake.base_url, fake.api_key, timeout)
 
 
@@ -155,7 +160,7 @@ def raw_request(
 ) -> RawResponse:
     """Plain HTTP/1.1: the body comes back exactly as sent (chunking undone)."""
     payload = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=PATIENT_S)
     try:
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         conn.request(method, path, body=payload, headers=all_headers)
@@ -1251,7 +1256,7 @@ def test_provider_dying_mid_stream_makes_the_sdk_raise(
 def test_client_closing_a_stream_early_is_counted_as_disconnect(fake_anthropic: FakeProvider) -> None:
     frames = [b'event: ping\ndata: {"type": "ping"}\n\n'] * 40
     fake_anthropic.enqueue(Reply(content_type="text/event-stream; charset=utf-8", chunks=frames, chunk_delay=0.01))
-    conn = http.client.HTTPConnection("127.0.0.1", fake_anthropic.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", fake_anthropic.port, timeout=PATIENT_S)
     conn.request("POST", "/v1/messages", body=b"{}")
     response = conn.getresponse()
     assert response.read1(64).startswith(b"event: ping")
@@ -1266,7 +1271,7 @@ def test_client_closing_a_stream_early_is_counted_as_disconnect(fake_anthropic: 
 def test_stream_chunks_are_delivered_one_by_one(fake_openai: FakeProvider) -> None:
     chunks = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
     fake_openai.enqueue(Reply(content_type="text/event-stream", chunks=chunks, chunk_delay=0.2))
-    conn = http.client.HTTPConnection("127.0.0.1", fake_openai.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", fake_openai.port, timeout=PATIENT_S)
     try:
         conn.request("POST", "/v1/chat/completions", body=b"{}")
         response = conn.getresponse()
