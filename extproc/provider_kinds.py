@@ -102,6 +102,9 @@ class ProviderKind:
     # service's name for the same beta (a provider's `anthropic_betas` narrows them further)
     beta_renames: tuple[tuple[str, str], ...] = ()
     beta_header: bool = False  # they go in an `anthropic-beta` header (else in the body, or nowhere)
+    # The model a client names is a deployment's name, not a model's (Azure OpenAI): its answer names
+    # the model, and only then can it be priced
+    names_deployments: bool = False
 
     def for_model(self, model: str) -> ProviderKind:
         return self.by_model(model) if self.by_model is not None else self
@@ -417,7 +420,16 @@ BEDROCK = ProviderKind(
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
 _AZURE_KEY = Credential("api-key")
-AZURE = ProviderKind("azure", "openai", _azure_path, _AZURE_KEY, False, "azure.ai.openai", unsupported=_OPENAI_LACKS)
+AZURE = ProviderKind(
+    "azure",
+    "openai",
+    _azure_path,
+    _AZURE_KEY,
+    False,
+    "azure.ai.openai",
+    unsupported=_OPENAI_LACKS,
+    names_deployments=True,
+)
 AZURE_WITH_RESPONSES = ProviderKind(
     "azure",
     "openai",
@@ -427,6 +439,7 @@ AZURE_WITH_RESPONSES = ProviderKind(
     "azure.ai.openai",
     also_serves=_RESPONSES,
     unsupported=_OPENAI_LACKS,
+    names_deployments=True,
 )
 
 KINDS: dict[str, ProviderKind] = {

@@ -108,7 +108,7 @@ class LimitRule:
     usd: USD | None = option(
         None,
         description="a budget: USD per window, at the prices in force (a request reserves its worst case and "
-        "settles at its real cost)",
+        "settles at its real cost; a model with no price is refused under it, docs/spend.md)",
         examples=[50],
     )
     concurrent_streams: Positive | None = option(None, description="streaming requests in flight at once", examples=[4])

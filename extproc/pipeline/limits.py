@@ -14,6 +14,8 @@ gateway makes, so streams that share a client's x-request-id hold one each.
 A budget (`usd`) is charged the same way in micro-dollars (extproc.budgets.charges): the worst case
 before, the real cost after. A rule with a calendar `window` counts in a bucket named for the
 current UTC day or month, which never refills: what is spent stays spent until the window ends.
+A model with no price would cost a budget nothing: under a budget it is refused (a 403), unless
+the gateway answers it itself or its name is a deployment's (Azure: the answer names the model).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.spend import asked_model, priced_kind, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.pipeline.usage import usage_seen
+from extproc.providers import kind_of
 from extproc.ratelimit import estimate
 from extproc.ratelimit.headers import limit_headers, retry_headers, tightest
 from extproc.ratelimit.rules import Subject, applies, bucket_key
@@ -74,8 +77,8 @@ class LimitsStage(Stage):
             return None
         counting = ex.endpoint is not None and ex.endpoint.operation == "count_tokens"
         ex.input_estimate, reserve = (0, 0) if counting else estimate.reserve(body, ex.request)
-        budgeted = not counting and any(rule.usd is not None for rule in rules)
-        takes, kinds = _takes(rules, subject, reserve, _usd_reservation(ex) if budgeted else 0)
+        budget = None if counting else next((rule for rule in rules if rule.usd is not None), None)
+        takes, kinds = _takes(rules, subject, reserve, _usd_reservation(ex, budget) if budget else 0)
         streams = ex.stream and any(rule.concurrent_streams is not None for rule in rules)
         slots = None  # on Redis a stream's slots are asked for beside its take: both leave in one round trip
         if streams and self._store.joins_calls:
@@ -178,16 +181,24 @@ async def _outcome(slots: asyncio.Future[None] | None) -> None:
             await slots
 
 
-def _usd_reservation(ex: Exchange) -> int:
-    """The request's worst case in micro-USD (only worked out when a budget applies: `_takes` asks)."""
+def _usd_reservation(ex: Exchange, budget: LimitRule) -> int:
+    """The request's worst case in micro-USD (only worked out when `budget`, the first of the budgets
+    that apply, does); a GatewayError when the model has no price the budget could bound it by."""
     provider = ex.provider
     if provider is None:
         return 0
     request = ex.request
     max_tokens = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
-    return budgets.reservation(
-        ex.snapshot.prices, priced_kind(provider), asked_model(ex), ex.input_estimate, max_tokens
-    )
+    kind, model = priced_kind(provider), asked_model(ex)
+    record = kind_of(provider)
+    if not (record.answers_locally or record.names_deployments) and ex.snapshot.prices.lookup(kind, model) is None:
+        raise GatewayError(
+            "permission",
+            f"model {model!r} of provider {provider.name!r} has no price, so budget {budget.name!r} cannot "
+            "bound what it costs: an operator can price it under `prices:` in gateway.yaml (0 if it is free)",
+            code="model_not_priced",
+        )
+    return budgets.reservation(ex.snapshot.prices, kind, model, ex.input_estimate, max_tokens)
 
 
 def _refusal(refused: list[tuple[LimitRule, str, Decision]], limit_headers: list[tuple[str, str]]) -> GatewayError:

@@ -50,6 +50,7 @@ def _config(fakes: tuple[FakeOpenAI, FakeAnthropic, FakeGemini], redis: RedisSer
         ]
     }
     config["limits"]["rules"][0].update(usd=TINY, window="day")
+    config["prices"] = {"anthropic": [{"models": ["claude-free-*"], "input": 0, "output": 0}]}  # priced at 0
     return config
 
 
@@ -148,6 +149,21 @@ def test_a_spent_budget_refuses_gemini_clients_in_their_format(first: GatewaySta
     assert error.code == 429 and error.status == "RESOURCE_EXHAUSTED"
     assert error.details["error"]["details"][0]["reason"] == "INSUFFICIENT_QUOTA"
     assert_retry_after_is_midnight(error.response.headers.get("retry-after"))
+
+
+def test_a_model_with_no_price_is_refused_under_a_budget_and_one_priced_at_0_goes(
+    first: GatewayStack, fake_anthropic: FakeAnthropic
+) -> None:
+    asked = len(fake_anthropic.requests)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        ask_anthropic(first.base_url, "claude-unpriced-1", stream=False, max_tokens=64)
+    error = refused.value
+    assert error.status_code == 403
+    assert isinstance(error.body, dict) and error.body["error"]["type"] == "permission_error"
+    assert "'claude-unpriced-1' of provider 'anthropic' has no price" in error.message
+    assert "budget 'daily'" in error.message
+    assert len(fake_anthropic.requests) == asked  # the budget could not bound it: it never left
+    assert ask_anthropic(first.base_url, "claude-free-1", stream=False, max_tokens=64).text  # free is a price
 
 
 def test_a_stream_settles_at_its_real_cost_not_its_reservation(first: GatewayStack) -> None:

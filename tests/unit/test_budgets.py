@@ -261,3 +261,43 @@ def test_a_bucket_names_what_it_is_counted_per() -> None:
     assert bucket_values(DAILY) == "client=alice"
     assert bucket_values("all/usd@2026-12") == ""
     assert math.isclose(budgets.to_usd(7000), 0.007)
+
+
+UNPRICED_CONFIG = """
+providers:
+  - {name: openai, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K}
+  - {name: azure, kind: openai, base_url: "https://x.openai.azure.com", api_key_env: K, azure: {api_version: "2024-10-21"}}
+  - {name: mock, kind: mock}
+routes:
+  - {model: "our-deployment", provider: azure}
+  - {model: "mock-1", provider: mock}
+  - {model: "*", provider: openai}
+limits:
+  rules: [{name: daily, key: [client], usd: 0.01, window: day}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "refused"),
+    [("gpt-unpriced-9", True), ("our-deployment", False), ("mock-1", False)],
+    ids=["unpriced", "azure-deployment", "mock"],
+)
+def test_under_a_budget_a_model_with_no_price_is_refused_unless_it_is_a_deployment_or_answered_here(
+    priced: None, model: str, refused: bool
+) -> None:
+    gateway = GatewayState(load_text(UNPRICED_CONFIG, {"K": "secret"}, Path(".")))
+    ex = Exchange(gateway.snapshot)
+    ex.request_id, ex.model = "r", model
+    ex.endpoint = classify("POST", "/v1/chat/completions", {})
+    ex.identity = Identity("alice", "acme", method="api_key")
+    ex.request = ChatRequest(model=model, messages=[], max_tokens=100)
+    ex.target = gateway.snapshot.router.resolve(model, Facts({}, "openai", "/v1/chat/completions", "alice", "acme"))
+    stage = LimitsStage(MemoryStore(100, 1 << 20))
+    if not refused:
+        assert asyncio.run(stage.request_body(ex, PhaseReply(), BODY)) is None
+        assert [take.cost for take in ex.reserved_usd] == [0]  # priced once its answer names the model, or free
+        return
+    with pytest.raises(GatewayError) as error:
+        asyncio.run(stage.request_body(ex, PhaseReply(), BODY))
+    assert (error.value.kind, error.value.status, error.value.code) == ("permission", 403, "model_not_priced")
+    assert "'gpt-unpriced-9' of provider 'openai' has no price, so budget 'daily'" in error.value.message
