@@ -415,7 +415,7 @@ BEDROCK = ProviderKind(
     embeds=_bedrock_embeds,
     counts=_bedrock_counts,
     input_tokens_header="x-amzn-bedrock-input-token-count",
-    beta_renames=_TOOL_SEARCH,  # in InvokeModel's body (`anthropic_beta`); Converse takes none
+    beta_renames=_TOOL_SEARCH,  # InvokeModel's `anthropic_beta`; Converse's only from a provider's list
 )
 
 # Not kinds of their own in gateway.yaml: an openai or openai-compatible provider with `azure:`.
@@ -430,17 +430,7 @@ AZURE = ProviderKind(
     unsupported=_OPENAI_LACKS,
     names_deployments=True,
 )
-AZURE_WITH_RESPONSES = ProviderKind(
-    "azure",
-    "openai",
-    _azure_path,
-    _AZURE_KEY,
-    False,
-    "azure.ai.openai",
-    also_serves=_RESPONSES,
-    unsupported=_OPENAI_LACKS,
-    names_deployments=True,
-)
+AZURE_WITH_RESPONSES = dataclasses.replace(AZURE, also_serves=_RESPONSES)
 
 KINDS: dict[str, ProviderKind] = {
     kind.name: kind for kind in (OPENAI, OPENAI_COMPATIBLE, OPENAI_RESPONSES, ANTHROPIC, GEMINI, BEDROCK, VERTEX, MOCK)
