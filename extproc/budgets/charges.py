@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from extproc.observe.metrics import BUDGET_USED, labelled
-from extproc.spend.prices import PriceTable
+from extproc.spend.prices import Cost, PriceTable
 
 MICRO = 1_000_000  # store units per USD
 _MAX_GAUGES = 1000  # budget buckets with a series of their own (a bucket may be keyed on a client's model)
@@ -28,8 +28,13 @@ def to_usd(micro: float) -> float:
     return round(micro / MICRO, 6)
 
 
+def worst_case(table: PriceTable, kind: str, model: str, prompt_tokens: int, max_tokens: int) -> Cost:
+    """A request's reservation in USD, and whether the model is priced at all (one lookup)."""
+    return table.reservation(kind, model, max(prompt_tokens, 0), max(max_tokens, 0))
+
+
 def reservation(table: PriceTable, kind: str, model: str, prompt_tokens: int, max_tokens: int) -> int:
-    return to_micro(table.reservation(kind, model, max(prompt_tokens, 0), max(max_tokens, 0)).usd)
+    return to_micro(worst_case(table, kind, model, prompt_tokens, max_tokens).usd)
 
 
 def charge(usd: float, known: bool, reserved: int) -> int:

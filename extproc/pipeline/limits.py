@@ -189,16 +189,17 @@ def _usd_reservation(ex: Exchange, budget: LimitRule) -> int:
         return 0
     request = ex.request
     max_tokens = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
-    kind, model = priced_kind(provider), asked_model(ex)
+    model = asked_model(ex)
+    cost = budgets.worst_case(ex.snapshot.prices, priced_kind(provider), model, ex.input_estimate, max_tokens)
     record = kind_of(provider)
-    if not (record.answers_locally or record.names_deployments) and ex.snapshot.prices.lookup(kind, model) is None:
+    if not (cost.priced or record.answers_locally or record.names_deployments):
         raise GatewayError(
             "permission",
             f"model {model!r} of provider {provider.name!r} has no price, so budget {budget.name!r} cannot "
             "bound what it costs: an operator can price it under `prices:` in gateway.yaml (0 if it is free)",
             code="model_not_priced",
         )
-    return budgets.reservation(ex.snapshot.prices, kind, model, ex.input_estimate, max_tokens)
+    return budgets.to_micro(cost.usd)
 
 
 def _refusal(refused: list[tuple[LimitRule, str, Decision]], limit_headers: list[tuple[str, str]]) -> GatewayError:

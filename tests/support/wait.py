@@ -31,13 +31,11 @@ async def wait_until_async(predicate: Callable[[], bool], timeout: float = 2.0, 
     """`wait_until` inside an event loop: the loop runs (the work under test with it) between polls.
 
     The default polls once per turn of the loop, for work that needs only turns to finish."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()
+
+    async def check() -> bool:
+        return predicate()
+
+    return await wait_until_awaited(check, timeout, interval)
 
 
 async def wait_until_awaited(
