@@ -262,8 +262,7 @@ def _answered_by(ex: Exchange, headers: dict[str, str]) -> None:
     if provider is None or endpoint is None:
         return
     ex.answered_by = provider
-    route = ex.snapshot.config.route(ex.target.route) if ex.target is not None else None
-    ex.provider_model = (route.upstream_model_for(provider.name) if route else None) or ex.model
+    ex.provider_model = ex.target.model_for(provider.name, ex.model) if ex.target is not None else ex.model
     if ex.target is not None and provider is not ex.target.provider:
         FAILOVERS.labels(ex.target.route, provider.name).inc()
     if isinstance(ex.request, ChatRequest):

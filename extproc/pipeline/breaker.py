@@ -81,7 +81,7 @@ def pick(members: list[PoolMember]) -> PoolMember:
 
 def direct(ex: Exchange, target: Target, member: PoolMember) -> Target:
     """The request goes to one member's own cluster, rendered by the router pass as for a single provider."""
-    provider, route = ex.snapshot.config.provider(member.provider), ex.snapshot.config.route(target.route)
-    assert provider is not None and route is not None
-    model = route.upstream_model_for(provider.name) or ex.model
+    provider = ex.snapshot.config.provider(member.provider)
+    assert provider is not None
+    model = target.model_for(provider.name, ex.model)
     return Target(provider, model, target.auth, target.route, target.cache_ttl_s, cluster=provider.cluster)

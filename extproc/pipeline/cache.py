@@ -88,7 +88,9 @@ class CacheStage(Stage):
         answerers: list[tuple[Provider, str]] = [(target.provider, target.upstream_model)]
         if target.pooled:  # any member may answer
             config = ex.snapshot.config
-            answerers = [(_member(config.provider(m.provider)), m.model or ex.model) for m in target.pool]
+            answerers = [
+                (_member(config.provider(m.provider)), target.model_for(m.provider, ex.model)) for m in target.pool
+            ]
         features = ex.request.api_features if isinstance(ex.request, ChatRequest) else None
         return forwarded(endpoint.format, answerers, ex.headers, source, ex.path, features)
 

@@ -183,23 +183,31 @@ async def _outcome(slots: asyncio.Future[None] | None) -> None:
 
 def _usd_reservation(ex: Exchange, budget: LimitRule) -> int:
     """The request's worst case in micro-USD (only worked out when `budget`, the first of the budgets
-    that apply, does); a GatewayError when the model has no price the budget could bound it by."""
-    provider = ex.provider
+    that apply, does): a pool's is its dearest member's, since any of them may answer. A GatewayError
+    when a model that may answer has no price the budget could bound it by."""
+    provider, target = ex.provider, ex.target
     if provider is None:
         return 0
     request = ex.request
     max_tokens = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
-    model = asked_model(ex)
-    cost = budgets.worst_case(ex.snapshot.prices, priced_kind(provider), model, ex.input_estimate, max_tokens)
-    record = kind_of(provider)
-    if not (cost.priced or record.answers_locally or record.names_deployments):
-        raise GatewayError(
-            "permission",
-            f"model {model!r} of provider {provider.name!r} has no price, so budget {budget.name!r} cannot "
-            "bound what it costs: an operator can price it under `prices:` in gateway.yaml (0 if it is free)",
-            code="model_not_priced",
-        )
-    return budgets.to_micro(cost.usd)
+    answerers = [(provider, asked_model(ex))]
+    if target is not None and target.pooled:
+        config = ex.snapshot.config
+        members = ((config.provider(m.provider), target.model_for(m.provider, ex.model)) for m in target.pool)
+        answerers = [(member, model) for member, model in members if member is not None]
+    worst = 0.0
+    for answerer, model in answerers:
+        cost = budgets.worst_case(ex.snapshot.prices, priced_kind(answerer), model, ex.input_estimate, max_tokens)
+        record = kind_of(answerer)
+        if not (cost.priced or record.answers_locally or record.names_deployments):
+            raise GatewayError(
+                "permission",
+                f"model {model!r} of provider {answerer.name!r} has no price, so budget {budget.name!r} cannot "
+                "bound what it costs: an operator can price it under `prices:` in gateway.yaml (0 if it is free)",
+                code="model_not_priced",
+            )
+        worst = max(worst, cost.usd)
+    return budgets.to_micro(worst)
 
 
 def _refusal(refused: list[tuple[LimitRule, str, Decision]], limit_headers: list[tuple[str, str]]) -> GatewayError:

@@ -81,8 +81,7 @@ def asked_model(ex: Exchange) -> str:
     if target is None:
         return ex.model
     if target.pooled and ex.answered_by is not None:
-        member = next((m for m in target.pool if m.provider == ex.answered_by.name), None)
-        return (member.model if member else None) or ex.model
+        return target.model_for(ex.answered_by.name, ex.model)
     return target.upstream_model or ex.model
 
 

@@ -30,10 +30,16 @@ class Target:
     cache_ttl_s: float | None = None  # the route's own cache TTL
     pool: tuple[PoolMember, ...] = ()  # set: Envoy picks among these, per attempt
     cluster: str = ""  # the Envoy cluster the request goes to
+    pool_model: str | None = None  # the route's upstream_model: what a member naming none is asked for
 
     @property
     def pooled(self) -> bool:
         return bool(self.pool)
+
+    def model_for(self, provider: str, client_model: str) -> str:
+        """The model a pool's member `provider` is asked for: its own, else the route's, else the client's."""
+        member = next((m for m in self.pool if m.provider == provider), None)
+        return (member.model if member else None) or self.pool_model or client_model
 
 
 class Router:
@@ -153,4 +159,5 @@ def _target(route: Route, provider: Provider, model: str) -> Target:
         route.cache_ttl_s,
         route.pool if pooled else (),
         route.cluster if pooled else provider.cluster,
+        route.upstream_model if pooled else None,
     )

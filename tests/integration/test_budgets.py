@@ -50,7 +50,22 @@ def _config(fakes: tuple[FakeOpenAI, FakeAnthropic, FakeGemini], redis: RedisSer
         ]
     }
     config["limits"]["rules"][0].update(usd=TINY, window="day")
-    config["prices"] = {"anthropic": [{"models": ["claude-free-*"], "input": 0, "output": 0}]}  # priced at 0
+    config["prices"] = {  # priced at 0
+        "anthropic": [{"models": ["claude-free-*"], "input": 0, "output": 0}],
+        "openai": [{"models": ["gpt-free-*"], "input": 0, "output": 0}],
+    }
+    # Pools under the `daily` budget (claude-*): any member may answer, so each must be priced.
+    config["routes"][:0] = [
+        {
+            "name": f"pool-{fallback}",
+            "model": f"claude-pool-{fallback}",
+            "pool": [
+                {"provider": "anthropic", "model": "claude-free-1"},
+                {"provider": "openai", "model": f"gpt-{fallback}-9", "priority": 1},
+            ],
+        }
+        for fallback in ("free", "unpriced")
+    ]
     return config
 
 
@@ -164,6 +179,18 @@ def test_a_model_with_no_price_is_refused_under_a_budget_and_one_priced_at_0_goe
     assert "budget 'daily'" in error.message
     assert len(fake_anthropic.requests) == asked  # the budget could not bound it: it never left
     assert ask_anthropic(first.base_url, "claude-free-1", stream=False, max_tokens=64).text  # free is a price
+
+
+def test_a_pool_whose_fallback_member_has_no_price_is_refused_under_a_budget_and_one_fully_priced_goes(
+    first: GatewayStack, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    asked = len(fake_anthropic.requests), len(fake_openai.requests)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        ask_anthropic(first.base_url, "claude-pool-unpriced", stream=False, max_tokens=64)
+    assert refused.value.status_code == 403
+    assert "'gpt-unpriced-9' of provider 'openai' has no price" in refused.value.message
+    assert (len(fake_anthropic.requests), len(fake_openai.requests)) == asked  # no member was asked
+    assert ask_anthropic(first.base_url, "claude-pool-free", stream=False, max_tokens=64).text
 
 
 def test_a_stream_settles_at_its_real_cost_not_its_reservation(first: GatewayStack) -> None:

@@ -25,6 +25,7 @@ from extproc.pipeline import limits
 from extproc.pipeline.endpoint import classify
 from extproc.pipeline.exchange import Exchange, PhaseReply
 from extproc.pipeline.limits import LimitsStage, bucket_values
+from extproc.pipeline.spend import asked_model, request_cost
 from extproc.routing import Facts
 from extproc.spend.prices import price_table
 from extproc.state import GatewayState
@@ -301,3 +302,55 @@ def test_under_a_budget_a_model_with_no_price_is_refused_unless_it_is_a_deployme
         asyncio.run(stage.request_body(ex, PhaseReply(), BODY))
     assert (error.value.kind, error.value.status, error.value.code) == ("permission", 403, "model_not_priced")
     assert "'gpt-unpriced-9' of provider 'openai' has no price, so budget 'daily'" in error.value.message
+
+
+POOL_CONFIG = """
+providers:
+  - {name: openai, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K}
+  - {name: backup, kind: anthropic, base_url: "https://api.anthropic.com", api_key_env: K}
+routes:
+  - name: pooled
+    model: "ask-*"
+    upstream_model: dear
+    pool: [{provider: openai, model: cheap}, {provider: backup, priority: 1}]
+limits:
+  rules: [{name: daily, key: [client], usd: 1, window: day}]
+prices:
+  openai: [{models: [cheap], input: 1.0, output: 1.0}]
+  anthropic: [{models: [dear], input: 10.0, output: 10.0}]
+"""
+
+
+def pooled_exchange(config: str) -> tuple[GatewayState, Exchange]:
+    gateway = GatewayState(load_text(config, {"K": "secret"}, Path(".")))
+    ex = Exchange(gateway.snapshot)
+    ex.request_id, ex.model = "r", "ask-me"
+    ex.endpoint = classify("POST", "/v1/chat/completions", {})
+    ex.identity = Identity("alice", "acme", method="api_key")
+    ex.request = ChatRequest(model="ask-me", messages=[], max_tokens=100)
+    ex.target = gateway.snapshot.router.resolve("ask-me", Facts({}, "openai", "/v1/chat/completions", "alice", "acme"))
+    return gateway, ex
+
+
+def test_a_pool_reserves_the_worst_case_of_its_dearest_member_since_any_of_them_may_answer(priced: None) -> None:
+    _, ex = pooled_exchange(POOL_CONFIG)
+    assert asyncio.run(LimitsStage(MemoryStore(100, 1 << 20)).request_body(ex, PhaseReply(), BODY)) is None
+    # The fallback member names no model of its own: it is asked for the route's upstream_model,
+    # `dear`, at $10/M: 1,000 prompt tokens and 100 more, $0.011 (`cheap` would be $0.0011).
+    assert [take.cost for take in ex.reserved_usd] == [11_000]
+
+
+def test_under_a_budget_a_pool_with_an_unpriced_fallback_member_is_refused_naming_that_member(priced: None) -> None:
+    _, ex = pooled_exchange(POOL_CONFIG.replace("upstream_model: dear", "upstream_model: unknown-9"))
+    with pytest.raises(GatewayError) as error:
+        asyncio.run(LimitsStage(MemoryStore(100, 1 << 20)).request_body(ex, PhaseReply(), BODY))
+    assert error.value.code == "model_not_priced"
+    assert "'unknown-9' of provider 'backup' has no price" in error.value.message
+
+
+def test_a_pool_member_that_names_no_model_is_priced_as_the_routes_upstream_model_when_it_answers() -> None:
+    gateway, ex = pooled_exchange(POOL_CONFIG)
+    ex.answered_by = gateway.snapshot.config.provider("backup")
+    assert asked_model(ex) == "dear"
+    ex.status, ex.usage = 200, Usage(1000, 1000)
+    assert math.isclose(request_cost(ex).usd, 0.02)  # $10/M both ways, not the client's unpriced `ask-me`
