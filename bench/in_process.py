@@ -6,7 +6,8 @@ token and stream limits in memory (the `ours-auth` settings of the side-by-side 
   python -m bench.in_process [chat|stream|xchat|xstream|rchat|rstream|rxchat|rxstream] [--agent] [--cache] [--chunked]
       [--trace|--trace-stalled] [--profile] [--requests N]
 
-`chat`/`stream`: an OpenAI client to an OpenAI provider (same API); `xchat`/`xstream`: the same
+`chat`/`stream`: an OpenAI client to an OpenAI provider (same API; a stream's answer goes to the
+observer pass, as Envoy sends it, when `extproc.observe_streams` is on); `xchat`/`xstream`: the same
 client to an Anthropic provider (both bodies translated); `rchat`/`rstream` and
 `rxchat`/`rxstream`: the same request in the Responses API, to the OpenAI provider (same API)
 and to the Anthropic provider. `--agent` sends an agent's request of about 80 KB (`bench/agent_body.py`, the side-by-side
@@ -29,6 +30,7 @@ the difference of the N is the instructions of one request, whatever the machine
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import os
 import pstats
@@ -49,6 +51,7 @@ from bench import answers
 from bench.agent_body import agent_request
 from bench.peers_target import CLIENT_KEY, gateway_config
 from extproc.config.load import load_text
+from extproc.contract import OBSERVE_KEY, REQUEST_METADATA_NAMESPACE
 from extproc.heap import settle_heap
 from extproc.server.service import ExternalProcessor
 from extproc.state import GatewayState
@@ -163,10 +166,15 @@ def processor(cache: bool = False, collector: OtlpReceiver | None = None) -> tup
 
 
 async def _requests(
-    service: ExternalProcessor, sent: list[ProcessingRequest], count: int, traced: bool = False
+    service: ExternalProcessor, sent: list[ProcessingRequest], count: int, traced: bool = False, observed: bool = False
 ) -> None:
-    async def feed() -> AsyncIterator[ProcessingRequest]:
-        for message in sent:
+    """`observed`: a same-API stream, whose answer's body Envoy sends the observer pass instead (on a
+    stream of its own, the key the router pass gave it in its metadata), replying to none of it."""
+    answer_at = next(i for i, message in enumerate(sent) if message.HasField("response_headers")) + 1
+    to_router, to_observer = (sent[:answer_at], sent[answer_at:]) if observed else (sent, [])
+
+    async def feed(messages: list[ProcessingRequest]) -> AsyncIterator[ProcessingRequest]:
+        for message in messages:
             yield message
 
     metadata = {"x-gw-pass": "router", "x-gw-listener": "main"}
@@ -174,11 +182,20 @@ async def _requests(
         metadata["traceparent"] = TRACEPARENT
     for _ in range(count):
         answered = 0
-        async for response in service.process(metadata, feed()):
+        async for response in service.process(metadata, feed(to_router)):
             response.SerializeToString()
             answered += 1
-        if answered != len(sent):
-            raise SystemExit(f"{answered} answers to {len(sent)} messages: the request did not go through")
+            facts = response.dynamic_metadata.fields.get(REQUEST_METADATA_NAMESPACE)
+        if answered != len(to_router):
+            raise SystemExit(f"{answered} answers to {len(to_router)} messages: the request did not go through")
+        if to_observer:
+            if facts is None or OBSERVE_KEY not in facts.struct_value.fields:
+                raise SystemExit("the router pass did not hand the stream to the observer")
+            for message in to_observer:
+                message.metadata_context.filter_metadata[REQUEST_METADATA_NAMESPACE].CopyFrom(facts.struct_value)
+            async for _ in service.process({"x-gw-pass": "observer"}, feed(to_observer)):
+                raise SystemExit("the observer pass replied")
+            await asyncio.sleep(0)  # the turn a server's next read gives the finish's background work
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -209,11 +226,12 @@ def main(argv: list[str]) -> None:
         )
         closing.callback(state.close_tracing)
         traced = collector is not None
+        observed = mode in ("stream", "rstream") and state.snapshot.config.extproc.observes_streams
         loop = uvloop.new_event_loop()
-        loop.run_until_complete(_requests(service, sent, min(WARM_UP, count), traced))
+        loop.run_until_complete(_requests(service, sent, min(WARM_UP, count), traced, observed))
         settle_heap()  # as the server does once started
         started, cpu, threads = time.perf_counter(), time.process_time(), _thread_cpu()
-        loop.run_until_complete(_requests(service, sent, count, traced))
+        loop.run_until_complete(_requests(service, sent, count, traced, observed))
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         if traced:
             state.tracing.flush(30)  # the export of these requests' spans is theirs too
@@ -232,7 +250,7 @@ def main(argv: list[str]) -> None:
         if "--profile" in argv:
             profile = cProfile.Profile()
             profile.enable()
-            loop.run_until_complete(_requests(service, sent, count // 4, traced))
+            loop.run_until_complete(_requests(service, sent, count // 4, traced, observed))
             profile.disable()
             pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(
                 int(os.environ.get("PROFILE_ROWS", "25"))

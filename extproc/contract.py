@@ -47,5 +47,9 @@ POOL_KEY = "pool"  # the route's name
 CLIENT_PATH_KEY = "client_path"  # the client's own path (its API)
 STREAM_KEY = "stream"  # the client asked for a stream
 READ_AT_KEY = "read_at"  # time.monotonic() once its body was read (one clock for every process of the host)
+OBSERVE_KEY = "observe"  # a same-API stream the observer reads: its key in the ext_proc (router pass -> observer)
+# Set by the router pass on an answer the observer reads; the observer filter runs only on those,
+# and Envoy removes the header before the answer leaves.
+OBSERVE_HEADER = "x-gw-observe"
 ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
 PROVIDER_ATTRIBUTE = f"xds.upstream_host_metadata.filter_metadata['{METADATA_NAMESPACE}']['provider']"

@@ -16,6 +16,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("extproc", "unix_socket"),
     ("extproc", "workers"),
     ("extproc", "busy_poll_us"),
+    ("extproc", "observe_streams"),  # Envoy's listener filters and the ext_proc's marks must agree
     ("extproc", "admin_address"),
     ("extproc", "admin_port"),
     ("envoy", "admin_port"),

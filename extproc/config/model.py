@@ -435,6 +435,13 @@ class ExtprocSettings:
         description="how long Envoy waits for each answer of the ext_proc; slower is a 504 "
         "(gateway_timeout). Size it for the largest body accepted",
     )
+    observe_streams: bool = option(
+        True,
+        description="a stream of the client's own API is read beside it (Envoy sends each chunk on "
+        "without waiting for the ext_proc; a line over max_stream_line_bytes reaches the client and "
+        "is not read); false: each chunk waits for the ext_proc, which passes it on in whole lines and "
+        "ends the stream at an overlong line. Only with workers: 1 (restart to change)",
+    )
     max_stream_line_bytes: Annotated[int, Schema(minimum=1024, maximum=1 << 30)] = option(
         MAX_STREAM_LINE_BYTES,
         description="the longest line (or SSE event) of a provider's stream the gateway reads (4 "
@@ -457,6 +464,12 @@ class ExtprocSettings:
     def on_tcp(self) -> bool:
         """Served on TCP ports: Envoy proves itself with a token there (xds/render_peer.py)."""
         return not self.unix_socket
+
+    @property
+    def observes_streams(self) -> bool:
+        """`observe_streams`, with one worker: the observer's gRPC stream must reach the process that
+        holds the request, and Envoy picks a worker per gRPC stream."""
+        return self.observe_streams and self.workers == 1
 
     def grpc_addresses(self) -> list[str]:
         """One listening address per worker process: consecutive ports, or numbered sockets."""

@@ -10,12 +10,13 @@ answer cut short (not JSON) becomes a 502 instead of a truncated 200.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from functools import partial
 
 import orjson
 
-from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEADER
+from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, OBSERVE_HEADER, OBSERVE_KEY, PROVIDER_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, PROVIDER_APIS
 from extproc.formats.assemble import StreamAssembler
@@ -36,6 +37,8 @@ from extproc.providers.betas import left_out_names
 from extproc.providers.rendering import client_betas, dropped_for
 
 log = logging.getLogger(__name__)
+_observations = itertools.count(1)  # keys of the streams the observer reads, unique in this process
+_UNSENT = PhaseReply()  # the reply an observed chunk gets: none (a same-API stream's reading writes nothing to it)
 
 
 class AnswerStage(Stage):
@@ -68,6 +71,21 @@ class AnswerStage(Stage):
         if ex.passthrough and not ex.stream_from_whole:
             if ex.stream:  # read as it goes by, never changed (only held back to whole lines)
                 ex.reframe = reframer(provider, endpoint.format, ex.provider_model, max_line)
+                if (
+                    ex.reframe is None
+                    and endpoint.sse
+                    and "content-length" not in headers
+                    and ex.snapshot.config.extproc.observes_streams
+                ):
+                    # Written as it is generated: Envoy sends each chunk on as it comes and the observer
+                    # reads it beside, no reply per chunk. A stream of announced length is already whole:
+                    # the observer's own gRPC stream would cost more than the one reply it saves.
+                    ex.decoder = FORMATS[endpoint.format].stream_decoder(max_line)
+                    ex.assembler = StreamAssembler()
+                    ex.observed = next(_observations)
+                    reply.set_headers.append((OBSERVE_HEADER, "1"))
+                    reply.request_metadata = {OBSERVE_KEY: ex.observed}
+                    return
                 if ex.reframe is not None:  # the client's own SSE, made from the provider's frames
                     reply.set_headers.append(("content-type", FORMATS[endpoint.format].stream_content_type(endpoint)))
                     reply.remove_headers.append("content-length")
@@ -123,6 +141,12 @@ class AnswerStage(Stage):
             self._read_answer(ex, reply, chunk)
         else:
             self._translate_answer(ex, reply, chunk)
+
+    def read_observed(self, ex: Exchange, chunk: bytes, end_of_stream: bool) -> None:
+        """A piece of a same-API stream the observer read (Envoy sent it on without waiting)."""
+        ex.answered = end_of_stream
+        if ex.assembler is not None:
+            self._read_stream_chunk(ex, _UNSENT, chunk, end_of_stream, ex.assembler)
 
     def _end_passthrough_stream(self, ex: Exchange, reply: PhaseReply, before: bytes, at_event_end: bool) -> None:
         """A line over the bound: never sent (`before`: the whole lines that came before it in this

@@ -94,6 +94,7 @@ class Exchange:
     error_type: str = ""  # the provider's own name for its error, from a header (Bedrock's x-amzn-errortype)
     counted_input: int | None = None  # the input tokens the provider's answer header says it counted
     line_gate: LineGate | None = None  # a same-API SSE stream goes on in whole lines (formats/sse.py)
+    observed: int = 0  # set: a same-API stream the observer reads under this key (server/observer_pass.py)
     stream_ended: bool = False  # an in-band error already closed the client's stream
     # what the answer was, read from every answer (translated or not)
     assembler: StreamAssembler | None = None  # a stream's events, gathered

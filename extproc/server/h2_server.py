@@ -55,7 +55,15 @@ _MESSAGE_PREFIX = struct.Struct(">BI")
 # Replies after which Envoy's next message on the stream follows at once (the body after its
 # headers): the loop polls for it. After a body's reply the next message waits on the provider
 # (its first token, its next chunk) or on the client's next request: the loop sleeps.
-_POLL_AFTER = frozenset(("request_headers", "response_headers"))
+
+
+def _message_follows(response: ProcessingResponse) -> bool:
+    """Whether Envoy sends this stream another message soon after this reply: the request's body
+    after its headers' reply, the answer's body after its headers' when one is asked for (without
+    a body mode the answer goes on alone, or to the observer)."""
+    kind = response.WhichOneof("response")
+    return kind == "request_headers" or (kind == "response_headers" and response.HasField("mode_override"))
+
 
 Handler = Callable[[Mapping[str, str], AsyncIterator[ProcessingRequest]], AsyncGenerator[ProcessingResponse, None]]
 
@@ -82,6 +90,16 @@ class Limits:
             h2.SETTINGS_MAX_HEADER_LIST_SIZE: _MAX_HEADER_LIST,
         }
         return h2.settings_frame(settings) + h2.window_update(0, h2.MAX_WINDOW - h2.DEFAULT_WINDOW)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReads:
+    """Connections whose streams never wait for a reply (Envoy's observability mode): once one of
+    their streams' metadata `marks` them, they are read at most every `every_s`, what came in
+    between at once, so the process wakes once per batch instead of once per message."""
+
+    marks: Callable[[Mapping[str, str]], bool]
+    every_s: float
 
 
 _RESPONSE_HEADERS = h2.header_block([(":status", "200"), ("content-type", "application/grpc")])
@@ -197,8 +215,12 @@ class GrpcConnection(asyncio.Protocol):
         busy: BusyPoll | None = None,
         token: bytes | None = None,
         limits: Limits = Limits(),
+        batch: BatchReads | None = None,
     ) -> None:
         self._handler = handler
+        self._batch = batch
+        self._batched = False  # a stream's metadata marked this connection: it is read in batches
+        self._resting = False  # not read until the batch's time has come
         self._token = token  # None: no token asked for (a Unix socket, or none known)
         self._poke = busy.poke if busy is not None else None
         self._arrived = busy.arrived if busy is not None else None
@@ -275,6 +297,8 @@ class GrpcConnection(asyncio.Protocol):
             offset = self._frames(buffer)
             if not self._refused:
                 del buffer[:offset]  # the frames' views are gone: the buffer may be resized
+            if self._batched and not self._resting:
+                self._rest()
         except H2ConnectionError as error:
             self._fail(error.code, str(error))
         except hpack.OversizedHeaderListError:
@@ -286,6 +310,20 @@ class GrpcConnection(asyncio.Protocol):
         except Exception:  # a fault of ours: the peer still gets a GOAWAY, the process goes on
             log.exception("ext_proc connection failed")
             self._fail(h2.INTERNAL_ERROR, "internal error")
+
+    def _rest(self) -> None:
+        """Read nothing more until the next batch is due."""
+        assert self._batch is not None and self._transport is not None
+        if self._transport.is_closing() or self._writing_paused:
+            return
+        self._resting = True
+        self._transport.pause_reading()
+        self._loop.call_later(self._batch.every_s, self._wake)
+
+    def _wake(self) -> None:
+        self._resting = False
+        if self._transport is not None and not self._transport.is_closing() and not self._writing_paused:
+            self._transport.resume_reading()
 
     def _frames(self, buffer: bytearray) -> int:
         """Handles every whole frame in `buffer` and returns the bytes they took. A DATA frame's
@@ -391,7 +429,9 @@ class GrpcConnection(asyncio.Protocol):
         # unknown types are ignored (RFC 9113 5.5)
 
     def _data(self, flags: int, stream_id: int, payload: memoryview) -> None:
-        if self._arrived is not None:  # a message (not a window update or a ping): what a poll waits for
+        if (
+            self._arrived is not None and not self._batched
+        ):  # a message (not a window update or a ping): what a poll waits for
             self._arrived()
         size = len(payload)
         self._received += size
@@ -564,6 +604,8 @@ class GrpcConnection(asyncio.Protocol):
         )
         if flags & h2.END_STREAM:
             stream.inbox.end()
+        if self._batch is not None and not self._batched and self._batch.marks(metadata):
+            self._batched = True
         stream.task = self._loop.create_task(self._serve(stream, metadata))
 
     def _refuse(self) -> None:
@@ -647,7 +689,7 @@ class GrpcConnection(asyncio.Protocol):
         try:
             async for response in responses:
                 self._send_message(stream, response.SerializeToString())
-                if poke is not None and response.WhichOneof("response") in _POLL_AFTER:
+                if poke is not None and _message_follows(response):
                     poke()
                 if stream.pending:  # the peer's window is short: take no more requests until it opens
                     stream.drained = self._loop.create_future()
@@ -808,10 +850,17 @@ class GrpcServer:
     """Listens on `unix:<path>` or `<host>:<port>`; each connection a GrpcConnection."""
 
     def __init__(
-        self, handler: Handler, address: str, busy_poll_us: int = 0, token: str | None = None, limits: Limits = Limits()
+        self,
+        handler: Handler,
+        address: str,
+        busy_poll_us: int = 0,
+        token: str | None = None,
+        limits: Limits = Limits(),
+        batch: BatchReads | None = None,
     ) -> None:
         """`token`: what a TCP peer's first stream must carry (Envoy's, xds/render_peer.py)."""
         self._handler = handler
+        self._batch = batch
         self.address = address
         self._token = token.encode() if token is not None and socket_path(address) is None else None
         self._busy_poll_us = busy_poll_us
@@ -821,7 +870,7 @@ class GrpcServer:
         self._connections: set[GrpcConnection] = set()
 
     def _protocol(self) -> GrpcConnection:
-        return GrpcConnection(self._handler, self._connections, self.busy_poll, self._token, self._limits)
+        return GrpcConnection(self._handler, self._connections, self.busy_poll, self._token, self._limits, self._batch)
 
     @property
     def connections(self) -> frozenset[GrpcConnection]:

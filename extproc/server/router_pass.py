@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from functools import partial
 from time import time_ns
 
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
@@ -40,14 +41,18 @@ from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
 from extproc.pipeline.stage import Stage, overrides
 from extproc.pipeline.trace_spans import TRACED_STAGES, RequestTrace, begin, finish
 from extproc.server import messages as m
+from extproc.server.observer_pass import Observations
 from extproc.state import GatewayState
 
 log = logging.getLogger(__name__)
 
 
 class RouterPass:
-    def __init__(self, state: GatewayState, stages: list[Stage] | None = None) -> None:
+    def __init__(
+        self, state: GatewayState, stages: list[Stage] | None = None, observations: Observations | None = None
+    ) -> None:
         self._state = state
+        self._observations = observations if observations is not None else Observations()
         self._active = ACTIVE_STREAMS.labels("router")
         stages = stages if stages is not None else default_stages(state.store, state.breakers)
         self._on_request_headers = [s for s in stages if overrides(s, "request_headers")]
@@ -96,17 +101,23 @@ class RouterPass:
                     await _reply_sent()  # the client's answer goes before the finish stages' bookkeeping
                     break  # nothing more will come
         finally:
-            for stage in self._on_finish if ex.headers else ():
-                try:
-                    stage.finish(ex)
-                except Exception:
-                    log.exception("finishing a request failed", extra={"stage": stage.name})
-            if trace is not None:
-                try:
-                    finish(trace, ex)
-                except Exception:
-                    log.exception("ending the request's spans failed")
-            self._active.dec()  # last: a stream counted out has made all its metrics
+            if ex.observed:  # the stream's end may still be on its way to the observer
+                self._observations.request_ended(ex.observed, partial(self._finish, ex, trace))
+            else:
+                self._finish(ex, trace)
+
+    def _finish(self, ex: Exchange, trace: RequestTrace | None) -> None:
+        for stage in self._on_finish if ex.headers else ():
+            try:
+                stage.finish(ex)
+            except Exception:
+                log.exception("finishing a request failed", extra={"stage": stage.name})
+        if trace is not None:
+            try:
+                finish(trace, ex)
+            except Exception:
+                log.exception("ending the request's spans failed")
+        self._active.dec()  # last: a stream counted out has made all its metrics
 
     async def _request_headers(self, ex: Exchange, message: ProcessingRequest) -> ProcessingResponse:
         ex.headers = headers = m.headers_of(message.request_headers)
@@ -151,13 +162,17 @@ class RouterPass:
         reply = PhaseReply()
         for stage in self._on_response_headers:
             stage.response_headers(ex, reply, headers)
-        # No body to follow, or none asked for (the filter's default): the answer is complete.
-        ex.answered = message.response_headers.end_of_stream or reply.response_body_mode is None
+        # No body to follow, or none asked for (the filter's default): the answer is complete. An
+        # observed stream's is not: this stream stays open until Envoy ends it with the request.
+        ex.answered = message.response_headers.end_of_stream or (reply.response_body_mode is None and not ex.observed)
         if not reply.set_headers and not reply.remove_headers and reply.response_body_mode is None:
             return m.CONTINUE_RESPONSE_HEADERS
         response = m.reply("response_headers", reply.set_headers, reply.remove_headers)
         if reply.response_body_mode is not None:
             response.mode_override.response_body_mode = reply.response_body_mode  # the other phases keep theirs
+        if ex.observed:
+            self._observations.watch(ex)
+            response.dynamic_metadata.update({REQUEST_METADATA_NAMESPACE: reply.request_metadata})
         return response
 
     def _response_body(

@@ -11,7 +11,8 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, 
 
 from extproc.config.model import GatewayConfig, socket_path
 from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
-from extproc.server.h2_server import GrpcServer
+from extproc.server.h2_server import BatchReads, GrpcServer
+from extproc.server.observer_pass import Observations, ObserverPass
 from extproc.server.router_pass import RouterPass
 from extproc.server.upstream_pass import UpstreamPass
 from extproc.state import GatewayState
@@ -21,17 +22,31 @@ from extproc.xds.render_peer import read_token
 
 class ExternalProcessor:
     def __init__(self, state: GatewayState) -> None:
-        self._router = RouterPass(state)
+        observations = Observations()
+        self._router = RouterPass(state, observations=observations)
         self._upstream = UpstreamPass(state)
+        self._observer = ObserverPass(observations)
 
     def process(
         self, metadata: Mapping[str, str], requests: AsyncIterator[ProcessingRequest]
     ) -> AsyncGenerator[ProcessingResponse, None]:
         """The stream's pass itself, not a generator around it: each message goes through one (each
         pass counts itself in `gateway_active_streams`)."""
-        if metadata.get(PASS_METADATA_KEY) == "upstream":
+        named = metadata.get(PASS_METADATA_KEY)
+        if named == "upstream":
             return self._upstream.process(requests)
+        if named == "observer":
+            return self._observer.process(requests)
         return self._router.process(requests, metadata.get(LISTENER_METADATA_KEY, ""), metadata)
+
+
+# The observer's connections are read every 10 ms: a stream's usage and time to first token are
+# read up to that late, and the process wakes at most 100 times a second for all of them.
+OBSERVER_BATCH_S = 0.01
+
+
+def _observer_stream(metadata: Mapping[str, str]) -> bool:
+    return metadata.get(PASS_METADATA_KEY) == "observer"
 
 
 class ProcessorServer(GrpcServer):
@@ -39,7 +54,10 @@ class ProcessorServer(GrpcServer):
     or a TCP port where a peer must show Envoy's token (server/peer.py)."""
 
     def __init__(self, state: GatewayState, address: str, token: str | None = None) -> None:
-        super().__init__(ExternalProcessor(state).process, address, state.snapshot.config.extproc.busy_poll_us, token)
+        batch = BatchReads(_observer_stream, OBSERVER_BATCH_S)
+        super().__init__(
+            ExternalProcessor(state).process, address, state.snapshot.config.extproc.busy_poll_us, token, batch=batch
+        )
 
     async def start(self) -> None:
         path = self._socket

@@ -5,16 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config.model import GatewayConfig
-from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY, PROVIDER_ATTRIBUTE, REQUEST_METADATA_NAMESPACE
+from extproc.contract import (
+    LISTENER_METADATA_KEY,
+    OBSERVE_HEADER,
+    PASS_METADATA_KEY,
+    PROVIDER_ATTRIBUTE,
+    REQUEST_METADATA_NAMESPACE,
+)
 
 EXTPROC_CLUSTER = "extproc"
+OBSERVER_CLUSTER = "extproc_observer"  # the same processes, on connections only the observer uses
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 _EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
 _FILTER_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+_MATCHED_TYPE = "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher"
+_SKIP_TYPE = "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
+_ANSWER_HEADER_INPUT = "type.googleapis.com/envoy.type.matcher.v3.HttpResponseHeaderMatchInput"
+_HEADER_MUTATION_TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+OBSERVER_FILTER = "llm_gateway.observer"
+UNMARK_FILTER = "llm_gateway.unmark"
 
 
 def ms(value: int) -> str:
     return f"{value / 1000:g}s"
+
+
+def _grpc_service(cluster: str, timeout: str, pass_name: str, listener: str = "") -> dict[str, Any]:
+    """The ext_proc's gRPC service; the stream's metadata tells it which pass (and listener) it is."""
+    metadata = [{"key": PASS_METADATA_KEY, "value": pass_name}]
+    if listener:
+        metadata.append({"key": LISTENER_METADATA_KEY, "value": listener})
+    return {"envoy_grpc": {"cluster_name": cluster}, "timeout": timeout, "initial_metadata": metadata}
 
 
 def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = "") -> dict[str, Any]:
@@ -37,15 +58,7 @@ def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = ""
     timeout = ms(config.extproc.message_timeout_ms)
     typed: dict[str, Any] = {
         "@type": _EXT_PROC_TYPE,
-        "grpc_service": {
-            "envoy_grpc": {"cluster_name": EXTPROC_CLUSTER},
-            "timeout": timeout,
-            # Tells the service which pass (and listener) a stream belongs to.
-            "initial_metadata": [
-                {"key": PASS_METADATA_KEY, "value": "upstream" if upstream else "router"},
-                *([{"key": LISTENER_METADATA_KEY, "value": listener}] if listener else []),
-            ],
-        },
+        "grpc_service": _grpc_service(EXTPROC_CLUSTER, timeout, "upstream" if upstream else "router", listener),
         "failure_mode_allow": False,
         "message_timeout": timeout,
         "max_message_timeout": timeout,
@@ -66,3 +79,55 @@ def ext_proc_filter(config: GatewayConfig, *, upstream: bool, listener: str = ""
 def enable_ext_proc_per_route() -> dict[str, Any]:
     """`typed_per_filter_config` that turns the listener's disabled ext_proc filter on."""
     return {EXT_PROC_FILTER: {"@type": _FILTER_CONFIG_TYPE, "config": {}}}
+
+
+def observer_filters(config: GatewayConfig) -> list[dict[str, Any]]:
+    """The observer: a second ext_proc filter that reads a same-API stream's body beside it
+    (`observability_mode`: Envoy sends each chunk and goes on without waiting for a reply), for the
+    answers the router pass marks with OBSERVE_HEADER; every other answer skips it. Before the
+    router pass in the chain, so it sees the answer after it (the mark set, the body let go); the
+    header mutation before both removes the mark before the answer leaves."""
+    timeout = ms(config.extproc.message_timeout_ms)
+    observer: dict[str, Any] = {
+        "@type": _EXT_PROC_TYPE,
+        "grpc_service": _grpc_service(OBSERVER_CLUSTER, timeout, "observer"),
+        "observability_mode": True,
+        "stat_prefix": "observer",  # Envoy's ext_proc stats of this filter apart from the router pass's
+        "deferred_close_timeout": "1s",  # after the request: what Envoy sent is read by then (batches of 10 ms)
+        "failure_mode_allow": True,  # what it reads never holds up or fails an answer
+        "message_timeout": timeout,
+        "processing_mode": {
+            "request_header_mode": "SKIP",
+            "request_body_mode": "NONE",
+            "response_header_mode": "SKIP",
+            "response_body_mode": "STREAMED",
+            "request_trailer_mode": "SKIP",
+            "response_trailer_mode": "SKIP",
+        },
+        "metadata_options": {"forwarding_namespaces": {"untyped": [REQUEST_METADATA_NAMESPACE]}},
+    }
+    unmarked = {
+        "not_matcher": {
+            "single_predicate": {
+                "input": {
+                    "name": "observe-mark",
+                    "typed_config": {"@type": _ANSWER_HEADER_INPUT, "header_name": OBSERVE_HEADER},
+                },
+                "value_match": {"exact": "1"},
+            }
+        }
+    }
+    skip = {"action": {"name": "skip", "typed_config": {"@type": _SKIP_TYPE}}}
+    matched = {
+        "@type": _MATCHED_TYPE,
+        "extension_config": {"name": EXT_PROC_FILTER, "typed_config": observer},
+        "xds_matcher": {"matcher_list": {"matchers": [{"predicate": unmarked, "on_match": skip}]}},
+    }
+    unmark = {
+        "@type": _HEADER_MUTATION_TYPE,
+        "mutations": {"response_mutations": [{"remove": OBSERVE_HEADER}]},
+    }
+    return [
+        {"name": UNMARK_FILTER, "typed_config": unmark},
+        {"name": OBSERVER_FILTER, "typed_config": matched},
+    ]

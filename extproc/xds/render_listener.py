@@ -14,7 +14,7 @@ from extproc.contract import (
     ROUTE_HEADER,
 )
 from extproc.provider_kinds import KINDS
-from extproc.xds.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms
+from extproc.xds.render_filters import enable_ext_proc_per_route, ext_proc_filter, ms, observer_filters
 from extproc.xds.render_local_reply import local_reply_config
 from extproc.xds.render_pool import pool_route
 from extproc.xds.render_rate_limit import local_rate_limit_filter
@@ -126,6 +126,7 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
         },
         "http_filters": [
             *([guard] if guard else []),
+            *(observer_filters(config) if config.extproc.observes_streams else ()),
             ext_proc_filter(config, upstream=False, listener=listener.name),
             ROUTER,
         ],

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 
 import grpc
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     BodyResponse,
@@ -161,6 +162,41 @@ def test_the_grpc_server_polls_after_a_headers_reply_and_not_after_a_body_reply(
         return after_body
 
     assert _with_server(50_000, client) == 0
+
+
+def test_an_answers_headers_reply_polls_only_when_it_asks_for_the_body() -> None:
+    """Without a body mode the answer goes on without this stream (or to the observer): nothing is due."""
+    asked = ProcessingMode(response_body_mode=ProcessingMode.STREAMED)
+
+    async def answers(
+        metadata: Mapping[str, str], requests: AsyncIterator[ProcessingRequest]
+    ) -> AsyncGenerator[ProcessingResponse]:
+        async for message in requests:
+            ask = message.response_headers.end_of_stream  # the test's flag: ask for the body
+            yield ProcessingResponse(response_headers=HeadersResponse(), **({"mode_override": asked} if ask else {}))
+
+    async def run() -> tuple[int, int]:
+        server = GrpcServer(answers, f"127.0.0.1:{free_port()}", busy_poll_us=50_000)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                call = external_processor_pb2_grpc.ExternalProcessorStub(channel).Process()
+                busy = server.busy_poll
+                assert busy is not None
+                await call.write(ProcessingRequest(response_headers=HttpHeaders()))
+                await call.read()
+                await loop_turns(20)  # a poll begun for that reply would turn in each of these
+                unasked = busy.turns
+                await call.write(ProcessingRequest(response_headers=HttpHeaders(end_of_stream=True)))
+                await call.read()
+                assert await wait_until_async(lambda: busy.turns > unasked)  # polling for the body asked for
+                await call.done_writing()
+                return unasked, busy.turns
+        finally:
+            await server.stop(1)
+
+    unasked, later = asyncio.run(run())
+    assert unasked == 0 and later > 0
 
 
 def test_the_message_a_poll_waits_for_ends_it_before_the_window() -> None:

@@ -123,7 +123,7 @@ def test_rendered_envoy_config_passes_envoy_validate_mode() -> None:
     validate(config)  # raises if the real binary rejects it
     keys_dir = Path("/run/gateway/secrets")
     clusters = {c["name"]: c for c in render_clusters(config, keys_dir)}
-    assert set(clusters) == {"extproc", "provider_openai"}
+    assert set(clusters) == {"extproc", "extproc_observer", "provider_openai"}
     endpoint = clusters["provider_openai"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert endpoint["metadata"]["filter_metadata"]["llm_gateway"]["provider"] == "openai"
     rendered = json.dumps(render_listeners(config, keys_dir)) + json.dumps(render_clusters(config, keys_dir))

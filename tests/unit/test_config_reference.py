@@ -62,6 +62,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "extproc.message_timeout_ms": (lambda f, b: b.extproc.message_timeout_ms, (ExtprocSettings, "message_timeout_ms")),
     "extproc.grace_period_s": (lambda f, b: b.extproc.grace_period_s, (ExtprocSettings, "grace_period_s")),
     "extproc.busy_poll_us": (lambda f, b: b.extproc.busy_poll_us, (ExtprocSettings, "busy_poll_us")),
+    "extproc.observe_streams": (lambda f, b: b.extproc.observe_streams, (ExtprocSettings, "observe_streams")),
     "extproc.max_stream_line_bytes": (
         lambda f, b: b.extproc.max_stream_line_bytes,
         (ExtprocSettings, "max_stream_line_bytes"),

@@ -23,7 +23,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 from extproc.server import http2 as h2
-from extproc.server.h2_server import GrpcServer
+from extproc.server.h2_server import BatchReads, GrpcServer
 from extproc.server.service import ProcessorServer
 from extproc.state import GatewayState
 from tests.support.stack import free_port
@@ -318,3 +318,34 @@ def test_a_remembered_header_block_is_forgotten_when_an_insertion_evicts_without
     assert decoder.decode(b"\xbf") == {"x-b": value_b}  # index 63, the second entry; remembered
     decoder.decode(inserting("x-a", value_a))  # the table: x-a, x-a (x-b evicted)
     assert decoder.decode(b"\xbf") == {"x-a": value_a}
+
+
+def test_a_connection_marked_by_its_streams_is_read_in_batches_and_any_other_as_data_comes() -> None:
+    batch = BatchReads(lambda metadata: metadata.get("x-tag") == "b:", every_s=0.2)
+
+    def reading(server: GrpcServer) -> list[bool]:
+        return [connection._transport.is_reading() for connection in server.connections]  # type: ignore[union-attr]
+
+    async def run() -> tuple[list[bool], list[bool], list[bool]]:
+        server = GrpcServer(echo, f"127.0.0.1:{free_port()}", batch=batch)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                call = _stub(channel).Process(iter([_body(b"x")]), metadata=(("x-tag", "b:"),))
+                assert [r.request_body.response.body_mutation.body async for r in call] == [b"b:x"]
+                resting = reading(server)  # read once: nothing more until the batch is due
+                assert await wait_until_async(lambda: all(reading(server)), timeout=5)
+                woken = reading(server)
+            first = server.connections
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                call = _stub(channel).Process(iter([_body(b"y")]))
+                assert [r.request_body.response.body_mutation.body async for r in call] == [b"y"]
+                (other,) = server.connections - first
+                unmarked = [other._transport.is_reading()]  # type: ignore[union-attr]
+            return resting, woken, unmarked
+        finally:
+            await server.stop(1)
+
+    resting, woken, unmarked = asyncio.run(run())
+    assert resting == [False] and woken == [True]
+    assert unmarked == [True]  # no stream marked it: never paused

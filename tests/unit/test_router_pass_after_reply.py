@@ -31,6 +31,7 @@ providers:
   - {name: openai, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K}
 routes:
   - {model: "*", provider: openai}
+extproc: {observe_streams: false}  # the router pass reads the stream's chunks itself
 """
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, PROVIDER_HEADER
+from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, OBSERVE_HEADER, OBSERVE_KEY, PROVIDER_HEADER
 from extproc.pipeline import exchange as m
 from extproc.pipeline.answer import AnswerStage
 from extproc.pipeline.exchange import Exchange, PhaseReply
@@ -28,6 +28,7 @@ routes:
 """
 )
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
+UNOBSERVED = snapshot(PROVIDERS + '\nroutes: [{model: "gpt-*", provider: openai}]\nextproc: {observe_streams: false}\n')
 
 
 def routed(body: dict[str, object], path: str = CHAT_PATH, headers: dict[str, str] | None = None) -> Exchange:
@@ -72,11 +73,40 @@ def test_a_same_api_whole_answer_is_buffered_to_be_read_and_left_as_it_is() -> N
     assert (ex.status, ex.provider_status, ex.attempts) == (200, 200, 2)
 
 
-def test_a_same_api_stream_is_streamed_through_and_read_as_it_goes() -> None:
+def test_a_same_api_stream_is_marked_for_the_observer_and_read_from_what_it_sends() -> None:
     ex = routed(chat("gpt-4o", stream=True))
     reply = answer_headers(ex)
-    assert reply.response_body_mode == m.STREAMED and reply.set_headers == []
+    # No body asked for: Envoy sends it on as it comes, and the observer reads it under the key.
+    assert reply.response_body_mode is None and reply.set_headers == [(OBSERVE_HEADER, "1")]
+    assert reply.request_metadata == {OBSERVE_KEY: ex.observed} and ex.observed > 0
     assert ex.decoder is not None and ex.assembler is not None and ex.encoder is None
+    assert routed(chat("gpt-4o", stream=True)).observed == 0  # marked at the answer's headers only
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
+    pieces = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}},
+    ]
+    events = [b"data: " + orjson.dumps(piece) + b"\n\n" for piece in pieces] + [b"data: [DONE]\n\n"]
+    for i, event in enumerate(events):
+        assert not ex.answered
+        AnswerStage().read_observed(ex, event, i == len(events) - 1)
+    assert ex.answered and ex.usage is not None and (ex.usage.input_tokens, ex.usage.output_tokens) == (7, 5)
+    assert ex.first_output > 0  # time to first token, from the chunk that carried text
+
+
+def test_a_same_api_stream_is_streamed_through_the_router_pass_when_not_observed() -> None:
+    ex, _ = at_body(UNOBSERVED, chat("gpt-4o", stream=True), CHAT_PATH, None)
+    ex.passthrough = True
+    reply = answer_headers(ex)
+    assert reply.response_body_mode == m.STREAMED and reply.set_headers == [] and not ex.observed
+    assert ex.decoder is not None and ex.assembler is not None and ex.encoder is None
+
+
+def test_a_same_api_stream_of_announced_length_is_whole_and_goes_through_the_router_pass() -> None:
+    ex = routed(chat("gpt-4o", stream=True))
+    reply = answer_headers(ex, **{"content-length": "2048"})
+    assert reply.response_body_mode == m.STREAMED and reply.set_headers == [] and not ex.observed
 
 
 def test_a_translated_stream_is_re_encoded_in_the_clients_stream_format() -> None:

@@ -14,6 +14,7 @@ from extproc.config.model import GatewayConfig
 from extproc.contract import EXTPROC_TOKEN_HEADER
 from extproc.xds.render import (
     EXTPROC_CLUSTER,
+    OBSERVER_CLUSTER,
     envoy_binary,
     render_bootstrap,
     render_clusters,
@@ -45,7 +46,8 @@ def clusters(loaded: GatewayConfig, keys: Path) -> dict[str, dict[str, Any]]:
 def test_every_provider_but_the_mock_has_a_cluster_and_the_metrics_one_comes_with_the_ready_port(
     tmp_path: Path,
 ) -> None:
-    assert list(clusters(config(), tmp_path)) == [EXTPROC_CLUSTER, "provider_oa", "provider_an"]
+    assert list(clusters(config(), tmp_path)) == [EXTPROC_CLUSTER, OBSERVER_CLUSTER, "provider_oa", "provider_an"]
+    assert OBSERVER_CLUSTER not in clusters(config("extproc: {observe_streams: false}\n"), tmp_path)
     assert EXTPROC_ADMIN_CLUSTER in clusters(config("envoy: {ready_port: 9902}\n"), tmp_path)
 
 
@@ -87,10 +89,10 @@ def test_clusters_a_new_config_drops_are_kept_while_retained_and_named(tmp_path:
     assert write_clusters(new, tmp_path, "v2", retaining=running) == ["provider_an"]
     cds = yaml.safe_load((tmp_path / "cds.yaml").read_text())
     assert cds["version_info"] == "v2"
-    assert [r["name"] for r in cds["resources"]] == [EXTPROC_CLUSTER, "provider_oa", "provider_an"]
+    assert [r["name"] for r in cds["resources"]] == [EXTPROC_CLUSTER, OBSERVER_CLUSTER, "provider_oa", "provider_an"]
     assert write_clusters(new, tmp_path, "v3") == []
     cds = yaml.safe_load((tmp_path / "cds.yaml").read_text())
-    assert [r["name"] for r in cds["resources"]] == [EXTPROC_CLUSTER, "provider_oa"]
+    assert [r["name"] for r in cds["resources"]] == [EXTPROC_CLUSTER, OBSERVER_CLUSTER, "provider_oa"]
     assert sorted(path.name for path in secrets_dir(tmp_path).iterdir()) == [
         "extproc_token.yaml",  # on TCP: Envoy's token for the ext_proc
         "provider_key_an.yaml",  # a retained cluster's key stays readable

@@ -8,8 +8,8 @@ from typing import Any
 
 from extproc.config.load import load_text
 from extproc.config.model import GatewayConfig
-from extproc.contract import PROVIDER_HEADER, ROUTE_HEADER
-from extproc.xds.render_filters import EXT_PROC_FILTER
+from extproc.contract import OBSERVE_HEADER, PROVIDER_HEADER, REQUEST_METADATA_NAMESPACE, ROUTE_HEADER
+from extproc.xds.render_filters import EXT_PROC_FILTER, OBSERVER_FILTER, UNMARK_FILTER
 from extproc.xds.render_listener import gateway_listener
 
 
@@ -52,13 +52,36 @@ def test_a_listener_binds_its_address_and_only_a_tls_one_gets_a_certificate(tmp_
 def test_the_guard_runs_before_the_router_pass_which_runs_before_the_router(tmp_path: Path) -> None:
     loaded = config(tmp_path)
     public, inner = (hcm_of(gateway_listener(loaded, i, None)) for i in range(2))
-    assert [f["name"] for f in public["http_filters"]] == [
-        "envoy.filters.http.local_ratelimit",
-        EXT_PROC_FILTER,
-        "envoy.filters.http.router",
-    ]
-    assert [f["name"] for f in inner["http_filters"]] == [EXT_PROC_FILTER, "envoy.filters.http.router"]
+    passes = [UNMARK_FILTER, OBSERVER_FILTER, EXT_PROC_FILTER, "envoy.filters.http.router"]
+    assert [f["name"] for f in public["http_filters"]] == ["envoy.filters.http.local_ratelimit", *passes]
+    assert [f["name"] for f in inner["http_filters"]] == passes
     assert public["local_reply_config"]["mappers"]  # Envoy's own errors in the client's format
+
+
+def test_the_observer_reads_only_marked_answers_without_holding_them_and_the_mark_never_leaves(
+    tmp_path: Path,
+) -> None:
+    filters = {
+        f["name"]: f["typed_config"] for f in hcm_of(gateway_listener(config(tmp_path), 1, None))["http_filters"]
+    }
+    matched = filters[OBSERVER_FILTER]
+    observer = matched["extension_config"]["typed_config"]
+    assert observer["observability_mode"] is True and observer["failure_mode_allow"] is True
+    assert observer["processing_mode"]["response_body_mode"] == "STREAMED"
+    assert {observer["processing_mode"][m] for m in ("request_header_mode", "response_header_mode")} == {"SKIP"}
+    assert observer["metadata_options"]["forwarding_namespaces"]["untyped"] == [REQUEST_METADATA_NAMESPACE]
+    (rule,) = matched["xds_matcher"]["matcher_list"]["matchers"]
+    unmarked = rule["predicate"]["not_matcher"]["single_predicate"]
+    assert unmarked["input"]["typed_config"]["header_name"] == OBSERVE_HEADER
+    assert rule["on_match"]["action"]["typed_config"]["@type"].endswith("SkipFilter")
+    assert filters[UNMARK_FILTER]["mutations"]["response_mutations"] == [{"remove": OBSERVE_HEADER}]
+
+
+def test_no_observer_with_several_workers_or_when_turned_off(tmp_path: Path) -> None:
+    for extproc in ("{workers: 2}", "{observe_streams: false}"):
+        loaded = load_text(f"providers: [{{name: m, kind: mock}}]\nextproc: {extproc}\n", {}, tmp_path)
+        names = [f["name"] for f in hcm_of(gateway_listener(loaded, 0, None))["http_filters"]]
+        assert names == [EXT_PROC_FILTER, "envoy.filters.http.router"]
 
 
 def test_each_provider_and_pool_has_a_route_by_cluster_header_and_the_rest_is_a_404(tmp_path: Path) -> None:
