@@ -174,6 +174,17 @@ class Provider:
         description="the api-version query parameter of every request",
         examples=["2024-10-21"],
     )
+    azure_deployments: tuple[tuple[str, str], ...] = option(
+        (),
+        key="azure.deployments",
+        schema={"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+        convert=lambda deployments: tuple(deployments.items()),
+        documented={},
+        description="the model each deployment serves ({deployment: model}), for prices: under a `usd` budget a "
+        "listed deployment reserves its model's worst case and is refused while that model has no price; an "
+        "unlisted one reserves nothing (its answer names the model, which is charged then)",
+        examples=[{"prod-chat": "gpt-4o"}],
+    )
     vertex_project: str | None = option(
         None, key="vertex.project", description="the Google Cloud project id", examples=["my-project"]
     )

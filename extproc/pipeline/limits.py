@@ -33,7 +33,7 @@ from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest
 from extproc.observe.metrics import LIMIT_DECISIONS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
-from extproc.pipeline.spend import asked_model, priced_kind, request_cost
+from extproc.pipeline.spend import asked_model, listed_deployment, priced_kind, priced_model, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.pipeline.usage import usage_seen
 from extproc.providers import kind_of
@@ -197,12 +197,14 @@ def _usd_reservation(ex: Exchange, budget: LimitRule) -> int:
         answerers = [(member, model) for member, model in members if member is not None]
     worst = 0.0
     for answerer, model in answerers:
-        cost = budgets.worst_case(ex.snapshot.prices, priced_kind(answerer), model, ex.input_estimate, max_tokens)
+        priced_as = priced_model(answerer, model)
+        cost = budgets.worst_case(ex.snapshot.prices, priced_kind(answerer), priced_as, ex.input_estimate, max_tokens)
         record = kind_of(answerer)
-        if not (cost.priced or record.answers_locally or record.names_deployments):
+        unlisted_deployment = record.names_deployments and not listed_deployment(answerer, model)
+        if not (cost.priced or record.answers_locally or unlisted_deployment):
             raise GatewayError(
                 "permission",
-                f"model {model!r} of provider {answerer.name!r} has no price, so budget {budget.name!r} cannot "
+                f"model {priced_as!r} of provider {answerer.name!r} has no price, so budget {budget.name!r} cannot "
                 "bound what it costs: an operator can price it under `prices:` in gateway.yaml (0 if it is free)",
                 code="model_not_priced",
             )

@@ -58,7 +58,7 @@ def _cost(ex: Exchange) -> Cost:
     kind = priced_kind(provider)
     prices = ex.snapshot.prices
     model = asked_model(ex)
-    cost = prices.cost(kind, model, usage)
+    cost = prices.cost(kind, priced_model(provider, model), usage)
     answered = ex.answer.model if ex.answer else ex.assembler.model if ex.assembler else ""
     if not cost.priced and answered and answered != model:
         cost = prices.cost(kind, answered, usage)
@@ -73,6 +73,18 @@ def _cost(ex: Exchange) -> Cost:
 def priced_kind(provider: Provider) -> str:
     """The key of the price table a provider's models are priced under."""
     return provider.priced_as or kind_of(provider).name
+
+
+def priced_model(provider: Provider, model: str) -> str:
+    """The model `model` is priced as: an Azure deployment's, when the provider lists it."""
+    for deployment, served in provider.azure_deployments:
+        if deployment == model:
+            return served
+    return model
+
+
+def listed_deployment(provider: Provider, model: str) -> bool:
+    return any(deployment == model for deployment, _ in provider.azure_deployments)
 
 
 def asked_model(ex: Exchange) -> str:

@@ -45,7 +45,11 @@ def _config(fakes: tuple[FakeOpenAI, FakeAnthropic, FakeGemini], redis: RedisSer
     config["limits"] = {
         "rules": [
             # Per model, so each test spends a budget of its own.
-            {"name": "daily", "key": ["model"], "match": {"models": ["gpt-4o", "gpt-4o-20*", "claude-*", "gemini-*"]}},
+            {
+                "name": "daily",
+                "key": ["model"],
+                "match": {"models": ["gpt-4o", "gpt-4o-20*", "claude-*", "gemini-*", "azure-*"]},
+            },
             {"name": "monthly", "key": ["model"], "match": {"models": ["gpt-4o-mini*"]}, "usd": BIG, "window": "month"},
         ]
     }
@@ -54,6 +58,8 @@ def _config(fakes: tuple[FakeOpenAI, FakeAnthropic, FakeGemini], redis: RedisSer
         "anthropic": [{"models": ["claude-free-*"], "input": 0, "output": 0}],
         "openai": [{"models": ["gpt-free-*"], "input": 0, "output": 0}],
     }
+    azure = next(provider for provider in config["providers"] if provider["name"] == "azure")
+    azure["azure"] = {**azure["azure"], "deployments": {"azure-new": "gpt-unpriced-9", "azure-known": "gpt-free-1"}}
     # Pools under the `daily` budget (claude-*): any member may answer, so each must be priced.
     config["routes"][:0] = [
         {
@@ -191,6 +197,18 @@ def test_a_pool_whose_fallback_member_has_no_price_is_refused_under_a_budget_and
     assert "'gpt-unpriced-9' of provider 'openai' has no price" in refused.value.message
     assert (len(fake_anthropic.requests), len(fake_openai.requests)) == asked  # no member was asked
     assert ask_anthropic(first.base_url, "claude-pool-free", stream=False, max_tokens=64).text
+
+
+def test_an_azure_deployment_listed_with_an_unpriced_model_is_refused_and_one_with_a_priced_model_goes(
+    first: GatewayStack, fake_openai: FakeOpenAI
+) -> None:
+    asked = len(fake_openai.requests)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        ask_openai(first.base_url, "azure-new", stream=False)
+    assert "'gpt-unpriced-9' of provider 'azure' has no price" in refused.value.message
+    assert len(fake_openai.requests) == asked  # never sent
+    assert ask_openai(first.base_url, "azure-known", stream=False).text  # priced as gpt-free-1 (at 0)
+    assert fake_openai.requests[-1].path == "/openai/deployments/azure-known/chat/completions"
 
 
 def test_a_stream_settles_at_its_real_cost_not_its_reservation(first: GatewayStack) -> None:

@@ -354,3 +354,48 @@ def test_a_pool_member_that_names_no_model_is_priced_as_the_routes_upstream_mode
     assert asked_model(ex) == "dear"
     ex.status, ex.usage = 200, Usage(1000, 1000)
     assert math.isclose(request_cost(ex).usd, 0.02)  # $10/M both ways, not the client's unpriced `ask-me`
+
+
+AZURE_CONFIG = """
+providers:
+  - name: azure
+    kind: openai
+    base_url: "https://x.openai.azure.com"
+    api_key_env: K
+    azure: {api_version: "2024-10-21", deployments: {prod-chat: priced, prod-new: gpt-unpriced-9}}
+routes: [{model: "*", provider: azure}]
+limits:
+  rules: [{name: daily, key: [client], usd: 1, window: day}]
+prices:
+  azure: [{models: [priced], input: 2.0, output: 10.0}]
+"""
+
+
+def azure_exchange(deployment: str) -> Exchange:
+    gateway = GatewayState(load_text(AZURE_CONFIG, {"K": "secret"}, Path(".")))
+    ex = Exchange(gateway.snapshot)
+    ex.request_id, ex.model = "r", deployment
+    ex.endpoint = classify("POST", "/v1/chat/completions", {})
+    ex.identity = Identity("alice", "acme", method="api_key")
+    ex.request = ChatRequest(model=deployment, messages=[], max_tokens=100)
+    facts = Facts({}, "openai", "/v1/chat/completions", "alice", "acme")
+    ex.target = gateway.snapshot.router.resolve(deployment, facts)
+    return ex
+
+
+def test_an_azure_deployment_listed_with_its_model_reserves_that_models_worst_case(priced: None) -> None:
+    ex = azure_exchange("prod-chat")
+    assert asyncio.run(LimitsStage(MemoryStore(100, 1 << 20)).request_body(ex, PhaseReply(), BODY)) is None
+    assert [take.cost for take in ex.reserved_usd] == [3000]  # 1,000 tokens at $2/M, 100 at $10/M
+    ex.status, ex.usage = 200, Usage(1000, 100)
+    assert math.isclose(request_cost(ex).usd, 0.003)  # charged as its model before any answer names one
+    unlisted = azure_exchange("prod-other")
+    assert asyncio.run(LimitsStage(MemoryStore(100, 1 << 20)).request_body(unlisted, PhaseReply(), BODY)) is None
+    assert [take.cost for take in unlisted.reserved_usd] == [0]  # unlisted: priced once its answer names the model
+
+
+def test_an_azure_deployment_listed_with_an_unpriced_model_is_refused_under_a_budget(priced: None) -> None:
+    with pytest.raises(GatewayError) as error:
+        asyncio.run(LimitsStage(MemoryStore(100, 1 << 20)).request_body(azure_exchange("prod-new"), PhaseReply(), BODY))
+    assert error.value.code == "model_not_priced"
+    assert "'gpt-unpriced-9' of provider 'azure' has no price" in error.value.message

@@ -78,6 +78,7 @@ APPLIED: dict[str, tuple[Loaded, tuple[type, str] | None]] = {
     "providers[].idle_timeout_ms": (lambda f, b: f.providers[0].idle_timeout_ms, (Provider, "idle_timeout_ms")),
     "providers[].unsupported": (lambda f, b: f.providers[0].unsupported, (Provider, "unsupported")),
     "providers[].vertex.location": (lambda f, b: f.providers[3].vertex_location, (Provider, "vertex_location")),
+    "providers[].azure.deployments": (lambda f, b: f.providers[0].azure_deployments, (Provider, "azure_deployments")),
     "providers[].default_max_tokens": (
         lambda f, b: f.providers[0].default_max_tokens,
         (Provider, "default_max_tokens"),
