@@ -53,6 +53,18 @@ _AZURE_NO_DEPLOYMENT = (
 )
 
 
+def chat_completion(text: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    """A scripted Chat Completions answer: `text`, stop, one token each way."""
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
 def openai_error(
     status: int,
     message: str,

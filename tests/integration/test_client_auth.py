@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 from fnmatch import fnmatchcase
-from typing import Any
 
 import anthropic
 import httpx
@@ -24,6 +23,7 @@ from google.genai import types
 
 from tests.conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY
 from tests.fakes.base import RecordedRequest
+from tests.fakes.openai import chat_completion
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI, Reply
 from tests.integration.conftest import AuthGateway, rsa_key
 from tests.integration.sdk_outcomes import anthropic_client, gemini_client, openai_client
@@ -377,21 +377,10 @@ def test_spoofed_internal_headers_do_not_change_the_route(
     assert not [name for name in seen.headers if name.lower().startswith("x-gw-")]
 
 
-def _chat_body(text: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-scripted",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
-
-
 def test_envoy_steering_headers_from_a_client_have_no_effect(
     auth_gateway: AuthGateway, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.enqueue(Reply(body=orjson.dumps(_chat_body("late but fine")), delay=0.3))
+    fake_openai.enqueue(Reply(body=orjson.dumps(chat_completion("late but fine")), delay=0.3))
     steering = {
         "x-envoy-upstream-rq-timeout-ms": "1",
         "x-envoy-upstream-rq-per-try-timeout-ms": "1",
@@ -485,7 +474,7 @@ PROVIDER_ONLY_HEADERS = {
 def test_client_never_sees_provider_cookies_organisation_or_quota_headers(
     auth_gateway: AuthGateway, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.enqueue(Reply(body=orjson.dumps(_chat_body("scripted")), headers=PROVIDER_ONLY_HEADERS))
+    fake_openai.enqueue(Reply(body=orjson.dumps(chat_completion("scripted")), headers=PROVIDER_ONLY_HEADERS))
     client = openai_client(auth_gateway.base_url, auth_gateway.full_key)
     raw = client.chat.completions.with_raw_response.create(**CHAT)
     assert raw.parse().choices[0].message.content == "scripted"

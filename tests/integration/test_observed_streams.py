@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.fakes.base import SSE_UTF8
+from tests.fakes.openai import chat_completion
 from tests.fakes.providers import FakeOpenAI, Reply
 from tests.integration.sdk_outcomes import CLIENT_KEY, openai_client
 from tests.support.metrics import metric_sum
@@ -76,7 +77,7 @@ def test_a_provider_cannot_set_the_observers_mark_and_it_never_reaches_the_clien
     if stream:
         reply = Reply(content_type=SSE_UTF8, chunks=[chunk({"content": "hi"}, "stop"), b"data: [DONE]\n\n"])
     else:
-        reply = Reply(body=json.dumps(_completion("hi")).encode())
+        reply = Reply(body=json.dumps(chat_completion("hi", "gpt-4o")).encode())
     reply.headers[MARK] = "1"
     fake_openai.enqueue(reply)
     raw = openai_client(gateway.base_url).chat.completions.with_raw_response.create(
@@ -87,14 +88,3 @@ def test_a_provider_cannot_set_the_observers_mark_and_it_never_reaches_the_clien
     text = "".join(c.choices[0].delta.content or "" for c in parsed) if stream else parsed.choices[0].message.content
     assert text == "hi"
     assert observer_started(gateway) == started + (1 if stream else 0)  # a JSON answer is never observed
-
-
-def _completion(text: str) -> dict[str, object]:
-    return {
-        "id": "c2",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }

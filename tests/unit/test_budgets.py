@@ -264,6 +264,18 @@ def test_a_bucket_names_what_it_is_counted_per() -> None:
     assert math.isclose(budgets.to_usd(7000), 0.007)
 
 
+def routed_exchange(config: str, model: str) -> tuple[GatewayState, Exchange]:
+    """An OpenAI chat request for `model` from alice, routed by `config`, at the limits stage."""
+    gateway = GatewayState(load_text(config, {"K": "secret"}, Path(".")))
+    ex = Exchange(gateway.snapshot)
+    ex.request_id, ex.model = "r", model
+    ex.endpoint = classify("POST", "/v1/chat/completions", {})
+    ex.identity = Identity("alice", "acme", method="api_key")
+    ex.request = ChatRequest(model=model, messages=[], max_tokens=100)
+    ex.target = gateway.snapshot.router.resolve(model, Facts({}, "openai", "/v1/chat/completions", "alice", "acme"))
+    return gateway, ex
+
+
 UNPRICED_CONFIG = """
 providers:
   - {name: openai, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: K}
@@ -286,13 +298,7 @@ limits:
 def test_under_a_budget_a_model_with_no_price_is_refused_unless_it_is_a_deployment_or_answered_here(
     priced: None, model: str, refused: bool
 ) -> None:
-    gateway = GatewayState(load_text(UNPRICED_CONFIG, {"K": "secret"}, Path(".")))
-    ex = Exchange(gateway.snapshot)
-    ex.request_id, ex.model = "r", model
-    ex.endpoint = classify("POST", "/v1/chat/completions", {})
-    ex.identity = Identity("alice", "acme", method="api_key")
-    ex.request = ChatRequest(model=model, messages=[], max_tokens=100)
-    ex.target = gateway.snapshot.router.resolve(model, Facts({}, "openai", "/v1/chat/completions", "alice", "acme"))
+    _, ex = routed_exchange(UNPRICED_CONFIG, model)
     stage = LimitsStage(MemoryStore(100, 1 << 20))
     if not refused:
         assert asyncio.run(stage.request_body(ex, PhaseReply(), BODY)) is None
@@ -322,14 +328,7 @@ prices:
 
 
 def pooled_exchange(config: str) -> tuple[GatewayState, Exchange]:
-    gateway = GatewayState(load_text(config, {"K": "secret"}, Path(".")))
-    ex = Exchange(gateway.snapshot)
-    ex.request_id, ex.model = "r", "ask-me"
-    ex.endpoint = classify("POST", "/v1/chat/completions", {})
-    ex.identity = Identity("alice", "acme", method="api_key")
-    ex.request = ChatRequest(model="ask-me", messages=[], max_tokens=100)
-    ex.target = gateway.snapshot.router.resolve("ask-me", Facts({}, "openai", "/v1/chat/completions", "alice", "acme"))
-    return gateway, ex
+    return routed_exchange(config, "ask-me")
 
 
 def test_a_pool_reserves_the_worst_case_of_its_dearest_member_since_any_of_them_may_answer(priced: None) -> None:
@@ -372,15 +371,7 @@ prices:
 
 
 def azure_exchange(deployment: str) -> Exchange:
-    gateway = GatewayState(load_text(AZURE_CONFIG, {"K": "secret"}, Path(".")))
-    ex = Exchange(gateway.snapshot)
-    ex.request_id, ex.model = "r", deployment
-    ex.endpoint = classify("POST", "/v1/chat/completions", {})
-    ex.identity = Identity("alice", "acme", method="api_key")
-    ex.request = ChatRequest(model=deployment, messages=[], max_tokens=100)
-    facts = Facts({}, "openai", "/v1/chat/completions", "alice", "acme")
-    ex.target = gateway.snapshot.router.resolve(deployment, facts)
-    return ex
+    return routed_exchange(AZURE_CONFIG, deployment)[1]
 
 
 def test_an_azure_deployment_listed_with_its_model_reserves_that_models_worst_case(priced: None) -> None:
