@@ -145,6 +145,8 @@ class AnswerStage(Stage):
     def read_observed(self, ex: Exchange, chunk: bytes, end_of_stream: bool) -> None:
         """A piece of a same-API stream the observer read (Envoy sent it on without waiting)."""
         ex.answered = end_of_stream
+        if ex.bodies is not None:  # log_bodies: the client got it as it was
+            ex.bodies.answer.append(chunk)
         if ex.assembler is not None:
             self._read_stream_chunk(ex, _UNSENT, chunk, end_of_stream, ex.assembler)
 

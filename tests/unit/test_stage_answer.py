@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, OBSERVE_HEADER, OBSERVE_KEY, PROVIDER_HEADER
+from extproc.observe.bodies import BodyLog
 from extproc.pipeline import exchange as m
 from extproc.pipeline.answer import AnswerStage
 from extproc.pipeline.exchange import Exchange, PhaseReply
@@ -88,11 +89,13 @@ def test_a_same_api_stream_is_marked_for_the_observer_and_read_from_what_it_send
         {**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}},
     ]
     events = [b"data: " + orjson.dumps(piece) + b"\n\n" for piece in pieces] + [b"data: [DONE]\n\n"]
+    ex.bodies = BodyLog()  # log_bodies
     for i, event in enumerate(events):
         assert not ex.answered
         AnswerStage().read_observed(ex, event, i == len(events) - 1)
     assert ex.answered and ex.usage is not None and (ex.usage.input_tokens, ex.usage.output_tokens) == (7, 5)
     assert ex.first_output > 0  # time to first token, from the chunk that carried text
+    assert b"".join(ex.bodies.answer) == b"".join(events)  # the access line's answer, as the client got it
 
 
 def test_a_same_api_stream_is_streamed_through_the_router_pass_when_not_observed() -> None:
