@@ -226,7 +226,7 @@ def main(argv: list[str]) -> None:
         )
         closing.callback(state.close_tracing)
         traced = collector is not None
-        observed = mode in ("stream", "rstream") and state.snapshot.config.extproc.observes_streams
+        observed = mode in ("stream", "rstream") and state.snapshot.config.extproc.observe_streams
         loop = uvloop.new_event_loop()
         loop.run_until_complete(_requests(service, sent, min(WARM_UP, count), traced, observed))
         settle_heap()  # as the server does once started

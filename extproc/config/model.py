@@ -451,7 +451,7 @@ class ExtprocSettings:
         description="a stream of the client's own API is read beside it (Envoy sends each chunk on "
         "without waiting for the ext_proc; a line over max_stream_line_bytes reaches the client and "
         "is not read); false: each chunk waits for the ext_proc, which passes it on in whole lines and "
-        "ends the stream at an overlong line. Only with workers: 1 (restart to change)",
+        "ends the stream at an overlong line (restart to change)",
     )
     max_stream_line_bytes: Annotated[int, Schema(minimum=1024, maximum=1 << 30)] = option(
         MAX_STREAM_LINE_BYTES,
@@ -475,12 +475,6 @@ class ExtprocSettings:
     def on_tcp(self) -> bool:
         """Served on TCP ports: Envoy proves itself with a token there (xds/render_peer.py)."""
         return not self.unix_socket
-
-    @property
-    def observes_streams(self) -> bool:
-        """`observe_streams`, with one worker: the observer's gRPC stream must reach the process that
-        holds the request, and Envoy picks a worker per gRPC stream."""
-        return self.observe_streams and self.workers == 1
 
     def grpc_addresses(self) -> list[str]:
         """One listening address per worker process: consecutive ports, or numbered sockets."""

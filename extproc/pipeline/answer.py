@@ -16,7 +16,7 @@ from functools import partial
 
 import orjson
 
-from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, OBSERVE_HEADER, OBSERVE_KEY, PROVIDER_HEADER
+from extproc.contract import ATTEMPT_COUNT_HEADER, DROPPED_HEADER, OBSERVE_KEY, PROVIDER_HEADER
 from extproc.errors import GatewayError, client_status, kind_for_status
 from extproc.formats import FORMATS, PROVIDER_APIS
 from extproc.formats.assemble import StreamAssembler
@@ -75,15 +75,14 @@ class AnswerStage(Stage):
                     ex.reframe is None
                     and endpoint.sse
                     and "content-length" not in headers
-                    and ex.snapshot.config.extproc.observes_streams
+                    and ex.snapshot.config.extproc.observe_streams
                 ):
                     # Written as it is generated: Envoy sends each chunk on as it comes and the observer
                     # reads it beside, no reply per chunk. A stream of announced length is already whole:
                     # the observer's own gRPC stream would cost more than the one reply it saves.
                     ex.decoder = FORMATS[endpoint.format].stream_decoder(max_line)
                     ex.assembler = StreamAssembler()
-                    ex.observed = next(_observations)
-                    reply.set_headers.append((OBSERVE_HEADER, "1"))
+                    ex.observed = next(_observations)  # the router pass marks it for its worker's observer
                     reply.request_metadata = {OBSERVE_KEY: ex.observed}
                     return
                 if ex.reframe is not None:  # the client's own SSE, made from the provider's frames

@@ -29,7 +29,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
 )
 
-from extproc.contract import REQUEST_METADATA_NAMESPACE
+from extproc.contract import OBSERVE_HEADER, REQUEST_METADATA_NAMESPACE
 from extproc.errors import GatewayError, client_status
 from extproc.formats import FORMATS
 from extproc.formats.canonical import StreamFailure
@@ -49,10 +49,15 @@ log = logging.getLogger(__name__)
 
 class RouterPass:
     def __init__(
-        self, state: GatewayState, stages: list[Stage] | None = None, observations: Observations | None = None
+        self,
+        state: GatewayState,
+        stages: list[Stage] | None = None,
+        observations: Observations | None = None,
+        worker: int = 0,
     ) -> None:
         self._state = state
         self._observations = observations if observations is not None else Observations()
+        self._mark = (OBSERVE_HEADER, str(worker))  # this worker's observer reads the answers it marks
         self._active = ACTIVE_STREAMS.labels("router")
         stages = stages if stages is not None else default_stages(state.store, state.breakers)
         self._on_request_headers = [s for s in stages if overrides(s, "request_headers")]
@@ -165,6 +170,8 @@ class RouterPass:
         # No body to follow, or none asked for (the filter's default): the answer is complete. An
         # observed stream's is not: this stream stays open until Envoy ends it with the request.
         ex.answered = message.response_headers.end_of_stream or (reply.response_body_mode is None and not ex.observed)
+        if ex.observed:
+            reply.set_headers.append(self._mark)
         if not reply.set_headers and not reply.remove_headers and reply.response_body_mode is None:
             return m.CONTINUE_RESPONSE_HEADERS
         response = m.reply("response_headers", reply.set_headers, reply.remove_headers)

@@ -21,9 +21,10 @@ from extproc.xds.render_peer import read_token
 
 
 class ExternalProcessor:
-    def __init__(self, state: GatewayState) -> None:
+    def __init__(self, state: GatewayState, worker: int = 0) -> None:
+        """`worker`: this process's index among the ext_proc's workers (its observer's)."""
         observations = Observations()
-        self._router = RouterPass(state, observations=observations)
+        self._router = RouterPass(state, observations=observations, worker=worker)
         self._upstream = UpstreamPass(state)
         self._observer = ObserverPass(observations)
 
@@ -55,8 +56,14 @@ class ProcessorServer(GrpcServer):
 
     def __init__(self, state: GatewayState, address: str, token: str | None = None) -> None:
         batch = BatchReads(_observer_stream, OBSERVER_BATCH_S)
+        addresses = state.snapshot.config.extproc.grpc_addresses()
+        worker = addresses.index(address) if address in addresses else 0
         super().__init__(
-            ExternalProcessor(state).process, address, state.snapshot.config.extproc.busy_poll_us, token, batch=batch
+            ExternalProcessor(state, worker).process,
+            address,
+            state.snapshot.config.extproc.busy_poll_us,
+            token,
+            batch=batch,
         )
 
     async def start(self) -> None:

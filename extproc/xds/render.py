@@ -29,7 +29,7 @@ from extproc.provider_kinds import KINDS
 from extproc.xds.files import write_atomically
 from extproc.xds.render_aws_signing import signing_filter
 from extproc.xds.render_credentials import credential_filter, secrets_dir, write_secrets
-from extproc.xds.render_filters import EXTPROC_CLUSTER, OBSERVER_CLUSTER
+from extproc.xds.render_filters import EXTPROC_CLUSTER, OBSERVER_CLUSTER, observer_name
 from extproc.xds.render_listener import gateway_listener
 from extproc.xds.render_peer import ensure_token, token_filter
 from extproc.xds.render_pool import (
@@ -77,14 +77,19 @@ def envoy_binary() -> str:
     return found
 
 
-def _observer_cluster(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any]]:
-    """The ext_proc again, for the observer's streams alone: on connections of their own, which the
+def _observer_clusters(config: GatewayConfig, keys_dir: Path) -> list[dict[str, Any]]:
+    """Each worker again, for its observer's streams alone: on connections of their own, which the
     ext_proc reads in batches (no stream on them waits for a reply)."""
-    if not config.extproc.observes_streams:
+    if not config.extproc.observe_streams:
         return []
-    cluster = _extproc_cluster(config, keys_dir)
-    cluster["name"] = cluster["load_assignment"]["cluster_name"] = OBSERVER_CLUSTER
-    return [cluster]
+    clusters = []
+    for worker in range(config.extproc.workers):
+        cluster = _extproc_cluster(config, keys_dir)
+        cluster["name"] = cluster["load_assignment"]["cluster_name"] = observer_name(worker, OBSERVER_CLUSTER)
+        endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        endpoints[:] = [endpoints[worker]]
+        clusters.append(cluster)
+    return clusters
 
 
 def _extproc_cluster(config: GatewayConfig, keys_dir: Path) -> dict[str, Any]:
@@ -184,7 +189,7 @@ def render_clusters(config: GatewayConfig, keys_dir: Path, *, inline_ca: bool = 
     metrics = [extproc_admin_cluster(config.extproc)] if config.envoy.ready_port is not None else []
     return [
         _extproc_cluster(config, keys_dir),
-        *_observer_cluster(config, keys_dir),
+        *_observer_clusters(config, keys_dir),
         *clusters,
         *pools,
         *metrics,

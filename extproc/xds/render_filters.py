@@ -81,18 +81,38 @@ def enable_ext_proc_per_route() -> dict[str, Any]:
     return {EXT_PROC_FILTER: {"@type": _FILTER_CONFIG_TYPE, "config": {}}}
 
 
+def observer_name(worker: int, base: str) -> str:
+    """Worker 0's observer filter, cluster or stats keep their plain name; worker N's get `_N`."""
+    return base if worker == 0 else f"{base}_{worker}"
+
+
 def observer_filters(config: GatewayConfig) -> list[dict[str, Any]]:
-    """The observer: a second ext_proc filter that reads a same-API stream's body beside it
+    """The observer: an ext_proc filter per worker that reads a same-API stream's body beside it
     (`observability_mode`: Envoy sends each chunk and goes on without waiting for a reply), for the
-    answers the router pass marks with OBSERVE_HEADER; every other answer skips it. Before the
-    router pass in the chain, so it sees the answer after it (the mark set, the body let go); the
-    header mutation before both removes the mark before the answer leaves."""
+    answers the router pass marks with OBSERVE_HEADER; every other answer skips it. The mark is the
+    worker's index, and each worker's filter calls that worker alone (its own cluster): the stream
+    reaches the process that holds the request. Before the router pass in the chain, so it sees the
+    answer after it (the mark set, the body let go); the header mutation before them removes the
+    mark before the answer leaves."""
+    unmark = {
+        "@type": _HEADER_MUTATION_TYPE,
+        "mutations": {"response_mutations": [{"remove": OBSERVE_HEADER}]},
+    }
+    observers = [
+        {"name": observer_name(worker, OBSERVER_FILTER), "typed_config": _observer(config, worker)}
+        for worker in range(config.extproc.workers)
+    ]
+    return [{"name": UNMARK_FILTER, "typed_config": unmark}, *observers]
+
+
+def _observer(config: GatewayConfig, worker: int) -> dict[str, Any]:
     timeout = ms(config.extproc.message_timeout_ms)
     observer: dict[str, Any] = {
         "@type": _EXT_PROC_TYPE,
-        "grpc_service": _grpc_service(OBSERVER_CLUSTER, timeout, "observer"),
+        "grpc_service": _grpc_service(observer_name(worker, OBSERVER_CLUSTER), timeout, "observer"),
         "observability_mode": True,
-        "stat_prefix": "observer",  # Envoy's ext_proc stats of this filter apart from the router pass's
+        # Envoy's ext_proc stats of this filter apart from the router pass's
+        "stat_prefix": observer_name(worker, "observer"),
         "deferred_close_timeout": "1s",  # after the request: what Envoy sent is read by then (batches of 10 ms)
         "failure_mode_allow": True,  # what it reads never holds up or fails an answer
         "message_timeout": timeout,
@@ -113,21 +133,13 @@ def observer_filters(config: GatewayConfig) -> list[dict[str, Any]]:
                     "name": "observe-mark",
                     "typed_config": {"@type": _ANSWER_HEADER_INPUT, "header_name": OBSERVE_HEADER},
                 },
-                "value_match": {"exact": "1"},
+                "value_match": {"exact": str(worker)},
             }
         }
     }
     skip = {"action": {"name": "skip", "typed_config": {"@type": _SKIP_TYPE}}}
-    matched = {
+    return {
         "@type": _MATCHED_TYPE,
         "extension_config": {"name": EXT_PROC_FILTER, "typed_config": observer},
         "xds_matcher": {"matcher_list": {"matchers": [{"predicate": unmarked, "on_match": skip}]}},
     }
-    unmark = {
-        "@type": _HEADER_MUTATION_TYPE,
-        "mutations": {"response_mutations": [{"remove": OBSERVE_HEADER}]},
-    }
-    return [
-        {"name": UNMARK_FILTER, "typed_config": unmark},
-        {"name": OBSERVER_FILTER, "typed_config": matched},
-    ]

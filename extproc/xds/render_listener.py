@@ -126,7 +126,7 @@ def _http_connection_manager(config: GatewayConfig, stat_prefix: str, listener: 
         },
         "http_filters": [
             *([guard] if guard else []),
-            *(observer_filters(config) if config.extproc.observes_streams else ()),
+            *(observer_filters(config) if config.extproc.observe_streams else ()),
             ext_proc_filter(config, upstream=False, listener=listener.name),
             ROUTER,
         ],

@@ -6,10 +6,12 @@ the client, and a provider cannot set it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import PROVIDER_ENV
 from tests.fakes.base import SSE_UTF8
 from tests.fakes.openai import chat_completion
 from tests.fakes.providers import FakeOpenAI, Reply
@@ -88,3 +90,45 @@ def test_a_provider_cannot_set_the_observers_mark_and_it_never_reaches_the_clien
     text = "".join(c.choices[0].delta.content or "" for c in parsed) if stream else parsed.choices[0].message.content
     assert text == "hi"
     assert observer_started(gateway) == started + (1 if stream else 0)  # a JSON answer is never observed
+
+
+def test_with_several_workers_each_streams_observer_reaches_the_worker_that_holds_it(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    config = {
+        "extproc": {"workers": 2},
+        "providers": [
+            {
+                "name": "openai",
+                "kind": "openai",
+                "base_url": fake_openai.base_url + "/v1",
+                "api_key_env": "TEST_OPENAI_KEY",
+            }
+        ],
+        "routes": [{"model": "*", "provider": "openai"}],
+    }
+    stack = GatewayStack(tmp_path, config, PROVIDER_ENV).start()
+    try:
+        usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        for _ in range(12):
+            sent = [chunk({"content": "hi"}, "stop"), chunk({}, usage=usage), b"data: [DONE]\n\n"]
+            fake_openai.enqueue(Reply(content_type=SSE_UTF8, chunks=sent))
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            with httpx.stream("POST", stack.base_url + "/v1/chat/completions", json=body) as answer:
+                assert b"".join(answer.iter_bytes()) == b"".join(sent)
+        stats = httpx.get(stack.envoy_admin_url + "/stats", params={"filter": r"ext_proc\.observer.*streams_started"})
+        started = {
+            line.split(":")[0].rsplit(".", 2)[-2]: int(line.rsplit(":", 1)[1]) for line in stats.text.splitlines()
+        }
+        assert set(started) == {"observer", "observer_1"} and all(started.values()), started  # both workers'
+        assert sum(started.values()) == 12
+
+        # Each request was finished with the provider's usage by the worker that held it (the
+        # workers' metrics merge: 12 answers of 2 output tokens each).
+        def output_tokens() -> tuple[float, float]:
+            count = metric_sum(stack, "gen_ai_client_token_usage_count", 'gen_ai_token_type="output"')
+            return count, metric_sum(stack, "gen_ai_client_token_usage_sum", 'gen_ai_token_type="output"')
+
+        assert wait_until(lambda: output_tokens() == (12, 24), timeout=10), output_tokens()
+    finally:
+        stack.stop()

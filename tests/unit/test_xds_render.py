@@ -52,7 +52,11 @@ def test_every_provider_but_the_mock_has_a_cluster_and_the_metrics_one_comes_wit
 
 
 def test_the_extproc_cluster_has_one_endpoint_per_worker_and_a_token_only_on_tcp(tmp_path: Path) -> None:
-    tcp = clusters(config("extproc: {port: 50100, workers: 2}\n"), tmp_path)[EXTPROC_CLUSTER]
+    two = clusters(config("extproc: {port: 50100, workers: 2}\n"), tmp_path)
+    for worker, name in enumerate((OBSERVER_CLUSTER, f"{OBSERVER_CLUSTER}_1")):  # each worker's observer: itself
+        (endpoint,) = two[name]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        assert endpoint["endpoint"]["address"]["socket_address"]["port_value"] == 50100 + worker
+    tcp = two[EXTPROC_CLUSTER]
     endpoints = tcp["load_assignment"]["endpoints"][0]["lb_endpoints"]
     assert [e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints] == [50100, 50101]
     options = tcp["typed_extension_protocol_options"][HTTP_OPTIONS_KEY]

@@ -9,7 +9,7 @@ from typing import Any
 from extproc.config.load import load_text
 from extproc.config.model import GatewayConfig
 from extproc.contract import OBSERVE_HEADER, PROVIDER_HEADER, REQUEST_METADATA_NAMESPACE, ROUTE_HEADER
-from extproc.xds.render_filters import EXT_PROC_FILTER, OBSERVER_FILTER, UNMARK_FILTER
+from extproc.xds.render_filters import EXT_PROC_FILTER, OBSERVER_CLUSTER, OBSERVER_FILTER, UNMARK_FILTER
 from extproc.xds.render_listener import gateway_listener
 
 
@@ -73,15 +73,24 @@ def test_the_observer_reads_only_marked_answers_without_holding_them_and_the_mar
     (rule,) = matched["xds_matcher"]["matcher_list"]["matchers"]
     unmarked = rule["predicate"]["not_matcher"]["single_predicate"]
     assert unmarked["input"]["typed_config"]["header_name"] == OBSERVE_HEADER
+    assert unmarked["value_match"] == {"exact": "0"}  # worker 0's mark
     assert rule["on_match"]["action"]["typed_config"]["@type"].endswith("SkipFilter")
     assert filters[UNMARK_FILTER]["mutations"]["response_mutations"] == [{"remove": OBSERVE_HEADER}]
 
 
-def test_no_observer_with_several_workers_or_when_turned_off(tmp_path: Path) -> None:
-    for extproc in ("{workers: 2}", "{observe_streams: false}"):
-        loaded = load_text(f"providers: [{{name: m, kind: mock}}]\nextproc: {extproc}\n", {}, tmp_path)
-        names = [f["name"] for f in hcm_of(gateway_listener(loaded, 0, None))["http_filters"]]
-        assert names == [EXT_PROC_FILTER, "envoy.filters.http.router"]
+def test_each_worker_has_an_observer_reading_only_its_own_marks_and_none_when_turned_off(tmp_path: Path) -> None:
+    loaded = load_text("providers: [{name: m, kind: mock}]\nextproc: {workers: 3, port: 50100}\n", {}, tmp_path)
+    filters = hcm_of(gateway_listener(loaded, 0, None))["http_filters"]
+    observers = {f["name"]: f["typed_config"] for f in filters if f["name"].startswith(OBSERVER_FILTER)}
+    assert list(observers) == [OBSERVER_FILTER, f"{OBSERVER_FILTER}_1", f"{OBSERVER_FILTER}_2"]
+    for worker, matched in enumerate(observers.values()):
+        (rule,) = matched["xds_matcher"]["matcher_list"]["matchers"]
+        assert rule["predicate"]["not_matcher"]["single_predicate"]["value_match"] == {"exact": str(worker)}
+        cluster = matched["extension_config"]["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"]
+        assert cluster == (OBSERVER_CLUSTER if worker == 0 else f"{OBSERVER_CLUSTER}_{worker}")
+    off = load_text("providers: [{name: m, kind: mock}]\nextproc: {observe_streams: false}\n", {}, tmp_path)
+    names = [f["name"] for f in hcm_of(gateway_listener(off, 0, None))["http_filters"]]
+    assert names == [EXT_PROC_FILTER, "envoy.filters.http.router"]
 
 
 def test_each_provider_and_pool_has_a_route_by_cluster_header_and_the_rest_is_a_404(tmp_path: Path) -> None:
