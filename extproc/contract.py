@@ -35,6 +35,7 @@ ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count"
 
 # gRPC stream metadata: which pass (and listener) a stream belongs to.
 PASS_METADATA_KEY = "x-gw-pass"
+OBSERVER_PASS = "observer"  # its value on the observer's streams
 LISTENER_METADATA_KEY = "x-gw-listener"
 # On TCP, the shared secret Envoy proves itself with (xds/render_peer.py).
 EXTPROC_TOKEN_HEADER = "x-gw-extproc-token"

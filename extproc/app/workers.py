@@ -154,7 +154,7 @@ async def _serve_worker(config: GatewayConfig, index: int, channel: Connection, 
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # configs come down the pipe, never from the file
     state = GatewayState(config)
     loop.add_reader(channel.fileno(), _follow, channel, state, loop)
-    server = ProcessorServer(state, config.extproc.grpc_addresses()[index], token)
+    server = ProcessorServer(state, config.extproc.grpc_addresses()[index], token, worker=index)
     await server.start()
     settle_heap()
     trimming = asyncio.ensure_future(return_freed_memory())

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from extproc.auth.identity import AuthMethod
 from extproc.auth.settings import AuthSettings
-from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience, RouteMatch
+from extproc.config.route_model import BreakerPolicy, PoolMember, Resilience, RouteMatch, member_model
 from extproc.config.tracing import TracingSettings
 from extproc.config.traffic import CacheSettings, LimitSettings, StoreSettings
 from extproc.declare import (
@@ -332,8 +332,7 @@ class Route:
     def upstream_model_for(self, provider: str) -> str | None:
         """The model a provider is asked for on this route: its pool member's, else the route's
         `upstream_model`; None: the client's own."""
-        member = next((m for m in self.pool if m.provider == provider), None)
-        return (member.model if member else None) or self.upstream_model
+        return member_model(self.pool, provider, self.upstream_model)
 
 
 @section(

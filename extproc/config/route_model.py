@@ -182,3 +182,9 @@ class BreakerPolicy:
     window_s: Seconds = option(30.0, description="the window the failure ratio is measured over")
     open_s: Seconds = option(30.0, description="how long the breaker stays open before a probe is let through")
     probe_s: float = derived(30.0)  # not an option: a probe that never reports frees its slot after this
+
+
+def member_model(pool: tuple[PoolMember, ...], provider: str, otherwise: str | None) -> str | None:
+    """The model pool member `provider` is asked for: its own `model`, else `otherwise`."""
+    member = next((m for m in pool if m.provider == provider), None)
+    return (member.model if member else None) or otherwise

@@ -15,7 +15,8 @@ A budget (`usd`) is charged the same way in micro-dollars (extproc.budgets.charg
 before, the real cost after. A rule with a calendar `window` counts in a bucket named for the
 current UTC day or month, which never refills: what is spent stays spent until the window ends.
 A model with no price would cost a budget nothing: under a budget it is refused (a 403), unless
-the gateway answers it itself or its name is a deployment's (Azure: the answer names the model).
+the gateway answers it itself or its name is a deployment `azure.deployments` does not list (the
+answer names the model). A pool is priced by its dearest member: any of them may answer.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from extproc.errors import GatewayError
 from extproc.formats.canonical import ChatRequest
 from extproc.observe.metrics import LIMIT_DECISIONS, labelled
 from extproc.pipeline.exchange import Exchange, LocalAnswer, PhaseReply
-from extproc.pipeline.spend import asked_model, listed_deployment, priced_kind, priced_model, request_cost
+from extproc.pipeline.spend import asked_model, deployment_model, priced_kind, request_cost
 from extproc.pipeline.stage import Stage
 from extproc.pipeline.usage import usage_seen
 from extproc.providers import kind_of
@@ -190,17 +191,19 @@ def _usd_reservation(ex: Exchange, budget: LimitRule) -> int:
         return 0
     request = ex.request
     max_tokens = request.max_tokens if isinstance(request, ChatRequest) and request.max_tokens else 0
-    answerers = [(provider, asked_model(ex))]
     if target is not None and target.pooled:
         config = ex.snapshot.config
         members = ((config.provider(m.provider), target.model_for(m.provider, ex.model)) for m in target.pool)
         answerers = [(member, model) for member, model in members if member is not None]
+    else:
+        answerers = [(provider, asked_model(ex))]
     worst = 0.0
     for answerer, model in answerers:
-        priced_as = priced_model(answerer, model)
+        listed = deployment_model(answerer, model)
+        priced_as = listed or model
         cost = budgets.worst_case(ex.snapshot.prices, priced_kind(answerer), priced_as, ex.input_estimate, max_tokens)
         record = kind_of(answerer)
-        unlisted_deployment = record.names_deployments and not listed_deployment(answerer, model)
+        unlisted_deployment = record.names_deployments and listed is None
         if not (cost.priced or record.answers_locally or unlisted_deployment):
             raise GatewayError(
                 "permission",

@@ -75,16 +75,14 @@ def priced_kind(provider: Provider) -> str:
     return provider.priced_as or kind_of(provider).name
 
 
+def deployment_model(provider: Provider, model: str) -> str | None:
+    """The model an Azure deployment named `model` serves, when the provider lists it."""
+    return next((served for deployment, served in provider.azure_deployments if deployment == model), None)
+
+
 def priced_model(provider: Provider, model: str) -> str:
-    """The model `model` is priced as: an Azure deployment's, when the provider lists it."""
-    for deployment, served in provider.azure_deployments:
-        if deployment == model:
-            return served
-    return model
-
-
-def listed_deployment(provider: Provider, model: str) -> bool:
-    return any(deployment == model for deployment, _ in provider.azure_deployments)
+    """The model `model` is priced as: a listed deployment's, else itself."""
+    return deployment_model(provider, model) or model
 
 
 def asked_model(ex: Exchange) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from extproc.config.model import GatewayConfig, Provider, Route
-from extproc.config.route_model import PoolMember, RouteMatch
+from extproc.config.route_model import PoolMember, RouteMatch, member_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,7 @@ class Target:
 
     def model_for(self, provider: str, client_model: str) -> str:
         """The model a pool's member `provider` is asked for: its own, else the route's, else the client's."""
-        member = next((m for m in self.pool if m.provider == provider), None)
-        return (member.model if member else None) or self.pool_model or client_model
+        return member_model(self.pool, provider, self.pool_model) or client_model
 
 
 class Router:

@@ -52,15 +52,13 @@ _TURN_BYTES = 1 << 20
 _REFUSED_GRACE_S = 1.0  # a refused peer's time to read its answer before the connection is closed
 _OK, _RESOURCE_EXHAUSTED, _UNIMPLEMENTED, _INTERNAL, _UNAUTHENTICATED = 0, 8, 12, 13, 16
 _MESSAGE_PREFIX = struct.Struct(">BI")
-# Replies after which Envoy's next message on the stream follows at once (the body after its
-# headers): the loop polls for it. After a body's reply the next message waits on the provider
-# (its first token, its next chunk) or on the client's next request: the loop sleeps.
 
 
 def _message_follows(response: ProcessingResponse) -> bool:
-    """Whether Envoy sends this stream another message soon after this reply: the request's body
-    after its headers' reply, the answer's body after its headers' when one is asked for (without
-    a body mode the answer goes on alone, or to the observer)."""
+    """Whether Envoy's next message on this stream follows this reply at once, so the loop polls for
+    it: the request's body after its headers' reply, the answer's body after its headers' when one is
+    asked for (without a body mode the answer goes on alone, or to the observer). After a body's
+    reply the next message waits on the provider or on the client's next request: the loop sleeps."""
     kind = response.WhichOneof("response")
     return kind == "request_headers" or (kind == "response_headers" and response.HasField("mode_override"))
 
@@ -429,9 +427,9 @@ class GrpcConnection(asyncio.Protocol):
         # unknown types are ignored (RFC 9113 5.5)
 
     def _data(self, flags: int, stream_id: int, payload: memoryview) -> None:
-        if (
-            self._arrived is not None and not self._batched
-        ):  # a message (not a window update or a ping): what a poll waits for
+        # A message (not a window update or a ping): what a poll waits for. Never an observer's: no
+        # poll waits on those.
+        if self._arrived is not None and not self._batched:
             self._arrived()
         size = len(payload)
         self._received += size

@@ -13,7 +13,6 @@ the router pass's end if this pass never saw it (an answer cut before its first 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -23,8 +22,6 @@ from extproc.contract import OBSERVE_KEY, REQUEST_METADATA_NAMESPACE
 from extproc.observe.metrics import ACTIVE_STREAMS
 from extproc.pipeline.answer import AnswerStage
 from extproc.pipeline.exchange import Exchange
-
-log = logging.getLogger(__name__)
 
 GRACE_S = 2.0  # past Envoy's deferred close of the observer's stream (1 s, xds/render_filters.py)
 

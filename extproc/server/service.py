@@ -10,7 +10,7 @@ from pathlib import Path
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
 from extproc.config.model import GatewayConfig, socket_path
-from extproc.contract import LISTENER_METADATA_KEY, PASS_METADATA_KEY
+from extproc.contract import LISTENER_METADATA_KEY, OBSERVER_PASS, PASS_METADATA_KEY
 from extproc.server.h2_server import BatchReads, GrpcServer
 from extproc.server.observer_pass import Observations, ObserverPass
 from extproc.server.router_pass import RouterPass
@@ -36,7 +36,7 @@ class ExternalProcessor:
         named = metadata.get(PASS_METADATA_KEY)
         if named == "upstream":
             return self._upstream.process(requests)
-        if named == "observer":
+        if named == OBSERVER_PASS:
             return self._observer.process(requests)
         return self._router.process(requests, metadata.get(LISTENER_METADATA_KEY, ""), metadata)
 
@@ -47,17 +47,16 @@ OBSERVER_BATCH_S = 0.01
 
 
 def _observer_stream(metadata: Mapping[str, str]) -> bool:
-    return metadata.get(PASS_METADATA_KEY) == "observer"
+    return metadata.get(PASS_METADATA_KEY) == OBSERVER_PASS
 
 
 class ProcessorServer(GrpcServer):
     """The service on its address: a Unix socket only this uid may dial (Envoy runs as it in the sidecar),
     or a TCP port where a peer must show Envoy's token (server/peer.py)."""
 
-    def __init__(self, state: GatewayState, address: str, token: str | None = None) -> None:
+    def __init__(self, state: GatewayState, address: str, token: str | None = None, worker: int = 0) -> None:
+        """`worker`: the index of `address` among the workers' (its observer's mark)."""
         batch = BatchReads(_observer_stream, OBSERVER_BATCH_S)
-        addresses = state.snapshot.config.extproc.grpc_addresses()
-        worker = addresses.index(address) if address in addresses else 0
         super().__init__(
             ExternalProcessor(state, worker).process,
             address,

@@ -8,6 +8,7 @@ from extproc.config.model import GatewayConfig
 from extproc.contract import (
     LISTENER_METADATA_KEY,
     OBSERVE_HEADER,
+    OBSERVER_PASS,
     PASS_METADATA_KEY,
     PROVIDER_ATTRIBUTE,
     REQUEST_METADATA_NAMESPACE,
@@ -109,7 +110,7 @@ def _observer(config: GatewayConfig, worker: int) -> dict[str, Any]:
     timeout = ms(config.extproc.message_timeout_ms)
     observer: dict[str, Any] = {
         "@type": _EXT_PROC_TYPE,
-        "grpc_service": _grpc_service(observer_name(worker, OBSERVER_CLUSTER), timeout, "observer"),
+        "grpc_service": _grpc_service(observer_name(worker, OBSERVER_CLUSTER), timeout, OBSERVER_PASS),
         "observability_mode": True,
         # Envoy's ext_proc stats of this filter apart from the router pass's
         "stat_prefix": observer_name(worker, "observer"),
