@@ -49,6 +49,12 @@ LIMITED = {
 }
 
 
+def openai_only_config(openai_url: str, **sections: Any) -> dict[str, Any]:
+    """One OpenAI provider (the fake at `openai_url`) taking every model, and `sections` besides."""
+    provider = {"name": "openai", "kind": "openai", "base_url": openai_url + "/v1", "api_key_env": "TEST_OPENAI_KEY"}
+    return {"providers": [provider], "routes": [{"model": "*", "provider": "openai"}], **sections}
+
+
 def standard_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dict[str, Any]:
     """Every provider kind, each routed by a model prefix; `down` points at a closed port."""
     return {

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROVIDER_ENV
+from tests.conftest import PROVIDER_ENV, openai_only_config
 from tests.fakes.providers import FakeOpenAI
 from tests.support.stack import GatewayStack
 from tests.support.wait import wait_until
@@ -51,18 +51,7 @@ def test_client_sent_forwarded_for_does_not_become_the_client_address(
 
 def test_trusted_hops_from_config_make_envoy_believe_the_forwarded_for(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     """The setting reaches Envoy: with one trusted proxy in front, the client address is the one it forwarded."""
-    config = {
-        "envoy": {"xff_num_trusted_hops": 1},
-        "providers": [
-            {
-                "name": "openai",
-                "kind": "openai",
-                "base_url": fake_openai.base_url + "/v1",
-                "api_key_env": "TEST_OPENAI_KEY",
-            }
-        ],
-        "routes": [{"model": "*", "provider": "openai"}],
-    }
+    config = openai_only_config(fake_openai.base_url, envoy={"xff_num_trusted_hops": 1})
     stack = GatewayStack(tmp_path, config, PROVIDER_ENV).start()
     try:
         assert _client_address(stack, fake_openai) == SPOOFED

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROVIDER_ENV
+from tests.conftest import PROVIDER_ENV, openai_only_config
 from tests.fakes.base import SSE_UTF8
 from tests.fakes.openai import chat_completion
 from tests.fakes.providers import FakeOpenAI, Reply
@@ -95,18 +95,7 @@ def test_a_provider_cannot_set_the_observers_mark_and_it_never_reaches_the_clien
 def test_with_several_workers_each_streams_observer_reaches_the_worker_that_holds_it(
     tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    config = {
-        "extproc": {"workers": 2},
-        "providers": [
-            {
-                "name": "openai",
-                "kind": "openai",
-                "base_url": fake_openai.base_url + "/v1",
-                "api_key_env": "TEST_OPENAI_KEY",
-            }
-        ],
-        "routes": [{"model": "*", "provider": "openai"}],
-    }
+    config = openai_only_config(fake_openai.base_url, extproc={"workers": 2})
     stack = GatewayStack(tmp_path, config, PROVIDER_ENV).start()
     try:
         usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
